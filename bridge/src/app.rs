@@ -1,0 +1,208 @@
+//! A running bridge: broker (embedded or external), MQTT link, entity store,
+//! service router, discovery, drivers, plugins and the HTTP port, started in
+//! that order and stopped in reverse, with `hearth/bridge/state` going
+//! `offline` last (retained; it is also the MQTT last will).
+
+use crate::api::health::{self, PluginStatuses};
+use crate::broker::{BrokerAddress, EmbeddedBroker, MqttLink, link::LinkOptions};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::discovery::payload::BRIDGE_DEVICE;
+use crate::discovery::{self, DiscoveryOptions, Topics, publisher::Publisher};
+use crate::drivers::{self, DriverContext};
+use crate::entity::{Component, Device, EntitySpec, EntityStore, ServiceRouter};
+use crate::plugins::{self, PluginEngine, PluginHandle};
+use crate::shutdown::{self, Shutdown, ShutdownTrigger};
+use serde_json::Map;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct Bridge {
+    pub store: Arc<EntityStore>,
+    pub router: Arc<ServiceRouter>,
+    pub link: MqttLink,
+    pub topics: Topics,
+    /// Where the broker is (the embedded one's address when it runs).
+    pub broker: BrokerAddress,
+    pub http_addr: SocketAddr,
+    pub plugins: Arc<Mutex<Vec<PluginHandle>>>,
+    pub engine: Arc<PluginEngine>,
+    trigger: ShutdownTrigger,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Bridge {
+    /// Starts everything the config asks for.
+    pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Bridge> {
+        let (trigger, shutdown) = shutdown::channel();
+        let broker = match &config.mqtt.url {
+            Some(url) => BrokerAddress::parse(url)?,
+            None => {
+                let b = EmbeddedBroker::start(config.mqtt.bind, config.mqtt.port)?;
+                BrokerAddress::local(b.addr.port())
+            }
+        };
+        let topics = Topics {
+            base: config.mqtt.base_topic.clone(),
+            discovery_prefix: config.homeassistant.discovery_prefix.clone(),
+        };
+        let store = EntityStore::new(clock);
+        let router = ServiceRouter::new(store.clone());
+        let opts = LinkOptions {
+            client_id: format!("hearth-bridge-{}", topics.base),
+            will: Some((topics.bridge_state(), "offline".into())),
+            birth: Some((topics.bridge_state(), "online".into())),
+        };
+        let link = MqttLink::connect(&broker, opts, shutdown.clone()).await?;
+
+        register_bridge_device(&store)?;
+        let mut tasks = Vec::new();
+        let dopts = DiscoveryOptions {
+            topics: topics.clone(),
+            mode: config.homeassistant.discovery,
+        };
+        tasks.push(Publisher::spawn(
+            link.clone(),
+            store.clone(),
+            dopts,
+            shutdown.clone(),
+        )?);
+        tasks.push(discovery::commands::spawn(
+            &link,
+            topics.clone(),
+            store.clone(),
+            router.clone(),
+            shutdown.clone(),
+        )?);
+        let ctx = DriverContext {
+            store: store.clone(),
+            router: router.clone(),
+            link: link.clone(),
+            clock,
+            shutdown: shutdown.clone(),
+        };
+        tasks.extend(drivers::start(&config, &ctx)?);
+
+        let engine = PluginEngine::new()?;
+        let plugins = Arc::new(Mutex::new(Vec::new()));
+        for p in &config.plugins {
+            let handle = plugins::runner::start(
+                engine.clone(),
+                p.clone(),
+                store.clone(),
+                router.clone(),
+                shutdown.clone(),
+            )?;
+            plugins
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(handle);
+        }
+        let statuses = plugin_statuses(&plugins);
+        let http = SocketAddr::new(config.http.bind, config.http.port);
+        let http_addr = health::serve(http, link.clone(), statuses, shutdown.clone()).await?;
+        tracing::info!(
+            "bridge running: MQTT {broker}, base topic `{}`, HTTP http://{http_addr}/api/health",
+            topics.base
+        );
+        Ok(Bridge {
+            store,
+            router,
+            link,
+            topics,
+            broker,
+            http_addr,
+            plugins,
+            engine,
+            trigger,
+            tasks,
+        })
+    }
+
+    /// A shutdown signal tied to this bridge (for the twin or a test).
+    pub fn shutdown_signal(&self) -> Shutdown {
+        self.trigger.subscribe()
+    }
+
+    /// Starts one more plugin on the running bridge.
+    pub fn load_plugin(&self, cfg: plugins::PluginConfig) -> anyhow::Result<()> {
+        let handle = plugins::runner::start(
+            self.engine.clone(),
+            cfg,
+            self.store.clone(),
+            self.router.clone(),
+            self.trigger.subscribe(),
+        )?;
+        self.plugins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(handle);
+        Ok(())
+    }
+
+    pub fn plugin_status(&self, name: &str) -> Option<plugins::PluginStatus> {
+        let plugins = self.plugins.lock().unwrap_or_else(|e| e.into_inner());
+        plugins.iter().find(|p| p.name == name).map(|p| p.status())
+    }
+
+    /// Stops every part; discovery stays retained, `hearth/bridge/state`
+    /// goes `offline`.
+    pub async fn stop(self) {
+        tracing::info!("shutting down");
+        self.trigger.trigger();
+        let plugins: Vec<PluginHandle> =
+            std::mem::take(&mut *self.plugins.lock().unwrap_or_else(|e| e.into_inner()));
+        let _ =
+            tokio::task::spawn_blocking(move || plugins.into_iter().for_each(PluginHandle::stop))
+                .await;
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        }
+        if let Err(e) = self
+            .link
+            .publish(&self.topics.bridge_state(), "offline", true)
+            .await
+        {
+            tracing::warn!("could not publish offline state: {e:#}");
+        }
+        self.link.disconnect().await;
+        // Give the link a moment to flush the DISCONNECT.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tracing::info!("bridge stopped; {} is offline", self.topics.bridge_state());
+    }
+}
+
+fn register_bridge_device(store: &EntityStore) -> anyhow::Result<()> {
+    store.upsert_device(
+        "bridge",
+        Device {
+            id: BRIDGE_DEVICE.into(),
+            name: "Hearth bridge".into(),
+            manufacturer: "Hearth".into(),
+            model: "Hearth bridge".into(),
+            sw_version: Some(env!("CARGO_PKG_VERSION").into()),
+            via_device: None,
+        },
+    )?;
+    let spec = EntitySpec::new(BRIDGE_DEVICE, "connection_state", Component::BinarySensor)
+        .named("Connection state")
+        .class("connectivity")
+        .diagnostic();
+    let id = spec.entity_id.clone();
+    store.upsert_entity(spec)?;
+    store.set_state(&id, "on", Map::new())?;
+    Ok(())
+}
+
+fn plugin_statuses(plugins: &Arc<Mutex<Vec<PluginHandle>>>) -> PluginStatuses {
+    let plugins = plugins.clone();
+    Arc::new(move || {
+        plugins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|p| p.status())
+            .collect()
+    })
+}

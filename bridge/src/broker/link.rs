@@ -1,0 +1,321 @@
+//! The bridge's one MQTT client connection (rumqttc), shared by every part.
+//!
+//! Parts `subscribe` to topic filters and get their own queue of matching
+//! messages; the link re-subscribes after a reconnect, publishes the birth
+//! message on every connect and leaves a last will, so `hearth/bridge/state`
+//! is `offline` whenever the bridge is gone, cleanly or not.
+
+use crate::shutdown::Shutdown;
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Where the broker is: `mqtt://[user[:password]@]host[:port]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerAddress {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl BrokerAddress {
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let url = url::Url::parse(text).with_context(|| {
+            format!("MQTT URL `{text}` is not a URL (expected mqtt://host:port)")
+        })?;
+        if url.scheme() != "mqtt" && url.scheme() != "tcp" {
+            bail!(
+                "MQTT URL `{text}`: scheme `{}` is not supported (expected mqtt://)",
+                url.scheme()
+            );
+        }
+        let host = url.host_str().filter(|h| !h.is_empty());
+        let host = host.with_context(|| format!("MQTT URL `{text}` has no host"))?;
+        Ok(BrokerAddress {
+            host: host.trim_matches(['[', ']']).to_string(),
+            port: url.port().unwrap_or(1883),
+            username: Some(url.username())
+                .filter(|u| !u.is_empty())
+                .map(str::to_string),
+            password: url.password().map(str::to_string),
+        })
+    }
+
+    pub fn local(port: u16) -> Self {
+        BrokerAddress {
+            host: "127.0.0.1".into(),
+            port,
+            username: None,
+            password: None,
+        }
+    }
+}
+
+impl std::fmt::Display for BrokerAddress {
+    // Never shows the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "mqtt://{}:{}", self.host, self.port)
+    }
+}
+
+/// One received publish.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Bytes,
+    pub retain: bool,
+}
+
+impl Message {
+    /// The payload as text, lossily (for logs and simple payloads).
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.payload)
+    }
+}
+
+/// Connection options: identity, last will and birth message.
+#[derive(Debug, Clone)]
+pub struct LinkOptions {
+    pub client_id: String,
+    /// (topic, payload) published retained by the broker if we vanish.
+    pub will: Option<(String, String)>,
+    /// (topic, payload) published retained on every connect.
+    pub birth: Option<(String, String)>,
+}
+
+struct Sub {
+    filter: String,
+    tx: mpsc::Sender<Message>,
+}
+
+struct Shared {
+    subs: Mutex<(bool, Vec<Sub>)>,
+    stopping: AtomicBool,
+}
+
+/// Cheap to clone; all clones share the connection.
+#[derive(Clone)]
+pub struct MqttLink {
+    client: AsyncClient,
+    shared: Arc<Shared>,
+    connected: watch::Receiver<bool>,
+}
+
+/// Queue length per subscription; a full queue slows the link (MQTT
+/// backpressure) rather than dropping messages.
+const SUB_QUEUE: usize = 4096;
+
+impl MqttLink {
+    /// Connects and waits (up to 10 s) for the broker's CONNACK.
+    pub async fn connect(
+        addr: &BrokerAddress,
+        opts: LinkOptions,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<Self> {
+        let mut mqtt = MqttOptions::new(&opts.client_id, &addr.host, addr.port);
+        mqtt.set_keep_alive(Duration::from_secs(30));
+        mqtt.set_max_packet_size(
+            super::embedded::MAX_PAYLOAD + 1024,
+            super::embedded::MAX_PAYLOAD + 1024,
+        );
+        mqtt.set_clean_session(true);
+        if let (Some(u), p) = (&addr.username, &addr.password) {
+            mqtt.set_credentials(u, p.clone().unwrap_or_default());
+        }
+        if let Some((topic, payload)) = &opts.will {
+            mqtt.set_last_will(LastWill::new(
+                topic,
+                payload.as_bytes().to_vec(),
+                QoS::AtLeastOnce,
+                true,
+            ));
+        }
+        let (client, eventloop) = AsyncClient::new(mqtt, 4096);
+        let shared = Arc::new(Shared {
+            subs: Mutex::new((false, Vec::new())),
+            stopping: AtomicBool::new(false),
+        });
+        let (connected_tx, connected) = watch::channel(false);
+        let link = MqttLink {
+            client,
+            shared,
+            connected,
+        };
+        tokio::spawn(run(
+            eventloop,
+            link.clone(),
+            opts.birth,
+            connected_tx,
+            shutdown,
+            addr.to_string(),
+        ));
+
+        let mut connected = link.connected.clone();
+        match tokio::time::timeout(Duration::from_secs(10), connected.wait_for(|c| *c)).await {
+            Ok(Ok(_)) => Ok(link),
+            _ => bail!("cannot connect to the MQTT broker at {addr} within 10 s"),
+        }
+    }
+
+    /// Messages on topics matching `filter` (MQTT wildcards), QoS 1.
+    pub fn subscribe(&self, filter: &str) -> anyhow::Result<mpsc::Receiver<Message>> {
+        if !rumqttc::valid_filter(filter) {
+            bail!("`{filter}` is not a valid MQTT topic filter");
+        }
+        let (tx, rx) = mpsc::channel(SUB_QUEUE);
+        let mut subs = self.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
+        subs.1.push(Sub {
+            filter: filter.into(),
+            tx,
+        });
+        if subs.0 {
+            self.client
+                .try_subscribe(filter, QoS::AtLeastOnce)
+                .with_context(|| format!("subscribing to `{filter}`"))?;
+        }
+        Ok(rx)
+    }
+
+    /// Publishes at QoS 1.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Vec<u8>>,
+        retain: bool,
+    ) -> anyhow::Result<()> {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload.into())
+            .await
+            .with_context(|| format!("publishing to `{topic}`"))
+    }
+
+    pub fn is_connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
+    /// Sends DISCONNECT after everything queued before it, then stops.
+    pub async fn disconnect(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        let _ = self.client.disconnect().await;
+    }
+}
+
+async fn run(
+    mut eventloop: EventLoop,
+    link: MqttLink,
+    birth: Option<(String, String)>,
+    connected: watch::Sender<bool>,
+    mut shutdown: Shutdown,
+    addr: String,
+) {
+    let mut failures = 0u32;
+    loop {
+        let event = tokio::select! {
+            e = eventloop.poll() => e,
+            // On shutdown keep polling until the owner's DISCONNECT goes out,
+            // but not forever.
+            _ = shutdown.wait(), if !link.shared.stopping.load(Ordering::SeqCst) => {
+                match tokio::time::timeout(Duration::from_secs(2), drain(&mut eventloop)).await {
+                    Ok(()) | Err(_) => break,
+                }
+            }
+        };
+        match event {
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let msg = Message {
+                    topic: p.topic,
+                    payload: p.payload,
+                    retain: p.retain,
+                };
+                dispatch(&link, msg).await;
+            }
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                failures = 0;
+                on_connect(&link, birth.as_ref());
+                let _ = connected.send(true);
+                tracing::info!("connected to MQTT broker {addr}");
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                // Let the DISCONNECT reach the socket.
+                let _ = tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await;
+                break;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if link.shared.stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let _ = connected.send(false);
+                failures += 1;
+                let delay = Duration::from_millis(200 * u64::from(failures.min(25)));
+                tracing::warn!("MQTT connection to {addr} lost: {e}; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+    let _ = connected.send(false);
+}
+
+async fn drain(eventloop: &mut EventLoop) {
+    while let Ok(ev) = eventloop.poll().await {
+        if matches!(ev, Event::Outgoing(Outgoing::Disconnect)) {
+            return;
+        }
+    }
+}
+
+fn on_connect(link: &MqttLink, birth: Option<&(String, String)>) {
+    let mut subs = link.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
+    subs.0 = true;
+    for sub in &subs.1 {
+        if let Err(e) = link.client.try_subscribe(&sub.filter, QoS::AtLeastOnce) {
+            tracing::error!("re-subscribing to `{}` failed: {e}", sub.filter);
+        }
+    }
+    if let Some((topic, payload)) = birth {
+        if let Err(e) =
+            link.client
+                .try_publish(topic, QoS::AtLeastOnce, true, payload.as_bytes().to_vec())
+        {
+            tracing::error!("publishing birth message failed: {e}");
+        }
+    }
+}
+
+async fn dispatch(link: &MqttLink, msg: Message) {
+    let targets: Vec<mpsc::Sender<Message>> = {
+        let mut subs = link.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
+        subs.1.retain(|s| !s.tx.is_closed());
+        subs.1
+            .iter()
+            .filter(|s| rumqttc::matches(&msg.topic, &s.filter))
+            .map(|s| s.tx.clone())
+            .collect()
+    };
+    for tx in targets {
+        let _ = tx.send(msg.clone()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls_parse_and_never_print_passwords() {
+        let a = BrokerAddress::parse("mqtt://user:secret@broker.lan:1884").unwrap();
+        assert_eq!((a.host.as_str(), a.port), ("broker.lan", 1884));
+        assert_eq!(a.username.as_deref(), Some("user"));
+        assert_eq!(a.password.as_deref(), Some("secret"));
+        assert_eq!(a.to_string(), "mqtt://broker.lan:1884");
+        assert_eq!(BrokerAddress::parse("mqtt://127.0.0.1").unwrap().port, 1883);
+        let err = BrokerAddress::parse("http://x").unwrap_err().to_string();
+        assert!(err.contains("scheme `http`"), "{err}");
+        assert!(BrokerAddress::parse("not a url").is_err());
+    }
+}

@@ -1,0 +1,106 @@
+//! The one clock of a running Hearth: wall time for `hearth run`, simulated
+//! time (wall time × speed) for the digital twin. Bridge, plugins and twin
+//! all read it, so a min-cycle of 180 s means 180 simulated seconds.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    origin_wall: Instant,
+    origin_ms: i64,
+    speed: f64,
+}
+
+impl Clock {
+    /// Wall-clock time.
+    pub fn real() -> Self {
+        Self::simulated(1.0)
+    }
+
+    /// Starts now; runs `speed` simulated seconds per wall second.
+    pub fn simulated(speed: f64) -> Self {
+        let origin_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Clock {
+            origin_wall: Instant::now(),
+            origin_ms,
+            speed: if speed.is_finite() && speed > 0.0 {
+                speed
+            } else {
+                1.0
+            },
+        }
+    }
+
+    pub fn speed(&self) -> f64 {
+        self.speed
+    }
+
+    /// Milliseconds since the Unix epoch, on this clock.
+    pub fn now_ms(&self) -> i64 {
+        let wall = self.origin_wall.elapsed().as_secs_f64();
+        self.origin_ms + (wall * self.speed * 1000.0) as i64
+    }
+
+    /// Wall duration of `sim_ms` simulated milliseconds.
+    pub fn wall(&self, sim_ms: f64) -> Duration {
+        Duration::from_secs_f64((sim_ms / 1000.0 / self.speed).max(0.0))
+    }
+
+    /// Sleeps for `sim_ms` of this clock's time.
+    pub async fn sleep_ms(&self, sim_ms: f64) {
+        tokio::time::sleep(self.wall(sim_ms)).await;
+    }
+}
+
+/// `2026-11-21T10:00:00.000+00:00`, HA's timestamp shape.
+pub fn iso8601(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}+00:00",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian, UTC).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_matches_known_instants() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000+00:00");
+        assert_eq!(iso8601(1_763_719_200_123), "2025-11-21T10:00:00.123+00:00");
+        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000+00:00");
+    }
+
+    #[test]
+    fn simulated_clock_runs_faster() {
+        let c = Clock::simulated(1000.0);
+        let a = c.now_ms();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(c.now_ms() - a >= 19_000);
+        assert_eq!(c.wall(60_000.0), Duration::from_millis(60));
+    }
+}

@@ -1,0 +1,230 @@
+//! The bridge's configuration file (TOML), for `hearth run --config FILE`.
+//! Every section is optional; command-line flags override `[mqtt]` and
+//! `[http]`. See README.md "Configuration" for a full example.
+
+use crate::discovery::DiscoveryMode;
+use crate::drivers::{shelly::ShellyConfig, tasmota_ir::IrAcConfig};
+use crate::plugins::PluginConfig;
+use anyhow::Context;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub mqtt: MqttConfig,
+    #[serde(default)]
+    pub homeassistant: HaConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Directory for state the bridge keeps (default `./hearth-data`).
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub esp32: Esp32Config,
+    #[serde(default)]
+    pub shelly: Vec<ShellyConfig>,
+    #[serde(default)]
+    pub ir_ac: Vec<IrAcConfig>,
+    #[serde(default, rename = "plugin")]
+    pub plugins: Vec<PluginConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// External broker, `mqtt://[user[:password]@]host[:port]`. Unset: the
+    /// embedded broker starts.
+    pub url: Option<String>,
+    /// Port of the embedded broker.
+    #[serde(default = "default_mqtt_port")]
+    pub port: u16,
+    /// Address the embedded broker listens on.
+    #[serde(default = "default_bind")]
+    pub bind: std::net::IpAddr,
+    /// Root of Hearth's topics.
+    #[serde(default = "default_base")]
+    pub base_topic: String,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            url: None,
+            port: default_mqtt_port(),
+            bind: default_bind(),
+            base_topic: default_base(),
+        }
+    }
+}
+
+fn default_mqtt_port() -> u16 {
+    1883
+}
+fn default_bind() -> std::net::IpAddr {
+    std::net::Ipv4Addr::LOCALHOST.into()
+}
+fn default_base() -> String {
+    "hearth".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaConfig {
+    #[serde(default = "default_prefix")]
+    pub discovery_prefix: String,
+    /// `device` (HA ≥ 2024.11) or `entity` (one config per entity).
+    #[serde(default)]
+    pub discovery: DiscoveryMode,
+}
+
+impl Default for HaConfig {
+    fn default() -> Self {
+        HaConfig {
+            discovery_prefix: default_prefix(),
+            discovery: DiscoveryMode::default(),
+        }
+    }
+}
+
+fn default_prefix() -> String {
+    "homeassistant".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Port of the bridge's HTTP endpoint (health now; HA's WebSocket API later).
+    #[serde(default = "default_http_port")]
+    pub port: u16,
+    #[serde(default = "default_bind")]
+    pub bind: std::net::IpAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            port: default_http_port(),
+            bind: default_bind(),
+        }
+    }
+}
+
+fn default_http_port() -> u16 {
+    8099
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Esp32Config {
+    /// Create devices for Hearth sensor nodes that announce themselves.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for Esp32Config {
+    fn default() -> Self {
+        Esp32Config { enabled: true }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Config {
+    pub fn from_toml(text: &str, origin: &str) -> anyhow::Result<Self> {
+        let config: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        config.validate().with_context(|| origin.to_string())?;
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Checks what serde cannot: ids, references, ranges.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut ids = std::collections::HashSet::new();
+        let device_ids = self
+            .shelly
+            .iter()
+            .map(|s| &s.id)
+            .chain(self.ir_ac.iter().map(|a| &a.id));
+        for id in device_ids {
+            hearth_node_core::validate_node_id(id)
+                .map_err(|e| anyhow::anyhow!("device id `{id}`: {e}"))?;
+            anyhow::ensure!(
+                id != "bridge",
+                "device id `bridge` is reserved for the bridge itself"
+            );
+            anyhow::ensure!(ids.insert(id.clone()), "device id `{id}` is used twice");
+        }
+        for ac in &self.ir_ac {
+            anyhow::ensure!(
+                ac.min_temp < ac.max_temp && (ac.min_temp..=ac.max_temp).contains(&ac.target_temp),
+                "ir_ac `{}`: need min_temp < max_temp and target_temp within them (°C)",
+                ac.id
+            );
+        }
+        for s in &self.shelly {
+            anyhow::ensure!(
+                s.poll_interval_s >= 0.1,
+                "shelly `{}`: poll_interval_s must be ≥ 0.1 s",
+                s.id
+            );
+            anyhow::ensure!(
+                s.url.starts_with("http://"),
+                "shelly `{}`: url must start with http:// (got `{}`)",
+                s.id,
+                s.url
+            );
+        }
+        let mut names = std::collections::HashSet::new();
+        for p in &self.plugins {
+            anyhow::ensure!(
+                names.insert(&p.name),
+                "plugin name `{}` is used twice",
+                p.name
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/server-room.toml"
+        ))
+        .unwrap();
+        let c = Config::from_toml(&text, "examples/server-room.toml").unwrap();
+        assert_eq!(c.ir_ac.len(), 1);
+        assert_eq!(c.plugins.len(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_field() {
+        let e = Config::from_toml("[mqtt]\nport = \"x\"\n", "my.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("my.toml:") && e.contains("port"), "{e}");
+        let e = Config::from_toml(
+            "[[shelly]]\nid = \"a\"\nname = \"A\"\nurl = \"ftp://x\"\n",
+            "c.toml",
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("must start with http://"),
+            "{e:#}"
+        );
+        assert!(Config::from_toml("bogus = 1", "c.toml").is_err());
+    }
+}

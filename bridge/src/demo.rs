@@ -1,0 +1,279 @@
+//! `hearth demo`: the bundled server-room scenario. The digital twin (room,
+//! AC, IR bridge, Shelly plug, ESP32 node) runs on the same simulated clock as
+//! the bridge and talks to it only through MQTT and HTTP; the thermostat
+//! plugin regulates the room; every device appears in Home Assistant through
+//! discovery on the same broker.
+//!
+//! At the end the demo reports, from the twin's ground truth: the band the
+//! room stayed in after the first cool-down, and the shortest AC on/off
+//! period against `min_cycle_duration`.
+
+use crate::app::Bridge;
+use crate::broker::{BrokerAddress, EmbeddedBroker};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::shutdown;
+use crate::twin::{ServerRoomTwin, TwinHandle, TwinOptions};
+use std::time::Duration;
+
+/// The scenario's config; `hearth demo` fills in addresses.
+pub const SERVER_ROOM_TOML: &str = include_str!("../../examples/server-room.toml");
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Simulated seconds per wall second.
+    pub speed: f64,
+    /// Wall seconds to run; `None` = until Ctrl-C.
+    pub run_for: Option<f64>,
+    pub mqtt_url: Option<String>,
+    pub mqtt_port: u16,
+    pub http_port: Option<u16>,
+}
+
+/// What the demo measured on the twin.
+#[derive(Debug, Clone, Default)]
+pub struct DemoReport {
+    pub simulated_s: f64,
+    pub target_c: f64,
+    pub tolerance_c: f64,
+    pub min_cycle_s: f64,
+    /// Sim time when the AC first switched off after the initial cool-down.
+    pub first_cooldown_s: Option<f64>,
+    /// (min, max) room temperature after the first cool-down, °C.
+    pub band_after_cooldown: Option<(f64, f64)>,
+    /// Shortest time between two AC power transitions, s.
+    pub shortest_cycle_s: Option<f64>,
+    pub power_transitions: usize,
+    pub energy_wh: f64,
+}
+
+impl DemoReport {
+    pub fn in_band(&self) -> bool {
+        let limit = self.tolerance_c + 0.5;
+        self.band_after_cooldown
+            .is_some_and(|(lo, hi)| lo >= self.target_c - limit && hi <= self.target_c + limit)
+    }
+
+    pub fn cycles_ok(&self) -> bool {
+        self.shortest_cycle_s
+            .is_none_or(|s| s + 1.0 >= self.min_cycle_s)
+    }
+}
+
+/// Builds the scenario config against a broker and the twin's plug.
+pub fn scenario_config(
+    broker: &BrokerAddress,
+    shelly_url: &str,
+    http_port: Option<u16>,
+) -> anyhow::Result<Config> {
+    let mut config = Config::from_toml(SERVER_ROOM_TOML, "examples/server-room.toml")?;
+    config.mqtt.url = Some(format!("mqtt://{}:{}", broker.host, broker.port));
+    for s in &mut config.shelly {
+        s.url = shelly_url.to_string();
+    }
+    if let Some(p) = http_port {
+        config.http.port = p;
+    }
+    Ok(config)
+}
+
+pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoReport> {
+    let clock = Clock::simulated(opts.speed);
+    let broker = match &opts.mqtt_url {
+        Some(url) => BrokerAddress::parse(url)?,
+        None => {
+            let b = EmbeddedBroker::start(std::net::Ipv4Addr::LOCALHOST.into(), opts.mqtt_port)?;
+            BrokerAddress::local(b.addr.port())
+        }
+    };
+    let (twin_stop, twin_shutdown) = shutdown::channel();
+    let twin = ServerRoomTwin::start(
+        clock,
+        &broker.host,
+        broker.port,
+        TwinOptions::default(),
+        twin_shutdown,
+    )
+    .await?;
+    let config = scenario_config(&broker, &twin.shelly_url(), opts.http_port)?;
+    let thermostat = config.plugins[0].config.clone();
+    let num = |k: &str| {
+        thermostat
+            .get(k)
+            .and_then(|v| v.as_float().or(v.as_integer().map(|i| i as f64)))
+            .unwrap_or(0.0)
+    };
+    let (target, tolerance, min_cycle) = (
+        num("target_temp"),
+        num("hot_tolerance"),
+        num("min_cycle_duration"),
+    );
+    tracing::info!(
+        "demo: server room at {:.1} °C, thermostat target {target} °C ± {tolerance} °C, min cycle {min_cycle} s, {}× real time",
+        twin.snapshot().room_c,
+        opts.speed
+    );
+    let bridge = Bridge::start(config, clock).await?;
+    tracing::info!(
+        "point Home Assistant's MQTT integration at {} to see every device",
+        bridge.broker
+    );
+
+    let started_ms = clock.now_ms();
+    let samples = std::sync::Mutex::new(Vec::new());
+    let watch = watch_twin(&twin, clock, target, started_ms, &samples);
+    let stop = async {
+        match opts.run_for {
+            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    let report = tokio::select! {
+        r = watch => r,
+        _ = stop => {
+            let samples = samples.lock().unwrap_or_else(|e| e.into_inner());
+            report(&twin, clock, (target, tolerance, min_cycle), started_ms, &samples)
+        }
+    };
+    bridge.stop().await;
+    twin_stop.trigger();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Ok(report)
+}
+
+/// Samples the room's true temperature (every 20 ms wall) and logs it in
+/// plain words every simulated 10 minutes; never returns.
+async fn watch_twin(
+    twin: &TwinHandle,
+    clock: Clock,
+    target: f64,
+    started_ms: i64,
+    samples: &std::sync::Mutex<Vec<(i64, f64)>>,
+) -> DemoReport {
+    let mut next_log = started_ms + 600_000;
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let s = twin.snapshot();
+        samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((s.sim_ms, s.room_c));
+        if s.sim_ms < next_log {
+            continue;
+        }
+        next_log += 600_000;
+        let ac = if s.ac.compressor_running {
+            format!("cooling, drawing {:.0} W", s.ac_electrical_w)
+        } else if s.ac.power {
+            "on, compressor idle".to_string()
+        } else {
+            "off".to_string()
+        };
+        let minutes = (clock.now_ms() - started_ms) as f64 / 60_000.0;
+        tracing::info!(
+            "demo t+{minutes:.0} min: room {:.2} °C (target {target} °C), outside {:.1} °C, AC {ac}",
+            s.room_c,
+            s.outside_c
+        );
+    }
+}
+
+/// `limits` = (target °C, tolerance °C, min cycle s).
+pub fn report(
+    twin: &TwinHandle,
+    clock: Clock,
+    limits: (f64, f64, f64),
+    started_ms: i64,
+    samples: &[(i64, f64)],
+) -> DemoReport {
+    let (target, tolerance, min_cycle) = limits;
+    let s = twin.snapshot();
+    let transitions = power_transitions(twin, started_ms);
+    let first_off = transitions.iter().find(|(_, on)| !on).map(|(t, _)| *t);
+    let band = first_off.and_then(|t0| {
+        let after: Vec<f64> = samples
+            .iter()
+            .filter(|(t, _)| *t >= t0)
+            .map(|(_, c)| *c)
+            .collect();
+        let lo = after.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = after.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (!after.is_empty()).then_some((lo, hi))
+    });
+    let shortest = transitions
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0) as f64 / 1000.0)
+        .fold(None, |m: Option<f64>, d| Some(m.map_or(d, |m| m.min(d))));
+    DemoReport {
+        simulated_s: (clock.now_ms() - started_ms) as f64 / 1000.0,
+        target_c: target,
+        tolerance_c: tolerance,
+        min_cycle_s: min_cycle,
+        first_cooldown_s: first_off.map(|t| (t - started_ms) as f64 / 1000.0),
+        band_after_cooldown: band,
+        shortest_cycle_s: shortest,
+        power_transitions: transitions.len(),
+        energy_wh: s.energy_wh,
+    }
+}
+
+/// (sim ms, power on) each time the IR commands changed the AC's power.
+pub fn power_transitions(twin: &TwinHandle, since_ms: i64) -> Vec<(i64, bool)> {
+    let mut out: Vec<(i64, bool)> = Vec::new();
+    let mut last: Option<bool> = None;
+    for (t, cmd) in twin.ir_commands() {
+        let Some(on) = cmd
+            .get("Power")
+            .and_then(|p| p.as_str())
+            .map(|p| p.eq_ignore_ascii_case("on"))
+        else {
+            continue;
+        };
+        if last != Some(on) && t >= since_ms {
+            out.push((t, on));
+        }
+        last = Some(on);
+    }
+    out
+}
+
+impl std::fmt::Display for DemoReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "Demo summary ({:.0} simulated minutes):",
+            self.simulated_s / 60.0
+        )?;
+        match (self.first_cooldown_s, self.band_after_cooldown) {
+            (Some(t), Some((lo, hi))) => writeln!(
+                f,
+                "  first cool-down done after {:.1} min; since then the room stayed between {lo:.2} °C and {hi:.2} °C (target {} °C ± {:.1} °C allowed): {}",
+                t / 60.0,
+                self.target_c,
+                self.tolerance_c + 0.5,
+                if self.in_band() {
+                    "in band"
+                } else {
+                    "OUT OF BAND"
+                }
+            )?,
+            _ => writeln!(
+                f,
+                "  the first cool-down did not finish in this run (run longer or faster)"
+            )?,
+        }
+        match self.shortest_cycle_s {
+            Some(s) => writeln!(
+                f,
+                "  AC switched {} times; shortest on/off period {s:.0} s (min_cycle_duration {} s): {}",
+                self.power_transitions,
+                self.min_cycle_s,
+                if self.cycles_ok() { "ok" } else { "TOO FAST" }
+            )?,
+            None => writeln!(f, "  AC switched {} times", self.power_transitions)?,
+        }
+        write!(f, "  AC energy {:.0} Wh", self.energy_wh)
+    }
+}

@@ -1,0 +1,225 @@
+//! HA's command topics → service calls. The discovery configs tell HA to
+//! publish:
+//! - switch: `ON` / `OFF` (and `TOGGLE`) on `hearth/<device>/<key>/set`;
+//! - climate: `{"hvac_mode": "cool"}` or `{"temperature": 22.5}` on the same
+//!   topic (HA's `mode_command_template` / `temperature_command_template`).
+//!
+//! Anything else is logged with the topic, what was expected and what came.
+
+use super::Topics;
+use crate::broker::{Message, MqttLink};
+use crate::entity::{CallSource, Component, EntityStore, ServiceCall, ServiceRouter, StoreEvent};
+use crate::shutdown::Shutdown;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Why a command payload was not understood.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CommandError {
+    #[error("{topic}: no entity `{key}` on device `{device}` accepts commands")]
+    UnknownTarget {
+        topic: String,
+        device: String,
+        key: String,
+    },
+    #[error("{topic}: expected {expected}, got `{got}`")]
+    BadPayload {
+        topic: String,
+        expected: &'static str,
+        got: String,
+    },
+}
+
+const CLIMATE_EXPECTED: &str =
+    r#"a JSON object like {"temperature": 22.5} or {"hvac_mode": "cool"}"#;
+
+/// Turns one command message into service calls.
+pub fn parse_command(
+    topic: &str,
+    component: Component,
+    entity_id: &str,
+    payload: &[u8],
+) -> Result<Vec<ServiceCall>, CommandError> {
+    let text = String::from_utf8_lossy(payload);
+    let bad = |expected| CommandError::BadPayload {
+        topic: topic.into(),
+        expected,
+        got: truncate(&text),
+    };
+    let call = |domain: &str, service: &str, data: Map<String, Value>| {
+        ServiceCall::new(domain, service, entity_id, data, CallSource::Mqtt)
+    };
+    match component {
+        Component::Switch => {
+            let service = match text.trim().to_ascii_uppercase().as_str() {
+                "ON" => "turn_on",
+                "OFF" => "turn_off",
+                "TOGGLE" => "toggle",
+                _ => return Err(bad("ON, OFF or TOGGLE")),
+            };
+            Ok(vec![call("switch", service, Map::new())])
+        }
+        Component::Climate => {
+            let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(&text) else {
+                return Err(bad(CLIMATE_EXPECTED));
+            };
+            let mut calls = Vec::new();
+            if let Some(mode) = obj.get("hvac_mode") {
+                let mut data = Map::new();
+                data.insert("hvac_mode".into(), mode.clone());
+                calls.push(call("climate", "set_hvac_mode", data));
+            }
+            if let Some(t) = obj.get("temperature") {
+                let mut data = Map::new();
+                data.insert("temperature".into(), t.clone());
+                calls.push(call("climate", "set_temperature", data));
+            }
+            if calls.is_empty() {
+                return Err(bad(CLIMATE_EXPECTED));
+            }
+            Ok(calls)
+        }
+        Component::Sensor | Component::BinarySensor => {
+            Err(bad("nothing: this entity is read-only"))
+        }
+    }
+}
+
+fn truncate(s: &str) -> String {
+    const MAX: usize = 200;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Subscribes to every command topic and forwards calls to the router.
+pub fn spawn(
+    link: &MqttLink,
+    topics: Topics,
+    store: Arc<EntityStore>,
+    router: Arc<ServiceRouter>,
+    mut shutdown: Shutdown,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let mut commands = link.subscribe(&topics.command_filter())?;
+    Ok(tokio::spawn(async move {
+        let (snapshot, mut events) = store.subscribe();
+        let mut targets: HashMap<(String, String), (String, Component)> = HashMap::new();
+        for (spec, _) in snapshot.entities {
+            targets.insert(
+                (spec.device_id.clone(), spec.key.clone()),
+                (spec.entity_id.clone(), spec.component),
+            );
+        }
+        loop {
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(StoreEvent::EntityAdded(s)) => {
+                        targets.insert((s.device_id.clone(), s.key.clone()), (s.entity_id.clone(), s.component));
+                    }
+                    Some(StoreEvent::EntityRemoved(s)) => {
+                        targets.remove(&(s.device_id.clone(), s.key.clone()));
+                    }
+                    Some(_) => {}
+                    None => break,
+                },
+                msg = commands.recv() => {
+                    let Some(msg) = msg else { break };
+                    handle(&topics, &targets, &router, msg).await;
+                }
+                _ = shutdown.wait() => break,
+            }
+        }
+    }))
+}
+
+async fn handle(
+    topics: &Topics,
+    targets: &HashMap<(String, String), (String, Component)>,
+    router: &ServiceRouter,
+    msg: Message,
+) {
+    if msg.retain {
+        // A retained command would replay at every restart: ignore it.
+        tracing::warn!("{}: ignoring a retained command", msg.topic);
+        return;
+    }
+    let Some((device, key)) = topics.parse_command(&msg.topic) else {
+        return;
+    };
+    let result = match targets.get(&(device.to_string(), key.to_string())) {
+        None => Err(CommandError::UnknownTarget {
+            topic: msg.topic.clone(),
+            device: device.into(),
+            key: key.into(),
+        }),
+        Some((entity_id, component)) => {
+            parse_command(&msg.topic, *component, entity_id, &msg.payload)
+        }
+    };
+    match result {
+        Ok(calls) => {
+            for call in calls {
+                tracing::info!(
+                    "Home Assistant asks {}.{} on {} {}",
+                    call.domain,
+                    call.service,
+                    call.entity_ids.join(","),
+                    serde_json::Value::Object(call.data.clone())
+                );
+                // The router logs refusals with the reason.
+                let _ = router.call(call).await;
+            }
+        }
+        Err(e) => tracing::warn!("{e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn climate_and_switch_payloads_become_service_calls() {
+        let calls = parse_command(
+            "t",
+            Component::Climate,
+            "climate.ac",
+            br#"{"temperature": 22.5}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (calls[0].domain.as_str(), calls[0].service.as_str()),
+            ("climate", "set_temperature")
+        );
+        assert_eq!(calls[0].data["temperature"], 22.5);
+        let calls = parse_command(
+            "t",
+            Component::Climate,
+            "climate.ac",
+            br#"{"hvac_mode": "off"}"#,
+        )
+        .unwrap();
+        assert_eq!(calls[0].service, "set_hvac_mode");
+        let calls = parse_command("t", Component::Switch, "switch.p", b"off").unwrap();
+        assert_eq!(calls[0].service, "turn_off");
+    }
+
+    #[test]
+    fn bad_payloads_name_topic_and_expectation() {
+        let e = parse_command(
+            "hearth/ac/climate/set",
+            Component::Climate,
+            "climate.ac",
+            b"{not json",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("hearth/ac/climate/set: expected {CLIMATE_EXPECTED}, got `{{not json`")
+        );
+        assert!(parse_command("t", Component::Switch, "switch.p", b"MAYBE").is_err());
+        assert!(parse_command("t", Component::Sensor, "sensor.x", b"1").is_err());
+    }
+}

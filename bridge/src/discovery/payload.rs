@@ -1,0 +1,273 @@
+//! Discovery configs and state payloads, as HA's MQTT integration reads them
+//! (HA docs "MQTT Discovery"; platform pages `sensor`, `binary_sensor`,
+//! `switch`, `climate`).
+//!
+//! Device-based configs use HA's abbreviations for the top-level keys it
+//! documents that way (`dev`, `o`, `cmps`, `p`); component configs use full
+//! key names, which HA accepts everywhere.
+
+use super::{Topics, units};
+use crate::entity::{Component, Device, EntitySpec, State};
+use serde_json::{Map, Value, json};
+
+/// HA's `unique_id` and device identifier prefix.
+pub const ID_PREFIX: &str = "hearth";
+/// The bridge's own device id.
+pub const BRIDGE_DEVICE: &str = "bridge";
+
+pub fn unique_id(spec: &EntitySpec) -> String {
+    format!("{ID_PREFIX}_{}_{}", spec.device_id, spec.key)
+}
+
+pub fn device_identifier(device_id: &str) -> String {
+    format!("{ID_PREFIX}_{device_id}")
+}
+
+/// `origin`: who publishes this config (HA shows it in the device page).
+pub fn origin() -> Value {
+    json!({
+        "name": "Hearth",
+        "sw_version": env!("CARGO_PKG_VERSION"),
+        "support_url": "https://github.com/hearth-home/hearth",
+    })
+}
+
+/// The `device` block (full key names).
+pub fn device_block(device: &Device) -> Value {
+    let mut d = json!({
+        "identifiers": [device_identifier(&device.id)],
+        "name": device.name,
+        "manufacturer": device.manufacturer,
+        "model": device.model,
+    });
+    if let Some(sw) = &device.sw_version {
+        d["sw_version"] = json!(sw);
+    }
+    if let Some(via) = &device.via_device {
+        d["via_device"] = json!(device_identifier(via));
+    }
+    d
+}
+
+/// Bridge state and, for other devices, the device's own availability;
+/// an entity is available only when both say `online`.
+pub fn availability(topics: &Topics, device_id: &str) -> (Value, &'static str) {
+    let mut list = vec![json!({"topic": topics.bridge_state()})];
+    if device_id != BRIDGE_DEVICE {
+        list.push(json!({"topic": topics.availability(device_id)}));
+    }
+    (Value::Array(list), "all")
+}
+
+/// One entity's component config (without device/origin/availability).
+/// Errors if HA would reject its unit/device-class pair.
+pub fn component_config(topics: &Topics, spec: &EntitySpec) -> Result<Map<String, Value>, String> {
+    let dev = spec.device_id.as_str();
+    let key = spec.key.as_str();
+    let mut c = Map::new();
+    c.insert("unique_id".into(), json!(unique_id(spec)));
+    c.insert("default_entity_id".into(), json!(spec.entity_id));
+    c.insert(
+        "name".into(),
+        spec.name.as_ref().map_or(Value::Null, |n| json!(n)),
+    );
+    c.insert(
+        "json_attributes_topic".into(),
+        json!(topics.attributes(dev, key)),
+    );
+    if let Some(cat) = &spec.entity_category {
+        c.insert("entity_category".into(), json!(cat));
+    }
+    let state_topic = topics.state(dev, key);
+    match spec.component {
+        Component::Sensor => {
+            units::check_sensor(
+                spec.device_class.as_deref(),
+                spec.unit.as_deref(),
+                spec.state_class.as_deref(),
+            )
+            .map_err(|e| format!("{}: {e}", spec.entity_id))?;
+            c.insert("state_topic".into(), json!(state_topic));
+            insert_opt(&mut c, "device_class", &spec.device_class);
+            insert_opt(&mut c, "unit_of_measurement", &spec.unit);
+            insert_opt(&mut c, "state_class", &spec.state_class);
+        }
+        Component::BinarySensor => {
+            units::check_binary_sensor(spec.device_class.as_deref())
+                .map_err(|e| format!("{}: {e}", spec.entity_id))?;
+            c.insert("state_topic".into(), json!(state_topic));
+            insert_opt(&mut c, "device_class", &spec.device_class);
+        }
+        Component::Switch => {
+            c.insert("state_topic".into(), json!(state_topic));
+            c.insert("command_topic".into(), json!(topics.command(dev, key)));
+            insert_opt(&mut c, "device_class", &spec.device_class);
+        }
+        Component::Climate => {
+            let climate = spec
+                .climate
+                .as_ref()
+                .ok_or_else(|| format!("{}: climate entity without modes", spec.entity_id))?;
+            let cmd = topics.command(dev, key);
+            let fields = [
+                ("mode_state_topic", json!(state_topic)),
+                ("mode_state_template", json!("{{ value_json.mode }}")),
+                ("mode_command_topic", json!(cmd)),
+                (
+                    "mode_command_template",
+                    json!(r#"{"hvac_mode": "{{ value }}"}"#),
+                ),
+                ("modes", json!(climate.modes)),
+                ("temperature_state_topic", json!(state_topic)),
+                (
+                    "temperature_state_template",
+                    json!("{{ value_json.temperature }}"),
+                ),
+                ("temperature_command_topic", json!(cmd)),
+                (
+                    "temperature_command_template",
+                    json!(r#"{"temperature": {{ value }}}"#),
+                ),
+                ("current_temperature_topic", json!(state_topic)),
+                (
+                    "current_temperature_template",
+                    json!("{{ value_json.current_temperature }}"),
+                ),
+                ("action_topic", json!(state_topic)),
+                ("action_template", json!("{{ value_json.action }}")),
+                ("min_temp", json!(climate.min_temp)),
+                ("max_temp", json!(climate.max_temp)),
+                ("temp_step", json!(climate.temp_step)),
+                ("temperature_unit", json!("C")),
+                ("precision", json!(0.1)),
+            ];
+            c.extend(fields.into_iter().map(|(k, v)| (k.to_string(), v)));
+        }
+    }
+    Ok(c)
+}
+
+fn insert_opt(c: &mut Map<String, Value>, key: &str, v: &Option<String>) {
+    if let Some(v) = v {
+        c.insert(key.into(), json!(v));
+    }
+}
+
+/// `homeassistant/device/<id>/config`: the device, its availability and all
+/// its components. `removed` lists (key, platform) of components to delete
+/// (HA removes a component whose config is only `{"p": platform}`).
+pub fn device_config(
+    topics: &Topics,
+    device: &Device,
+    specs: &[&EntitySpec],
+    removed: &[(String, Component)],
+) -> (Value, Vec<String>) {
+    let mut cmps = Map::new();
+    let mut errors = Vec::new();
+    for spec in specs {
+        match component_config(topics, spec) {
+            Ok(mut c) => {
+                c.insert("p".into(), json!(spec.component.as_str()));
+                cmps.insert(spec.key.clone(), Value::Object(c));
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    for (key, component) in removed {
+        cmps.entry(key.clone())
+            .or_insert_with(|| json!({"p": component.as_str()}));
+    }
+    let (avty, mode) = availability(topics, &device.id);
+    let mut dev = device_block(device);
+    // Device-based discovery documents the abbreviated device keys.
+    abbreviate(&mut dev);
+    let config = json!({
+        "dev": dev,
+        "o": origin(),
+        "cmps": cmps,
+        "availability": avty,
+        "availability_mode": mode,
+        "qos": 1,
+    });
+    (config, errors)
+}
+
+fn abbreviate(dev: &mut Value) {
+    let Some(obj) = dev.as_object_mut() else {
+        return;
+    };
+    for (long, short) in [
+        ("identifiers", "ids"),
+        ("manufacturer", "mf"),
+        ("model", "mdl"),
+        ("sw_version", "sw"),
+    ] {
+        if let Some(v) = obj.remove(long) {
+            obj.insert(short.into(), v);
+        }
+    }
+}
+
+/// `homeassistant/<component>/<device>/<key>/config` (per-entity mode).
+pub fn entity_config(topics: &Topics, device: &Device, spec: &EntitySpec) -> Result<Value, String> {
+    let mut c = component_config(topics, spec)?;
+    let (avty, mode) = availability(topics, &device.id);
+    c.insert("device".into(), device_block(device));
+    c.insert("origin".into(), origin());
+    c.insert("availability".into(), avty);
+    c.insert("availability_mode".into(), json!(mode));
+    c.insert("qos".into(), json!(1));
+    Ok(Value::Object(c))
+}
+
+/// The state-topic payload for an entity's state; `None` when there is
+/// nothing HA can show (unknown or unavailable: availability covers those).
+pub fn state_payload(spec: &EntitySpec, state: &State) -> Option<String> {
+    if matches!(state.state.as_str(), "unknown" | "unavailable")
+        && spec.component != Component::Climate
+    {
+        return None;
+    }
+    match spec.component {
+        Component::Sensor => {
+            if spec.unit.is_some() && state.number().is_none() {
+                return None; // HA would fail to parse a numeric sensor
+            }
+            Some(state.state.clone())
+        }
+        Component::BinarySensor | Component::Switch => match state.state.as_str() {
+            "on" => Some("ON".into()),
+            "off" => Some("OFF".into()),
+            _ => None,
+        },
+        Component::Climate => {
+            let a = &state.attributes;
+            let v = json!({
+                "mode": state.state,
+                "temperature": a.get("temperature"),
+                "current_temperature": a.get("current_temperature"),
+                "action": a.get("hvac_action"),
+            });
+            Some(v.to_string())
+        }
+    }
+}
+
+/// Attributes HA shows on the entity (json_attributes_topic); HA's own
+/// climate fields are already in the state payload.
+pub fn attributes_payload(spec: &EntitySpec, state: &State) -> Option<String> {
+    let mut attrs = state.attributes.clone();
+    if spec.component == Component::Climate {
+        for k in [
+            "temperature",
+            "current_temperature",
+            "hvac_action",
+            "hvac_modes",
+            "min_temp",
+            "max_temp",
+        ] {
+            attrs.remove(k);
+        }
+    }
+    (!attrs.is_empty()).then(|| Value::Object(attrs).to_string())
+}

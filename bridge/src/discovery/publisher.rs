@@ -1,0 +1,264 @@
+//! Keeps Home Assistant's view equal to the entity store's: discovery
+//! configs (retained, QoS 1), device availability and entity states, and
+//! clears what disappears. Republishes states when HA says `online` on
+//! `homeassistant/status` (HA's birth message).
+//!
+//! Events are handled in batches: everything already queued is folded into
+//! one set of changes, configs are published before states, and a device's
+//! config is published once per batch however many of its entities changed.
+
+use super::payload::{self, BRIDGE_DEVICE};
+use super::{DiscoveryMode, DiscoveryOptions};
+use crate::broker::MqttLink;
+use crate::entity::{Component, Device, EntitySpec, EntityStore, StoreEvent};
+use crate::shutdown::Shutdown;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+#[derive(Default)]
+struct Model {
+    devices: BTreeMap<String, (Arc<Device>, bool)>,
+    entities: BTreeMap<String, Arc<EntitySpec>>,
+}
+
+#[derive(Default)]
+struct Batch {
+    /// Devices whose discovery config must be (re)published.
+    configs: BTreeSet<String>,
+    /// Device-based mode: (device, key, platform) to delete.
+    removed: Vec<(String, String, Component)>,
+    /// Retained topics to clear (empty payload).
+    clears: Vec<String>,
+    /// Availability topics to publish.
+    availability: Vec<(String, bool)>,
+    /// Entities whose state must be published.
+    states: BTreeSet<String>,
+}
+
+pub struct Publisher {
+    link: MqttLink,
+    store: Arc<EntityStore>,
+    opts: DiscoveryOptions,
+    model: Model,
+}
+
+impl Publisher {
+    pub fn spawn(
+        link: MqttLink,
+        store: Arc<EntityStore>,
+        opts: DiscoveryOptions,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        let ha_status = link.subscribe(&opts.topics.ha_status())?;
+        let publisher = Publisher {
+            link,
+            store,
+            opts,
+            model: Model::default(),
+        };
+        Ok(tokio::spawn(publisher.run(ha_status, shutdown)))
+    }
+
+    async fn run(
+        mut self,
+        mut ha_status: tokio::sync::mpsc::Receiver<crate::broker::Message>,
+        mut shutdown: Shutdown,
+    ) {
+        let (snapshot, mut events) = self.store.subscribe();
+        let mut batch = Batch::default();
+        for (device, available) in snapshot.devices {
+            self.model
+                .devices
+                .insert(device.id.clone(), (device, available));
+        }
+        for (spec, _) in snapshot.entities {
+            self.model.entities.insert(spec.entity_id.clone(), spec);
+        }
+        self.everything(&mut batch);
+        self.flush(batch).await;
+        loop {
+            tokio::select! {
+                ev = events.recv() => {
+                    let Some(ev) = ev else { break };
+                    let mut batch = Batch::default();
+                    self.fold(ev, &mut batch);
+                    while let Ok(ev) = events.try_recv() {
+                        self.fold(ev, &mut batch);
+                    }
+                    self.flush(batch).await;
+                }
+                msg = ha_status.recv() => {
+                    let Some(msg) = msg else { break };
+                    match msg.text().trim() {
+                        "online" => {
+                            tracing::info!("Home Assistant is online: republishing discovery and states");
+                            let mut batch = Batch::default();
+                            self.everything(&mut batch);
+                            self.flush(batch).await;
+                        }
+                        "offline" => tracing::info!("Home Assistant went offline"),
+                        other => tracing::warn!("{}: unexpected payload `{other}` (expected online or offline)", msg.topic),
+                    }
+                }
+                _ = shutdown.wait() => break,
+            }
+        }
+    }
+
+    fn everything(&self, batch: &mut Batch) {
+        for (id, (_, available)) in &self.model.devices {
+            batch.configs.insert(id.clone());
+            batch.availability.push((id.clone(), *available));
+        }
+        batch.states.extend(self.model.entities.keys().cloned());
+    }
+
+    fn fold(&mut self, ev: StoreEvent, batch: &mut Batch) {
+        let topics = &self.opts.topics;
+        match ev {
+            StoreEvent::DeviceAdded(d) => {
+                let available = self.model.devices.get(&d.id).is_none_or(|(_, a)| *a);
+                batch.configs.insert(d.id.clone());
+                batch.availability.push((d.id.clone(), available));
+                self.model.devices.insert(d.id.clone(), (d, available));
+            }
+            StoreEvent::DeviceRemoved(d) => {
+                self.model.devices.remove(&d.id);
+                batch.configs.remove(&d.id);
+                batch.removed.retain(|(dev, _, _)| *dev != d.id);
+                if self.opts.mode == DiscoveryMode::Device {
+                    batch.clears.push(topics.device_config(&d.id));
+                }
+                batch.clears.push(topics.availability(&d.id));
+            }
+            StoreEvent::EntityAdded(spec) => {
+                batch.configs.insert(spec.device_id.clone());
+                batch.states.insert(spec.entity_id.clone());
+                self.model.entities.insert(spec.entity_id.clone(), spec);
+            }
+            StoreEvent::EntityRemoved(spec) => {
+                self.model.entities.remove(&spec.entity_id);
+                batch.states.remove(&spec.entity_id);
+                batch.clears.push(topics.state(&spec.device_id, &spec.key));
+                batch
+                    .clears
+                    .push(topics.attributes(&spec.device_id, &spec.key));
+                match self.opts.mode {
+                    DiscoveryMode::Device => {
+                        batch.configs.insert(spec.device_id.clone());
+                        batch.removed.push((
+                            spec.device_id.clone(),
+                            spec.key.clone(),
+                            spec.component,
+                        ));
+                    }
+                    DiscoveryMode::Entity => {
+                        batch.clears.push(topics.entity_config(
+                            spec.component.as_str(),
+                            &spec.device_id,
+                            &spec.key,
+                        ));
+                    }
+                }
+            }
+            StoreEvent::Availability {
+                device_id,
+                available,
+            } => {
+                if let Some(entry) = self.model.devices.get_mut(&device_id) {
+                    entry.1 = available;
+                }
+                batch.availability.push((device_id, available));
+            }
+            StoreEvent::StateChanged(change) => {
+                if change.new_state.is_some() {
+                    batch.states.insert(change.entity_id.clone());
+                }
+            }
+        }
+    }
+
+    async fn flush(&self, batch: Batch) {
+        let topics = &self.opts.topics;
+        for topic in &batch.clears {
+            self.publish(topic, String::new()).await;
+        }
+        for device_id in &batch.configs {
+            let Some((device, _)) = self.model.devices.get(device_id) else {
+                continue;
+            };
+            self.publish_configs(device, &batch.removed).await;
+        }
+        for (device_id, available) in &batch.availability {
+            if device_id == BRIDGE_DEVICE || !self.model.devices.contains_key(device_id) {
+                continue;
+            }
+            let payload = if *available { "online" } else { "offline" };
+            self.publish(&topics.availability(device_id), payload.into())
+                .await;
+        }
+        for entity_id in &batch.states {
+            let (Some(spec), Some(state)) = (
+                self.model.entities.get(entity_id),
+                self.store.get(entity_id),
+            ) else {
+                continue;
+            };
+            if let Some(p) = payload::state_payload(spec, &state) {
+                self.publish(&topics.state(&spec.device_id, &spec.key), p)
+                    .await;
+            }
+            if let Some(p) = payload::attributes_payload(spec, &state) {
+                self.publish(&topics.attributes(&spec.device_id, &spec.key), p)
+                    .await;
+            }
+        }
+    }
+
+    async fn publish_configs(&self, device: &Device, removed: &[(String, String, Component)]) {
+        let topics = &self.opts.topics;
+        let specs: Vec<&EntitySpec> = self
+            .model
+            .entities
+            .values()
+            .filter(|s| s.device_id == device.id)
+            .map(|s| s.as_ref())
+            .collect();
+        match self.opts.mode {
+            DiscoveryMode::Device => {
+                let removed: Vec<(String, Component)> = removed
+                    .iter()
+                    .filter(|(d, _, _)| *d == device.id)
+                    .map(|(_, k, c)| (k.clone(), *c))
+                    .collect();
+                let (config, errors) = payload::device_config(topics, device, &specs, &removed);
+                for e in errors {
+                    tracing::error!("not published to Home Assistant: {e}");
+                }
+                self.publish(&topics.device_config(&device.id), config.to_string())
+                    .await;
+            }
+            DiscoveryMode::Entity => {
+                for spec in specs {
+                    match payload::entity_config(topics, device, spec) {
+                        Ok(c) => {
+                            let topic = topics.entity_config(
+                                spec.component.as_str(),
+                                &device.id,
+                                &spec.key,
+                            );
+                            self.publish(&topic, c.to_string()).await;
+                        }
+                        Err(e) => tracing::error!("not published to Home Assistant: {e}"),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn publish(&self, topic: &str, payload: String) {
+        if let Err(e) = self.link.publish(topic, payload, true).await {
+            tracing::error!("{e:#}");
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Native drivers: each speaks one device's own protocol, writes what it
+//! reads into the entity store and executes the service calls the router
+//! hands it. A new driver is a new module here, started from [`start`].
+//!
+//! - [`esp32_node`]: Hearth sensor nodes over MQTT (`firmware/node-core` payloads).
+//! - [`tasmota_ir`]: air conditioners behind a Tasmota IR bridge (`IRhvac`).
+//! - [`shelly`]: Shelly Gen2+ plugs over HTTP JSON-RPC.
+
+pub mod esp32_node;
+pub mod shelly;
+pub mod tasmota_ir;
+
+use crate::broker::MqttLink;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::entity::{EntityStore, ServiceRouter};
+use crate::shutdown::Shutdown;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+/// What every driver is given; drivers never call each other.
+#[derive(Clone)]
+pub struct DriverContext {
+    pub store: Arc<EntityStore>,
+    pub router: Arc<ServiceRouter>,
+    pub link: MqttLink,
+    pub clock: Clock,
+    pub shutdown: Shutdown,
+}
+
+/// A short, printable excerpt of a payload for error messages.
+pub fn excerpt(payload: &[u8]) -> String {
+    let text = String::from_utf8_lossy(payload);
+    match text.char_indices().nth(120) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.into_owned(),
+    }
+}
+
+/// Starts every driver the config asks for.
+pub fn start(config: &Config, ctx: &DriverContext) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    if config.esp32.enabled {
+        tasks.push(esp32_node::spawn(ctx)?);
+    }
+    for ac in &config.ir_ac {
+        tasks.push(tasmota_ir::spawn(ac.clone(), ctx)?);
+    }
+    for plug in &config.shelly {
+        tasks.push(shelly::spawn(plug.clone(), ctx)?);
+    }
+    Ok(tasks)
+}

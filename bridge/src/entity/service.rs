@@ -1,0 +1,387 @@
+//! One service-call vocabulary for every command source (HA over MQTT command
+//! topics, plugins, later the WebSocket API), named as Home Assistant names
+//! it, and the router that takes a call through the target's safety envelope
+//! to the driver that owns the entity.
+
+use super::{SafetyEnvelope, domain_of};
+use crate::entity::EntityStore;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Who asked. Logged with every refused call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallSource {
+    /// Home Assistant through an MQTT command topic.
+    Mqtt,
+    Plugin(String),
+    Internal,
+}
+
+impl std::fmt::Display for CallSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallSource::Mqtt => f.write_str("mqtt"),
+            CallSource::Plugin(p) => write!(f, "plugin {p}"),
+            CallSource::Internal => f.write_str("bridge"),
+        }
+    }
+}
+
+/// `{domain, service, target.entity_id, service_data}` as HA names them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceCall {
+    pub domain: String,
+    pub service: String,
+    pub entity_ids: Vec<String>,
+    pub data: Map<String, Value>,
+    pub source: CallSource,
+}
+
+impl ServiceCall {
+    pub fn new(
+        domain: &str,
+        service: &str,
+        entity_id: &str,
+        data: Map<String, Value>,
+        source: CallSource,
+    ) -> Self {
+        ServiceCall {
+            domain: domain.into(),
+            service: service.into(),
+            entity_ids: vec![entity_id.into()],
+            data,
+            source,
+        }
+    }
+}
+
+/// Why a call failed. Variants map onto HA's WebSocket error codes.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ServiceError {
+    #[error("service {0}.{1} not found")]
+    UnknownService(String, String),
+    #[error("entity `{0}` not found or accepts no commands")]
+    UnknownEntity(String),
+    #[error("{domain}.{service}: `{field}` must be {expected}, got {got}")]
+    InvalidData {
+        domain: String,
+        service: String,
+        field: String,
+        expected: String,
+        got: String,
+    },
+    #[error("refused by the safety envelope of `{entity}`: {reason}")]
+    Refused { entity: String, reason: String },
+    #[error("`{0}` is unavailable")]
+    Unavailable(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("driver of `{entity}` failed: {reason}")]
+    Driver { entity: String, reason: String },
+}
+
+/// A field of a service's data.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    pub name: &'static str,
+    pub required: bool,
+    pub kind: FieldKind,
+    pub description: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FieldKind {
+    Number,
+    Text,
+}
+
+/// A service Hearth handles.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceDef {
+    pub domain: &'static str,
+    pub service: &'static str,
+    pub fields: &'static [Field],
+}
+
+const TEMPERATURE: Field = Field {
+    name: "temperature",
+    required: true,
+    kind: FieldKind::Number,
+    description: "Target temperature, °C",
+};
+const HVAC_MODE: Field = Field {
+    name: "hvac_mode",
+    required: true,
+    kind: FieldKind::Text,
+    description: "HVAC mode: off, cool",
+};
+
+/// Every service Hearth handles (HA's names and fields).
+pub const SERVICES: &[ServiceDef] = &[
+    ServiceDef {
+        domain: "switch",
+        service: "turn_on",
+        fields: &[],
+    },
+    ServiceDef {
+        domain: "switch",
+        service: "turn_off",
+        fields: &[],
+    },
+    ServiceDef {
+        domain: "switch",
+        service: "toggle",
+        fields: &[],
+    },
+    ServiceDef {
+        domain: "climate",
+        service: "set_temperature",
+        fields: &[
+            TEMPERATURE,
+            Field {
+                required: false,
+                ..HVAC_MODE
+            },
+        ],
+    },
+    ServiceDef {
+        domain: "climate",
+        service: "set_hvac_mode",
+        fields: &[HVAC_MODE],
+    },
+    ServiceDef {
+        domain: "climate",
+        service: "turn_on",
+        fields: &[],
+    },
+    ServiceDef {
+        domain: "climate",
+        service: "turn_off",
+        fields: &[],
+    },
+];
+
+/// Checks a call's domain, service and field types against [`SERVICES`].
+pub fn validate(call: &ServiceCall) -> Result<(), ServiceError> {
+    let def = SERVICES
+        .iter()
+        .find(|d| d.domain == call.domain && d.service == call.service)
+        .ok_or_else(|| ServiceError::UnknownService(call.domain.clone(), call.service.clone()))?;
+    let invalid = |field: &str, expected: &str, got: String| ServiceError::InvalidData {
+        domain: call.domain.clone(),
+        service: call.service.clone(),
+        field: field.into(),
+        expected: expected.into(),
+        got,
+    };
+    for f in def.fields {
+        match (call.data.get(f.name), f.kind) {
+            (None, _) if f.required => return Err(invalid(f.name, "present", "nothing".into())),
+            (None, _) => {}
+            (Some(v), FieldKind::Number) if !v.as_f64().is_some_and(f64::is_finite) => {
+                return Err(invalid(f.name, "a number", v.to_string()));
+            }
+            (Some(v), FieldKind::Text) if !v.is_string() => {
+                return Err(invalid(f.name, "a string", v.to_string()));
+            }
+            _ => {}
+        }
+    }
+    if let Some(extra) = call
+        .data
+        .keys()
+        .find(|k| !def.fields.iter().any(|f| f.name == *k))
+    {
+        return Err(invalid(
+            extra,
+            "absent (unknown field)",
+            call.data[extra].to_string(),
+        ));
+    }
+    for id in &call.entity_ids {
+        if domain_of(id) != call.domain {
+            return Err(ServiceError::UnknownEntity(id.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// A command for the driver that owns `entity_id`, after the envelope.
+#[derive(Debug)]
+pub struct DriverCommand {
+    pub entity_id: String,
+    pub service: String,
+    pub data: Map<String, Value>,
+    pub reply: oneshot::Sender<Result<(), ServiceError>>,
+}
+
+struct Route {
+    driver: mpsc::Sender<DriverCommand>,
+    envelope: Arc<SafetyEnvelope>,
+}
+
+/// Routes service calls to drivers; the only way commands reach devices.
+pub struct ServiceRouter {
+    store: Arc<EntityStore>,
+    routes: RwLock<HashMap<String, Route>>,
+}
+
+/// How long a driver may take to accept a command.
+const DRIVER_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl ServiceRouter {
+    pub fn new(store: Arc<EntityStore>) -> Arc<Self> {
+        Arc::new(ServiceRouter {
+            store,
+            routes: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// Makes `driver` the handler of commands for `entity_id`.
+    pub fn register(
+        &self,
+        entity_id: &str,
+        driver: mpsc::Sender<DriverCommand>,
+        envelope: SafetyEnvelope,
+    ) {
+        self.routes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                entity_id.into(),
+                Route {
+                    driver,
+                    envelope: Arc::new(envelope),
+                },
+            );
+    }
+
+    pub fn unregister(&self, entity_id: &str) {
+        self.routes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(entity_id);
+    }
+
+    /// The safe state of an entity when its controller faults.
+    pub fn fault_action(&self, entity_id: &str) -> Option<super::safety::FaultAction> {
+        let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+        routes
+            .get(entity_id)
+            .map(|r| r.envelope.on_controller_fault)
+    }
+
+    /// Whether an entity accepts commands.
+    pub fn handles(&self, entity_id: &str) -> bool {
+        self.routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(entity_id)
+    }
+
+    /// Validates, applies each target's safety envelope, and hands the call
+    /// to the owning drivers. Fails on the first target that fails.
+    pub async fn call(&self, call: ServiceCall) -> Result<(), ServiceError> {
+        let result = self.call_inner(&call).await;
+        if let Err(e) = &result {
+            tracing::warn!(source = %call.source, "{}.{} on {:?} failed: {e}", call.domain, call.service, call.entity_ids);
+        }
+        result
+    }
+
+    async fn call_inner(&self, call: &ServiceCall) -> Result<(), ServiceError> {
+        validate(call)?;
+        for entity_id in &call.entity_ids {
+            let (driver, envelope) = {
+                let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+                let route = routes
+                    .get(entity_id)
+                    .ok_or_else(|| ServiceError::UnknownEntity(entity_id.clone()))?;
+                (route.driver.clone(), route.envelope.clone())
+            };
+            if !self.store.entity_available(entity_id) {
+                return Err(ServiceError::Unavailable(entity_id.clone()));
+            }
+            let data = envelope.apply(&self.store, entity_id, call)?;
+            let (reply, answer) = oneshot::channel();
+            let cmd = DriverCommand {
+                entity_id: entity_id.clone(),
+                service: call.service.clone(),
+                data,
+                reply,
+            };
+            let driver_gone = || ServiceError::Driver {
+                entity: entity_id.clone(),
+                reason: "driver stopped".into(),
+            };
+            driver.send(cmd).await.map_err(|_| driver_gone())?;
+            match tokio::time::timeout(DRIVER_TIMEOUT, answer).await {
+                Ok(Ok(result)) => result?,
+                Ok(Err(_)) => return Err(driver_gone()),
+                Err(_) => {
+                    return Err(ServiceError::Driver {
+                        entity: entity_id.clone(),
+                        reason: "no answer within 10 s".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn call(domain: &str, service: &str, data: Value) -> ServiceCall {
+        let Value::Object(data) = data else { panic!() };
+        ServiceCall::new(
+            domain,
+            service,
+            &format!("{domain}.x"),
+            data,
+            CallSource::Internal,
+        )
+    }
+
+    #[test]
+    fn validation_names_the_field_and_expectation() {
+        assert!(
+            validate(&call(
+                "climate",
+                "set_temperature",
+                json!({"temperature": 22.5})
+            ))
+            .is_ok()
+        );
+        let err = validate(&call(
+            "climate",
+            "set_temperature",
+            json!({"temperature": "hot"}),
+        ))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "climate.set_temperature: `temperature` must be a number, got \"hot\""
+        );
+        assert!(matches!(
+            validate(&call("climate", "set_hvac_mode", json!({}))),
+            Err(ServiceError::InvalidData { .. })
+        ));
+        assert!(matches!(
+            validate(&call("light", "turn_on", json!({}))),
+            Err(ServiceError::UnknownService(..))
+        ));
+        let mut wrong_domain = call("switch", "turn_on", json!({}));
+        wrong_domain.entity_ids = vec!["climate.ac".into()];
+        assert!(matches!(
+            validate(&wrong_domain),
+            Err(ServiceError::UnknownEntity(_))
+        ));
+    }
+}

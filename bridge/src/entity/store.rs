@@ -1,0 +1,412 @@
+//! The entity store: the single owner of devices, entities and their current
+//! states. Writers call it; everyone else subscribes to its [`StoreEvent`]s.
+//!
+//! Every subscriber gets every event, in order, through its own unbounded
+//! queue: a slow subscriber delays only itself and loses nothing. The store
+//! also keeps a short numeric history per entity for plugins (`history`
+//! import) until the recorder takes that over.
+
+use super::{Device, EntitySpec, State, StateChanged, StoreEvent};
+use crate::clock::Clock;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc;
+
+/// Samples kept per entity for the `history` import.
+const HISTORY_LEN: usize = 4096;
+
+struct EntityEntry {
+    spec: Arc<EntitySpec>,
+    state: Option<State>,
+    history: VecDeque<(i64, f64)>,
+}
+
+struct DeviceEntry {
+    device: Arc<Device>,
+    available: bool,
+    /// Who registered it (driver name), to refuse id clashes between drivers.
+    owner: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    devices: BTreeMap<String, DeviceEntry>,
+    entities: BTreeMap<String, EntityEntry>,
+    subscribers: Vec<mpsc::UnboundedSender<StoreEvent>>,
+}
+
+impl Inner {
+    fn emit(&mut self, event: StoreEvent) {
+        self.subscribers.retain(|s| s.send(event.clone()).is_ok());
+    }
+}
+
+/// A snapshot handed to a new subscriber, consistent with its event queue.
+pub struct Snapshot {
+    pub devices: Vec<(Arc<Device>, bool)>,
+    pub entities: Vec<(Arc<EntitySpec>, Option<State>)>,
+}
+
+/// Errors from writers; they name the offending id.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum StoreError {
+    #[error("device `{0}` is registered by `{1}`; another driver may not reuse its id")]
+    DeviceIdTaken(String, String),
+    #[error("entity `{0}` belongs to unknown device `{1}`")]
+    UnknownDevice(String, String),
+    #[error("unknown entity `{0}`")]
+    UnknownEntity(String),
+    #[error("entity `{0}` is already registered by device `{1}`")]
+    EntityIdTaken(String, String),
+}
+
+pub struct EntityStore {
+    inner: RwLock<Inner>,
+    clock: Clock,
+}
+
+impl EntityStore {
+    pub fn new(clock: Clock) -> Arc<Self> {
+        Arc::new(EntityStore {
+            inner: RwLock::new(Inner::default()),
+            clock,
+        })
+    }
+
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        // A panic elsewhere while holding the lock must not take the store down.
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// All current devices and entities, plus a queue of every later event.
+    pub fn subscribe(&self) -> (Snapshot, mpsc::UnboundedReceiver<StoreEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut inner = self.write();
+        inner.subscribers.push(tx);
+        let snapshot = Snapshot {
+            devices: inner
+                .devices
+                .values()
+                .map(|d| (d.device.clone(), d.available))
+                .collect(),
+            entities: inner
+                .entities
+                .values()
+                .map(|e| (e.spec.clone(), e.state.clone()))
+                .collect(),
+        };
+        (snapshot, rx)
+    }
+
+    /// Adds or updates a device. Unchanged devices emit nothing.
+    pub fn upsert_device(&self, owner: &str, device: Device) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        if let Some(existing) = inner.devices.get_mut(&device.id) {
+            if existing.owner != owner {
+                return Err(StoreError::DeviceIdTaken(device.id, existing.owner.clone()));
+            }
+            if *existing.device == device {
+                return Ok(());
+            }
+            existing.device = Arc::new(device);
+            let d = existing.device.clone();
+            inner.emit(StoreEvent::DeviceAdded(d));
+            return Ok(());
+        }
+        let device = Arc::new(device);
+        inner.devices.insert(
+            device.id.clone(),
+            DeviceEntry {
+                device: device.clone(),
+                available: true,
+                owner: owner.into(),
+            },
+        );
+        inner.emit(StoreEvent::DeviceAdded(device));
+        Ok(())
+    }
+
+    /// Removes a device and all its entities.
+    pub fn remove_device(&self, device_id: &str) {
+        let mut inner = self.write();
+        let Some(entry) = inner.devices.remove(device_id) else {
+            return;
+        };
+        let ids: Vec<String> = inner
+            .entities
+            .values()
+            .filter(|e| e.spec.device_id == device_id)
+            .map(|e| e.spec.entity_id.clone())
+            .collect();
+        for id in ids {
+            if let Some(e) = inner.entities.remove(&id) {
+                if let Some(old) = e.state {
+                    let ev = StateChanged {
+                        entity_id: id.clone(),
+                        old_state: Some(old),
+                        new_state: None,
+                    };
+                    inner.emit(StoreEvent::StateChanged(Arc::new(ev)));
+                }
+                inner.emit(StoreEvent::EntityRemoved(e.spec));
+            }
+        }
+        inner.emit(StoreEvent::DeviceRemoved(entry.device));
+    }
+
+    /// Adds or updates an entity of a known device.
+    pub fn upsert_entity(&self, spec: EntitySpec) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        if !inner.devices.contains_key(&spec.device_id) {
+            return Err(StoreError::UnknownDevice(spec.entity_id, spec.device_id));
+        }
+        if let Some(e) = inner.entities.get_mut(&spec.entity_id) {
+            if e.spec.device_id != spec.device_id {
+                return Err(StoreError::EntityIdTaken(
+                    spec.entity_id,
+                    e.spec.device_id.clone(),
+                ));
+            }
+            if *e.spec == spec {
+                return Ok(());
+            }
+            e.spec = Arc::new(spec);
+            let s = e.spec.clone();
+            inner.emit(StoreEvent::EntityAdded(s));
+            return Ok(());
+        }
+        let spec = Arc::new(spec);
+        inner.entities.insert(
+            spec.entity_id.clone(),
+            EntityEntry {
+                spec: spec.clone(),
+                state: None,
+                history: VecDeque::new(),
+            },
+        );
+        inner.emit(StoreEvent::EntityAdded(spec));
+        Ok(())
+    }
+
+    /// Removes one entity.
+    pub fn remove_entity(&self, entity_id: &str) {
+        let mut inner = self.write();
+        if let Some(e) = inner.entities.remove(entity_id) {
+            inner.emit(StoreEvent::EntityRemoved(e.spec));
+        }
+    }
+
+    pub fn set_availability(&self, device_id: &str, available: bool) {
+        let mut inner = self.write();
+        let Some(d) = inner.devices.get_mut(device_id) else {
+            return;
+        };
+        if d.available == available {
+            return;
+        }
+        d.available = available;
+        inner.emit(StoreEvent::Availability {
+            device_id: device_id.into(),
+            available,
+        });
+    }
+
+    /// Sets an entity's state. Emits `state_changed` only when state or
+    /// attributes differ; `last_changed` moves only when the state string does
+    /// (HA's rules).
+    pub fn set_state(
+        &self,
+        entity_id: &str,
+        state: impl Into<String>,
+        attributes: Map<String, Value>,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        let state = state.into();
+        let mut inner = self.write();
+        let entry = inner
+            .entities
+            .get_mut(entity_id)
+            .ok_or_else(|| StoreError::UnknownEntity(entity_id.into()))?;
+        let old = entry.state.clone();
+        let last_changed = match &old {
+            Some(o) if o.state == state => {
+                if o.attributes == attributes {
+                    return Ok(());
+                }
+                o.last_changed
+            }
+            _ => now,
+        };
+        let new = State {
+            entity_id: entity_id.into(),
+            state,
+            attributes,
+            last_changed,
+            last_updated: now,
+        };
+        if let Some(v) = new.number() {
+            if entry.history.len() == HISTORY_LEN {
+                entry.history.pop_front();
+            }
+            entry.history.push_back((now, v));
+        }
+        entry.state = Some(new.clone());
+        let ev = StateChanged {
+            entity_id: entity_id.into(),
+            old_state: old,
+            new_state: Some(new),
+        };
+        inner.emit(StoreEvent::StateChanged(Arc::new(ev)));
+        Ok(())
+    }
+
+    /// Updates only some attributes, keeping the state string.
+    pub fn merge_attributes(
+        &self,
+        entity_id: &str,
+        attrs: Map<String, Value>,
+    ) -> Result<(), StoreError> {
+        let current = self.get(entity_id);
+        let (state, mut merged) = match current {
+            Some(s) => (s.state, s.attributes),
+            None => ("unknown".to_string(), Map::new()),
+        };
+        merged.extend(attrs);
+        self.set_state(entity_id, state, merged)
+    }
+
+    pub fn get(&self, entity_id: &str) -> Option<State> {
+        self.read().entities.get(entity_id)?.state.clone()
+    }
+
+    pub fn spec(&self, entity_id: &str) -> Option<Arc<EntitySpec>> {
+        Some(self.read().entities.get(entity_id)?.spec.clone())
+    }
+
+    pub fn device(&self, device_id: &str) -> Option<(Arc<Device>, bool)> {
+        let inner = self.read();
+        let d = inner.devices.get(device_id)?;
+        Some((d.device.clone(), d.available))
+    }
+
+    /// Whether the entity's device is available.
+    pub fn entity_available(&self, entity_id: &str) -> bool {
+        let inner = self.read();
+        inner
+            .entities
+            .get(entity_id)
+            .and_then(|e| inner.devices.get(&e.spec.device_id))
+            .is_some_and(|d| d.available)
+    }
+
+    /// All current states.
+    pub fn states(&self) -> Vec<State> {
+        self.read()
+            .entities
+            .values()
+            .filter_map(|e| e.state.clone())
+            .collect()
+    }
+
+    /// Numeric samples in `[start_ms, end_ms]`, oldest first.
+    pub fn history(&self, entity_id: &str, start_ms: i64, end_ms: i64) -> Vec<(i64, f64)> {
+        let inner = self.read();
+        let Some(e) = inner.entities.get(entity_id) else {
+            return Vec::new();
+        };
+        e.history
+            .iter()
+            .copied()
+            .filter(|(t, _)| (start_ms..=end_ms).contains(t))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entity::{Component, EntitySpec};
+
+    fn device(id: &str) -> Device {
+        Device {
+            id: id.into(),
+            name: id.into(),
+            manufacturer: "test".into(),
+            model: "test".into(),
+            sw_version: None,
+            via_device: None,
+        }
+    }
+
+    #[test]
+    fn state_changed_only_on_change_and_last_changed_follows_ha() {
+        let store = EntityStore::new(Clock::simulated(1000.0));
+        store.upsert_device("t", device("d")).unwrap();
+        let spec = EntitySpec::new("d", "temperature", Component::Sensor);
+        let id = spec.entity_id.clone();
+        store.upsert_entity(spec).unwrap();
+        let (_, mut rx) = store.subscribe();
+        store.set_state(&id, "21.5", Map::new()).unwrap();
+        let first = store.get(&id).unwrap();
+        store.set_state(&id, "21.5", Map::new()).unwrap(); // no event
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let mut attrs = Map::new();
+        attrs.insert("x".into(), 1.into());
+        store.set_state(&id, "21.5", attrs).unwrap();
+        let second = store.get(&id).unwrap();
+        assert_eq!(second.last_changed, first.last_changed);
+        assert!(second.last_updated > first.last_updated);
+        let mut n = 0;
+        while let Ok(ev) = rx.try_recv() {
+            assert!(matches!(ev, StoreEvent::StateChanged(_)));
+            n += 1;
+        }
+        assert_eq!(n, 2);
+        assert_eq!(store.history(&id, 0, i64::MAX).len(), 2);
+    }
+
+    #[test]
+    fn drivers_cannot_steal_device_ids() {
+        let store = EntityStore::new(Clock::real());
+        store.upsert_device("a", device("d")).unwrap();
+        assert_eq!(
+            store.upsert_device("b", device("d")),
+            Err(StoreError::DeviceIdTaken("d".into(), "a".into()))
+        );
+        assert!(matches!(
+            store.upsert_entity(EntitySpec::new("nope", "x", Component::Sensor)),
+            Err(StoreError::UnknownDevice(..))
+        ));
+    }
+
+    #[test]
+    fn removing_a_device_removes_its_entities() {
+        let store = EntityStore::new(Clock::real());
+        store.upsert_device("t", device("d")).unwrap();
+        store
+            .upsert_entity(EntitySpec::new("d", "a", Component::Sensor))
+            .unwrap();
+        store.set_state("sensor.d_a", "1", Map::new()).unwrap();
+        let (_, mut rx) = store.subscribe();
+        store.remove_device("d");
+        assert!(store.get("sensor.d_a").is_none());
+        let kinds: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| match e {
+                StoreEvent::StateChanged(c) => format!("state:{}", c.new_state.is_none()),
+                StoreEvent::EntityRemoved(_) => "entity_removed".into(),
+                StoreEvent::DeviceRemoved(_) => "device_removed".into(),
+                _ => "other".into(),
+            })
+            .collect();
+        assert_eq!(kinds, ["state:true", "entity_removed", "device_removed"]);
+    }
+}

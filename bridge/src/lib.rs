@@ -1,0 +1,40 @@
+//! # Hearth
+//!
+//! A bridge that makes devices and WebAssembly controllers first-class
+//! citizens of Home Assistant. The map (DESIGN.md §1–§3):
+//!
+//! ```text
+//! device ──(its protocol)──> drivers ──> entity store ──> discovery ──> MQTT ──> Home Assistant
+//!                                          │ state_changed
+//!                                          └──> plugin host ──> plugin (WASM) ──> service calls
+//! HA command topics / plugins ──> service router ──> safety envelope ──> drivers ──> device
+//! ```
+//!
+//! - [`entity`]: devices, entities, states; the [`entity::EntityStore`] (one
+//!   owner of state), the [`entity::ServiceRouter`] and the per-entity
+//!   [`entity::SafetyEnvelope`].
+//! - [`broker`]: the embedded MQTT broker (rumqttd) and the client link
+//!   (rumqttc) every part shares.
+//! - [`discovery`]: publishes Home Assistant MQTT discovery, availability and
+//!   states; turns HA's command topics into service calls.
+//! - [`plugins`]: the wasmtime host for controller plugins (`wit/`).
+//! - [`drivers`]: native drivers (ESP32 sensor nodes, Tasmota IR gateways,
+//!   Shelly Gen2 plugs).
+//! - [`twin`]: the digital twin: simulated devices speaking the real protocols.
+//! - [`app`]: wires the parts into a running bridge; [`config`] is its file;
+//!   [`demo`] runs the bundled server-room scenario against the twin.
+//! - [`clock`] and [`shutdown`]: the shared clock (simulated under the twin)
+//!   and the one shutdown signal every task obeys.
+
+pub mod api;
+pub mod app;
+pub mod broker;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod discovery;
+pub mod drivers;
+pub mod entity;
+pub mod plugins;
+pub mod shutdown;
+pub mod twin;

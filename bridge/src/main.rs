@@ -1,0 +1,144 @@
+//! `hearth`: the command line. See README.md.
+
+use clap::{Args, Parser, Subcommand};
+use hearth::app::Bridge;
+use hearth::clock::Clock;
+use hearth::config::Config;
+use hearth::demo::{self, DemoOptions};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "hearth",
+    version,
+    about = "Devices and WebAssembly controllers as first-class citizens of Home Assistant"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the bundled server-room scenario against the digital twin.
+    Demo {
+        #[command(flatten)]
+        common: Common,
+        /// Simulated seconds per wall second.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Exit 0 after this many wall seconds (default: until Ctrl-C).
+        #[arg(long = "for", value_name = "SECONDS")]
+        run_for: Option<f64>,
+    },
+    /// Run the bridge against real devices.
+    Run {
+        #[command(flatten)]
+        common: Common,
+        /// TOML configuration file (see examples/server-room.toml).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct Common {
+    /// External MQTT broker, mqtt://[user[:password]@]host[:port]. Without it the embedded broker starts.
+    #[arg(long, value_name = "URL")]
+    mqtt_url: Option<String>,
+    /// Port of the embedded MQTT broker.
+    #[arg(long, value_name = "PORT")]
+    mqtt_port: Option<u16>,
+    /// Port of the bridge's HTTP endpoint (/api/health).
+    #[arg(long, value_name = "PORT")]
+    http_port: Option<u16>,
+    /// Directory for the bridge's data (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "hearth-data")]
+    data_dir: PathBuf,
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive list.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn init_logging(level: &str) {
+    // The broker and the compiler are chatty at info; keep them at warn
+    // unless asked for by name.
+    let directives =
+        format!("{level},rumqttd=warn,rumqttc=warn,cranelift_codegen=warn,wasmtime=warn");
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|e| {
+        eprintln!("--log-level `{level}`: {e}; using info");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+fn prepare_data_dir(dir: &PathBuf) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("--data-dir {}: {e}", dir.display()))
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo {
+            common,
+            speed,
+            run_for,
+        } => {
+            init_logging(&common.log_level);
+            demo_command(common, speed, run_for).await
+        }
+        Command::Run { common, config } => {
+            init_logging(&common.log_level);
+            run_command(common, config).await
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn demo_command(common: Common, speed: f64, run_for: Option<f64>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        speed.is_finite() && speed > 0.0,
+        "--speed must be a positive number (got {speed})"
+    );
+    prepare_data_dir(&common.data_dir)?;
+    let opts = DemoOptions {
+        speed,
+        run_for,
+        mqtt_url: common.mqtt_url,
+        mqtt_port: common.mqtt_port.unwrap_or(1883),
+        http_port: common.http_port,
+    };
+    let report = demo::run(opts).await?;
+    println!("{report}");
+    Ok(())
+}
+
+async fn run_command(common: Common, path: PathBuf) -> anyhow::Result<()> {
+    let mut config = Config::load(&path)?;
+    if let Some(url) = common.mqtt_url {
+        config.mqtt.url = Some(url);
+    }
+    if let Some(port) = common.mqtt_port {
+        config.mqtt.port = port;
+    }
+    if let Some(port) = common.http_port {
+        config.http.port = port;
+    }
+    let data_dir = config.data_dir.clone().unwrap_or(common.data_dir);
+    prepare_data_dir(&data_dir)?;
+    let bridge = Bridge::start(config, Clock::real()).await?;
+    tokio::signal::ctrl_c().await?;
+    bridge.stop().await;
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! One sandboxed plugin instance. Every call runs under an epoch deadline
+//! and the memory cap; a failure comes back as a named [`PluginFault`].
+//! After a fault the instance must not be called again (wasmtime refuses
+//! re-entry after a trap): the runner makes a fresh one from the
+//! pre-linked component.
+
+use super::Limits;
+use super::engine::{Controller, ControllerPre, EPOCH_TICK, HostState, wit};
+use wasmtime::Store;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PluginFault {
+    #[error("exceeded its CPU budget of {0} ms in one call")]
+    Timeout(u64),
+    #[error("ran out of memory: {0}")]
+    OutOfMemory(String),
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("rejected its config: {0}")]
+    InitFailed(String),
+    #[error("returned invalid output: {0}")]
+    BadOutput(String),
+}
+
+pub struct PluginInstance {
+    store: Store<HostState>,
+    bindings: Controller,
+    deadline_ticks: u64,
+    timeout_ms: u64,
+}
+
+impl PluginInstance {
+    pub fn new(
+        engine: &wasmtime::Engine,
+        pre: &ControllerPre<HostState>,
+        state: HostState,
+        limits: &Limits,
+    ) -> Result<Self, PluginFault> {
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        let deadline_ticks = (limits.call_timeout_ms / EPOCH_TICK.as_millis() as u64).max(1);
+        store.set_epoch_deadline(deadline_ticks);
+        let bindings = pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(&store, e, limits.call_timeout_ms))?;
+        Ok(PluginInstance {
+            store,
+            bindings,
+            deadline_ticks,
+            timeout_ms: limits.call_timeout_ms,
+        })
+    }
+
+    fn guarded<R>(
+        &mut self,
+        f: impl FnOnce(&Controller, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginFault> {
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        f(&self.bindings, &mut self.store).map_err(|e| classify(&self.store, e, self.timeout_ms))
+    }
+
+    pub fn init(&mut self, config: &str) -> Result<(), PluginFault> {
+        self.guarded(|b, s| b.call_init(s, config))?
+            .map_err(PluginFault::InitFailed)
+    }
+
+    pub fn describe(&mut self) -> Result<wit::Description, PluginFault> {
+        self.guarded(|b, s| b.call_describe(s))
+    }
+
+    pub fn on_state(&mut self, change: &wit::StateChange) -> Result<wit::Output, PluginFault> {
+        self.guarded(|b, s| b.call_on_state(s, change))
+    }
+
+    pub fn tick(&mut self, now_ms: i64) -> Result<wit::Output, PluginFault> {
+        self.guarded(|b, s| b.call_tick(s, now_ms))
+    }
+
+    pub fn save(&mut self) -> Result<Vec<u8>, PluginFault> {
+        self.guarded(|b, s| b.call_save(s))
+    }
+
+    /// `Ok(Err(reason))`: the plugin declined the state and starts fresh.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<Result<(), String>, PluginFault> {
+        self.guarded(|b, s| b.call_restore(s, bytes))
+    }
+
+    /// Bytes of linear memory in use (a cheap proxy: the limiter's view).
+    pub fn memory_cap_hit(&self) -> bool {
+        self.store.data().limiter.hit
+    }
+}
+
+fn classify(store: &Store<HostState>, e: wasmtime::Error, timeout_ms: u64) -> PluginFault {
+    if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
+        return PluginFault::Timeout(timeout_ms);
+    }
+    if store.data().limiter.hit {
+        return PluginFault::OutOfMemory(format!(
+            "cap is {} MiB",
+            store.data().limiter.max_bytes >> 20
+        ));
+    }
+    // The first line names the trap; the backtrace that follows is noise here.
+    let text = format!("{e:#}");
+    PluginFault::Trap(text.lines().next().unwrap_or("unknown trap").to_string())
+}

@@ -1,0 +1,324 @@
+//! A simulated ESP32 sensor node: what `firmware/esp32c3-sensor` does, over
+//! a real MQTT connection, with the payloads of [`hearth_node_core`].
+//!
+//! On every (re)connection (`ConnAck`) it publishes, like the firmware:
+//! `hearth-node/<id>/status` = `online` (retained, QoS 1; its last will is
+//! `offline`, retained, QoS 1), the retained [`Announce`] (all four
+//! [`SensorKind`]s), and a first reading. Then every `interval_s` simulated
+//! seconds a [`Telemetry`] (QoS 0, not retained):
+//!
+//! | field | value |
+//! |---|---|
+//! | `temperature` | room temperature + N(0, 0.03 °C), rounded to 0.01 °C |
+//! | `humidity` | 40 % + N(0, 0.5 %), rounded to 0.1 % |
+//! | `rssi` | −60 dBm + N(0, 2 dB), rounded to 1 dB |
+//! | `uptime` | simulated seconds since the sim started |
+//!
+//! The noise is seeded, so a run is reproducible. The temperature comes from
+//! the shared [`Plant`](super::plant::Plant), never from the bridge. A
+//! broker restart is survived the way rumqttc intends: keep polling the
+//! event loop; it reconnects, and the `ConnAck` republishes everything.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hearth_node_core::{Announce, SensorKind, Telemetry, TopicKind, encode, heapless, topic};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use tokio::task::JoinHandle;
+
+use super::plant::SharedPlant;
+use crate::clock::Clock;
+use crate::shutdown::Shutdown;
+
+/// Model string in the announce.
+pub const MODEL: &str = "ESP32-C3 sensor node (twin)";
+/// Wall time between reconnection attempts.
+const RECONNECT_WALL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone)]
+pub struct NodeSimConfig {
+    /// `[a-z0-9_-]{1,32}`, also the MQTT client id suffix.
+    pub node_id: String,
+    /// Human name ("Server room").
+    pub name: String,
+    /// Telemetry period, simulated s.
+    pub interval_s: u32,
+    /// Noise seed.
+    pub seed: u64,
+}
+
+/// Reading noise and conversion; pure, so it can be tested without MQTT.
+pub struct Sensor {
+    rng: fastrand::Rng,
+}
+
+impl Sensor {
+    pub fn new(seed: u64) -> Self {
+        Sensor {
+            rng: fastrand::Rng::with_seed(seed),
+        }
+    }
+
+    /// One reading of a room at `room_c` °C, `uptime_s` s after boot.
+    pub fn read(&mut self, room_c: f64, uptime_s: u32) -> Telemetry {
+        let n = |rng: &mut fastrand::Rng| super::standard_normal(rng);
+        let temp = room_c + 0.03 * n(&mut self.rng);
+        let hum = (40.0 + 0.5 * n(&mut self.rng)).clamp(0.0, 100.0);
+        let rssi = (-60.0 + 2.0 * n(&mut self.rng)).round().clamp(-120.0, 0.0);
+        Telemetry {
+            temperature: Some(((temp * 100.0).round() / 100.0) as f32),
+            humidity: Some(((hum * 10.0).round() / 10.0) as f32),
+            rssi: Some(rssi as i16),
+            uptime: Some(uptime_s),
+        }
+    }
+}
+
+/// The retained announce payload (JSON bytes).
+pub fn announce_payload(cfg: &NodeSimConfig) -> anyhow::Result<Vec<u8>> {
+    let mut sensors = heapless::Vec::new();
+    sensors
+        .extend_from_slice(&SensorKind::ALL)
+        .map_err(|_| anyhow::anyhow!("too many sensor kinds"))?;
+    let a = Announce {
+        id: &cfg.node_id,
+        name: &cfg.name,
+        model: MODEL,
+        sw_version: env!("CARGO_PKG_VERSION"),
+        sensors,
+        interval_s: cfg.interval_s,
+    };
+    let mut buf = [0u8; 512];
+    let json = encode(&a, &mut buf).map_err(|_| anyhow::anyhow!("announce exceeds 512 bytes"))?;
+    Ok(json.to_vec())
+}
+
+/// A telemetry payload (JSON bytes).
+pub fn telemetry_payload(t: &Telemetry) -> Vec<u8> {
+    let mut buf = [0u8; 128];
+    // Four bounded numbers: always fits.
+    encode(t, &mut buf).map(<[u8]>::to_vec).unwrap_or_default()
+}
+
+struct Node {
+    cfg: NodeSimConfig,
+    clock: Clock,
+    plant: SharedPlant,
+    client: AsyncClient,
+    sensor: std::sync::Mutex<Sensor>,
+    start_ms: i64,
+    status_topic: String,
+    announce_topic: String,
+    telemetry_topic: String,
+    announce: Vec<u8>,
+}
+
+impl Node {
+    fn reading(&self) -> Vec<u8> {
+        let now = self.clock.now_ms();
+        let room_c = {
+            let mut p = self.plant.lock().unwrap_or_else(|e| e.into_inner());
+            p.advance_to(now);
+            p.room.temp_c
+        };
+        let uptime = ((now - self.start_ms).max(0) / 1000) as u32;
+        let t = self
+            .sensor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .read(room_c, uptime);
+        telemetry_payload(&t)
+    }
+
+    /// What the firmware sends right after connecting. `try_publish`: the
+    /// event loop is polled by the caller, so awaiting here could deadlock.
+    fn on_connack(&self) {
+        let publish = |topic: &str, qos, retain, payload: Vec<u8>| {
+            if let Err(e) = self.client.try_publish(topic, qos, retain, payload) {
+                tracing::warn!("twin node {}: cannot queue {topic}: {e}", self.cfg.node_id);
+            }
+        };
+        publish(
+            &self.status_topic,
+            QoS::AtLeastOnce,
+            true,
+            hearth_node_core::STATUS_ONLINE.into(),
+        );
+        publish(
+            &self.announce_topic,
+            QoS::AtLeastOnce,
+            true,
+            self.announce.clone(),
+        );
+        publish(
+            &self.telemetry_topic,
+            QoS::AtMostOnce,
+            false,
+            self.reading(),
+        );
+    }
+}
+
+/// Connects node `cfg.node_id` to the broker and runs it until shutdown.
+pub fn spawn(
+    clock: Clock,
+    mqtt_host: &str,
+    mqtt_port: u16,
+    cfg: NodeSimConfig,
+    plant: SharedPlant,
+    shutdown: Shutdown,
+) -> anyhow::Result<JoinHandle<()>> {
+    let t = |k| {
+        topic(&cfg.node_id, k)
+            .map(|t| t.to_string())
+            .map_err(|e| anyhow::anyhow!("{e}: `{}`", cfg.node_id))
+    };
+    let (status_topic, announce_topic, telemetry_topic) = (
+        t(TopicKind::Status)?,
+        t(TopicKind::Announce)?,
+        t(TopicKind::Telemetry)?,
+    );
+
+    let mut opts = MqttOptions::new(format!("hearth-node-{}", cfg.node_id), mqtt_host, mqtt_port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    opts.set_last_will(LastWill::new(
+        &status_topic,
+        hearth_node_core::STATUS_OFFLINE,
+        QoS::AtLeastOnce,
+        true,
+    ));
+    let (client, eventloop) = AsyncClient::new(opts, 64);
+
+    let node = Arc::new(Node {
+        announce: announce_payload(&cfg)?,
+        sensor: std::sync::Mutex::new(Sensor::new(cfg.seed)),
+        start_ms: clock.now_ms(),
+        cfg,
+        clock,
+        plant,
+        client,
+        status_topic,
+        announce_topic,
+        telemetry_topic,
+    });
+    Ok(tokio::spawn(run(node, eventloop, shutdown)))
+}
+
+async fn run(node: Arc<Node>, mut eventloop: rumqttc::EventLoop, mut shutdown: Shutdown) {
+    let connected = Arc::new(AtomicBool::new(false));
+    let ticker = tokio::spawn(telemetry_loop(
+        node.clone(),
+        connected.clone(),
+        shutdown.clone(),
+    ));
+    let id = node.cfg.node_id.clone();
+    let mut failures = 0u32;
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            ev = eventloop.poll() => match ev {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    if failures > 0 {
+                        tracing::info!("twin node {id}: reconnected after {failures} failed attempt(s)");
+                    } else {
+                        tracing::debug!("twin node {id}: connected");
+                    }
+                    failures = 0;
+                    connected.store(true, Ordering::Relaxed);
+                    node.on_connack();
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    connected.store(false, Ordering::Relaxed);
+                    if failures == 0 {
+                        tracing::warn!("twin node {id}: MQTT connection lost: {e}; reconnecting");
+                    }
+                    failures += 1;
+                    tokio::select! {
+                        _ = shutdown.wait() => break,
+                        _ = tokio::time::sleep(RECONNECT_WALL) => {}
+                    }
+                }
+            }
+        }
+    }
+    // Dropping the event loop closes the socket without DISCONNECT, so the
+    // broker publishes the last will: the node "lost power".
+    ticker.abort();
+}
+
+async fn telemetry_loop(node: Arc<Node>, connected: Arc<AtomicBool>, mut shutdown: Shutdown) {
+    let period_ms = f64::from(node.cfg.interval_s.max(1)) * 1000.0;
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = node.clock.sleep_ms(period_ms) => {}
+        }
+        // A disconnected node measures nothing worth queueing: rumqttc would
+        // drop it on reconnection (clean session) anyway.
+        if connected.load(Ordering::Relaxed) {
+            let payload = node.reading();
+            if let Err(e) =
+                node.client
+                    .try_publish(&node.telemetry_topic, QoS::AtMostOnce, false, payload)
+            {
+                tracing::debug!("twin node {}: telemetry dropped: {e}", node.cfg.node_id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> NodeSimConfig {
+        NodeSimConfig {
+            node_id: "server-room".into(),
+            name: "Server room".into(),
+            interval_s: 10,
+            seed: 42,
+        }
+    }
+
+    #[test]
+    fn readings_are_noisy_rounded_and_reproducible() {
+        let mut a = Sensor::new(1);
+        let mut b = Sensor::new(1);
+        let mut temps = Vec::new();
+        for i in 0..2000 {
+            let ta = a.read(24.0, i);
+            assert_eq!(ta, b.read(24.0, i), "same seed, same readings");
+            ta.check().unwrap();
+            let t = f64::from(ta.temperature.unwrap());
+            assert!(
+                ((t * 100.0).round() - t * 100.0).abs() < 1e-3,
+                "0.01 °C steps: {t}"
+            );
+            assert_eq!(ta.uptime, Some(i));
+            temps.push(t);
+        }
+        let mean = temps.iter().sum::<f64>() / temps.len() as f64;
+        let sd =
+            (temps.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / temps.len() as f64).sqrt();
+        assert!((mean - 24.0).abs() < 0.005, "mean {mean}");
+        assert!((sd - 0.03).abs() < 0.005, "σ {sd}");
+    }
+
+    #[test]
+    fn payloads_decode_with_node_core() {
+        let ann = announce_payload(&cfg()).unwrap();
+        let a = hearth_node_core::decode_announce(&ann).unwrap();
+        assert_eq!(a.id, "server-room");
+        assert_eq!(a.name, "Server room");
+        assert_eq!(a.interval_s, 10);
+        assert_eq!(a.sensors.as_slice(), &SensorKind::ALL);
+
+        let t = Sensor::new(3).read(25.0, 7);
+        let bytes = telemetry_payload(&t);
+        assert_eq!(hearth_node_core::decode_telemetry(&bytes).unwrap(), t);
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["uptime"], 7);
+    }
+}

@@ -1,0 +1,282 @@
+//! Shared test harness: real brokers (the embedded rumqttd and Mosquitto
+//! from Debian), the digital twin, a real bridge, and an MQTT observer that
+//! sees the wire as Home Assistant would.
+#![allow(dead_code)]
+
+use hearth::app::Bridge;
+use hearth::broker::{BrokerAddress, EmbeddedBroker};
+use hearth::clock::Clock;
+use hearth::config::Config;
+use hearth::shutdown::{self, ShutdownTrigger};
+use hearth::twin::{ServerRoomTwin, TwinHandle, TwinOptions};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::collections::BTreeMap;
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    Embedded,
+    Mosquitto,
+}
+
+/// A Mosquitto broker from Debian's package, on a free loopback port.
+pub struct Mosquitto {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn mosquitto() -> Mosquitto {
+    let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("mosquitto is not installed: `apt-get install -y mosquitto` (.ci/run does this)");
+    let port = EmbeddedBroker::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+    )
+    .unwrap();
+    let child = Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting mosquitto");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "mosquitto did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Mosquitto {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+/// A broker of either kind, kept alive as long as this value.
+pub struct TestBroker {
+    pub addr: BrokerAddress,
+    _mosquitto: Option<Mosquitto>,
+}
+
+pub fn broker(kind: BrokerKind) -> TestBroker {
+    match kind {
+        BrokerKind::Embedded => {
+            let b = EmbeddedBroker::start(
+                std::net::Ipv4Addr::LOCALHOST.into(),
+                EmbeddedBroker::free_port(),
+            )
+            .unwrap();
+            TestBroker {
+                addr: BrokerAddress::local(b.addr.port()),
+                _mosquitto: None,
+            }
+        }
+        BrokerKind::Mosquitto => {
+            let m = mosquitto();
+            TestBroker {
+                addr: BrokerAddress::local(m.port),
+                _mosquitto: Some(m),
+            }
+        }
+    }
+}
+
+/// Twin + bridge on one broker, as `hearth demo` runs them.
+pub struct Harness {
+    pub bridge: Option<Bridge>,
+    pub twin: TwinHandle,
+    pub clock: Clock,
+    pub broker: TestBroker,
+    twin_stop: ShutdownTrigger,
+}
+
+impl Harness {
+    pub async fn start(kind: BrokerKind, speed: f64, tweak: impl FnOnce(&mut Config)) -> Harness {
+        init_logs();
+        let broker = broker(kind);
+        let clock = Clock::simulated(speed);
+        let (twin_stop, twin_shutdown) = shutdown::channel();
+        let twin = ServerRoomTwin::start(
+            clock,
+            &broker.addr.host,
+            broker.addr.port,
+            TwinOptions::default(),
+            twin_shutdown,
+        )
+        .await
+        .expect("twin starts");
+        let mut config =
+            hearth::demo::scenario_config(&broker.addr, &twin.shelly_url(), Some(0)).unwrap();
+        tweak(&mut config);
+        let bridge = Bridge::start(config, clock).await.expect("bridge starts");
+        Harness {
+            bridge: Some(bridge),
+            twin,
+            clock,
+            broker,
+            twin_stop,
+        }
+    }
+
+    pub fn bridge(&self) -> &Bridge {
+        self.bridge.as_ref().unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(b) = self.bridge.take() {
+            b.stop().await;
+        }
+        self.twin_stop.trigger();
+    }
+}
+
+/// Logs go to stderr for `cargo test -- --nocapture` and into a buffer the
+/// bad-input tests read.
+pub static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct LogWriter;
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        if std::env::var_os("HEARTH_TEST_LOG").is_some() {
+            let _ = std::io::stderr().write_all(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info,rumqttd=warn,rumqttc=warn,cranelift_codegen=warn,wasmtime=warn")
+        .with_ansi(false)
+        .with_writer(|| LogWriter)
+        .try_init();
+}
+
+pub fn logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
+}
+
+/// Sees the broker as Home Assistant does: every message, and the last
+/// retained payload per topic.
+#[derive(Clone)]
+pub struct Observer {
+    pub client: AsyncClient,
+    seen: Arc<Mutex<Vec<(String, Vec<u8>, bool)>>>,
+    retained: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+}
+
+impl Observer {
+    pub async fn connect(addr: &BrokerAddress, filter: &str) -> Observer {
+        let id = format!(
+            "observer-{}",
+            std::process::id() as u64 * 1000 + rand_suffix()
+        );
+        let mut opts = MqttOptions::new(id, &addr.host, addr.port);
+        opts.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut eventloop) = AsyncClient::new(opts, 1024);
+        client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let retained = Arc::new(Mutex::new(BTreeMap::new()));
+        let (s, r) = (seen.clone(), retained.clone());
+        let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+        let mut subscribed_tx = Some(subscribed_tx);
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let payload = p.payload.to_vec();
+                        // Retained messages and live updates both describe
+                        // the current retained value of a retained topic.
+                        if payload.is_empty() {
+                            r.lock().unwrap().remove(&p.topic);
+                        } else {
+                            r.lock().unwrap().insert(p.topic.clone(), payload.clone());
+                        }
+                        s.lock().unwrap().push((p.topic, payload, p.retain));
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        if let Some(tx) = subscribed_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+        let _ = tokio::time::timeout(Duration::from_secs(5), subscribed).await;
+        Observer {
+            client,
+            seen,
+            retained,
+        }
+    }
+
+    /// Last payload per topic (empty payloads remove the topic).
+    pub fn current(&self) -> BTreeMap<String, Vec<u8>> {
+        self.retained.lock().unwrap().clone()
+    }
+
+    pub fn messages(&self) -> Vec<(String, Vec<u8>, bool)> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn payloads_on(&self, topic: &str) -> Vec<String> {
+        self.messages()
+            .into_iter()
+            .filter(|(t, _, _)| t == topic)
+            .map(|(_, p, _)| String::from_utf8_lossy(&p).into_owned())
+            .collect()
+    }
+
+    pub async fn publish(&self, topic: &str, payload: &str) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Polls `check` every 20 ms until it returns `Some` or `timeout` passes.
+pub async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,127 @@
+//! The loop end to end: HA's climate commands reach the thermostat plugin
+//! and the IR gateway; twin + bridge + plugin hold the room in band.
+
+mod common;
+
+use common::{BrokerKind, Harness, Observer, wait_for};
+use hearth::demo::power_transitions;
+use std::time::Duration;
+
+fn last_ir(h: &Harness) -> Option<serde_json::Value> {
+    h.twin.ir_commands().last().map(|(_, c)| c.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn climate_target_from_ha_reaches_plugin_and_ir_gateway() {
+    // 120× real time: min_cycle_duration 180 s = 1.5 s wall.
+    let h = Harness::start(BrokerKind::Embedded, 120.0, |_| {}).await;
+    let ha = Observer::connect(&h.broker.addr, "cmnd/#").await;
+    // The room starts at 26 °C > 24 + 0.3: the thermostat switches the AC on.
+    wait_for(
+        "AC switched on by the thermostat",
+        Duration::from_secs(20),
+        || last_ir(&h).filter(|c| c["Power"] == "On").map(|_| ()),
+    )
+    .await;
+
+    // HA sets 22 °C on the climate's command topic (its temperature_command_template).
+    ha.publish(
+        "hearth/server-room-ac/climate/set",
+        r#"{"temperature": 22}"#,
+    )
+    .await;
+    let ir = wait_for("IRhvac with Temp 22", Duration::from_secs(10), || {
+        last_ir(&h).filter(|c| c["Temp"] == 22.0)
+    })
+    .await;
+    assert_eq!(ir["Power"], "On");
+    assert_eq!(ir["Mode"], "Cool");
+    assert_eq!(ir["Vendor"], "MITSUBISHI_AC");
+    let climate = h.bridge().store.get("climate.server_room_ac").unwrap();
+    assert_eq!(climate.attributes["temperature"], 22.0);
+    // The IR bridge's own MQTT traffic carried it.
+    assert!(
+        ha.payloads_on("cmnd/tasmota_ir/IRhvac")
+            .iter()
+            .any(|p| p.contains("\"Temp\":22"))
+    );
+
+    // The plugin follows the new target: above the room temperature, it
+    // switches the AC off (once min_cycle_duration allows).
+    ha.publish(
+        "hearth/server-room-ac/climate/set",
+        r#"{"temperature": 29.5}"#,
+    )
+    .await;
+    wait_for(
+        "AC switched off for target 29.5 °C",
+        Duration::from_secs(20),
+        || last_ir(&h).filter(|c| c["Power"] == "Off").map(|_| ()),
+    )
+    .await;
+    assert!(
+        common::logs().contains("[thermostat] AC off"),
+        "the plugin says why in the log"
+    );
+
+    // Out-of-range targets are clamped by the safety envelope, not sent as asked.
+    ha.publish("hearth/server-room-ac/climate/set", r#"{"temperature": 5}"#)
+        .await;
+    wait_for("target clamped to 16 °C", Duration::from_secs(10), || {
+        let c = h.bridge().store.get("climate.server_room_ac")?;
+        (c.attributes["temperature"] == 16.0).then_some(())
+    })
+    .await;
+
+    // Mode off from HA: AC off and the thermostat leaves it off.
+    ha.publish(
+        "hearth/server-room-ac/climate/set",
+        r#"{"hvac_mode": "off"}"#,
+    )
+    .await;
+    wait_for("climate off", Duration::from_secs(10), || {
+        (h.bridge().store.get("climate.server_room_ac")?.state == "off").then_some(())
+    })
+    .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_loop_holds_the_room_in_band_for_six_simulated_hours() {
+    const SPEED: f64 = 720.0; // 6 h in 30 s
+    let h = Harness::start(BrokerKind::Embedded, SPEED, |_| {}).await;
+    let start = h.clock.now_ms();
+    let mut samples = Vec::new();
+    while h.clock.now_ms() - start < 6 * 3600 * 1000 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let s = h.twin.snapshot();
+        samples.push((s.sim_ms, s.room_c));
+    }
+    let report = hearth::demo::report(&h.twin, h.clock, (24.0, 0.3, 180.0), start, &samples);
+    println!("{report}");
+    let t0 = report
+        .first_cooldown_s
+        .expect("the first cool-down finished");
+    assert!(t0 < 3600.0, "first cool-down took {t0} s");
+    let (lo, hi) = report.band_after_cooldown.unwrap();
+    assert!(
+        report.in_band(),
+        "room left 24 ± 0.8 °C after the first cool-down: {lo:.2}..{hi:.2}"
+    );
+    assert!(
+        report.cycles_ok(),
+        "AC cycled faster than 180 s: {:?}",
+        report.shortest_cycle_s
+    );
+    let transitions = power_transitions(&h.twin, start);
+    assert!(
+        transitions.len() >= 10,
+        "the thermostat cycles the AC ({} transitions in 6 h)",
+        transitions.len()
+    );
+    assert!(
+        h.twin.snapshot().energy_wh > 1000.0,
+        "the plug metered the AC"
+    );
+    h.stop().await;
+}

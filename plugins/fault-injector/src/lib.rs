@@ -1,0 +1,123 @@
+//! A plugin that misbehaves on purpose, to prove the host contains faults:
+//! it traps, loops forever or allocates without bound when told to.
+//!
+//! Config: `{"entity": "sensor.x", "fault": "trap"|"loop"|"alloc"|"none",
+//! "when": "on_state"|"tick"|"init", "drives": ["switch.y"]}`.
+//! With `fault: none` it forwards each state change of `entity` as
+//! `switch.turn_on` on its first driven entity (used to check call routing).
+
+use hearth_plugin_sdk::serde_json::{self, Value, json};
+use hearth_plugin_sdk::{Change, Controller, Description, Output, export_controller, warn};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Fault {
+    None,
+    Trap,
+    Loop,
+    Alloc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum When {
+    Init,
+    OnState,
+    Tick,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Config {
+    entity: String,
+    fault: Fault,
+    #[serde(default = "default_when")]
+    when: When,
+    #[serde(default)]
+    drives: Vec<String>,
+}
+
+fn default_when() -> When {
+    When::OnState
+}
+
+struct FaultInjector {
+    cfg: Config,
+    events: u64,
+}
+
+fn misbehave(fault: Fault) {
+    match fault {
+        Fault::None => {}
+        Fault::Trap => panic!("fault-injector: trap on purpose"),
+        Fault::Loop => {
+            let mut x: u64 = 0;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        Fault::Alloc => {
+            let mut hog: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hog.push(std::hint::black_box(vec![1u8; 1 << 20]));
+            }
+        }
+    }
+}
+
+impl Controller for FaultInjector {
+    fn init(config: Value) -> Result<Self, String> {
+        let cfg: Config =
+            serde_json::from_value(config).map_err(|e| format!("fault-injector config: {e}"))?;
+        if cfg.when == When::Init {
+            misbehave(cfg.fault);
+        }
+        warn(&format!(
+            "fault-injector armed: {:?} on {:?}",
+            cfg.fault, cfg.when
+        ));
+        Ok(FaultInjector { cfg, events: 0 })
+    }
+
+    fn describe(&self) -> Description {
+        Description {
+            name: "fault-injector".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            reads: vec![self.cfg.entity.clone()],
+            drives: self.cfg.drives.clone(),
+            config_schema: "{}".into(),
+            tick_period_ms: 1_000,
+            entities: vec![],
+        }
+    }
+
+    fn on_state(&mut self, _change: Change, out: &mut Output) {
+        self.events += 1;
+        if self.cfg.when == When::OnState {
+            misbehave(self.cfg.fault);
+        }
+        if let Some(target) = self.cfg.drives.first() {
+            out.call("switch", "turn_on", target, json!({}));
+        }
+    }
+
+    fn tick(&mut self, _now_ms: i64, _out: &mut Output) {
+        if self.cfg.when == When::Tick {
+            misbehave(self.cfg.fault);
+        }
+    }
+
+    fn save(&self) -> Vec<u8> {
+        self.events.to_le_bytes().to_vec()
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let arr: [u8; 8] = bytes
+            .try_into()
+            .map_err(|_| "expected 8 bytes".to_string())?;
+        self.events = u64::from_le_bytes(arr);
+        Ok(())
+    }
+}
+
+export_controller!(FaultInjector);

@@ -1,0 +1,294 @@
+//! Thermostat controller: Home Assistant's `generic_thermostat` in `ac_mode`,
+//! for a server-room air conditioner driven through a one-way IR gateway.
+//!
+//! Behaviour (HA core `generic_thermostat/climate.py`, `_async_control_heating`):
+//! - too hot  = `current - target >= hot_tolerance`  → turn the AC on;
+//! - too cold = `target - current >= cold_tolerance` → turn the AC off;
+//! - a switch is only toggled once it has been in its current state for
+//!   `min_cycle_duration` (compressor protection); keep-alive re-sends ignore it;
+//! - `keep_alive`: IR is one-way, so the current command is re-sent every
+//!   `keep_alive` seconds (a missed code or a remote in someone's hand is
+//!   corrected);
+//! - `hvac_mode` `off` turns the AC off at once, whatever the cycle time.
+//!
+//! Added for the server room:
+//! - over-temperature: `binary_sensor` (device class `problem`) on at
+//!   `current >= over_temperature`, off below `over_temperature - 0.5 °C`;
+//! - start check: with a power sensor, the AC must draw more than
+//!   `running_power_w` within `start_check` of being switched on while too hot,
+//!   else an `ac_not_cooling` problem is raised.
+//!
+//! The target temperature and mode are the climate entity's (`temperature`
+//! attribute and state), so `climate.set_temperature` from Home Assistant
+//! reaches this plugin through the entity store. `target_temp` in the config is
+//! used until the climate entity reports one.
+
+use hearth_plugin_sdk::serde_json::{self, Value, json};
+use hearth_plugin_sdk::{
+    Change, Controller, Description, Output, Severity, State, export_controller, info,
+    problem_sensor,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// Room temperature sensor (°C).
+    sensor: String,
+    /// The climate entity whose mode and target temperature we follow.
+    climate: String,
+    /// The AC's power switch (IR power on/off).
+    switch: String,
+    /// Optional AC electrical power sensor (W), for the start check.
+    #[serde(default)]
+    power_sensor: Option<String>,
+    /// °C
+    #[serde(default = "default_target")]
+    target_temp: f64,
+    /// °C
+    #[serde(default = "default_tolerance")]
+    cold_tolerance: f64,
+    /// °C
+    #[serde(default = "default_tolerance")]
+    hot_tolerance: f64,
+    /// s
+    #[serde(default)]
+    min_cycle_duration: f64,
+    /// s; 0 disables.
+    #[serde(default)]
+    keep_alive: f64,
+    /// °C
+    #[serde(default = "default_over_temperature")]
+    over_temperature: f64,
+    /// W drawn by a running compressor.
+    #[serde(default = "default_running_power")]
+    running_power_w: f64,
+    /// s
+    #[serde(default = "default_start_check")]
+    start_check: f64,
+}
+
+fn default_target() -> f64 {
+    24.0
+}
+fn default_tolerance() -> f64 {
+    0.3
+}
+fn default_over_temperature() -> f64 {
+    30.0
+}
+fn default_running_power() -> f64 {
+    300.0
+}
+fn default_start_check() -> f64 {
+    180.0
+}
+
+/// What survives a restart or a swap.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Saved {
+    last_sent_ms: Option<i64>,
+    over_temperature: bool,
+    not_cooling: bool,
+}
+
+struct Thermostat {
+    cfg: Config,
+    saved: Saved,
+}
+
+const OVER_TEMP: &str = "over_temperature";
+const NOT_COOLING: &str = "ac_not_cooling";
+const OVER_TEMP_CLEAR_MARGIN: f64 = 0.5;
+
+impl Thermostat {
+    fn target(&self) -> f64 {
+        State::get(&self.cfg.climate)
+            .and_then(|c| c.attr_f64("temperature"))
+            .unwrap_or(self.cfg.target_temp)
+    }
+
+    fn mode_is_off(&self) -> bool {
+        State::get(&self.cfg.climate).is_some_and(|c| c.state == "off")
+    }
+
+    /// The whole control step: decide, then act.
+    fn control(&mut self, now_ms: i64, keep_alive_due: bool, out: &mut Output) {
+        let Some(current) = State::get(&self.cfg.sensor).and_then(|s| s.number()) else {
+            return; // no reading yet, or the sensor is unavailable: do nothing
+        };
+        self.check_over_temperature(current, out);
+        let Some(switch) = State::get(&self.cfg.switch) else {
+            return;
+        };
+        let Some(is_on) = switch.is_on() else {
+            return; // the AC is unavailable
+        };
+        if self.mode_is_off() {
+            if is_on || keep_alive_due {
+                self.send(false, out, now_ms, "hvac mode is off");
+            }
+            return;
+        }
+        let target = self.target();
+        let too_hot = current - target >= self.cfg.hot_tolerance;
+        let too_cold = target - current >= self.cfg.cold_tolerance;
+        let long_enough =
+            now_ms - switch.last_changed_ms >= (self.cfg.min_cycle_duration * 1000.0) as i64;
+
+        if is_on {
+            if too_cold && long_enough {
+                let why = format!(
+                    "{current:.2} °C is {:.2} °C below target {target:.1} °C",
+                    target - current
+                );
+                self.send(false, out, now_ms, &why);
+            } else if keep_alive_due {
+                self.send(true, out, now_ms, "keep-alive");
+            }
+            self.check_started(now_ms, too_hot, &switch, out);
+        } else if too_hot && long_enough {
+            let why = format!(
+                "{current:.2} °C is {:.2} °C above target {target:.1} °C",
+                current - target
+            );
+            self.send(true, out, now_ms, &why);
+        } else if keep_alive_due {
+            self.send(false, out, now_ms, "keep-alive");
+        }
+    }
+
+    fn send(&mut self, on: bool, out: &mut Output, now_ms: i64, why: &str) {
+        let service = if on { "turn_on" } else { "turn_off" };
+        if why != "keep-alive" {
+            info(&format!("AC {}: {why}", if on { "on" } else { "off" }));
+        }
+        out.call("switch", service, &self.cfg.switch, json!({}));
+        self.saved.last_sent_ms = Some(now_ms);
+    }
+
+    fn check_over_temperature(&mut self, current: f64, out: &mut Output) {
+        let limit = self.cfg.over_temperature;
+        let active = if self.saved.over_temperature {
+            current >= limit - OVER_TEMP_CLEAR_MARGIN
+        } else {
+            current >= limit
+        };
+        if active != self.saved.over_temperature {
+            self.saved.over_temperature = active;
+            let msg = format!("room at {current:.1} °C, limit {limit:.1} °C");
+            out.alert(
+                OVER_TEMP,
+                Severity::Critical,
+                active,
+                "Server room over temperature",
+                &msg,
+            );
+            out.entity(OVER_TEMP, if active { "on" } else { "off" });
+        }
+    }
+
+    fn check_started(&mut self, now_ms: i64, too_hot: bool, switch: &State, out: &mut Output) {
+        let Some(power) = self.cfg.power_sensor.as_deref().and_then(State::get) else {
+            return;
+        };
+        let Some(watts) = power.number() else { return };
+        let on_for_s = (now_ms - switch.last_changed_ms) as f64 / 1000.0;
+        let failing =
+            too_hot && on_for_s >= self.cfg.start_check && watts < self.cfg.running_power_w;
+        let recovered = watts >= self.cfg.running_power_w;
+        if failing && !self.saved.not_cooling {
+            self.saved.not_cooling = true;
+            let msg = format!(
+                "AC on for {on_for_s:.0} s but drawing {watts:.0} W (expected ≥ {:.0} W)",
+                self.cfg.running_power_w
+            );
+            out.alert(
+                NOT_COOLING,
+                Severity::Warning,
+                true,
+                "Air conditioner not cooling",
+                &msg,
+            );
+            out.entity(NOT_COOLING, "on");
+        } else if recovered && self.saved.not_cooling {
+            self.saved.not_cooling = false;
+            out.alert(
+                NOT_COOLING,
+                Severity::Warning,
+                false,
+                "Air conditioner not cooling",
+                "AC draws power again",
+            );
+            out.entity(NOT_COOLING, "off");
+        }
+    }
+}
+
+impl Controller for Thermostat {
+    fn init(config: Value) -> Result<Self, String> {
+        let cfg: Config =
+            serde_json::from_value(config).map_err(|e| format!("thermostat config: {e}"))?;
+        if cfg.cold_tolerance < 0.0 || cfg.hot_tolerance < 0.0 {
+            return Err("thermostat config: tolerances must be ≥ 0 °C".into());
+        }
+        Ok(Thermostat {
+            cfg,
+            saved: Saved::default(),
+        })
+    }
+
+    fn describe(&self) -> Description {
+        let mut reads = vec![
+            self.cfg.sensor.clone(),
+            self.cfg.climate.clone(),
+            self.cfg.switch.clone(),
+        ];
+        reads.extend(self.cfg.power_sensor.clone());
+        Description {
+            name: "thermostat".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            reads,
+            drives: vec![self.cfg.switch.clone()],
+            config_schema: "{}".into(),
+            // Re-evaluate at least every 10 s so keep-alive and min-cycle
+            // deadlines are met without waiting for a sensor update.
+            tick_period_ms: 10_000,
+            entities: vec![
+                problem_sensor(OVER_TEMP, "Over temperature"),
+                problem_sensor(NOT_COOLING, "AC not cooling"),
+            ],
+        }
+    }
+
+    fn on_state(&mut self, change: Change, out: &mut Output) {
+        // The switch's own echo needs no reaction.
+        if change.entity_id == self.cfg.switch {
+            return;
+        }
+        let now = hearth_plugin_sdk::now_ms();
+        self.control(now, false, out);
+    }
+
+    fn tick(&mut self, now_ms: i64, out: &mut Output) {
+        let keep_alive_ms = (self.cfg.keep_alive * 1000.0) as i64;
+        let due = keep_alive_ms > 0
+            && self
+                .saved
+                .last_sent_ms
+                .is_none_or(|t| now_ms - t >= keep_alive_ms);
+        self.control(now_ms, due, out);
+    }
+
+    fn save(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.saved).unwrap_or_default()
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.saved =
+            serde_json::from_slice(bytes).map_err(|e| format!("not thermostat state: {e}"))?;
+        Ok(())
+    }
+}
+
+export_controller!(Thermostat);

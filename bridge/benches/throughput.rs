@@ -1,1 +1,182 @@
-fn main() {}
+//! Benchmarks that print figures (`cargo bench --bench throughput`):
+//!
+//! 1. plugin call overhead: median µs per `on-state` call, for a plugin that
+//!    does nothing (fault-injector, `fault = none`) and for the thermostat
+//!    (which reads 3–4 states through the host per call);
+//! 2. the bridge's state-update throughput: sensor-node telemetry in over
+//!    MQTT → entity store → HA state topics out, messages/s;
+//! 3. next to it, in the same run and on the same embedded broker, the raw
+//!    broker's publish → subscribe throughput (QoS 1 both ways).
+
+use hearth::app::Bridge;
+use hearth::broker::{BrokerAddress, EmbeddedBroker};
+use hearth::clock::Clock;
+use hearth::config::Config;
+use hearth::entity::{Component, Device, EntitySpec, EntityStore};
+use hearth::plugins::engine::{HostState, MemoryCap, PluginEngine, wit};
+use hearth::plugins::instance::PluginInstance;
+use hearth::plugins::{Limits, builtin};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::Map;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const CALLS: usize = 20_000;
+const MESSAGES: u64 = 20_000;
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    println!("machine: {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    plugin_overhead();
+    rt.block_on(throughput());
+}
+
+fn median_us(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn plugin_overhead() {
+    let store = EntityStore::new(Clock::real());
+    let dev = Device {
+        id: "room".into(),
+        name: "Room".into(),
+        manufacturer: "bench".into(),
+        model: "bench".into(),
+        sw_version: None,
+        via_device: None,
+    };
+    store.upsert_device("bench", dev).unwrap();
+    for (key, c, state) in [("temperature", Component::Sensor, "24.1"), ("power", Component::Switch, "off")] {
+        let spec = EntitySpec::new("room", key, c);
+        let id = spec.entity_id.clone();
+        store.upsert_entity(spec).unwrap();
+        store.set_state(&id, state, Map::new()).unwrap();
+    }
+    let engine = PluginEngine::new().unwrap();
+    let cases = [
+        ("fault-injector (no-op)", "builtin:fault-injector", r#"{"entity":"sensor.room_temperature","fault":"none"}"#),
+        (
+            "thermostat",
+            "builtin:thermostat",
+            r#"{"sensor":"sensor.room_temperature","climate":"climate.none","switch":"switch.room_power","min_cycle_duration":1e9}"#,
+        ),
+    ];
+    for (label, wasm, config) in cases {
+        let bytes = builtin::load_bytes(wasm).unwrap();
+        let t = Instant::now();
+        let pre = engine.load(&bytes).unwrap();
+        let compile_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let state = HostState {
+            plugin: "bench".into(),
+            store: store.clone(),
+            clock: Clock::real(),
+            limiter: MemoryCap { max_bytes: 32 << 20, hit: false },
+        };
+        let t = Instant::now();
+        let mut inst = PluginInstance::new(&engine.engine, &pre, state, &Limits::default()).unwrap();
+        let instantiate_us = t.elapsed().as_secs_f64() * 1e6;
+        inst.init(config).unwrap();
+        let s = store.get("sensor.room_temperature").unwrap();
+        let to_wit = hearth::plugins::engine::state_to_wit;
+        let change = wit::StateChange { entity_id: s.entity_id.clone(), old_state: Some(to_wit(&s)), new_state: Some(to_wit(&s)) };
+        let mut times = Vec::with_capacity(CALLS);
+        for _ in 0..CALLS {
+            let t = Instant::now();
+            let out = inst.on_state(&change).unwrap();
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+            std::hint::black_box(out);
+        }
+        println!(
+            "plugin {label}: compile {compile_ms:.1} ms, instantiate {instantiate_us:.0} µs, on-state median {:.2} µs over {CALLS} calls",
+            median_us(times)
+        );
+    }
+}
+
+async fn counting_client(addr: &BrokerAddress, id: &str, filter: &str) -> (AsyncClient, Arc<AtomicU64>) {
+    let mut opts = MqttOptions::new(id, &addr.host, addr.port);
+    opts.set_inflight(500);
+    let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
+    let count = Arc::new(AtomicU64::new(0));
+    let c = count.clone();
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let mut ready_tx = Some(ready_tx);
+    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::Publish(_))) => {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(tx) = ready_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    });
+    let _ = tokio::time::timeout(Duration::from_secs(5), ready).await;
+    (client, count)
+}
+
+async fn wait_count(count: &AtomicU64, n: u64, limit: Duration) -> Option<Duration> {
+    let t = Instant::now();
+    while count.load(Ordering::Relaxed) < n {
+        if t.elapsed() > limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Some(t.elapsed())
+}
+
+async fn throughput() {
+    let broker = EmbeddedBroker::start(std::net::Ipv4Addr::LOCALHOST.into(), EmbeddedBroker::free_port()).unwrap();
+    let addr = BrokerAddress::local(broker.addr.port());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Raw broker: publisher → subscriber, QoS 1.
+    let (_sub, received) = counting_client(&addr, "bench-raw-sub", "bench/raw").await;
+    let (publisher, _) = counting_client(&addr, "bench-pub", "bench/none").await;
+    let t = Instant::now();
+    for i in 0..MESSAGES {
+        publisher.publish("bench/raw", QoS::AtLeastOnce, false, i.to_string()).await.unwrap();
+    }
+    let raw = wait_count(&received, MESSAGES, Duration::from_secs(60)).await.map(|_| t.elapsed());
+    match raw {
+        Some(d) => println!("raw broker publish→subscribe: {:.0} messages/s ({MESSAGES} QoS 1 messages)", MESSAGES as f64 / d.as_secs_f64()),
+        None => println!("raw broker: only {} of {MESSAGES} messages arrived within 60 s", received.load(Ordering::Relaxed)),
+    }
+
+    // Bridge: node telemetry in → store → state topics out.
+    let mut config = Config::default();
+    config.mqtt.url = Some(format!("mqtt://127.0.0.1:{}", addr.port));
+    config.http.port = 0;
+    let bridge = Bridge::start(config, Clock::real()).await.unwrap();
+    let (_ha, states) = counting_client(&addr, "bench-ha", "hearth/bench-node/temperature/state").await;
+    let announce = r#"{"id":"bench-node","name":"Bench","model":"bench","sw_version":"0","sensors":["temperature"],"interval_s":1}"#;
+    publisher.publish("hearth-node/bench-node/announce", QoS::AtLeastOnce, true, announce).await.unwrap();
+    while bridge.store.spec("sensor.bench_node_temperature").is_none() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let t = Instant::now();
+    for i in 0..MESSAGES {
+        // Every value differs, so every message is a state change.
+        let payload = format!(r#"{{"temperature":{}}}"#, 10.0 + (i as f64) * 0.001);
+        publisher.publish("hearth-node/bench-node/telemetry", QoS::AtLeastOnce, false, payload).await.unwrap();
+    }
+    match wait_count(&states, MESSAGES, Duration::from_secs(120)).await.map(|_| t.elapsed()) {
+        Some(d) => println!(
+            "bridge MQTT in → store → MQTT out: {:.0} messages/s ({MESSAGES} telemetry messages, each a state change)",
+            MESSAGES as f64 / d.as_secs_f64()
+        ),
+        None => println!("bridge: only {} of {MESSAGES} states came out within 120 s", states.load(Ordering::Relaxed)),
+    }
+    publisher.publish("hearth-node/bench-node/announce", QoS::AtLeastOnce, true, Vec::new()).await.unwrap();
+    bridge.stop().await;
+}

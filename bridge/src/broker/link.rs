@@ -277,14 +277,13 @@ fn on_connect(link: &MqttLink, birth: Option<&(String, String)>) {
             tracing::error!("re-subscribing to `{}` failed: {e}", sub.filter);
         }
     }
-    if let Some((topic, payload)) = birth {
-        if let Err(e) =
+    if let Some((topic, payload)) = birth
+        && let Err(e) =
             link.client
                 .try_publish(topic, QoS::AtLeastOnce, true, payload.as_bytes().to_vec())
         {
             tracing::error!("publishing birth message failed: {e}");
         }
-    }
 }
 
 async fn dispatch(link: &MqttLink, msg: Message) {

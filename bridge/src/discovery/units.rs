@@ -64,13 +64,12 @@ pub fn check_sensor(
             "device class `{class}` needs a unit (one of {units:?})"
         ));
     }
-    if let Some(s) = state_class {
-        if !state_classes.contains(&s) {
+    if let Some(s) = state_class
+        && !state_classes.contains(&s) {
             return Err(format!(
                 "state class `{s}` is not valid for device class `{class}` (HA accepts {state_classes:?})"
             ));
         }
-    }
     Ok(())
 }
 

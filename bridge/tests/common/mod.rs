@@ -169,7 +169,7 @@ impl std::io::Write for LogWriter {
 
 pub fn init_logs() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter("info,rumqttd=warn,rumqttc=warn,cranelift_codegen=warn,wasmtime=warn")
+        .with_env_filter("info,rumqttd=off,rumqttc=warn,cranelift_codegen=warn,wasmtime=warn")
         .with_ansi(false)
         .with_writer(|| LogWriter)
         .try_init();
@@ -179,12 +179,15 @@ pub fn logs() -> String {
     String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
 }
 
+/// (topic, payload, retain) of every message seen.
+type Seen = Arc<Mutex<Vec<(String, Vec<u8>, bool)>>>;
+
 /// Sees the broker as Home Assistant does: every message, and the last
 /// retained payload per topic.
 #[derive(Clone)]
 pub struct Observer {
     pub client: AsyncClient,
-    seen: Arc<Mutex<Vec<(String, Vec<u8>, bool)>>>,
+    seen: Seen,
     retained: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
 }
 

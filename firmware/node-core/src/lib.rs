@@ -225,11 +225,10 @@ impl Telemetry {
             (SensorKind::Rssi, -120.0, 0.0),
         ];
         for (kind, lo, hi) in bounds {
-            if let Some(v) = self.value(kind) {
-                if !(lo..=hi).contains(&v) {
+            if let Some(v) = self.value(kind)
+                && !(lo..=hi).contains(&v) {
                     return Err((kind.shape().key, v));
                 }
-            }
         }
         Ok(())
     }

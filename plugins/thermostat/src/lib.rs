@@ -88,6 +88,10 @@ fn default_start_check() -> f64 {
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Saved {
     last_sent_ms: Option<i64>,
+    /// The last command sent (true = on), so that two events arriving before
+    /// the switch reports back do not send it twice.
+    #[serde(default)]
+    last_sent_on: Option<bool>,
     over_temperature: bool,
     not_cooling: bool,
 }
@@ -100,6 +104,8 @@ struct Thermostat {
 const OVER_TEMP: &str = "over_temperature";
 const NOT_COOLING: &str = "ac_not_cooling";
 const OVER_TEMP_CLEAR_MARGIN: f64 = 0.5;
+/// How long a sent command counts as in flight (ms of host time).
+const PENDING_MS: i64 = 10_000;
 
 impl Thermostat {
     fn target(&self) -> f64 {
@@ -160,11 +166,18 @@ impl Thermostat {
 
     fn send(&mut self, on: bool, out: &mut Output, now_ms: i64, why: &str) {
         let service = if on { "turn_on" } else { "turn_off" };
-        if why != "keep-alive" {
+        let keep_alive = why == "keep-alive";
+        let just_sent = self.saved.last_sent_on == Some(on)
+            && self.saved.last_sent_ms.is_some_and(|t| now_ms - t < PENDING_MS);
+        if just_sent && !keep_alive {
+            return; // already on its way; the switch has not echoed it yet
+        }
+        if !keep_alive {
             info(&format!("AC {}: {why}", if on { "on" } else { "off" }));
         }
         out.call("switch", service, &self.cfg.switch, json!({}));
         self.saved.last_sent_ms = Some(now_ms);
+        self.saved.last_sent_on = Some(on);
     }
 
     fn check_over_temperature(&mut self, current: f64, out: &mut Output) {

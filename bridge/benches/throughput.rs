@@ -26,8 +26,15 @@ const CALLS: usize = 20_000;
 const MESSAGES: u64 = 20_000;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    println!("machine: {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "machine: {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     plugin_overhead();
     rt.block_on(throughput());
 }
@@ -48,7 +55,10 @@ fn plugin_overhead() {
         via_device: None,
     };
     store.upsert_device("bench", dev).unwrap();
-    for (key, c, state) in [("temperature", Component::Sensor, "24.1"), ("power", Component::Switch, "off")] {
+    for (key, c, state) in [
+        ("temperature", Component::Sensor, "24.1"),
+        ("power", Component::Switch, "off"),
+    ] {
         let spec = EntitySpec::new("room", key, c);
         let id = spec.entity_id.clone();
         store.upsert_entity(spec).unwrap();
@@ -56,7 +66,11 @@ fn plugin_overhead() {
     }
     let engine = PluginEngine::new().unwrap();
     let cases = [
-        ("fault-injector (no-op)", "builtin:fault-injector", r#"{"entity":"sensor.room_temperature","fault":"none"}"#),
+        (
+            "fault-injector (no-op)",
+            "builtin:fault-injector",
+            r#"{"entity":"sensor.room_temperature","fault":"none"}"#,
+        ),
         (
             "thermostat",
             "builtin:thermostat",
@@ -72,15 +86,23 @@ fn plugin_overhead() {
             plugin: "bench".into(),
             store: store.clone(),
             clock: Clock::real(),
-            limiter: MemoryCap { max_bytes: 32 << 20, hit: false },
+            limiter: MemoryCap {
+                max_bytes: 32 << 20,
+                hit: false,
+            },
         };
         let t = Instant::now();
-        let mut inst = PluginInstance::new(&engine.engine, &pre, state, &Limits::default()).unwrap();
+        let mut inst =
+            PluginInstance::new(&engine.engine, &pre, state, &Limits::default()).unwrap();
         let instantiate_us = t.elapsed().as_secs_f64() * 1e6;
         inst.init(config).unwrap();
         let s = store.get("sensor.room_temperature").unwrap();
         let to_wit = hearth::plugins::engine::state_to_wit;
-        let change = wit::StateChange { entity_id: s.entity_id.clone(), old_state: Some(to_wit(&s)), new_state: Some(to_wit(&s)) };
+        let change = wit::StateChange {
+            entity_id: s.entity_id.clone(),
+            old_state: Some(to_wit(&s)),
+            new_state: Some(to_wit(&s)),
+        };
         let mut times = Vec::with_capacity(CALLS);
         for _ in 0..CALLS {
             let t = Instant::now();
@@ -95,7 +117,11 @@ fn plugin_overhead() {
     }
 }
 
-async fn counting_client(addr: &BrokerAddress, id: &str, filter: &str) -> (AsyncClient, Arc<AtomicU64>) {
+async fn counting_client(
+    addr: &BrokerAddress,
+    id: &str,
+    filter: &str,
+) -> (AsyncClient, Arc<AtomicU64>) {
     let mut opts = MqttOptions::new(id, &addr.host, addr.port);
     opts.set_inflight(500);
     let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
@@ -136,7 +162,11 @@ async fn wait_count(count: &AtomicU64, n: u64, limit: Duration) -> Option<Durati
 }
 
 async fn throughput() {
-    let broker = EmbeddedBroker::start(std::net::Ipv4Addr::LOCALHOST.into(), EmbeddedBroker::free_port()).unwrap();
+    let broker = EmbeddedBroker::start(
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        EmbeddedBroker::free_port(),
+    )
+    .unwrap();
     let addr = BrokerAddress::local(broker.addr.port());
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -145,12 +175,23 @@ async fn throughput() {
     let (publisher, _) = counting_client(&addr, "bench-pub", "bench/none").await;
     let t = Instant::now();
     for i in 0..MESSAGES {
-        publisher.publish("bench/raw", QoS::AtLeastOnce, false, i.to_string()).await.unwrap();
+        publisher
+            .publish("bench/raw", QoS::AtLeastOnce, false, i.to_string())
+            .await
+            .unwrap();
     }
-    let raw = wait_count(&received, MESSAGES, Duration::from_secs(60)).await.map(|_| t.elapsed());
+    let raw = wait_count(&received, MESSAGES, Duration::from_secs(60))
+        .await
+        .map(|_| t.elapsed());
     match raw {
-        Some(d) => println!("raw broker publish→subscribe: {:.0} messages/s ({MESSAGES} QoS 1 messages)", MESSAGES as f64 / d.as_secs_f64()),
-        None => println!("raw broker: only {} of {MESSAGES} messages arrived within 60 s", received.load(Ordering::Relaxed)),
+        Some(d) => println!(
+            "raw broker publish→subscribe: {:.0} messages/s ({MESSAGES} QoS 1 messages)",
+            MESSAGES as f64 / d.as_secs_f64()
+        ),
+        None => println!(
+            "raw broker: only {} of {MESSAGES} messages arrived within 60 s",
+            received.load(Ordering::Relaxed)
+        ),
     }
 
     // Bridge: node telemetry in → store → state topics out.
@@ -158,9 +199,18 @@ async fn throughput() {
     config.mqtt.url = Some(format!("mqtt://127.0.0.1:{}", addr.port));
     config.http.port = 0;
     let bridge = Bridge::start(config, Clock::real()).await.unwrap();
-    let (_ha, states) = counting_client(&addr, "bench-ha", "hearth/bench-node/temperature/state").await;
+    let (_ha, states) =
+        counting_client(&addr, "bench-ha", "hearth/bench-node/temperature/state").await;
     let announce = r#"{"id":"bench-node","name":"Bench","model":"bench","sw_version":"0","sensors":["temperature"],"interval_s":1}"#;
-    publisher.publish("hearth-node/bench-node/announce", QoS::AtLeastOnce, true, announce).await.unwrap();
+    publisher
+        .publish(
+            "hearth-node/bench-node/announce",
+            QoS::AtLeastOnce,
+            true,
+            announce,
+        )
+        .await
+        .unwrap();
     while bridge.store.spec("sensor.bench_node_temperature").is_none() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -168,15 +218,37 @@ async fn throughput() {
     for i in 0..MESSAGES {
         // Every value differs, so every message is a state change.
         let payload = format!(r#"{{"temperature":{}}}"#, 10.0 + (i as f64) * 0.001);
-        publisher.publish("hearth-node/bench-node/telemetry", QoS::AtLeastOnce, false, payload).await.unwrap();
+        publisher
+            .publish(
+                "hearth-node/bench-node/telemetry",
+                QoS::AtLeastOnce,
+                false,
+                payload,
+            )
+            .await
+            .unwrap();
     }
-    match wait_count(&states, MESSAGES, Duration::from_secs(120)).await.map(|_| t.elapsed()) {
+    match wait_count(&states, MESSAGES, Duration::from_secs(120))
+        .await
+        .map(|_| t.elapsed())
+    {
         Some(d) => println!(
             "bridge MQTT in → store → MQTT out: {:.0} messages/s ({MESSAGES} telemetry messages, each a state change)",
             MESSAGES as f64 / d.as_secs_f64()
         ),
-        None => println!("bridge: only {} of {MESSAGES} states came out within 120 s", states.load(Ordering::Relaxed)),
+        None => println!(
+            "bridge: only {} of {MESSAGES} states came out within 120 s",
+            states.load(Ordering::Relaxed)
+        ),
     }
-    publisher.publish("hearth-node/bench-node/announce", QoS::AtLeastOnce, true, Vec::new()).await.unwrap();
+    publisher
+        .publish(
+            "hearth-node/bench-node/announce",
+            QoS::AtLeastOnce,
+            true,
+            Vec::new(),
+        )
+        .await
+        .unwrap();
     bridge.stop().await;
 }

@@ -191,7 +191,12 @@ pub fn report(
     let (target, tolerance, min_cycle) = limits;
     let s = twin.snapshot();
     let transitions = power_transitions(twin, started_ms);
-    let first_off = transitions.iter().find(|(_, on)| !on).map(|(t, _)| *t);
+    // The first cool-down ends when the AC, once on, is first switched off.
+    let first_off = transitions
+        .iter()
+        .skip_while(|(_, on)| !on)
+        .find(|(_, on)| !on)
+        .map(|(t, _)| *t);
     let band = first_off.and_then(|t0| {
         let after: Vec<f64> = samples
             .iter()
@@ -231,7 +236,9 @@ pub fn power_transitions(twin: &TwinHandle, since_ms: i64) -> Vec<(i64, bool)> {
         else {
             continue;
         };
-        if last != Some(on) && t >= since_ms {
+        // The first command only establishes the state (at start the
+        // thermostat re-sends what it believes, e.g. a keep-alive `off`).
+        if last.is_some_and(|l| l != on) && t >= since_ms {
             out.push((t, on));
         }
         last = Some(on);

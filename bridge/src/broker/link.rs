@@ -281,9 +281,9 @@ fn on_connect(link: &MqttLink, birth: Option<&(String, String)>) {
         && let Err(e) =
             link.client
                 .try_publish(topic, QoS::AtLeastOnce, true, payload.as_bytes().to_vec())
-        {
-            tracing::error!("publishing birth message failed: {e}");
-        }
+    {
+        tracing::error!("publishing birth message failed: {e}");
+    }
 }
 
 async fn dispatch(link: &MqttLink, msg: Message) {

@@ -65,11 +65,12 @@ pub fn check_sensor(
         ));
     }
     if let Some(s) = state_class
-        && !state_classes.contains(&s) {
-            return Err(format!(
-                "state class `{s}` is not valid for device class `{class}` (HA accepts {state_classes:?})"
-            ));
-        }
+        && !state_classes.contains(&s)
+    {
+        return Err(format!(
+            "state class `{s}` is not valid for device class `{class}` (HA accepts {state_classes:?})"
+        ));
+    }
     Ok(())
 }
 

@@ -226,9 +226,10 @@ impl Telemetry {
         ];
         for (kind, lo, hi) in bounds {
             if let Some(v) = self.value(kind)
-                && !(lo..=hi).contains(&v) {
-                    return Err((kind.shape().key, v));
-                }
+                && !(lo..=hi).contains(&v)
+            {
+                return Err((kind.shape().key, v));
+            }
         }
         Ok(())
     }

@@ -168,7 +168,10 @@ impl Thermostat {
         let service = if on { "turn_on" } else { "turn_off" };
         let keep_alive = why == "keep-alive";
         let just_sent = self.saved.last_sent_on == Some(on)
-            && self.saved.last_sent_ms.is_some_and(|t| now_ms - t < PENDING_MS);
+            && self
+                .saved
+                .last_sent_ms
+                .is_some_and(|t| now_ms - t < PENDING_MS);
         if just_sent && !keep_alive {
             return; // already on its way; the switch has not echoed it yet
         }

@@ -353,11 +353,15 @@ mod wire_tests {
     ) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Some((_, body, _)) = seen.lock().unwrap()[from.min(seen.lock().unwrap().len())..]
-                .iter()
-                .find(|(t, b, _)| f(t, b))
-            {
-                return body.clone();
+            let found = {
+                let seen = seen.lock().unwrap();
+                seen[from.min(seen.len())..]
+                    .iter()
+                    .find(|(t, b, _)| f(t, b))
+                    .map(|(_, b, _)| b.clone())
+            };
+            if let Some(body) = found {
+                return body;
             }
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
             tokio::time::sleep(Duration::from_millis(20)).await;

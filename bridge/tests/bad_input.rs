@@ -153,13 +153,13 @@ async fn a_misbehaving_shelly_is_named_and_its_last_state_kept() {
         (ShellyFault::WrongTypes, "invalid type"),
         (ShellyFault::HttpError, "Switch.GetStatus"),
     ] {
-        common::LOGS.lock().unwrap().clear();
+        let mark = common::log_mark();
         h.twin.set_shelly_fault(fault);
         wait_for(
             &format!("{fault:?} named in the log"),
             Duration::from_secs(10),
             || {
-                let logs = common::logs();
+                let logs = common::logs_since(mark);
                 (logs.contains("Shelly `Server room AC plug`") && logs.contains(expected))
                     .then_some(())
             },

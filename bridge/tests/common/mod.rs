@@ -179,6 +179,17 @@ pub fn logs() -> String {
     String::from_utf8_lossy(&LOGS.lock().unwrap()).into_owned()
 }
 
+/// A position in the log, for [`logs_since`]. Tests share one buffer, so
+/// they read from a mark instead of clearing it.
+pub fn log_mark() -> usize {
+    LOGS.lock().unwrap().len()
+}
+
+pub fn logs_since(mark: usize) -> String {
+    let logs = LOGS.lock().unwrap();
+    String::from_utf8_lossy(&logs[mark.min(logs.len())..]).into_owned()
+}
+
 /// (topic, payload, retain) of every message seen.
 type Seen = Arc<Mutex<Vec<(String, Vec<u8>, bool)>>>;
 

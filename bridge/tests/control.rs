@@ -38,12 +38,13 @@ async fn climate_target_from_ha_reaches_plugin_and_ir_gateway() {
     assert_eq!(ir["Vendor"], "MITSUBISHI_AC");
     let climate = h.bridge().store.get("climate.server_room_ac").unwrap();
     assert_eq!(climate.attributes["temperature"], 22.0);
-    // The IR bridge's own MQTT traffic carried it.
-    assert!(
-        ha.payloads_on("cmnd/tasmota_ir/IRhvac")
-            .iter()
-            .any(|p| p.contains("\"Temp\":22"))
-    );
+    // The IR bridge's own MQTT traffic carried it (the observer is another
+    // subscriber: its copy may arrive a moment after the twin's).
+    wait_for("IRhvac Temp 22 on the wire", Duration::from_secs(5), || {
+        let wire = ha.payloads_on("cmnd/tasmota_ir/IRhvac");
+        wire.iter().any(|p| p.contains("\"Temp\":22")).then_some(())
+    })
+    .await;
 
     // The plugin follows the new target: above the room temperature, it
     // switches the AC off (once min_cycle_duration allows).

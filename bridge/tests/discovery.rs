@@ -125,21 +125,24 @@ async fn discovery_round(kind: BrokerKind, mode: DiscoveryMode) {
     let h = Harness::start(kind, 60.0, |c| c.homeassistant.discovery = mode).await;
     let ha = Observer::connect(&h.broker.addr, "#").await;
     // All devices, and the plug's meters (created on its first status).
-    let per_device = wait_for("all discovery configs", Duration::from_secs(30), || {
-        let per_device = check_configs(&ha.current(), mode);
-        let complete = DEVICES.iter().all(|d| per_device.contains_key(*d))
-            && per_device.get("server-room-ac-plug") == Some(&5);
-        complete.then_some(per_device)
+    // Components per device: bridge connection state; node temperature,
+    // humidity, rssi, uptime; AC climate + power switch; plug switch + 4
+    // meters (created on its first status); plugin status, fault,
+    // over_temperature, ac_not_cooling.
+    let expected: BTreeMap<String, usize> = DEVICES
+        .iter()
+        .map(|d| d.to_string())
+        .zip([1, 4, 2, 5, 4])
+        .collect();
+    let mut last = BTreeMap::new();
+    let waited = common::try_wait(Duration::from_secs(30), || {
+        last = check_configs(&ha.current(), mode);
+        (last == expected).then_some(())
     })
     .await;
-    assert_eq!(
-        per_device["server-room"], 4,
-        "temperature, humidity, rssi, uptime"
-    );
-    assert_eq!(per_device["server-room-ac"], 2, "climate + power switch");
-    assert_eq!(
-        per_device["plugin-thermostat"], 4,
-        "status, fault, over_temperature, ac_not_cooling"
+    assert!(
+        waited.is_some(),
+        "discovery configs per device: got {last:?}, expected {expected:?}"
     );
 
     // Availability and live states are there too.

@@ -37,11 +37,15 @@ impl Drop for Mosquitto {
 }
 
 pub fn mosquitto() -> Mosquitto {
+    mosquitto_on(EmbeddedBroker::free_port())
+}
+
+/// Mosquitto on a given port (to restart a broker where clients expect it).
+pub fn mosquitto_on(port: u16) -> Mosquitto {
     let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
         .expect("mosquitto is not installed: `apt-get install -y mosquitto` (.ci/run does this)");
-    let port = EmbeddedBroker::free_port();
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("mosquitto.conf");
     std::fs::write(

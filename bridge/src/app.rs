@@ -54,7 +54,7 @@ impl Bridge {
             will: Some((topics.bridge_state(), "offline".into())),
             birth: Some((topics.bridge_state(), "online".into())),
         };
-        let link = MqttLink::connect(&broker, opts, shutdown.clone()).await?;
+        let link = MqttLink::connect(&broker, opts).await?;
 
         register_bridge_device(&store)?;
         let mut tasks = Vec::new();
@@ -156,8 +156,15 @@ impl Bridge {
         let _ =
             tokio::task::spawn_blocking(move || plugins.into_iter().for_each(PluginHandle::stop))
                 .await;
-        for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        // All tasks share one 2 s deadline; stragglers (a driver in the
+        // middle of an HTTP request) are aborted.
+        let aborts: Vec<_> = self.tasks.iter().map(|t| t.abort_handle()).collect();
+        let all = join_all(self.tasks);
+        if tokio::time::timeout(Duration::from_secs(2), all)
+            .await
+            .is_err()
+        {
+            aborts.iter().for_each(|a| a.abort());
         }
         if let Err(e) = self
             .link
@@ -170,6 +177,12 @@ impl Bridge {
         // Give the link a moment to flush the DISCONNECT.
         tokio::time::sleep(Duration::from_millis(200)).await;
         tracing::info!("bridge stopped; {} is offline", self.topics.bridge_state());
+    }
+}
+
+async fn join_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
     }
 }
 

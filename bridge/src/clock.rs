@@ -44,9 +44,16 @@ impl Clock {
         self.origin_ms + (wall * self.speed * 1000.0) as i64
     }
 
-    /// Wall duration of `sim_ms` simulated milliseconds.
+    /// Wall duration of `sim_ms` simulated milliseconds (negative or NaN
+    /// → zero, beyond range → a year).
     pub fn wall(&self, sim_ms: f64) -> Duration {
-        Duration::from_secs_f64((sim_ms / 1000.0 / self.speed).max(0.0))
+        let secs = sim_ms / 1000.0 / self.speed;
+        if secs.is_nan() || secs <= 0.0 {
+            return Duration::ZERO;
+        }
+        Duration::try_from_secs_f64(secs)
+            .unwrap_or(Duration::from_secs(365 * 86_400))
+            .min(Duration::from_secs(365 * 86_400))
     }
 
     /// Sleeps for `sim_ms` of this clock's time.

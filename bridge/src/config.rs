@@ -163,6 +163,23 @@ impl Config {
             anyhow::ensure!(ids.insert(id.clone()), "device id `{id}` is used twice");
         }
         for ac in &self.ir_ac {
+            for (name, v) in [
+                ("min_temp", ac.min_temp),
+                ("max_temp", ac.max_temp),
+                ("target_temp", ac.target_temp),
+                ("running_power_w", ac.running_power_w),
+            ] {
+                anyhow::ensure!(
+                    v.is_finite(),
+                    "ir_ac `{}`: {name} must be a finite number",
+                    ac.id
+                );
+            }
+            anyhow::ensure!(
+                ac.min_off_s.is_finite() && (0.0..=3600.0).contains(&ac.min_off_s),
+                "ir_ac `{}`: min_off_s must be between 0 and 3600 s",
+                ac.id
+            );
             anyhow::ensure!(
                 ac.min_temp < ac.max_temp && (ac.min_temp..=ac.max_temp).contains(&ac.target_temp),
                 "ir_ac `{}`: need min_temp < max_temp and target_temp within them (°C)",
@@ -171,10 +188,17 @@ impl Config {
         }
         for s in &self.shelly {
             anyhow::ensure!(
-                s.poll_interval_s >= 0.1,
-                "shelly `{}`: poll_interval_s must be ≥ 0.1 s",
+                s.poll_interval_s.is_finite() && (0.1..=86_400.0).contains(&s.poll_interval_s),
+                "shelly `{}`: poll_interval_s must be between 0.1 and 86400 s",
                 s.id
             );
+            if let Some(m) = s.min_off_s {
+                anyhow::ensure!(
+                    m.is_finite() && (0.0..=3600.0).contains(&m),
+                    "shelly `{}`: min_off_s must be between 0 and 3600 s",
+                    s.id
+                );
+            }
             anyhow::ensure!(
                 s.url.starts_with("http://"),
                 "shelly `{}`: url must start with http:// (got `{}`)",
@@ -187,6 +211,22 @@ impl Config {
             anyhow::ensure!(
                 names.insert(&p.name),
                 "plugin name `{}` is used twice",
+                p.name
+            );
+            let l = &p.limits;
+            anyhow::ensure!(
+                (1..=4096).contains(&l.memory_mib),
+                "plugin `{}`: memory_mib must be 1 to 4096",
+                p.name
+            );
+            anyhow::ensure!(
+                (10..=60_000).contains(&l.call_timeout_ms),
+                "plugin `{}`: call_timeout_ms must be 10 to 60000",
+                p.name
+            );
+            anyhow::ensure!(
+                l.max_backoff_s.is_finite() && (1.0..=86_400.0).contains(&l.max_backoff_s),
+                "plugin `{}`: max_backoff_s must be 1 to 86400 s",
                 p.name
             );
         }
@@ -226,5 +266,14 @@ mod tests {
             "{e:#}"
         );
         assert!(Config::from_toml("bogus = 1", "c.toml").is_err());
+        let inf =
+            "[[shelly]]\nid = \"a\"\nname = \"A\"\nurl = \"http://x\"\npoll_interval_s = inf\n";
+        let e = Config::from_toml(inf, "c.toml").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("poll_interval_s must be between"),
+            "{e:#}"
+        );
+        let nan = "[[plugin]]\nname = \"p\"\nwasm = \"builtin:thermostat\"\n[plugin.limits]\nmax_backoff_s = nan\n";
+        assert!(Config::from_toml(nan, "c.toml").is_err());
     }
 }

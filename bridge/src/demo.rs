@@ -126,7 +126,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoReport> {
         match opts.run_for {
             Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
             None => {
-                let _ = tokio::signal::ctrl_c().await;
+                shutdown::termination().await;
             }
         }
     };

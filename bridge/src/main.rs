@@ -108,9 +108,15 @@ async fn main() -> std::process::ExitCode {
 
 async fn demo_command(common: Common, speed: f64, run_for: Option<f64>) -> anyhow::Result<()> {
     anyhow::ensure!(
-        speed.is_finite() && speed > 0.0,
-        "--speed must be a positive number (got {speed})"
+        speed.is_finite() && speed > 0.0 && speed <= 100_000.0,
+        "--speed must be a positive number up to 100000 (got {speed})"
     );
+    if let Some(s) = run_for {
+        anyhow::ensure!(
+            s.is_finite() && s > 0.0,
+            "--for must be a positive number of seconds (got {s})"
+        );
+    }
     prepare_data_dir(&common.data_dir)?;
     let opts = DemoOptions {
         speed,
@@ -138,7 +144,7 @@ async fn run_command(common: Common, path: PathBuf) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone().unwrap_or(common.data_dir);
     prepare_data_dir(&data_dir)?;
     let bridge = Bridge::start(config, Clock::real()).await?;
-    tokio::signal::ctrl_c().await?;
+    hearth::shutdown::termination().await;
     bridge.stop().await;
     Ok(())
 }

@@ -128,11 +128,11 @@ async fn discovery_round(kind: BrokerKind, mode: DiscoveryMode) {
     // Components per device: bridge connection state; node temperature,
     // humidity, rssi, uptime; AC climate + power switch; plug switch + 4
     // meters (created on its first status); plugin status, fault,
-    // over_temperature, ac_not_cooling.
+    // over_temperature, ac_not_cooling, sensor_unavailable.
     let expected: BTreeMap<String, usize> = DEVICES
         .iter()
         .map(|d| d.to_string())
-        .zip([1, 4, 2, 5, 4])
+        .zip([1, 4, 2, 5, 5])
         .collect();
     let mut last = BTreeMap::new();
     let waited = common::try_wait(Duration::from_secs(30), || {

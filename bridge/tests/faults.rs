@@ -23,6 +23,7 @@ fn injector(name: &str, fault: &str, when: &str) -> PluginConfig {
             call_timeout_ms: 100,
             max_backoff_s: 2.0,
         },
+        drives: None,
     }
 }
 
@@ -45,6 +46,7 @@ async fn trapping_looping_and_hogging_plugins_are_contained() {
         c.plugins.push(injector("trapper", "trap", "on_state"));
         c.plugins.push(injector("looper", "loop", "on_state"));
         c.plugins.push(injector("hog", "alloc", "tick"));
+        c.plugins.push(injector("flooder", "flood", "on_state"));
     })
     .await;
     let ha = Observer::connect(&h.broker.addr, "hearth/#").await;
@@ -54,6 +56,7 @@ async fn trapping_looping_and_hogging_plugins_are_contained() {
         ("trapper", "trapped"),
         ("looper", "CPU budget of 100 ms"),
         ("hog", "ran out of memory"),
+        ("flooder", "100 entity updates in one output (at most 64)"),
     ] {
         let status = wait_for(
             &format!("{name} faulted and restarted"),
@@ -138,6 +141,18 @@ async fn plugins_that_fail_to_load_are_rejected_and_the_bridge_runs_on() {
     let err = bridge.load_plugin(bad_config).unwrap_err();
     assert!(
         format!("{err:#}").contains("rejected its config"),
+        "{err:#}"
+    );
+    // A plugin may only drive what its config allows.
+    let mut greedy = injector("greedy", "none", "on_state");
+    greedy.config = toml::from_str(
+        "entity = \"sensor.server_room_temperature\"\nfault = \"none\"\ndrives = [\"switch.server_room_ac_plug\"]",
+    )
+    .unwrap();
+    greedy.drives = Some(vec!["switch.server_room_ac_power".into()]);
+    let err = bridge.load_plugin(greedy).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("wants to drive `switch.server_room_ac_plug`"),
         "{err:#}"
     );
     // Still running.

@@ -5,7 +5,6 @@
 //! message on every connect and leaves a last will, so `hearth/bridge/state`
 //! is `offline` whenever the bridge is gone, cleanly or not.
 
-use crate::shutdown::Shutdown;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
@@ -39,10 +38,8 @@ impl BrokerAddress {
         Ok(BrokerAddress {
             host: host.trim_matches(['[', ']']).to_string(),
             port: url.port().unwrap_or(1883),
-            username: Some(url.username())
-                .filter(|u| !u.is_empty())
-                .map(str::to_string),
-            password: url.password().map(str::to_string),
+            username: Some(url.username()).filter(|u| !u.is_empty()).map(decode),
+            password: url.password().map(decode),
         })
     }
 
@@ -54,6 +51,13 @@ impl BrokerAddress {
             password: None,
         }
     }
+}
+
+/// URL user info is percent-encoded (`p%40ss` for `p@ss`); brokers want it plain.
+fn decode(part: &str) -> String {
+    percent_encoding::percent_decode_str(part)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 impl std::fmt::Display for BrokerAddress {
@@ -112,11 +116,7 @@ const SUB_QUEUE: usize = 4096;
 
 impl MqttLink {
     /// Connects and waits (up to 10 s) for the broker's CONNACK.
-    pub async fn connect(
-        addr: &BrokerAddress,
-        opts: LinkOptions,
-        shutdown: Shutdown,
-    ) -> anyhow::Result<Self> {
+    pub async fn connect(addr: &BrokerAddress, opts: LinkOptions) -> anyhow::Result<Self> {
         let mut mqtt = MqttOptions::new(&opts.client_id, &addr.host, addr.port);
         mqtt.set_keep_alive(Duration::from_secs(30));
         mqtt.set_max_packet_size(
@@ -151,7 +151,6 @@ impl MqttLink {
             link.clone(),
             opts.birth,
             connected_tx,
-            shutdown,
             addr.to_string(),
         ));
 
@@ -199,9 +198,12 @@ impl MqttLink {
     }
 
     /// Sends DISCONNECT after everything queued before it, then stops.
+    /// Everything published before it reaches the broker (up to 2 s).
     pub async fn disconnect(&self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         let _ = self.client.disconnect().await;
+        let mut connected = self.connected.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(2), connected.wait_for(|c| !*c)).await;
     }
 }
 
@@ -210,21 +212,13 @@ async fn run(
     link: MqttLink,
     birth: Option<(String, String)>,
     connected: watch::Sender<bool>,
-    mut shutdown: Shutdown,
     addr: String,
 ) {
+    // Runs until its owner calls `disconnect` (the bridge publishes
+    // `offline` first, so the link must outlive every other task).
     let mut failures = 0u32;
     loop {
-        let event = tokio::select! {
-            e = eventloop.poll() => e,
-            // On shutdown keep polling until the owner's DISCONNECT goes out,
-            // but not forever.
-            _ = shutdown.wait(), if !link.shared.stopping.load(Ordering::SeqCst) => {
-                match tokio::time::timeout(Duration::from_secs(2), drain(&mut eventloop)).await {
-                    Ok(()) | Err(_) => break,
-                }
-            }
-        };
+        let event = eventloop.poll().await;
         match event {
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let msg = Message {
@@ -259,14 +253,6 @@ async fn run(
         }
     }
     let _ = connected.send(false);
-}
-
-async fn drain(eventloop: &mut EventLoop) {
-    while let Ok(ev) = eventloop.poll().await {
-        if matches!(ev, Event::Outgoing(Outgoing::Disconnect)) {
-            return;
-        }
-    }
 }
 
 fn on_connect(link: &MqttLink, birth: Option<&(String, String)>) {
@@ -312,6 +298,8 @@ mod tests {
         assert_eq!(a.username.as_deref(), Some("user"));
         assert_eq!(a.password.as_deref(), Some("secret"));
         assert_eq!(a.to_string(), "mqtt://broker.lan:1884");
+        let a = BrokerAddress::parse("mqtt://me:p%40ss%3Aw@h").unwrap();
+        assert_eq!(a.password.as_deref(), Some("p@ss:w"));
         assert_eq!(BrokerAddress::parse("mqtt://127.0.0.1").unwrap().port, 1883);
         let err = BrokerAddress::parse("http://x").unwrap_err().to_string();
         assert!(err.contains("scheme `http`"), "{err}");

@@ -137,7 +137,7 @@ pub fn spawn(
 async fn handle(
     topics: &Topics,
     targets: &HashMap<(String, String), (String, Component)>,
-    router: &ServiceRouter,
+    router: &Arc<ServiceRouter>,
     msg: Message,
 ) {
     if msg.retain {
@@ -168,8 +168,12 @@ async fn handle(
                     call.entity_ids.join(","),
                     serde_json::Value::Object(call.data.clone())
                 );
-                // The router logs refusals with the reason.
-                let _ = router.call(call).await;
+                // Each call on its own task: one slow driver must not hold
+                // up commands for other devices. The router logs refusals.
+                let router = router.clone();
+                tokio::spawn(async move {
+                    let _ = router.call(call).await;
+                });
             }
         }
         Err(e) => tracing::warn!("{e}"),

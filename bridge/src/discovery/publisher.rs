@@ -40,6 +40,8 @@ pub struct Publisher {
     store: Arc<EntityStore>,
     opts: DiscoveryOptions,
     model: Model,
+    /// Entities whose retained attributes topic is not `{}`.
+    with_attributes: std::sync::Mutex<BTreeSet<String>>,
 }
 
 impl Publisher {
@@ -55,6 +57,7 @@ impl Publisher {
             store,
             opts,
             model: Model::default(),
+            with_attributes: Default::default(),
         };
         Ok(tokio::spawn(publisher.run(ha_status, shutdown)))
     }
@@ -208,9 +211,26 @@ impl Publisher {
                 self.publish(&topics.state(&spec.device_id, &spec.key), p)
                     .await;
             }
-            if let Some(p) = payload::attributes_payload(spec, &state) {
+            // `{}` when attributes went away, or HA keeps the old retained ones.
+            let attrs = payload::attributes_payload(spec, &state);
+            let had = self
+                .with_attributes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(entity_id);
+            if attrs.is_some() || had {
+                let p = attrs.clone().unwrap_or_else(|| "{}".into());
                 self.publish(&topics.attributes(&spec.device_id, &spec.key), p)
                     .await;
+                let mut with = self
+                    .with_attributes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if attrs.is_some() {
+                    with.insert(entity_id.clone());
+                } else {
+                    with.remove(entity_id);
+                }
             }
         }
     }

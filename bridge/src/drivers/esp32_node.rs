@@ -1,8 +1,11 @@
 //! Hearth ESP32 sensor nodes over MQTT. A node announces itself (retained
 //! `hearth-node/<id>/announce`), so its device and entities are created
 //! without configuration; telemetry updates the entities; the status topic
-//! (the node's last will) sets the device's availability. An empty retained
-//! announce removes the node. Payload formats: `firmware/node-core`.
+//! (the node's last will) sets the device's availability, and so does
+//! silence: no telemetry for [`STALE_INTERVALS`] × the announced interval
+//! makes the node unavailable (a hung node keeps its MQTT session alive).
+//! An empty retained announce removes the node. Payload formats:
+//! `firmware/node-core`.
 
 use super::{DriverContext, excerpt};
 use crate::entity::{Device, EntitySpec};
@@ -12,6 +15,23 @@ use std::collections::HashMap;
 use tokio::task::JoinHandle;
 
 const OWNER: &str = "esp32";
+/// Missed telemetry periods before a node counts as gone.
+pub const STALE_INTERVALS: i64 = 3;
+
+/// What the driver knows of an announced node.
+struct Node {
+    sensors: Vec<SensorKind>,
+    interval_ms: i64,
+    last_seen_ms: i64,
+}
+
+#[derive(Default)]
+struct Nodes {
+    known: HashMap<String, Node>,
+    /// Status that arrived before the announce (retained messages on
+    /// different topics come in no guaranteed order).
+    early_status: HashMap<String, bool>,
+}
 
 /// A node message that could not be used; names the topic and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -43,11 +63,21 @@ pub fn spawn(ctx: &DriverContext) -> anyhow::Result<JoinHandle<()>> {
     let mut rx = ctx.link.subscribe(&format!("{}/+/+", node::TOPIC_ROOT))?;
     let ctx = ctx.clone();
     Ok(tokio::spawn(async move {
-        let mut nodes: HashMap<String, Vec<SensorKind>> = HashMap::new();
+        let mut nodes = Nodes::default();
         let mut shutdown = ctx.shutdown.clone();
+        // One simulated second, but not busier than every 50 ms of wall time.
+        let period = ctx
+            .clock
+            .wall(1_000.0)
+            .max(std::time::Duration::from_millis(50));
+        let mut stale_check = tokio::time::interval(period);
         loop {
             let msg = tokio::select! {
                 m = rx.recv() => match m { Some(m) => m, None => break },
+                _ = stale_check.tick() => {
+                    mark_stale(&ctx, &nodes);
+                    continue;
+                }
                 _ = shutdown.wait() => break,
             };
             if let Err(e) = handle(&ctx, &mut nodes, &msg.topic, &msg.payload) {
@@ -57,9 +87,26 @@ pub fn spawn(ctx: &DriverContext) -> anyhow::Result<JoinHandle<()>> {
     }))
 }
 
+fn mark_stale(ctx: &DriverContext, nodes: &Nodes) {
+    let now = ctx.clock.now_ms();
+    for (id, n) in &nodes.known {
+        let silent_ms = now - n.last_seen_ms;
+        if silent_ms > STALE_INTERVALS * n.interval_ms
+            && ctx.store.device(id).is_some_and(|(_, up)| up)
+        {
+            tracing::warn!(
+                "sensor node `{id}` sent no telemetry for {} s ({STALE_INTERVALS} × its {} s interval): unavailable",
+                silent_ms / 1000,
+                n.interval_ms / 1000
+            );
+            ctx.store.set_availability(id, false);
+        }
+    }
+}
+
 fn handle(
     ctx: &DriverContext,
-    nodes: &mut HashMap<String, Vec<SensorKind>>,
+    nodes: &mut Nodes,
     topic: &str,
     payload: &[u8],
 ) -> Result<(), NodeError> {
@@ -68,7 +115,7 @@ fn handle(
     };
     match kind {
         TopicKind::Announce if payload.is_empty() => {
-            if nodes.remove(id).is_some() {
+            if nodes.known.remove(id).is_some() {
                 tracing::info!("sensor node `{id}` withdrew its announcement: removing it");
                 ctx.store.remove_device(id);
             }
@@ -106,14 +153,22 @@ fn handle(
                     tracing::error!("{topic}: {e}");
                 }
             }
-            if !nodes.contains_key(id) {
+            if !nodes.known.contains_key(id) {
                 tracing::info!(
                     "sensor node `{id}` ({}) announced {} sensors",
                     a.name,
                     a.sensors.len()
                 );
             }
-            nodes.insert(id.into(), a.sensors.to_vec());
+            let known = Node {
+                sensors: a.sensors.to_vec(),
+                interval_ms: i64::from(a.interval_s.max(1)) * 1000,
+                last_seen_ms: ctx.clock.now_ms(),
+            };
+            nodes.known.insert(id.into(), known);
+            if let Some(available) = nodes.early_status.remove(id) {
+                ctx.store.set_availability(id, available);
+            }
         }
         TopicKind::Status => {
             let available = match payload {
@@ -128,18 +183,23 @@ fn handle(
                     });
                 }
             };
-            if nodes.contains_key(id) {
+            if nodes.known.contains_key(id) {
                 if !available {
                     tracing::warn!("sensor node `{id}` went offline");
                 }
                 ctx.store.set_availability(id, available);
+            } else {
+                nodes.early_status.insert(id.into(), available);
             }
         }
         TopicKind::Telemetry => {
-            let sensors = nodes.get(id).ok_or_else(|| NodeError::Unannounced {
-                topic: topic.into(),
-                node: id.into(),
-            })?;
+            let known = nodes
+                .known
+                .get_mut(id)
+                .ok_or_else(|| NodeError::Unannounced {
+                    topic: topic.into(),
+                    node: id.into(),
+                })?;
             let t: Telemetry =
                 serde_json::from_slice(payload).map_err(|e| bad(topic, "telemetry", e, payload))?;
             if let Err((field, value)) = t.check() {
@@ -150,8 +210,9 @@ fn handle(
                 });
             }
             // A node that sends data is alive, even if its status was lost.
+            known.last_seen_ms = ctx.clock.now_ms();
             ctx.store.set_availability(id, true);
-            for kind in sensors {
+            for kind in &known.sensors {
                 if let Some(v) = t.value(*kind) {
                     let entity = crate::entity::entity_id_for(
                         crate::entity::Component::Sensor,

@@ -46,6 +46,10 @@ pub struct ShellyConfig {
     /// Switch component id (0 on single-relay plugs).
     #[serde(default)]
     pub switch_id: u32,
+    /// s the relay must stay off before it may switch on again (safety
+    /// envelope; set it when the plug feeds a compressor).
+    #[serde(default)]
+    pub min_off_s: Option<f64>,
 }
 
 fn default_poll() -> f64 {
@@ -254,6 +258,9 @@ pub fn spawn(cfg: ShellyConfig, ctx: &DriverContext) -> anyhow::Result<JoinHandl
             tokio::select! {
                 _ = wait => {}
                 Some(cmd) = commands.recv() => {
+                    if cmd.reply.is_closed() {
+                        continue; // the caller gave up (timed out): do not act late
+                    }
                     let result = plug.execute(&cmd.service).await;
                     let _ = cmd.reply.send(result);
                 }

@@ -164,6 +164,9 @@ pub fn spawn(cfg: IrAcConfig, ctx: &DriverContext) -> anyhow::Result<JoinHandle<
         loop {
             tokio::select! {
                 Some(cmd) = commands.recv() => {
+                    if cmd.reply.is_closed() {
+                        continue; // the caller gave up (timed out): do not act late
+                    }
                     let result = ac.execute(&cmd.entity_id, &cmd.service, &cmd.data).await;
                     let _ = cmd.reply.send(result);
                 }

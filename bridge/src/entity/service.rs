@@ -221,6 +221,10 @@ pub struct DriverCommand {
 struct Route {
     driver: mpsc::Sender<DriverCommand>,
     envelope: Arc<SafetyEnvelope>,
+    /// Held from the envelope check until the driver has answered, so two
+    /// calls on one entity cannot both pass a check made against the same
+    /// state (e.g. two restarts inside the minimum off time).
+    serial: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Routes service calls to drivers; the only way commands reach devices.
@@ -255,6 +259,7 @@ impl ServiceRouter {
                 Route {
                     driver,
                     envelope: Arc::new(envelope),
+                    serial: Arc::default(),
                 },
             );
     }
@@ -295,13 +300,18 @@ impl ServiceRouter {
     async fn call_inner(&self, call: &ServiceCall) -> Result<(), ServiceError> {
         validate(call)?;
         for entity_id in &call.entity_ids {
-            let (driver, envelope) = {
+            let (driver, envelope, serial) = {
                 let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
                 let route = routes
                     .get(entity_id)
                     .ok_or_else(|| ServiceError::UnknownEntity(entity_id.clone()))?;
-                (route.driver.clone(), route.envelope.clone())
+                (
+                    route.driver.clone(),
+                    route.envelope.clone(),
+                    route.serial.clone(),
+                )
             };
+            let _serial = serial.lock().await;
             if !self.store.entity_available(entity_id) {
                 return Err(ServiceError::Unavailable(entity_id.clone()));
             }
@@ -317,7 +327,16 @@ impl ServiceRouter {
                 entity: entity_id.clone(),
                 reason: "driver stopped".into(),
             };
-            driver.send(cmd).await.map_err(|_| driver_gone())?;
+            match driver.send_timeout(cmd, DRIVER_TIMEOUT).await {
+                Ok(()) => {}
+                Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err(driver_gone()),
+                Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                    return Err(ServiceError::Driver {
+                        entity: entity_id.clone(),
+                        reason: "driver busy: command queue full for 10 s".into(),
+                    });
+                }
+            }
             match tokio::time::timeout(DRIVER_TIMEOUT, answer).await {
                 Ok(Ok(result)) => result?,
                 Ok(Err(_)) => return Err(driver_gone()),

@@ -19,8 +19,15 @@ const HISTORY_LEN: usize = 4096;
 struct EntityEntry {
     spec: Arc<EntitySpec>,
     state: Option<State>,
+    /// The last real state while the device is unavailable, restored when
+    /// it comes back (drivers that publish only on change would otherwise
+    /// leave the entity `unavailable`).
+    held: Option<State>,
     history: VecDeque<(i64, f64)>,
 }
+
+/// HA's state of an entity whose device cannot be reached.
+pub const UNAVAILABLE: &str = "unavailable";
 
 struct DeviceEntry {
     device: Arc<Device>,
@@ -190,6 +197,7 @@ impl EntityStore {
             EntityEntry {
                 spec: spec.clone(),
                 state: None,
+                held: None,
                 history: VecDeque::new(),
             },
         );
@@ -205,7 +213,12 @@ impl EntityStore {
         }
     }
 
+    /// Marks a device (un)available. Its entities' states become
+    /// `unavailable` (HA's rule), so plugins and subscribers never act on a
+    /// frozen reading; when it returns, their last states come back until
+    /// the driver reports new ones.
     pub fn set_availability(&self, device_id: &str, available: bool) {
+        let now = self.clock.now_ms();
         let mut inner = self.write();
         let Some(d) = inner.devices.get_mut(device_id) else {
             return;
@@ -218,6 +231,51 @@ impl EntityStore {
             device_id: device_id.into(),
             available,
         });
+        let ids: Vec<String> = inner
+            .entities
+            .values()
+            .filter(|e| e.spec.device_id == device_id)
+            .map(|e| e.spec.entity_id.clone())
+            .collect();
+        for id in ids {
+            let Some(entry) = inner.entities.get_mut(&id) else {
+                continue;
+            };
+            let old = entry.state.clone();
+            let new = if available {
+                match (entry.held.take(), &old) {
+                    (Some(held), Some(o)) if o.state == UNAVAILABLE => Some(State {
+                        last_changed: now,
+                        last_updated: now,
+                        ..held
+                    }),
+                    _ => None,
+                }
+            } else {
+                match &old {
+                    Some(o) if o.state != UNAVAILABLE => {
+                        entry.held = old.clone();
+                        Some(State {
+                            entity_id: id.clone(),
+                            state: UNAVAILABLE.into(),
+                            attributes: o.attributes.clone(),
+                            last_changed: now,
+                            last_updated: now,
+                        })
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(new) = new {
+                entry.state = Some(new.clone());
+                let ev = StateChanged {
+                    entity_id: id.clone(),
+                    old_state: old,
+                    new_state: Some(new),
+                };
+                inner.emit(StoreEvent::StateChanged(Arc::new(ev)));
+            }
+        }
     }
 
     /// Sets an entity's state. Emits `state_changed` only when state or
@@ -232,10 +290,27 @@ impl EntityStore {
         let now = self.clock.now_ms();
         let state = state.into();
         let mut inner = self.write();
+        let device_available = inner
+            .entities
+            .get(entity_id)
+            .and_then(|e| inner.devices.get(&e.spec.device_id))
+            .is_none_or(|d| d.available);
         let entry = inner
             .entities
             .get_mut(entity_id)
             .ok_or_else(|| StoreError::UnknownEntity(entity_id.into()))?;
+        if !device_available {
+            // Shown when the device returns; until then it stays unavailable.
+            let held = State {
+                entity_id: entity_id.into(),
+                state,
+                attributes,
+                last_changed: now,
+                last_updated: now,
+            };
+            entry.held = Some(held);
+            return Ok(());
+        }
         let old = entry.state.clone();
         let last_changed = match &old {
             Some(o) if o.state == state => {
@@ -372,6 +447,26 @@ mod tests {
         }
         assert_eq!(n, 2);
         assert_eq!(store.history(&id, 0, i64::MAX).len(), 2);
+    }
+
+    #[test]
+    fn unavailable_devices_make_their_entities_unavailable_and_come_back() {
+        let store = EntityStore::new(Clock::real());
+        store.upsert_device("t", device("d")).unwrap();
+        store
+            .upsert_entity(EntitySpec::new("d", "a", Component::Sensor))
+            .unwrap();
+        store.set_state("sensor.d_a", "21.5", Map::new()).unwrap();
+        store.set_availability("d", false);
+        assert_eq!(store.get("sensor.d_a").unwrap().state, UNAVAILABLE);
+        assert!(store.get("sensor.d_a").unwrap().number().is_none());
+        store.set_availability("d", true);
+        assert_eq!(store.get("sensor.d_a").unwrap().state, "21.5");
+        // A reading while unavailable wins over the held one.
+        store.set_availability("d", false);
+        store.set_state("sensor.d_a", "22", Map::new()).unwrap();
+        store.set_availability("d", true);
+        assert_eq!(store.get("sensor.d_a").unwrap().state, "22");
     }
 
     #[test]

@@ -16,7 +16,9 @@ wasmtime::component::bindgen!({
     path: "../wit",
 });
 
-pub use hearth::controller::types as wit;
+// `self::`: rustdoc links this crate as `hearth`, which the generated
+// `hearth` module would otherwise shadow ambiguously.
+pub use self::hearth::controller::types as wit;
 
 /// Resolution of call deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -80,9 +82,9 @@ pub fn state_to_wit(s: &crate::entity::State) -> wit::EntityState {
     to_wit(s.clone())
 }
 
-impl hearth::controller::types::Host for HostState {}
+impl self::hearth::controller::types::Host for HostState {}
 
-impl hearth::controller::host::Host for HostState {
+impl self::hearth::controller::host::Host for HostState {
     fn log(&mut self, level: wit::LogLevel, message: String) {
         let plugin = &self.plugin;
         match level {

@@ -31,6 +31,10 @@ pub struct PluginConfig {
     pub config: toml::Value,
     #[serde(default)]
     pub limits: Limits,
+    /// If set, the only entities the plugin may drive: a plugin that
+    /// declares others is refused at load. Unset: whatever it declares.
+    #[serde(default)]
+    pub drives: Option<Vec<String>>,
 }
 
 fn empty_table() -> toml::Value {

@@ -22,6 +22,7 @@ use anyhow::Context;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,6 +30,15 @@ use tokio::sync::mpsc;
 
 /// A healthy run this long resets the backoff and clears the fault sensor.
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+/// Most service calls, entity updates or alerts one output may carry;
+/// more is a `BadOutput` fault (a plugin flooding the host).
+pub const MAX_OUTPUT_ITEMS: usize = 64;
+/// Service calls queued for the router; a plugin that fills it faults.
+const CALL_QUEUE: usize = 256;
+/// Shortest tick period granted, ms of host time.
+pub const MIN_TICK_MS: u32 = 100;
+/// Host names of the entities every plugin device has.
+const RESERVED_KEYS: [&str; 2] = ["status", "fault"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -67,6 +77,7 @@ pub struct PluginHandle {
     pub name: String,
     status: Arc<Mutex<PluginStatus>>,
     input: std_mpsc::Sender<Input>,
+    stopping: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -78,8 +89,9 @@ impl PluginHandle {
             .clone()
     }
 
-    /// Stops the plugin and waits for its thread.
+    /// Stops the plugin (before any queued event) and waits for its thread.
     pub fn stop(mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
         let _ = self.input.send(Input::Stop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -95,7 +107,8 @@ struct Runner {
     pre: super::engine::ControllerPre<HostState>,
     store: Arc<EntityStore>,
     router: Arc<ServiceRouter>,
-    calls: mpsc::UnboundedSender<ServiceCall>,
+    calls: mpsc::Sender<ServiceCall>,
+    stopping: Arc<AtomicBool>,
     status: Arc<Mutex<PluginStatus>>,
     desc: wit::Description,
     drives: HashSet<String>,
@@ -126,6 +139,13 @@ pub fn start(
     let desc = instance
         .describe()
         .map_err(|f| anyhow::anyhow!("plugin `{name}` describe: {f}"))?;
+    if let Some(allowed) = &cfg.drives
+        && let Some(bad) = desc.drives.iter().find(|d| !allowed.contains(d))
+    {
+        anyhow::bail!(
+            "plugin `{name}` wants to drive `{bad}`, which its config does not allow (drives = {allowed:?})"
+        );
+    }
     tracing::info!(
         "plugin `{name}`: {} {} reads {:?}, drives {:?}",
         desc.name,
@@ -149,7 +169,8 @@ pub fn start(
     }));
 
     let (input_tx, input_rx) = std_mpsc::channel();
-    let (calls_tx, calls_rx) = mpsc::unbounded_channel();
+    let (calls_tx, calls_rx) = mpsc::channel(CALL_QUEUE);
+    let stopping = Arc::new(AtomicBool::new(false));
     let device_id = format!("plugin-{name}");
     let mut runner = Runner {
         name: name.clone(),
@@ -162,13 +183,19 @@ pub fn start(
         store: store.clone(),
         router: router.clone(),
         calls: calls_tx,
+        stopping: stopping.clone(),
         status: status.clone(),
         device_id,
         saved: Vec::new(),
     };
     runner.register_entities()?;
     runner.saved = instance.save().unwrap_or_default();
-    spawn_feeders(&runner, input_tx.clone(), shutdown.clone());
+    spawn_feeders(
+        &runner,
+        input_tx.clone(),
+        stopping.clone(),
+        shutdown.clone(),
+    );
     spawn_call_executor(router, calls_rx);
     let thread = std::thread::Builder::new()
         .name(format!("plugin-{name}"))
@@ -177,6 +204,7 @@ pub fn start(
         name,
         status,
         input: input_tx,
+        stopping,
         thread: Some(thread),
     })
 }
@@ -204,10 +232,18 @@ fn instantiate(
 }
 
 /// Store events → the plugin's queue (only what it reads); ticks; shutdown.
-fn spawn_feeders(runner: &Runner, input: std_mpsc::Sender<Input>, mut shutdown: Shutdown) {
+fn spawn_feeders(
+    runner: &Runner,
+    input: std_mpsc::Sender<Input>,
+    stopping: Arc<AtomicBool>,
+    mut shutdown: Shutdown,
+) {
     let reads: HashSet<String> = runner.desc.reads.iter().cloned().collect();
     let (_, mut events) = runner.store.subscribe();
-    let tick_ms = runner.desc.tick_period_ms;
+    let tick_ms = match runner.desc.tick_period_ms {
+        0 => 0,
+        t => t.max(MIN_TICK_MS),
+    };
     let clock = runner.store.clock();
     tokio::spawn(async move {
         let mut next_tick = tokio::time::Instant::now();
@@ -229,6 +265,7 @@ fn spawn_feeders(runner: &Runner, input: std_mpsc::Sender<Input>, mut shutdown: 
                     input.send(Input::Tick(clock.now_ms()))
                 }
                 _ = shutdown.wait() => {
+                    stopping.store(true, Ordering::SeqCst);
                     let _ = input.send(Input::Stop);
                     break;
                 }
@@ -241,10 +278,7 @@ fn spawn_feeders(runner: &Runner, input: std_mpsc::Sender<Input>, mut shutdown: 
 }
 
 /// Plugin service calls go through the router off the plugin's thread.
-fn spawn_call_executor(
-    router: Arc<ServiceRouter>,
-    mut calls: mpsc::UnboundedReceiver<ServiceCall>,
-) {
+fn spawn_call_executor(router: Arc<ServiceRouter>, mut calls: mpsc::Receiver<ServiceCall>) {
     tokio::spawn(async move {
         while let Some(call) = calls.recv().await {
             // Refusals are logged by the router with their reason.
@@ -272,7 +306,17 @@ impl Runner {
             .class("problem");
         self.store.upsert_entity(status)?;
         self.store.upsert_entity(fault)?;
+        let mut seen = HashSet::new();
         for decl in &self.desc.entities {
+            check_object_id(&decl.object_id).map_err(|e| {
+                anyhow::anyhow!("plugin `{}` declares an invalid entity: {e}", self.name)
+            })?;
+            anyhow::ensure!(
+                seen.insert(&decl.object_id),
+                "plugin `{}` declares entity `{}` twice",
+                self.name,
+                decl.object_id
+            );
             let component = Component::parse(&decl.component)
                 .filter(|c| matches!(c, Component::Sensor | Component::BinarySensor))
                 .with_context(|| format!("plugin `{}` declares entity `{}` as `{}`; only sensor and binary_sensor are supported", self.name, decl.object_id, decl.component))?;
@@ -343,6 +387,9 @@ impl Runner {
         let mut consecutive_faults = 0u32;
         let mut healthy_since = Instant::now();
         while let Ok(msg) = input.recv() {
+            if self.stopping.load(Ordering::SeqCst) {
+                break;
+            }
             let result = match msg {
                 Input::Stop => break,
                 Input::State(change) => instance.on_state(&to_wit_change(&change)),
@@ -351,6 +398,7 @@ impl Runner {
                     Ok(out)
                 }),
             };
+            let result = result.and_then(|out| check_output(&out).map(|()| out));
             match result {
                 Ok(output) => {
                     if consecutive_faults > 0 && healthy_since.elapsed() >= HEALTHY_AFTER {
@@ -361,7 +409,17 @@ impl Runner {
                         );
                         self.set_own("fault", "off", Map::new());
                     }
-                    self.apply(output);
+                    if let Err(fault) = self.apply(output) {
+                        consecutive_faults += 1;
+                        self.on_fault(&fault);
+                        match self.restart(&input, consecutive_faults) {
+                            Some(new) => {
+                                instance = new;
+                                healthy_since = Instant::now();
+                            }
+                            None => break,
+                        }
+                    }
                 }
                 Err(fault) => {
                     consecutive_faults += 1;
@@ -412,7 +470,11 @@ impl Runner {
                         Map::new(),
                         CallSource::Internal,
                     );
-                    let _ = self.calls.send(call);
+                    if self.calls.try_send(call).is_err() {
+                        tracing::error!(
+                            "{entity}: could not queue the safe-state command (queue full)"
+                        );
+                    }
                 }
             }
         }
@@ -478,9 +540,9 @@ impl Runner {
         }
     }
 
-    /// Applies a plugin's output. Bad parts are logged and dropped; they do
-    /// not fault the plugin.
-    fn apply(&self, out: wit::Output) {
+    /// Applies a plugin's output. Bad parts are logged and dropped; only
+    /// flooding the call queue faults the plugin.
+    fn apply(&self, out: wit::Output) -> Result<(), PluginFault> {
         for call in out.calls {
             if let Some(bad) = call.entity_ids.iter().find(|e| !self.drives.contains(*e)) {
                 tracing::warn!(
@@ -505,13 +567,18 @@ impl Runner {
                 }
             };
             self.update(|s| s.calls += 1);
-            let _ = self.calls.send(ServiceCall {
+            let queued = self.calls.try_send(ServiceCall {
                 domain: call.domain,
                 service: call.service,
                 entity_ids: call.entity_ids,
                 data,
                 source: CallSource::Plugin(self.name.clone()),
             });
+            if queued.is_err() {
+                return Err(PluginFault::BadOutput(format!(
+                    "{CALL_QUEUE} service calls are already waiting for the router"
+                )));
+            }
         }
         for e in out.entities {
             if self
@@ -556,7 +623,41 @@ impl Runner {
                 ),
             }
         }
+        Ok(())
     }
+}
+
+/// Refuses outputs larger than [`MAX_OUTPUT_ITEMS`] per kind.
+fn check_output(out: &wit::Output) -> Result<(), PluginFault> {
+    let sizes = [
+        ("service calls", out.calls.len()),
+        ("entity updates", out.entities.len()),
+        ("alerts", out.alerts.len()),
+    ];
+    match sizes.iter().find(|(_, n)| *n > MAX_OUTPUT_ITEMS) {
+        Some((what, n)) => Err(PluginFault::BadOutput(format!(
+            "{n} {what} in one output (at most {MAX_OUTPUT_ITEMS})"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A plugin entity's object id: `[a-z0-9_]{1,64}`, not one of the host's.
+fn check_object_id(id: &str) -> Result<(), String> {
+    let valid = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !valid {
+        return Err(format!(
+            "entity id `{id}` must be 1 to 64 characters of [a-z0-9_]"
+        ));
+    }
+    if RESERVED_KEYS.contains(&id) {
+        return Err(format!("entity id `{id}` is reserved for the host"));
+    }
+    Ok(())
 }
 
 fn to_wit_change(c: &StateChanged) -> wit::StateChange {

@@ -1,7 +1,7 @@
 //! A plugin that misbehaves on purpose, to prove the host contains faults:
 //! it traps, loops forever or allocates without bound when told to.
 //!
-//! Config: `{"entity": "sensor.x", "fault": "trap"|"loop"|"alloc"|"none",
+//! Config: `{"entity": "sensor.x", "fault": "trap"|"loop"|"alloc"|"flood"|"none",
 //! "when": "on_state"|"tick"|"init", "drives": ["switch.y"]}`.
 //! With `fault: none` it forwards each state change of `entity` as
 //! `switch.turn_on` on its first driven entity (used to check call routing).
@@ -17,6 +17,8 @@ enum Fault {
     Trap,
     Loop,
     Alloc,
+    /// Returns more output than the host accepts in one call.
+    Flood,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -48,7 +50,7 @@ struct FaultInjector {
 
 fn misbehave(fault: Fault) {
     match fault {
-        Fault::None => {}
+        Fault::None | Fault::Flood => {}
         Fault::Trap => panic!("fault-injector: trap on purpose"),
         Fault::Loop => {
             let mut x: u64 = 0;
@@ -95,6 +97,11 @@ impl Controller for FaultInjector {
         self.events += 1;
         if self.cfg.when == When::OnState {
             misbehave(self.cfg.fault);
+        }
+        if self.cfg.fault == Fault::Flood {
+            for i in 0..100 {
+                out.entity(&format!("flood_{i}"), "on");
+            }
         }
         if let Some(target) = self.cfg.drives.first() {
             out.call("switch", "turn_on", target, json!({}));

@@ -9,11 +9,17 @@
 //! - `keep_alive`: IR is one-way, so the current command is re-sent every
 //!   `keep_alive` seconds (a missed code or a remote in someone's hand is
 //!   corrected);
-//! - `hvac_mode` `off` turns the AC off at once, whatever the cycle time.
+//! - `hvac_mode` `off` turns the AC off at once, whatever the cycle time;
+//! - a change of target temperature or mode re-evaluates at once and ignores
+//!   `min_cycle_duration` (HA's `force=True`); the host's safety envelope
+//!   still refuses to restart the compressor within its minimum off time.
 //!
 //! Added for the server room:
 //! - over-temperature: `binary_sensor` (device class `problem`) on at
 //!   `current >= over_temperature`, off below `over_temperature - 0.5 °C`;
+//! - sensor unavailable: the AC keeps its last command (for a server room,
+//!   stopping the cooling on a dead sensor is the worse failure) and a
+//!   `sensor_unavailable` problem is raised;
 //! - start check: with a power sensor, the AC must draw more than
 //!   `running_power_w` within `start_check` of being switched on while too hot,
 //!   else an `ac_not_cooling` problem is raised.
@@ -94,6 +100,8 @@ struct Saved {
     last_sent_on: Option<bool>,
     over_temperature: bool,
     not_cooling: bool,
+    #[serde(default)]
+    sensor_lost: bool,
 }
 
 struct Thermostat {
@@ -103,6 +111,7 @@ struct Thermostat {
 
 const OVER_TEMP: &str = "over_temperature";
 const NOT_COOLING: &str = "ac_not_cooling";
+const SENSOR_LOST: &str = "sensor_unavailable";
 const OVER_TEMP_CLEAR_MARGIN: f64 = 0.5;
 /// How long a sent command counts as in flight (ms of host time).
 const PENDING_MS: i64 = 10_000;
@@ -119,9 +128,27 @@ impl Thermostat {
     }
 
     /// The whole control step: decide, then act.
-    fn control(&mut self, now_ms: i64, keep_alive_due: bool, out: &mut Output) {
-        let Some(current) = State::get(&self.cfg.sensor).and_then(|s| s.number()) else {
-            return; // no reading yet, or the sensor is unavailable: do nothing
+    /// `force`: ignore `min_cycle_duration` (a user changed target or mode).
+    fn control(&mut self, now_ms: i64, keep_alive_due: bool, force: bool, out: &mut Output) {
+        let sensor = State::get(&self.cfg.sensor);
+        let lost = sensor.as_ref().is_some_and(|s| s.state == "unavailable");
+        if lost != self.saved.sensor_lost {
+            self.saved.sensor_lost = lost;
+            let msg = format!(
+                "{} is unavailable: the AC keeps its last command",
+                self.cfg.sensor
+            );
+            out.alert(
+                SENSOR_LOST,
+                Severity::Critical,
+                lost,
+                "Room temperature sensor unavailable",
+                &msg,
+            );
+            out.entity(SENSOR_LOST, if lost { "on" } else { "off" });
+        }
+        let Some(current) = sensor.and_then(|s| s.number()) else {
+            return; // no reading yet, or the sensor is unavailable: hold
         };
         self.check_over_temperature(current, out);
         let Some(switch) = State::get(&self.cfg.switch) else {
@@ -139,8 +166,8 @@ impl Thermostat {
         let target = self.target();
         let too_hot = current - target >= self.cfg.hot_tolerance;
         let too_cold = target - current >= self.cfg.cold_tolerance;
-        let long_enough =
-            now_ms - switch.last_changed_ms >= (self.cfg.min_cycle_duration * 1000.0) as i64;
+        let long_enough = force
+            || now_ms - switch.last_changed_ms >= (self.cfg.min_cycle_duration * 1000.0) as i64;
 
         if is_on {
             if too_cold && long_enough {
@@ -273,6 +300,7 @@ impl Controller for Thermostat {
             entities: vec![
                 problem_sensor(OVER_TEMP, "Over temperature"),
                 problem_sensor(NOT_COOLING, "AC not cooling"),
+                problem_sensor(SENSOR_LOST, "Sensor unavailable"),
             ],
         }
     }
@@ -282,8 +310,15 @@ impl Controller for Thermostat {
         if change.entity_id == self.cfg.switch {
             return;
         }
+        // HA's generic_thermostat forces a decision when the user changes
+        // the target or the mode.
+        let user_change = change.entity_id == self.cfg.climate && {
+            let target = |s: &Option<State>| s.as_ref().and_then(|s| s.attr_f64("temperature"));
+            let mode = |s: &Option<State>| s.as_ref().map(|s| s.state.clone());
+            target(&change.old) != target(&change.new) || mode(&change.old) != mode(&change.new)
+        };
         let now = hearth_plugin_sdk::now_ms();
-        self.control(now, false, out);
+        self.control(now, false, user_change, out);
     }
 
     fn tick(&mut self, now_ms: i64, out: &mut Output) {
@@ -293,7 +328,7 @@ impl Controller for Thermostat {
                 .saved
                 .last_sent_ms
                 .is_none_or(|t| now_ms - t >= keep_alive_ms);
-        self.control(now_ms, due, out);
+        self.control(now_ms, due, false, out);
     }
 
     fn save(&self) -> Vec<u8> {

@@ -62,12 +62,9 @@ impl Bridge {
             topics: topics.clone(),
             mode: config.homeassistant.discovery,
         };
-        tasks.push(Publisher::spawn(
-            link.clone(),
-            store.clone(),
-            dopts,
-            shutdown.clone(),
-        )?);
+        let (publisher, sweep) =
+            Publisher::spawn(link.clone(), store.clone(), dopts, shutdown.clone())?;
+        tasks.push(publisher);
         tasks.push(discovery::commands::spawn(
             &link,
             topics.clone(),
@@ -99,6 +96,13 @@ impl Bridge {
                 .unwrap_or_else(|e| e.into_inner())
                 .push(handle);
         }
+        // Everything the bridge starts with is registered: retained configs
+        // of devices it no longer has can go. Sensor nodes register from
+        // their retained announcements; 2 s lets those arrive first.
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let _ = sweep.send(());
+        });
         let statuses = plugin_statuses(&plugins);
         let http = SocketAddr::new(config.http.bind, config.http.port);
         let http_addr = health::serve(http, link.clone(), statuses, shutdown.clone()).await?;

@@ -231,3 +231,57 @@ async fn device_discovery_on_mosquitto() {
 async fn entity_discovery_on_mosquitto() {
     discovery_round(BrokerKind::Mosquitto, DiscoveryMode::Entity).await;
 }
+
+/// Retained configs this bridge left in an earlier run, for devices it no
+/// longer has, are cleared at startup; other publishers' configs are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_configs_from_an_earlier_run_are_cleared() {
+    common::init_logs();
+    let broker = common::broker(BrokerKind::Mosquitto);
+    let ha = Observer::connect(&broker.addr, "homeassistant/#").await;
+    let ours = r#"{"dev":{"ids":["hearth_old-plug"],"name":"Old plug"},"o":{"name":"Hearth"},"cmps":{},"availability":[{"topic":"hearth/bridge/state"},{"topic":"hearth/old-plug/availability"}]}"#;
+    let theirs = r#"{"dev":{"ids":["zigbee_lamp"],"name":"Lamp"},"o":{"name":"Zigbee2MQTT"},"cmps":{},"availability":[{"topic":"zigbee2mqtt/bridge/state"}]}"#;
+    let old_entity = r#"{"unique_id":"hearth_old-plug_power","o":{"name":"Hearth"},"availability":[{"topic":"hearth/bridge/state"}]}"#;
+    for (topic, payload) in [
+        ("homeassistant/device/old-plug/config", ours),
+        ("homeassistant/device/zigbee-lamp/config", theirs),
+        ("homeassistant/sensor/old-plug/power/config", old_entity),
+    ] {
+        ha.client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, true, payload)
+            .await
+            .unwrap();
+    }
+    wait_for("retained configs in place", Duration::from_secs(5), || {
+        (ha.current().len() >= 3).then_some(())
+    })
+    .await;
+
+    let mut config = hearth::config::Config::default();
+    config.mqtt.url = Some(format!("mqtt://127.0.0.1:{}", broker.addr.port));
+    config.http.port = 0;
+    let bridge = hearth::app::Bridge::start(config, hearth::clock::Clock::real())
+        .await
+        .unwrap();
+    wait_for(
+        "stale Hearth configs cleared",
+        Duration::from_secs(10),
+        || {
+            let c = ha.current();
+            let gone = !c.contains_key("homeassistant/device/old-plug/config")
+                && !c.contains_key("homeassistant/sensor/old-plug/power/config");
+            gone.then_some(())
+        },
+    )
+    .await;
+    let c = ha.current();
+    assert!(
+        c.contains_key("homeassistant/device/zigbee-lamp/config"),
+        "another publisher's config stays"
+    );
+    assert!(
+        c.contains_key("homeassistant/device/bridge/config"),
+        "the bridge's own config is there"
+    );
+    bridge.stop().await;
+}

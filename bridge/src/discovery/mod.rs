@@ -7,10 +7,12 @@
 //! - [`payload`]: discovery configs, device-based or per-entity.
 //! - [`publisher`]: keeps HA's view equal to the store's.
 //! - [`commands`]: `hearth/<device>/<entity>/set` → service router.
+//! - [`stale`]: clears retained configs an earlier run left behind.
 
 pub mod commands;
 pub mod payload;
 pub mod publisher;
+pub mod stale;
 pub mod topics;
 pub mod units;
 

@@ -8,12 +8,24 @@
 //! config is published once per batch however many of its entities changed.
 
 use super::payload::{self, BRIDGE_DEVICE};
+use super::stale;
 use super::{DiscoveryMode, DiscoveryOptions};
-use crate::broker::MqttLink;
+use crate::broker::{Message, MqttLink};
 use crate::entity::{Component, Device, EntitySpec, EntityStore, StoreEvent};
 use crate::shutdown::Shutdown;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Records a retained config of this bridge (or forgets a cleared one).
+fn note_config(topics: &super::Topics, found: &mut Option<BTreeSet<String>>, msg: Message) {
+    let Some(found) = found else { return };
+    if msg.payload.is_empty() {
+        found.remove(&msg.topic);
+    } else if msg.retain && stale::is_ours(topics, &msg.payload) {
+        found.insert(msg.topic);
+    }
+}
 
 #[derive(Default)]
 struct Model {
@@ -45,13 +57,19 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// Starts the publisher. Fire the returned sender once every device
+    /// the bridge starts with is registered: retained configs of this
+    /// bridge that the model does not have are then cleared.
     pub fn spawn(
         link: MqttLink,
         store: Arc<EntityStore>,
         opts: DiscoveryOptions,
         shutdown: Shutdown,
-    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    ) -> anyhow::Result<(tokio::task::JoinHandle<()>, oneshot::Sender<()>)> {
         let ha_status = link.subscribe(&opts.topics.ha_status())?;
+        let [f1, f2] = stale::filters(&opts.topics);
+        let retained = (link.subscribe(&f1)?, link.subscribe(&f2)?);
+        let (sweep_tx, sweep) = oneshot::channel();
         let publisher = Publisher {
             link,
             store,
@@ -59,14 +77,19 @@ impl Publisher {
             model: Model::default(),
             with_attributes: Default::default(),
         };
-        Ok(tokio::spawn(publisher.run(ha_status, shutdown)))
+        let task = tokio::spawn(publisher.run(ha_status, retained, sweep, shutdown));
+        Ok((task, sweep_tx))
     }
 
     async fn run(
         mut self,
-        mut ha_status: tokio::sync::mpsc::Receiver<crate::broker::Message>,
+        mut ha_status: mpsc::Receiver<Message>,
+        (mut configs_a, mut configs_b): (mpsc::Receiver<Message>, mpsc::Receiver<Message>),
+        mut sweep: oneshot::Receiver<()>,
         mut shutdown: Shutdown,
     ) {
+        // Retained configs of this bridge seen on the broker, until the sweep.
+        let mut found: Option<BTreeSet<String>> = Some(BTreeSet::new());
         let (snapshot, mut events) = self.store.subscribe();
         let mut batch = Batch::default();
         for (device, available) in snapshot.devices {
@@ -90,6 +113,17 @@ impl Publisher {
                     }
                     self.flush(batch).await;
                 }
+                Some(msg) = configs_a.recv(), if found.is_some() => note_config(&self.opts.topics, &mut found, msg),
+                Some(msg) = configs_b.recv(), if found.is_some() => note_config(&self.opts.topics, &mut found, msg),
+                Ok(()) = &mut sweep, if found.is_some() => {
+                    // Fold what the store has announced so far, then sweep.
+                    let mut batch = Batch::default();
+                    while let Ok(ev) = events.try_recv() {
+                        self.fold(ev, &mut batch);
+                    }
+                    self.flush(batch).await;
+                    self.sweep(found.take().unwrap_or_default()).await;
+                }
                 msg = ha_status.recv() => {
                     let Some(msg) = msg else { break };
                     match msg.text().trim() {
@@ -104,6 +138,29 @@ impl Publisher {
                     }
                 }
                 _ = shutdown.wait() => break,
+            }
+        }
+    }
+
+    async fn sweep(&self, found: BTreeSet<String>) {
+        let topics = &self.opts.topics;
+        let devices = self.model.devices.values().map(|(d, _)| d);
+        let expected = stale::expected(
+            topics,
+            self.opts.mode,
+            devices,
+            self.model.entities.values(),
+        );
+        for topic in found.difference(&expected) {
+            tracing::info!(
+                "removing stale Home Assistant discovery {topic} (left by an earlier run)"
+            );
+            self.publish(topic, String::new()).await;
+            if let Some(device) =
+                stale::device_of(topics, topic).filter(|d| !self.model.devices.contains_key(*d))
+            {
+                self.publish(&topics.availability(device), String::new())
+                    .await;
             }
         }
     }

@@ -75,6 +75,16 @@ pub struct Message {
     pub retain: bool,
 }
 
+/// A short, printable excerpt of an external payload for error messages
+/// (at most 120 characters, cut on a character boundary).
+pub fn excerpt(payload: &[u8]) -> String {
+    let text = String::from_utf8_lossy(payload);
+    match text.char_indices().nth(120) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.into_owned(),
+    }
+}
+
 impl Message {
     /// The payload as text, lossily (for logs and simple payloads).
     pub fn text(&self) -> std::borrow::Cow<'_, str> {

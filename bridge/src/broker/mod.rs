@@ -5,4 +5,4 @@ pub mod embedded;
 pub mod link;
 
 pub use embedded::EmbeddedBroker;
-pub use link::{BrokerAddress, Message, MqttLink};
+pub use link::{BrokerAddress, Message, MqttLink, excerpt};

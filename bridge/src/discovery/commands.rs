@@ -45,7 +45,7 @@ pub fn parse_command(
     let bad = |expected| CommandError::BadPayload {
         topic: topic.into(),
         expected,
-        got: truncate(&text),
+        got: crate::broker::excerpt(payload),
     };
     let call = |domain: &str, service: &str, data: Map<String, Value>| {
         ServiceCall::new(domain, service, entity_id, data, CallSource::Mqtt)
@@ -83,14 +83,6 @@ pub fn parse_command(
         Component::Sensor | Component::BinarySensor => {
             Err(bad("nothing: this entity is read-only"))
         }
-    }
-}
-
-fn truncate(s: &str) -> String {
-    const MAX: usize = 200;
-    match s.char_indices().nth(MAX) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
     }
 }
 

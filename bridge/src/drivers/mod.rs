@@ -28,14 +28,7 @@ pub struct DriverContext {
     pub shutdown: Shutdown,
 }
 
-/// A short, printable excerpt of a payload for error messages.
-pub fn excerpt(payload: &[u8]) -> String {
-    let text = String::from_utf8_lossy(payload);
-    match text.char_indices().nth(120) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.into_owned(),
-    }
-}
+pub use crate::broker::excerpt;
 
 /// Starts every driver the config asks for.
 pub fn start(config: &Config, ctx: &DriverContext) -> anyhow::Result<Vec<JoinHandle<()>>> {

@@ -398,8 +398,7 @@ impl Runner {
                     Ok(out)
                 }),
             };
-            let result = result.and_then(|out| check_output(&out).map(|()| out));
-            match result {
+            let outcome = match result.and_then(|out| check_output(&out).map(|()| out)) {
                 Ok(output) => {
                     if consecutive_faults > 0 && healthy_since.elapsed() >= HEALTHY_AFTER {
                         consecutive_faults = 0;
@@ -409,28 +408,19 @@ impl Runner {
                         );
                         self.set_own("fault", "off", Map::new());
                     }
-                    if let Err(fault) = self.apply(output) {
-                        consecutive_faults += 1;
-                        self.on_fault(&fault);
-                        match self.restart(&input, consecutive_faults) {
-                            Some(new) => {
-                                instance = new;
-                                healthy_since = Instant::now();
-                            }
-                            None => break,
-                        }
-                    }
+                    self.apply(output)
                 }
-                Err(fault) => {
-                    consecutive_faults += 1;
-                    self.on_fault(&fault);
-                    match self.restart(&input, consecutive_faults) {
-                        Some(new) => {
-                            instance = new;
-                            healthy_since = Instant::now();
-                        }
-                        None => break,
+                Err(fault) => Err(fault),
+            };
+            if let Err(fault) = outcome {
+                consecutive_faults += 1;
+                self.on_fault(&fault);
+                match self.restart(&input, consecutive_faults) {
+                    Some(new) => {
+                        instance = new;
+                        healthy_since = Instant::now();
                     }
+                    None => break,
                 }
             }
         }

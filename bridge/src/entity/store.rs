@@ -422,6 +422,17 @@ mod tests {
         }
     }
 
+    /// A store with device `d` and `sensor.d_a` in `state`.
+    fn store_with_sensor(state: &str) -> Arc<EntityStore> {
+        let store = EntityStore::new(Clock::real());
+        store.upsert_device("t", device("d")).unwrap();
+        store
+            .upsert_entity(EntitySpec::new("d", "a", Component::Sensor))
+            .unwrap();
+        store.set_state("sensor.d_a", state, Map::new()).unwrap();
+        store
+    }
+
     #[test]
     fn state_changed_only_on_change_and_last_changed_follows_ha() {
         let store = EntityStore::new(Clock::simulated(1000.0));
@@ -451,12 +462,7 @@ mod tests {
 
     #[test]
     fn unavailable_devices_make_their_entities_unavailable_and_come_back() {
-        let store = EntityStore::new(Clock::real());
-        store.upsert_device("t", device("d")).unwrap();
-        store
-            .upsert_entity(EntitySpec::new("d", "a", Component::Sensor))
-            .unwrap();
-        store.set_state("sensor.d_a", "21.5", Map::new()).unwrap();
+        let store = store_with_sensor("21.5");
         store.set_availability("d", false);
         assert_eq!(store.get("sensor.d_a").unwrap().state, UNAVAILABLE);
         assert!(store.get("sensor.d_a").unwrap().number().is_none());
@@ -485,12 +491,7 @@ mod tests {
 
     #[test]
     fn removing_a_device_removes_its_entities() {
-        let store = EntityStore::new(Clock::real());
-        store.upsert_device("t", device("d")).unwrap();
-        store
-            .upsert_entity(EntitySpec::new("d", "a", Component::Sensor))
-            .unwrap();
-        store.set_state("sensor.d_a", "1", Map::new()).unwrap();
+        let store = store_with_sensor("1");
         let (_, mut rx) = store.subscribe();
         store.remove_device("d");
         assert!(store.get("sensor.d_a").is_none());

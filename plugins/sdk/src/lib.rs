@@ -178,6 +178,21 @@ impl Output {
         });
     }
 
+    /// Raises or clears a problem: the alert keyed `object_id` and the
+    /// plugin's `binary_sensor` of the same id (see [`problem_sensor`]),
+    /// so Home Assistant and the alert log always agree.
+    pub fn problem(
+        &mut self,
+        object_id: &str,
+        severity: Severity,
+        active: bool,
+        title: &str,
+        message: &str,
+    ) {
+        self.alert(object_id, severity, active, title, message);
+        self.entity(object_id, if active { "on" } else { "off" });
+    }
+
     /// New state of one of the plugin's own entities.
     pub fn entity(&mut self, object_id: &str, state: &str) {
         self.entities.push(EntityUpdate {

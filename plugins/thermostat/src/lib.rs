@@ -138,14 +138,13 @@ impl Thermostat {
                 "{} is unavailable: the AC keeps its last command",
                 self.cfg.sensor
             );
-            out.alert(
+            out.problem(
                 SENSOR_LOST,
                 Severity::Critical,
                 lost,
                 "Room temperature sensor unavailable",
                 &msg,
             );
-            out.entity(SENSOR_LOST, if lost { "on" } else { "off" });
         }
         let Some(current) = sensor.and_then(|s| s.number()) else {
             return; // no reading yet, or the sensor is unavailable: hold
@@ -220,14 +219,13 @@ impl Thermostat {
         if active != self.saved.over_temperature {
             self.saved.over_temperature = active;
             let msg = format!("room at {current:.1} °C, limit {limit:.1} °C");
-            out.alert(
+            out.problem(
                 OVER_TEMP,
                 Severity::Critical,
                 active,
                 "Server room over temperature",
                 &msg,
             );
-            out.entity(OVER_TEMP, if active { "on" } else { "off" });
         }
     }
 
@@ -246,24 +244,22 @@ impl Thermostat {
                 "AC on for {on_for_s:.0} s but drawing {watts:.0} W (expected ≥ {:.0} W)",
                 self.cfg.running_power_w
             );
-            out.alert(
+            out.problem(
                 NOT_COOLING,
                 Severity::Warning,
                 true,
                 "Air conditioner not cooling",
                 &msg,
             );
-            out.entity(NOT_COOLING, "on");
         } else if recovered && self.saved.not_cooling {
             self.saved.not_cooling = false;
-            out.alert(
+            out.problem(
                 NOT_COOLING,
                 Severity::Warning,
                 false,
                 "Air conditioner not cooling",
                 "AC draws power again",
             );
-            out.entity(NOT_COOLING, "off");
         }
     }
 }

@@ -3,7 +3,7 @@
 //! that order and stopped in reverse, with `hearth/bridge/state` going
 //! `offline` last (retained; it is also the MQTT last will).
 
-use crate::api::health::{self, PluginStatuses};
+use crate::api::{self, Api, ApiOptions, PluginStatuses, auth::Authenticator};
 use crate::broker::{BrokerAddress, EmbeddedBroker, MqttLink, link::LinkOptions};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -15,8 +15,12 @@ use crate::plugins::{self, PluginEngine, PluginHandle};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use serde_json::Map;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Where the bridge keeps its data when the config names no directory.
+pub const DEFAULT_DATA_DIR: &str = "hearth-data";
 
 pub struct Bridge {
     pub store: Arc<EntityStore>,
@@ -103,11 +107,36 @@ impl Bridge {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let _ = sweep.send(());
         });
-        let statuses = plugin_statuses(&plugins);
+        let data_dir = config
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| anyhow::anyhow!("data directory {}: {e}", data_dir.display()))?;
+        let auth = Arc::new(Authenticator::new(
+            &data_dir,
+            config.http.auth_max_failures,
+            Duration::from_secs(config.http.auth_window_s),
+        )?);
+        tasks.push(auth.spawn_watcher(shutdown.clone()));
+        let api = Arc::new(Api {
+            store: store.clone(),
+            router: router.clone(),
+            auth,
+            plugins: plugin_statuses(&plugins),
+            link: link.clone(),
+            bus: Default::default(),
+            options: ApiOptions {
+                max_pending: config.http.max_pending_messages,
+                ..ApiOptions::default()
+            },
+            data_dir,
+        });
         let http = SocketAddr::new(config.http.bind, config.http.port);
-        let http_addr = health::serve(http, link.clone(), statuses, shutdown.clone()).await?;
+        let (http_addr, server) = api::server::serve(http, api, shutdown.clone()).await?;
+        tasks.push(server);
         tracing::info!(
-            "bridge running: MQTT {broker}, base topic `{}`, HTTP http://{http_addr}/api/health",
+            "bridge running: MQTT {broker}, base topic `{}`, HA WebSocket API ws://{http_addr}/api/websocket",
             topics.base
         );
         Ok(Bridge {

@@ -94,11 +94,20 @@ fn default_prefix() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Port of the bridge's HTTP endpoint (health now; HA's WebSocket API later).
+    /// Port of the HA-compatible WebSocket and REST APIs and /api/health.
     #[serde(default = "default_http_port")]
     pub port: u16,
     #[serde(default = "default_bind")]
     pub bind: std::net::IpAddr,
+    /// Messages queued for one WebSocket client before it is dropped.
+    #[serde(default = "default_max_pending")]
+    pub max_pending_messages: usize,
+    /// Failed authentications from one address before it is refused…
+    #[serde(default = "default_auth_failures")]
+    pub auth_max_failures: u32,
+    /// …for this many seconds after its oldest failure.
+    #[serde(default = "default_auth_window")]
+    pub auth_window_s: u64,
 }
 
 impl Default for HttpConfig {
@@ -106,8 +115,23 @@ impl Default for HttpConfig {
         HttpConfig {
             port: default_http_port(),
             bind: default_bind(),
+            max_pending_messages: default_max_pending(),
+            auth_max_failures: default_auth_failures(),
+            auth_window_s: default_auth_window(),
         }
     }
+}
+
+fn default_max_pending() -> usize {
+    4096
+}
+
+fn default_auth_failures() -> u32 {
+    5
+}
+
+fn default_auth_window() -> u64 {
+    300
 }
 
 fn default_http_port() -> u16 {
@@ -147,6 +171,15 @@ impl Config {
 
     /// Checks what serde cannot: ids, references, ranges.
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (16..=1_000_000).contains(&self.http.max_pending_messages),
+            "[http] max_pending_messages must be 16 to 1000000 (got {})",
+            self.http.max_pending_messages
+        );
+        anyhow::ensure!(
+            self.http.auth_max_failures >= 1 && self.http.auth_window_s >= 1,
+            "[http] auth_max_failures and auth_window_s must be at least 1"
+        );
         let mut ids = std::collections::HashSet::new();
         let device_ids = self
             .shelly

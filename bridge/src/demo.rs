@@ -28,6 +28,8 @@ pub struct DemoOptions {
     pub mqtt_url: Option<String>,
     pub mqtt_port: u16,
     pub http_port: Option<u16>,
+    /// Where access tokens live (`hearth token create --data-dir …`).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// What the demo measured on the twin.
@@ -95,7 +97,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoReport> {
         twin_shutdown,
     )
     .await?;
-    let config = scenario_config(&broker, &twin.shelly_url(), opts.http_port)?;
+    let mut config = scenario_config(&broker, &twin.shelly_url(), opts.http_port)?;
+    config.data_dir = Some(opts.data_dir.clone());
     let thermostat = config.plugins[0].config.clone();
     let num = |k: &str| {
         thermostat
@@ -117,6 +120,11 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoReport> {
     tracing::info!(
         "point Home Assistant's MQTT integration at {} to see every device",
         bridge.broker
+    );
+    tracing::info!(
+        "script it with HA's WebSocket API at ws://{}/api/websocket (token: `hearth token create --name me --data-dir {}`; see examples/scripting/)",
+        bridge.http_addr,
+        opts.data_dir.display()
     );
 
     let started_ms = clock.now_ms();

@@ -31,6 +31,14 @@ enum Command {
         #[arg(long = "for", value_name = "SECONDS")]
         run_for: Option<f64>,
     },
+    /// Long-lived access tokens for the WebSocket and REST APIs.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+        /// Directory for the bridge's data (as for `run` and `demo`).
+        #[arg(long, value_name = "DIR", default_value = hearth::app::DEFAULT_DATA_DIR, global = true)]
+        data_dir: PathBuf,
+    },
     /// Run the bridge against real devices.
     Run {
         #[command(flatten)]
@@ -38,6 +46,23 @@ enum Command {
         /// TOML configuration file (see examples/server-room.toml).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token; prints it once, alone on the last line.
+    Create {
+        /// What the token is for (shown by `list`).
+        #[arg(long)]
+        name: String,
+    },
+    /// List tokens (ids and names; secrets are never stored).
+    List,
+    /// Revoke a token by id; open connections using it are closed.
+    Revoke {
+        /// The id `list` shows.
+        id: String,
     },
 }
 
@@ -49,11 +74,11 @@ struct Common {
     /// Port of the embedded MQTT broker.
     #[arg(long, value_name = "PORT")]
     mqtt_port: Option<u16>,
-    /// Port of the bridge's HTTP endpoint (/api/health).
+    /// Port of the bridge's HTTP API (WebSocket, REST, /api/health).
     #[arg(long, value_name = "PORT")]
     http_port: Option<u16>,
     /// Directory for the bridge's data (created if missing).
-    #[arg(long, value_name = "DIR", default_value = "hearth-data")]
+    #[arg(long, value_name = "DIR", default_value = hearth::app::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
     /// Log filter: error, warn, info, debug, trace, or a tracing directive list.
     #[arg(long, default_value = "info")]
@@ -91,6 +116,7 @@ async fn main() -> std::process::ExitCode {
             init_logging(&common.log_level);
             demo_command(common, speed, run_for).await
         }
+        Command::Token { action, data_dir } => token_command(action, &data_dir),
         Command::Run { common, config } => {
             init_logging(&common.log_level);
             run_command(common, config).await
@@ -124,6 +150,7 @@ async fn demo_command(common: Common, speed: f64, run_for: Option<f64>) -> anyho
         mqtt_url: common.mqtt_url,
         mqtt_port: common.mqtt_port.unwrap_or(1883),
         http_port: common.http_port,
+        data_dir: common.data_dir,
     };
     let report = demo::run(opts).await?;
     println!("{report}");
@@ -143,8 +170,39 @@ async fn run_command(common: Common, path: PathBuf) -> anyhow::Result<()> {
     }
     let data_dir = config.data_dir.clone().unwrap_or(common.data_dir);
     prepare_data_dir(&data_dir)?;
+    config.data_dir = Some(data_dir);
     let bridge = Bridge::start(config, Clock::real()).await?;
     hearth::shutdown::termination().await;
     bridge.stop().await;
+    Ok(())
+}
+
+fn token_command(action: TokenAction, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use hearth::api::auth::tokens;
+    match action {
+        TokenAction::Create { name } => {
+            let (record, secret) = tokens::create(data_dir, &name)?;
+            println!(
+                "Created token {} (`{}`) in {}. It is shown only now; a running bridge accepts it at once:",
+                record.id,
+                record.name,
+                tokens::path(data_dir).display()
+            );
+            println!("{secret}");
+        }
+        TokenAction::List => {
+            let list = tokens::load(data_dir)?;
+            if list.is_empty() {
+                println!("no tokens in {}", tokens::path(data_dir).display());
+            }
+            for t in list {
+                println!("{}  {}  {}", t.id, t.created, t.name);
+            }
+        }
+        TokenAction::Revoke { id } => {
+            let gone = tokens::revoke(data_dir, &id)?;
+            println!("Revoked token {} (`{}`)", gone.id, gone.name);
+        }
+    }
     Ok(())
 }

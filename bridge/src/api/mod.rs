@@ -1,4 +1,74 @@
-//! The bridge's HTTP port. Today: `GET /api/health`. Home Assistant's
-//! WebSocket and REST APIs (DESIGN.md §4) are served here next.
+//! The bridge's HTTP port (DESIGN.md §4): Home Assistant's WebSocket API
+//! (`/api/websocket`), the parts of its REST API scripts use (`/api/…`,
+//! bearer tokens), and `/api/health`. Same shapes as HA, so HA clients work
+//! unchanged.
 
+pub mod auth;
+pub mod calls;
+pub mod events;
+pub mod ha;
 pub mod health;
+pub mod rest;
+pub mod server;
+pub mod websocket;
+
+use crate::broker::MqttLink;
+use crate::entity::{EntityStore, ServiceRouter};
+use crate::plugins::PluginStatus;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Reads the current plugin statuses.
+pub type PluginStatuses = Arc<dyn Fn() -> Vec<PluginStatus> + Send + Sync>;
+
+/// Limits of the WebSocket API.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Messages queued for one client before it is dropped (HA: 4096).
+    pub max_pending: usize,
+    /// Time a client has to send `auth` (HA: 10 s).
+    pub auth_timeout: Duration,
+    /// Largest incoming message (HA, through aiohttp: 4 MiB).
+    pub max_message_bytes: usize,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        ApiOptions {
+            max_pending: 4096,
+            auth_timeout: Duration::from_secs(10),
+            max_message_bytes: 4 << 20,
+        }
+    }
+}
+
+/// Everything the API serves from.
+pub struct Api {
+    pub store: Arc<EntityStore>,
+    pub router: Arc<ServiceRouter>,
+    pub auth: Arc<auth::Authenticator>,
+    pub plugins: PluginStatuses,
+    pub link: MqttLink,
+    pub bus: events::EventBus,
+    pub options: ApiOptions,
+    pub data_dir: PathBuf,
+}
+
+impl Api {
+    /// `get_config`.
+    pub fn config(&self) -> serde_json::Value {
+        let mut components: Vec<String> = ["api", "hearth", "mqtt", "websocket_api"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        for s in self.store.states() {
+            let domain = crate::entity::domain_of(&s.entity_id).to_string();
+            if !components.contains(&domain) {
+                components.push(domain);
+            }
+        }
+        components.sort();
+        ha::config(components, &self.data_dir.display().to_string())
+    }
+}

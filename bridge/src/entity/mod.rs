@@ -2,6 +2,7 @@
 //! Names follow Home Assistant: an entity id is `<component>.<object_id>`;
 //! a state is HA's state string plus attributes.
 
+pub mod context;
 pub mod safety;
 pub mod service;
 pub mod store;
@@ -10,6 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
+pub use context::Context;
 pub use safety::SafetyEnvelope;
 pub use service::{CallSource, DriverCommand, ServiceCall, ServiceError, ServiceRouter};
 pub use store::EntityStore;
@@ -158,6 +160,8 @@ pub struct State {
     pub last_changed: i64,
     /// ms since epoch, when state or attributes last changed.
     pub last_updated: i64,
+    /// What caused this state: the service call's context when one did.
+    pub context: Context,
 }
 
 impl State {

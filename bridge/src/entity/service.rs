@@ -3,7 +3,7 @@
 //! it, and the router that takes a call through the target's safety envelope
 //! to the driver that owns the entity.
 
-use super::{SafetyEnvelope, domain_of};
+use super::{Context, SafetyEnvelope, domain_of};
 use crate::entity::EntityStore;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -17,6 +17,8 @@ pub enum CallSource {
     /// Home Assistant through an MQTT command topic.
     Mqtt,
     Plugin(String),
+    /// The WebSocket or REST API; the name of the access token used.
+    Api(String),
     Internal,
 }
 
@@ -25,6 +27,7 @@ impl std::fmt::Display for CallSource {
         match self {
             CallSource::Mqtt => f.write_str("mqtt"),
             CallSource::Plugin(p) => write!(f, "plugin {p}"),
+            CallSource::Api(token) => write!(f, "api (token `{token}`)"),
             CallSource::Internal => f.write_str("bridge"),
         }
     }
@@ -38,6 +41,8 @@ pub struct ServiceCall {
     pub entity_ids: Vec<String>,
     pub data: Map<String, Value>,
     pub source: CallSource,
+    /// Given to the state changes the call causes.
+    pub context: Context,
 }
 
 impl ServiceCall {
@@ -54,6 +59,7 @@ impl ServiceCall {
             entity_ids: vec![entity_id.into()],
             data,
             source,
+            context: Context::default(),
         }
     }
 }
@@ -316,36 +322,54 @@ impl ServiceRouter {
                 return Err(ServiceError::Unavailable(entity_id.clone()));
             }
             let data = envelope.apply(&self.store, entity_id, call)?;
-            let (reply, answer) = oneshot::channel();
-            let cmd = DriverCommand {
-                entity_id: entity_id.clone(),
-                service: call.service.clone(),
-                data,
-                reply,
-            };
-            let driver_gone = || ServiceError::Driver {
-                entity: entity_id.clone(),
-                reason: "driver stopped".into(),
-            };
-            match driver.send_timeout(cmd, DRIVER_TIMEOUT).await {
-                Ok(()) => {}
-                Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err(driver_gone()),
-                Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
-                    return Err(ServiceError::Driver {
-                        entity: entity_id.clone(),
-                        reason: "driver busy: command queue full for 10 s".into(),
-                    });
-                }
+            let keys = data.keys().filter(|k| *k != "entity_id").cloned().collect();
+            self.store.expect_change(entity_id, &call.context, keys);
+            let result = self.dispatch(&driver, entity_id, call, data).await;
+            if result.is_err() {
+                self.store.forget_expected(entity_id, &call.context);
             }
-            match tokio::time::timeout(DRIVER_TIMEOUT, answer).await {
-                Ok(Ok(result)) => result?,
-                Ok(Err(_)) => return Err(driver_gone()),
-                Err(_) => {
-                    return Err(ServiceError::Driver {
-                        entity: entity_id.clone(),
-                        reason: "no answer within 10 s".into(),
-                    });
-                }
+            result?;
+        }
+        Ok(())
+    }
+
+    /// Hands one command to its driver and waits for the driver's answer.
+    async fn dispatch(
+        &self,
+        driver: &mpsc::Sender<DriverCommand>,
+        entity_id: &str,
+        call: &ServiceCall,
+        data: Map<String, Value>,
+    ) -> Result<(), ServiceError> {
+        let (reply, answer) = oneshot::channel();
+        let cmd = DriverCommand {
+            entity_id: entity_id.to_string(),
+            service: call.service.clone(),
+            data,
+            reply,
+        };
+        let driver_gone = || ServiceError::Driver {
+            entity: entity_id.to_string(),
+            reason: "driver stopped".into(),
+        };
+        match driver.send_timeout(cmd, DRIVER_TIMEOUT).await {
+            Ok(()) => {}
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err(driver_gone()),
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                return Err(ServiceError::Driver {
+                    entity: entity_id.to_string(),
+                    reason: "driver busy: command queue full for 10 s".into(),
+                });
+            }
+        }
+        match tokio::time::timeout(DRIVER_TIMEOUT, answer).await {
+            Ok(Ok(result)) => result?,
+            Ok(Err(_)) => return Err(driver_gone()),
+            Err(_) => {
+                return Err(ServiceError::Driver {
+                    entity: entity_id.to_string(),
+                    reason: "no answer within 10 s".into(),
+                });
             }
         }
         Ok(())

@@ -6,11 +6,12 @@
 //! also keeps a short numeric history per entity for plugins (`history`
 //! import) until the recorder takes that over.
 
-use super::{Device, EntitySpec, State, StateChanged, StoreEvent};
+use super::{Context, Device, EntitySpec, State, StateChanged, StoreEvent};
 use crate::clock::Clock;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Samples kept per entity for the `history` import.
@@ -24,7 +25,22 @@ struct EntityEntry {
     /// leave the entity `unavailable`).
     held: Option<State>,
     history: VecDeque<(i64, f64)>,
+    /// A service call's context waiting for the change it causes.
+    expected: Option<Expected>,
 }
+
+/// See [`EntityStore::expect_change`].
+struct Expected {
+    context: Context,
+    /// Attributes the call sets (its data's keys); a change of one of them,
+    /// or of the state string, is the call's effect.
+    keys: Vec<String>,
+    until: Instant,
+}
+
+/// How long a call's context waits for its effect (drivers echo within
+/// milliseconds; an IR gateway's report can take a second or two).
+const EXPECT_FOR: Duration = Duration::from_secs(5);
 
 /// HA's state of an entity whose device cannot be reached.
 pub const UNAVAILABLE: &str = "unavailable";
@@ -46,6 +62,21 @@ struct Inner {
 impl Inner {
     fn emit(&mut self, event: StoreEvent) {
         self.subscribers.retain(|s| s.send(event.clone()).is_ok());
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            devices: self
+                .devices
+                .values()
+                .map(|d| (d.device.clone(), d.available))
+                .collect(),
+            entities: self
+                .entities
+                .values()
+                .map(|e| (e.spec.clone(), e.state.clone()))
+                .collect(),
+        }
     }
 }
 
@@ -71,6 +102,31 @@ pub enum StoreError {
 pub struct EntityStore {
     inner: RwLock<Inner>,
     clock: Clock,
+}
+
+impl EntityEntry {
+    fn take_expected(
+        &mut self,
+        old: Option<&State>,
+        state: &str,
+        attributes: &Map<String, Value>,
+    ) -> Option<Context> {
+        let x = self.expected.as_ref()?;
+        if Instant::now() > x.until {
+            self.expected = None;
+            return None;
+        }
+        let explained = match old {
+            None => true,
+            Some(o) => {
+                o.state != state
+                    || x.keys
+                        .iter()
+                        .any(|k| o.attributes.get(k) != attributes.get(k))
+            }
+        };
+        explained.then(|| self.expected.take().map(|x| x.context))?
+    }
 }
 
 impl EntityStore {
@@ -99,19 +155,12 @@ impl EntityStore {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut inner = self.write();
         inner.subscribers.push(tx);
-        let snapshot = Snapshot {
-            devices: inner
-                .devices
-                .values()
-                .map(|d| (d.device.clone(), d.available))
-                .collect(),
-            entities: inner
-                .entities
-                .values()
-                .map(|e| (e.spec.clone(), e.state.clone()))
-                .collect(),
-        };
-        (snapshot, rx)
+        (inner.snapshot(), rx)
+    }
+
+    /// All current devices and entities.
+    pub fn snapshot(&self) -> Snapshot {
+        self.read().snapshot()
     }
 
     /// Adds or updates a device. Unchanged devices emit nothing.
@@ -199,6 +248,7 @@ impl EntityStore {
                 state: None,
                 held: None,
                 history: VecDeque::new(),
+                expected: None,
             },
         );
         inner.emit(StoreEvent::EntityAdded(spec));
@@ -209,6 +259,15 @@ impl EntityStore {
     pub fn remove_entity(&self, entity_id: &str) {
         let mut inner = self.write();
         if let Some(e) = inner.entities.remove(entity_id) {
+            // HA announces a removal as a state change to nothing.
+            if let Some(old) = e.state {
+                let ev = StateChanged {
+                    entity_id: entity_id.into(),
+                    old_state: Some(old),
+                    new_state: None,
+                };
+                inner.emit(StoreEvent::StateChanged(Arc::new(ev)));
+            }
             inner.emit(StoreEvent::EntityRemoved(e.spec));
         }
     }
@@ -247,6 +306,7 @@ impl EntityStore {
                     (Some(held), Some(o)) if o.state == UNAVAILABLE => Some(State {
                         last_changed: now,
                         last_updated: now,
+                        context: Context::default(),
                         ..held
                     }),
                     _ => None,
@@ -261,6 +321,7 @@ impl EntityStore {
                             attributes: o.attributes.clone(),
                             last_changed: now,
                             last_updated: now,
+                            context: Context::default(),
                         })
                     }
                     _ => None,
@@ -307,6 +368,7 @@ impl EntityStore {
                 attributes,
                 last_changed: now,
                 last_updated: now,
+                context: Context::default(),
             };
             entry.held = Some(held);
             return Ok(());
@@ -321,12 +383,16 @@ impl EntityStore {
             }
             _ => now,
         };
+        let context = entry
+            .take_expected(old.as_ref(), &state, &attributes)
+            .unwrap_or_default();
         let new = State {
             entity_id: entity_id.into(),
             state,
             attributes,
             last_changed,
             last_updated: now,
+            context,
         };
         if let Some(v) = new.number() {
             if entry.history.len() == HISTORY_LEN {
@@ -342,6 +408,32 @@ impl EntityStore {
         };
         inner.emit(StoreEvent::StateChanged(Arc::new(ev)));
         Ok(())
+    }
+
+    /// Tags the next change of `entity_id` that a service call with `context`
+    /// explains (its state string, or one of the attributes in `keys`,
+    /// changes within a few seconds) with that context, as HA does for state
+    /// written while a service call runs. Unrelated updates (a new sensor
+    /// reading on a climate entity) keep their own fresh context.
+    pub fn expect_change(&self, entity_id: &str, context: &Context, keys: Vec<String>) {
+        if let Some(e) = self.write().entities.get_mut(entity_id) {
+            e.expected = Some(Expected {
+                context: context.clone(),
+                keys,
+                until: Instant::now() + EXPECT_FOR,
+            });
+        }
+    }
+
+    /// Withdraws an expectation whose call failed.
+    pub fn forget_expected(&self, entity_id: &str, context: &Context) {
+        if let Some(e) = self.write().entities.get_mut(entity_id)
+            && e.expected
+                .as_ref()
+                .is_some_and(|x| x.context.id == context.id)
+        {
+            e.expected = None;
+        }
     }
 
     /// Updates only some attributes, keeping the state string.

@@ -55,6 +55,7 @@ pub struct PluginStatus {
     pub plugin: String,
     pub version: String,
     pub wit: &'static str,
+    #[serde(rename = "status")]
     pub state: RunState,
     pub reads: Vec<String>,
     pub drives: Vec<String>,
@@ -563,6 +564,7 @@ impl Runner {
                 entity_ids: call.entity_ids,
                 data,
                 source: CallSource::Plugin(self.name.clone()),
+                context: crate::entity::Context::default(),
             });
             if queued.is_err() {
                 return Err(PluginFault::BadOutput(format!(

@@ -110,6 +110,8 @@ pub struct Harness {
     pub twin: TwinHandle,
     pub clock: Clock,
     pub broker: TestBroker,
+    /// The bridge's data directory (access tokens live here).
+    pub data_dir: tempfile::TempDir,
     twin_stop: ShutdownTrigger,
 }
 
@@ -130,6 +132,8 @@ impl Harness {
         .expect("twin starts");
         let mut config =
             hearth::demo::scenario_config(&broker.addr, &twin.shelly_url(), Some(0)).unwrap();
+        let data_dir = tempfile::tempdir().unwrap();
+        config.data_dir = Some(data_dir.path().to_path_buf());
         tweak(&mut config);
         let bridge = Bridge::start(config, clock).await.expect("bridge starts");
         Harness {
@@ -137,6 +141,7 @@ impl Harness {
             twin,
             clock,
             broker,
+            data_dir,
             twin_stop,
         }
     }

@@ -1,0 +1,191 @@
+//! The parts of HA's REST API scripts use (developers.home-assistant.io,
+//! "REST API"), with `Authorization: Bearer <token>`:
+//! - `GET /api/` → `{"message": "API running."}`
+//! - `GET /api/config` → as `get_config`
+//! - `GET /api/states` → `[state]`; `GET /api/states/<entity_id>` → state,
+//!   404 `{"message": "Entity not found."}`
+//! - `GET /api/services` → `[{"domain", "services"}]`
+//! - `POST /api/services/<domain>/<service>` with the service data (with
+//!   `entity_id`) as the JSON body → 200 and the states the call changed
+//!   while it ran; 400 with a message for bad input or unknown services.
+//!
+//! Without a valid token: 401 (as HA); after repeated failures from one
+//! address: 403 until the window passes.
+
+use super::Api;
+use super::auth::{AuthError, TokenInfo};
+use super::calls::{self, Failure};
+use super::ha;
+use super::websocket::protocol::strings;
+use crate::entity::StoreEvent;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Map, Value, json};
+use std::net::SocketAddr;
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 1 << 20;
+
+pub async fn answer(
+    req: Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+    api: &Api,
+) -> Response<Full<Bytes>> {
+    let token = match authenticate(&req, peer, api) {
+        Ok(t) => t,
+        Err(resp) => return *resp,
+    };
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    match (&method, path.as_str()) {
+        (&Method::GET, "/api/") => json(StatusCode::OK, json!({"message": "API running."})),
+        (&Method::GET, "/api/config") => json(StatusCode::OK, api.config()),
+        (&Method::GET, "/api/states") => json(
+            StatusCode::OK,
+            Value::Array(api.store.states().iter().map(ha::state).collect()),
+        ),
+        (&Method::GET, "/api/services") => {
+            let list: Vec<Value> = ha::services()
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(d, s)| json!({"domain": d, "services": s}))
+                .collect();
+            json(StatusCode::OK, Value::Array(list))
+        }
+        (&Method::GET, p) if p.starts_with("/api/states/") => {
+            match api.store.get(&p["/api/states/".len()..]) {
+                Some(s) => json(StatusCode::OK, ha::state(&s)),
+                None => message(StatusCode::NOT_FOUND, "Entity not found."),
+            }
+        }
+        (&Method::POST, p) if p.starts_with("/api/services/") => {
+            let query = req.uri().query().unwrap_or("").to_string();
+            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => {
+                    return message(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        &format!("request body: {e} (limit {MAX_BODY} bytes)"),
+                    );
+                }
+            };
+            call_service(api, &token, &p["/api/services/".len()..], &query, &body).await
+        }
+        (_, "/api/" | "/api/config" | "/api/states" | "/api/services") => {
+            message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.")
+        }
+        (_, p) if p.starts_with("/api/states/") || p.starts_with("/api/services/") => message(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed: states come from devices; change them with POST /api/services/<domain>/<service>.",
+        ),
+        _ => message(StatusCode::NOT_FOUND, "Not found."),
+    }
+}
+
+fn authenticate(
+    req: &Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+    api: &Api,
+) -> Result<TokenInfo, Box<Response<Full<Bytes>>>> {
+    let bearer = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(secret) = bearer else {
+        return Err(Box::new(text(
+            StatusCode::UNAUTHORIZED,
+            "401: Unauthorized",
+        )));
+    };
+    api.auth
+        .verify(secret.trim(), peer.ip())
+        .map_err(|e| match e {
+            AuthError::Invalid => text(StatusCode::UNAUTHORIZED, "401: Unauthorized"),
+            blocked @ AuthError::Blocked(_) => message(StatusCode::FORBIDDEN, &blocked.to_string()),
+        })
+        .map_err(Box::new)
+}
+
+async fn call_service(
+    api: &Api,
+    token: &TokenInfo,
+    rest: &str,
+    query: &str,
+    body: &Bytes,
+) -> Response<Full<Bytes>> {
+    let Some((domain, service)) = rest
+        .split_once('/')
+        .filter(|(d, s)| !d.is_empty() && !s.is_empty() && !s.contains('/'))
+    else {
+        return message(
+            StatusCode::NOT_FOUND,
+            "Not found: expected /api/services/<domain>/<service>.",
+        );
+    };
+    let data: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => return message(StatusCode::BAD_REQUEST, "Data should be a JSON object."),
+            Err(_) => return message(StatusCode::BAD_REQUEST, "Data should be valid JSON."),
+        }
+    };
+    let return_response = query
+        .split('&')
+        .any(|kv| kv == "return_response" || kv.starts_with("return_response="));
+    let result = async {
+        calls::check_service(domain, service, return_response)?;
+        let mut data = data;
+        let ids = strings(data.remove("entity_id").as_ref(), "entity_id")?.unwrap_or_default();
+        // Watch the store from before the call: HA answers with the states
+        // changed while the call ran.
+        let (_, mut rx) = api.store.subscribe();
+        let ctx = calls::run(api, token, domain, service, ids, data).await?;
+        let mut changed = Vec::new();
+        while let Ok(ev) = rx.try_recv() {
+            if let StoreEvent::StateChanged(sc) = ev
+                && let Some(new) = &sc.new_state
+                && new.context.id == ctx.id
+            {
+                changed.push(ha::state(new));
+            }
+        }
+        Ok::<_, Failure>(changed)
+    }
+    .await;
+    match result {
+        Ok(changed) => json(StatusCode::OK, Value::Array(changed)),
+        Err(f) => message(
+            StatusCode::from_u16(f.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+            &f.message,
+        ),
+    }
+}
+
+pub fn json(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn message(status: StatusCode, msg: &str) -> Response<Full<Bytes>> {
+    json(status, json!({"message": msg}))
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}

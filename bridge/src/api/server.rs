@@ -1,0 +1,64 @@
+//! The HTTP listener: routes `/api/health`, `/api/websocket` and the REST
+//! API; everything else is 404.
+
+use super::{Api, health, rest, websocket};
+use crate::shutdown::Shutdown;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+pub async fn serve(
+    addr: SocketAddr,
+    api: Arc<Api>,
+    mut shutdown: Shutdown,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("HTTP port {addr}: {e} (pass --http-port PORT)"))?;
+    let bound = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        loop {
+            let conn = tokio::select! {
+                c = listener.accept() => c,
+                _ = shutdown.wait() => break,
+            };
+            let Ok((stream, peer)) = conn else { continue };
+            let _ = stream.set_nodelay(true);
+            let (api, sd) = (api.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let (api, sd) = (api.clone(), sd.clone());
+                    async move { Ok::<_, std::convert::Infallible>(route(req, peer, api, sd).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    Ok((bound, task))
+}
+
+async fn route(
+    req: Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+    api: Arc<Api>,
+    shutdown: Shutdown,
+) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    match (req.method(), path) {
+        (&Method::GET, "/api/health") => rest::json(StatusCode::OK, health::answer(&api)),
+        (&Method::GET, "/api/websocket") => websocket::upgrade(req, peer, api, shutdown),
+        (_, p) if p == "/api" || p.starts_with("/api/") => rest::answer(req, peer, &api).await,
+        _ => rest::json(
+            StatusCode::NOT_FOUND,
+            json!({"message": "Not found; the API is under /api/ (/api/websocket, /api/states, /api/health)"}),
+        ),
+    }
+}

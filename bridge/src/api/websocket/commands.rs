@@ -1,0 +1,168 @@
+//! HA's core commands (`websocket_api/commands.py`): `ping`,
+//! `supported_features`, `get_states`, `get_config`, `get_services`,
+//! `call_service`, `fire_event`, `subscribe_events`, `subscribe_entities`,
+//! `unsubscribe_events`, `auth/current_user`.
+
+use super::protocol::{self, Command, ERR_NOT_FOUND, Fields, strings};
+use super::session::Session;
+use super::subscriptions;
+use crate::api::calls::{self, Failure};
+use crate::api::events::BusEvent;
+use crate::api::ha;
+use crate::entity::Context;
+use serde_json::{Value, json};
+use std::sync::atomic::Ordering;
+
+pub type Outcome = Result<(), Failure>;
+
+/// `None` for a command this module does not know.
+pub fn handle(s: &mut Session, cmd: &Command) -> Option<Outcome> {
+    let id = cmd.id;
+    Some(match cmd.kind.as_str() {
+        "ping" => Fields::new(&cmd.msg, &[]).map_err(Failure::from).map(|_| {
+            s.conn.send(protocol::pong(id));
+        }),
+        "supported_features" => supported_features(s, cmd),
+        "get_states" => answer(s, cmd, &[], |s| {
+            Value::Array(s.api.store.states().iter().map(ha::state).collect())
+        }),
+        "get_config" => answer(s, cmd, &[], |s| s.api.config()),
+        "get_services" => answer(s, cmd, &[], |_| ha::services()),
+        "auth/current_user" => answer(s, cmd, &[], |s| {
+            json!({
+                "id": s.token.id,
+                "name": s.token.name,
+                "is_owner": true,
+                "is_admin": true,
+                "credentials": [],
+                "mfa_modules": [],
+            })
+        }),
+        "call_service" => call_service(s, cmd),
+        "fire_event" => fire_event(s, cmd),
+        "subscribe_events" => subscribe_events(s, cmd),
+        "subscribe_entities" => subscribe_entities(s, cmd),
+        "unsubscribe_events" => unsubscribe(s, cmd),
+        _ => return None,
+    })
+}
+
+/// A command without parameters answered with one result.
+fn answer(
+    s: &Session,
+    cmd: &Command,
+    allowed: &[&str],
+    f: impl FnOnce(&Session) -> Value,
+) -> Outcome {
+    Fields::new(&cmd.msg, allowed)?;
+    s.conn.send(protocol::result(cmd.id, f(s)));
+    Ok(())
+}
+
+fn supported_features(s: &Session, cmd: &Command) -> Outcome {
+    let f = Fields::new(&cmd.msg, &["features"])?;
+    let features = f.object("features")?;
+    let coalesce = features
+        .and_then(|m| m.get("coalesce_messages"))
+        .is_some_and(|v| v.as_u64().is_some_and(|n| n > 0) || v == &Value::Bool(true));
+    s.conn.coalesce.store(coalesce, Ordering::Relaxed);
+    s.conn.send(protocol::result(cmd.id, Value::Null));
+    Ok(())
+}
+
+fn call_service(s: &Session, cmd: &Command) -> Outcome {
+    let f = Fields::new(
+        &cmd.msg,
+        &[
+            "domain",
+            "service",
+            "service_data",
+            "target",
+            "return_response",
+        ],
+    )?;
+    let domain = f.required_str("domain")?.to_string();
+    let service = f.required_str("service")?.to_string();
+    let return_response = f.bool("return_response")?;
+    let mut data = f.object("service_data")?.cloned().unwrap_or_default();
+    let mut entity_ids =
+        strings(data.remove("entity_id").as_ref(), "service_data.entity_id")?.unwrap_or_default();
+    if let Some(target) = f.object("target")? {
+        for (key, value) in target {
+            let ids = strings(Some(value), &format!("target.{key}"))?.unwrap_or_default();
+            match key.as_str() {
+                "entity_id" => entity_ids.extend(ids),
+                "device_id" => {
+                    for d in ids {
+                        entity_ids.extend(calls::device_entities(&s.api, &d, &domain)?);
+                    }
+                }
+                other => {
+                    return Err(Failure::from(format!(
+                        "Hearth has no {other}s; target entity_id or device_id @ data['target']['{other}']"
+                    )));
+                }
+            }
+        }
+    }
+    calls::check_service(&domain, &service, return_response)?;
+    let (api, token, conn, id) = (s.api.clone(), s.token.clone(), s.conn.clone(), cmd.id);
+    // Calls wait for drivers (up to 10 s); the connection keeps serving.
+    tokio::spawn(async move {
+        match calls::run(&api, &token, &domain, &service, entity_ids, data).await {
+            Ok(ctx) => conn.send(protocol::result(id, json!({"context": ha::context(&ctx)}))),
+            Err(f) => conn.send(protocol::error(json!(id), f.code, &f.message)),
+        };
+    });
+    Ok(())
+}
+
+fn fire_event(s: &Session, cmd: &Command) -> Outcome {
+    let f = Fields::new(&cmd.msg, &["event_type", "event_data"])?;
+    let event_type = f.required_str("event_type")?;
+    let data = f.object("event_data")?.cloned().unwrap_or_default();
+    let context = Context::new(Some(s.token.id.clone()));
+    s.api.bus.fire(BusEvent {
+        event_type: event_type.into(),
+        data: Value::Object(data),
+        context: context.clone(),
+        time_fired_ms: s.api.store.clock().now_ms(),
+    });
+    s.conn.send(protocol::result(
+        cmd.id,
+        json!({"context": ha::context(&context)}),
+    ));
+    Ok(())
+}
+
+fn subscribe_events(s: &mut Session, cmd: &Command) -> Outcome {
+    let f = Fields::new(&cmd.msg, &["event_type"])?;
+    let event_type = f.str("event_type")?.map(str::to_string);
+    // `*` is HA's MATCH_ALL.
+    let event_type = event_type.filter(|t| t != "*");
+    s.conn.send(protocol::result(cmd.id, Value::Null));
+    let task = subscriptions::events(s, cmd.id, event_type);
+    s.subscriptions.insert(cmd.id, task);
+    Ok(())
+}
+
+fn subscribe_entities(s: &mut Session, cmd: &Command) -> Outcome {
+    let f = Fields::new(&cmd.msg, &["entity_ids"])?;
+    let filter = f.strings("entity_ids")?;
+    let task = subscriptions::entities(s, cmd.id, filter);
+    s.subscriptions.insert(cmd.id, task);
+    Ok(())
+}
+
+fn unsubscribe(s: &mut Session, cmd: &Command) -> Outcome {
+    let f = Fields::new(&cmd.msg, &["subscription"])?;
+    let sub = f.u64("subscription")?;
+    match s.subscriptions.remove(&sub) {
+        Some(task) => {
+            task.abort();
+            s.conn.send(protocol::result(cmd.id, Value::Null));
+            Ok(())
+        }
+        None => Err(Failure::new(ERR_NOT_FOUND, "Subscription not found.")),
+    }
+}

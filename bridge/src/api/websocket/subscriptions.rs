@@ -1,0 +1,97 @@
+//! Subscription tasks: one per `subscribe_events` / `subscribe_entities`,
+//! each with its own queue from the entity store (or the event bus), so a
+//! subscription sees every change after it started, in order. Each turns
+//! events into HA messages and queues them on the connection without
+//! waiting; a full queue drops the connection (see `connection`).
+
+use super::protocol;
+use super::session::Session;
+use crate::api::ha;
+use crate::entity::StoreEvent;
+use serde_json::{Map, Value, json};
+use std::collections::HashSet;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::AbortHandle;
+
+/// `subscribe_events`: `state_changed` from the store, everything else from
+/// the API's event bus; `None` means all event types.
+pub fn events(s: &Session, sub: u64, event_type: Option<String>) -> AbortHandle {
+    let want_state = event_type.as_deref().is_none_or(|t| t == "state_changed");
+    let want_bus = event_type.as_deref() != Some("state_changed");
+    let mut store_rx = want_state.then(|| s.api.store.subscribe().1);
+    let mut bus_rx = want_bus.then(|| s.api.bus.subscribe());
+    let conn = s.conn.clone();
+    tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                ev = async { store_rx.as_mut()?.recv().await }, if store_rx.is_some() => match ev {
+                    Some(StoreEvent::StateChanged(sc)) => ha::state_changed(&sc),
+                    Some(_) => continue,
+                    None => break,
+                },
+                ev = async { bus_rx.as_mut().expect("guarded").recv().await }, if bus_rx.is_some() => match ev {
+                    Ok(e) if event_type.as_deref().is_none_or(|t| t == e.event_type) => {
+                        ha::event(&e.event_type, e.data.clone(), &e.context, e.time_fired_ms)
+                    }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(n)) => {
+                        conn.fail(format!("subscription {sub} fell {n} events behind"));
+                        break;
+                    }
+                    Err(RecvError::Closed) => break,
+                },
+            };
+            if !conn.send(protocol::event(sub, msg)) {
+                break;
+            }
+        }
+    })
+    .abort_handle()
+}
+
+/// `subscribe_entities`: the result, then `{"a": …}` with every current
+/// state (or those in `filter`), then `a` (new), `c` (diff) and `r`
+/// (removed) messages as HA's `_forward_entity_changes` sends them.
+pub fn entities(s: &Session, sub: u64, filter: Option<Vec<String>>) -> AbortHandle {
+    let filter: Option<HashSet<String>> = filter.map(|f| f.into_iter().collect());
+    let wanted = move |id: &str| filter.as_ref().is_none_or(|f| f.contains(id));
+    let (snapshot, mut rx) = s.api.store.subscribe();
+    let conn = s.conn.clone();
+    conn.send(protocol::result(sub, Value::Null));
+    let mut known = HashSet::new();
+    let mut initial = Map::new();
+    for (spec, state) in &snapshot.entities {
+        if let Some(state) = state.as_ref().filter(|_| wanted(&spec.entity_id)) {
+            known.insert(spec.entity_id.clone());
+            initial.insert(spec.entity_id.clone(), ha::compressed_state(state));
+        }
+    }
+    conn.send(protocol::event(sub, json!({"a": initial})));
+    tokio::spawn(async move {
+        while let Some(ev) = rx.recv().await {
+            let msg = match ev {
+                StoreEvent::StateChanged(sc) if wanted(&sc.entity_id) => {
+                    match (&sc.old_state, &sc.new_state) {
+                        (Some(old), Some(new)) if known.contains(&sc.entity_id) => {
+                            json!({"c": {sc.entity_id.clone(): ha::state_diff(old, new)}})
+                        }
+                        (_, Some(new)) => {
+                            known.insert(sc.entity_id.clone());
+                            json!({"a": {sc.entity_id.clone(): ha::compressed_state(new)}})
+                        }
+                        (_, None) if known.remove(&sc.entity_id) => json!({"r": [sc.entity_id]}),
+                        (_, None) => continue,
+                    }
+                }
+                StoreEvent::EntityRemoved(spec) if known.remove(&spec.entity_id) => {
+                    json!({"r": [spec.entity_id]})
+                }
+                _ => continue,
+            };
+            if !conn.send(protocol::event(sub, msg)) {
+                break;
+            }
+        }
+    })
+    .abort_handle()
+}

@@ -128,6 +128,7 @@ impl Bridge {
             bus: Default::default(),
             options: ApiOptions {
                 max_pending: config.http.max_pending_messages,
+                auth_timeout: Duration::from_secs_f64(config.http.auth_timeout_s),
                 ..ApiOptions::default()
             },
             data_dir,

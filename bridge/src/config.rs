@@ -108,6 +108,9 @@ pub struct HttpConfig {
     /// …for this many seconds after its oldest failure.
     #[serde(default = "default_auth_window")]
     pub auth_window_s: u64,
+    /// Seconds a WebSocket client has to authenticate (HA: 10).
+    #[serde(default = "default_auth_timeout")]
+    pub auth_timeout_s: f64,
 }
 
 impl Default for HttpConfig {
@@ -118,6 +121,7 @@ impl Default for HttpConfig {
             max_pending_messages: default_max_pending(),
             auth_max_failures: default_auth_failures(),
             auth_window_s: default_auth_window(),
+            auth_timeout_s: default_auth_timeout(),
         }
     }
 }
@@ -132,6 +136,10 @@ fn default_auth_failures() -> u32 {
 
 fn default_auth_window() -> u64 {
     300
+}
+
+fn default_auth_timeout() -> f64 {
+    10.0
 }
 
 fn default_http_port() -> u16 {
@@ -179,6 +187,11 @@ impl Config {
         anyhow::ensure!(
             self.http.auth_max_failures >= 1 && self.http.auth_window_s >= 1,
             "[http] auth_max_failures and auth_window_s must be at least 1"
+        );
+        anyhow::ensure!(
+            self.http.auth_timeout_s.is_finite() && (0.1..=3600.0).contains(&self.http.auth_timeout_s),
+            "[http] auth_timeout_s must be 0.1 to 3600 s (got {})",
+            self.http.auth_timeout_s
         );
         let mut ids = std::collections::HashSet::new();
         let device_ids = self

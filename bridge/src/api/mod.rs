@@ -8,6 +8,7 @@ pub mod calls;
 pub mod events;
 pub mod ha;
 pub mod health;
+pub mod registry;
 pub mod rest;
 pub mod server;
 pub mod websocket;
@@ -56,6 +57,24 @@ pub struct Api {
 }
 
 impl Api {
+    /// Every current state, as HA shows it.
+    pub fn states(&self) -> Vec<serde_json::Value> {
+        let snap = self.store.snapshot();
+        let reg = registry::Registry::from_snapshot(&snap);
+        snap.entities
+            .iter()
+            .filter_map(|(_, s)| s.as_ref())
+            .map(|s| ha::state(&reg.present(s)))
+            .collect()
+    }
+
+    /// One state, as HA shows it.
+    pub fn state(&self, entity_id: &str) -> Option<serde_json::Value> {
+        let s = self.store.get(entity_id)?;
+        let reg = registry::Registry::from_snapshot(&self.store.snapshot());
+        Some(ha::state(&reg.present(&s)))
+    }
+
     /// `get_config`.
     pub fn config(&self) -> serde_json::Value {
         let mut components: Vec<String> = ["api", "hearth", "mqtt", "websocket_api"]

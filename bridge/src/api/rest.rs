@@ -16,6 +16,7 @@ use super::Api;
 use super::auth::{AuthError, TokenInfo};
 use super::calls::{self, Failure};
 use super::ha;
+use super::registry::Registry;
 use super::websocket::protocol::strings;
 use crate::entity::StoreEvent;
 use bytes::Bytes;
@@ -41,10 +42,7 @@ pub async fn answer(
     match (&method, path.as_str()) {
         (&Method::GET, "/api/") => json(StatusCode::OK, json!({"message": "API running."})),
         (&Method::GET, "/api/config") => json(StatusCode::OK, api.config()),
-        (&Method::GET, "/api/states") => json(
-            StatusCode::OK,
-            Value::Array(api.store.states().iter().map(ha::state).collect()),
-        ),
+        (&Method::GET, "/api/states") => json(StatusCode::OK, Value::Array(api.states())),
         (&Method::GET, "/api/services") => {
             let list: Vec<Value> = ha::services()
                 .as_object()
@@ -55,8 +53,8 @@ pub async fn answer(
             json(StatusCode::OK, Value::Array(list))
         }
         (&Method::GET, p) if p.starts_with("/api/states/") => {
-            match api.store.get(&p["/api/states/".len()..]) {
-                Some(s) => json(StatusCode::OK, ha::state(&s)),
+            match api.state(&p["/api/states/".len()..]) {
+                Some(s) => json(StatusCode::OK, s),
                 None => message(StatusCode::NOT_FOUND, "Entity not found."),
             }
         }
@@ -143,7 +141,8 @@ async fn call_service(
         let ids = strings(data.remove("entity_id").as_ref(), "entity_id")?.unwrap_or_default();
         // Watch the store from before the call: HA answers with the states
         // changed while the call ran.
-        let (_, mut rx) = api.store.subscribe();
+        let (snapshot, mut rx) = api.store.subscribe();
+        let reg = Registry::from_snapshot(&snapshot);
         let ctx = calls::run(api, token, domain, service, ids, data).await?;
         let mut changed = Vec::new();
         while let Ok(ev) = rx.try_recv() {
@@ -151,7 +150,7 @@ async fn call_service(
                 && let Some(new) = &sc.new_state
                 && new.context.id == ctx.id
             {
-                changed.push(ha::state(new));
+                changed.push(ha::state(&reg.present(new)));
             }
         }
         Ok::<_, Failure>(changed)

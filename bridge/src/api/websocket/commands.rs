@@ -23,9 +23,7 @@ pub fn handle(s: &mut Session, cmd: &Command) -> Option<Outcome> {
             s.conn.send(protocol::pong(id));
         }),
         "supported_features" => supported_features(s, cmd),
-        "get_states" => answer(s, cmd, &[], |s| {
-            Value::Array(s.api.store.states().iter().map(ha::state).collect())
-        }),
+        "get_states" => answer(s, cmd, &[], |s| Value::Array(s.api.states())),
         "get_config" => answer(s, cmd, &[], |s| s.api.config()),
         "get_services" => answer(s, cmd, &[], |_| ha::services()),
         "auth/current_user" => answer(s, cmd, &[], |s| {

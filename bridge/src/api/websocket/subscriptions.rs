@@ -7,7 +7,8 @@
 use super::protocol;
 use super::session::Session;
 use crate::api::ha;
-use crate::entity::StoreEvent;
+use crate::api::registry::Registry;
+use crate::entity::{StateChanged, StoreEvent};
 use serde_json::{Map, Value, json};
 use std::collections::HashSet;
 use tokio::sync::broadcast::error::RecvError;
@@ -18,15 +19,21 @@ use tokio::task::AbortHandle;
 pub fn events(s: &Session, sub: u64, event_type: Option<String>) -> AbortHandle {
     let want_state = event_type.as_deref().is_none_or(|t| t == "state_changed");
     let want_bus = event_type.as_deref() != Some("state_changed");
-    let mut store_rx = want_state.then(|| s.api.store.subscribe().1);
+    let (mut store_rx, mut reg) = match want_state.then(|| s.api.store.subscribe()) {
+        Some((snapshot, rx)) => (Some(rx), Registry::from_snapshot(&snapshot)),
+        None => (None, Registry::default()),
+    };
     let mut bus_rx = want_bus.then(|| s.api.bus.subscribe());
     let conn = s.conn.clone();
     tokio::spawn(async move {
         loop {
             let msg = tokio::select! {
                 ev = async { store_rx.as_mut()?.recv().await }, if store_rx.is_some() => match ev {
-                    Some(StoreEvent::StateChanged(sc)) => ha::state_changed(&sc),
-                    Some(_) => continue,
+                    Some(StoreEvent::StateChanged(sc)) => ha::state_changed(&presented(&reg, &sc)),
+                    Some(other) => {
+                        reg.observe(&other);
+                        continue;
+                    }
                     None => break,
                 },
                 ev = async { bus_rx.as_mut().expect("guarded").recv().await }, if bus_rx.is_some() => match ev {
@@ -56,6 +63,7 @@ pub fn entities(s: &Session, sub: u64, filter: Option<Vec<String>>) -> AbortHand
     let filter: Option<HashSet<String>> = filter.map(|f| f.into_iter().collect());
     let wanted = move |id: &str| filter.as_ref().is_none_or(|f| f.contains(id));
     let (snapshot, mut rx) = s.api.store.subscribe();
+    let mut reg = Registry::from_snapshot(&snapshot);
     let conn = s.conn.clone();
     conn.send(protocol::result(sub, Value::Null));
     let mut known = HashSet::new();
@@ -63,21 +71,27 @@ pub fn entities(s: &Session, sub: u64, filter: Option<Vec<String>>) -> AbortHand
     for (spec, state) in &snapshot.entities {
         if let Some(state) = state.as_ref().filter(|_| wanted(&spec.entity_id)) {
             known.insert(spec.entity_id.clone());
-            initial.insert(spec.entity_id.clone(), ha::compressed_state(state));
+            initial.insert(
+                spec.entity_id.clone(),
+                ha::compressed_state(&reg.present(state)),
+            );
         }
     }
     conn.send(protocol::event(sub, json!({"a": initial})));
     tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
+            reg.observe(&ev);
             let msg = match ev {
                 StoreEvent::StateChanged(sc) if wanted(&sc.entity_id) => {
                     match (&sc.old_state, &sc.new_state) {
                         (Some(old), Some(new)) if known.contains(&sc.entity_id) => {
+                            // The registry adds the same attributes to both
+                            // sides, so the raw states give the same diff.
                             json!({"c": {sc.entity_id.clone(): ha::state_diff(old, new)}})
                         }
                         (_, Some(new)) => {
                             known.insert(sc.entity_id.clone());
-                            json!({"a": {sc.entity_id.clone(): ha::compressed_state(new)}})
+                            json!({"a": {sc.entity_id.clone(): ha::compressed_state(&reg.present(new))}})
                         }
                         (_, None) if known.remove(&sc.entity_id) => json!({"r": [sc.entity_id]}),
                         (_, None) => continue,
@@ -94,4 +108,13 @@ pub fn entities(s: &Session, sub: u64, filter: Option<Vec<String>>) -> AbortHand
         }
     })
     .abort_handle()
+}
+
+/// A state change with both states as HA shows them.
+fn presented(reg: &Registry, sc: &StateChanged) -> StateChanged {
+    StateChanged {
+        entity_id: sc.entity_id.clone(),
+        old_state: sc.old_state.as_ref().map(|s| reg.present(s)),
+        new_state: sc.new_state.as_ref().map(|s| reg.present(s)),
+    }
 }

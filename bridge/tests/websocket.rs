@@ -27,6 +27,8 @@ struct Ws {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     next_id: u64,
     stash: VecDeque<Value>,
+    /// Frames that held a JSON array (coalesced messages).
+    arrays: usize,
 }
 
 /// How a connection ended, as the client saw it.
@@ -45,6 +47,7 @@ impl Ws {
             ws,
             next_id: 1,
             stash: VecDeque::new(),
+            arrays: 0,
         }
     }
 
@@ -90,6 +93,7 @@ impl Ws {
                     let v: Value = serde_json::from_str(t.as_str()).expect("server sends JSON");
                     return Some(match v {
                         Value::Array(items) => {
+                            self.arrays += 1;
                             let mut items = VecDeque::from(items);
                             let first = items.pop_front().expect("non-empty array");
                             self.stash.extend(items);
@@ -777,6 +781,7 @@ async fn a_client_that_stops_reading_is_dropped_and_stalls_nothing() {
     .await;
     assert!(matches!(slow.ended().await, Ended::Gone | Ended::Close(_)));
     reader.ping_ok().await;
+    assert_eq!(reader.arrays, 0, "arrays only for clients that opt in");
     println!("{N} changes written in {write_time:?} with a stalled subscriber");
     h.stop().await;
 }

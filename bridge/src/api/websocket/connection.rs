@@ -135,3 +135,65 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(frames: &[Message]) -> Vec<String> {
+        frames
+            .iter()
+            .map(|m| m.to_text().unwrap().to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn coalesces_only_when_asked() {
+        for coalesce in [false, true] {
+            let (conn, rx, _) = Conn::new("127.0.0.1:1".parse().unwrap(), 16);
+            conn.coalesce.store(coalesce, Ordering::Relaxed);
+            for i in 0..3 {
+                assert!(conn.send(serde_json::json!({"n": i})));
+            }
+            let flag = conn.coalesce.clone();
+            drop(conn);
+            let mut frames: Vec<Message> = Vec::new();
+            write_loop(&mut frames, rx, flag).await;
+            let expected = if coalesce {
+                vec![r#"[{"n":0},{"n":1},{"n":2}]"#.to_string()]
+            } else {
+                vec![r#"{"n":0}"#.into(), r#"{"n":1}"#.into(), r#"{"n":2}"#.into()]
+            };
+            assert_eq!(texts(&frames), expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_marks_the_connection_for_dropping() {
+        let (conn, _rx, dropped) = Conn::new("127.0.0.1:1".parse().unwrap(), 2);
+        assert!(conn.send(serde_json::json!(1)));
+        assert!(conn.send(serde_json::json!(2)));
+        assert!(!conn.send(serde_json::json!(3)));
+        let reason = dropped.borrow().clone().expect("a reason");
+        assert!(reason.contains("2 messages waiting"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn close_follows_what_was_queued() {
+        let (conn, rx, _) = Conn::new("127.0.0.1:1".parse().unwrap(), 8);
+        conn.send(serde_json::json!("last words"));
+        conn.close(1008, "bye").await;
+        let flag = conn.coalesce.clone();
+        let mut frames: Vec<Message> = Vec::new();
+        write_loop(&mut frames, rx, flag).await;
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].to_text().unwrap(), "\"last words\"");
+        match &frames[1] {
+            Message::Close(Some(f)) => {
+                assert_eq!(u16::from(f.code), 1008);
+                assert_eq!(f.reason.as_str(), "bye");
+            }
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}

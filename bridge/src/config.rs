@@ -189,7 +189,8 @@ impl Config {
             "[http] auth_max_failures and auth_window_s must be at least 1"
         );
         anyhow::ensure!(
-            self.http.auth_timeout_s.is_finite() && (0.1..=3600.0).contains(&self.http.auth_timeout_s),
+            self.http.auth_timeout_s.is_finite()
+                && (0.1..=3600.0).contains(&self.http.auth_timeout_s),
             "[http] auth_timeout_s must be 0.1 to 3600 s (got {})",
             self.http.auth_timeout_s
         );

@@ -576,22 +576,32 @@ mod tests {
             m.insert("current_temperature".into(), cur.into());
             m
         };
-        store.set_state("sensor.d_a", "cool", attrs(24.0, 25.0)).unwrap();
+        store
+            .set_state("sensor.d_a", "cool", attrs(24.0, 25.0))
+            .unwrap();
         let call = Context::new(Some("tok".into()));
         store.expect_change("sensor.d_a", &call, vec!["temperature".into()]);
         // A new reading is not the call's effect.
-        store.set_state("sensor.d_a", "cool", attrs(24.0, 25.5)).unwrap();
+        store
+            .set_state("sensor.d_a", "cool", attrs(24.0, 25.5))
+            .unwrap();
         assert_ne!(store.get("sensor.d_a").unwrap().context.id, call.id);
         // The target moving is; the context is used once.
-        store.set_state("sensor.d_a", "cool", attrs(22.0, 25.5)).unwrap();
+        store
+            .set_state("sensor.d_a", "cool", attrs(22.0, 25.5))
+            .unwrap();
         assert_eq!(store.get("sensor.d_a").unwrap().context, call);
-        store.set_state("sensor.d_a", "off", attrs(22.0, 25.5)).unwrap();
+        store
+            .set_state("sensor.d_a", "off", attrs(22.0, 25.5))
+            .unwrap();
         assert_ne!(store.get("sensor.d_a").unwrap().context.id, call.id);
         // A failed call withdraws its expectation.
         let failed = Context::new(None);
         store.expect_change("sensor.d_a", &failed, vec![]);
         store.forget_expected("sensor.d_a", &failed);
-        store.set_state("sensor.d_a", "cool", attrs(22.0, 25.5)).unwrap();
+        store
+            .set_state("sensor.d_a", "cool", attrs(22.0, 25.5))
+            .unwrap();
         assert_ne!(store.get("sensor.d_a").unwrap().context.id, failed.id);
     }
 

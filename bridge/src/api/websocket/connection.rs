@@ -72,6 +72,11 @@ impl Conn {
         }
     }
 
+    /// Messages this connection may have waiting (its queue's bound).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Marks the connection for dropping (the first reason wins).
     pub fn fail(&self, reason: String) {
         self.drop_reason.send_if_modified(|r| {
@@ -162,7 +167,11 @@ mod tests {
             let expected = if coalesce {
                 vec![r#"[{"n":0},{"n":1},{"n":2}]"#.to_string()]
             } else {
-                vec![r#"{"n":0}"#.into(), r#"{"n":1}"#.into(), r#"{"n":2}"#.into()]
+                vec![
+                    r#"{"n":0}"#.into(),
+                    r#"{"n":1}"#.into(),
+                    r#"{"n":2}"#.into(),
+                ]
             };
             assert_eq!(texts(&frames), expected);
         }

@@ -4,6 +4,7 @@
 //! events into HA messages and queues them on the connection without
 //! waiting; a full queue drops the connection (see `connection`).
 
+use super::connection::Conn;
 use super::protocol;
 use super::session::Session;
 use crate::api::ha;
@@ -29,6 +30,7 @@ pub fn events(s: &Session, sub: u64, event_type: Option<String>) -> AbortHandle 
         loop {
             let msg = tokio::select! {
                 ev = async { store_rx.as_mut()?.recv().await }, if store_rx.is_some() => match ev {
+                    Some(_) if behind(&conn, sub, store_rx.as_ref().map_or(0, |r| r.len())) => break,
                     Some(StoreEvent::StateChanged(sc)) => ha::state_changed(&presented(&reg, &sc)),
                     Some(other) => {
                         reg.observe(&other);
@@ -80,6 +82,9 @@ pub fn entities(s: &Session, sub: u64, filter: Option<Vec<String>>) -> AbortHand
     conn.send(protocol::event(sub, json!({"a": initial})));
     tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
+            if behind(&conn, sub, rx.len()) {
+                break;
+            }
             reg.observe(&ev);
             let msg = match ev {
                 StoreEvent::StateChanged(sc) if wanted(&sc.entity_id) => {
@@ -108,6 +113,23 @@ pub fn entities(s: &Session, sub: u64, filter: Option<Vec<String>>) -> AbortHand
         }
     })
     .abort_handle()
+}
+
+/// Changes waiting in the store's queue are bounded too, or a subscription
+/// that cannot keep up would pile them up there without limit. They are
+/// shared pointers, not serialized messages, so the bound is looser than
+/// the send queue's: a burst (a batch of imports, a restart) is absorbed.
+const STORE_BACKLOG_FACTOR: usize = 16;
+
+fn behind(conn: &Conn, sub: u64, waiting: usize) -> bool {
+    let limit = conn.capacity() * STORE_BACKLOG_FACTOR;
+    if waiting <= limit {
+        return false;
+    }
+    conn.fail(format!(
+        "subscription {sub} is {waiting} state changes behind (limit {limit})"
+    ));
+    true
 }
 
 /// A state change with both states as HA shows them.

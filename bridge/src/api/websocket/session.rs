@@ -78,7 +78,9 @@ where
     };
     match end {
         End::Close(code, reason) => {
-            conn.close(code, &reason).await;
+            // A client that does not read cannot hold the session: queuing
+            // the close frame and flushing get 2 s each.
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(code, &reason)).await;
             drop(conn);
             if tokio::time::timeout(Duration::from_secs(2), &mut writer)
                 .await

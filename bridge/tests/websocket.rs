@@ -485,6 +485,10 @@ async fn commands_answer_with_has_shapes() {
     assert_eq!(ev["context"]["id"], ctx);
     assert_eq!(ev["origin"], "LOCAL");
     let r = ws
+        .call(json!({"type": "fire_event", "event_type": "state_changed"}))
+        .await;
+    assert!(assert_error(&r, "invalid_format").contains("fired by the bridge only"));
+    let r = ws
         .call(json!({"type": "unsubscribe_events", "subscription": sub}))
         .await;
     assert_eq!(r["success"], true);

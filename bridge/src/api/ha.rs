@@ -127,13 +127,11 @@ pub fn event(event_type: &str, data: Value, ctx: &Context, time_fired_ms: i64) -
     })
 }
 
-/// A `state_changed` event.
-pub fn state_changed(ev: &StateChanged) -> Value {
-    let latest = ev.new_state.as_ref().or(ev.old_state.as_ref());
-    let (ctx, time) = match (&ev.new_state, latest) {
-        (Some(n), _) => (n.context.clone(), n.last_updated),
-        (None, Some(o)) => (Context::default(), o.last_updated),
-        (None, None) => (Context::default(), 0),
+/// A `state_changed` event; `now_ms` dates a removal (no new state).
+pub fn state_changed(ev: &StateChanged, now_ms: i64) -> Value {
+    let (ctx, time) = match &ev.new_state {
+        Some(n) => (n.context.clone(), n.last_updated),
+        None => (Context::default(), now_ms),
     };
     event(
         "state_changed",

@@ -62,11 +62,14 @@ pub async fn answer(
             let query = req.uri().query().unwrap_or("").to_string();
             let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
                 Ok(b) => b.to_bytes(),
-                Err(e) => {
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                     return message(
                         StatusCode::PAYLOAD_TOO_LARGE,
-                        &format!("request body: {e} (limit {MAX_BODY} bytes)"),
+                        &format!("request body over {MAX_BODY} bytes"),
                     );
+                }
+                Err(e) => {
+                    return message(StatusCode::BAD_REQUEST, &format!("request body: {e}"));
                 }
             };
             call_service(api, &token, &p["/api/services/".len()..], &query, &body).await

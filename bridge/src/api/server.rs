@@ -35,7 +35,10 @@ pub async fn serve(
                     let (api, sd) = (api.clone(), sd.clone());
                     async move { Ok::<_, std::convert::Infallible>(route(req, peer, api, sd).await) }
                 });
+                // A client gets 30 s to send its request headers (slowloris).
                 let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(std::time::Duration::from_secs(30))
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades()
                     .await;

@@ -94,8 +94,11 @@ impl Authenticator {
     /// Re-reads the token file if it changed. A file that cannot be read
     /// keeps the last good set (and says why).
     pub fn reload(&self) -> anyhow::Result<()> {
+        // One lock across stat, read and store: two reloads racing must not
+        // store an older token set after a newer one.
+        let mut loaded = self.lock_loaded();
         let stamp = self.stamp();
-        if self.lock_loaded().stamp == stamp && stamp.is_some() {
+        if loaded.stamp == stamp && stamp.is_some() {
             return Ok(());
         }
         let records = tokens::load(&self.data_dir)?;
@@ -111,7 +114,6 @@ impl Authenticator {
                 )
             })
             .collect::<HashMap<_, _>>();
-        let mut loaded = self.lock_loaded();
         if loaded.by_digest != by_digest {
             loaded.by_digest = by_digest;
             self.generation.send_modify(|g| *g += 1);
@@ -122,24 +124,21 @@ impl Authenticator {
 
     /// Checks a presented secret from `ip`, counting failures.
     pub fn verify(&self, secret: &str, ip: IpAddr) -> Result<TokenInfo, AuthError> {
-        let now = Instant::now();
-        self.limiter
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .check(ip, now)
-            .map_err(AuthError::Blocked)?;
         if let Err(e) = self.reload() {
             tracing::error!("access tokens: {e:#}; keeping the tokens read before");
         }
         let digest = tokens::digest(secret);
+        // Check, look up and count under one lock, so parallel attempts from
+        // one address cannot all pass the check before a failure counts.
+        let mut limiter = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        limiter.check(ip, now).map_err(AuthError::Blocked)?;
         if let Some(info) = self.lock_loaded().by_digest.get(&digest) {
             return Ok(info.clone());
         }
+        limiter.record_failure(ip, now);
+        drop(limiter);
         tracing::warn!("failed API authentication from {ip}");
-        self.limiter
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .record_failure(ip, now);
         Err(AuthError::Invalid)
     }
 

@@ -3,7 +3,7 @@
 //! `call_service`, `fire_event`, `subscribe_events`, `subscribe_entities`,
 //! `unsubscribe_events`, `auth/current_user`.
 
-use super::protocol::{self, Command, ERR_NOT_FOUND, Fields, strings};
+use super::protocol::{self, Command, ERR_HOME_ASSISTANT_ERROR, ERR_NOT_FOUND, Fields, strings};
 use super::session::Session;
 use super::subscriptions;
 use crate::api::calls::{self, Failure};
@@ -14,6 +14,10 @@ use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 
 pub type Outcome = Result<(), Failure>;
+
+/// Service calls one connection may have running at once; a script cannot
+/// flood drivers' queues (which MQTT and plugins share).
+pub const MAX_CALLS_IN_FLIGHT: usize = 16;
 
 /// `None` for a command this module does not know.
 pub fn handle(s: &mut Session, cmd: &Command) -> Option<Outcome> {
@@ -68,7 +72,7 @@ fn supported_features(s: &Session, cmd: &Command) -> Outcome {
     Ok(())
 }
 
-fn call_service(s: &Session, cmd: &Command) -> Outcome {
+fn call_service(s: &mut Session, cmd: &Command) -> Outcome {
     let f = Fields::new(
         &cmd.msg,
         &[
@@ -104,9 +108,18 @@ fn call_service(s: &Session, cmd: &Command) -> Outcome {
         }
     }
     calls::check_service(&domain, &service, return_response)?;
+    let permit = s.calls_in_flight.clone().try_acquire_owned().map_err(|_| {
+        Failure::new(
+            ERR_HOME_ASSISTANT_ERROR,
+            format!("{MAX_CALLS_IN_FLIGHT} service calls of this connection are still running; wait for their results"),
+        )
+    })?;
     let (api, token, conn, id) = (s.api.clone(), s.token.clone(), s.conn.clone(), cmd.id);
     // Calls wait for drivers (up to 10 s); the connection keeps serving.
-    tokio::spawn(async move {
+    // They end with the session (aborted), like its subscriptions.
+    while s.calls.try_join_next().is_some() {}
+    s.calls.spawn(async move {
+        let _permit = permit;
         match calls::run(&api, &token, &domain, &service, entity_ids, data).await {
             Ok(ctx) => conn.send(protocol::result(id, json!({"context": ha::context(&ctx)}))),
             Err(f) => conn.send(protocol::error(json!(id), f.code, &f.message)),
@@ -118,6 +131,12 @@ fn call_service(s: &Session, cmd: &Command) -> Outcome {
 fn fire_event(s: &Session, cmd: &Command) -> Outcome {
     let f = Fields::new(&cmd.msg, &["event_type", "event_data"])?;
     let event_type = f.required_str("event_type")?;
+    if event_type == "state_changed" {
+        // Subscribers must be able to trust it: only the store fires it.
+        return Err(Failure::from(
+            "state_changed is fired by the bridge only; change states with call_service @ data['event_type']".to_string(),
+        ));
+    }
     let data = f.object("event_data")?.cloned().unwrap_or_default();
     let context = Context::new(Some(s.token.id.clone()));
     s.api.bus.fire(BusEvent {

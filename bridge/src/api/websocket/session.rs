@@ -43,6 +43,9 @@ pub struct Session {
     pub token: TokenInfo,
     last_id: u64,
     pub subscriptions: HashMap<u64, AbortHandle>,
+    /// Running `call_service` tasks, and the permits that bound them.
+    pub calls: tokio::task::JoinSet<()>,
+    pub calls_in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 pub async fn run<S>(ws: WebSocketStream<S>, peer: SocketAddr, api: Arc<Api>, mut shutdown: Shutdown)
@@ -67,11 +70,16 @@ where
                 token,
                 last_id: 0,
                 subscriptions: HashMap::new(),
+                calls: tokio::task::JoinSet::new(),
+                calls_in_flight: Arc::new(tokio::sync::Semaphore::new(
+                    commands::MAX_CALLS_IN_FLIGHT,
+                )),
             };
             let end = session
                 .serve(&mut stream, &mut shutdown, &mut dropped)
                 .await;
             session.subscriptions.values().for_each(AbortHandle::abort);
+            session.calls.abort_all();
             end
         }
         Err(end) => end,

@@ -26,12 +26,13 @@ pub fn events(s: &Session, sub: u64, event_type: Option<String>) -> AbortHandle 
     };
     let mut bus_rx = want_bus.then(|| s.api.bus.subscribe());
     let conn = s.conn.clone();
+    let clock = s.api.store.clock();
     tokio::spawn(async move {
         loop {
             let msg = tokio::select! {
                 ev = async { store_rx.as_mut()?.recv().await }, if store_rx.is_some() => match ev {
                     Some(_) if behind(&conn, sub, store_rx.as_ref().map_or(0, |r| r.len())) => break,
-                    Some(StoreEvent::StateChanged(sc)) => ha::state_changed(&presented(&reg, &sc)),
+                    Some(StoreEvent::StateChanged(sc)) => ha::state_changed(&presented(&reg, &sc), clock.now_ms()),
                     Some(other) => {
                         reg.observe(&other);
                         continue;

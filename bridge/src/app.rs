@@ -129,6 +129,7 @@ impl Bridge {
             options: ApiOptions {
                 max_pending: config.http.max_pending_messages,
                 auth_timeout: Duration::from_secs_f64(config.http.auth_timeout_s),
+                heartbeat: Duration::from_secs_f64(config.http.heartbeat_s),
                 ..ApiOptions::default()
             },
             data_dir,

@@ -111,6 +111,10 @@ pub struct HttpConfig {
     /// Seconds a WebSocket client has to authenticate (HA: 10).
     #[serde(default = "default_auth_timeout")]
     pub auth_timeout_s: f64,
+    /// WebSocket ping interval; a client that answers nothing for two
+    /// intervals is dropped.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_s: f64,
 }
 
 impl Default for HttpConfig {
@@ -122,6 +126,7 @@ impl Default for HttpConfig {
             auth_max_failures: default_auth_failures(),
             auth_window_s: default_auth_window(),
             auth_timeout_s: default_auth_timeout(),
+            heartbeat_s: default_heartbeat(),
         }
     }
 }
@@ -140,6 +145,10 @@ fn default_auth_window() -> u64 {
 
 fn default_auth_timeout() -> f64 {
     10.0
+}
+
+fn default_heartbeat() -> f64 {
+    30.0
 }
 
 fn default_http_port() -> u16 {
@@ -193,6 +202,11 @@ impl Config {
                 && (0.1..=3600.0).contains(&self.http.auth_timeout_s),
             "[http] auth_timeout_s must be 0.1 to 3600 s (got {})",
             self.http.auth_timeout_s
+        );
+        anyhow::ensure!(
+            self.http.heartbeat_s.is_finite() && (0.1..=3600.0).contains(&self.http.heartbeat_s),
+            "[http] heartbeat_s must be 0.1 to 3600 s (got {})",
+            self.http.heartbeat_s
         );
         let mut ids = std::collections::HashSet::new();
         let device_ids = self

@@ -958,3 +958,44 @@ async fn rest_api_with_bearer_tokens() {
     assert_eq!(status, 400);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_drops_silent_clients_only() {
+    let (h, token) = start(|c| c.http.heartbeat_s = 0.3).await;
+    let mark = log_mark();
+    // A client that keeps reading answers the server's pings by itself
+    // (tungstenite replies to a ping while reading).
+    let alive = Ws::auth(addr(&h), &token).await;
+    let (mut tx, mut rx) = alive.ws.split();
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(m)) = rx.next().await {
+            if let Message::Text(t) = m {
+                let _ = seen_tx.send(t.as_str().to_string());
+            }
+        }
+    });
+    // A client that authenticates, then never reads again.
+    let silent = Ws::auth(addr(&h), &token).await;
+    wait_for("the silent client dropped", Duration::from_secs(10), || {
+        logs_since(mark).contains("pings unanswered").then_some(())
+    })
+    .await;
+    drop(silent);
+    // The reading client outlived several intervals and still works.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tx.send(Message::text(json!({"id": 1, "type": "ping"}).to_string()))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(5), seen.recv())
+        .await
+        .expect("pong within 5 s")
+        .expect("connection open");
+    assert_eq!(serde_json::from_str::<Value>(&pong).unwrap()["type"], "pong");
+    assert_eq!(
+        logs_since(mark).matches("pings unanswered").count(),
+        1,
+        "only the silent client was dropped"
+    );
+    h.stop().await;
+}

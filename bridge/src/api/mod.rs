@@ -32,6 +32,9 @@ pub struct ApiOptions {
     pub auth_timeout: Duration,
     /// Largest incoming message (HA, through aiohttp: 4 MiB).
     pub max_message_bytes: usize,
+    /// WebSocket ping interval; a client silent for two is dropped (HA,
+    /// through aiohttp: 55 s).
+    pub heartbeat: Duration,
 }
 
 impl Default for ApiOptions {
@@ -40,6 +43,7 @@ impl Default for ApiOptions {
             max_pending: 4096,
             auth_timeout: Duration::from_secs(10),
             max_message_bytes: 4 << 20,
+            heartbeat: Duration::from_secs(30),
         }
     }
 }

@@ -19,6 +19,8 @@ const MAX_BATCH: usize = 256;
 
 pub enum Outbound {
     Json(String),
+    /// A WebSocket ping (heartbeat).
+    Ping,
     Close(u16, String),
 }
 
@@ -77,6 +79,16 @@ impl Conn {
         self.capacity
     }
 
+    /// Queues a heartbeat ping (a full queue drops the connection anyway).
+    pub fn ping(&self) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.out.try_send(Outbound::Ping) {
+            self.fail(format!(
+                "client is not reading: {} messages waiting to be sent",
+                self.capacity
+            ));
+        }
+    }
+
     /// Marks the connection for dropping (the first reason wins).
     pub fn fail(&self, reason: String) {
         self.drop_reason.send_if_modified(|r| {
@@ -106,13 +118,16 @@ where
     while let Some(first) = rx.recv().await {
         let mut batch = Vec::new();
         let mut close = None;
+        let mut ping = false;
         match first {
             Outbound::Json(s) => batch.push(s),
+            Outbound::Ping => ping = true,
             Outbound::Close(c, r) => close = Some((c, r)),
         }
-        while close.is_none() && batch.len() < MAX_BATCH {
+        while close.is_none() && !ping && batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(Outbound::Json(s)) => batch.push(s),
+                Ok(Outbound::Ping) => ping = true,
                 Ok(Outbound::Close(c, r)) => close = Some((c, r)),
                 Err(_) => break,
             }
@@ -126,6 +141,9 @@ where
             if sink.feed(Message::text(f)).await.is_err() {
                 return;
             }
+        }
+        if ping && sink.feed(Message::Ping(Default::default())).await.is_err() {
+            return;
         }
         if sink.flush().await.is_err() {
             return;

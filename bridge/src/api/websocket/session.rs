@@ -10,7 +10,8 @@
 //! through the bounded queue of [`Conn`]. Invalid JSON closes the
 //! connection (as HA does); an empty binary frame closes it, others are
 //! logged and ignored (HA routes binary frames to handlers by their first
-//! byte; Hearth has none). Messages over 4 MiB close it with 1009.
+//! byte; Hearth has none). Messages over 4 MiB close it with 1009. The
+//! server pings every 30 s; a client silent for two intervals is dropped.
 
 use super::connection::{Conn, write_loop};
 use super::protocol::{self, ERR_ID_REUSE, ERR_UNKNOWN_COMMAND};
@@ -194,9 +195,23 @@ impl Session {
     {
         let peer = self.conn.peer;
         let mut tokens = self.api.auth.changes();
+        let beat = self.api.options.heartbeat;
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
+        let mut last_heard = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 biased;
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() >= 2 * beat {
+                        tracing::warn!(
+                            "WebSocket client {peer} (token `{}`) dropped: silent for {:.1} s, pings unanswered",
+                            self.token.name,
+                            last_heard.elapsed().as_secs_f64()
+                        );
+                        return End::Drop;
+                    }
+                    self.conn.ping();
+                }
                 _ = dropped.changed() => {
                     let reason = dropped.borrow().clone().unwrap_or_default();
                     tracing::warn!("WebSocket client {peer} (token `{}`) dropped: {reason}", self.token.name);
@@ -209,7 +224,9 @@ impl Session {
                         return End::Close(1008, "access token revoked".into());
                     }
                 }
-                frame = stream.next() => match frame {
+                frame = stream.next() => {
+                    last_heard = tokio::time::Instant::now();
+                    match frame {
                     None | Some(Ok(Message::Close(_))) => return End::Drop,
                     Some(Err(tungstenite::Error::Capacity(e))) => {
                         tracing::warn!("WebSocket client {peer}: message too big ({e}); closing");
@@ -231,7 +248,8 @@ impl Session {
                         ),
                     },
                     Some(Ok(_)) => {}
-                },
+                    }
+                }
             }
         }
     }

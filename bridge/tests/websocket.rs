@@ -407,6 +407,32 @@ async fn commands_answer_with_has_shapes() {
         .expect("the AC device");
     assert_eq!(ac["available"], true);
 
+    // HA's registries, as Node-RED's HA nodes read them at connect.
+    let entities = ws
+        .call(json!({"type": "config/entity_registry/list"}))
+        .await;
+    let entry = entities["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["entity_id"] == CLIMATE)
+        .expect("the AC in the entity registry")
+        .clone();
+    assert_eq!(entry["platform"], "mqtt");
+    assert!(entry["unique_id"].as_str().unwrap().starts_with("hearth_"));
+    let devices_reg = ws
+        .call(json!({"type": "config/device_registry/list"}))
+        .await;
+    let dev = devices_reg["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == entry["device_id"])
+        .expect("the entity's device in the device registry");
+    assert_eq!(dev["name"], ac["name"]);
+    let areas = ws.call(json!({"type": "config/area_registry/list"})).await;
+    assert_eq!(areas["result"], json!([]));
+
     // History from the store's memory.
     wait_for("two temperature samples", Duration::from_secs(20), || {
         (h.bridge().store.history(TEMPERATURE, 0, i64::MAX).len() >= 2).then_some(())
@@ -991,7 +1017,10 @@ async fn heartbeat_drops_silent_clients_only() {
         .await
         .expect("pong within 5 s")
         .expect("connection open");
-    assert_eq!(serde_json::from_str::<Value>(&pong).unwrap()["type"], "pong");
+    assert_eq!(
+        serde_json::from_str::<Value>(&pong).unwrap()["type"],
+        "pong"
+    );
     assert_eq!(
         logs_since(mark).matches("pings unanswered").count(),
         1,

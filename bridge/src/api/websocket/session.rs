@@ -15,7 +15,7 @@
 
 use super::connection::{Conn, write_loop};
 use super::protocol::{self, ERR_ID_REUSE, ERR_UNKNOWN_COMMAND};
-use super::{commands, hearth};
+use super::{commands, hearth, registries};
 use crate::api::Api;
 use crate::api::auth::TokenInfo;
 use crate::shutdown::Shutdown;
@@ -290,6 +290,8 @@ impl Session {
         }
         let known = if cmd.kind.starts_with("hearth/") {
             hearth::handle(self, &cmd)
+        } else if cmd.kind.starts_with("config/") {
+            registries::handle(self, &cmd)
         } else {
             commands::handle(self, &cmd)
         };

@@ -64,6 +64,23 @@ impl Inner {
         self.subscribers.retain(|s| s.send(event.clone()).is_ok());
     }
 
+    /// Removes an entity; HA announces that as a state change to nothing,
+    /// then the entity's removal.
+    fn remove_entity(&mut self, entity_id: &str) {
+        let Some(e) = self.entities.remove(entity_id) else {
+            return;
+        };
+        if let Some(old) = e.state {
+            let ev = StateChanged {
+                entity_id: entity_id.into(),
+                old_state: Some(old),
+                new_state: None,
+            };
+            self.emit(StoreEvent::StateChanged(Arc::new(ev)));
+        }
+        self.emit(StoreEvent::EntityRemoved(e.spec));
+    }
+
     fn snapshot(&self) -> Snapshot {
         Snapshot {
             devices: self
@@ -204,17 +221,7 @@ impl EntityStore {
             .map(|e| e.spec.entity_id.clone())
             .collect();
         for id in ids {
-            if let Some(e) = inner.entities.remove(&id) {
-                if let Some(old) = e.state {
-                    let ev = StateChanged {
-                        entity_id: id.clone(),
-                        old_state: Some(old),
-                        new_state: None,
-                    };
-                    inner.emit(StoreEvent::StateChanged(Arc::new(ev)));
-                }
-                inner.emit(StoreEvent::EntityRemoved(e.spec));
-            }
+            inner.remove_entity(&id);
         }
         inner.emit(StoreEvent::DeviceRemoved(entry.device));
     }
@@ -257,19 +264,7 @@ impl EntityStore {
 
     /// Removes one entity.
     pub fn remove_entity(&self, entity_id: &str) {
-        let mut inner = self.write();
-        if let Some(e) = inner.entities.remove(entity_id) {
-            // HA announces a removal as a state change to nothing.
-            if let Some(old) = e.state {
-                let ev = StateChanged {
-                    entity_id: entity_id.into(),
-                    old_state: Some(old),
-                    new_state: None,
-                };
-                inner.emit(StoreEvent::StateChanged(Arc::new(ev)));
-            }
-            inner.emit(StoreEvent::EntityRemoved(e.spec));
-        }
+        self.write().remove_entity(entity_id);
     }
 
     /// Marks a device (un)available. Its entities' states become

@@ -1,4 +1,5 @@
-//! Builds the bundled controller plugins (`plugins/*`) for `wasm32-wasip2`, so
+//! Builds the bundled controller plugins (`plugins/*`, and the example
+//! `examples/custom-strategy`) for `wasm32-wasip2`, so
 //! that `cargo run -- demo` and `cargo test` never need a separate step. The
 //! `.wasm` files are embedded in the `hearth` binary (`builtin:<name>`).
 //!
@@ -13,12 +14,13 @@ const TARGET: &str = "wasm32-wasip2";
 const PLUGINS: &[(&str, &str)] = &[
     ("hearth-plugin-thermostat", "THERMOSTAT"),
     ("hearth-plugin-fault-injector", "FAULT_INJECTOR"),
+    ("hearth-plugin-custom-strategy", "CUSTOM_STRATEGY"),
 ];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest.parent().unwrap().to_path_buf();
-    for dir in ["wit", "plugins"] {
+    for dir in ["wit", "plugins", "examples/custom-strategy"] {
         rerun_tree(&root.join(dir));
     }
     println!("cargo:rerun-if-changed=../Cargo.lock");

@@ -83,16 +83,14 @@ fn plugin_overhead() {
     for (label, wasm, config) in cases {
         let bytes = builtin::load_bytes(wasm).unwrap();
         let t = Instant::now();
-        let pre = engine.load(&bytes).unwrap();
+        let pre = engine.load(&bytes).unwrap().pre;
         let compile_ms = t.elapsed().as_secs_f64() * 1000.0;
         let state = HostState {
             plugin: "bench".into(),
             store: store.clone(),
             clock: Clock::real(),
-            limiter: MemoryCap {
-                max_bytes: 32 << 20,
-                hit: false,
-            },
+            limiter: MemoryCap::new(32 << 20),
+            logs: Default::default(),
         };
         let t = Instant::now();
         let mut inst =

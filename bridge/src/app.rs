@@ -3,7 +3,7 @@
 //! that order and stopped in reverse, with `hearth/bridge/state` going
 //! `offline` last (retained; it is also the MQTT last will).
 
-use crate::api::{self, Api, ApiOptions, PluginStatuses, auth::Authenticator};
+use crate::api::{self, Api, ApiOptions, auth::Authenticator};
 use crate::broker::{BrokerAddress, EmbeddedBroker, MqttLink, link::LinkOptions};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -11,12 +11,15 @@ use crate::discovery::payload::BRIDGE_DEVICE;
 use crate::discovery::{self, DiscoveryOptions, Topics, publisher::Publisher};
 use crate::drivers::{self, DriverContext};
 use crate::entity::{Component, Device, EntitySpec, EntityStore, ServiceRouter};
-use crate::plugins::{self, PluginEngine, PluginHandle};
+use crate::plugins::cache::CodeCache;
+use crate::plugins::directory::PluginDirectory;
+use crate::plugins::runner::RunnerContext;
+use crate::plugins::{self, PluginEngine, PluginManager};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use serde_json::Map;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the bridge keeps its data when the config names no directory.
@@ -30,8 +33,9 @@ pub struct Bridge {
     /// Where the broker is (the embedded one's address when it runs).
     pub broker: BrokerAddress,
     pub http_addr: SocketAddr,
-    pub plugins: Arc<Mutex<Vec<PluginHandle>>>,
+    pub plugins: Arc<PluginManager>,
     pub engine: Arc<PluginEngine>,
+    pub data_dir: PathBuf,
     trigger: ShutdownTrigger,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -85,20 +89,51 @@ impl Bridge {
         };
         tasks.extend(drivers::start(&config, &ctx)?);
 
-        let engine = PluginEngine::new()?;
-        let plugins = Arc::new(Mutex::new(Vec::new()));
+        let data_dir = config
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| anyhow::anyhow!("data directory {}: {e}", data_dir.display()))?;
+        let engine =
+            PluginEngine::with_cache(CodeCache::new(Some(data_dir.join("cache").join("plugins"))))?;
+        let plugins = Arc::new(PluginManager::new(
+            RunnerContext {
+                store: store.clone(),
+                router: router.clone(),
+                engine: engine.clone(),
+                logs: Default::default(),
+                shutdown: shutdown.clone(),
+            },
+            Some(&data_dir),
+        ));
         for p in &config.plugins {
-            let handle = plugins::runner::start(
-                engine.clone(),
-                p.clone(),
-                store.clone(),
-                router.clone(),
+            let plugins = plugins.clone();
+            let p = p.clone();
+            tokio::task::spawn_blocking(move || plugins.load(p)).await??;
+        }
+        let mut directory = PluginDirectory::new(data_dir.join("plugins"), plugins.clone());
+        directory = tokio::task::spawn_blocking(move || {
+            directory.load_all();
+            directory
+        })
+        .await?;
+        tasks.push(api::mqtt::spawn(
+            &link,
+            &topics.base,
+            plugins.clone(),
+            shutdown.clone(),
+        )?);
+        if config.plugin_dir.watch {
+            tracing::info!(
+                "watching {} for plugin changes (every {} s)",
+                directory.dir().display(),
+                config.plugin_dir.watch_interval_s
+            );
+            directory.spawn_watch(
+                Duration::from_secs_f64(config.plugin_dir.watch_interval_s),
                 shutdown.clone(),
-            )?;
-            plugins
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(handle);
+            );
         }
         // Everything the bridge starts with is registered: retained configs
         // of devices it no longer has can go. Sensor nodes register from
@@ -107,12 +142,6 @@ impl Bridge {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let _ = sweep.send(());
         });
-        let data_dir = config
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        std::fs::create_dir_all(&data_dir)
-            .map_err(|e| anyhow::anyhow!("data directory {}: {e}", data_dir.display()))?;
         let auth = Arc::new(Authenticator::new(
             &data_dir,
             config.http.auth_max_failures,
@@ -123,7 +152,7 @@ impl Bridge {
             store: store.clone(),
             router: router.clone(),
             auth,
-            plugins: plugin_statuses(&plugins),
+            plugins: plugins.clone(),
             link: link.clone(),
             bus: Default::default(),
             options: ApiOptions {
@@ -132,7 +161,7 @@ impl Bridge {
                 heartbeat: Duration::from_secs_f64(config.http.heartbeat_s),
                 ..ApiOptions::default()
             },
-            data_dir,
+            data_dir: data_dir.clone(),
         });
         let http = SocketAddr::new(config.http.bind, config.http.port);
         let (http_addr, server) = api::server::serve(http, api, shutdown.clone()).await?;
@@ -150,6 +179,7 @@ impl Bridge {
             http_addr,
             plugins,
             engine,
+            data_dir,
             trigger,
             tasks,
         })
@@ -160,25 +190,13 @@ impl Bridge {
         self.trigger.subscribe()
     }
 
-    /// Starts one more plugin on the running bridge.
+    /// Starts one more plugin on the running bridge (blocking: it compiles).
     pub fn load_plugin(&self, cfg: plugins::PluginConfig) -> anyhow::Result<()> {
-        let handle = plugins::runner::start(
-            self.engine.clone(),
-            cfg,
-            self.store.clone(),
-            self.router.clone(),
-            self.trigger.subscribe(),
-        )?;
-        self.plugins
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(handle);
-        Ok(())
+        self.plugins.load(cfg).map(|_| ())
     }
 
     pub fn plugin_status(&self, name: &str) -> Option<plugins::PluginStatus> {
-        let plugins = self.plugins.lock().unwrap_or_else(|e| e.into_inner());
-        plugins.iter().find(|p| p.name == name).map(|p| p.status())
+        self.plugins.status(name)
     }
 
     /// Stops every part; discovery stays retained, `hearth/bridge/state`
@@ -186,11 +204,8 @@ impl Bridge {
     pub async fn stop(self) {
         tracing::info!("shutting down");
         self.trigger.trigger();
-        let plugins: Vec<PluginHandle> =
-            std::mem::take(&mut *self.plugins.lock().unwrap_or_else(|e| e.into_inner()));
-        let _ =
-            tokio::task::spawn_blocking(move || plugins.into_iter().for_each(PluginHandle::stop))
-                .await;
+        let plugins = self.plugins.clone();
+        let _ = tokio::task::spawn_blocking(move || plugins.stop_all()).await;
         // All tasks share one 2 s deadline; stragglers (a driver in the
         // middle of an HTTP request) are aborted.
         let aborts: Vec<_> = self.tasks.iter().map(|t| t.abort_handle()).collect();
@@ -241,16 +256,4 @@ fn register_bridge_device(store: &EntityStore) -> anyhow::Result<()> {
     store.upsert_entity(spec)?;
     store.set_state(&id, "on", Map::new())?;
     Ok(())
-}
-
-fn plugin_statuses(plugins: &Arc<Mutex<Vec<PluginHandle>>>) -> PluginStatuses {
-    let plugins = plugins.clone();
-    Arc::new(move || {
-        plugins
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|p| p.status())
-            .collect()
-    })
 }

@@ -4,7 +4,7 @@
 
 use crate::discovery::DiscoveryMode;
 use crate::drivers::{shelly::ShellyConfig, tasmota_ir::IrAcConfig};
-use crate::plugins::PluginConfig;
+use crate::plugins::{DirectoryConfig, PluginConfig};
 use anyhow::Context;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -28,6 +28,9 @@ pub struct Config {
     pub ir_ac: Vec<IrAcConfig>,
     #[serde(default, rename = "plugin")]
     pub plugins: Vec<PluginConfig>,
+    /// The plugin directory (`<data-dir>/plugins`) and its watch.
+    #[serde(default, rename = "plugins")]
+    pub plugin_dir: DirectoryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -274,23 +277,15 @@ impl Config {
                 "plugin name `{}` is used twice",
                 p.name
             );
-            let l = &p.limits;
-            anyhow::ensure!(
-                (1..=4096).contains(&l.memory_mib),
-                "plugin `{}`: memory_mib must be 1 to 4096",
-                p.name
-            );
-            anyhow::ensure!(
-                (10..=60_000).contains(&l.call_timeout_ms),
-                "plugin `{}`: call_timeout_ms must be 10 to 60000",
-                p.name
-            );
-            anyhow::ensure!(
-                l.max_backoff_s.is_finite() && (1.0..=86_400.0).contains(&l.max_backoff_s),
-                "plugin `{}`: max_backoff_s must be 1 to 86400 s",
-                p.name
-            );
+            p.limits
+                .validate()
+                .with_context(|| format!("plugin `{}`", p.name))?;
         }
+        let w = self.plugin_dir.watch_interval_s;
+        anyhow::ensure!(
+            w.is_finite() && (0.1..=3600.0).contains(&w),
+            "plugins.watch_interval_s must be 0.1 to 3600 s (got {w})"
+        );
         Ok(())
     }
 }

@@ -100,12 +100,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoReport> {
     let mut config = scenario_config(&broker, &twin.shelly_url(), opts.http_port)?;
     config.data_dir = Some(opts.data_dir.clone());
     let thermostat = config.plugins[0].config.clone();
-    let num = |k: &str| {
-        thermostat
-            .get(k)
-            .and_then(|v| v.as_float().or(v.as_integer().map(|i| i as f64)))
-            .unwrap_or(0.0)
-    };
+    let num = |k: &str| thermostat.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
     let (target, tolerance, min_cycle) = (
         num("target_temp"),
         num("hot_tolerance"),

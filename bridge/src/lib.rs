@@ -29,6 +29,7 @@
 pub mod api;
 pub mod app;
 pub mod broker;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;

@@ -39,6 +39,26 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = hearth::app::DEFAULT_DATA_DIR, global = true)]
         data_dir: PathBuf,
     },
+    /// Controller plugins of a running bridge (through its WebSocket API),
+    /// and `new` to start writing one.
+    Plugin {
+        #[command(subcommand)]
+        action: PluginAction,
+        /// The bridge's WebSocket API.
+        #[arg(
+            long,
+            env = "HEARTH_URL",
+            default_value = "ws://127.0.0.1:8099/api/websocket",
+            global = true
+        )]
+        url: String,
+        /// A long-lived access token (`hearth token create --name cli`).
+        #[arg(long, env = "HEARTH_TOKEN", global = true, hide_env_values = true)]
+        token: Option<String>,
+        /// Print the bridge's JSON answer as is.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Run the bridge against real devices.
     Run {
         #[command(flatten)]
@@ -63,6 +83,44 @@ enum TokenAction {
     Revoke {
         /// The id `list` shows.
         id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginAction {
+    /// Plugins with status, versions, entities, CPU and memory use.
+    List,
+    /// Load a `.wasm` component (or `builtin:<name>`) as plugin NAME.
+    Load {
+        name: String,
+        wasm: String,
+        /// TOML file: `drives = [...]`, `[config]`, `[limits]` (a plugin directory sidecar).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Replace running plugin NAME by another component, carrying its state over.
+    Swap {
+        name: String,
+        wasm: String,
+        /// As for `load`; without it the running plugin's config is kept.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Stop plugin NAME and remove its entities from Home Assistant.
+    Unload { name: String },
+    /// Recent log lines of plugin NAME (its own and the host's about it).
+    Logs {
+        name: String,
+        /// How many lines (at most 1000).
+        #[arg(short = 'n', long, default_value_t = 100)]
+        lines: usize,
+    },
+    /// Create a plugin crate NAME, ready to build for wasm32-wasip2.
+    New {
+        name: String,
+        /// Directory to create it in.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
     },
 }
 
@@ -117,6 +175,12 @@ async fn main() -> std::process::ExitCode {
             demo_command(common, speed, run_for).await
         }
         Command::Token { action, data_dir } => token_command(action, &data_dir),
+        Command::Plugin {
+            action,
+            url,
+            token,
+            json,
+        } => plugin_command(action, url, token, json).await,
         Command::Run { common, config } => {
             init_logging(&common.log_level);
             run_command(common, config).await
@@ -174,6 +238,83 @@ async fn run_command(common: Common, path: PathBuf) -> anyhow::Result<()> {
     let bridge = Bridge::start(config, Clock::real()).await?;
     hearth::shutdown::termination().await;
     bridge.stop().await;
+    Ok(())
+}
+
+async fn plugin_command(
+    action: PluginAction,
+    url: String,
+    token: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use hearth::cli::plugin::{self as cli, Target};
+    if let PluginAction::New { name, dir } = &action {
+        let path = hearth::plugins::scaffold::scaffold(dir, name)?;
+        println!(
+            "Created plugin crate {}. Next:\n  cd {}\n  cargo build --release\n  hearth plugin load {name} target/wasm32-wasip2/release/{}.wasm --config {name}.toml\n(see docs/writing-a-plugin.md)",
+            path.display(),
+            path.display(),
+            name.replace('-', "_")
+        );
+        return Ok(());
+    }
+    let token = token.ok_or_else(|| {
+        anyhow::anyhow!(
+            "a token is needed: pass --token or set HEARTH_TOKEN (create one with `hearth token create --name cli`)"
+        )
+    })?;
+    let mut client = Target { url, token }.connect().await?;
+    let (kind, args) = match &action {
+        PluginAction::List => ("hearth/plugins/list", serde_json::json!({})),
+        PluginAction::Load { name, wasm, config } => (
+            "hearth/plugins/load",
+            cli::request(name, wasm, config.as_ref())?,
+        ),
+        PluginAction::Swap { name, wasm, config } => (
+            "hearth/plugins/swap",
+            cli::request(name, wasm, config.as_ref())?,
+        ),
+        PluginAction::Unload { name } => {
+            ("hearth/plugins/unload", serde_json::json!({"name": name}))
+        }
+        PluginAction::Logs { name, lines } => (
+            "hearth/plugins/logs",
+            serde_json::json!({"name": name, "lines": lines}),
+        ),
+        PluginAction::New { .. } => unreachable!("handled above"),
+    };
+    let result = client.command(kind, args).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(());
+    }
+    match action {
+        PluginAction::List => print!("{}", cli::format_list(&result)),
+        PluginAction::Logs { .. } => print!("{}", cli::format_logs(&result)),
+        PluginAction::Load { name, .. } => println!(
+            "Loaded `{name}`: {} {} ({}), {}",
+            result["plugin"].as_str().unwrap_or(""),
+            result["version"].as_str().unwrap_or(""),
+            result["wit"].as_str().unwrap_or(""),
+            result["status"].as_str().unwrap_or("")
+        ),
+        PluginAction::Swap { name, .. } => println!(
+            "Swapped `{name}`: {} → {} in {} µs (prepared in {:.1} ms, code {}); state {}",
+            result["from"].as_str().unwrap_or(""),
+            result["to"].as_str().unwrap_or(""),
+            result["switch_us"],
+            result["prepare_ms"].as_f64().unwrap_or(0.0),
+            result["cache"].as_str().unwrap_or(""),
+            match result["state_declined"].as_str() {
+                None => "carried over".to_string(),
+                Some(r) => format!("not carried over: {r}"),
+            }
+        ),
+        PluginAction::Unload { name } => {
+            println!("Unloaded `{name}`; its entities are removed from Home Assistant")
+        }
+        PluginAction::New { .. } => {}
+    }
     Ok(())
 }
 

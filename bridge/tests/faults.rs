@@ -22,6 +22,7 @@ fn injector(name: &str, fault: &str, when: &str) -> PluginConfig {
             memory_mib: 16,
             call_timeout_ms: 100,
             max_backoff_s: 2.0,
+            ..Limits::default()
         },
         drives: None,
     }
@@ -54,7 +55,7 @@ async fn trapping_looping_and_hogging_plugins_are_contained() {
 
     for (name, expect) in [
         ("trapper", "trapped"),
-        ("looper", "CPU budget of 100 ms"),
+        ("looper", "exceeded its CPU budget"),
         ("hog", "ran out of memory"),
         ("flooder", "100 entity updates in one output (at most 64)"),
     ] {

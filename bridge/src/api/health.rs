@@ -9,6 +9,6 @@ pub fn answer(api: &Api) -> Value {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "mqtt_connected": api.link.is_connected(),
-        "plugins": (api.plugins)(),
+        "plugins": api.plugins.list(),
     })
 }

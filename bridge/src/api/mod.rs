@@ -5,9 +5,12 @@
 
 pub mod auth;
 pub mod calls;
+pub mod client;
 pub mod events;
 pub mod ha;
 pub mod health;
+pub mod mqtt;
+pub mod plugin_ops;
 pub mod registry;
 pub mod rest;
 pub mod server;
@@ -15,13 +18,10 @@ pub mod websocket;
 
 use crate::broker::MqttLink;
 use crate::entity::{EntityStore, ServiceRouter};
-use crate::plugins::PluginStatus;
+use crate::plugins::PluginManager;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Reads the current plugin statuses.
-pub type PluginStatuses = Arc<dyn Fn() -> Vec<PluginStatus> + Send + Sync>;
 
 /// Limits of the WebSocket API.
 #[derive(Debug, Clone)]
@@ -53,7 +53,7 @@ pub struct Api {
     pub store: Arc<EntityStore>,
     pub router: Arc<ServiceRouter>,
     pub auth: Arc<auth::Authenticator>,
-    pub plugins: PluginStatuses,
+    pub plugins: Arc<PluginManager>,
     pub link: MqttLink,
     pub bus: events::EventBus,
     pub options: ApiOptions,

@@ -12,6 +12,12 @@ pub const BUILTIN: &[(&str, &[u8])] = &[
         "fault-injector",
         include_bytes!(env!("HEARTH_PLUGIN_FAULT_INJECTOR")),
     ),
+    // A second server-room strategy (PI on the AC's target temperature);
+    // accepts the thermostat's config. See examples/custom-strategy.
+    (
+        "custom-strategy",
+        include_bytes!(env!("HEARTH_PLUGIN_CUSTOM_STRATEGY")),
+    ),
 ];
 
 /// Resolves `builtin:<name>` or reads a `.wasm` file.

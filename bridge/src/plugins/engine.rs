@@ -1,14 +1,17 @@
-//! The wasmtime engine shared by all plugins: component model, epoch
-//! interruption (a ticker thread advances the epoch every
-//! [`EPOCH_TICK`]), compilation, and the `host` imports.
+//! The wasmtime engine shared by all plugins: component model, fuel
+//! metering, epoch interruption (a ticker thread advances the epoch every
+//! [`EPOCH_TICK`]), compilation through the [`CodeCache`], and the `host`
+//! imports.
 
 use super::WIT_PACKAGE;
+use super::cache::{CacheOutcome, CodeCache};
+use super::logbook::{LogBook, LogLine};
 use crate::clock::Clock;
 use crate::entity::EntityStore;
 use anyhow::{Context, bail};
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 wasmtime::component::bindgen!({
@@ -30,13 +33,26 @@ pub struct HostState {
     pub store: Arc<EntityStore>,
     pub clock: Clock,
     pub limiter: MemoryCap,
+    pub logs: Arc<LogBook>,
 }
 
 /// Caps linear memory; remembers that the cap was hit so the fault can be
-/// named "out of memory" rather than a bare trap.
+/// named "out of memory" rather than a bare trap, and the largest size asked
+/// for (the plugin's memory use: linear memory only grows).
 pub struct MemoryCap {
     pub max_bytes: usize,
     pub hit: bool,
+    pub peak_bytes: usize,
+}
+
+impl MemoryCap {
+    pub fn new(max_bytes: usize) -> Self {
+        MemoryCap {
+            max_bytes,
+            hit: false,
+            peak_bytes: 0,
+        }
+    }
 }
 
 impl wasmtime::ResourceLimiter for MemoryCap {
@@ -48,6 +64,7 @@ impl wasmtime::ResourceLimiter for MemoryCap {
     ) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
             self.hit = true;
+            self.peak_bytes = self.peak_bytes.max(_current);
             let msg = format!(
                 "memory cap of {} MiB reached (asked for {} MiB)",
                 self.max_bytes >> 20,
@@ -55,6 +72,7 @@ impl wasmtime::ResourceLimiter for MemoryCap {
             );
             return Err(wasmtime::Error::msg(msg));
         }
+        self.peak_bytes = self.peak_bytes.max(desired);
         Ok(true)
     }
 
@@ -86,6 +104,15 @@ impl self::hearth::controller::types::Host for HostState {}
 
 impl self::hearth::controller::host::Host for HostState {
     fn log(&mut self, level: wit::LogLevel, message: String) {
+        self.logs.push(
+            &self.plugin,
+            LogLine {
+                time_ms: self.clock.now_ms(),
+                level: level_name(level),
+                source: "plugin",
+                message: message.clone(),
+            },
+        );
         let plugin = &self.plugin;
         match level {
             wit::LogLevel::Trace => {
@@ -119,17 +146,46 @@ impl self::hearth::controller::host::Host for HostState {
     }
 }
 
-/// Engine + linker; cheap to share.
+fn level_name(level: wit::LogLevel) -> &'static str {
+    match level {
+        wit::LogLevel::Trace => "trace",
+        wit::LogLevel::Debug => "debug",
+        wit::LogLevel::Info => "info",
+        wit::LogLevel::Warn => "warn",
+        wit::LogLevel::Error => "error",
+    }
+}
+
+/// Engine + linker + code cache; cheap to share.
 pub struct PluginEngine {
     pub engine: Engine,
     linker: Linker<HostState>,
+    cache: CodeCache,
+}
+
+/// A compiled, linked component, ready to instantiate.
+pub struct Loaded {
+    pub pre: ControllerPre<HostState>,
+    /// The `hearth:controller` version the plugin was built against.
+    pub wit_version: String,
+    pub cache: CacheOutcome,
+    /// Time to compile or load from the cache, and link.
+    pub load_time: Duration,
 }
 
 impl PluginEngine {
+    /// An engine without a code cache (every load compiles).
     pub fn new() -> anyhow::Result<Arc<Self>> {
+        Self::with_cache(CodeCache::new(None))
+    }
+
+    pub fn with_cache(cache: CodeCache) -> anyhow::Result<Arc<Self>> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // Fuel gives a deterministic CPU budget per call and the figure
+        // `hearth plugin list` shows; the epoch deadline bounds wall time.
+        config.consume_fuel(true);
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         Controller::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
@@ -143,25 +199,39 @@ impl PluginEngine {
                     std::thread::sleep(EPOCH_TICK);
                 }
             })?;
-        Ok(Arc::new(PluginEngine { engine, linker }))
+        Ok(Arc::new(PluginEngine {
+            engine,
+            linker,
+            cache,
+        }))
     }
 
-    /// Compiles and links a component. Rejects one built against another
-    /// major (or, in 0.x, minor) version of `hearth:controller`.
-    pub fn load(&self, bytes: &[u8]) -> anyhow::Result<ControllerPre<HostState>> {
-        let component = Component::new(&self.engine, bytes)
-            .map_err(anyhow::Error::from)
+    /// Compiles (or loads from the cache) and links a component. Rejects
+    /// one built against another major (or, in 0.x, minor) version of
+    /// `hearth:controller`.
+    pub fn load(&self, bytes: &[u8]) -> anyhow::Result<Loaded> {
+        let started = std::time::Instant::now();
+        anyhow::ensure!(
+            bytes.starts_with(b"\0asm"),
+            "not a valid WebAssembly component: the file does not start with the `\\0asm` magic"
+        );
+        let (component, cache) = self
+            .cache
+            .component(&self.engine, bytes)
             .context("not a valid WebAssembly component")?;
+        let ours = WIT_PACKAGE.rsplit_once('@').map(|(_, v)| v).unwrap_or("");
+        let mut wit_version = None;
         let ty = component.component_type();
         for (name, _) in ty.imports(&self.engine) {
             if let Some(rest) = name.strip_prefix("hearth:controller/") {
                 let version = rest.split_once('@').map(|(_, v)| v).unwrap_or("");
-                let ours = WIT_PACKAGE.rsplit_once('@').map(|(_, v)| v).unwrap_or("");
                 if !compatible(ours, version) {
                     bail!(
-                        "plugin imports `{name}`: built for hearth:controller@{version}, this host implements @{ours}"
+                        "plugin imports `{name}`: built for hearth:controller@{version}, this host implements @{ours} (accepted: {})",
+                        accepted_range(ours)
                     );
                 }
+                wit_version = Some(version.to_string());
             }
         }
         // Plugins get no WASI: a std guest imports WASI interfaces it never
@@ -169,9 +239,26 @@ impl PluginEngine {
         let mut linker = self.linker.clone();
         linker.define_unknown_imports_as_traps(&component)?;
         let pre = linker.instantiate_pre(&component)?;
-        ControllerPre::new(pre)
+        let pre = ControllerPre::new(pre)
             .map_err(anyhow::Error::from)
-            .context("component does not export the hearth:controller `controller` world")
+            .context("component does not export the hearth:controller `controller` world")?;
+        Ok(Loaded {
+            pre,
+            wit_version: wit_version.unwrap_or_else(|| ours.to_string()),
+            cache,
+            load_time: started.elapsed(),
+        })
+    }
+}
+
+/// What a host at `host` accepts, in words.
+pub fn accepted_range(host: &str) -> String {
+    let mut it = host.split('.');
+    let (major, minor) = (it.next().unwrap_or("0"), it.next().unwrap_or("0"));
+    if major == "0" {
+        format!("0.{minor}.0 to {host}")
+    } else {
+        format!("{major}.0.0 to {host}")
     }
 }
 

@@ -12,6 +12,8 @@ use wasmtime::Store;
 pub enum PluginFault {
     #[error("exceeded its CPU budget of {0} ms in one call")]
     Timeout(u64),
+    #[error("exceeded its CPU budget of {0} fuel units in one call")]
+    OutOfFuel(u64),
     #[error("ran out of memory: {0}")]
     OutOfMemory(String),
     #[error("trapped: {0}")]
@@ -27,6 +29,20 @@ pub struct PluginInstance {
     bindings: Controller,
     deadline_ticks: u64,
     timeout_ms: u64,
+    fuel_per_call: u64,
+    pub stats: CallStats,
+}
+
+/// CPU and memory use of one instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct CallStats {
+    pub calls: u64,
+    /// Fuel of the last call and the most any call used.
+    pub fuel_last: u64,
+    pub fuel_max: u64,
+    pub fuel_total: u64,
+    /// Linear memory, bytes (it only grows).
+    pub memory_bytes: u64,
 }
 
 impl PluginInstance {
@@ -41,14 +57,20 @@ impl PluginInstance {
         store.epoch_deadline_trap();
         let deadline_ticks = (limits.call_timeout_ms / EPOCH_TICK.as_millis() as u64).max(1);
         store.set_epoch_deadline(deadline_ticks);
+        let fuel = limits.fuel_per_call;
+        store
+            .set_fuel(fuel)
+            .map_err(|e| PluginFault::Trap(format!("{e}")))?;
         let bindings = pre
             .instantiate(&mut store)
-            .map_err(|e| classify(&store, e, limits.call_timeout_ms))?;
+            .map_err(|e| classify(&store, e, limits.call_timeout_ms, fuel))?;
         Ok(PluginInstance {
             store,
             bindings,
             deadline_ticks,
             timeout_ms: limits.call_timeout_ms,
+            fuel_per_call: fuel,
+            stats: CallStats::default(),
         })
     }
 
@@ -57,7 +79,19 @@ impl PluginInstance {
         f: impl FnOnce(&Controller, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginFault> {
         self.store.set_epoch_deadline(self.deadline_ticks);
-        f(&self.bindings, &mut self.store).map_err(|e| classify(&self.store, e, self.timeout_ms))
+        // Fuel is a per-call budget: refilled before every call.
+        let _ = self.store.set_fuel(self.fuel_per_call);
+        let result = f(&self.bindings, &mut self.store);
+        let used = self
+            .fuel_per_call
+            .saturating_sub(self.store.get_fuel().unwrap_or(0));
+        let s = &mut self.stats;
+        s.calls += 1;
+        s.fuel_last = used;
+        s.fuel_max = s.fuel_max.max(used);
+        s.fuel_total = s.fuel_total.saturating_add(used);
+        s.memory_bytes = self.store.data().limiter.peak_bytes as u64;
+        result.map_err(|e| classify(&self.store, e, self.timeout_ms, self.fuel_per_call))
     }
 
     pub fn init(&mut self, config: &str) -> Result<(), PluginFault> {
@@ -86,15 +120,22 @@ impl PluginInstance {
         self.guarded(|b, s| b.call_restore(s, bytes))
     }
 
-    /// Bytes of linear memory in use (a cheap proxy: the limiter's view).
+    /// Whether a call hit the memory cap.
     pub fn memory_cap_hit(&self) -> bool {
         self.store.data().limiter.hit
     }
 }
 
-fn classify(store: &Store<HostState>, e: wasmtime::Error, timeout_ms: u64) -> PluginFault {
-    if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
-        return PluginFault::Timeout(timeout_ms);
+fn classify(
+    store: &Store<HostState>,
+    e: wasmtime::Error,
+    timeout_ms: u64,
+    fuel: u64,
+) -> PluginFault {
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => return PluginFault::Timeout(timeout_ms),
+        Some(wasmtime::Trap::OutOfFuel) => return PluginFault::OutOfFuel(fuel),
+        _ => {}
     }
     if store.data().limiter.hit {
         return PluginFault::OutOfMemory(format!(

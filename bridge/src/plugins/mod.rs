@@ -6,29 +6,44 @@
 //! - [`instance`]: one sandboxed instance and its calls, faults named.
 //! - [`runner`]: one thread per plugin: feeds it events and ticks, routes its
 //!   service calls, contains faults and restarts with backoff.
+//! - [`cache`]: compiled code on disk, so a restart does not recompile.
+//! - [`manager`]: the lifecycle (load, swap, unload, list, logs) that the
+//!   CLI, the WebSocket API and MQTT requests all go through.
+//! - [`directory`]: `<data-dir>/plugins/*.wasm` with sidecar configs, and
+//!   the opt-in watch that swaps a changed file.
+//! - [`logbook`]: each plugin's recent log lines.
 //! - [`builtin`]: the plugins compiled into the `hearth` binary.
 
 pub mod builtin;
+pub mod cache;
+pub mod directory;
 pub mod engine;
 pub mod instance;
+pub mod logbook;
+pub mod manager;
+pub mod owned;
+pub mod prepare;
 pub mod runner;
+pub mod scaffold;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+pub use directory::DirectoryConfig;
 pub use engine::PluginEngine;
-pub use runner::{PluginHandle, PluginStatus};
+pub use manager::{PluginManager, SwapRequest};
+pub use runner::{PluginHandle, PluginStatus, RunState, SwapReport};
 
-/// `[[plugin]]` in the config file.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// `[[plugin]]` in the config file; also what a load request carries.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PluginConfig {
     /// Instance name, `[a-z0-9_-]+`; the plugin's HA device is `plugin-<name>`.
     pub name: String,
     /// `builtin:<name>` or a path to a `.wasm` component.
     pub wasm: String,
-    /// Passed to the plugin's `init` as JSON.
-    #[serde(default = "empty_table")]
-    pub config: toml::Value,
+    /// Passed to the plugin's `init` as JSON (a TOML table in files).
+    #[serde(default = "empty_object")]
+    pub config: serde_json::Value,
     #[serde(default)]
     pub limits: Limits,
     /// If set, the only entities the plugin may drive: a plugin that
@@ -37,12 +52,12 @@ pub struct PluginConfig {
     pub drives: Option<Vec<String>>,
 }
 
-fn empty_table() -> toml::Value {
-    toml::Value::Table(Default::default())
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
 }
 
 /// Sandbox limits of one plugin.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Linear memory cap, MiB.
@@ -51,6 +66,10 @@ pub struct Limits {
     /// Wall-clock budget of one call, ms (epoch deadline, 10 ms resolution).
     #[serde(default = "default_timeout")]
     pub call_timeout_ms: u64,
+    /// CPU budget of one call in wasmtime fuel units (about one per
+    /// WebAssembly instruction): deterministic, unlike the wall deadline.
+    #[serde(default = "default_fuel")]
+    pub fuel_per_call: u64,
     /// Longest wait between restarts of a faulting plugin, s.
     #[serde(default = "default_backoff")]
     pub max_backoff_s: f64,
@@ -61,6 +80,7 @@ impl Default for Limits {
         Limits {
             memory_mib: default_memory(),
             call_timeout_ms: default_timeout(),
+            fuel_per_call: default_fuel(),
             max_backoff_s: default_backoff(),
         }
     }
@@ -74,6 +94,36 @@ fn default_timeout() -> u64 {
 }
 fn default_backoff() -> f64 {
     60.0
+}
+fn default_fuel() -> u64 {
+    1_000_000_000
+}
+
+impl Limits {
+    /// Refuses limits that would make a plugin unusable or unbounded.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=4096).contains(&self.memory_mib),
+            "limits.memory_mib must be 1 to 4096 MiB (got {})",
+            self.memory_mib
+        );
+        anyhow::ensure!(
+            (10..=60_000).contains(&self.call_timeout_ms),
+            "limits.call_timeout_ms must be 10 to 60000 ms (got {})",
+            self.call_timeout_ms
+        );
+        anyhow::ensure!(
+            self.fuel_per_call >= 1_000_000,
+            "limits.fuel_per_call must be at least 1000000 (got {})",
+            self.fuel_per_call
+        );
+        anyhow::ensure!(
+            self.max_backoff_s.is_finite() && (1.0..=86_400.0).contains(&self.max_backoff_s),
+            "limits.max_backoff_s must be 1 to 86400 s (got {})",
+            self.max_backoff_s
+        );
+        Ok(())
+    }
 }
 
 /// The WIT package this host implements.

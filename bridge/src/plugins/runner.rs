@@ -1,24 +1,34 @@
 //! Runs one plugin on a thread of its own: delivers the state changes of
 //! the entities it reads and its ticks, routes its service calls (only to
-//! entities it drives), publishes its own entities, and contains faults.
+//! entities it drives), publishes its own entities, contains faults, and
+//! swaps it for another plugin between two events.
 //!
-//! On a fault (trap, CPU deadline, memory cap) the plugin is marked faulted,
-//! its `fault` problem sensor turns on, its driven entities go to their safe
-//! state (the envelope's [`FaultAction`]; an AC holds its last command) and it
-//! is restarted from its last `save` after 1 s, 2 s, 4 s … up to
-//! `max_backoff_s`. Events that arrive while it is down are not replayed: a
-//! restarted controller reads current states itself.
+//! Every input (state change, swap, save request, stop) goes through one
+//! queue, in order. A swap is handled like an event: the events queued
+//! before it go to the old instance, those after it to the new one, so none
+//! is lost or delivered twice, and the switch itself (old `save`, new
+//! `restore`) takes microseconds: control has no gap.
+//!
+//! On a fault (trap, CPU deadline, fuel, memory cap, bad output) the plugin
+//! is marked faulted, its `fault` problem sensor turns on, its driven
+//! entities go to their safe state (the envelope's [`FaultAction`]; an AC
+//! holds its last command) and it is restarted from its last `save` after
+//! 1 s, 2 s, 4 s … up to `max_backoff_s`. Events that arrive while it is
+//! down are counted (`skipped_events`), not replayed: a restarted
+//! controller reads current states itself. A swap during the backoff
+//! replaces the faulty plugin at once.
 
-use super::engine::{HostState, MemoryCap, PluginEngine, state_to_wit, wit};
-use super::instance::{PluginFault, PluginInstance};
-use super::{Limits, PluginConfig, WIT_PACKAGE};
+use super::engine::{state_to_wit, wit};
+use super::instance::{CallStats, PluginFault, PluginInstance};
+use super::logbook::{LogBook, LogLine};
+use super::owned::OwnedEntities;
+use super::prepare::{self, Prepared};
+use super::{Limits, PluginConfig};
 use crate::entity::safety::FaultAction;
 use crate::entity::{
-    CallSource, Component, Device, EntitySpec, EntityStore, ServiceCall, ServiceRouter,
-    StateChanged, StoreEvent,
+    CallSource, EntityStore, ServiceCall, ServiceRouter, StateChanged, StoreEvent,
 };
 use crate::shutdown::Shutdown;
-use anyhow::Context;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashSet;
@@ -35,41 +45,94 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 pub const MAX_OUTPUT_ITEMS: usize = 64;
 /// Service calls queued for the router; a plugin that fills it faults.
 const CALL_QUEUE: usize = 256;
-/// Shortest tick period granted, ms of host time.
-pub const MIN_TICK_MS: u32 = 100;
-/// Host names of the entities every plugin device has.
-const RESERVED_KEYS: [&str; 2] = ["status", "fault"];
+/// How often the status sensor's attributes (stats) are refreshed.
+const STATUS_EVERY: Duration = Duration::from_secs(60);
+
+pub use super::prepare::MIN_TICK_MS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunState {
     Running,
     Faulted,
+    /// Faulted, waiting out its backoff before the next start.
+    Restarting,
     Stopped,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Faulted => "faulted",
+            RunState::Restarting => "restarting",
+            RunState::Stopped => "stopped",
+        }
+    }
 }
 
 /// What `hearth plugin list` and the status sensor show.
 #[derive(Debug, Clone, Serialize)]
 pub struct PluginStatus {
+    /// Instance name.
     pub name: String,
+    /// The plugin's own name (`describe`).
     pub plugin: String,
+    /// The plugin's own version (`describe`).
     pub version: String,
-    pub wit: &'static str,
+    /// `hearth:controller@x.y.z` the plugin was built against.
+    pub wit: String,
+    /// `builtin:<name>` or the `.wasm` path.
+    pub wasm: String,
     #[serde(rename = "status")]
     pub state: RunState,
     pub reads: Vec<String>,
     pub drives: Vec<String>,
+    /// Plugin-owned entities (object ids).
+    pub entities: Vec<String>,
+    pub tick_period_ms: u32,
+    pub limits: Limits,
+    /// State changes delivered to `on_state`.
+    pub events: u64,
+    /// Service calls it made (accepted by the host).
     pub calls: u64,
     pub faults: u64,
     pub restarts: u64,
+    pub swaps: u64,
     pub last_fault: Option<String>,
+    /// Seconds until the next restart attempt while `restarting`.
+    pub restart_in_s: Option<f64>,
     /// Events not delivered because the plugin was down.
     pub skipped_events: u64,
+    /// CPU (fuel) and memory of the current instance.
+    pub stats: CallStats,
 }
 
-enum Input {
+/// The outcome of a swap, as the API reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SwapReport {
+    pub name: String,
+    pub from: String,
+    pub to: String,
+    /// Whether the new plugin accepted the old one's saved state.
+    pub state_carried: bool,
+    /// Its reason when it declined.
+    pub state_declined: Option<String>,
+    /// Bytes handed over.
+    pub state_bytes: usize,
+    /// Time the runner was busy switching (old save, new restore, entities), µs.
+    pub switch_us: u64,
+    /// Time to read, compile or load from cache, instantiate, init and
+    /// describe the new plugin (off the control path), ms.
+    pub prepare_ms: f64,
+    pub cache: super::cache::CacheOutcome,
+}
+
+pub enum Input {
     State(Arc<StateChanged>),
-    Tick(i64),
+    Swap(Box<Prepared>, std_mpsc::Sender<Result<SwapReport, String>>),
+    /// The plugin's current `save` bytes, taken in queue order.
+    Save(std_mpsc::Sender<Vec<u8>>),
     Stop,
 }
 
@@ -79,7 +142,38 @@ pub struct PluginHandle {
     status: Arc<Mutex<PluginStatus>>,
     input: std_mpsc::Sender<Input>,
     stopping: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Option<std::thread::JoinHandle<Vec<u8>>>,
+    feeder: tokio::task::AbortHandle,
+}
+
+/// Sends swaps and save requests to a runner without holding its handle.
+#[derive(Clone)]
+pub struct Mailbox {
+    name: String,
+    input: std_mpsc::Sender<Input>,
+}
+
+impl Mailbox {
+    /// Hands a prepared plugin to the runner, which switches to it between
+    /// two events. Blocks until it has.
+    pub fn swap(&self, prepared: Prepared) -> Result<SwapReport, String> {
+        let (tx, rx) = std_mpsc::channel();
+        self.input
+            .send(Input::Swap(Box::new(prepared), tx))
+            .map_err(|_| format!("plugin `{}` is not running", self.name))?;
+        rx.recv()
+            .map_err(|_| format!("plugin `{}` stopped during the swap", self.name))?
+    }
+
+    /// The plugin's `save` bytes, after every event queued before this call.
+    pub fn save(&self) -> Result<Vec<u8>, String> {
+        let (tx, rx) = std_mpsc::channel();
+        self.input
+            .send(Input::Save(tx))
+            .map_err(|_| format!("plugin `{}` is not running", self.name))?;
+        rx.recv()
+            .map_err(|_| format!("plugin `{}` stopped", self.name))
+    }
 }
 
 impl PluginHandle {
@@ -90,114 +184,159 @@ impl PluginHandle {
             .clone()
     }
 
-    /// Stops the plugin (before any queued event) and waits for its thread.
-    pub fn stop(mut self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        let _ = self.input.send(Input::Stop);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    pub fn mailbox(&self) -> Mailbox {
+        Mailbox {
+            name: self.name.clone(),
+            input: self.input.clone(),
         }
+    }
+
+    /// Stops the plugin (before any queued event), waits for its thread and
+    /// returns its last saved state.
+    pub fn stop(mut self) -> Vec<u8> {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.feeder.abort();
+        let _ = self.input.send(Input::Stop);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+/// What the runner needs of the bridge.
+#[derive(Clone)]
+pub struct RunnerContext {
+    pub store: Arc<EntityStore>,
+    pub router: Arc<ServiceRouter>,
+    pub engine: Arc<super::PluginEngine>,
+    pub logs: Arc<LogBook>,
+    pub shutdown: Shutdown,
+}
+
+/// The plugin currently behind the runner.
+struct Active {
+    cfg: PluginConfig,
+    config_json: String,
+    pre: super::engine::ControllerPre<HostState>,
+    desc: wit::Description,
+    reads: HashSet<String>,
+    drives: HashSet<String>,
+}
+
+use super::engine::HostState;
+
+impl Active {
+    fn from(p: &Prepared) -> (Active, u32) {
+        (
+            Active {
+                cfg: p.cfg.clone(),
+                config_json: p.config_json.clone(),
+                pre: p.pre.clone(),
+                desc: p.desc.clone(),
+                reads: p.desc.reads.iter().cloned().collect(),
+                drives: p.desc.drives.iter().cloned().collect(),
+            },
+            p.tick_ms(),
+        )
     }
 }
 
 struct Runner {
     name: String,
-    cfg: PluginConfig,
-    config_json: String,
-    engine: Arc<PluginEngine>,
-    pre: super::engine::ControllerPre<HostState>,
-    store: Arc<EntityStore>,
-    router: Arc<ServiceRouter>,
+    ctx: RunnerContext,
+    active: Active,
+    tick_ms: u32,
     calls: mpsc::Sender<ServiceCall>,
     stopping: Arc<AtomicBool>,
     status: Arc<Mutex<PluginStatus>>,
-    desc: wit::Description,
-    drives: HashSet<String>,
-    device_id: String,
+    owned: OwnedEntities,
     saved: Vec<u8>,
+    status_published: Instant,
 }
 
-/// Compiles, instantiates, initialises and describes the plugin; any failure
-/// rejects it. Then starts its thread.
+/// Starts a prepared plugin: registers its entities, restores `saved`
+/// (state persisted by an earlier run; empty = none) and starts its thread.
 pub fn start(
-    engine: Arc<PluginEngine>,
-    cfg: PluginConfig,
-    store: Arc<EntityStore>,
-    router: Arc<ServiceRouter>,
-    shutdown: Shutdown,
+    ctx: RunnerContext,
+    mut prepared: Prepared,
+    saved: Vec<u8>,
 ) -> anyhow::Result<PluginHandle> {
-    let name = cfg.name.clone();
-    hearth_node_core::validate_node_id(&name)
-        .map_err(|e| anyhow::anyhow!("plugin name `{name}`: {e}"))?;
-    let bytes = super::builtin::load_bytes(&cfg.wasm)?;
-    let pre = engine
-        .load(&bytes)
-        .with_context(|| format!("plugin `{name}` ({})", cfg.wasm))?;
-    let config_json =
-        serde_json::to_string(&cfg.config).context("plugin config is not representable as JSON")?;
-    let mut instance = instantiate(&engine, &pre, &name, &store, &cfg.limits, &config_json)
-        .map_err(|f| anyhow::anyhow!("plugin `{name}` {f}"))?;
-    let desc = instance
-        .describe()
-        .map_err(|f| anyhow::anyhow!("plugin `{name}` describe: {f}"))?;
-    if let Some(allowed) = &cfg.drives
-        && let Some(bad) = desc.drives.iter().find(|d| !allowed.contains(d))
-    {
-        anyhow::bail!(
-            "plugin `{name}` wants to drive `{bad}`, which its config does not allow (drives = {allowed:?})"
-        );
-    }
+    let name = prepared.cfg.name.clone();
+    let d = &prepared.desc;
     tracing::info!(
-        "plugin `{name}`: {} {} reads {:?}, drives {:?}",
-        desc.name,
-        desc.version,
-        desc.reads,
-        desc.drives
+        "plugin `{name}`: {} {} (hearth:controller@{}) reads {:?}, drives {:?}; {} in {:.1} ms",
+        d.name,
+        d.version,
+        prepared.wit_version,
+        d.reads,
+        d.drives,
+        match prepared.cache {
+            super::cache::CacheOutcome::Hit => "loaded from the code cache",
+            _ => "compiled",
+        },
+        prepared.prepare_time.as_secs_f64() * 1000.0
     );
+    if !saved.is_empty() {
+        match prepared.instance.restore(&saved) {
+            Ok(Ok(())) => tracing::info!(
+                "plugin `{name}`: restored its state from the last run ({} bytes)",
+                saved.len()
+            ),
+            Ok(Err(reason)) => tracing::warn!(
+                "plugin `{name}` declined its state from the last run ({reason}); starting fresh"
+            ),
+            Err(fault) => anyhow::bail!("plugin `{name}` {fault} while restoring its saved state"),
+        }
+    }
     let status = Arc::new(Mutex::new(PluginStatus {
         name: name.clone(),
-        plugin: desc.name.clone(),
-        version: desc.version.clone(),
-        wit: WIT_PACKAGE,
+        plugin: String::new(),
+        version: String::new(),
+        wit: String::new(),
+        wasm: String::new(),
         state: RunState::Running,
-        reads: desc.reads.clone(),
-        drives: desc.drives.clone(),
+        reads: Vec::new(),
+        drives: Vec::new(),
+        entities: Vec::new(),
+        tick_period_ms: 0,
+        limits: prepared.cfg.limits,
+        events: 0,
         calls: 0,
         faults: 0,
         restarts: 0,
+        swaps: 0,
         last_fault: None,
+        restart_in_s: None,
         skipped_events: 0,
+        stats: CallStats::default(),
     }));
+    set_identity(&status, &prepared);
+    status.lock().unwrap_or_else(|e| e.into_inner()).stats = prepared.instance.stats;
 
     let (input_tx, input_rx) = std_mpsc::channel();
     let (calls_tx, calls_rx) = mpsc::channel(CALL_QUEUE);
     let stopping = Arc::new(AtomicBool::new(false));
-    let device_id = format!("plugin-{name}");
+    let (active, tick_ms) = Active::from(&prepared);
     let mut runner = Runner {
         name: name.clone(),
-        drives: desc.drives.iter().cloned().collect(),
-        desc,
-        cfg,
-        config_json,
-        engine,
-        pre,
-        store: store.clone(),
-        router: router.clone(),
+        active,
+        tick_ms,
         calls: calls_tx,
         stopping: stopping.clone(),
         status: status.clone(),
-        device_id,
+        owned: OwnedEntities::new(ctx.store.clone(), &name),
         saved: Vec::new(),
+        status_published: Instant::now(),
+        ctx: ctx.clone(),
     };
-    runner.register_entities()?;
-    runner.saved = instance.save().unwrap_or_default();
-    spawn_feeders(
-        &runner,
-        input_tx.clone(),
-        stopping.clone(),
-        shutdown.clone(),
-    );
-    spawn_call_executor(router, calls_rx);
+    runner.owned.sync(&prepared.desc)?;
+    runner.owned.set("fault", "off", Map::new());
+    runner.publish_status();
+    runner.saved = prepared.instance.save().unwrap_or_default();
+    let feeder = spawn_feeder(&ctx, input_tx.clone(), stopping.clone());
+    spawn_call_executor(ctx.router.clone(), calls_rx);
+    let instance = prepared.instance;
     let thread = std::thread::Builder::new()
         .name(format!("plugin-{name}"))
         .spawn(move || runner.run(instance, input_rx))?;
@@ -207,64 +346,46 @@ pub fn start(
         input: input_tx,
         stopping,
         thread: Some(thread),
+        feeder,
     })
 }
 
-fn instantiate(
-    engine: &PluginEngine,
-    pre: &super::engine::ControllerPre<HostState>,
-    name: &str,
-    store: &Arc<EntityStore>,
-    limits: &Limits,
-    config_json: &str,
-) -> Result<PluginInstance, PluginFault> {
-    let state = HostState {
-        plugin: name.into(),
-        store: store.clone(),
-        clock: store.clock(),
-        limiter: MemoryCap {
-            max_bytes: (limits.memory_mib as usize) << 20,
-            hit: false,
-        },
-    };
-    let mut instance = PluginInstance::new(&engine.engine, pre, state, limits)?;
-    instance.init(config_json)?;
-    Ok(instance)
+fn set_identity(status: &Mutex<PluginStatus>, p: &Prepared) {
+    let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
+    s.plugin = p.desc.name.clone();
+    s.version = p.desc.version.clone();
+    s.wit = format!("hearth:controller@{}", p.wit_version);
+    s.wasm = p.cfg.wasm.clone();
+    s.reads = p.desc.reads.clone();
+    s.drives = p.desc.drives.clone();
+    s.entities = p
+        .desc
+        .entities
+        .iter()
+        .map(|e| e.object_id.clone())
+        .collect();
+    s.tick_period_ms = p.tick_ms();
+    s.limits = p.cfg.limits;
 }
 
-/// Store events → the plugin's queue (only what it reads); ticks; shutdown.
-fn spawn_feeders(
-    runner: &Runner,
+/// Store events → the plugin's queue; shutdown → stop. Every state change
+/// is forwarded and the runner filters by what the current plugin reads, so
+/// a swap to a plugin that reads other entities misses nothing.
+fn spawn_feeder(
+    ctx: &RunnerContext,
     input: std_mpsc::Sender<Input>,
     stopping: Arc<AtomicBool>,
-    mut shutdown: Shutdown,
-) {
-    let reads: HashSet<String> = runner.desc.reads.iter().cloned().collect();
-    let (_, mut events) = runner.store.subscribe();
-    let tick_ms = match runner.desc.tick_period_ms {
-        0 => 0,
-        t => t.max(MIN_TICK_MS),
-    };
-    let clock = runner.store.clock();
+) -> tokio::task::AbortHandle {
+    let (_, mut events) = ctx.store.subscribe();
+    let mut shutdown = ctx.shutdown.clone();
     tokio::spawn(async move {
-        let mut next_tick = tokio::time::Instant::now();
         loop {
-            let tick = async {
-                if tick_ms == 0 {
-                    std::future::pending::<()>().await;
-                }
-                tokio::time::sleep_until(next_tick).await;
-            };
             let sent = tokio::select! {
                 ev = events.recv() => match ev {
-                    Some(StoreEvent::StateChanged(c)) if reads.contains(&c.entity_id) => input.send(Input::State(c)),
+                    Some(StoreEvent::StateChanged(c)) => input.send(Input::State(c)),
                     Some(_) => Ok(()),
                     None => break,
                 },
-                _ = tick => {
-                    next_tick += clock.wall(f64::from(tick_ms));
-                    input.send(Input::Tick(clock.now_ms()))
-                }
                 _ = shutdown.wait() => {
                     stopping.store(true, Ordering::SeqCst);
                     let _ = input.send(Input::Stop);
@@ -275,10 +396,12 @@ fn spawn_feeders(
                 break; // the plugin thread is gone
             }
         }
-    });
+    })
+    .abort_handle()
 }
 
-/// Plugin service calls go through the router off the plugin's thread.
+/// Plugin service calls go through the router off the plugin's thread, in
+/// order.
 fn spawn_call_executor(router: Arc<ServiceRouter>, mut calls: mpsc::Receiver<ServiceCall>) {
     tokio::spawn(async move {
         while let Some(call) = calls.recv().await {
@@ -288,81 +411,28 @@ fn spawn_call_executor(router: Arc<ServiceRouter>, mut calls: mpsc::Receiver<Ser
     });
 }
 
+/// What the loop got from the queue or the clock.
+enum Next {
+    Input(Input),
+    Tick,
+    Closed,
+}
+
 impl Runner {
-    fn register_entities(&self) -> anyhow::Result<()> {
-        let device = Device {
-            id: self.device_id.clone(),
-            name: format!("Hearth plugin {}", self.name),
-            manufacturer: "Hearth".into(),
-            model: format!("{} controller (WASM)", self.desc.name),
-            sw_version: Some(self.desc.version.clone()),
-            via_device: Some(crate::discovery::payload::BRIDGE_DEVICE.into()),
-        };
-        self.store.upsert_device("plugins", device)?;
-        let status = EntitySpec::new(&self.device_id, "status", Component::Sensor)
-            .named("Status")
-            .diagnostic();
-        let fault = EntitySpec::new(&self.device_id, "fault", Component::BinarySensor)
-            .named("Fault")
-            .class("problem");
-        self.store.upsert_entity(status)?;
-        self.store.upsert_entity(fault)?;
-        let mut seen = HashSet::new();
-        for decl in &self.desc.entities {
-            check_object_id(&decl.object_id).map_err(|e| {
-                anyhow::anyhow!("plugin `{}` declares an invalid entity: {e}", self.name)
-            })?;
-            anyhow::ensure!(
-                seen.insert(&decl.object_id),
-                "plugin `{}` declares entity `{}` twice",
-                self.name,
-                decl.object_id
-            );
-            let component = Component::parse(&decl.component)
-                .filter(|c| matches!(c, Component::Sensor | Component::BinarySensor))
-                .with_context(|| format!("plugin `{}` declares entity `{}` as `{}`; only sensor and binary_sensor are supported", self.name, decl.object_id, decl.component))?;
-            let mut spec =
-                EntitySpec::new(&self.device_id, &decl.object_id, component).named(&decl.name);
-            spec.device_class = decl.device_class.clone();
-            spec.unit = decl.unit_of_measurement.clone();
-            spec.state_class = decl.state_class.clone();
-            self.store.upsert_entity(spec)?;
-            if component == Component::BinarySensor {
-                self.set_own(&decl.object_id, "off", Map::new());
-            }
-        }
-        self.set_own("fault", "off", Map::new());
-        self.publish_status();
-        Ok(())
+    fn log_host(&self, level: &'static str, message: String) {
+        self.ctx.logs.push(
+            &self.name,
+            LogLine {
+                time_ms: self.ctx.store.clock().now_ms(),
+                level,
+                source: "host",
+                message,
+            },
+        );
     }
 
-    fn entity_id(&self, key: &str, component: Component) -> String {
-        crate::entity::entity_id_for(component, &self.device_id, key)
-    }
-
-    fn set_own(&self, key: &str, state: &str, attrs: Map<String, Value>) {
-        let Some(component) = self.own_component(key) else {
-            return;
-        };
-        let _ = self
-            .store
-            .set_state(&self.entity_id(key, component), state, attrs);
-    }
-
-    fn own_component(&self, key: &str) -> Option<Component> {
-        match key {
-            "status" => Some(Component::Sensor),
-            "fault" => Some(Component::BinarySensor),
-            _ => self
-                .desc
-                .entities
-                .iter()
-                .find(|d| d.object_id == key)
-                .and_then(|d| Component::parse(&d.component)),
-        }
-    }
-
-    fn publish_status(&self) {
+    fn publish_status(&mut self) {
+        self.status_published = Instant::now();
         let s = self
             .status
             .lock()
@@ -371,34 +441,85 @@ impl Runner {
         let Ok(Value::Object(mut attrs)) = serde_json::to_value(&s) else {
             return;
         };
-        attrs.remove("state");
-        let state = match s.state {
-            RunState::Running => "running",
-            RunState::Faulted => "faulted",
-            RunState::Stopped => "stopped",
-        };
-        self.set_own("status", state, attrs);
+        attrs.remove("status");
+        self.owned.set("status", s.state.as_str(), attrs);
     }
 
     fn update(&self, f: impl FnOnce(&mut PluginStatus)) {
         f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
-    fn run(mut self, mut instance: PluginInstance, input: std_mpsc::Receiver<Input>) {
+    fn tick_interval(&self) -> Option<Duration> {
+        (self.tick_ms > 0).then(|| self.ctx.store.clock().wall(f64::from(self.tick_ms)))
+    }
+
+    /// The next input, or a tick when one is due first.
+    fn next(&self, input: &std_mpsc::Receiver<Input>, next_tick: Option<Instant>) -> Next {
+        let Some(at) = next_tick else {
+            return input.recv().map_or(Next::Closed, Next::Input);
+        };
+        let now = Instant::now();
+        if now >= at {
+            return Next::Tick;
+        }
+        match input.recv_timeout(at - now) {
+            Ok(i) => Next::Input(i),
+            Err(std_mpsc::RecvTimeoutError::Timeout) => Next::Tick,
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => Next::Closed,
+        }
+    }
+
+    fn run(mut self, mut instance: PluginInstance, input: std_mpsc::Receiver<Input>) -> Vec<u8> {
         let mut consecutive_faults = 0u32;
         let mut healthy_since = Instant::now();
-        while let Ok(msg) = input.recv() {
+        let mut next_tick = self.tick_interval().map(|i| Instant::now() + i);
+        loop {
             if self.stopping.load(Ordering::SeqCst) {
                 break;
             }
-            let result = match msg {
-                Input::Stop => break,
-                Input::State(change) => instance.on_state(&to_wit_change(&change)),
-                Input::Tick(now) => instance.tick(now).and_then(|out| {
-                    self.saved = instance.save()?;
-                    Ok(out)
-                }),
+            let result = match self.next(&input, next_tick) {
+                Next::Closed | Next::Input(Input::Stop) => break,
+                Next::Tick => {
+                    let interval = self.tick_interval().unwrap_or(Duration::from_secs(1));
+                    let due = next_tick.unwrap_or_else(Instant::now) + interval;
+                    // Never queue up ticks behind a slow call: skip to now.
+                    next_tick = Some(due.max(Instant::now()));
+                    let now_ms = self.ctx.store.clock().now_ms();
+                    instance.tick(now_ms).and_then(|out| {
+                        self.saved = instance.save()?;
+                        Ok(out)
+                    })
+                }
+                Next::Input(Input::State(change)) => {
+                    if !self.active.reads.contains(&change.entity_id) {
+                        continue;
+                    }
+                    self.update(|s| s.events += 1);
+                    instance.on_state(&to_wit_change(&change))
+                }
+                Next::Input(Input::Save(reply)) => {
+                    let bytes = instance.save().unwrap_or_else(|_| self.saved.clone());
+                    let _ = reply.send(bytes);
+                    continue;
+                }
+                Next::Input(Input::Swap(prepared, reply)) => {
+                    match self.swap(Some(&mut instance), *prepared) {
+                        Ok((new, report)) => {
+                            instance = new;
+                            consecutive_faults = 0;
+                            healthy_since = Instant::now();
+                            next_tick = self.tick_interval().map(|i| Instant::now() + i);
+                            let _ = reply.send(Ok(report));
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    }
+                    continue;
+                }
             };
+            let stats = instance.stats;
+            self.update(|s| s.stats = stats);
             let outcome = match result.and_then(|out| check_output(&out).map(|()| out)) {
                 Ok(output) => {
                     if consecutive_faults > 0 && healthy_since.elapsed() >= HEALTHY_AFTER {
@@ -407,7 +528,7 @@ impl Runner {
                             "plugin `{}` has run cleanly for {HEALTHY_AFTER:?} after its faults",
                             self.name
                         );
-                        self.set_own("fault", "off", Map::new());
+                        self.owned.set("fault", "off", Map::new());
                     }
                     self.apply(output)
                 }
@@ -420,21 +541,106 @@ impl Runner {
                     Some(new) => {
                         instance = new;
                         healthy_since = Instant::now();
+                        next_tick = self.tick_interval().map(|i| Instant::now() + i);
                     }
                     None => break,
                 }
+            } else if self.status_published.elapsed() >= STATUS_EVERY {
+                self.publish_status();
             }
+        }
+        if let Ok(bytes) = instance.save() {
+            self.saved = bytes;
         }
         self.update(|s| s.state = RunState::Stopped);
         tracing::info!("plugin `{}` stopped", self.name);
+        self.saved
     }
 
-    fn on_fault(&self, fault: &PluginFault) {
+    /// Switches to a prepared plugin: the old instance's `save` (or, if it
+    /// is faulted, its last good save) goes to the new one's `restore`. A
+    /// trap in `restore` rejects the swap and the old plugin keeps running.
+    fn swap(
+        &mut self,
+        old: Option<&mut PluginInstance>,
+        mut p: Prepared,
+    ) -> Result<(PluginInstance, SwapReport), String> {
+        let started = Instant::now();
+        let bytes = match old {
+            Some(i) => i.save().unwrap_or_else(|f| {
+                tracing::warn!(
+                    "plugin `{}`: the old instance {f} in save; handing over its last saved state",
+                    self.name
+                );
+                self.saved.clone()
+            }),
+            None => self.saved.clone(),
+        };
+        let declined = match p.instance.restore(&bytes) {
+            Ok(Ok(())) => None,
+            Ok(Err(reason)) => Some(reason),
+            Err(fault) => {
+                let msg = format!(
+                    "the new plugin {fault} in restore; `{}` keeps running",
+                    self.active.desc.name
+                );
+                self.log_host("error", format!("swap rejected: {msg}"));
+                return Err(msg);
+            }
+        };
+        let from = format!("{} {}", self.active.desc.name, self.active.desc.version);
+        let to = format!("{} {}", p.desc.name, p.desc.version);
+        let (active, tick_ms) = Active::from(&p);
+        self.active = active;
+        self.tick_ms = tick_ms;
+        self.saved = bytes;
+        if let Err(e) = self.owned.sync(&p.desc) {
+            tracing::warn!("plugin `{}`: its entities after the swap: {e:#}", self.name);
+        }
+        let switch = started.elapsed();
+        set_identity(&self.status, &p);
+        self.update(|s| {
+            s.swaps += 1;
+            s.state = RunState::Running;
+            s.restart_in_s = None;
+            s.stats = p.instance.stats;
+        });
+        self.owned.set("fault", "off", Map::new());
+        self.publish_status();
+        let msg = match &declined {
+            None => format!(
+                "swapped {from} → {to} in {} µs; state carried over ({} bytes)",
+                switch.as_micros(),
+                self.saved.len()
+            ),
+            Some(r) => format!(
+                "swapped {from} → {to} in {} µs; the new plugin declined the old state ({r}) and starts fresh",
+                switch.as_micros()
+            ),
+        };
+        tracing::info!("plugin `{}`: {msg}", self.name);
+        self.log_host("info", msg);
+        let report = SwapReport {
+            name: self.name.clone(),
+            from,
+            to,
+            state_carried: declined.is_none(),
+            state_declined: declined,
+            state_bytes: self.saved.len(),
+            switch_us: switch.as_micros() as u64,
+            prepare_ms: p.prepare_time.as_secs_f64() * 1000.0,
+            cache: p.cache,
+        };
+        Ok((p.instance, report))
+    }
+
+    fn on_fault(&mut self, fault: &PluginFault) {
         let text = fault.to_string();
         tracing::error!(
             "ALERT plugin `{}` {text}; the bridge keeps running",
             self.name
         );
+        self.log_host("error", format!("fault: {text}"));
         self.update(|s| {
             s.state = RunState::Faulted;
             s.faults += 1;
@@ -442,10 +648,10 @@ impl Runner {
         });
         let mut attrs = Map::new();
         attrs.insert("reason".into(), json!(text));
-        self.set_own("fault", "on", attrs);
+        self.owned.set("fault", "on", attrs);
         self.publish_status();
-        for entity in &self.desc.drives {
-            match self.router.fault_action(entity) {
+        for entity in &self.active.desc.drives {
+            match self.ctx.router.fault_action(entity) {
                 Some(FaultAction::Hold) | None => {
                     tracing::warn!(
                         "{entity}: its controller faulted; holding the last command (safe state)"
@@ -471,18 +677,26 @@ impl Runner {
         }
     }
 
-    /// Waits out the backoff (skipping events), then makes a fresh instance
-    /// and restores the last saved state. `None` when told to stop.
+    /// Waits out the backoff (skipping events; a swap ends it at once), then
+    /// makes a fresh instance and restores the last saved state. `None`
+    /// when told to stop.
     fn restart(
-        &self,
+        &mut self,
         input: &std_mpsc::Receiver<Input>,
         consecutive: u32,
     ) -> Option<PluginInstance> {
         let mut attempt = consecutive;
         loop {
-            let backoff = (2f64.powi(attempt.saturating_sub(1).min(20) as i32))
-                .min(self.cfg.limits.max_backoff_s);
+            let limits = self.active.cfg.limits;
+            let backoff =
+                (2f64.powi(attempt.saturating_sub(1).min(20) as i32)).min(limits.max_backoff_s);
             tracing::warn!("plugin `{}`: restarting in {backoff:.0} s", self.name);
+            self.log_host("warn", format!("restarting in {backoff:.0} s"));
+            self.update(|s| {
+                s.state = RunState::Restarting;
+                s.restart_in_s = Some(backoff);
+            });
+            self.publish_status();
             let deadline = Instant::now() + Duration::from_secs_f64(backoff);
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -491,17 +705,35 @@ impl Runner {
                 }
                 match input.recv_timeout(left) {
                     Ok(Input::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => return None,
-                    Ok(_) => self.update(|s| s.skipped_events += 1),
+                    Ok(Input::State(c)) => {
+                        if self.active.reads.contains(&c.entity_id) {
+                            self.update(|s| s.skipped_events += 1);
+                        }
+                    }
+                    Ok(Input::Save(reply)) => {
+                        let _ = reply.send(self.saved.clone());
+                    }
+                    Ok(Input::Swap(prepared, reply)) => match self.swap(None, *prepared) {
+                        Ok((new, report)) => {
+                            let _ = reply.send(Ok(report));
+                            return Some(new);
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    },
                     Err(std_mpsc::RecvTimeoutError::Timeout) => break,
                 }
             }
-            let fresh = instantiate(
-                &self.engine,
-                &self.pre,
+            let a = &self.active;
+            let fresh = prepare::instantiate(
+                &self.ctx.engine,
+                &a.pre,
                 &self.name,
-                &self.store,
-                &self.cfg.limits,
-                &self.config_json,
+                &self.ctx.store,
+                &self.ctx.logs,
+                &a.cfg,
+                &a.config_json,
             )
             .and_then(|mut i| match i.restore(&self.saved)? {
                 Ok(()) => Ok(i),
@@ -518,9 +750,11 @@ impl Runner {
                     self.update(|s| {
                         s.state = RunState::Running;
                         s.restarts += 1;
+                        s.restart_in_s = None;
                     });
                     self.publish_status();
                     tracing::info!("plugin `{}` restarted", self.name);
+                    self.log_host("info", "restarted".into());
                     return Some(i);
                 }
                 Err(fault) => {
@@ -535,25 +769,28 @@ impl Runner {
     /// flooding the call queue faults the plugin.
     fn apply(&self, out: wit::Output) -> Result<(), PluginFault> {
         for call in out.calls {
-            if let Some(bad) = call.entity_ids.iter().find(|e| !self.drives.contains(*e)) {
-                tracing::warn!(
-                    "plugin `{}` asked {}.{} on `{bad}`, which it does not drive: refused",
-                    self.name,
-                    call.domain,
-                    call.service
+            if let Some(bad) = call
+                .entity_ids
+                .iter()
+                .find(|e| !self.active.drives.contains(*e))
+            {
+                let msg = format!(
+                    "asked {}.{} on `{bad}`, which it does not drive: refused",
+                    call.domain, call.service
                 );
+                tracing::warn!("plugin `{}` {msg}", self.name);
+                self.log_host("warn", msg);
                 continue;
             }
             let data = match serde_json::from_str::<Value>(&call.service_data) {
                 Ok(Value::Object(m)) => m,
                 _ => {
-                    tracing::warn!(
-                        "plugin `{}`: service_data of {}.{} is not a JSON object: `{}`",
-                        self.name,
-                        call.domain,
-                        call.service,
-                        call.service_data
+                    let msg = format!(
+                        "service_data of {}.{} is not a JSON object: `{}`",
+                        call.domain, call.service, call.service_data
                     );
+                    tracing::warn!("plugin `{}`: {msg}", self.name);
+                    self.log_host("warn", msg);
                     continue;
                 }
             };
@@ -573,24 +810,20 @@ impl Runner {
             }
         }
         for e in out.entities {
-            if self
-                .desc
-                .entities
-                .iter()
-                .all(|d| d.object_id != e.object_id)
-            {
-                tracing::warn!(
-                    "plugin `{}` updated `{}`, an entity it did not declare: ignored",
-                    self.name,
+            if !self.owned.declares(&e.object_id) {
+                let msg = format!(
+                    "updated `{}`, an entity it did not declare: ignored",
                     e.object_id
                 );
+                tracing::warn!("plugin `{}` {msg}", self.name);
+                self.log_host("warn", msg);
                 continue;
             }
             let attrs = match serde_json::from_str::<Value>(&e.attributes) {
                 Ok(Value::Object(m)) => m,
                 _ => Map::new(),
             };
-            self.set_own(&e.object_id, &e.state, attrs);
+            self.owned.set(&e.object_id, &e.state, attrs);
         }
         for a in out.alerts {
             let verb = if a.active { "raised" } else { "cleared" };
@@ -632,24 +865,6 @@ fn check_output(out: &wit::Output) -> Result<(), PluginFault> {
         ))),
         None => Ok(()),
     }
-}
-
-/// A plugin entity's object id: `[a-z0-9_]{1,64}`, not one of the host's.
-fn check_object_id(id: &str) -> Result<(), String> {
-    let valid = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if !valid {
-        return Err(format!(
-            "entity id `{id}` must be 1 to 64 characters of [a-z0-9_]"
-        ));
-    }
-    if RESERVED_KEYS.contains(&id) {
-        return Err(format!("entity id `{id}` is reserved for the host"));
-    }
-    Ok(())
 }
 
 fn to_wit_change(c: &StateChanged) -> wit::StateChange {

@@ -20,7 +20,7 @@
 //! event loop; it reconnects, and the `ConnAck` republishes everything.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use hearth_node_core::{Announce, SensorKind, Telemetry, TopicKind, encode, heapless, topic};
@@ -101,7 +101,17 @@ pub fn telemetry_payload(t: &Telemetry) -> Vec<u8> {
     encode(t, &mut buf).map(<[u8]>::to_vec).unwrap_or_default()
 }
 
+/// Test and demo controls of a running node: pause its telemetry (the
+/// node stays connected, like a sensor that stopped measuring) and count
+/// what it published.
+#[derive(Debug, Default)]
+pub struct NodeControl {
+    pub paused: AtomicBool,
+    pub published: AtomicU64,
+}
+
 struct Node {
+    control: Arc<NodeControl>,
     cfg: NodeSimConfig,
     clock: Clock,
     plant: SharedPlant,
@@ -167,6 +177,7 @@ pub fn spawn(
     mqtt_port: u16,
     cfg: NodeSimConfig,
     plant: SharedPlant,
+    control: Arc<NodeControl>,
     shutdown: Shutdown,
 ) -> anyhow::Result<JoinHandle<()>> {
     let t = |k| {
@@ -191,6 +202,7 @@ pub fn spawn(
     let (client, eventloop) = AsyncClient::new(opts, 64);
 
     let node = Arc::new(Node {
+        control,
         announce: announce_payload(&cfg)?,
         sensor: std::sync::Mutex::new(Sensor::new(cfg.seed)),
         start_ms: clock.now_ms(),
@@ -250,20 +262,31 @@ async fn run(node: Arc<Node>, mut eventloop: rumqttc::EventLoop, mut shutdown: S
 
 async fn telemetry_loop(node: Arc<Node>, connected: Arc<AtomicBool>, mut shutdown: Shutdown) {
     let period_ms = f64::from(node.cfg.interval_s.max(1)) * 1000.0;
+    // A schedule, not a sleep after each reading: at high simulation speeds
+    // the period is about a millisecond, the timer's resolution, and the
+    // node must still keep its rate on average.
+    let period = node.clock.wall(period_ms).max(Duration::from_micros(100));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     loop {
         tokio::select! {
             _ = shutdown.wait() => return,
-            _ = node.clock.sleep_ms(period_ms) => {}
+            _ = ticker.tick() => {}
         }
         // A disconnected node measures nothing worth queueing: rumqttc would
         // drop it on reconnection (clean session) anyway.
-        if connected.load(Ordering::Relaxed) {
+        if connected.load(Ordering::Relaxed) && !node.control.paused.load(Ordering::SeqCst) {
             let payload = node.reading();
-            if let Err(e) =
-                node.client
-                    .try_publish(&node.telemetry_topic, QoS::AtMostOnce, false, payload)
+            match node
+                .client
+                .try_publish(&node.telemetry_topic, QoS::AtMostOnce, false, payload)
             {
-                tracing::debug!("twin node {}: telemetry dropped: {e}", node.cfg.node_id);
+                Ok(()) => {
+                    node.control.published.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(e) => {
+                    tracing::debug!("twin node {}: telemetry dropped: {e}", node.cfg.node_id)
+                }
             }
         }
     }

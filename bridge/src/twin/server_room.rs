@@ -14,6 +14,7 @@
 //! log) and to inject trouble (plug faults, IT load steps).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -120,6 +121,7 @@ impl ServerRoomTwin {
         let (node_seed, shelly_seed, id_seed) = (seeds.u64(..), seeds.u64(..), seeds.u64(..));
 
         tokio::spawn(physics(clock, plant.clone(), shutdown.clone()));
+        let node = Arc::new(node_sim::NodeControl::default());
 
         node_sim::spawn(
             clock,
@@ -132,6 +134,7 @@ impl ServerRoomTwin {
                 seed: node_seed,
             },
             plant.clone(),
+            node.clone(),
             shutdown.clone(),
         )?;
 
@@ -173,6 +176,7 @@ impl ServerRoomTwin {
             ir_log,
             fault,
             shelly_addr,
+            node,
         })
     }
 }
@@ -200,6 +204,7 @@ pub struct TwinHandle {
     ir_log: IrLog,
     fault: FaultSwitch,
     shelly_addr: SocketAddr,
+    node: Arc<node_sim::NodeControl>,
 }
 
 impl TwinHandle {
@@ -266,6 +271,20 @@ impl TwinHandle {
     /// Makes the plug misbehave from now on (`ShellyFault::None` to stop).
     pub fn set_shelly_fault(&self, fault: ShellyFault) {
         self.fault.set(fault);
+    }
+
+    /// Pauses (or resumes) the sensor node's telemetry; it stays online.
+    pub fn pause_telemetry(&self, paused: bool) {
+        self.node
+            .paused
+            .store(paused, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Telemetry messages the sensor node has published.
+    pub fn telemetry_published(&self) -> u64 {
+        self.node
+            .published
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Steps the IT heat load to `watts` W from now on.

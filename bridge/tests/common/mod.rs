@@ -117,6 +117,15 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(kind: BrokerKind, speed: f64, tweak: impl FnOnce(&mut Config)) -> Harness {
+        Harness::start_with(kind, speed, TwinOptions::default(), tweak).await
+    }
+
+    pub async fn start_with(
+        kind: BrokerKind,
+        speed: f64,
+        twin_options: TwinOptions,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Harness {
         init_logs();
         let broker = broker(kind);
         let clock = Clock::simulated(speed);
@@ -125,7 +134,7 @@ impl Harness {
             clock,
             &broker.addr.host,
             broker.addr.port,
-            TwinOptions::default(),
+            twin_options,
             twin_shutdown,
         )
         .await

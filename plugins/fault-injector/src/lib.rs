@@ -2,7 +2,7 @@
 //! it traps, loops forever or allocates without bound when told to.
 //!
 //! Config: `{"entity": "sensor.x", "fault": "trap"|"loop"|"alloc"|"flood"|"none",
-//! "when": "on_state"|"tick"|"init", "drives": ["switch.y"]}`.
+//! "when": "on_state"|"tick"|"init"|"restore", "drives": ["switch.y"]}`.
 //! With `fault: none` it forwards each state change of `entity` as
 //! `switch.turn_on` on its first driven entity (used to check call routing).
 
@@ -27,6 +27,8 @@ enum When {
     Init,
     OnState,
     Tick,
+    /// When handed saved state (a restart or a swap).
+    Restore,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -119,6 +121,9 @@ impl Controller for FaultInjector {
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        if self.cfg.when == When::Restore {
+            misbehave(self.cfg.fault);
+        }
         let arr: [u8; 8] = bytes
             .try_into()
             .map_err(|_| "expected 8 bytes".to_string())?;

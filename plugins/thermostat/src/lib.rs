@@ -32,7 +32,7 @@
 use hearth_plugin_sdk::serde_json::{self, Value, json};
 use hearth_plugin_sdk::{
     Change, Controller, Description, Output, Severity, State, export_controller, info,
-    problem_sensor,
+    problem_sensor, restore_json, save_json,
 };
 use serde::{Deserialize, Serialize};
 
@@ -90,15 +90,23 @@ fn default_start_check() -> f64 {
     180.0
 }
 
-/// What survives a restart or a swap.
+/// What survives a restart or a swap. Tolerant (every field defaults, unknown
+/// fields are ignored), so state saved by another version or by another
+/// strategy (examples/custom-strategy) carries over where fields match.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Saved {
+    /// `on_state` calls handled, across restarts and swaps (diagnostic).
+    #[serde(default)]
+    events: u64,
+    #[serde(default)]
     last_sent_ms: Option<i64>,
     /// The last command sent (true = on), so that two events arriving before
     /// the switch reports back do not send it twice.
     #[serde(default)]
     last_sent_on: Option<bool>,
+    #[serde(default)]
     over_temperature: bool,
+    #[serde(default)]
     not_cooling: bool,
     #[serde(default)]
     sensor_lost: bool,
@@ -302,6 +310,7 @@ impl Controller for Thermostat {
     }
 
     fn on_state(&mut self, change: Change, out: &mut Output) {
+        self.saved.events += 1;
         // The switch's own echo needs no reaction.
         if change.entity_id == self.cfg.switch {
             return;
@@ -328,12 +337,11 @@ impl Controller for Thermostat {
     }
 
     fn save(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.saved).unwrap_or_default()
+        save_json(&self.saved)
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.saved =
-            serde_json::from_slice(bytes).map_err(|e| format!("not thermostat state: {e}"))?;
+        self.saved = restore_json(bytes)?;
         Ok(())
     }
 }

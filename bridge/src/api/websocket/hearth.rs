@@ -1,6 +1,8 @@
 //! Hearth's own commands, under `hearth/`:
-//! - `hearth/plugins/list` → `[{name, plugin, version, wit, status, reads,
-//!   drives, calls, faults, restarts, last_fault, skipped_events}]`
+//! - `hearth/plugins/list|load|swap|unload|logs`: the plugin lifecycle, with
+//!   the arguments and results of [`plugin_ops`](crate::api::plugin_ops)
+//!   (e.g. `{"id": 5, "type": "hearth/plugins/swap", "name": "thermostat",
+//!   "wasm": "builtin:custom-strategy"}`).
 //! - `hearth/devices/list` → `[{id, name, manufacturer, model, sw_version,
 //!   via_device, available, entities: [entity_id]}]`
 //! - `hearth/history` `{entity_id, start_time, end_time?}` (RFC 3339) →
@@ -12,21 +14,39 @@ use super::commands::Outcome;
 use super::protocol::{self, Command, ERR_NOT_FOUND, Fields};
 use super::session::Session;
 use crate::api::calls::Failure;
+use crate::api::plugin_ops;
 use crate::clock::iso8601;
 use serde_json::{Value, json};
 
 pub fn handle(s: &mut Session, cmd: &Command) -> Option<Outcome> {
     Some(match cmd.kind.as_str() {
-        "hearth/plugins/list" => Fields::new(&cmd.msg, &[]).map_err(Failure::from).map(|_| {
-            let list = (s.api.plugins)();
-            s.conn.send(protocol::result(cmd.id, json!(list)));
-        }),
+        kind if kind.starts_with("hearth/plugins/") => {
+            let op = plugin_ops::Op::parse(&kind["hearth/plugins/".len()..])?;
+            plugin(s, cmd, op)
+        }
         "hearth/devices/list" => Fields::new(&cmd.msg, &[]).map_err(Failure::from).map(|_| {
             s.conn.send(protocol::result(cmd.id, devices(s)));
         }),
         "hearth/history" => history(s, cmd),
         _ => return None,
     })
+}
+
+/// Lifecycle operations can take a while (compiling); the connection keeps
+/// serving meanwhile, and they are aborted with the session like calls.
+fn plugin(s: &mut Session, cmd: &Command, op: plugin_ops::Op) -> Outcome {
+    let mut request = cmd.msg.clone();
+    request.remove("id");
+    request.remove("type");
+    let (manager, conn, id) = (s.api.plugins.clone(), s.conn.clone(), cmd.id);
+    while s.calls.try_join_next().is_some() {}
+    s.calls.spawn(async move {
+        match plugin_ops::run(manager, op, request).await {
+            Ok(v) => conn.send(protocol::result(id, v)),
+            Err(f) => conn.send(protocol::error(json!(id), f.code, &f.message)),
+        };
+    });
+    Ok(())
 }
 
 fn devices(s: &Session) -> Value {

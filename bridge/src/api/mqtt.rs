@@ -1,0 +1,94 @@
+//! Requests over MQTT, in Zigbee2MQTT's shape: a JSON object published to
+//! `<base>/bridge/request/plugin/<op>` is answered on
+//! `<base>/bridge/response/plugin/<op>` with
+//! `{"status": "ok" | "error", "data": …, "error": "…", "transaction": …}`
+//! (`error` only on failure; `transaction` echoed when the request had one).
+//! Operations and arguments: [`plugin_ops`](super::plugin_ops).
+//!
+//! Anyone who may publish to the base topic may load plugins: protect it
+//! with the broker's ACLs as you protect the devices' command topics.
+
+use super::plugin_ops::{self, Op};
+use crate::broker::{Message, MqttLink};
+use crate::plugins::PluginManager;
+use crate::shutdown::Shutdown;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// Answers plugin requests until shutdown. Requests run one after another.
+pub fn spawn(
+    link: &MqttLink,
+    base: &str,
+    manager: Arc<PluginManager>,
+    mut shutdown: Shutdown,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let prefix = format!("{base}/bridge/request/plugin/");
+    let mut requests = link.subscribe(&format!("{prefix}+"))?;
+    let link = link.clone();
+    let base = base.to_string();
+    Ok(tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                m = requests.recv() => match m { Some(m) => m, None => break },
+                _ = shutdown.wait() => break,
+            };
+            let op_name = msg.topic.strip_prefix(&prefix).unwrap_or("").to_string();
+            let reply = answer(&manager, &op_name, &msg).await;
+            let topic = format!("{base}/bridge/response/plugin/{op_name}");
+            if let Err(e) = link.publish(&topic, reply.to_string(), false).await {
+                tracing::warn!("plugin request on {}: could not answer: {e:#}", msg.topic);
+            }
+        }
+    }))
+}
+
+async fn answer(manager: &Arc<PluginManager>, op_name: &str, msg: &Message) -> Value {
+    let mut request = match parse(&msg.payload) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("{}: {e}", msg.topic);
+            return json!({"status": "error", "data": {}, "error": format!("{}: {e}", msg.topic)});
+        }
+    };
+    let transaction = request.remove("transaction");
+    let result = match Op::parse(op_name) {
+        Some(op) => plugin_ops::run(manager.clone(), op, request)
+            .await
+            .map_err(|f| f.message),
+        None => {
+            let ops: Vec<&str> = Op::ALL.iter().map(|(n, _)| *n).collect();
+            Err(format!(
+                "unknown plugin request `{op_name}`; expected one of {ops:?}"
+            ))
+        }
+    };
+    let mut reply = match result {
+        Ok(data) => json!({"status": "ok", "data": data}),
+        Err(error) => {
+            tracing::warn!("{}: {error}", msg.topic);
+            json!({"status": "error", "data": {}, "error": error})
+        }
+    };
+    if let Some(t) = transaction {
+        reply["transaction"] = t;
+    }
+    reply
+}
+
+/// An empty payload is an empty request; anything else must be a JSON object.
+fn parse(payload: &[u8]) -> Result<Map<String, Value>, String> {
+    if payload.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(payload) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(format!(
+            "expected a JSON object like {{\"name\": \"thermostat\"}}, got `{}`",
+            crate::broker::excerpt(other.to_string().as_bytes())
+        )),
+        Err(e) => Err(format!(
+            "expected a JSON object ({e}), got `{}`",
+            crate::broker::excerpt(payload)
+        )),
+    }
+}

@@ -1,0 +1,3 @@
+//! Command-line front ends that are more than argument parsing.
+
+pub mod plugin;

@@ -1,0 +1,112 @@
+//! `hearth plugin list|load|swap|unload|logs`: the plugin lifecycle of a
+//! running bridge, through its WebSocket API (`hearth/plugins/*`), so the
+//! CLI needs a token (`hearth token create --name cli`) and nothing else.
+//! `hearth plugin new` scaffolds a plugin crate and needs no bridge.
+
+use crate::api::client::ApiClient;
+use crate::plugins::directory::Sidecar;
+use anyhow::Context;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+/// Where and how to reach the bridge.
+pub struct Target {
+    pub url: String,
+    pub token: String,
+}
+
+impl Target {
+    pub async fn connect(&self) -> anyhow::Result<ApiClient> {
+        ApiClient::connect(&self.url, &self.token).await
+    }
+}
+
+/// `wasm` as the bridge should read it: `builtin:<name>` as is, a file as
+/// an absolute path (the bridge may run in another directory).
+pub fn wasm_arg(wasm: &str) -> anyhow::Result<String> {
+    if wasm.starts_with("builtin:") {
+        return Ok(wasm.to_string());
+    }
+    let path = std::fs::canonicalize(wasm).with_context(|| format!("plugin file {wasm}"))?;
+    Ok(path.display().to_string())
+}
+
+/// Reads a sidecar-shaped TOML file (`drives`, `[config]`, `[limits]`).
+pub fn read_sidecar(path: &Path) -> anyhow::Result<Sidecar> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| {
+        format!(
+            "{}: expected `drives = [...]`, a `[config]` table and a `[limits]` table",
+            path.display()
+        )
+    })
+}
+
+/// The request of `load` or `swap`.
+pub fn request(name: &str, wasm: &str, config: Option<&PathBuf>) -> anyhow::Result<Value> {
+    let mut req = json!({"name": name, "wasm": wasm_arg(wasm)?});
+    if let Some(path) = config {
+        let s = read_sidecar(path)?;
+        if let Some(c) = s.config {
+            req["config"] = c;
+        }
+        if let Some(l) = s.limits {
+            req["limits"] = json!(l);
+        }
+        if let Some(d) = s.drives {
+            req["drives"] = json!(d);
+        }
+    }
+    Ok(req)
+}
+
+/// `hearth plugin list` as a table.
+pub fn format_list(list: &Value) -> String {
+    let mut out = format!(
+        "{:<16} {:<10} {:<22} {:<24} {:>8} {:>6} {:>6} {:>10} {:>8}\n",
+        "NAME", "STATUS", "PLUGIN", "WIT", "EVENTS", "CALLS", "FAULTS", "FUEL/CALL", "MEMORY"
+    );
+    for p in list.as_array().into_iter().flatten() {
+        let s = |k: &str| p[k].as_str().unwrap_or("").to_string();
+        let n = |k: &str| p[k].as_u64().unwrap_or(0);
+        out.push_str(&format!(
+            "{:<16} {:<10} {:<22} {:<24} {:>8} {:>6} {:>6} {:>10} {:>7}K\n",
+            s("name"),
+            s("status"),
+            format!("{} {}", s("plugin"), s("version")),
+            s("wit"),
+            n("events"),
+            n("calls"),
+            n("faults"),
+            p["stats"]["fuel_max"].as_u64().unwrap_or(0),
+            p["stats"]["memory_bytes"].as_u64().unwrap_or(0) / 1024,
+        ));
+        out.push_str(&format!(
+            "    reads {}  drives {}\n",
+            p["reads"], p["drives"]
+        ));
+        if let Some(f) = p["last_fault"].as_str() {
+            out.push_str(&format!("    last fault: {f}\n"));
+        }
+    }
+    out
+}
+
+/// `hearth plugin logs` lines.
+pub fn format_logs(lines: &Value) -> String {
+    let mut out = String::new();
+    for l in lines.as_array().into_iter().flatten() {
+        let time = l["time_ms"]
+            .as_i64()
+            .map(crate::clock::iso8601)
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{time} {:<5} {:<6} {}\n",
+            l["level"].as_str().unwrap_or(""),
+            l["source"].as_str().unwrap_or(""),
+            l["message"].as_str().unwrap_or("")
+        ));
+    }
+    out
+}

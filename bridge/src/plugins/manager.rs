@@ -1,0 +1,266 @@
+//! The plugin lifecycle, one implementation behind every front end (CLI,
+//! WebSocket `hearth/plugins/*`, MQTT `hearth/bridge/request/plugin/*`, the
+//! plugin directory's watch):
+//!
+//! - **load**: prepare (compile, instantiate, `init`, `describe`, checks),
+//!   refuse a claim on an entity another plugin drives, restore the state
+//!   the plugin saved when it was last stopped, start it;
+//! - **swap**: prepare the new plugin while the old one keeps running, with
+//!   the same checks; then the runner switches between two events (see
+//!   [`runner`](super::runner)); any failure leaves the old one running;
+//! - **unload**: stop, keep its saved state on disk, remove its device and
+//!   entities from HA;
+//! - **list**, **logs**, **save**.
+//!
+//! Operations are serialised (one at a time) and blocking: compiling takes
+//! 100–200 ms. Async callers run them on `spawn_blocking`.
+
+use super::PluginConfig;
+use super::logbook::{LogBook, LogLine};
+use super::owned::OwnedEntities;
+use super::prepare::{self, Prepared};
+use super::runner::{self, PluginHandle, PluginStatus, RunnerContext, SwapReport};
+use anyhow::{Context, bail};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+pub struct PluginManager {
+    ctx: RunnerContext,
+    /// `<data-dir>/plugin-state`: each plugin's `save` bytes when it stops.
+    state_dir: Option<PathBuf>,
+    plugins: Mutex<BTreeMap<String, Entry>>,
+    /// Serialises lifecycle operations.
+    ops: Mutex<()>,
+}
+
+struct Entry {
+    handle: PluginHandle,
+    cfg: PluginConfig,
+}
+
+/// What a swap may change; unset fields keep the running plugin's.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwapRequest {
+    pub wasm: String,
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    #[serde(default)]
+    pub limits: Option<super::Limits>,
+    #[serde(default)]
+    pub drives: Option<Vec<String>>,
+}
+
+impl PluginManager {
+    pub fn new(ctx: RunnerContext, data_dir: Option<&Path>) -> Self {
+        PluginManager {
+            ctx,
+            state_dir: data_dir.map(|d| d.join("plugin-state")),
+            plugins: Mutex::new(BTreeMap::new()),
+            ops: Mutex::new(()),
+        }
+    }
+
+    pub fn logbook(&self) -> &std::sync::Arc<LogBook> {
+        &self.ctx.logs
+    }
+
+    fn lock_ops(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.ops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn plugins(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.plugins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Loads and starts a plugin under `cfg.name`.
+    pub fn load(&self, cfg: PluginConfig) -> anyhow::Result<PluginStatus> {
+        let _ops = self.lock_ops();
+        let name = cfg.name.clone();
+        if self.plugins().contains_key(&name) {
+            bail!("plugin `{name}` is already loaded; swap it or unload it first");
+        }
+        let prepared = self.prepare(cfg.clone())?;
+        self.check_claims(&name, &prepared)?;
+        let saved = self.read_state(&name);
+        let handle = runner::start(self.ctx.clone(), prepared, saved)?;
+        let status = handle.status();
+        self.plugins().insert(name, Entry { handle, cfg });
+        Ok(status)
+    }
+
+    /// Replaces the running plugin `name` by the one `req` describes.
+    pub fn swap(&self, name: &str, req: SwapRequest) -> anyhow::Result<SwapReport> {
+        let _ops = self.lock_ops();
+        let mut cfg = self
+            .plugins()
+            .get(name)
+            .map(|e| e.cfg.clone())
+            .with_context(|| format!("no plugin `{name}` is loaded"))?;
+        cfg.wasm = req.wasm;
+        if let Some(c) = req.config {
+            cfg.config = c;
+        }
+        if let Some(l) = req.limits {
+            cfg.limits = l;
+        }
+        if let Some(d) = req.drives {
+            cfg.drives = Some(d);
+        }
+        let prepared = self.prepare(cfg.clone()).with_context(|| {
+            format!("swap of `{name}` rejected; the running plugin keeps running")
+        })?;
+        self.check_claims(name, &prepared).with_context(|| {
+            format!("swap of `{name}` rejected; the running plugin keeps running")
+        })?;
+        let mailbox = self
+            .plugins()
+            .get(name)
+            .map(|e| e.handle.mailbox())
+            .with_context(|| format!("no plugin `{name}` is loaded"))?;
+        let report = mailbox
+            .swap(prepared)
+            .map_err(|e| anyhow::anyhow!("swap of `{name}` rejected: {e}"))?;
+        if let Some(e) = self.plugins().get_mut(name) {
+            e.cfg = cfg;
+        }
+        Ok(report)
+    }
+
+    /// Stops a plugin, keeps its state on disk for a later load, and
+    /// removes its device and entities (HA gets empty retained configs).
+    pub fn unload(&self, name: &str) -> anyhow::Result<()> {
+        let _ops = self.lock_ops();
+        let entry = self
+            .plugins()
+            .remove(name)
+            .with_context(|| format!("no plugin `{name}` is loaded"))?;
+        let saved = entry.handle.stop();
+        self.write_state(name, &saved);
+        OwnedEntities::new(self.ctx.store.clone(), name).remove();
+        self.ctx.logs.push(
+            name,
+            LogLine {
+                time_ms: self.ctx.store.clock().now_ms(),
+                level: "info",
+                source: "host",
+                message: "unloaded".into(),
+            },
+        );
+        tracing::info!("plugin `{name}` unloaded; its entities are removed from Home Assistant");
+        Ok(())
+    }
+
+    pub fn list(&self) -> Vec<PluginStatus> {
+        self.plugins().values().map(|e| e.handle.status()).collect()
+    }
+
+    pub fn status(&self, name: &str) -> Option<PluginStatus> {
+        self.plugins().get(name).map(|e| e.handle.status())
+    }
+
+    /// The config a plugin runs with.
+    pub fn config(&self, name: &str) -> Option<PluginConfig> {
+        self.plugins().get(name).map(|e| e.cfg.clone())
+    }
+
+    pub fn logs(&self, name: &str, lines: usize) -> anyhow::Result<Vec<LogLine>> {
+        let tail = self.ctx.logs.tail(name, lines);
+        if tail.is_empty() && !self.plugins().contains_key(name) {
+            bail!("no plugin `{name}` is loaded and none has logged under that name");
+        }
+        Ok(tail)
+    }
+
+    /// The plugin's `save` bytes, taken after every event queued so far.
+    pub fn save(&self, name: &str) -> anyhow::Result<Vec<u8>> {
+        let mailbox = self
+            .plugins()
+            .get(name)
+            .map(|e| e.handle.mailbox())
+            .with_context(|| format!("no plugin `{name}` is loaded"))?;
+        mailbox.save().map_err(anyhow::Error::msg)
+    }
+
+    /// Stops every plugin (bridge shutdown), keeping their states on disk.
+    pub fn stop_all(&self) {
+        let _ops = self.lock_ops();
+        let all = std::mem::take(&mut *self.plugins());
+        for (name, e) in all {
+            let saved = e.handle.stop();
+            self.write_state(&name, &saved);
+        }
+    }
+
+    fn prepare(&self, cfg: PluginConfig) -> anyhow::Result<Prepared> {
+        let started = Instant::now();
+        let p = prepare::prepare(&self.ctx.engine, cfg, &self.ctx.store, &self.ctx.logs)?;
+        tracing::debug!(
+            "plugin `{}` prepared in {:.1} ms ({:?})",
+            p.cfg.name,
+            started.elapsed().as_secs_f64() * 1000.0,
+            p.cache
+        );
+        Ok(p)
+    }
+
+    /// An entity is driven by one plugin at most: two controllers fighting
+    /// over one AC is a configuration error, refused before it happens.
+    fn check_claims(&self, name: &str, p: &Prepared) -> anyhow::Result<()> {
+        for (other, e) in self.plugins().iter() {
+            if other == name {
+                continue;
+            }
+            let theirs = e.handle.status().drives;
+            if let Some(clash) = p.desc.drives.iter().find(|d| theirs.contains(d)) {
+                bail!(
+                    "plugin `{name}` claims `{clash}`, which plugin `{other}` already drives (an entity has one controller)"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn state_path(&self, name: &str) -> Option<PathBuf> {
+        Some(self.state_dir.as_ref()?.join(format!("{name}.state")))
+    }
+
+    fn read_state(&self, name: &str) -> Vec<u8> {
+        let Some(path) = self.state_path(name) else {
+            return Vec::new();
+        };
+        match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                tracing::warn!(
+                    "plugin `{name}`: reading {}: {e}; starting fresh",
+                    path.display()
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn write_state(&self, name: &str, bytes: &[u8]) {
+        let Some(path) = self.state_path(name) else {
+            return;
+        };
+        let result = (|| -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = path.with_extension("state.tmp");
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = result {
+            tracing::warn!(
+                "plugin `{name}`: could not keep its state in {}: {e}",
+                path.display()
+            );
+        }
+    }
+}

@@ -100,7 +100,8 @@ fn compile_vs_cache() {
         let (mut cold, mut cached) = (Vec::new(), Vec::new());
         for _ in 0..5 {
             let dir = tempfile::tempdir().unwrap();
-            let engine = PluginEngine::with_cache(CodeCache::new(Some(dir.path().into()))).unwrap();
+            let engine =
+                PluginEngine::with_cache(CodeCache::new(Some(dir.path().join("plugins")))).unwrap();
             let l = engine.load(&bytes).unwrap();
             assert_eq!(l.cache, CacheOutcome::Compiled);
             cold.push(l.load_time.as_secs_f64() * 1000.0);

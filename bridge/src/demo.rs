@@ -121,6 +121,10 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoReport> {
         bridge.http_addr,
         opts.data_dir.display()
     );
+    tracing::info!(
+        "swap the controller live: `hearth plugin swap thermostat builtin:custom-strategy --url ws://{}/api/websocket --token …` (a PI strategy; `builtin:thermostat` swaps back; see examples/custom-strategy/)",
+        bridge.http_addr
+    );
 
     let started_ms = clock.now_ms();
     let samples = std::sync::Mutex::new(Vec::new());

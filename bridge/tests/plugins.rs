@@ -325,7 +325,7 @@ async fn rejected_swaps_leave_the_running_plugin_in_control() {
             ..Default::default()
         })
         .await,
-        "CPU budget",
+        "budget of",
     );
     // Traps in restore (after init and describe passed).
     expect_rejected(
@@ -786,5 +786,63 @@ memory_mib = 16
         manager.status("spare").is_none().then_some(())
     })
     .await;
+    // Put the thermostat back; after a restart of the bridge on the same
+    // data directory it comes from the code cache with its saved state.
+    std::fs::copy(THERMOSTAT_WASM, plugins.join("room.wasm")).unwrap();
+    wait_for("room swapped back", Duration::from_secs(10), || {
+        manager.status("room").filter(|s| s.plugin == "thermostat")
+    })
+    .await;
+    let m = manager.clone();
+    let events_before = events_in(&blocking(move || m.save("room")).await.unwrap());
+    assert!(events_before > 0);
+    h.stop().await;
+    let dir = data.path().to_path_buf();
+    let h = Harness::start(BrokerKind::Embedded, 60.0, move |c| {
+        c.plugins.clear();
+        c.data_dir = Some(dir);
+    })
+    .await;
+    let s = h.bridge().plugins.status("room").unwrap();
+    assert_eq!(s.code, hearth::plugins::cache::CacheOutcome::Hit);
+    let m = h.bridge().plugins.clone();
+    let events_after = events_in(&blocking(move || m.save("room")).await.unwrap());
+    assert!(
+        events_after >= events_before,
+        "state restored at load: {events_after} events counted, {events_before} before the restart"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_state_that_makes_the_plugin_trap_is_dropped_not_fatal() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(data.path().join("plugin-state")).unwrap();
+    std::fs::write(
+        data.path().join("plugin-state/inj.state"),
+        7u64.to_le_bytes(),
+    )
+    .unwrap();
+    let dir = data.path().to_path_buf();
+    // In the config file: if restoring failed the load, the bridge would
+    // not start.
+    let h = Harness::start(BrokerKind::Embedded, 60.0, move |c| {
+        c.data_dir = Some(dir);
+        c.plugins.push(PluginConfig {
+            name: "inj".into(),
+            wasm: "builtin:fault-injector".into(),
+            config: json!({"entity": "sensor.server_room_temperature", "fault": "trap", "when": "restore"}),
+            limits: Limits::default(),
+            drives: None,
+        });
+    })
+    .await;
+    let s = h.bridge().plugins.status("inj").unwrap();
+    assert_eq!((s.state, s.faults), (RunState::Running, 0));
+    assert!(
+        common::logs().contains("plugin `inj` trapped")
+            && common::logs().contains("starting fresh"),
+        "the dropped state is logged"
+    );
     h.stop().await;
 }

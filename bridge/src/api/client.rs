@@ -51,7 +51,14 @@ impl ApiClient {
                 .await
                 .context("the bridge closed the connection")??;
             match msg {
-                Message::Text(t) => return Ok(serde_json::from_str(t.as_str())?),
+                Message::Text(t) => {
+                    return serde_json::from_str(t.as_str()).with_context(|| {
+                        format!(
+                            "the bridge sent a message that is not JSON: `{}`",
+                            crate::broker::excerpt(t.as_bytes())
+                        )
+                    });
+                }
                 Message::Close(f) => bail!("the bridge closed the connection: {f:?}"),
                 _ => continue,
             }

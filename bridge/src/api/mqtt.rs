@@ -15,7 +15,12 @@ use crate::shutdown::Shutdown;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
-/// Answers plugin requests until shutdown. Requests run one after another.
+/// Requests being answered at once; more are answered "busy" at once, so
+/// the MQTT link never waits for a compile.
+const IN_FLIGHT: usize = 4;
+
+/// Answers plugin requests until shutdown. Each runs in a task of its own
+/// (the manager runs lifecycle operations one at a time).
 pub fn spawn(
     link: &MqttLink,
     base: &str,
@@ -26,23 +31,57 @@ pub fn spawn(
     let mut requests = link.subscribe(&format!("{prefix}+"))?;
     let link = link.clone();
     let base = base.to_string();
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     Ok(tokio::spawn(async move {
+        let mut running = tokio::task::JoinSet::new();
         loop {
             let msg = tokio::select! {
                 m = requests.recv() => match m { Some(m) => m, None => break },
                 _ = shutdown.wait() => break,
             };
+            while running.try_join_next().is_some() {}
             let op_name = msg.topic.strip_prefix(&prefix).unwrap_or("").to_string();
-            let reply = answer(&manager, &op_name, &msg).await;
             let topic = format!("{base}/bridge/response/plugin/{op_name}");
-            if let Err(e) = link.publish(&topic, reply.to_string(), false).await {
-                tracing::warn!("plugin request on {}: could not answer: {e:#}", msg.topic);
-            }
+            let (manager, link) = (manager.clone(), link.clone());
+            let permit = slots.clone().try_acquire_owned();
+            running.spawn(async move {
+                let reply = match permit {
+                    Ok(_permit) => answer(&manager, &op_name, &msg).await,
+                    Err(_) => busy(&msg),
+                };
+                if let Err(e) = link.publish(&topic, reply.to_string(), false).await {
+                    tracing::warn!("plugin request on {}: could not answer: {e:#}", msg.topic);
+                }
+            });
         }
+        running.abort_all();
     }))
 }
 
+fn busy(msg: &Message) -> Value {
+    let mut reply = json!({
+        "status": "error",
+        "data": {},
+        "error": format!("{IN_FLIGHT} plugin requests are already running; retry when they are answered"),
+    });
+    if let Ok(mut r) = parse(&msg.payload)
+        && let Some(t) = r.remove("transaction")
+    {
+        reply["transaction"] = t;
+    }
+    reply
+}
+
 async fn answer(manager: &Arc<PluginManager>, op_name: &str, msg: &Message) -> Value {
+    // A retained request would run again at every reconnection.
+    if msg.retain {
+        let error = format!(
+            "{}: retained requests are refused (they would run again at every reconnection); publish without the retain flag",
+            msg.topic
+        );
+        tracing::warn!("{error}");
+        return json!({"status": "error", "data": {}, "error": error});
+    }
     let mut request = match parse(&msg.payload) {
         Ok(r) => r,
         Err(e) => {

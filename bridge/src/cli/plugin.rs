@@ -21,14 +21,16 @@ impl Target {
     }
 }
 
-/// `wasm` as the bridge should read it: `builtin:<name>` as is, a file as
-/// an absolute path (the bridge may run in another directory).
+/// `wasm` as the bridge should read it: `builtin:<name>` as is; a file that
+/// exists here as an absolute path (the bridge may run in another
+/// directory); anything else as given, a path on the bridge's machine.
 pub fn wasm_arg(wasm: &str) -> anyhow::Result<String> {
     if wasm.starts_with("builtin:") {
         return Ok(wasm.to_string());
     }
-    let path = std::fs::canonicalize(wasm).with_context(|| format!("plugin file {wasm}"))?;
-    Ok(path.display().to_string())
+    Ok(std::fs::canonicalize(wasm)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| wasm.to_string()))
 }
 
 /// Reads a sidecar-shaped TOML file (`drives`, `[config]`, `[limits]`).

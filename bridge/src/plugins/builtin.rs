@@ -30,5 +30,37 @@ pub fn load_bytes(wasm: &str) -> anyhow::Result<Vec<u8>> {
             .map(|(_, b)| b.to_vec())
             .ok_or_else(|| anyhow::anyhow!("no built-in plugin `{name}` (built-in: {names:?})"));
     }
-    std::fs::read(wasm).map_err(|e| anyhow::anyhow!("reading plugin {wasm}: {e}"))
+    read_file(std::path::Path::new(wasm))
+}
+
+/// Largest plugin file accepted; ours are ≈ 0.2 MiB.
+pub const MAX_WASM_BYTES: u64 = 64 << 20;
+
+/// Reads a regular file of at most [`MAX_WASM_BYTES`] (not a FIFO or a
+/// device, which could block or never end).
+pub fn read_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let shown = path.display();
+    let file =
+        std::fs::File::open(path).map_err(|e| anyhow::anyhow!("reading plugin {shown}: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| anyhow::anyhow!("reading plugin {shown}: {e}"))?;
+    anyhow::ensure!(meta.is_file(), "plugin {shown} is not a regular file");
+    anyhow::ensure!(
+        meta.len() <= MAX_WASM_BYTES,
+        "plugin {shown} is {} MiB; at most {} MiB is accepted",
+        meta.len() >> 20,
+        MAX_WASM_BYTES >> 20
+    );
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_WASM_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("reading plugin {shown}: {e}"))?;
+    anyhow::ensure!(
+        bytes.len() as u64 <= MAX_WASM_BYTES,
+        "plugin {shown} grew past {} MiB while being read",
+        MAX_WASM_BYTES >> 20
+    );
+    Ok(bytes)
 }

@@ -10,18 +10,23 @@
 //! therefore never reads a stale entry.
 //!
 //! Deserializing is only sound for code this host compiled (wasmtime runs
-//! it as native code), so each file starts with a header carrying the
-//! SHA-256 of the artifact: a truncated or corrupted file fails the check,
-//! is logged and rebuilt, and is never handed to wasmtime.
+//! it as native code), so each file starts with a header carrying an
+//! HMAC-SHA256 of the artifact, keyed by a random secret in
+//! `<data-dir>/cache/plugins.key` (mode 0600, outside the cached files): a
+//! truncated or corrupted file, or one written by anyone who cannot read
+//! that key, fails the check, is logged and rebuilt, and is never handed to
+//! wasmtime. Whoever can read the key can run code as the bridge: the data
+//! directory is trusted like the binary.
 
 use anyhow::Context;
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-const MAGIC: &[u8; 16] = b"HEARTH-CWASM-v1\n";
+const MAGIC: &[u8; 16] = b"HEARTH-CWASM-v2\n";
 
 /// How a component was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -37,15 +42,39 @@ pub enum CacheOutcome {
     Uncached,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CodeCache {
     dir: Option<PathBuf>,
+    key: [u8; 32],
 }
 
 impl CodeCache {
-    /// A cache in `dir` (created on first write); `None` disables it.
+    /// A cache in `dir` (created on first write), authenticated with the key
+    /// in `dir.key` (created if missing); `None` disables it. A key that
+    /// cannot be read or made disables the cache, with a warning.
     pub fn new(dir: Option<PathBuf>) -> Self {
-        CodeCache { dir }
+        let Some(dir) = dir else {
+            return CodeCache {
+                dir: None,
+                key: [0; 32],
+            };
+        };
+        match load_key(&dir.with_extension("key")) {
+            Ok(key) => CodeCache {
+                dir: Some(dir),
+                key,
+            },
+            Err(e) => {
+                tracing::warn!(
+                    "plugin code cache {}: no key ({e:#}); plugins are compiled at every load",
+                    dir.display()
+                );
+                CodeCache {
+                    dir: None,
+                    key: [0; 32],
+                }
+            }
+        }
     }
 
     pub fn dir(&self) -> Option<&Path> {
@@ -73,11 +102,12 @@ impl CodeCache {
         };
         let mut outcome = CacheOutcome::Compiled;
         match std::fs::read(&path) {
-            Ok(file) => match verified(&file) {
+            Ok(file) => match verified(&self.key, &file) {
                 Some(artifact) => {
-                    // SAFETY: the checksum proves these are the bytes this
-                    // cache wrote from `Engine::precompile_component`, and
-                    // the file name binds them to this engine's settings.
+                    // SAFETY: the HMAC, keyed by a secret only this user can
+                    // read, proves these are bytes this cache wrote from
+                    // `Engine::precompile_component`; the file name binds
+                    // them to this engine's settings.
                     match unsafe { Component::deserialize(engine, artifact) } {
                         Ok(c) => return Ok((c, CacheOutcome::Hit)),
                         Err(e) => {
@@ -91,7 +121,7 @@ impl CodeCache {
                 }
                 None => {
                     tracing::warn!(
-                        "plugin cache {}: corrupt (bad header or checksum); recompiling",
+                        "plugin cache {}: corrupt or not written by this bridge (bad header or HMAC); recompiling",
                         path.display()
                     );
                     outcome = CacheOutcome::Rebuilt;
@@ -103,7 +133,7 @@ impl CodeCache {
         let artifact = engine
             .precompile_component(wasm)
             .map_err(anyhow::Error::from)?;
-        if let Err(e) = write(&path, &artifact) {
+        if let Err(e) = write(&self.key, &path, &artifact) {
             tracing::warn!(
                 "plugin cache {}: could not write ({e:#}); the plugin runs, uncached",
                 path.display()
@@ -116,25 +146,62 @@ impl CodeCache {
     }
 }
 
-/// The artifact inside a cache file, if its header and checksum hold.
-fn verified(file: &[u8]) -> Option<&[u8]> {
+fn mac(key: &[u8; 32]) -> Hmac<Sha256> {
+    // HMAC takes keys of any length: this cannot fail.
+    <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts any key length")
+}
+
+/// The artifact inside a cache file, if its header and HMAC hold.
+fn verified<'a>(key: &[u8; 32], file: &'a [u8]) -> Option<&'a [u8]> {
     let rest = file.strip_prefix(MAGIC.as_slice())?;
     if rest.len() < 32 {
         return None;
     }
-    let (sum, artifact) = rest.split_at(32);
-    (Sha256::digest(artifact).as_slice() == sum).then_some(artifact)
+    let (tag, artifact) = rest.split_at(32);
+    let mut m = mac(key);
+    m.update(artifact);
+    // Constant-time comparison.
+    m.verify_slice(tag).ok().map(|()| artifact)
+}
+
+/// The cache's secret: 32 random bytes in a 0600 file, made on first use.
+fn load_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+    match std::fs::read(path) {
+        Ok(bytes) => bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            use std::io::Write;
+            opts.open(path)
+                .and_then(|mut f| f.write_all(&key))
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 /// Writes header + artifact to a temporary file, then renames it into
 /// place, so a crash never leaves a half-written entry under the real name.
-fn write(path: &Path, artifact: &[u8]) -> anyhow::Result<()> {
+fn write(key: &[u8; 32], path: &Path, artifact: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().context("cache path has no directory")?;
     std::fs::create_dir_all(dir)?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut m = mac(key);
+    m.update(artifact);
     let mut bytes = Vec::with_capacity(MAGIC.len() + 32 + artifact.len());
     bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&Sha256::digest(artifact));
+    bytes.extend_from_slice(&m.finalize().into_bytes());
     bytes.extend_from_slice(artifact);
     std::fs::write(&tmp, &bytes)?;
     std::fs::rename(&tmp, path)?;
@@ -164,7 +231,7 @@ mod tests {
     #[test]
     fn compiles_once_then_hits_and_rebuilds_a_corrupt_file() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = CodeCache::new(Some(dir.path().to_path_buf()));
+        let cache = CodeCache::new(Some(dir.path().join("plugins")));
         let engine = engine();
         let (_, first) = cache.component(&engine, &wasm()).unwrap();
         assert_eq!(first, CacheOutcome::Compiled);
@@ -192,9 +259,38 @@ mod tests {
     }
 
     #[test]
+    fn a_file_with_a_valid_plain_checksum_but_no_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CodeCache::new(Some(dir.path().join("plugins")));
+        let engine = engine();
+        cache.component(&engine, &wasm()).unwrap();
+        let path = cache.path_for(&engine, &wasm()).unwrap();
+        // Someone who cannot read the key writes their own artifact with a
+        // well-formed header: refused and rebuilt, never deserialized.
+        let artifact = engine.precompile_component(&wasm()).unwrap();
+        let mut forged = MAGIC.to_vec();
+        forged.extend_from_slice(&Sha256::digest(&artifact));
+        forged.extend_from_slice(&artifact);
+        std::fs::write(&path, forged).unwrap();
+        assert_eq!(
+            cache.component(&engine, &wasm()).unwrap().1,
+            CacheOutcome::Rebuilt
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("plugins.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
     fn engine_settings_and_file_contents_key_the_cache() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = CodeCache::new(Some(dir.path().to_path_buf()));
+        let cache = CodeCache::new(Some(dir.path().join("plugins")));
         let plain = engine();
         let mut c = wasmtime::Config::new();
         c.wasm_component_model(true);

@@ -19,7 +19,7 @@
 //! Polling, not inotify: it works the same on every filesystem, including
 //! network shares and bind mounts, and costs a few `stat` calls.
 
-use super::manager::{PluginManager, SwapRequest};
+use super::manager::PluginManager;
 use super::{Limits, PluginConfig};
 use crate::shutdown::Shutdown;
 use serde::Deserialize;
@@ -70,6 +70,9 @@ pub struct Sidecar {
 pub struct PluginDirectory {
     dir: PathBuf,
     manager: Arc<PluginManager>,
+    /// Names this directory loaded: the only ones it swaps or unloads (a
+    /// plugin of the same name from the config file or the CLI is not its).
+    mine: std::collections::BTreeSet<String>,
     /// name → hash of (wasm bytes, sidecar bytes) last acted on.
     known: BTreeMap<String, [u8; 32]>,
     /// name → (size, mtime) of both files at the previous poll.
@@ -83,6 +86,7 @@ impl PluginDirectory {
         PluginDirectory {
             dir,
             manager,
+            mine: Default::default(),
             known: BTreeMap::new(),
             seen: BTreeMap::new(),
         }
@@ -125,7 +129,7 @@ impl PluginDirectory {
         for name in gone {
             self.known.remove(&name);
             self.seen.remove(&name);
-            if self.manager.status(&name).is_some() {
+            if self.mine.remove(&name) && self.manager.status(&name).is_some() {
                 tracing::info!("plugin directory: {name}.wasm was removed; unloading `{name}`");
                 if let Err(e) = self.manager.unload(&name) {
                     tracing::warn!("plugin directory: unloading `{name}`: {e:#}");
@@ -164,10 +168,16 @@ impl PluginDirectory {
     fn apply(&mut self, name: &str) {
         let wasm = self.dir.join(format!("{name}.wasm"));
         let sidecar_path = self.dir.join(format!("{name}.toml"));
-        let Ok(bytes) = std::fs::read(&wasm) else {
-            return;
+        let bytes = match super::builtin::read_file(&wasm) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("plugin directory: {e:#}");
+                return;
+            }
         };
-        let sidecar_text = std::fs::read_to_string(&sidecar_path).ok();
+        let sidecar_text = super::builtin::read_file(&sidecar_path)
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
         let mut h = Sha256::new();
         h.update(&bytes);
         h.update(sidecar_text.as_deref().unwrap_or("").as_bytes());
@@ -189,15 +199,26 @@ impl PluginDirectory {
                 return;
             }
         };
-        let wasm_text = wasm.display().to_string();
-        if self.manager.status(name).is_some() {
-            let req = SwapRequest {
-                wasm: wasm_text,
-                config: sidecar.config,
-                limits: sidecar.limits,
-                drives: sidecar.drives,
-            };
-            match self.manager.swap(name, req) {
+        let loaded = self.manager.status(name).is_some();
+        if loaded && !self.mine.contains(name) {
+            tracing::warn!(
+                "plugin directory: {name}.wasm ignored: a plugin named `{name}` is already loaded from the config file or the API"
+            );
+            return;
+        }
+        // The sidecar is the whole config: a key removed from it goes back
+        // to its default on the next swap.
+        let cfg = PluginConfig {
+            name: name.to_string(),
+            wasm: wasm.display().to_string(),
+            config: sidecar
+                .config
+                .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
+            limits: sidecar.limits.unwrap_or_default(),
+            drives: sidecar.drives,
+        };
+        if loaded {
+            match self.manager.swap_to(cfg) {
                 Ok(r) => tracing::info!(
                     "plugin directory: {name}.wasm changed; swapped {} → {} in {} µs",
                     r.from,
@@ -207,17 +228,11 @@ impl PluginDirectory {
                 Err(e) => tracing::error!("plugin directory: {name}.wasm changed: {e:#}"),
             }
         } else {
-            let cfg = PluginConfig {
-                name: name.to_string(),
-                wasm: wasm_text,
-                config: sidecar
-                    .config
-                    .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
-                limits: sidecar.limits.unwrap_or_default(),
-                drives: sidecar.drives,
-            };
             match self.manager.load(cfg) {
-                Ok(_) => tracing::info!("plugin directory: loaded `{name}` from {name}.wasm"),
+                Ok(_) => {
+                    self.mine.insert(name.to_string());
+                    tracing::info!("plugin directory: loaded `{name}` from {name}.wasm");
+                }
                 Err(e) => tracing::error!("plugin directory: {name}.wasm: {e:#}"),
             }
         }

@@ -103,7 +103,15 @@ pub fn state_to_wit(s: &crate::entity::State) -> wit::EntityState {
 impl self::hearth::controller::types::Host for HostState {}
 
 impl self::hearth::controller::host::Host for HostState {
-    fn log(&mut self, level: wit::LogLevel, message: String) {
+    fn log(&mut self, level: wit::LogLevel, mut message: String) {
+        if message.len() > super::logbook::MAX_LINE {
+            let mut cut = super::logbook::MAX_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
         self.logs.push(
             &self.plugin,
             LogLine {
@@ -224,7 +232,11 @@ impl PluginEngine {
         let ty = component.component_type();
         for (name, _) in ty.imports(&self.engine) {
             if let Some(rest) = name.strip_prefix("hearth:controller/") {
-                let version = rest.split_once('@').map(|(_, v)| v).unwrap_or("");
+                let Some((_, version)) = rest.split_once('@') else {
+                    bail!(
+                        "plugin imports `{name}` without a version; build it against wit/controller.wit (hearth:controller@{ours})"
+                    );
+                };
                 if !compatible(ours, version) {
                     bail!(
                         "plugin imports `{name}`: built for hearth:controller@{version}, this host implements @{ours} (accepted: {})",

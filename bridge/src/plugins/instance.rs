@@ -10,7 +10,7 @@ use wasmtime::Store;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PluginFault {
-    #[error("exceeded its CPU budget of {0} ms in one call")]
+    #[error("exceeded its time budget of {0} ms (wall clock) in one call")]
     Timeout(u64),
     #[error("exceeded its CPU budget of {0} fuel units in one call")]
     OutOfFuel(u64),

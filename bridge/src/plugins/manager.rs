@@ -31,8 +31,8 @@ pub struct PluginManager {
     /// `<data-dir>/plugin-state`: each plugin's `save` bytes when it stops.
     state_dir: Option<PathBuf>,
     plugins: Mutex<BTreeMap<String, Entry>>,
-    /// Serialises lifecycle operations.
-    ops: Mutex<()>,
+    /// Serialises lifecycle operations; `true` once the bridge shuts down.
+    ops: Mutex<bool>,
 }
 
 struct Entry {
@@ -59,7 +59,7 @@ impl PluginManager {
             ctx,
             state_dir: data_dir.map(|d| d.join("plugin-state")),
             plugins: Mutex::new(BTreeMap::new()),
-            ops: Mutex::new(()),
+            ops: Mutex::new(false),
         }
     }
 
@@ -67,8 +67,15 @@ impl PluginManager {
         &self.ctx.logs
     }
 
-    fn lock_ops(&self) -> std::sync::MutexGuard<'_, ()> {
+    fn lock_ops(&self) -> std::sync::MutexGuard<'_, bool> {
         self.ops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The ops lock, refusing work once the bridge is shutting down.
+    fn open_ops(&self) -> anyhow::Result<std::sync::MutexGuard<'_, bool>> {
+        let ops = self.lock_ops();
+        anyhow::ensure!(!*ops, "the bridge is shutting down");
+        Ok(ops)
     }
 
     fn plugins(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
@@ -77,7 +84,7 @@ impl PluginManager {
 
     /// Loads and starts a plugin under `cfg.name`.
     pub fn load(&self, cfg: PluginConfig) -> anyhow::Result<PluginStatus> {
-        let _ops = self.lock_ops();
+        let _ops = self.open_ops()?;
         let name = cfg.name.clone();
         if self.plugins().contains_key(&name) {
             bail!("plugin `{name}` is already loaded; swap it or unload it first");
@@ -93,11 +100,8 @@ impl PluginManager {
 
     /// Replaces the running plugin `name` by the one `req` describes.
     pub fn swap(&self, name: &str, req: SwapRequest) -> anyhow::Result<SwapReport> {
-        let _ops = self.lock_ops();
         let mut cfg = self
-            .plugins()
-            .get(name)
-            .map(|e| e.cfg.clone())
+            .config(name)
             .with_context(|| format!("no plugin `{name}` is loaded"))?;
         cfg.wasm = req.wasm;
         if let Some(c) = req.config {
@@ -109,6 +113,18 @@ impl PluginManager {
         if let Some(d) = req.drives {
             cfg.drives = Some(d);
         }
+        self.swap_to(cfg)
+    }
+
+    /// Replaces the running plugin `cfg.name` by the one `cfg` describes in
+    /// full (the plugin directory's sidecars).
+    pub fn swap_to(&self, cfg: PluginConfig) -> anyhow::Result<SwapReport> {
+        let _ops = self.open_ops()?;
+        let name = cfg.name.as_str();
+        anyhow::ensure!(
+            self.plugins().contains_key(name),
+            "no plugin `{name}` is loaded"
+        );
         let prepared = self.prepare(cfg.clone()).with_context(|| {
             format!("swap of `{name}` rejected; the running plugin keeps running")
         })?;
@@ -123,7 +139,8 @@ impl PluginManager {
         let report = mailbox
             .swap(prepared)
             .map_err(|e| anyhow::anyhow!("swap of `{name}` rejected: {e}"))?;
-        if let Some(e) = self.plugins().get_mut(name) {
+        let name = name.to_string();
+        if let Some(e) = self.plugins().get_mut(&name) {
             e.cfg = cfg;
         }
         Ok(report)
@@ -137,8 +154,9 @@ impl PluginManager {
             .plugins()
             .remove(name)
             .with_context(|| format!("no plugin `{name}` is loaded"))?;
-        let saved = entry.handle.stop();
-        self.write_state(name, &saved);
+        if let Some(saved) = entry.handle.stop() {
+            self.write_state(name, &saved);
+        }
         OwnedEntities::new(self.ctx.store.clone(), name).remove();
         self.ctx.logs.push(
             name,
@@ -186,11 +204,13 @@ impl PluginManager {
 
     /// Stops every plugin (bridge shutdown), keeping their states on disk.
     pub fn stop_all(&self) {
-        let _ops = self.lock_ops();
+        let mut ops = self.lock_ops();
+        *ops = true;
         let all = std::mem::take(&mut *self.plugins());
         for (name, e) in all {
-            let saved = e.handle.stop();
-            self.write_state(&name, &saved);
+            if let Some(saved) = e.handle.stop() {
+                self.write_state(&name, &saved);
+            }
         }
     }
 
@@ -208,15 +228,45 @@ impl PluginManager {
 
     /// An entity is driven by one plugin at most: two controllers fighting
     /// over one AC is a configuration error, refused before it happens.
+    /// Also: two plugins whose names give the same HA ids (`a-b`, `a_b`),
+    /// and a declared entity whose id another device already has.
     fn check_claims(&self, name: &str, p: &Prepared) -> anyhow::Result<()> {
+        let object = |n: &str| n.replace('-', "_");
         for (other, e) in self.plugins().iter() {
             if other == name {
                 continue;
+            }
+            if object(other) == object(name) {
+                bail!(
+                    "plugin name `{name}` gives the same Home Assistant ids as plugin `{other}`; choose another name"
+                );
             }
             let theirs = e.handle.status().drives;
             if let Some(clash) = p.desc.drives.iter().find(|d| theirs.contains(d)) {
                 bail!(
                     "plugin `{name}` claims `{clash}`, which plugin `{other}` already drives (an entity has one controller)"
+                );
+            }
+        }
+        use crate::entity::Component;
+        let device = super::owned::device_id(name);
+        let host = [
+            ("status", Component::Sensor),
+            ("fault", Component::BinarySensor),
+        ];
+        let declared = p
+            .desc
+            .entities
+            .iter()
+            .filter_map(|d| Some((d.object_id.as_str(), Component::parse(&d.component)?)));
+        for (object_id, c) in host.into_iter().chain(declared) {
+            let id = crate::entity::entity_id_for(c, &device, object_id);
+            if let Some(spec) = self.ctx.store.spec(&id)
+                && spec.device_id != device
+            {
+                bail!(
+                    "plugin `{name}`'s entity `{object_id}` would be `{id}`, which device `{}` already has",
+                    spec.device_id
                 );
             }
         }
@@ -253,7 +303,9 @@ impl PluginManager {
                 std::fs::create_dir_all(dir)?;
             }
             let tmp = path.with_extension("state.tmp");
-            std::fs::write(&tmp, bytes)?;
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, bytes)?;
+            f.sync_all()?;
             std::fs::rename(&tmp, &path)
         })();
         if let Err(e) = result {

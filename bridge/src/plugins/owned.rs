@@ -50,7 +50,10 @@ impl OwnedEntities {
             self.store.upsert_entity(fault)?;
         }
         for old in &self.decls {
-            if desc.entities.iter().all(|d| d.object_id != old.object_id)
+            if desc
+                .entities
+                .iter()
+                .all(|d| (&d.object_id, &d.component) != (&old.object_id, &old.component))
                 && let Some(c) = Component::parse(&old.component)
             {
                 self.store

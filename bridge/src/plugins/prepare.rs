@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 pub const RESERVED_KEYS: [&str; 2] = ["status", "fault"];
 /// Shortest tick period granted, ms of host time.
 pub const MIN_TICK_MS: u32 = 100;
+/// Most entities a plugin may declare (each is a discovery config in HA).
+pub const MAX_ENTITIES: usize = 64;
+/// Most entities a plugin may read or drive.
+pub const MAX_ENTITY_REFS: usize = 1024;
 
 /// A plugin that passed every check, with a live, initialised instance.
 pub struct Prepared {
@@ -135,8 +139,28 @@ pub fn check_description(
             "plugin `{name}` names `{id}`, which is not an entity id (`<domain>.<object_id>`)"
         );
     }
+    anyhow::ensure!(
+        desc.entities.len() <= MAX_ENTITIES,
+        "plugin `{name}` declares {} entities (at most {MAX_ENTITIES})",
+        desc.entities.len()
+    );
+    anyhow::ensure!(
+        desc.reads.len() <= MAX_ENTITY_REFS && desc.drives.len() <= MAX_ENTITY_REFS,
+        "plugin `{name}` reads or drives more than {MAX_ENTITY_REFS} entities"
+    );
     let mut seen = HashSet::new();
     for decl in &desc.entities {
+        let texts = [
+            Some(&decl.name),
+            decl.device_class.as_ref(),
+            decl.unit_of_measurement.as_ref(),
+            decl.state_class.as_ref(),
+        ];
+        anyhow::ensure!(
+            texts.iter().flatten().all(|t| t.len() <= 255),
+            "plugin `{name}` declares entity `{}` with a name, class or unit over 255 bytes",
+            decl.object_id
+        );
         check_object_id(&decl.object_id)
             .map_err(|e| anyhow::anyhow!("plugin `{name}` declares an invalid entity: {e}"))?;
         anyhow::ensure!(

@@ -47,6 +47,17 @@ pub const MAX_OUTPUT_ITEMS: usize = 64;
 const CALL_QUEUE: usize = 256;
 /// How often the status sensor's attributes (stats) are refreshed.
 const STATUS_EVERY: Duration = Duration::from_secs(60);
+/// Longest time between two restart points while only events arrive.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// How the wait after a fault ended.
+enum Restarted {
+    /// A fresh instance of the same plugin, after this many attempts.
+    Fresh(PluginInstance, u32),
+    /// A swap replaced the faulty plugin.
+    Swapped(PluginInstance),
+    Stopped,
+}
 
 pub use super::prepare::MIN_TICK_MS;
 
@@ -84,6 +95,8 @@ pub struct PluginStatus {
     pub wit: String,
     /// `builtin:<name>` or the `.wasm` path.
     pub wasm: String,
+    /// How its code was obtained: `hit` (code cache), `compiled`, `rebuilt`.
+    pub code: super::cache::CacheOutcome,
     #[serde(rename = "status")]
     pub state: RunState,
     pub reads: Vec<String>,
@@ -192,15 +205,12 @@ impl PluginHandle {
     }
 
     /// Stops the plugin (before any queued event), waits for its thread and
-    /// returns its last saved state.
-    pub fn stop(mut self) -> Vec<u8> {
+    /// returns its last good saved state (`None` if its thread panicked).
+    pub fn stop(mut self) -> Option<Vec<u8>> {
         self.stopping.store(true, Ordering::SeqCst);
         self.feeder.abort();
         let _ = self.input.send(Input::Stop);
-        self.thread
-            .take()
-            .and_then(|t| t.join().ok())
-            .unwrap_or_default()
+        self.thread.take().and_then(|t| t.join().ok())
     }
 }
 
@@ -245,6 +255,7 @@ impl Active {
 struct Runner {
     name: String,
     ctx: RunnerContext,
+    runtime: tokio::runtime::Handle,
     active: Active,
     tick_ms: u32,
     calls: mpsc::Sender<ServiceCall>,
@@ -286,7 +297,23 @@ pub fn start(
             Ok(Err(reason)) => tracing::warn!(
                 "plugin `{name}` declined its state from the last run ({reason}); starting fresh"
             ),
-            Err(fault) => anyhow::bail!("plugin `{name}` {fault} while restoring its saved state"),
+            Err(fault) => {
+                // The state is the problem, not the plugin: start fresh
+                // rather than refuse to load (and the bridge to start).
+                tracing::warn!(
+                    "plugin `{name}` {fault} while restoring its state from the last run; starting fresh"
+                );
+                prepared.instance = prepare::instantiate(
+                    &ctx.engine,
+                    &prepared.pre,
+                    &name,
+                    &ctx.store,
+                    &ctx.logs,
+                    &prepared.cfg,
+                    &prepared.config_json,
+                )
+                .map_err(|f| anyhow::anyhow!("plugin `{name}` {f}"))?;
+            }
         }
     }
     let status = Arc::new(Mutex::new(PluginStatus {
@@ -295,6 +322,7 @@ pub fn start(
         version: String::new(),
         wit: String::new(),
         wasm: String::new(),
+        code: prepared.cache,
         state: RunState::Running,
         reads: Vec::new(),
         drives: Vec::new(),
@@ -319,6 +347,8 @@ pub fn start(
     let stopping = Arc::new(AtomicBool::new(false));
     let (active, tick_ms) = Active::from(&prepared);
     let mut runner = Runner {
+        runtime: tokio::runtime::Handle::try_current()
+            .map_err(|_| anyhow::anyhow!("plugins start inside the bridge's tokio runtime"))?,
         name: name.clone(),
         active,
         tick_ms,
@@ -356,6 +386,7 @@ fn set_identity(status: &Mutex<PluginStatus>, p: &Prepared) {
     s.version = p.desc.version.clone();
     s.wit = format!("hearth:controller@{}", p.wit_version);
     s.wasm = p.cfg.wasm.clone();
+    s.code = p.cache;
     s.reads = p.desc.reads.clone();
     s.drives = p.desc.drives.clone();
     s.entities = p
@@ -473,22 +504,24 @@ impl Runner {
         let mut consecutive_faults = 0u32;
         let mut healthy_since = Instant::now();
         let mut next_tick = self.tick_interval().map(|i| Instant::now() + i);
+        let mut last_save = Instant::now();
+        // Set when a stop finds the instance faulted: its state is not saved.
+        let mut faulted = false;
         loop {
             if self.stopping.load(Ordering::SeqCst) {
                 break;
             }
+            let mut ticked = false;
             let result = match self.next(&input, next_tick) {
                 Next::Closed | Next::Input(Input::Stop) => break,
                 Next::Tick => {
-                    let interval = self.tick_interval().unwrap_or(Duration::from_secs(1));
-                    let due = next_tick.unwrap_or_else(Instant::now) + interval;
-                    // Never queue up ticks behind a slow call: skip to now.
-                    next_tick = Some(due.max(Instant::now()));
+                    ticked = true;
                     let now_ms = self.ctx.store.clock().now_ms();
-                    instance.tick(now_ms).and_then(|out| {
-                        self.saved = instance.save()?;
-                        Ok(out)
-                    })
+                    let out = instance.tick(now_ms);
+                    // The next tick is a full period after this one ends, so
+                    // a tick slower than its period cannot starve the queue.
+                    next_tick = self.tick_interval().map(|i| Instant::now() + i);
+                    out
                 }
                 Next::Input(Input::State(change)) => {
                     if !self.active.reads.contains(&change.entity_id) {
@@ -530,7 +563,16 @@ impl Runner {
                         );
                         self.owned.set("fault", "off", Map::new());
                     }
-                    self.apply(output)
+                    self.apply(output).and_then(|()| {
+                        // The restart point: after every tick, and at most
+                        // once a second of events, only once the output
+                        // was accepted.
+                        if ticked || last_save.elapsed() >= SAVE_EVERY {
+                            self.saved = instance.save()?;
+                            last_save = Instant::now();
+                        }
+                        Ok(())
+                    })
                 }
                 Err(fault) => Err(fault),
             };
@@ -538,18 +580,28 @@ impl Runner {
                 consecutive_faults += 1;
                 self.on_fault(&fault);
                 match self.restart(&input, consecutive_faults) {
-                    Some(new) => {
+                    Restarted::Fresh(new, attempts) => {
                         instance = new;
+                        consecutive_faults = attempts;
                         healthy_since = Instant::now();
                         next_tick = self.tick_interval().map(|i| Instant::now() + i);
                     }
-                    None => break,
+                    Restarted::Swapped(new) => {
+                        instance = new;
+                        consecutive_faults = 0;
+                        healthy_since = Instant::now();
+                        next_tick = self.tick_interval().map(|i| Instant::now() + i);
+                    }
+                    Restarted::Stopped => {
+                        faulted = true;
+                        break;
+                    }
                 }
             } else if self.status_published.elapsed() >= STATUS_EVERY {
                 self.publish_status();
             }
         }
-        if let Ok(bytes) = instance.save() {
+        if !faulted && let Ok(bytes) = instance.save() {
             self.saved = bytes;
         }
         self.update(|s| s.state = RunState::Stopped);
@@ -593,7 +645,9 @@ impl Runner {
         let (active, tick_ms) = Active::from(&p);
         self.active = active;
         self.tick_ms = tick_ms;
-        self.saved = bytes;
+        let handed_over = bytes.len();
+        // The new plugin's restart point is its own state from now on.
+        self.saved = p.instance.save().unwrap_or(bytes);
         if let Err(e) = self.owned.sync(&p.desc) {
             tracing::warn!("plugin `{}`: its entities after the swap: {e:#}", self.name);
         }
@@ -609,9 +663,8 @@ impl Runner {
         self.publish_status();
         let msg = match &declined {
             None => format!(
-                "swapped {from} → {to} in {} µs; state carried over ({} bytes)",
+                "swapped {from} → {to} in {} µs; state carried over ({handed_over} bytes)",
                 switch.as_micros(),
-                self.saved.len()
             ),
             Some(r) => format!(
                 "swapped {from} → {to} in {} µs; the new plugin declined the old state ({r}) and starts fresh",
@@ -626,7 +679,7 @@ impl Runner {
             to,
             state_carried: declined.is_none(),
             state_declined: declined,
-            state_bytes: self.saved.len(),
+            state_bytes: handed_over,
             switch_us: switch.as_micros() as u64,
             prepare_ms: p.prepare_time.as_secs_f64() * 1000.0,
             cache: p.cache,
@@ -667,11 +720,12 @@ impl Runner {
                         Map::new(),
                         CallSource::Internal,
                     );
-                    if self.calls.try_send(call).is_err() {
-                        tracing::error!(
-                            "{entity}: could not queue the safe-state command (queue full)"
-                        );
-                    }
+                    // Straight to the router, not behind the faulted
+                    // plugin's queued calls (which may be what faulted it).
+                    let router = self.ctx.router.clone();
+                    self.runtime.spawn(async move {
+                        let _ = router.call(call).await;
+                    });
                 }
             }
         }
@@ -680,11 +734,7 @@ impl Runner {
     /// Waits out the backoff (skipping events; a swap ends it at once), then
     /// makes a fresh instance and restores the last saved state. `None`
     /// when told to stop.
-    fn restart(
-        &mut self,
-        input: &std_mpsc::Receiver<Input>,
-        consecutive: u32,
-    ) -> Option<PluginInstance> {
+    fn restart(&mut self, input: &std_mpsc::Receiver<Input>, consecutive: u32) -> Restarted {
         let mut attempt = consecutive;
         loop {
             let limits = self.active.cfg.limits;
@@ -704,7 +754,9 @@ impl Runner {
                     break;
                 }
                 match input.recv_timeout(left) {
-                    Ok(Input::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => return None,
+                    Ok(Input::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                        return Restarted::Stopped;
+                    }
                     Ok(Input::State(c)) => {
                         if self.active.reads.contains(&c.entity_id) {
                             self.update(|s| s.skipped_events += 1);
@@ -716,7 +768,7 @@ impl Runner {
                     Ok(Input::Swap(prepared, reply)) => match self.swap(None, *prepared) {
                         Ok((new, report)) => {
                             let _ = reply.send(Ok(report));
-                            return Some(new);
+                            return Restarted::Swapped(new);
                         }
                         Err(e) => {
                             let _ = reply.send(Err(e));
@@ -755,7 +807,7 @@ impl Runner {
                     self.publish_status();
                     tracing::info!("plugin `{}` restarted", self.name);
                     self.log_host("info", "restarted".into());
-                    return Some(i);
+                    return Restarted::Fresh(i, attempt);
                 }
                 Err(fault) => {
                     attempt += 1;
@@ -794,7 +846,6 @@ impl Runner {
                     continue;
                 }
             };
-            self.update(|s| s.calls += 1);
             let queued = self.calls.try_send(ServiceCall {
                 domain: call.domain,
                 service: call.service,
@@ -808,6 +859,7 @@ impl Runner {
                     "{CALL_QUEUE} service calls are already waiting for the router"
                 )));
             }
+            self.update(|s| s.calls += 1);
         }
         for e in out.entities {
             if !self.owned.declares(&e.object_id) {

@@ -38,9 +38,16 @@ fn plugin(s: &mut Session, cmd: &Command, op: plugin_ops::Op) -> Outcome {
     let mut request = cmd.msg.clone();
     request.remove("id");
     request.remove("type");
+    let permit = s.calls_in_flight.clone().try_acquire_owned().map_err(|_| {
+        Failure::new(
+            protocol::ERR_HOME_ASSISTANT_ERROR,
+            "too many calls of this connection are still running; wait for their results",
+        )
+    })?;
     let (manager, conn, id) = (s.api.plugins.clone(), s.conn.clone(), cmd.id);
     while s.calls.try_join_next().is_some() {}
     s.calls.spawn(async move {
+        let _permit = permit;
         match plugin_ops::run(manager, op, request).await {
             Ok(v) => conn.send(protocol::result(id, v)),
             Err(f) => conn.send(protocol::error(json!(id), f.code, &f.message)),

@@ -237,6 +237,11 @@ async fn swaps(store: Arc<EntityStore>) {
     .unwrap();
     running.store(false, Ordering::Relaxed);
     let changes = load.await.unwrap();
+    // A save goes through the plugin's queue: every change is handled by then.
+    let m = manager.clone();
+    tokio::task::spawn_blocking(move || m.save("ctl").unwrap())
+        .await
+        .unwrap();
     let events = manager.status("ctl").unwrap().events;
     // The first two swaps compile the components (cold); the rest load
     // them from the code cache, as any later swap does.

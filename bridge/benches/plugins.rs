@@ -139,6 +139,7 @@ fn call_overhead(store: &Arc<EntityStore>) {
             clock: Clock::real(),
             limiter: MemoryCap::new(32 << 20),
             logs: Default::default(),
+            forecasts: Default::default(),
         };
         let mut inst =
             PluginInstance::new(&engine.engine, &pre, state, &Limits::default()).unwrap();
@@ -175,6 +176,7 @@ async fn swaps(store: Arc<EntityStore>) {
             router: ServiceRouter::new(store.clone()),
             engine,
             logs: Default::default(),
+            forecasts: Default::default(),
             shutdown,
         },
         Some(data.path()),

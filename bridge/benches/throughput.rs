@@ -91,6 +91,7 @@ fn plugin_overhead() {
             clock: Clock::real(),
             limiter: MemoryCap::new(32 << 20),
             logs: Default::default(),
+            forecasts: Default::default(),
         };
         let t = Instant::now();
         let mut inst =

@@ -35,6 +35,8 @@ pub struct Bridge {
     pub http_addr: SocketAddr,
     pub plugins: Arc<PluginManager>,
     pub engine: Arc<PluginEngine>,
+    /// Forecast series plugins read (`forecast` import).
+    pub forecasts: Arc<crate::forecast::Forecasts>,
     pub data_dir: PathBuf,
     trigger: ShutdownTrigger,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -97,12 +99,14 @@ impl Bridge {
             .map_err(|e| anyhow::anyhow!("data directory {}: {e}", data_dir.display()))?;
         let engine =
             PluginEngine::with_cache(CodeCache::new(Some(data_dir.join("cache").join("plugins"))))?;
+        let forecasts = Arc::new(crate::forecast::Forecasts::default());
         let plugins = Arc::new(PluginManager::new(
             RunnerContext {
                 store: store.clone(),
                 router: router.clone(),
                 engine: engine.clone(),
                 logs: Default::default(),
+                forecasts: forecasts.clone(),
                 shutdown: shutdown.clone(),
             },
             Some(&data_dir),
@@ -179,6 +183,7 @@ impl Bridge {
             http_addr,
             plugins,
             engine,
+            forecasts,
             data_dir,
             trigger,
             tasks,

@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const CUSTOM: &str = env!("HEARTH_PLUGIN_CUSTOM_STRATEGY");
+/// The `hearth:controller` version this host implements and the bundled
+/// plugins are built for.
+const WIT_VERSION: &str = "0.1.1";
 const THERMOSTAT_WASM: &str = env!("HEARTH_PLUGIN_THERMOSTAT");
 
 /// The server-room thermostat's config without the power sensor, so the
@@ -227,7 +230,7 @@ async fn swapping_100_times_under_1000_updates_per_second_loses_nothing() {
 fn thermostat_built_for(version: &str) -> Vec<u8> {
     let mut bytes = std::fs::read(THERMOSTAT_WASM).unwrap();
     for iface in ["host", "types"] {
-        let from = format!("hearth:controller/{iface}@0.1.0");
+        let from = format!("hearth:controller/{iface}@{WIT_VERSION}");
         let to = format!("hearth:controller/{iface}@{version}");
         assert_eq!(from.len(), to.len());
         let mut found = false;
@@ -296,6 +299,15 @@ async fn rejected_swaps_leave_the_running_plugin_in_control() {
         })
         .await,
         "built for hearth:controller@9.1.0",
+    );
+    // Newer than the host, on the same track: refused too.
+    expect_rejected(
+        swap(SwapRequest {
+            wasm: file("patch.wasm", &thermostat_built_for("0.1.2")),
+            ..Default::default()
+        })
+        .await,
+        "built for hearth:controller@0.1.2",
     );
     // 0.x: another minor is another major.
     expect_rejected(
@@ -404,6 +416,71 @@ async fn rejected_swaps_leave_the_running_plugin_in_control() {
     assert!(
         logs.iter().any(|l| l.message.contains("swap rejected")),
         "{logs:?}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_built_for_an_older_compatible_contract_still_runs() {
+    // The thermostat as if built for 0.1.0, before `forecast` was added:
+    // wasmtime links its 0.1.0 imports to the host's 0.1.1.
+    let h = Harness::start(BrokerKind::Embedded, 60.0, |c| c.plugins.clear()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.wasm");
+    std::fs::write(&path, thermostat_built_for("0.1.0")).unwrap();
+    let mut cfg = thermostat("old");
+    cfg.wasm = path.display().to_string();
+    let m = h.bridge().plugins.clone();
+    let s = blocking(move || m.load(cfg)).await.unwrap();
+    assert_eq!(s.wit, "hearth:controller@0.1.0");
+    wait_for(
+        "the old plugin handles events",
+        Duration::from_secs(10),
+        || (h.bridge().plugins.status("old")?.events > 0).then_some(()),
+    )
+    .await;
+    let s = h.bridge().plugins.status("old").unwrap();
+    assert_eq!(s.faults, 0, "{:?}", s.last_fault);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_read_forecasts_through_the_host() {
+    let h = Harness::start(BrokerKind::Embedded, 60.0, |_| {}).await;
+    let now = h.clock.now_ms();
+    let prices: Vec<(i64, f64)> = (0..48)
+        .map(|i| (now + i * 3_600_000, 0.15 + 0.01 * i as f64))
+        .collect();
+    h.bridge()
+        .forecasts
+        .publish(hearth::forecast::PRICE, prices);
+    let cfg = PluginConfig {
+        name: "reader".into(),
+        wasm: "builtin:fault-injector".into(),
+        config: json!({"entity": "sensor.server_room_temperature", "fault": "none", "forecast": "price"}),
+        limits: Limits::default(),
+        drives: None,
+    };
+    let m = h.bridge().plugins.clone();
+    blocking(move || m.load(cfg)).await.unwrap();
+    // It logs what it read over the next 24 h on each tick (1 s).
+    let line = wait_for(
+        "the plugin's forecast line",
+        Duration::from_secs(10),
+        || {
+            h.bridge()
+                .plugins
+                .logs("reader", 100)
+                .ok()?
+                .into_iter()
+                .find(|l| l.message.starts_with("forecast price:"))
+        },
+    )
+    .await;
+    assert!(
+        line.message.contains("25 samples") && line.message.contains("first 0.15"),
+        "{}",
+        line.message
     );
     h.stop().await;
 }
@@ -537,7 +614,7 @@ async fn lifecycle_over_websocket_mqtt_and_the_cli() {
     let t = &list[0];
     assert_eq!(t["name"], "thermostat");
     assert_eq!(t["status"], "running");
-    assert_eq!(t["wit"], "hearth:controller@0.1.0");
+    assert_eq!(t["wit"], "hearth:controller@0.1.1");
     assert_eq!(t["drives"], json!(["switch.server_room_ac_power"]));
     assert_eq!(t["limits"]["memory_mib"], 32);
     assert!(t["stats"]["memory_bytes"].as_u64().unwrap() > 0, "{t}");

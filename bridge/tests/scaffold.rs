@@ -74,7 +74,7 @@ async fn a_scaffolded_plugin_builds_loads_and_drives_the_twin() {
         .unwrap()
         .unwrap();
     assert_eq!(status.plugin, "probe-plugin");
-    assert_eq!(status.wit, "hearth:controller@0.1.0");
+    assert_eq!(status.wit, "hearth:controller@0.1.1");
     // Its call reached the Tasmota IR bridge of the twin.
     wait_for(
         "IR power on from the scaffolded plugin",

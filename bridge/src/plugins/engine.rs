@@ -34,6 +34,7 @@ pub struct HostState {
     pub clock: Clock,
     pub limiter: MemoryCap,
     pub logs: Arc<LogBook>,
+    pub forecasts: Arc<crate::forecast::Forecasts>,
 }
 
 /// Caps linear memory; remembers that the cap was hit so the fault can be
@@ -152,6 +153,14 @@ impl self::hearth::controller::host::Host for HostState {
             .map(|(time_ms, value)| wit::Sample { time_ms, value })
             .collect()
     }
+
+    fn forecast(&mut self, series: String, start_ms: i64, end_ms: i64) -> Vec<wit::Sample> {
+        self.forecasts
+            .range(&series, start_ms, end_ms)
+            .into_iter()
+            .map(|(time_ms, value)| wit::Sample { time_ms, value })
+            .collect()
+    }
 }
 
 fn level_name(level: wit::LogLevel) -> &'static str {
@@ -249,7 +258,7 @@ impl PluginEngine {
         // Plugins get no WASI: a std guest imports WASI interfaces it never
         // calls; they are defined as traps so it links, and traps if used.
         let mut linker = self.linker.clone();
-        linker.define_unknown_imports_as_traps(&component)?;
+        stub_foreign_imports(&mut linker, &component, &self.engine)?;
         let pre = linker.instantiate_pre(&component)?;
         let pre = ControllerPre::new(pre)
             .map_err(anyhow::Error::from)
@@ -261,6 +270,59 @@ impl PluginEngine {
             load_time: started.elapsed(),
         })
     }
+}
+
+/// Defines every import outside `hearth:controller` as functions that trap.
+///
+/// Not `Linker::define_unknown_imports_as_traps`: it looks names up exactly,
+/// so a plugin built for an older compatible contract (importing
+/// `hearth:controller/host@0.1.0` from a 0.1.1 host) would get trap stubs
+/// under that exact name instead of the host's functions, which the linker
+/// otherwise finds by semver.
+fn stub_foreign_imports(
+    linker: &mut Linker<HostState>,
+    component: &wasmtime::component::Component,
+    engine: &Engine,
+) -> anyhow::Result<()> {
+    use wasmtime::component::types::ComponentItem;
+    use wasmtime::component::{LinkerInstance, ResourceType};
+    fn stub(
+        at: &mut LinkerInstance<'_, HostState>,
+        name: &str,
+        item: ComponentItem,
+        engine: &Engine,
+        path: &str,
+    ) -> anyhow::Result<()> {
+        match item {
+            ComponentItem::ComponentFunc(_) => {
+                let what = format!("{path}#{name}");
+                at.func_new(name, move |_, _, _, _| {
+                    Err(wasmtime::Error::msg(format!(
+                        "called `{what}`: plugins get no WASI capability"
+                    )))
+                })?;
+            }
+            ComponentItem::ComponentInstance(instance) => {
+                let mut inner = at.instance(name)?;
+                for (export, item) in instance.exports(engine) {
+                    stub(&mut inner, export, item.ty, engine, name)?;
+                }
+            }
+            ComponentItem::Resource(_) => {
+                at.resource(name, ResourceType::host::<()>(), |_, _| Ok(()))?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    let ty = component.component_type();
+    for (name, item) in ty.imports(engine) {
+        if name.starts_with("hearth:controller/") {
+            continue;
+        }
+        stub(&mut linker.root(), name, item.ty, engine, "")?;
+    }
+    Ok(())
 }
 
 /// What a host at `host` accepts, in words.

@@ -216,7 +216,7 @@ impl PluginManager {
 
     fn prepare(&self, cfg: PluginConfig) -> anyhow::Result<Prepared> {
         let started = Instant::now();
-        let p = prepare::prepare(&self.ctx.engine, cfg, &self.ctx.store, &self.ctx.logs)?;
+        let p = prepare::prepare(&self.ctx.engine, cfg, &self.ctx.host())?;
         tracing::debug!(
             "plugin `{}` prepared in {:.1} ms ({:?})",
             p.cfg.name,

@@ -1,5 +1,5 @@
 //! The plugin host (DESIGN.md §5): controller plugins are WebAssembly
-//! components (`wit/`, package `hearth:controller@0.1.0`) run by wasmtime
+//! components (`wit/`, package `hearth:controller@0.1.1`) run by wasmtime
 //! with no WASI capability, a memory cap and a CPU deadline per call.
 //!
 //! - [`engine`]: the wasmtime engine, compilation, the host imports.
@@ -127,4 +127,4 @@ impl Limits {
 }
 
 /// The WIT package this host implements.
-pub const WIT_PACKAGE: &str = "hearth:controller@0.1.0";
+pub const WIT_PACKAGE: &str = "hearth:controller@0.1.1";

@@ -58,8 +58,7 @@ pub fn tick_ms(desc: &wit::Description) -> u32 {
 pub fn prepare(
     engine: &PluginEngine,
     cfg: PluginConfig,
-    store: &Arc<EntityStore>,
-    logs: &Arc<LogBook>,
+    host: &HostServices<'_>,
 ) -> anyhow::Result<Prepared> {
     let started = Instant::now();
     let name = cfg.name.clone();
@@ -79,7 +78,7 @@ pub fn prepare(
         .with_context(|| format!("plugin `{name}` ({})", cfg.wasm))?;
     let config_json =
         serde_json::to_string(&cfg.config).context("plugin config is not representable as JSON")?;
-    let mut instance = instantiate(engine, &loaded.pre, &name, store, logs, &cfg, &config_json)
+    let mut instance = instantiate(engine, &loaded.pre, &name, host, &cfg, &config_json)
         .map_err(|f| anyhow::anyhow!("plugin `{name}` {f}"))?;
     let desc = instance
         .describe()
@@ -99,21 +98,33 @@ pub fn prepare(
 }
 
 /// A fresh instance, `init`ed with the config.
+/// What a plugin instance may reach on the host.
+pub struct HostServices<'a> {
+    pub store: &'a Arc<EntityStore>,
+    pub logs: &'a Arc<LogBook>,
+    pub forecasts: &'a Arc<crate::forecast::Forecasts>,
+}
+
 pub fn instantiate(
     engine: &PluginEngine,
     pre: &ControllerPre<HostState>,
     name: &str,
-    store: &Arc<EntityStore>,
-    logs: &Arc<LogBook>,
+    host: &HostServices<'_>,
     cfg: &PluginConfig,
     config_json: &str,
 ) -> Result<PluginInstance, PluginFault> {
+    let HostServices {
+        store,
+        logs,
+        forecasts,
+    } = *host;
     let state = HostState {
         plugin: name.into(),
         store: store.clone(),
         clock: store.clock(),
         limiter: MemoryCap::new((cfg.limits.memory_mib as usize) << 20),
         logs: logs.clone(),
+        forecasts: forecasts.clone(),
     };
     let mut instance = PluginInstance::new(&engine.engine, pre, state, &cfg.limits)?;
     instance.init(config_json)?;

@@ -221,7 +221,18 @@ pub struct RunnerContext {
     pub router: Arc<ServiceRouter>,
     pub engine: Arc<super::PluginEngine>,
     pub logs: Arc<LogBook>,
+    pub forecasts: Arc<crate::forecast::Forecasts>,
     pub shutdown: Shutdown,
+}
+
+impl RunnerContext {
+    pub fn host(&self) -> prepare::HostServices<'_> {
+        prepare::HostServices {
+            store: &self.store,
+            logs: &self.logs,
+            forecasts: &self.forecasts,
+        }
+    }
 }
 
 /// The plugin currently behind the runner.
@@ -307,8 +318,7 @@ pub fn start(
                     &ctx.engine,
                     &prepared.pre,
                     &name,
-                    &ctx.store,
-                    &ctx.logs,
+                    &ctx.host(),
                     &prepared.cfg,
                     &prepared.config_json,
                 )
@@ -782,8 +792,7 @@ impl Runner {
                 &self.ctx.engine,
                 &a.pre,
                 &self.name,
-                &self.ctx.store,
-                &self.ctx.logs,
+                &self.ctx.host(),
                 &a.cfg,
                 &a.config_json,
             )

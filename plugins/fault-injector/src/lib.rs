@@ -5,9 +5,11 @@
 //! "when": "on_state"|"tick"|"init"|"restore", "drives": ["switch.y"]}`.
 //! With `fault: none` it forwards each state change of `entity` as
 //! `switch.turn_on` on its first driven entity (used to check call routing).
+//! With `"forecast": "<series>"` it logs, on each tick, what the host's
+//! `forecast` import returns for the next 24 h (used to check the import).
 
 use hearth_plugin_sdk::serde_json::{self, Value, json};
-use hearth_plugin_sdk::{Change, Controller, Description, Output, export_controller, warn};
+use hearth_plugin_sdk::{Change, Controller, Description, Output, export_controller, info, warn};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -39,6 +41,8 @@ struct Config {
     when: When,
     #[serde(default)]
     drives: Vec<String>,
+    #[serde(default)]
+    forecast: Option<String>,
 }
 
 fn default_when() -> When {
@@ -110,9 +114,17 @@ impl Controller for FaultInjector {
         }
     }
 
-    fn tick(&mut self, _now_ms: i64, _out: &mut Output) {
+    fn tick(&mut self, now_ms: i64, _out: &mut Output) {
         if self.cfg.when == When::Tick {
             misbehave(self.cfg.fault);
+        }
+        if let Some(series) = &self.cfg.forecast {
+            let samples = hearth_plugin_sdk::forecast(series, now_ms, now_ms + 86_400_000);
+            let first = samples.first().map_or(f64::NAN, |s| s.value);
+            info(&format!(
+                "forecast {series}: {} samples, first {first}",
+                samples.len()
+            ));
         }
     }
 

@@ -98,6 +98,24 @@ pub fn history(entity_id: &str, start_ms: i64, end_ms: i64) -> Vec<Sample> {
     host::history(entity_id, start_ms, end_ms)
 }
 
+/// Forecast series names (WIT 0.1.1): `price` €/kWh, `outdoor-temperature`
+/// °C, `solar-irradiance` W/m² (global horizontal).
+pub mod series {
+    /// The configured tariff, €/kWh.
+    pub const PRICE: &str = "price";
+    /// Outdoor air temperature, °C.
+    pub const OUTDOOR_TEMPERATURE: &str = "outdoor-temperature";
+    /// Global horizontal irradiance, W/m².
+    pub const SOLAR_IRRADIANCE: &str = "solar-irradiance";
+}
+
+/// A forecast series in `[start_ms, end_ms]`, oldest first, starting with
+/// the sample in force at `start_ms`; each sample holds until the next.
+/// Empty when the host has no such series. See [`series`].
+pub fn forecast(series: &str, start_ms: i64, end_ms: i64) -> Vec<Sample> {
+    host::forecast(series, start_ms, end_ms)
+}
+
 /// Logs panics through the host before the trap, so they do not vanish.
 /// [`export_controller!`] installs it on `init`.
 pub fn set_panic_hook() {

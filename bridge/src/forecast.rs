@@ -20,10 +20,15 @@ pub struct Forecasts {
 }
 
 impl Forecasts {
-    /// Replaces a series. Samples are sorted by time; non-finite values
-    /// are dropped (a gap, not a number).
+    /// Replaces a series. Samples are sorted by time. A non-finite value
+    /// (stored as NaN) marks a gap: unknown from its time until the next
+    /// sample, rather than the previous value held on.
     pub fn publish(&self, name: &str, mut samples: Vec<(i64, f64)>) {
-        samples.retain(|(_, v)| v.is_finite());
+        for (_, v) in &mut samples {
+            if !v.is_finite() {
+                *v = f64::NAN;
+            }
+        }
         samples.sort_by_key(|(t, _)| *t);
         samples.dedup_by_key(|(t, _)| *t);
         self.series
@@ -75,11 +80,18 @@ mod tests {
         let f = Forecasts::default();
         f.publish(
             PRICE,
-            vec![(3_000, 0.3), (1_000, 0.1), (2_000, f64::NAN), (4_000, 0.4)],
+            vec![
+                (3_000, 0.3),
+                (1_000, 0.1),
+                (2_000, f64::INFINITY),
+                (4_000, 0.4),
+            ],
         );
-        assert_eq!(
-            f.range(PRICE, 1_500, 3_500),
-            vec![(1_000, 0.1), (3_000, 0.3)]
+        let r = f.range(PRICE, 1_500, 3_500);
+        assert_eq!((r[0], r[2]), ((1_000, 0.1), (3_000, 0.3)));
+        assert!(
+            r[1].0 == 2_000 && r[1].1.is_nan(),
+            "a gap stays a gap: {r:?}"
         );
         assert_eq!(f.range(PRICE, 0, 500), vec![]);
         assert_eq!(f.range(PRICE, 4_000, 9_000), vec![(4_000, 0.4)]);

@@ -36,6 +36,7 @@ pub mod demo;
 pub mod discovery;
 pub mod drivers;
 pub mod entity;
+pub mod feeds;
 pub mod forecast;
 pub mod plugins;
 pub mod shutdown;

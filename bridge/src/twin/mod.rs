@@ -17,12 +17,18 @@
 //! "Identifying suitable models for the heat dynamics of buildings") and an
 //! air conditioner whose compressor has its own return-air thermostat.
 //!
+//! Beside the server room, [`building`] holds an ISO 13790 "5R1C" hourly
+//! zone model (air, surface and mass nodes; the formulation and reference
+//! tests of RC_BuildingSimulator) with a valve-driven [`building::Heater`],
+//! steppable at any Δt ≤ 1 h: the plant for MPC heating studies.
+//!
 //! The twin shares nothing with the bridge but the [`Clock`](crate::clock::Clock):
 //! all durations are simulated time, so a demo can run a day in a minute.
 //! [`server_room::ServerRoomTwin::start`] wires everything and hands back a
 //! [`TwinHandle`] for tests and demos (snapshots, compressor events, IR log,
 //! fault injection).
 
+pub mod building;
 pub mod node_sim;
 pub mod plant;
 pub mod room;

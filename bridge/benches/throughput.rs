@@ -1,31 +1,23 @@
-//! Benchmarks that print figures (`cargo bench --bench throughput`):
+//! Benchmarks that print figures (`cargo bench --bench throughput`;
+//! plugin call overhead is in `benches/plugins.rs`):
 //!
-//! 1. plugin call overhead: median µs per `on-state` call, for a plugin that
-//!    does nothing (fault-injector, `fault = none`) and for the thermostat
-//!    (which reads 3–4 states through the host per call);
-//! 2. the bridge's state-update throughput: sensor-node telemetry in over
+//! 1. the bridge's state-update throughput: sensor-node telemetry in over
 //!    MQTT → entity store → HA state topics out, messages/s: the time from
 //!    the first telemetry message until the last one's value is on the state
 //!    topic (the publisher coalesces a burst of updates of one entity into
 //!    its latest state, as HA only needs that);
-//! 3. next to it, in the same run and on the same embedded broker, the raw
+//! 2. next to it, in the same run and on the same embedded broker, the raw
 //!    broker's publish → subscribe throughput (QoS 1 both ways).
 
 use hearth::app::Bridge;
 use hearth::broker::{BrokerAddress, EmbeddedBroker};
 use hearth::clock::Clock;
 use hearth::config::Config;
-use hearth::entity::{Component, Device, EntitySpec, EntityStore};
-use hearth::plugins::engine::{HostState, MemoryCap, PluginEngine, wit};
-use hearth::plugins::instance::PluginInstance;
-use hearth::plugins::{Limits, builtin};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use serde_json::Map;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const CALLS: usize = 20_000;
 const MESSAGES: u64 = 20_000;
 
 fn main() {
@@ -38,85 +30,7 @@ fn main() {
         "machine: {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    plugin_overhead();
     rt.block_on(throughput());
-}
-
-fn median_us(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn plugin_overhead() {
-    let store = EntityStore::new(Clock::real());
-    let dev = Device {
-        id: "room".into(),
-        name: "Room".into(),
-        manufacturer: "bench".into(),
-        model: "bench".into(),
-        sw_version: None,
-        via_device: None,
-    };
-    store.upsert_device("bench", dev).unwrap();
-    for (key, c, state) in [
-        ("temperature", Component::Sensor, "24.1"),
-        ("power", Component::Switch, "off"),
-    ] {
-        let spec = EntitySpec::new("room", key, c);
-        let id = spec.entity_id.clone();
-        store.upsert_entity(spec).unwrap();
-        store.set_state(&id, state, Map::new()).unwrap();
-    }
-    let engine = PluginEngine::new().unwrap();
-    let cases = [
-        (
-            "fault-injector (no-op)",
-            "builtin:fault-injector",
-            r#"{"entity":"sensor.room_temperature","fault":"none"}"#,
-        ),
-        (
-            "thermostat",
-            "builtin:thermostat",
-            r#"{"sensor":"sensor.room_temperature","climate":"climate.none","switch":"switch.room_power","min_cycle_duration":1e9}"#,
-        ),
-    ];
-    for (label, wasm, config) in cases {
-        let bytes = builtin::load_bytes(wasm).unwrap();
-        let t = Instant::now();
-        let pre = engine.load(&bytes).unwrap().pre;
-        let compile_ms = t.elapsed().as_secs_f64() * 1000.0;
-        let state = HostState {
-            plugin: "bench".into(),
-            store: store.clone(),
-            clock: Clock::real(),
-            limiter: MemoryCap::new(32 << 20),
-            logs: Default::default(),
-            forecasts: Default::default(),
-        };
-        let t = Instant::now();
-        let mut inst =
-            PluginInstance::new(&engine.engine, &pre, state, &Limits::default()).unwrap();
-        let instantiate_us = t.elapsed().as_secs_f64() * 1e6;
-        inst.init(config).unwrap();
-        let s = store.get("sensor.room_temperature").unwrap();
-        let to_wit = hearth::plugins::engine::state_to_wit;
-        let change = wit::StateChange {
-            entity_id: s.entity_id.clone(),
-            old_state: Some(to_wit(&s)),
-            new_state: Some(to_wit(&s)),
-        };
-        let mut times = Vec::with_capacity(CALLS);
-        for _ in 0..CALLS {
-            let t = Instant::now();
-            let out = inst.on_state(&change).unwrap();
-            times.push(t.elapsed().as_secs_f64() * 1e6);
-            std::hint::black_box(out);
-        }
-        println!(
-            "plugin {label}: compile {compile_ms:.1} ms, instantiate {instantiate_us:.0} µs, on-state median {:.2} µs over {CALLS} calls",
-            median_us(times)
-        );
-    }
 }
 
 /// Counts publishes on `filter` and keeps the last payload.

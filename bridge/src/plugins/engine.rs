@@ -105,14 +105,7 @@ impl self::hearth::controller::types::Host for HostState {}
 
 impl self::hearth::controller::host::Host for HostState {
     fn log(&mut self, level: wit::LogLevel, mut message: String) {
-        if message.len() > super::logbook::MAX_LINE {
-            let mut cut = super::logbook::MAX_LINE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push('…');
-        }
+        super::logbook::cap_line(&mut message);
         self.logs.push(
             &self.plugin,
             LogLine {

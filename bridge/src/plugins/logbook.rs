@@ -11,6 +11,18 @@ pub const LINES_KEPT: usize = 1000;
 /// Longest line kept, bytes (a plugin could log megabytes).
 pub const MAX_LINE: usize = 4096;
 
+/// Cuts a message to [`MAX_LINE`] bytes on a char boundary, marking the cut.
+pub fn cap_line(message: &mut String) {
+    if message.len() > MAX_LINE {
+        let mut cut = MAX_LINE;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push('…');
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LogLine {
     /// Host time, ms since the epoch.
@@ -29,14 +41,7 @@ pub struct LogBook {
 
 impl LogBook {
     pub fn push(&self, plugin: &str, mut line: LogLine) {
-        if line.message.len() > MAX_LINE {
-            let mut cut = MAX_LINE;
-            while !line.message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            line.message.truncate(cut);
-            line.message.push('…');
-        }
+        cap_line(&mut line.message);
         let mut all = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         let lines = all.entry(plugin.to_string()).or_default();
         if lines.len() == LINES_KEPT {

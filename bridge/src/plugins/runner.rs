@@ -522,6 +522,7 @@ impl Runner {
                 break;
             }
             let mut ticked = false;
+            let mut delivered = 0u64;
             let result = match self.next(&input, next_tick) {
                 Next::Closed | Next::Input(Input::Stop) => break,
                 Next::Tick => {
@@ -537,7 +538,7 @@ impl Runner {
                     if !self.active.reads.contains(&change.entity_id) {
                         continue;
                     }
-                    self.update(|s| s.events += 1);
+                    delivered = 1;
                     instance.on_state(&to_wit_change(&change))
                 }
                 Next::Input(Input::Save(reply)) => {
@@ -561,8 +562,12 @@ impl Runner {
                     continue;
                 }
             };
+            // One status update per call (this runs for every event).
             let stats = instance.stats;
-            self.update(|s| s.stats = stats);
+            self.update(|s| {
+                s.events += delivered;
+                s.stats = stats;
+            });
             let outcome = match result.and_then(|out| check_output(&out).map(|()| out)) {
                 Ok(output) => {
                     if consecutive_faults > 0 && healthy_since.elapsed() >= HEALTHY_AFTER {

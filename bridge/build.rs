@@ -15,6 +15,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("hearth-plugin-thermostat", "THERMOSTAT"),
     ("hearth-plugin-fault-injector", "FAULT_INJECTOR"),
     ("hearth-plugin-custom-strategy", "CUSTOM_STRATEGY"),
+    ("hearth-plugin-mpc", "MPC"),
 ];
 
 fn main() {

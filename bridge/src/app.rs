@@ -82,12 +82,14 @@ impl Bridge {
             router.clone(),
             shutdown.clone(),
         )?);
+        let forecasts = Arc::new(crate::forecast::Forecasts::default());
         let ctx = DriverContext {
             store: store.clone(),
             router: router.clone(),
             link: link.clone(),
             clock,
             shutdown: shutdown.clone(),
+            forecasts: forecasts.clone(),
         };
         tasks.extend(drivers::start(&config, &ctx)?);
 
@@ -99,7 +101,6 @@ impl Bridge {
             .map_err(|e| anyhow::anyhow!("data directory {}: {e}", data_dir.display()))?;
         let engine =
             PluginEngine::with_cache(CodeCache::new(Some(data_dir.join("cache").join("plugins"))))?;
-        let forecasts = Arc::new(crate::forecast::Forecasts::default());
         let plugins = Arc::new(PluginManager::new(
             RunnerContext {
                 store: store.clone(),

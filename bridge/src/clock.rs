@@ -1,7 +1,11 @@
 //! The one clock of a running Hearth: wall time for `hearth run`, simulated
 //! time (wall time × speed) for the digital twin. Bridge, plugins and twin
 //! all read it, so a min-cycle of 180 s means 180 simulated seconds.
+//! Batch simulation (`hearth simulate`) uses a [`Clock::manual`] clock that
+//! only moves when the simulator sets it: virtual time, as fast as the
+//! machine allows.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy)]
@@ -9,6 +13,23 @@ pub struct Clock {
     origin_wall: Instant,
     origin_ms: i64,
     speed: f64,
+    /// Virtual time, set by its [`ManualTime`]; `None` for a running clock.
+    manual: Option<&'static AtomicI64>,
+}
+
+/// The hand that moves a [`Clock::manual`] clock.
+#[derive(Debug, Clone, Copy)]
+pub struct ManualTime(&'static AtomicI64);
+
+impl ManualTime {
+    /// Sets the time (ms since the Unix epoch).
+    pub fn set(&self, ms: i64) {
+        self.0.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl Clock {
@@ -31,7 +52,22 @@ impl Clock {
             } else {
                 1.0
             },
+            manual: None,
         }
+    }
+
+    /// A clock that stands at `start_ms` until its [`ManualTime`] moves it.
+    /// Its cell is leaked (8 bytes per clock) so the clock stays `Copy`;
+    /// a simulation makes one per run. Sleeping on it returns at once.
+    pub fn manual(start_ms: i64) -> (Self, ManualTime) {
+        let cell: &'static AtomicI64 = Box::leak(Box::new(AtomicI64::new(start_ms)));
+        let clock = Clock {
+            origin_wall: Instant::now(),
+            origin_ms: start_ms,
+            speed: f64::INFINITY,
+            manual: Some(cell),
+        };
+        (clock, ManualTime(cell))
     }
 
     pub fn speed(&self) -> f64 {
@@ -40,6 +76,9 @@ impl Clock {
 
     /// Milliseconds since the Unix epoch, on this clock.
     pub fn now_ms(&self) -> i64 {
+        if let Some(cell) = self.manual {
+            return cell.load(Ordering::Relaxed);
+        }
         let wall = self.origin_wall.elapsed().as_secs_f64();
         self.origin_ms + (wall * self.speed * 1000.0) as i64
     }
@@ -47,6 +86,9 @@ impl Clock {
     /// Wall duration of `sim_ms` simulated milliseconds (negative or NaN
     /// → zero, beyond range → a year).
     pub fn wall(&self, sim_ms: f64) -> Duration {
+        if self.manual.is_some() {
+            return Duration::ZERO;
+        }
         let secs = sim_ms / 1000.0 / self.speed;
         if secs.is_nan() || secs <= 0.0 {
             return Duration::ZERO;
@@ -109,5 +151,15 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         assert!(c.now_ms() - a >= 19_000);
         assert_eq!(c.wall(60_000.0), Duration::from_millis(60));
+    }
+
+    #[test]
+    fn manual_clock_moves_only_when_set() {
+        let (c, hand) = Clock::manual(1_000);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(c.now_ms(), 1_000);
+        hand.set(3_600_000);
+        assert_eq!(c.now_ms(), 3_600_000);
+        assert_eq!(c.wall(60_000.0), Duration::ZERO);
     }
 }

@@ -1,9 +1,35 @@
 //! The bridge's configuration file (TOML), for `hearth run --config FILE`.
 //! Every section is optional; command-line flags override `[mqtt]` and
 //! `[http]`. See README.md "Configuration" for a full example.
+//!
+//! `[tariff]` and `[weather]` start the feed drivers (README "Tariff and
+//! weather feeds"; every key in [`TariffConfig`] and [`WeatherConfig`]):
+//!
+//! ```toml
+//! [tariff]
+//! kind = "tempo"                # "tempo" | "tou" | "spot"
+//! source = "couleur-tempo"      # tempo: "couleur-tempo" (jourTempo API) | "rte" (calendar JSON at `url`)
+//! url = "http://127.0.0.1:8088/api"  # http:// only: this build has no TLS client
+//! poll_interval_s = 3600        # s; failures retry after retry_s (60), doubling
+//! unknown_colour = "white"      # price of days not yet published: blue | white | red | none
+//! [tariff.prices]               # €/kWh TTC, any of the six (defaults: regulated prices 2025-08-01)
+//! red_hp = 0.6468
+//!
+//! [weather]                     # Open-Meteo hourly temperature_2m (°C) and shortwave_radiation (W/m²)
+//! latitude = 48.86
+//! longitude = 2.34
+//! url = "http://127.0.0.1:8088/v1/forecast"
+//! ```
+//!
+//! `kind = "tou"` takes `timezone` and `windows = [{start = "HH:MM", price
+//! = €/kWh}, …]` (and `[tariff.weekdays]`) instead of a source; `kind =
+//! "spot"` takes `url` or `file` of a `[{start, price}, …]` list. A key of
+//! another kind, an https URL or an out-of-range number is an error naming
+//! the key and what was expected.
 
 use crate::discovery::DiscoveryMode;
 use crate::drivers::{shelly::ShellyConfig, tasmota_ir::IrAcConfig};
+use crate::feeds::{tariff_driver::TariffConfig, weather_driver::WeatherConfig};
 use crate::plugins::{DirectoryConfig, PluginConfig};
 use anyhow::Context;
 use serde::Deserialize;
@@ -31,6 +57,12 @@ pub struct Config {
     /// The plugin directory (`<data-dir>/plugins`) and its watch.
     #[serde(default, rename = "plugins")]
     pub plugin_dir: DirectoryConfig,
+    /// Electricity prices: EDF Tempo, time of use or spot (device `tariff`;
+    /// keys in [`TariffConfig`], behaviour in [`crate::feeds::tariff_driver`]).
+    pub tariff: Option<TariffConfig>,
+    /// Open-Meteo forecast (device `weather`; keys in [`WeatherConfig`],
+    /// behaviour in [`crate::feeds::weather_driver`]).
+    pub weather: Option<WeatherConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -269,6 +301,21 @@ impl Config {
                 s.id,
                 s.url
             );
+        }
+        for (configured, id) in [
+            (self.tariff.is_some(), crate::feeds::tariff_driver::DEVICE),
+            (self.weather.is_some(), crate::feeds::weather_driver::DEVICE),
+        ] {
+            anyhow::ensure!(
+                !configured || !ids.contains(id),
+                "device id `{id}` is taken by the [{id}] feed"
+            );
+        }
+        if let Some(t) = &self.tariff {
+            t.validate().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(w) = &self.weather {
+            w.validate().map_err(anyhow::Error::msg)?;
         }
         let mut names = std::collections::HashSet::new();
         for p in &self.plugins {

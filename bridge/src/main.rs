@@ -59,6 +59,29 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Compare controllers on a simulated house in virtual time (no bridge,
+    /// no broker): the same plugin host and `.wasm` as live.
+    Simulate {
+        /// Scenario TOML (see examples/scenarios/).
+        #[arg(long, value_name = "FILE")]
+        scenario: PathBuf,
+        /// Start of the scored period, RFC 3339 (default: the scenario's).
+        #[arg(long, value_name = "ISO")]
+        start: Option<String>,
+        /// End of the scored period, RFC 3339 (default: the scenario's).
+        #[arg(long, value_name = "ISO")]
+        end: Option<String>,
+        /// PLUGIN.wasm, builtin:NAME or LABEL=PLUGIN.wasm; its config is the
+        /// scenario's [controllers.LABEL]. Repeat to compare.
+        #[arg(long = "controller", value_name = "PLUGIN", required = true)]
+        controllers: Vec<String>,
+        /// Results directory (created).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Run the bridge against real devices.
     Run {
         #[command(flatten)]
@@ -185,6 +208,28 @@ async fn main() -> std::process::ExitCode {
             init_logging(&common.log_level);
             run_command(common, config).await
         }
+        Command::Simulate {
+            scenario,
+            start,
+            end,
+            controllers,
+            out,
+            quiet,
+        } => {
+            // Plugins' own lines go to log-<controller>.txt, not the terminal.
+            init_logging("error");
+            let opts = hearth::twin::batch::SimulateOptions {
+                scenario,
+                start,
+                end,
+                controllers,
+                out,
+                progress: !quiet,
+            };
+            tokio::task::spawn_blocking(move || simulate_command(&opts))
+                .await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("simulation: {e}")))
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -194,6 +239,21 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn simulate_command(opts: &hearth::twin::batch::SimulateOptions) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let (scenario, runs) = hearth::twin::batch::simulate(opts)?;
+    print!(
+        "{}",
+        hearth::twin::batch::report::summary_markdown(&scenario, &runs)
+    );
+    println!(
+        "\nResults in {} ({:.1} s).",
+        opts.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn demo_command(common: Common, speed: f64, run_for: Option<f64>) -> anyhow::Result<()> {

@@ -2,7 +2,10 @@
 //! publish:
 //! - switch: `ON` / `OFF` (and `TOGGLE`) on `hearth/<device>/<key>/set`;
 //! - climate: `{"hvac_mode": "cool"}` or `{"temperature": 22.5}` on the same
-//!   topic (HA's `mode_command_template` / `temperature_command_template`).
+//!   topic (HA's `mode_command_template` / `temperature_command_template`);
+//! - valve (`reports_position: true`): the position `0`–`100` (HA sends
+//!   `100`/`0` for open/close too), or `STOP`; `OPEN`/`CLOSE` are accepted
+//!   as well (what HA sends to valves without positions).
 //!
 //! Anything else is logged with the topic, what was expected and what came.
 
@@ -30,6 +33,8 @@ pub enum CommandError {
         got: String,
     },
 }
+
+const VALVE_EXPECTED: &str = "a position 0-100, OPEN, CLOSE or STOP";
 
 const CLIMATE_EXPECTED: &str =
     r#"a JSON object like {"temperature": 22.5} or {"hvac_mode": "cool"}"#;
@@ -79,6 +84,31 @@ pub fn parse_command(
                 return Err(bad(CLIMATE_EXPECTED));
             }
             Ok(calls)
+        }
+        Component::Valve => {
+            let word = text.trim();
+            let (service, data) = match word.to_ascii_uppercase().as_str() {
+                "OPEN" => ("open_valve", Map::new()),
+                "CLOSE" => ("close_valve", Map::new()),
+                "STOP" => ("stop_valve", Map::new()),
+                _ => {
+                    // HA renders a whole number; keep it one in the call.
+                    let position: Value = match word.parse::<i64>() {
+                        Ok(p) => p.into(),
+                        Err(_) => word
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|p| p.is_finite())
+                            .ok_or_else(|| bad(VALVE_EXPECTED))?
+                            .into(),
+                    };
+                    let mut data = Map::new();
+                    // Range is the safety envelope's business (it clamps).
+                    data.insert("position".into(), position);
+                    ("set_valve_position", data)
+                }
+            };
+            Ok(vec![call("valve", service, data)])
         }
         Component::Sensor | Component::BinarySensor => {
             Err(bad("nothing: this entity is read-only"))
@@ -200,6 +230,31 @@ mod tests {
         assert_eq!(calls[0].service, "set_hvac_mode");
         let calls = parse_command("t", Component::Switch, "switch.p", b"off").unwrap();
         assert_eq!(calls[0].service, "turn_off");
+    }
+
+    #[test]
+    fn valve_payloads_become_service_calls() {
+        let one = |payload: &[u8]| {
+            let mut calls = parse_command("t", Component::Valve, "valve.v", payload).unwrap();
+            assert_eq!(calls.len(), 1);
+            calls.remove(0)
+        };
+        let c = one(b"70");
+        assert_eq!(
+            (c.domain.as_str(), c.service.as_str()),
+            ("valve", "set_valve_position")
+        );
+        assert_eq!(c.data["position"], 70);
+        assert_eq!(one(b"70.5").data["position"], 70.5);
+        assert_eq!(one(b"STOP").service, "stop_valve");
+        assert_eq!(one(b"open").service, "open_valve");
+        assert_eq!(one(b"CLOSE").service, "close_valve");
+        let e = parse_command("t", Component::Valve, "valve.v", b"half").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("t: expected {VALVE_EXPECTED}, got `half`")
+        );
+        assert!(parse_command("t", Component::Valve, "valve.v", b"NaN").is_err());
     }
 
     #[test]

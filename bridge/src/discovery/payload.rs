@@ -1,6 +1,6 @@
 //! Discovery configs and state payloads, as HA's MQTT integration reads them
 //! (HA docs "MQTT Discovery"; platform pages `sensor`, `binary_sensor`,
-//! `switch`, `climate`).
+//! `switch`, `climate`, `valve`).
 //!
 //! Device-based configs use HA's abbreviations for the top-level keys it
 //! documents that way (`dev`, `o`, `cmps`, `p`); component configs use full
@@ -14,6 +14,8 @@ use serde_json::{Map, Value, json};
 pub const ID_PREFIX: &str = "hearth";
 /// The bridge's own device id.
 pub const BRIDGE_DEVICE: &str = "bridge";
+/// What HA publishes on a valve's command topic for `valve.stop_valve`.
+pub const VALVE_STOP: &str = "STOP";
 
 pub fn unique_id(spec: &EntitySpec) -> String {
     format!("{ID_PREFIX}_{}_{}", spec.device_id, spec.key)
@@ -101,6 +103,21 @@ pub fn component_config(topics: &Topics, spec: &EntitySpec) -> Result<Map<String
         Component::Switch => {
             c.insert("state_topic".into(), json!(state_topic));
             c.insert("command_topic".into(), json!(topics.command(dev, key)));
+            insert_opt(&mut c, "device_class", &spec.device_class);
+        }
+        Component::Valve => {
+            // HA docs "MQTT Valve": with `reports_position` the position
+            // (0–100) is published on `command_topic` (also for open/close),
+            // `payload_stop` enables `valve.stop_valve`, and `state_topic`
+            // takes `{"state": "opening", "position": 10}` or
+            // `{"position": 10}` (see `state_payload`). `state_open` and
+            // `state_closed` are not allowed with `reports_position`.
+            c.insert("state_topic".into(), json!(state_topic));
+            c.insert("command_topic".into(), json!(topics.command(dev, key)));
+            c.insert("reports_position".into(), json!(true));
+            c.insert("position_closed".into(), json!(0));
+            c.insert("position_open".into(), json!(100));
+            c.insert("payload_stop".into(), json!(VALVE_STOP));
             insert_opt(&mut c, "device_class", &spec.device_class);
         }
         Component::Climate => {
@@ -240,6 +257,27 @@ pub fn state_payload(spec: &EntitySpec, state: &State) -> Option<String> {
             "off" => Some("OFF".into()),
             _ => None,
         },
+        Component::Valve => {
+            // HA resets `opening`/`closing` on a position-only update (at
+            // 0 and 100 always; at intermediate positions since HA core
+            // PR #165176, 2026.4; older HA shows `opening` until the next
+            // movement ends at 0 or 100).
+            let position = state
+                .attributes
+                .get("current_position")
+                .filter(|p| p.is_number())
+                .cloned()
+                .or(match state.state.as_str() {
+                    "closed" => Some(json!(0)),
+                    "open" => Some(json!(100)),
+                    _ => None,
+                })?;
+            let v = match state.state.as_str() {
+                s @ ("opening" | "closing") => json!({"state": s, "position": position}),
+                _ => json!({"position": position}),
+            };
+            Some(v.to_string())
+        }
         Component::Climate => {
             let a = &state.attributes;
             let v = json!({
@@ -269,5 +307,66 @@ pub fn attributes_payload(spec: &EntitySpec, state: &State) -> Option<String> {
             attrs.remove(k);
         }
     }
+    if spec.component == Component::Valve {
+        attrs.remove("current_position");
+    }
     (!attrs.is_empty()).then(|| Value::Object(attrs).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entity::Context;
+
+    fn valve_state(state: &str, position: Option<u8>) -> State {
+        let mut attributes = Map::new();
+        if let Some(p) = position {
+            attributes.insert("current_position".into(), json!(p));
+        }
+        State {
+            entity_id: "valve.house_heating".into(),
+            state: state.into(),
+            attributes,
+            last_changed: 0,
+            last_updated: 0,
+            context: Context::default(),
+        }
+    }
+
+    #[test]
+    fn valve_config_reports_position_as_ha_documents() {
+        let spec = EntitySpec::new("house", "heating", Component::Valve).named("Heating valve");
+        let c = component_config(&Topics::default(), &spec).unwrap();
+        assert_eq!(c["default_entity_id"], "valve.house_heating");
+        assert_eq!(c["reports_position"], true);
+        assert_eq!(c["command_topic"], "hearth/house/heating/set");
+        assert_eq!(c["state_topic"], "hearth/house/heating/state");
+        assert_eq!(c["payload_stop"], VALVE_STOP);
+        // Not allowed together with reports_position.
+        for k in [
+            "state_open",
+            "state_closed",
+            "payload_open",
+            "payload_close",
+        ] {
+            assert!(!c.contains_key(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn valve_state_payload_carries_position_and_motion() {
+        let spec = EntitySpec::new("house", "heating", Component::Valve);
+        let p = |s, pos| state_payload(&spec, &valve_state(s, pos));
+        assert_eq!(
+            p("opening", Some(42)).as_deref(),
+            Some(r#"{"position":42,"state":"opening"}"#)
+        );
+        assert_eq!(p("open", Some(70)).as_deref(), Some(r#"{"position":70}"#));
+        assert_eq!(p("closed", None).as_deref(), Some(r#"{"position":0}"#));
+        assert_eq!(p("unknown", None), None);
+        assert_eq!(
+            attributes_payload(&spec, &valve_state("open", Some(70))),
+            None
+        );
+    }
 }

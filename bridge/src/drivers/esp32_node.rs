@@ -6,23 +6,46 @@
 //! makes the node unavailable (a hung node keeps its MQTT session alive).
 //! An empty retained announce removes the node. Payload formats:
 //! `firmware/node-core`.
+//!
+//! # Entities
+//!
+//! | entity id | from |
+//! |---|---|
+//! | `sensor.<node>_<kind>` (`sensor.house_temperature`) | each announced [`SensorKind`] |
+//! | `valve.<node>_heating` (`valve.house_heating`) | an announced valve ([`node::ValveInfo`]) |
+//!
+//! (`-` in the node id becomes `_`.) The valve follows HA's valve model:
+//! state `opening`/`closing` while the node reports `position != target`,
+//! else `closed` at 0 % and `open` above; attribute `current_position`
+//! (0–100, %). It takes `valve.set_valve_position` (`position`, %, clamped
+//! into 0–100 by the safety envelope and rounded to a whole percent),
+//! `valve.open_valve` (100), `valve.close_valve` (0) and `valve.stop_valve`,
+//! sent to the node as `hearth-node/<id>/valve/set` (`70`, `STOP`; QoS 1,
+//! not retained). The service call succeeds once the command is handed to
+//! the broker; the entity's state then follows the node's
+//! `valve/state` reports as the actuator travels.
 
 use super::{DriverContext, excerpt};
-use crate::entity::{Device, EntitySpec};
-use hearth_node_core::{self as node, SensorKind, Telemetry, TopicKind};
-use serde_json::Map;
+use crate::entity::{Component, Device, DriverCommand, EntitySpec, SafetyEnvelope, ServiceError};
+use hearth_node_core::{self as node, SensorKind, Telemetry, TopicKind, ValveState};
+use serde_json::{Map, Value, json};
 use std::collections::HashMap;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 const OWNER: &str = "esp32";
 /// Missed telemetry periods before a node counts as gone.
 pub const STALE_INTERVALS: i64 = 3;
+/// Key of a node's valve entity (`valve.<node>_heating`).
+pub const VALVE_KEY: &str = "heating";
 
 /// What the driver knows of an announced node.
 struct Node {
     sensors: Vec<SensorKind>,
     interval_ms: i64,
     last_seen_ms: i64,
+    /// Entity id of the node's valve, when it announced one.
+    valve: Option<String>,
 }
 
 #[derive(Default)]
@@ -31,6 +54,13 @@ struct Nodes {
     /// Status that arrived before the announce (retained messages on
     /// different topics come in no guaranteed order).
     early_status: HashMap<String, bool>,
+    /// Valve state that arrived before the announce, for the same reason.
+    early_valve: HashMap<String, Vec<u8>>,
+}
+
+/// The valve entity id of node `id`.
+pub fn valve_entity_id(id: &str) -> String {
+    crate::entity::entity_id_for(Component::Valve, id, VALVE_KEY)
 }
 
 /// A node message that could not be used; names the topic and the reason.
@@ -61,9 +91,19 @@ pub enum NodeError {
 
 pub fn spawn(ctx: &DriverContext) -> anyhow::Result<JoinHandle<()>> {
     let mut rx = ctx.link.subscribe(&format!("{}/+/+", node::TOPIC_ROOT))?;
+    // Two levels below the node: `+/+` does not match them.
+    let mut valve_rx = ctx.link.subscribe(&format!(
+        "{}/+/{}",
+        node::TOPIC_ROOT,
+        TopicKind::ValveState.suffix()
+    ))?;
+    let (commands_tx, mut commands) = mpsc::channel::<DriverCommand>(64);
     let ctx = ctx.clone();
     Ok(tokio::spawn(async move {
         let mut nodes = Nodes::default();
+        let valves = Valves {
+            commands: commands_tx,
+        };
         let mut shutdown = ctx.shutdown.clone();
         // One simulated second, but not busier than every 50 ms of wall time.
         let period = ctx
@@ -74,13 +114,22 @@ pub fn spawn(ctx: &DriverContext) -> anyhow::Result<JoinHandle<()>> {
         loop {
             let msg = tokio::select! {
                 m = rx.recv() => match m { Some(m) => m, None => break },
+                Some(m) = valve_rx.recv() => m,
+                Some(cmd) = commands.recv() => {
+                    if cmd.reply.is_closed() {
+                        continue; // the caller gave up (timed out): do not act late
+                    }
+                    let result = command_valve(&ctx, &cmd).await;
+                    let _ = cmd.reply.send(result);
+                    continue;
+                }
                 _ = stale_check.tick() => {
                     mark_stale(&ctx, &nodes);
                     continue;
                 }
                 _ = shutdown.wait() => break,
             };
-            if let Err(e) = handle(&ctx, &mut nodes, &msg.topic, &msg.payload) {
+            if let Err(e) = handle(&ctx, &valves, &mut nodes, &msg.topic, &msg.payload) {
                 tracing::warn!("{e}");
             }
         }
@@ -104,8 +153,95 @@ fn mark_stale(ctx: &DriverContext, nodes: &Nodes) {
     }
 }
 
+/// Where valve commands go: the driver's own queue, registered with the
+/// router for every announced valve.
+struct Valves {
+    commands: mpsc::Sender<DriverCommand>,
+}
+
+impl Valves {
+    fn register(&self, ctx: &DriverContext, entity_id: &str) {
+        ctx.router.register(
+            entity_id,
+            self.commands.clone(),
+            SafetyEnvelope {
+                position_percent: Some((0.0, 100.0)),
+                ..Default::default()
+            },
+        );
+    }
+}
+
+/// Turns a valve service call into a `valve/set` payload for the node.
+pub fn valve_payload(
+    entity_id: &str,
+    service: &str,
+    data: &Map<String, Value>,
+) -> Result<String, ServiceError> {
+    Ok(match service {
+        "open_valve" => "100".into(),
+        "close_valve" => "0".into(),
+        "stop_valve" => "STOP".into(),
+        "set_valve_position" => {
+            let asked = data.get("position").and_then(Value::as_f64);
+            match asked {
+                // The envelope clamped it already; this guards a route
+                // registered without one.
+                Some(p) if (0.0..=100.0).contains(&p) => format!("{}", p.round() as u8),
+                _ => {
+                    return Err(ServiceError::InvalidData {
+                        domain: "valve".into(),
+                        service: service.into(),
+                        field: "position".into(),
+                        expected: format!("a number 0–100 (%) for {entity_id}"),
+                        got: data
+                            .get("position")
+                            .map_or("nothing".into(), Value::to_string),
+                    });
+                }
+            }
+        }
+        other => return Err(ServiceError::UnknownService("valve".into(), other.into())),
+    })
+}
+
+async fn command_valve(ctx: &DriverContext, cmd: &DriverCommand) -> Result<(), ServiceError> {
+    let payload = valve_payload(&cmd.entity_id, &cmd.service, &cmd.data)?;
+    let node_id = ctx
+        .store
+        .spec(&cmd.entity_id)
+        .map(|s| s.device_id.clone())
+        .ok_or_else(|| ServiceError::UnknownEntity(cmd.entity_id.clone()))?;
+    let topic = node::topic(&node_id, TopicKind::ValveSet).map_err(|e| ServiceError::Driver {
+        entity: cmd.entity_id.clone(),
+        reason: format!("{e}: `{node_id}`"),
+    })?;
+    tracing::info!("{}: valve → {payload} ({})", cmd.entity_id, cmd.service);
+    ctx.link
+        .publish(&topic, payload, false)
+        .await
+        .map_err(|e| ServiceError::Driver {
+            entity: cmd.entity_id.clone(),
+            reason: format!("{e:#}"),
+        })
+}
+
+/// HA's valve state for a node's report.
+pub fn valve_ha_state(v: &ValveState) -> &'static str {
+    if v.position < v.target {
+        "opening"
+    } else if v.position > v.target {
+        "closing"
+    } else if v.position == 0 {
+        "closed"
+    } else {
+        "open"
+    }
+}
+
 fn handle(
     ctx: &DriverContext,
+    valves: &Valves,
     nodes: &mut Nodes,
     topic: &str,
     payload: &[u8],
@@ -115,8 +251,12 @@ fn handle(
     };
     match kind {
         TopicKind::Announce if payload.is_empty() => {
-            if nodes.known.remove(id).is_some() {
+            nodes.early_valve.remove(id);
+            if let Some(gone) = nodes.known.remove(id) {
                 tracing::info!("sensor node `{id}` withdrew its announcement: removing it");
+                if let Some(v) = gone.valve {
+                    ctx.router.unregister(&v);
+                }
                 ctx.store.remove_device(id);
             }
         }
@@ -153,23 +293,91 @@ fn handle(
                     tracing::error!("{topic}: {e}");
                 }
             }
-            if !nodes.known.contains_key(id) {
+            let valve = match a.valve {
+                Some(info) => {
+                    let spec =
+                        EntitySpec::new(id, VALVE_KEY, Component::Valve).named("Heating valve");
+                    let entity_id = spec.entity_id.clone();
+                    match ctx.store.upsert_entity(spec) {
+                        Ok(()) => {
+                            valves.register(ctx, &entity_id);
+                            tracing::debug!(
+                                "sensor node `{id}`: valve {entity_id}, full stroke {} s",
+                                info.travel_s
+                            );
+                            Some(entity_id)
+                        }
+                        Err(e) => {
+                            tracing::error!("{topic}: {e}");
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
+            let previous = nodes.known.get(id).map(|n| n.valve.clone());
+            if let Some(Some(old)) = &previous
+                && valve.is_none()
+            {
+                // Re-announced without its valve (firmware changed).
+                ctx.router.unregister(old);
+                ctx.store.remove_entity(old);
+            }
+            if previous.is_none() {
                 tracing::info!(
-                    "sensor node `{id}` ({}) announced {} sensors",
+                    "sensor node `{id}` ({}) announced {} sensors{}",
                     a.name,
-                    a.sensors.len()
+                    a.sensors.len(),
+                    if valve.is_some() { " and a valve" } else { "" }
                 );
             }
             let known = Node {
                 sensors: a.sensors.to_vec(),
                 interval_ms: i64::from(a.interval_s.max(1)) * 1000,
                 last_seen_ms: ctx.clock.now_ms(),
+                valve,
             };
             nodes.known.insert(id.into(), known);
             if let Some(available) = nodes.early_status.remove(id) {
                 ctx.store.set_availability(id, available);
             }
+            if let Some(early) = nodes.early_valve.remove(id) {
+                let topic = format!(
+                    "{}/{id}/{}",
+                    node::TOPIC_ROOT,
+                    TopicKind::ValveState.suffix()
+                );
+                return handle(ctx, valves, nodes, &topic, &early);
+            }
         }
+        TopicKind::ValveState => {
+            let Some(known) = nodes.known.get(id) else {
+                nodes.early_valve.insert(id.into(), payload.to_vec());
+                return Ok(());
+            };
+            let Some(entity) = &known.valve else {
+                return Err(NodeError::Payload {
+                    topic: topic.into(),
+                    what: "valve state",
+                    reason: "the node announced no valve".into(),
+                    payload: excerpt(payload),
+                });
+            };
+            let v: ValveState = serde_json::from_slice(payload)
+                .map_err(|e| bad(topic, "valve state", e, payload))?;
+            if let Err((field, value)) = v.check() {
+                return Err(NodeError::Payload {
+                    topic: topic.into(),
+                    what: "valve state",
+                    reason: format!("{field} {value} is outside 0–100"),
+                    payload: excerpt(payload),
+                });
+            }
+            let mut attrs = Map::new();
+            attrs.insert("current_position".into(), json!(v.position));
+            let _ = ctx.store.set_state(entity, valve_ha_state(&v), attrs);
+        }
+        TopicKind::ValveSet => {} // our own commands, echoed by no one we subscribe to
         TopicKind::Status => {
             let available = match payload {
                 b"online" => true,
@@ -243,5 +451,55 @@ fn bad(topic: &str, what: &'static str, e: serde_json::Error, payload: &[u8]) ->
         what,
         reason: e.to_string(),
         payload: excerpt(payload),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valve_entity_ids_follow_the_node() {
+        assert_eq!(valve_entity_id("house"), "valve.house_heating");
+        assert_eq!(valve_entity_id("flat-2"), "valve.flat_2_heating");
+    }
+
+    #[test]
+    fn valve_services_become_node_payloads() {
+        let data = |v: Value| match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let p = |service, d: Value| valve_payload("valve.v", service, &data(d));
+        assert_eq!(
+            p("set_valve_position", json!({"position": 70})).unwrap(),
+            "70"
+        );
+        assert_eq!(
+            p("set_valve_position", json!({"position": 69.6})).unwrap(),
+            "70"
+        );
+        assert_eq!(p("open_valve", json!({})).unwrap(), "100");
+        assert_eq!(p("close_valve", json!({})).unwrap(), "0");
+        assert_eq!(p("stop_valve", json!({})).unwrap(), "STOP");
+        let e = p("set_valve_position", json!({"position": 150})).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "valve.set_valve_position: `position` must be a number 0–100 (%) for valve.v, got 150"
+        );
+        assert!(matches!(
+            p("toggle", json!({})),
+            Err(ServiceError::UnknownService(..))
+        ));
+    }
+
+    #[test]
+    fn valve_reports_map_to_ha_states() {
+        let s = |position, target| valve_ha_state(&ValveState { position, target });
+        assert_eq!(s(0, 0), "closed");
+        assert_eq!(s(10, 70), "opening");
+        assert_eq!(s(70, 70), "open");
+        assert_eq!(s(70, 0), "closing");
+        assert_eq!(s(100, 100), "open");
     }
 }

@@ -5,6 +5,9 @@
 //! - [`esp32_node`]: Hearth sensor nodes over MQTT (`firmware/node-core` payloads).
 //! - [`tasmota_ir`]: air conditioners behind a Tasmota IR bridge (`IRhvac`).
 //! - [`shelly`]: Shelly Gen2+ plugs over HTTP JSON-RPC.
+//! - [`crate::feeds::tariff_driver`] and [`crate::feeds::weather_driver`]:
+//!   the `[tariff]` and `[weather]` feeds (HTTP polling into entities and
+//!   the plugins' forecast series); they live beside their parsers.
 
 pub mod esp32_node;
 pub mod shelly;
@@ -26,6 +29,8 @@ pub struct DriverContext {
     pub link: MqttLink,
     pub clock: Clock,
     pub shutdown: Shutdown,
+    /// Forecast series plugins read; the feeds publish into it.
+    pub forecasts: Arc<crate::forecast::Forecasts>,
 }
 
 pub use crate::broker::excerpt;
@@ -41,6 +46,12 @@ pub fn start(config: &Config, ctx: &DriverContext) -> anyhow::Result<Vec<JoinHan
     }
     for plug in &config.shelly {
         tasks.push(shelly::spawn(plug.clone(), ctx)?);
+    }
+    if let Some(tariff) = &config.tariff {
+        tasks.push(crate::feeds::tariff_driver::spawn(tariff.clone(), ctx)?);
+    }
+    if let Some(weather) = &config.weather {
+        tasks.push(crate::feeds::weather_driver::spawn(weather.clone(), ctx)?);
     }
     Ok(tasks)
 }

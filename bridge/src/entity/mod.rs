@@ -24,6 +24,9 @@ pub enum Component {
     BinarySensor,
     Switch,
     Climate,
+    /// HA's `valve` (2024.1+): `open`/`opening`/`closed`/`closing`, attribute
+    /// `current_position` 0–100.
+    Valve,
 }
 
 impl Component {
@@ -33,6 +36,7 @@ impl Component {
             Component::BinarySensor => "binary_sensor",
             Component::Switch => "switch",
             Component::Climate => "climate",
+            Component::Valve => "valve",
         }
     }
 
@@ -42,6 +46,7 @@ impl Component {
             "binary_sensor" => Component::BinarySensor,
             "switch" => Component::Switch,
             "climate" => Component::Climate,
+            "valve" => Component::Valve,
             _ => return None,
         })
     }

@@ -3,6 +3,12 @@
 //!
 //! - `temperature_c`: a commanded `temperature` is clamped into the device's
 //!   range (°C), with a warning naming the asked and applied values.
+//! - `position_percent`: a commanded valve `position` (HA's
+//!   `valve.set_valve_position`) is clamped into the range (%, e.g. 0–100,
+//!   or a minimum opening kept for frost protection), with a warning naming
+//!   the asked and applied values. HA's own service schema refuses values
+//!   outside 0–100; Hearth clamps instead, so a plugin whose optimiser
+//!   returns 100.000001 still opens the valve fully.
 //! - `min_off_s`: a compressor must stay off this long before it may start
 //!   again (anti-short-cycle); an early `turn_on` is refused. Turning off is
 //!   always allowed: stopping is the safe direction.
@@ -14,6 +20,8 @@ use serde_json::{Map, Value};
 pub struct SafetyEnvelope {
     /// (min, max) °C for a `temperature` field.
     pub temperature_c: Option<(f64, f64)>,
+    /// (min, max) % for a `position` field (valves).
+    pub position_percent: Option<(f64, f64)>,
     /// s an entity must have been `off` before `turn_on`/`toggle` may start it.
     pub min_off_s: Option<f64>,
     /// What happens to the entity when the plugin driving it faults.
@@ -50,6 +58,19 @@ impl SafetyEnvelope {
                     "{entity_id}: temperature {asked} °C is outside the safe range {lo}–{hi} °C; sending {applied} °C"
                 );
                 data.insert("temperature".into(), applied.into());
+            }
+        }
+        if let (Some((lo, hi)), Some(asked)) = (
+            self.position_percent,
+            data.get("position").and_then(Value::as_f64),
+        ) {
+            let applied = asked.clamp(lo, hi);
+            if applied != asked {
+                tracing::warn!(
+                    source = %call.source,
+                    "{entity_id}: position {asked} % is outside the safe range {lo}–{hi} %; sending {applied} %"
+                );
+                data.insert("position".into(), applied.into());
             }
         }
         if let Some(min_off) = self.min_off_s {
@@ -116,6 +137,29 @@ mod tests {
         );
         let out = env.apply(&store, "climate.ac", &call).unwrap();
         assert_eq!(out["temperature"], json!(16.0));
+    }
+
+    #[test]
+    fn valve_position_is_clamped_into_range() {
+        let store = store_with_switch("off");
+        let env = SafetyEnvelope {
+            position_percent: Some((0.0, 100.0)),
+            ..Default::default()
+        };
+        for (asked, applied) in [(150.0, 100.0), (-5.0, 0.0), (70.0, 70.0)] {
+            let Value::Object(data) = json!({"position": asked}) else {
+                unreachable!()
+            };
+            let call = ServiceCall::new(
+                "valve",
+                "set_valve_position",
+                "valve.v",
+                data,
+                CallSource::Internal,
+            );
+            let out = env.apply(&store, "valve.v", &call).unwrap();
+            assert_eq!(out["position"].as_f64(), Some(applied), "asked {asked}");
+        }
     }
 
     #[test]

@@ -125,6 +125,13 @@ const HVAC_MODE: Field = Field {
     description: "HVAC mode: off, cool",
 };
 
+const POSITION: Field = Field {
+    name: "position",
+    required: true,
+    kind: FieldKind::Number,
+    description: "Valve opening, % (0 closed, 100 fully open)",
+};
+
 /// Every service Hearth handles (HA's names and fields).
 pub const SERVICES: &[ServiceDef] = &[
     ServiceDef {
@@ -166,6 +173,26 @@ pub const SERVICES: &[ServiceDef] = &[
     ServiceDef {
         domain: "climate",
         service: "turn_off",
+        fields: &[],
+    },
+    ServiceDef {
+        domain: "valve",
+        service: "open_valve",
+        fields: &[],
+    },
+    ServiceDef {
+        domain: "valve",
+        service: "close_valve",
+        fields: &[],
+    },
+    ServiceDef {
+        domain: "valve",
+        service: "set_valve_position",
+        fields: &[POSITION],
+    },
+    ServiceDef {
+        domain: "valve",
+        service: "stop_valve",
         fields: &[],
     },
 ];

@@ -2,11 +2,11 @@
 //! and `tariff-optimizer` plugins read a price, an outdoor temperature and a
 //! solar irradiance forecast through the host's `forecast` import).
 //!
-//! This module is the pure part: parsers for the payloads the feeds fetch,
-//! and the models that answer "what is the value at instant t" and "what is
-//! the series over `[start, end)` in steps of s seconds". No I/O, no
-//! entities, no polling: the feed tasks that fetch and publish are built on
-//! top of it.
+//! [`tariff`] and [`weather`] are the pure part: parsers for the payloads
+//! the feeds fetch, and the models that answer "what is the value at
+//! instant t" and "what is the series over `[start, end)` in steps of s
+//! seconds". No I/O, no entities, no polling there: the feed drivers that
+//! fetch and publish are built on top of them.
 //!
 //! - [`tariff`]: electricity prices in €/kWh. EDF Tempo (three day colours ×
 //!   HC/HP, Europe/Paris local time, colour days running 06:00 → 06:00) with
@@ -18,15 +18,23 @@
 //!   `shortwave_radiation` W/m²) as two time series with gaps where the API
 //!   sent `null`, and interpolation over them (linear for the instantaneous
 //!   temperature, interval means for the preceding-hour-mean radiation).
+//! - [`tariff_driver`] and [`weather_driver`]: the I/O on top: native
+//!   drivers (`[tariff]`, `[weather]` in the config) that poll the sources
+//!   over HTTP ([`fetch`]), show the values in force as Home Assistant
+//!   entities and publish the series to the bridge's
+//!   [`Forecasts`](crate::forecast::Forecasts).
 //!
-//! Conventions shared by both: instants are milliseconds since the Unix
+//! Conventions shared by the parsers: instants are milliseconds since the Unix
 //! epoch (UTC), as in the WIT contract (`wit/controller.wit`); a value that
 //! is not known is `None`, never a made-up number; every parse error names
 //! the input, the place in it (a JSON path such as `hourly.time[3]`), what
 //! was expected and what was found. Nothing here panics on bad input.
 
+pub mod fetch;
 pub mod tariff;
+pub mod tariff_driver;
 pub mod weather;
+pub mod weather_driver;
 
 use serde_json::Value;
 use std::fmt;

@@ -18,6 +18,9 @@ pub const BUILTIN: &[(&str, &[u8])] = &[
         "custom-strategy",
         include_bytes!(env!("HEARTH_PLUGIN_CUSTOM_STRATEGY")),
     ),
+    // MPC heating: a grey-box house model fitted with argmin, a 24 h
+    // horizon solved with clarabel. See plugins/mpc.
+    ("mpc", include_bytes!(env!("HEARTH_PLUGIN_MPC"))),
 ];
 
 /// Resolves `builtin:<name>` or reads a `.wasm` file.

@@ -288,6 +288,15 @@ fn stub_foreign_imports(
     ) -> anyhow::Result<()> {
         match item {
             ComponentItem::ComponentFunc(_) => {
+                if let Some(answer) = inert_answer(path, name) {
+                    at.func_new(name, move |_, _, _, results| {
+                        if let Some(slot) = results.first_mut() {
+                            *slot = answer.clone();
+                        }
+                        Ok(())
+                    })?;
+                    return Ok(());
+                }
                 let what = format!("{path}#{name}");
                 at.func_new(name, move |_, _, _, _| {
                     Err(wasmtime::Error::msg(format!(
@@ -316,6 +325,28 @@ fn stub_foreign_imports(
         stub(&mut linker.root(), name, item.ty, engine, "")?;
     }
     Ok(())
+}
+
+/// Fixed answers to the two WASI calls Rust's standard library and common
+/// numeric crates make without being asked (clarabel times its solves with
+/// `Instant`; every `HashMap` seeds its hasher), so such plugins run
+/// instead of trapping. They grant nothing: the monotonic clock stands
+/// still at 0 (plugins read time through `host.now-ms`), and the "random"
+/// seed is a constant (which also keeps simulations reproducible; a
+/// plugin's hash maps are not exposed to an attacker who could exploit a
+/// known seed). Every other WASI function traps.
+fn inert_answer(instance: &str, func: &str) -> Option<wasmtime::component::Val> {
+    use wasmtime::component::Val;
+    let interface = instance.split('@').next().unwrap_or(instance);
+    match (interface, func) {
+        ("wasi:clocks/monotonic-clock", "now") => Some(Val::U64(0)),
+        ("wasi:clocks/monotonic-clock", "resolution") => Some(Val::U64(1)),
+        ("wasi:random/insecure-seed", "insecure-seed") => Some(Val::Tuple(vec![
+            Val::U64(0x9e37_79b9_7f4a_7c15),
+            Val::U64(0xbf58_476d_1ce4_e5b9),
+        ])),
+        _ => None,
+    }
 }
 
 /// What a host at `host` accepts, in words.

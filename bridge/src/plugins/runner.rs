@@ -919,7 +919,7 @@ impl Runner {
 }
 
 /// Refuses outputs larger than [`MAX_OUTPUT_ITEMS`] per kind.
-fn check_output(out: &wit::Output) -> Result<(), PluginFault> {
+pub(crate) fn check_output(out: &wit::Output) -> Result<(), PluginFault> {
     let sizes = [
         ("service calls", out.calls.len()),
         ("entity updates", out.entities.len()),
@@ -933,7 +933,7 @@ fn check_output(out: &wit::Output) -> Result<(), PluginFault> {
     }
 }
 
-fn to_wit_change(c: &StateChanged) -> wit::StateChange {
+pub(crate) fn to_wit_change(c: &StateChanged) -> wit::StateChange {
     wit::StateChange {
         entity_id: c.entity_id.clone(),
         old_state: c.old_state.as_ref().map(state_to_wit),

@@ -60,7 +60,7 @@
 //! 13790 deems it re-radiated out through the glazing. Heating or cooling
 //! power enters one node of the designer's choice ([`EmissionNode`]).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Length of the ISO 13790 time step, s.
 pub const HOUR_S: f64 = 3600.0;
@@ -81,7 +81,8 @@ pub const TRIAL_POWER_W_PER_M2: f64 = 10.0;
 ///
 /// `ach_vent_per_h + ach_infl_per_h` must be > 0 (the ventilation
 /// conductance divides by it, as RC_BuildingSimulator does).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ZoneParams {
     /// Glazed area towards the outside `A_w`, m². Default 4.0.
     pub window_area_m2: f64,
@@ -590,12 +591,22 @@ pub fn window_irradiance_w_per_m2(
 }
 
 /// A heating valve on a heater of fixed nominal power: heat to the air
-/// node `= valve/100 · nominal`, with no dynamics of its own (no water
-/// loop, no emitter lag, no valve characteristic beyond linear).
+/// node tends to `valve/100 · nominal` (linear valve characteristic).
+///
+/// By default the output follows the valve at once. A hydronic radiator's
+/// water and metal delay it: with [`Heater::with_time_constant`] the output
+/// is a first-order lag `τ·dΦ/dt = valve/100·nominal − Φ` (typical panel
+/// radiators: τ ≈ 10–30 min; e.g. EN 442 test data, or Bacher & Madsen
+/// 2011, whose selected model has a heater state). No water loop, supply
+/// temperature or valve authority beyond that.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Heater {
     nominal_power_w: f64,
     valve_percent: f64,
+    /// Heat output now, W.
+    output_w: f64,
+    /// Emitter time constant, s (0 = none).
+    time_constant_s: f64,
 }
 
 impl Heater {
@@ -604,7 +615,36 @@ impl Heater {
         Heater {
             nominal_power_w: nominal_power_w.max(0.0),
             valve_percent: 0.0,
+            output_w: 0.0,
+            time_constant_s: 0.0,
         }
+    }
+
+    /// The same heater with an emitter lag of `time_constant_s` (s, ≥ 0;
+    /// NaN or negative → none).
+    pub fn with_time_constant(mut self, time_constant_s: f64) -> Self {
+        self.time_constant_s = if time_constant_s.is_finite() {
+            time_constant_s.max(0.0)
+        } else {
+            0.0
+        };
+        self
+    }
+
+    /// Moves the output `dt_s` seconds towards the valve's target (exact
+    /// for a valve held over the step); returns the mean output over the
+    /// step, W, which is the heat the step receives.
+    pub fn advance(&mut self, dt_s: f64) -> f64 {
+        let target = self.valve_percent / 100.0 * self.nominal_power_w;
+        if self.time_constant_s <= 0.0 || dt_s <= 0.0 {
+            self.output_w = target;
+            return target;
+        }
+        let tau = self.time_constant_s;
+        let decay = (-dt_s / tau).exp();
+        let start = self.output_w;
+        self.output_w = target + (start - target) * decay;
+        target + (start - target) * tau / dt_s * (1.0 - decay)
     }
 
     /// Nominal (fully open) heat output, W.
@@ -626,9 +666,14 @@ impl Heater {
         };
     }
 
-    /// Heat delivered to the air node, W.
+    /// Heat delivered to the air node now, W (the valve's share of the
+    /// nominal power once the emitter lag, if any, has settled).
     pub fn heat_w(&self) -> f64 {
-        self.valve_percent / 100.0 * self.nominal_power_w
+        if self.time_constant_s > 0.0 {
+            self.output_w
+        } else {
+            self.valve_percent / 100.0 * self.nominal_power_w
+        }
     }
 }
 
@@ -643,6 +688,8 @@ pub struct Building {
     theta_m_c: f64,
     dt_s: f64,
     last: Option<ZoneStep>,
+    /// Mean heater output over the last step, W.
+    last_heat_w: f64,
 }
 
 impl Building {
@@ -663,7 +710,13 @@ impl Building {
             theta_m_c: initial_mass_c,
             dt_s,
             last: None,
+            last_heat_w: 0.0,
         }
+    }
+
+    /// Mean heater output over the last step, W (its energy is this × Δt).
+    pub fn last_heat_w(&self) -> f64 {
+        self.last_heat_w
     }
 
     /// Step length, s.
@@ -683,10 +736,11 @@ impl Building {
 
     /// Advances one step under `inputs`, the heater feeding the air node.
     pub fn step(&mut self, inputs: &ZoneInputs) -> ZoneStep {
+        self.last_heat_w = self.heater.advance(self.dt_s);
         let step = self.network.step(
             inputs,
             self.theta_m_c,
-            self.heater.heat_w(),
+            self.last_heat_w,
             EmissionNode::Air,
             self.dt_s,
         );
@@ -1079,5 +1133,26 @@ mod tests {
     #[should_panic(expected = "must be > 0 s")]
     fn zero_step_is_refused() {
         Building::new(&ZoneParams::default(), Heater::new(0.0), 20.0, 0.0);
+    }
+
+    #[test]
+    fn heater_lag_is_exact_first_order() {
+        let mut h = Heater::new(1000.0).with_time_constant(600.0);
+        h.set_valve_percent(100.0);
+        // Mean over [0, τ] of 1000·(1 − e^(−t/τ)) = 1000·e^(−1) = 367.9 W.
+        let mean = h.advance(600.0);
+        assert!((mean - 1000.0 * (-1.0f64).exp()).abs() < 1e-9, "{mean}");
+        assert!((h.heat_w() - 1000.0 * (1.0 - (-1.0f64).exp())).abs() < 1e-9);
+        // Two half steps land where one whole step does.
+        let mut a = Heater::new(1000.0).with_time_constant(600.0);
+        a.set_valve_percent(100.0);
+        let m1 = a.advance(300.0);
+        let m2 = a.advance(300.0);
+        assert!((a.heat_w() - h.heat_w()).abs() < 1e-9);
+        assert!(((m1 + m2) / 2.0 - mean).abs() < 1e-9);
+        // Without a lag the output is the valve's share at once.
+        let mut b = Heater::new(1000.0);
+        b.set_valve_percent(40.0);
+        assert_eq!(b.advance(60.0), 400.0);
     }
 }

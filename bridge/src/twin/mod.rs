@@ -9,6 +9,8 @@
 //! | ESP32 sensor node (temperature, humidity, RSSI, uptime) | MQTT, `hearth-node/<id>/…` ([`hearth_node_core`]) | [`node_sim`] |
 //! | Tasmota IR bridge driving the split AC | MQTT, `cmnd/<topic>/IRhvac` → `stat/<topic>/RESULT` | [`tasmota_sim`] |
 //! | Shelly Plus Plug S feeding the AC | HTTP JSON-RPC (Gen2 API) on 127.0.0.1 | [`shelly_sim`] |
+//! | Tempo colours, Open-Meteo forecast, spot prices (the feeds' sources) | HTTP JSON on 127.0.0.1 (api-couleur-tempo.fr, RTE, Open-Meteo shapes) | [`feeds_sim`] |
+//! | House: ESP32 node `house` (room temperature, heating valve 0–100 %) on a 5R1C zone | MQTT, `hearth-node/house/…` incl. `valve/set`, `valve/state` | [`house`] |
 //!
 //! Behind them sits one physical state, the [`plant::Plant`]: the room's
 //! air temperature ([`room`]: `C·dT/dt = P_it + UA·(T_out − T) − Q_cool`,
@@ -28,7 +30,10 @@
 //! [`TwinHandle`] for tests and demos (snapshots, compressor events, IR log,
 //! fault injection).
 
+pub mod batch;
 pub mod building;
+pub mod feeds_sim;
+pub mod house;
 pub mod node_sim;
 pub mod plant;
 pub mod room;

@@ -15,19 +15,31 @@
 //! | `uptime` | simulated seconds since the sim started |
 //!
 //! The noise is seeded, so a run is reproducible. The temperature comes from
-//! the shared [`Plant`](super::plant::Plant), never from the bridge. A
-//! broker restart is survived the way rumqttc intends: keep polling the
-//! event loop; it reconnects, and the `ConnAck` republishes everything.
+//! the node's [`NodeIo`] (the server room's shared [`Plant`](super::plant::Plant),
+//! or the house's zone model), never from the bridge. A broker restart is
+//! survived the way rumqttc intends: keep polling the event loop; it
+//! reconnects, and the `ConnAck` republishes everything.
+//!
+//! A node whose [`NodeIo`] has a valve also announces it
+//! ([`ValveInfo`]), subscribes to `hearth-node/<id>/valve/set` and runs the
+//! valve protocol of [`hearth_node_core`]: a rejected payload is logged with
+//! the payload and the reason and moves nothing; the retained
+//! `valve/state` is published at (re)connect, at once after a command,
+//! every [`VALVE_REPORT_MS`] simulated ms while moving, and when it stops.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use hearth_node_core::{Announce, SensorKind, Telemetry, TopicKind, encode, heapless, topic};
+use hearth_node_core::{
+    Announce, SensorKind, Telemetry, TopicKind, ValveActuator, ValveInfo, ValveState, encode,
+    heapless, parse_valve_command, topic,
+};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::plant::SharedPlant;
+use super::plant::{Plant, SharedPlant};
 use crate::clock::Clock;
 use crate::shutdown::Shutdown;
 
@@ -35,6 +47,33 @@ use crate::shutdown::Shutdown;
 pub const MODEL: &str = "ESP32-C3 sensor node (twin)";
 /// Wall time between reconnection attempts.
 const RECONNECT_WALL: Duration = Duration::from_millis(500);
+/// Simulated ms between `valve/state` reports while the valve moves.
+pub const VALVE_REPORT_MS: u64 = 5_000;
+
+/// What a simulated node measures and drives: the physical side of the
+/// twin, behind whatever lock it needs. Every method is given the clock's
+/// now (sim ms), so the implementation integrates its physics up to it
+/// first.
+pub trait NodeIo: Send + Sync + 'static {
+    /// Room air temperature at `now_ms`, °C.
+    fn temperature_c(&self, now_ms: i64) -> f64;
+
+    /// Runs `f` on the node's valve actuator brought up to `now_ms`;
+    /// `false` (and `f` not run) when the node has no valve.
+    fn with_valve(&self, now_ms: i64, f: &mut dyn FnMut(&mut ValveActuator)) -> bool {
+        let _ = (now_ms, f);
+        false
+    }
+}
+
+/// The server room: temperature from the shared plant, no valve.
+impl NodeIo for std::sync::Mutex<Plant> {
+    fn temperature_c(&self, now_ms: i64) -> f64 {
+        let mut p = self.lock().unwrap_or_else(|e| e.into_inner());
+        p.advance_to(now_ms);
+        p.room.temp_c
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct NodeSimConfig {
@@ -75,8 +114,16 @@ impl Sensor {
     }
 }
 
-/// The retained announce payload (JSON bytes).
+/// The retained announce payload (JSON bytes) of a node without a valve.
 pub fn announce_payload(cfg: &NodeSimConfig) -> anyhow::Result<Vec<u8>> {
+    announce_payload_with(cfg, None)
+}
+
+/// The retained announce payload (JSON bytes), announcing `valve` if any.
+pub fn announce_payload_with(
+    cfg: &NodeSimConfig,
+    valve: Option<ValveInfo>,
+) -> anyhow::Result<Vec<u8>> {
     let mut sensors = heapless::Vec::new();
     sensors
         .extend_from_slice(&SensorKind::ALL)
@@ -88,6 +135,7 @@ pub fn announce_payload(cfg: &NodeSimConfig) -> anyhow::Result<Vec<u8>> {
         sw_version: env!("CARGO_PKG_VERSION"),
         sensors,
         interval_s: cfg.interval_s,
+        valve,
     };
     let mut buf = [0u8; 512];
     let json = encode(&a, &mut buf).map_err(|_| anyhow::anyhow!("announce exceeds 512 bytes"))?;
@@ -114,7 +162,7 @@ struct Node {
     control: Arc<NodeControl>,
     cfg: NodeSimConfig,
     clock: Clock,
-    plant: SharedPlant,
+    io: Arc<dyn NodeIo>,
     client: AsyncClient,
     sensor: std::sync::Mutex<Sensor>,
     start_ms: i64,
@@ -122,16 +170,23 @@ struct Node {
     announce_topic: String,
     telemetry_topic: String,
     announce: Vec<u8>,
+    /// `Some` on nodes with a valve.
+    valve: Option<ValveTopics>,
+}
+
+struct ValveTopics {
+    set: String,
+    state: String,
+    /// Wakes the valve reporter after a command.
+    commanded: Notify,
+    /// Last state published, to publish only changes.
+    published: std::sync::Mutex<Option<ValveState>>,
 }
 
 impl Node {
     fn reading(&self) -> Vec<u8> {
         let now = self.clock.now_ms();
-        let room_c = {
-            let mut p = self.plant.lock().unwrap_or_else(|e| e.into_inner());
-            p.advance_to(now);
-            p.room.temp_c
-        };
+        let room_c = self.io.temperature_c(now);
         let uptime = ((now - self.start_ms).max(0) / 1000) as u32;
         let t = self
             .sensor
@@ -167,16 +222,101 @@ impl Node {
             false,
             self.reading(),
         );
+        if let Some(v) = &self.valve {
+            // Clean session: subscriptions do not survive a reconnection.
+            if let Err(e) = self.client.try_subscribe(&v.set, QoS::AtLeastOnce) {
+                tracing::warn!(
+                    "twin node {}: cannot subscribe to {}: {e}",
+                    self.cfg.node_id,
+                    v.set
+                );
+            }
+            *v.published.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            self.report_valve();
+        }
+    }
+
+    /// The valve's state now (`None` without a valve) and the sim ms until
+    /// it reaches its target.
+    fn valve_now(&self) -> Option<(ValveState, u64)> {
+        let mut out = None;
+        self.io.with_valve(self.clock.now_ms(), &mut |v| {
+            out = Some((v.state(), v.remaining_ms()));
+        });
+        out
+    }
+
+    /// Publishes `valve/state` (retained) if it changed since the last one.
+    fn report_valve(&self) {
+        let (Some(v), Some((state, _))) = (&self.valve, self.valve_now()) else {
+            return;
+        };
+        let mut published = v.published.lock().unwrap_or_else(|e| e.into_inner());
+        if *published == Some(state) {
+            return;
+        }
+        let mut buf = [0u8; 64];
+        // Two bounded integers: always fits.
+        let Ok(json) = encode(&state, &mut buf) else {
+            return;
+        };
+        match self
+            .client
+            .try_publish(&v.state, QoS::AtLeastOnce, true, json.to_vec())
+        {
+            Ok(()) => *published = Some(state),
+            Err(e) => tracing::warn!(
+                "twin node {}: cannot queue {}: {e}",
+                self.cfg.node_id,
+                v.state
+            ),
+        }
+    }
+
+    /// A message on `valve/set`, as the firmware handles it: validated,
+    /// logged when rejected, never a panic.
+    fn on_valve_set(&self, payload: &[u8]) {
+        let Some(v) = &self.valve else { return };
+        match parse_valve_command(payload) {
+            Ok(cmd) => {
+                let now = self.clock.now_ms();
+                self.io.with_valve(now, &mut |a| a.command(cmd, now));
+                tracing::debug!("twin node {}: valve command {cmd:?}", self.cfg.node_id);
+                v.commanded.notify_one();
+            }
+            Err(e) => tracing::warn!(
+                "twin node {}: rejected {} payload `{}`: {e}",
+                self.cfg.node_id,
+                v.set,
+                crate::broker::excerpt(payload)
+            ),
+        }
     }
 }
 
-/// Connects node `cfg.node_id` to the broker and runs it until shutdown.
+/// Connects node `cfg.node_id` to the broker and runs it until shutdown,
+/// reading the server room's plant.
 pub fn spawn(
     clock: Clock,
     mqtt_host: &str,
     mqtt_port: u16,
     cfg: NodeSimConfig,
     plant: SharedPlant,
+    control: Arc<NodeControl>,
+    shutdown: Shutdown,
+) -> anyhow::Result<JoinHandle<()>> {
+    spawn_with(clock, mqtt_host, mqtt_port, cfg, plant, control, shutdown)
+}
+
+/// Connects node `cfg.node_id` to the broker and runs it until shutdown,
+/// measuring and driving `io` (with the valve protocol if `io` has a
+/// valve).
+pub fn spawn_with(
+    clock: Clock,
+    mqtt_host: &str,
+    mqtt_port: u16,
+    cfg: NodeSimConfig,
+    io: Arc<dyn NodeIo>,
     control: Arc<NodeControl>,
     shutdown: Shutdown,
 ) -> anyhow::Result<JoinHandle<()>> {
@@ -201,18 +341,30 @@ pub fn spawn(
     ));
     let (client, eventloop) = AsyncClient::new(opts, 64);
 
+    let mut travel_s = None;
+    io.with_valve(clock.now_ms(), &mut |v| travel_s = Some(v.travel_s()));
+    let valve = match travel_s {
+        Some(_) => Some(ValveTopics {
+            set: t(TopicKind::ValveSet)?,
+            state: t(TopicKind::ValveState)?,
+            commanded: Notify::new(),
+            published: std::sync::Mutex::new(None),
+        }),
+        None => None,
+    };
     let node = Arc::new(Node {
         control,
-        announce: announce_payload(&cfg)?,
+        announce: announce_payload_with(&cfg, travel_s.map(|travel_s| ValveInfo { travel_s }))?,
         sensor: std::sync::Mutex::new(Sensor::new(cfg.seed)),
         start_ms: clock.now_ms(),
         cfg,
         clock,
-        plant,
+        io,
         client,
         status_topic,
         announce_topic,
         telemetry_topic,
+        valve,
     });
     Ok(tokio::spawn(run(node, eventloop, shutdown)))
 }
@@ -224,6 +376,13 @@ async fn run(node: Arc<Node>, mut eventloop: rumqttc::EventLoop, mut shutdown: S
         connected.clone(),
         shutdown.clone(),
     ));
+    let reporter = node.valve.is_some().then(|| {
+        tokio::spawn(valve_loop(
+            node.clone(),
+            connected.clone(),
+            shutdown.clone(),
+        ))
+    });
     let id = node.cfg.node_id.clone();
     let mut failures = 0u32;
     loop {
@@ -239,6 +398,11 @@ async fn run(node: Arc<Node>, mut eventloop: rumqttc::EventLoop, mut shutdown: S
                     failures = 0;
                     connected.store(true, Ordering::Relaxed);
                     node.on_connack();
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if node.valve.as_ref().is_some_and(|v| v.set == p.topic) {
+                        node.on_valve_set(&p.payload);
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -258,6 +422,34 @@ async fn run(node: Arc<Node>, mut eventloop: rumqttc::EventLoop, mut shutdown: S
     // Dropping the event loop closes the socket without DISCONNECT, so the
     // broker publishes the last will: the node "lost power".
     ticker.abort();
+    if let Some(r) = reporter {
+        r.abort();
+    }
+}
+
+/// Reports the valve: after each command, every [`VALVE_REPORT_MS`] while
+/// it moves, and at the instant it reaches its target.
+async fn valve_loop(node: Arc<Node>, connected: Arc<AtomicBool>, mut shutdown: Shutdown) {
+    let Some(v) = &node.valve else { return };
+    loop {
+        if connected.load(Ordering::Relaxed) {
+            node.report_valve();
+        }
+        let remaining_ms = node.valve_now().map_or(0, |(_, r)| r);
+        let wait = if remaining_ms > 0 {
+            // At least 1 ms of wall time: the timer's resolution.
+            node.clock
+                .wall(remaining_ms.min(VALVE_REPORT_MS) as f64)
+                .max(Duration::from_millis(1))
+        } else {
+            Duration::from_secs(3600)
+        };
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = v.commanded.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
 }
 
 async fn telemetry_loop(node: Arc<Node>, connected: Arc<AtomicBool>, mut shutdown: Shutdown) {

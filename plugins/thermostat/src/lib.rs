@@ -1,9 +1,12 @@
-//! Thermostat controller: Home Assistant's `generic_thermostat` in `ac_mode`,
-//! for a server-room air conditioner driven through a one-way IR gateway.
+//! Thermostat controller: Home Assistant's `generic_thermostat`, in `ac_mode`
+//! for a server-room air conditioner driven through a one-way IR gateway, or
+//! in heat mode (`ac_mode = false`) for a heater (a `switch`, or a `valve`
+//! opened fully or closed: the "manual" 19.5/20.5 °C baseline of the MPC
+//! heating studies).
 //!
 //! Behaviour (HA core `generic_thermostat/climate.py`, `_async_control_heating`):
-//! - too hot  = `current - target >= hot_tolerance`  → turn the AC on;
-//! - too cold = `target - current >= cold_tolerance` → turn the AC off;
+//! - too hot  = `current - target >= hot_tolerance`  → AC on / heater off;
+//! - too cold = `target - current >= cold_tolerance` → AC off / heater on;
 //! - a switch is only toggled once it has been in its current state for
 //!   `min_cycle_duration` (compressor protection); keep-alive re-sends ignore it;
 //! - `keep_alive`: IR is one-way, so the current command is re-sent every
@@ -41,10 +44,18 @@ use serde::{Deserialize, Serialize};
 struct Config {
     /// Room temperature sensor (°C).
     sensor: String,
-    /// The climate entity whose mode and target temperature we follow.
-    climate: String,
-    /// The AC's power switch (IR power on/off).
+    /// The climate entity whose mode and target temperature we follow;
+    /// without one, `target_temp` is the target.
+    #[serde(default)]
+    climate: Option<String>,
+    /// The actuator: the AC's power switch (IR power on/off), or the heater's
+    /// `switch` or `valve` (`valve.open_valve` / `valve.close_valve`).
     switch: String,
+    /// `true`: the actuator cools (HA's `ac_mode`); `false`: it heats.
+    /// Defaults to `true` (HA's default is `false`): this plugin was born
+    /// for the server room.
+    #[serde(default = "default_ac_mode")]
+    ac_mode: bool,
     /// Optional AC electrical power sensor (W), for the start check.
     #[serde(default)]
     power_sensor: Option<String>,
@@ -74,6 +85,9 @@ struct Config {
     start_check: f64,
 }
 
+fn default_ac_mode() -> bool {
+    true
+}
 fn default_target() -> f64 {
     24.0
 }
@@ -125,14 +139,34 @@ const OVER_TEMP_CLEAR_MARGIN: f64 = 0.5;
 const PENDING_MS: i64 = 10_000;
 
 impl Thermostat {
+    fn climate(&self) -> Option<State> {
+        self.cfg.climate.as_deref().and_then(State::get)
+    }
+
     fn target(&self) -> f64 {
-        State::get(&self.cfg.climate)
+        self.climate()
             .and_then(|c| c.attr_f64("temperature"))
             .unwrap_or(self.cfg.target_temp)
     }
 
     fn mode_is_off(&self) -> bool {
-        State::get(&self.cfg.climate).is_some_and(|c| c.state == "off")
+        self.climate().is_some_and(|c| c.state == "off")
+    }
+
+    /// Whether the actuator runs: `on`/`off` for a switch; for a valve
+    /// (HA's valve states), open or opening, or any position above 0 %.
+    fn actuator_on(&self, actuator: &State) -> Option<bool> {
+        if !self.cfg.switch.starts_with("valve.") {
+            return actuator.is_on();
+        }
+        if let Some(position) = actuator.attr_f64("current_position") {
+            return Some(position > 0.0);
+        }
+        match actuator.state.as_str() {
+            "open" | "opening" => Some(true),
+            "closed" | "closing" => Some(false),
+            _ => None,
+        }
     }
 
     /// The whole control step: decide, then act.
@@ -161,8 +195,8 @@ impl Thermostat {
         let Some(switch) = State::get(&self.cfg.switch) else {
             return;
         };
-        let Some(is_on) = switch.is_on() else {
-            return; // the AC is unavailable
+        let Some(is_on) = self.actuator_on(&switch) else {
+            return; // the actuator is unavailable
         };
         if self.mode_is_off() {
             if is_on || keep_alive_due {
@@ -175,23 +209,37 @@ impl Thermostat {
         let too_cold = target - current >= self.cfg.cold_tolerance;
         let long_enough = force
             || now_ms - switch.last_changed_ms >= (self.cfg.min_cycle_duration * 1000.0) as i64;
+        // The actuator stops when the room is past the target on its side and
+        // starts when it is past the other tolerance.
+        let (stop, start) = if self.cfg.ac_mode {
+            (too_cold, too_hot)
+        } else {
+            (too_hot, too_cold)
+        };
+        let why = |side: &str, by: f64| {
+            format!("{current:.2} °C is {by:.2} °C {side} target {target:.1} °C")
+        };
 
         if is_on {
-            if too_cold && long_enough {
-                let why = format!(
-                    "{current:.2} °C is {:.2} °C below target {target:.1} °C",
-                    target - current
-                );
+            if stop && long_enough {
+                let why = if too_cold {
+                    why("below", target - current)
+                } else {
+                    why("above", current - target)
+                };
                 self.send(false, out, now_ms, &why);
             } else if keep_alive_due {
                 self.send(true, out, now_ms, "keep-alive");
             }
-            self.check_started(now_ms, too_hot, &switch, out);
-        } else if too_hot && long_enough {
-            let why = format!(
-                "{current:.2} °C is {:.2} °C above target {target:.1} °C",
-                current - target
-            );
+            if self.cfg.ac_mode {
+                self.check_started(now_ms, too_hot, &switch, out);
+            }
+        } else if start && long_enough {
+            let why = if too_hot {
+                why("above", current - target)
+            } else {
+                why("below", target - current)
+            };
             self.send(true, out, now_ms, &why);
         } else if keep_alive_due {
             self.send(false, out, now_ms, "keep-alive");
@@ -199,7 +247,12 @@ impl Thermostat {
     }
 
     fn send(&mut self, on: bool, out: &mut Output, now_ms: i64, why: &str) {
-        let service = if on { "turn_on" } else { "turn_off" };
+        let (domain, service) = match (self.cfg.switch.starts_with("valve."), on) {
+            (true, true) => ("valve", "open_valve"),
+            (true, false) => ("valve", "close_valve"),
+            (false, true) => ("switch", "turn_on"),
+            (false, false) => ("switch", "turn_off"),
+        };
         let keep_alive = why == "keep-alive";
         let just_sent = self.saved.last_sent_on == Some(on)
             && self
@@ -210,9 +263,10 @@ impl Thermostat {
             return; // already on its way; the switch has not echoed it yet
         }
         if !keep_alive {
-            info(&format!("AC {}: {why}", if on { "on" } else { "off" }));
+            let what = if self.cfg.ac_mode { "AC" } else { "heater" };
+            info(&format!("{what} {}: {why}", if on { "on" } else { "off" }));
         }
-        out.call("switch", service, &self.cfg.switch, json!({}));
+        out.call(domain, service, &self.cfg.switch, json!({}));
         self.saved.last_sent_ms = Some(now_ms);
         self.saved.last_sent_on = Some(on);
     }
@@ -286,11 +340,8 @@ impl Controller for Thermostat {
     }
 
     fn describe(&self) -> Description {
-        let mut reads = vec![
-            self.cfg.sensor.clone(),
-            self.cfg.climate.clone(),
-            self.cfg.switch.clone(),
-        ];
+        let mut reads = vec![self.cfg.sensor.clone(), self.cfg.switch.clone()];
+        reads.extend(self.cfg.climate.clone());
         reads.extend(self.cfg.power_sensor.clone());
         Description {
             name: "thermostat".into(),
@@ -317,7 +368,7 @@ impl Controller for Thermostat {
         }
         // HA's generic_thermostat forces a decision when the user changes
         // the target or the mode.
-        let user_change = change.entity_id == self.cfg.climate && {
+        let user_change = self.cfg.climate.as_deref() == Some(change.entity_id.as_str()) && {
             let target = |s: &Option<State>| s.as_ref().and_then(|s| s.attr_f64("temperature"));
             let mode = |s: &Option<State>| s.as_ref().map(|s| s.state.clone());
             target(&change.old) != target(&change.new) || mode(&change.old) != mode(&change.new)

@@ -1,0 +1,202 @@
+//! What the feed drivers share: plain HTTP GETs (hyper's client over
+//! hyper-util's `HttpConnector`), file reads, retry backoff and the
+//! clock-aware wait.
+//!
+//! TLS: the bridge's dependency set has no TLS client (no rustls, no
+//! hyper-rustls/hyper-tls), so only `http://` URLs can be fetched. The
+//! public APIs (api-couleur-tempo.fr, Open-Meteo) are `https://`: until a
+//! TLS connector is added, point the feeds at an `http://` address (a local
+//! caching proxy, or the twin's [`crate::twin::feeds_sim`]). [`check_url`]
+//! refuses `https://` at config load with that advice rather than failing
+//! at every poll.
+
+use super::FeedError;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::path::Path;
+use std::time::Duration;
+
+/// Largest answer read (a year of 15-minute spot prices is ≈ 2 MB).
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// Shortest wall-time wait between two wakes of a feed loop, so a clock
+/// whose sleeps return at once (a manual clock) cannot spin a core.
+const MIN_WAIT: Duration = Duration::from_millis(5);
+
+/// Checks a feed URL from the config: `http://host[:port]/…`. `key` names
+/// the config key in the error (`[tariff] url`).
+pub fn check_url(key: &str, url: &str) -> Result<(), String> {
+    if url.starts_with("https://") {
+        return Err(format!(
+            "{key} `{url}` is https, which this build cannot fetch: it has no TLS client \
+             (only hyper-util's plain HttpConnector; see README \"Tariff and weather feeds\"). \
+             Expected an http:// URL, e.g. a local caching proxy in front of the API"
+        ));
+    }
+    let parsed = url::Url::parse(url).map_err(|e| {
+        format!("{key} `{url}` is not a URL ({e}); expected http://host[:port]/path")
+    })?;
+    if parsed.scheme() != "http" || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "{key} `{url}`: expected an http://host[:port]/path URL"
+        ));
+    }
+    Ok(())
+}
+
+/// A small HTTP/1 GET client with a per-request wall-time timeout.
+#[derive(Clone)]
+pub struct HttpGet {
+    client: Client<HttpConnector, Empty<Bytes>>,
+    timeout: Duration,
+}
+
+impl HttpGet {
+    pub fn new(timeout: Duration) -> Self {
+        HttpGet {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            timeout,
+        }
+    }
+
+    /// The body of a `200` answer to `GET url`, as text. `expected` says
+    /// what the answer should hold, for the error of a non-200 status.
+    /// Every error names the URL.
+    pub async fn text(&self, url: &str, expected: &str) -> Result<String, FeedError> {
+        let err = |reason: String| FeedError::new(&format!("GET {url}"), "", reason);
+        let uri: hyper::Uri = url
+            .parse()
+            .map_err(|e| err(format!("not a valid URL ({e})")))?;
+        let req = hyper::Request::get(uri)
+            .header("accept", "application/json")
+            .header("user-agent", concat!("hearth/", env!("CARGO_PKG_VERSION")))
+            .body(Empty::new())
+            .map_err(|e| err(e.to_string()))?;
+        let secs = self.timeout.as_secs_f64();
+        let resp = tokio::time::timeout(self.timeout, self.client.request(req))
+            .await
+            .map_err(|_| err(format!("no answer within {secs} s")))?
+            .map_err(|e| err(format!("request failed: {}", error_chain(&e))))?;
+        let status = resp.status();
+        let body = tokio::time::timeout(
+            self.timeout,
+            Limited::new(resp.into_body(), MAX_BODY).collect(),
+        )
+        .await
+        .map_err(|_| err(format!("body not received within {secs} s")))?
+        .map_err(|e| err(format!("reading the body failed: {e}")))?
+        .to_bytes();
+        if !status.is_success() {
+            return Err(err(format!(
+                "HTTP {status}, expected 200 with {expected} (body `{}`)",
+                crate::broker::excerpt(&body)
+            )));
+        }
+        String::from_utf8(body.to_vec())
+            .map_err(|_| err(format!("the body is not UTF-8 text; expected {expected}")))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// A file's text (a spot price list kept on disk), naming the file on
+/// error. Read on the blocking pool (tokio's `fs` feature is not built).
+pub async fn file_text(path: &Path) -> Result<String, FeedError> {
+    let input = path.display().to_string();
+    let owned = path.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || -> Result<String, String> {
+        let meta = std::fs::metadata(&owned).map_err(|e| format!("cannot read: {e}"))?;
+        if meta.len() > MAX_BODY as u64 {
+            return Err(format!(
+                "{} bytes, more than the {MAX_BODY} read",
+                meta.len()
+            ));
+        }
+        std::fs::read_to_string(&owned).map_err(|e| format!("cannot read as UTF-8 text: {e}"))
+    })
+    .await
+    .map_err(|e| format!("the read did not finish: {e}"))
+    .and_then(|r| r);
+    read.map_err(|reason| FeedError::new(&input, "", reason))
+}
+
+/// Delays between retries after failures: `first`, doubling, at most
+/// `max` (all ms of the bridge's clock).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    first_ms: f64,
+    max_ms: f64,
+    next_ms: f64,
+}
+
+impl Backoff {
+    pub fn new(first_ms: f64, max_ms: f64) -> Self {
+        let first_ms = first_ms.min(max_ms);
+        Backoff {
+            first_ms,
+            max_ms,
+            next_ms: first_ms,
+        }
+    }
+
+    /// The delay before the next retry; each call doubles the following.
+    pub fn next_delay_ms(&mut self) -> f64 {
+        let d = self.next_ms;
+        self.next_ms = (self.next_ms * 2.0).min(self.max_ms);
+        d
+    }
+
+    pub fn reset(&mut self) {
+        self.next_ms = self.first_ms;
+    }
+}
+
+/// Sleeps until the clock reads `at_ms` (at least [`MIN_WAIT`] of wall
+/// time, so a loop around it never spins).
+pub async fn sleep_until(clock: &crate::clock::Clock, at_ms: i64) {
+    let ms = at_ms.saturating_sub(clock.now_ms()) as f64;
+    tokio::time::sleep(clock.wall(ms).max(MIN_WAIT)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_plain_http() {
+        assert!(check_url("[tariff] url", "http://127.0.0.1:8080/api").is_ok());
+        let e = check_url("[tariff] url", "https://www.api-couleur-tempo.fr/api").unwrap_err();
+        assert!(
+            e.contains("no TLS client") && e.contains("[tariff] url"),
+            "{e}"
+        );
+        let e = check_url("[weather] url", "ftp://x/y").unwrap_err();
+        assert!(e.contains("expected an http://"), "{e}");
+        assert!(
+            check_url("k", "not a url")
+                .unwrap_err()
+                .contains("is not a URL")
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let mut b = Backoff::new(1000.0, 5000.0);
+        let d: Vec<f64> = (0..5).map(|_| b.next_delay_ms()).collect();
+        assert_eq!(d, vec![1000.0, 2000.0, 4000.0, 5000.0, 5000.0]);
+        b.reset();
+        assert_eq!(b.next_delay_ms(), 1000.0);
+    }
+}

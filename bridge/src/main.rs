@@ -20,10 +20,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the bundled server-room scenario against the digital twin.
+    /// Run a bundled scenario against the digital twin: the server room
+    /// (thermostat plugin, AC) or the house (MPC plugin, valve, Tempo, forecast).
     Demo {
         #[command(flatten)]
         common: Common,
+        /// Which: `server-room` (examples/server-room.toml) or `house`
+        /// (examples/house.toml).
+        #[arg(long, value_enum, default_value_t = DemoScenario::ServerRoom)]
+        scenario: DemoScenario,
         /// Simulated seconds per wall second.
         #[arg(long, default_value_t = 1.0)]
         speed: f64,
@@ -90,6 +95,12 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DemoScenario {
+    ServerRoom,
+    House,
 }
 
 #[derive(Subcommand)]
@@ -191,11 +202,12 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Demo {
             common,
+            scenario,
             speed,
             run_for,
         } => {
             init_logging(&common.log_level);
-            demo_command(common, speed, run_for).await
+            demo_command(common, scenario, speed, run_for).await
         }
         Command::Token { action, data_dir } => token_command(action, &data_dir),
         Command::Plugin {
@@ -256,7 +268,12 @@ fn simulate_command(opts: &hearth::twin::batch::SimulateOptions) -> anyhow::Resu
     Ok(())
 }
 
-async fn demo_command(common: Common, speed: f64, run_for: Option<f64>) -> anyhow::Result<()> {
+async fn demo_command(
+    common: Common,
+    scenario: DemoScenario,
+    speed: f64,
+    run_for: Option<f64>,
+) -> anyhow::Result<()> {
     anyhow::ensure!(
         speed.is_finite() && speed > 0.0 && speed <= 100_000.0,
         "--speed must be a positive number up to 100000 (got {speed})"
@@ -276,8 +293,10 @@ async fn demo_command(common: Common, speed: f64, run_for: Option<f64>) -> anyho
         http_port: common.http_port,
         data_dir: common.data_dir,
     };
-    let report = demo::run(opts).await?;
-    println!("{report}");
+    match scenario {
+        DemoScenario::ServerRoom => println!("{}", demo::run(opts).await?),
+        DemoScenario::House => println!("{}", demo::house::run(opts).await?),
+    }
     Ok(())
 }
 

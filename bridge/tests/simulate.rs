@@ -203,3 +203,47 @@ fn bad_scenarios_and_controllers_are_named() {
         assert!(s.controllers.contains_key("mpc") && s.controllers.contains_key("thermostat"));
     }
 }
+
+/// The comparison: on an EDF Tempo red day the MPC heats for less
+/// than the 19.5/20.5 °C thermostat, keeps the same 19 °C comfort floor,
+/// and ends the day no colder (it may not "save" by draining the house).
+#[test]
+fn mpc_costs_less_than_the_thermostat_on_a_red_day_with_the_same_comfort_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let (_, runs) = batch::simulate(&options(
+        scenarios().join("red-day.toml"),
+        &["builtin:thermostat", "builtin:mpc"],
+        &out,
+    ))
+    .unwrap();
+    let (t, m) = (&runs[0].metrics, &runs[1].metrics);
+    let table = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(m.cost_eur < t.cost_eur, "MPC not cheaper:\n{table}");
+    assert!(
+        m.degree_hours_below_floor <= t.degree_hours_below_floor + 0.05,
+        "MPC below the comfort floor:\n{table}"
+    );
+    assert!(
+        m.end_c >= t.end_c - 0.5,
+        "MPC ends the day colder:\n{table}"
+    );
+    assert_eq!((m.faults, t.faults), (0, 0), "{table}");
+    // The MPC itself (not its fallback) was in command all scored day.
+    let mode = runs[1]
+        .entity_columns
+        .iter()
+        .position(|c| c == "mode")
+        .unwrap();
+    let fallback = runs[1]
+        .rows
+        .iter()
+        .filter(|r| r.scored && r.plugin_entities[mode] != "mpc")
+        .count();
+    assert_eq!(
+        fallback, 0,
+        "steps in fallback during the red day:\n{table}"
+    );
+    assert!(table.contains("| thermostat |") && table.contains("| mpc |"));
+    println!("{table}");
+}

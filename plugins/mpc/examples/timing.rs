@@ -80,6 +80,7 @@ fn main() {
         price: (0..96)
             .map(|k| if (24..88).contains(&k) { 0.6468 } else { 0.146 })
             .collect(),
+        gain_w: 300.0,
     };
     let runs = 50;
     let t = Instant::now();

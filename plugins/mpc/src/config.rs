@@ -28,10 +28,25 @@ pub struct Config {
     /// Comfort band, °C (soft).
     #[serde(default = "d_comfort_high")]
     pub comfort_high_c: f64,
+    /// Constraint tightening, K: the plan keeps its prediction at or above
+    /// `comfort_low_c + comfort_margin_c`, so that the room stays above
+    /// `comfort_low_c` (the floor comfort is judged by) despite what the
+    /// model still gets wrong: the sensor's quantisation and noise, the
+    /// emitter's lag the model does not have, and the transient error
+    /// before the disturbance estimate has caught up with a change. Default
+    /// 0.3 K: about three times the RMSE of a good fit's one-step
+    /// prediction. It costs the energy of holding the room that much
+    /// warmer (≈ 0.3 K × UA, 1–2 % of a winter day's heating). 0 = plan on
+    /// the floor itself. Must be ≥ 0 and leave the band non-empty.
+    #[serde(default = "d_comfort_margin")]
+    pub comfort_margin_c: f64,
     /// Penalty below the band, € per K·h.
     #[serde(default = "d_under")]
     pub under_penalty_eur_per_kh: f64,
-    /// Penalty above the band, € per K·h.
+    /// Penalty above the band, € per K·h. Default 0.5: a quarter of the
+    /// under-heating penalty, yet dearer than what storing heat above 28 °C
+    /// saves on a Tempo red day (≈ 0.5 €/kWh between HC and HP); at 0.05
+    /// the plan pre-heated a red night to 29 °C.
     #[serde(default = "d_over")]
     pub over_penalty_eur_per_kh: f64,
     /// Room temperature wanted at the horizon's end, °C (soft).
@@ -88,11 +103,14 @@ fn d_comfort_low() -> f64 {
 fn d_comfort_high() -> f64 {
     28.0
 }
+fn d_comfort_margin() -> f64 {
+    0.3
+}
 fn d_under() -> f64 {
     2.0
 }
 fn d_over() -> f64 {
-    0.05
+    0.5
 }
 fn d_terminal() -> f64 {
     20.0
@@ -143,6 +161,7 @@ impl Config {
             ("heater_w", self.heater_w),
             ("comfort_low_c", self.comfort_low_c),
             ("comfort_high_c", self.comfort_high_c),
+            ("comfort_margin_c", self.comfort_margin_c),
             ("under_penalty_eur_per_kh", self.under_penalty_eur_per_kh),
             ("over_penalty_eur_per_kh", self.over_penalty_eur_per_kh),
             ("terminal_c", self.terminal_c),
@@ -180,6 +199,11 @@ impl Config {
         check(
             self.comfort_low_c < self.comfort_high_c,
             "`comfort_low_c` must be below `comfort_high_c`",
+        )?;
+        check(
+            self.comfort_margin_c >= 0.0
+                && self.comfort_low_c + self.comfort_margin_c < self.comfort_high_c,
+            "`comfort_margin_c` must be ≥ 0 and keep `comfort_low_c + comfort_margin_c` below `comfort_high_c`",
         )?;
         check(
             self.under_penalty_eur_per_kh >= 0.0
@@ -252,11 +276,12 @@ impl Config {
         (60.0 / self.step_min).round().max(1.0) as usize
     }
 
-    /// The horizon problem's settings (valve in fractions).
+    /// The horizon problem's settings (valve in fractions; the lower comfort
+    /// bound tightened by `comfort_margin_c`).
     pub fn qp_settings(&self) -> qp::Settings {
         qp::Settings {
             heater_w: self.heater_w,
-            comfort_low_c: self.comfort_low_c,
+            comfort_low_c: self.comfort_low_c + self.comfort_margin_c,
             comfort_high_c: self.comfort_high_c,
             under_eur_per_kh: self.under_penalty_eur_per_kh,
             over_eur_per_kh: self.over_penalty_eur_per_kh,
@@ -290,6 +315,10 @@ mod tests {
             (19.0, 28.0, 20.0)
         );
         assert_eq!(c.fallback_sensorless_pct, 30.0);
+        assert_eq!(c.comfort_margin_c, 0.3);
+        assert!((c.qp_settings().comfort_low_c - 19.3).abs() < 1e-12);
+        let e = parse(json!({"sensor": "s", "valve": "v", "comfort_margin_c": -0.1})).unwrap_err();
+        assert!(e.contains("comfort_margin_c"), "{e}");
         assert!(c.model.is_none() && c.outdoor_sensor.is_none());
         let e = parse(json!({"sensor": "s", "valve": "v", "colour": 1})).unwrap_err();
         assert!(e.contains("colour"), "{e}");

@@ -53,6 +53,11 @@ pub struct FitRecord {
     /// `fit` or `config`.
     #[serde(default)]
     pub source: String,
+    /// The fit's constant heat gain on the air node, W (0 for a model from
+    /// the config): seeds the observer's disturbance estimate and centres
+    /// the next fit's prior on it.
+    #[serde(default)]
+    pub gain_w: f64,
 }
 
 /// `mpc` or `fallback`.
@@ -144,6 +149,11 @@ pub struct Core {
     /// The valve's mean position between two ticks (the fallback may move
     /// it between them).
     pub valve_mean: ValveMean,
+    /// Offset-free MPC: the observer estimates the constant heat
+    /// disturbance and the plan uses it (default). `false` (tests, to show
+    /// the offset it removes): the disturbance stays at the fit's constant
+    /// gain.
+    pub offset_free: bool,
 }
 
 /// Time-weighted mean of the commanded valve position between ticks: what
@@ -204,6 +214,7 @@ impl Core {
                 samples: 0,
                 iterations: 0,
                 source: "config".into(),
+                gain_w: 0.0,
             }),
             reason: "starting".into(),
             ..Saved::default()
@@ -216,6 +227,7 @@ impl Core {
             fit_opts: FitOptions::default(),
             last_room: None,
             valve_mean: ValveMean::default(),
+            offset_free: true,
         }
     }
 
@@ -254,8 +266,13 @@ impl Core {
             // Keep the commissioning model rather than nothing.
             s.fit = self.st.fit.take();
         }
+        if let Some(f) = s.fit.as_mut()
+            && !f.gain_w.is_finite()
+        {
+            f.gain_w = 0.0;
+        }
         if s.observer
-            .is_some_and(|o| !(o.ti.is_finite() && o.te.is_finite()))
+            .is_some_and(|o| !(o.ti.is_finite() && o.te.is_finite() && o.d_w.is_finite()))
         {
             s.observer = None;
         }
@@ -380,6 +397,8 @@ impl Core {
             return;
         };
         let p = fit.params;
+        let gain_w = fit.gain_w;
+        let d_max = observer::D_MAX_HEATERS * self.cfg.heater_w;
         let prev = self.history.last().copied();
         match (self.st.observer, prev) {
             (Some(mut o), Some(prev)) if now > o.t_ms => {
@@ -393,11 +412,14 @@ impl Core {
                     applied.clamp(0.0, 100.0) / 100.0 * self.cfg.heater_w,
                     prev.isol,
                 ];
-                let l = match self.discrete() {
+                let mut l = match self.discrete() {
                     Some(ds) => observer::gain(&ds),
-                    None => [1.0, 0.0],
+                    None => [1.0, 0.0, 0.0],
                 };
-                o.update(&d, u, room, l, now);
+                if !self.offset_free {
+                    l[2] = 0.0;
+                }
+                o.update(&d, u, room, l, d_max, now);
                 self.st.observer = Some(o);
             }
             (Some(_), _) => {
@@ -411,7 +433,12 @@ impl Core {
                     // Steady-state split of Ti − Ta across R_ie : R_ea.
                     let ta = prev.and_then(|o| o.ta).unwrap_or(ti - 10.0);
                     let te = ta + (ti - ta) * p.r_ea / (p.r_ie + p.r_ea);
-                    self.st.observer = Some(Observer { ti, te, t_ms: now });
+                    self.st.observer = Some(Observer {
+                        ti,
+                        te,
+                        t_ms: now,
+                        d_w: gain_w.clamp(-d_max, d_max),
+                    });
                     logs.push(Log::Info(format!(
                         "observer started: Ti {ti:.2} °C, Te {te:.2} °C (steady-state guess)"
                     )));
@@ -457,17 +484,23 @@ impl Core {
             .fit
             .as_ref()
             .map_or_else(|| default_guess(self.cfg.heater_w), |f| f.params);
-        let Some(res) = fit::fit(&data, &initial, &self.fit_opts) else {
+        // The prior of the constant gain is centred on the last fit's.
+        let opts = FitOptions {
+            prior_gain_w: self.st.fit.as_ref().map_or(0.0, |f| f.gain_w),
+            ..self.fit_opts
+        };
+        let Some(res) = fit::fit(&data, &initial, &opts) else {
             let why = format!("history cannot support a fit ({} samples)", data.samples());
             logs.push(Log::Warn(format!("fit skipped: {why}")));
             self.st.fit_error = Some(why);
             return;
         };
-        match res.check(&self.fit_opts) {
+        match res.check(&opts) {
             Ok(()) => {
                 let p = res.params;
+                let d_max = observer::D_MAX_HEATERS * self.cfg.heater_w;
                 logs.push(Log::Info(format!(
-                    "model fitted: RMSE {:.3} °C over {} samples, {} iterations; C_i {:.3e} J/K, C_e {:.3e} J/K, R_ie {:.3e} K/W, R_ea {:.3e} K/W, R_ia {}, A_w {:.2} m², UA {:.0} W/K",
+                    "model fitted: RMSE {:.3} °C over {} samples, {} iterations; C_i {:.3e} J/K, C_e {:.3e} J/K, R_ie {:.3e} K/W, R_ea {:.3e} K/W, R_ia {}, A_w {:.2} m², UA {:.0} W/K, constant gain {:.0} W",
                     res.rmse_c,
                     res.samples,
                     res.iterations,
@@ -477,7 +510,8 @@ impl Core {
                     p.r_ea,
                     p.r_ia.map_or("none".into(), |r| format!("{r:.3e} K/W")),
                     p.a_w,
-                    p.ua_w_per_k()
+                    p.ua_w_per_k(),
+                    res.gain_w
                 )));
                 self.st.fit = Some(FitRecord {
                     params: p,
@@ -486,12 +520,14 @@ impl Core {
                     samples: res.samples,
                     iterations: res.iterations,
                     source: "fit".into(),
+                    gain_w: res.gain_w,
                 });
                 self.st.fit_error = None;
                 self.st.observer = Some(Observer {
                     ti: room.unwrap_or(res.x_end[0]),
                     te: res.x_end[1],
                     t_ms: now,
+                    d_w: res.gain_w.clamp(-d_max, d_max),
                 });
             }
             Err(why) => {
@@ -565,7 +601,18 @@ impl Core {
             .map(|v| v.max(0.0))
             .collect();
         let te = self.st.observer.map_or(ti, |o| o.te);
-        let fc = Forecast { ta, isol, price };
+        // Offset-free MPC: the disturbance estimate, held constant over the
+        // horizon.
+        let gain_w = self
+            .st
+            .observer
+            .map_or_else(|| self.st.fit.as_ref().map_or(0.0, |f| f.gain_w), |o| o.d_w);
+        let fc = Forecast {
+            ta,
+            isol,
+            price,
+            gain_w,
+        };
         let u_prev = applied.clamp(0.0, 100.0) / 100.0;
         match (self.planner)(&d, [ti, te], u_prev, &fc, &self.cfg.qp_settings()) {
             Ok(plan) if !plan.u.is_empty() => Decision::Mpc(plan),
@@ -661,6 +708,8 @@ impl Core {
                     "samples": f.samples,
                     "iterations": f.iterations,
                     "source": f.source,
+                    "fit_gain_w": f.gain_w,
+                    "disturbance_w": self.st.observer.map(|o| o.d_w),
                     "last_fit_error": self.st.fit_error,
                 });
                 let state = f.rmse_c.map_or("unknown".into(), |r| format!("{r:.3}"));

@@ -27,8 +27,12 @@
 //! identifiable. In practice the split between `R_ia` (direct) and `R_ea`
 //! (through the envelope) rests on the fast part of the response and is the
 //! weakest; [`crate::fit`] fits `R_ia` by default and can hold it out (pure
-//! Bacher & Madsen TiTe, `r_ia = None`). `A_w` is held out when the window
-//! has no sunshine (it is then not identifiable at all).
+//! Bacher & Madsen TiTe, `r_ia = None`), with a weak prior towards the
+//! last good fit. `A_w` is held out when the window has no sunshine (it is
+//! then not identifiable at all). Heat the inputs do not record (internal
+//! gains) is not a parameter of this model but a constant input on the air
+//! node, fitted with the initial state and then tracked as a disturbance by
+//! [`crate::observer`].
 
 use serde::{Deserialize, Serialize};
 

@@ -10,13 +10,17 @@
 //!    + Σ_k (w_under · s⁻_k + w_over · s⁺_k) · Δt_h       (€ of discomfort)
 //!    + w_T · s_T                                          (€, terminal)
 //!    + ε · Σ_k (u_k − u_{k−1})²                           (€, smoothing)
-//! s.t. x_{k+1} = A x_k + B (Ta_k, P_h·1000·u_k, I_k)      (dynamics, x_0 given)
+//! s.t. x_{k+1} = A x_k + B (Ta_k, P_h·1000·u_k + d, I_k)  (dynamics, x_0 given)
 //!      Ti_{k+1} + s⁻_k ≥ comfort_low,  Ti_{k+1} − s⁺_k ≤ comfort_high
 //!      s⁻, s⁺, s_T ≥ 0
 //!      u_min ≤ u_k ≤ u_max,  |u_k − u_{k−1}| ≤ ramp  (u_{−1} = current valve)
 //!      Ti_N + s_T ≥ terminal_c
 //! ```
-//! `P_h` heater kW, `Δt_h` step in hours, `w` in €/(K·h), `w_T` in €/K.
+//! `P_h` heater kW, `Δt_h` step in hours, `w` in €/(K·h), `w_T` in €/K, `d`
+//! the observer's constant heat disturbance, W (offset-free MPC,
+//! [`crate::observer`]). `comfort_low` is the configured floor *plus* the
+//! config's `comfort_margin_c` (constraint tightening, see
+//! [`crate::config::Config::comfort_margin_c`]).
 //!
 //! The smoothing term makes the optimum unique where the LP has a face of
 //! optima (equal prices: any split of the same energy is optimal) and keeps
@@ -97,6 +101,10 @@ pub struct Forecast {
     pub isol: Vec<f64>,
     /// Energy price, €/kWh.
     pub price: Vec<f64>,
+    /// Constant heat disturbance on the air node over the whole horizon, W
+    /// (the observer's estimate, [`crate::observer`]): added to the heating
+    /// power in the dynamics, `Φ = P_h·1000·u_k + d`.
+    pub gain_w: f64,
 }
 
 /// An optimal plan.
@@ -235,7 +243,7 @@ fn check_inputs(
     if !all_finite(&fc.ta) || !all_finite(&fc.isol) || !all_finite(&fc.price) {
         return bad("non-finite forecast value");
     }
-    if !all_finite(&x0) || !u_prev.is_finite() {
+    if !all_finite(&x0) || !u_prev.is_finite() || !fc.gain_w.is_finite() {
         return bad("non-finite initial state or valve");
     }
     let nums = [
@@ -323,7 +331,7 @@ pub fn build(
     for k in 0..n {
         for row in 0..2 {
             let this = if row == 0 { l.ti(k) } else { l.te(k) };
-            let mut rhs = b[row][0] * fc.ta[k] + b[row][2] * fc.isol[k];
+            let mut rhs = b[row][0] * fc.ta[k] + b[row][1] * fc.gain_w + b[row][2] * fc.isol[k];
             let mut terms = vec![(this, 1.0), (l.u(k), -b[row][1] * s.heater_w)];
             if k == 0 {
                 rhs += a[row][0] * x0[0] + a[row][1] * x0[1];
@@ -436,7 +444,7 @@ pub fn plan(
         .map(|k| raw.x[l.u(k)].clamp(s.u_min, s.u_max))
         .collect();
     let inputs: Vec<[f64; 3]> = (0..l.n)
-        .map(|k| [fc.ta[k], u[k] * s.heater_w, fc.isol[k]])
+        .map(|k| [fc.ta[k], u[k] * s.heater_w + fc.gain_w, fc.isol[k]])
         .collect();
     let xs = model.simulate(x0, &inputs);
     let dt_h = model.dt_s / 3600.0;

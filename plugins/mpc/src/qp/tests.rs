@@ -34,6 +34,7 @@ fn cold_day(n: usize, start_h: f64) -> Forecast {
             .collect(),
         isol: vec![0.0; n],
         price: tempo(n, start_h),
+        gain_w: -150.0,
     }
 }
 
@@ -56,7 +57,7 @@ fn reduced_objective(
         if uk < s.u_min - 1e-9 || uk > s.u_max + 1e-9 || (uk - prev).abs() > s.ramp + 1e-9 {
             return None;
         }
-        x = d.step(x, [fc.ta[k], uk * s.heater_w, fc.isol[k]]);
+        x = d.step(x, [fc.ta[k], uk * s.heater_w + fc.gain_w, fc.isol[k]]);
         f += fc.price[k] * s.heater_w / 1000.0 * uk * dt_h;
         f += s.under_eur_per_kh * (s.comfort_low_c - x[0]).max(0.0) * dt_h;
         f += s.over_eur_per_kh * (x[0] - s.comfort_high_c).max(0.0) * dt_h;
@@ -83,6 +84,8 @@ fn tiny_lp_matches_exhaustive_search() {
         ta: vec![0.0, -2.0, -3.0],
         isol: vec![0.0, 50.0, 0.0],
         price: vec![0.6468, 0.146, 0.6468],
+        // A constant disturbance (internal gains) enters the dynamics.
+        gain_w: 250.0,
     };
     let s = Settings {
         smooth_eur: 0.0, // a pure LP
@@ -251,7 +254,7 @@ fn respects_every_constraint_over_24_hours() {
             "ramp at {k}: {prev} → {u}"
         );
         prev = u;
-        state = d.step(state, [fc.ta[k], u * s.heater_w, fc.isol[k]]);
+        state = d.step(state, [fc.ta[k], u * s.heater_w + fc.gain_w, fc.isol[k]]);
         assert!((x[l.ti(k)] - state[0]).abs() < tol, "Ti dynamics at {k}");
         assert!((x[l.te(k)] - state[1]).abs() < tol, "Te dynamics at {k}");
         let (under, over) = (x[l.s_under(k)], x[l.s_over(k)]);

@@ -8,6 +8,8 @@
 //! room stayed in after the first cool-down, and the shortest AC on/off
 //! period against `min_cycle_duration`.
 
+pub mod house;
+
 use crate::app::Bridge;
 use crate::broker::{BrokerAddress, EmbeddedBroker};
 use crate::clock::Clock;
@@ -17,7 +19,7 @@ use crate::twin::{ServerRoomTwin, TwinHandle, TwinOptions};
 use std::time::Duration;
 
 /// The scenario's config; `hearth demo` fills in addresses.
-pub const SERVER_ROOM_TOML: &str = include_str!("../../examples/server-room.toml");
+pub const SERVER_ROOM_TOML: &str = include_str!("../../../examples/server-room.toml");
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {

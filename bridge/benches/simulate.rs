@@ -1,0 +1,98 @@
+//! Batch simulation figures (`cargo bench -p hearth --bench simulate`):
+//!
+//! 1. MPC solve time per step inside WASM: the MPC plugin on the red-day
+//!    scenario with a commissioning model and no refit, so each `tick` is
+//!    one 96-step (24 h × 15 min) horizon problem (observer, forecasts,
+//!    clarabel solve, entities); median, p99 and max of the ticks' wall
+//!    time, measured around the host's call into the component.
+//! 2. Wall time to simulate one year at an hourly step
+//!    (`examples/scenarios/year.toml`) with the thermostat and with the MPC
+//!    (hourly plan, 24 steps, refit every 24 h), one controller at a time.
+//!
+//! Not a test: it prints figures for BENCHMARKS.md.
+
+use hearth::plugins::engine::PluginEngine;
+use hearth::twin::batch::{self, Scenario};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+fn scenarios() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scenarios")
+}
+
+fn derived(dir: &Path, base: &str, extra: &str) -> PathBuf {
+    let path = dir.join(format!("bench-{base}"));
+    let text = format!(
+        "base = {:?}\n{extra}",
+        scenarios().join(base).display().to_string()
+    );
+    std::fs::write(&path, text).expect("write the bench scenario");
+    path
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn main() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let engine = PluginEngine::new()?;
+
+    // 1. One horizon problem per tick.
+    let path = derived(
+        dir.path(),
+        "red-day.toml",
+        r#"warmup_h = 0
+end = "2026-01-18T06:00:00+01:00"
+[controllers.mpc.config]
+refit_every_h = 100000.0
+model = { c_i = 1.5e6, c_e = 3.4e7, r_ie = 1.7e-3, r_ea = 0.1, r_ia = 1.1e-2, a_w = 0.3 }
+"#,
+    );
+    let scenario = Scenario::load(&path)?;
+    let mpc = batch::resolve_controller(&scenario, "mpc")?;
+    let runs = batch::run_all(&scenario, &engine, std::slice::from_ref(&mpc), false)?;
+    let run = &runs[0];
+    let mut ticks = run.times.tick_us.clone();
+    ticks.sort_by(f64::total_cmp);
+    let mpc_ticks = run
+        .rows
+        .iter()
+        .filter(|r| r.plugin_entities.first().is_some_and(|m| m == "mpc"))
+        .count();
+    println!(
+        "MPC step (96-step horizon, inside WASM): {} ticks, median {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} of {} plant steps with the MPC in command)",
+        ticks.len(),
+        percentile(&ticks, 0.5) / 1000.0,
+        percentile(&ticks, 0.99) / 1000.0,
+        ticks.last().copied().unwrap_or(f64::NAN) / 1000.0,
+        mpc_ticks,
+        run.rows.len()
+    );
+
+    // 2. A year, hourly.
+    let year = Scenario::load(&scenarios().join("year.toml"))?;
+    for label in ["thermostat", "mpc"] {
+        let ctl = batch::resolve_controller(&year, label)?;
+        let started = Instant::now();
+        let runs = batch::run_all(&year, &engine, std::slice::from_ref(&ctl), false)?;
+        let wall = started.elapsed().as_secs_f64();
+        let m = &runs[0].metrics;
+        println!(
+            "one year hourly with {label}: {:.2} s wall ({} steps, {:.0} steps/s); energy {:.0} kWh, cost {:.0} €, {:.1} K·h below {:.0} °C, {} faults",
+            wall,
+            runs[0].rows.len(),
+            runs[0].rows.len() as f64 / wall,
+            m.energy_kwh,
+            m.cost_eur,
+            m.degree_hours_below_floor,
+            m.comfort_floor_c,
+            m.faults
+        );
+    }
+    Ok(())
+}

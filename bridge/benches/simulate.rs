@@ -50,7 +50,7 @@ fn main() -> anyhow::Result<()> {
 end = "2026-01-18T06:00:00+01:00"
 [controllers.mpc.config]
 refit_every_h = 100000.0
-model = { c_i = 1.5e6, c_e = 3.4e7, r_ie = 1.7e-3, r_ea = 0.1, r_ia = 1.1e-2, a_w = 0.3 }
+model = { c_i = 1.36e6, c_e = 1.38e7, r_ie = 1.27e-3, r_ea = 4.94e-2, r_ia = 9.8e-3, a_w = 0.77 }
 "#,
     );
     let scenario = Scenario::load(&path)?;

@@ -139,6 +139,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<HouseReport> {
         HouseOptions {
             zone: house.zone,
             heater_nominal_w: house.heater_w,
+            emitter_time_constant_s: house.emitter_time_constant_s,
             initial_c: house.initial_temperature_c,
             internal_gains_w: house.internal_gains_w,
             solar_aperture_m2: house.solar_aperture_m2,

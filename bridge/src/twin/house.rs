@@ -128,6 +128,9 @@ pub struct HouseOptions {
     /// Radiator output with the valve fully open, W. Default 2000 (about
     /// twice the zone's loss at −5 °C outside, 20 °C inside).
     pub heater_nominal_w: f64,
+    /// Radiator lag, s: the output follows the valve as a first-order lag
+    /// ([`Heater::with_time_constant`]). Default 0 (none).
+    pub emitter_time_constant_s: f64,
     /// Initial temperature of the mass (and so, roughly, the air), °C.
     pub initial_c: f64,
     /// People and appliances, W, constant.
@@ -156,6 +159,7 @@ impl Default for HouseOptions {
         HouseOptions {
             zone: ZoneParams::default(),
             heater_nominal_w: 2000.0,
+            emitter_time_constant_s: 0.0,
             initial_c: 19.0,
             internal_gains_w: 150.0,
             solar_aperture_m2: 0.84,
@@ -243,7 +247,7 @@ impl House {
         }
         let building = Building::new(
             &opts.zone,
-            Heater::new(opts.heater_nominal_w),
+            Heater::new(opts.heater_nominal_w).with_time_constant(opts.emitter_time_constant_s),
             opts.initial_c,
             step_s,
         );
@@ -280,7 +284,7 @@ impl House {
                 internal_gains_w: self.internal_gains_w,
                 solar_gains_w: w.ghi_w_per_m2.max(0.0) * self.solar_aperture_m2,
             });
-            self.energy_wh += self.building.heater.heat_w() * self.building.dt_s() / HOUR_S;
+            self.energy_wh += self.building.last_heat_w() * self.building.dt_s() / HOUR_S;
             self.air_c = step.theta_air_c;
             self.operative_c = step.theta_op_c;
             self.last_weather = w;
@@ -291,7 +295,7 @@ impl House {
     }
 
     fn heating_w(&self) -> f64 {
-        self.building.heater.nominal_power_w() * percent(&self.valve) / 100.0
+        self.building.heater.heat_w()
     }
 
     fn snapshot(&self, now_ms: i64) -> HouseSnapshot {

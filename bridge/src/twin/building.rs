@@ -631,6 +631,11 @@ impl Heater {
         self
     }
 
+    /// Emitter time constant, s (0 = none).
+    pub fn time_constant_s(&self) -> f64 {
+        self.time_constant_s
+    }
+
     /// Moves the output `dt_s` seconds towards the valve's target (exact
     /// for a valve held over the step); returns the mean output over the
     /// step, W, which is the heat the step receives.

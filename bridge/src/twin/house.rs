@@ -294,8 +294,15 @@ impl House {
         self.valve.advance_to(now_ms);
     }
 
+    /// Heat output now, W: the valve's share of the nominal power, or with
+    /// a radiator lag, the lagged output.
     fn heating_w(&self) -> f64 {
-        self.building.heater.heat_w()
+        let heater = &self.building.heater;
+        if heater.time_constant_s() > 0.0 {
+            heater.heat_w()
+        } else {
+            heater.nominal_power_w() * percent(&self.valve) / 100.0
+        }
     }
 
     fn snapshot(&self, now_ms: i64) -> HouseSnapshot {

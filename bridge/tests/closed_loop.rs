@@ -24,7 +24,11 @@ async fn closed_loop_holds_the_room_in_band_for_six_simulated_hours() {
     let t0 = report
         .first_cooldown_s
         .expect("the first cool-down finished");
-    assert!(t0 < 3600.0, "first cool-down took {t0} s");
+    // The room needs ≈ 57 min on an idle machine. At 720× every 100 ms of
+    // wall latency (MQTT hops, a loaded CI runner) is 72 simulated seconds,
+    // and a loaded 2-core runner measured 61–63 min: the bound leaves room
+    // for that, and still fails a thermostat that starts late or stalls.
+    assert!(t0 < 4500.0, "first cool-down took {t0} s");
     let (lo, hi) = report.band_after_cooldown.unwrap();
     assert!(
         report.in_band(),

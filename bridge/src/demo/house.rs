@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::feeds::tariff::TempoColour;
 use crate::shutdown;
-use crate::twin::batch::Scenario;
+use crate::twin::batch::scenario::HouseSpec;
 use crate::twin::feeds_sim::{FeedSim, FeedSimConfig, SyntheticWeather};
 use crate::twin::house::{HouseOptions, HouseTwin, WeatherSample};
 use std::sync::Arc;
@@ -87,6 +87,20 @@ pub fn house_config(
     Ok(config)
 }
 
+/// The `[house]` table of `examples/scenarios/house.toml`.
+pub fn house_spec() -> anyhow::Result<HouseSpec> {
+    let table: toml::Table = HOUSE_SCENARIO_TOML
+        .parse()
+        .map_err(|e| anyhow::anyhow!("examples/scenarios/house.toml: {e}"))?;
+    let house = table
+        .get("house")
+        .cloned()
+        .unwrap_or_else(|| toml::Value::Table(Default::default()));
+    house
+        .try_into()
+        .map_err(|e| anyhow::anyhow!("examples/scenarios/house.toml [house]: {e}"))
+}
+
 pub async fn run(opts: DemoOptions) -> anyhow::Result<HouseReport> {
     let clock = Clock::simulated(opts.speed);
     let broker = match &opts.mqtt_url {
@@ -120,18 +134,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<HouseReport> {
     }
     let feeds = FeedSim::spawn(clock, feed_cfg, twin_shutdown.clone())?;
 
-    let scenario_dir = std::env::temp_dir().join(format!("hearth-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&scenario_dir)?;
-    let scenario_file = scenario_dir.join("house.toml");
-    std::fs::write(
-        &scenario_file,
-        // Top-level keys first: after the file they would land in its last table.
-        format!(
-            "start = \"2026-01-01T00:00:00Z\"\nend = \"2026-01-02T00:00:00Z\"\n{HOUSE_SCENARIO_TOML}"
-        ),
-    )?;
-    let house = Scenario::load(&scenario_file)?.house;
-    let _ = std::fs::remove_dir_all(&scenario_dir);
+    let house = house_spec()?;
     let twin = HouseTwin::start(
         clock,
         &broker.host,
@@ -236,4 +239,19 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<HouseReport> {
     twin_stop.trigger();
     tokio::time::sleep(Duration::from_millis(100)).await;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_house_is_the_simulated_house() {
+        let h = house_spec().unwrap();
+        assert_eq!(h.heater_w, 6000.0);
+        assert_eq!(h.emitter_time_constant_s, 1200.0);
+        assert_eq!(h.zone.floor_area_m2, 100.0);
+        let cfg = Config::from_toml(HOUSE_TOML, "examples/house.toml").unwrap();
+        assert_eq!(cfg.plugins[0].wasm, "builtin:mpc");
+    }
 }

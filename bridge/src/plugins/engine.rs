@@ -332,9 +332,10 @@ fn stub_foreign_imports(
 /// `Instant`; every `HashMap` seeds its hasher), so such plugins run
 /// instead of trapping. They grant nothing: the monotonic clock stands
 /// still at 0 (plugins read time through `host.now-ms`), and the "random"
-/// seed is a constant (which also keeps simulations reproducible; a
-/// plugin's hash maps are not exposed to an attacker who could exploit a
-/// known seed). Every other WASI function traps.
+/// seed is a constant, which keeps simulations reproducible. The cost of a
+/// known seed: whoever controls a plugin's inputs could make its hash maps
+/// slow (HashDoS), which the plugin's fuel and time budgets bound. Every
+/// other WASI function traps.
 fn inert_answer(instance: &str, func: &str) -> Option<wasmtime::component::Val> {
     use wasmtime::component::Val;
     let interface = instance.split('@').next().unwrap_or(instance);

@@ -389,7 +389,14 @@ impl Sim<'_> {
                 continue;
             }
             if !call.entity_ids.iter().any(|e| e == VALVE) {
-                continue; // the house has nothing else to drive
+                self.log(
+                    "warn",
+                    format!(
+                        "{}.{} on {:?}: the simulated house has only {VALVE} to drive; ignored",
+                        call.domain, call.service, call.entity_ids
+                    ),
+                );
+                continue;
             }
             match valve_command(&call) {
                 Ok(position) => {

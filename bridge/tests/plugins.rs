@@ -830,9 +830,11 @@ memory_mib = 16
     let tmp = plugins.join("room.wasm.part");
     std::fs::copy(CUSTOM, &tmp).unwrap();
     std::fs::rename(&tmp, plugins.join("room.wasm")).unwrap();
+    // The new component is compiled on the way (cranelift in a debug build,
+    // beside the other tests of this file on 2 cores: 10 s was once too short).
     wait_for(
         "room swapped to the custom strategy",
-        Duration::from_secs(10),
+        Duration::from_secs(60),
         || {
             manager
                 .status("room")

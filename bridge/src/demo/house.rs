@@ -14,7 +14,7 @@
 
 use super::DemoOptions;
 use crate::app::Bridge;
-use crate::broker::{BrokerAddress, EmbeddedBroker};
+use crate::broker::BrokerAddress;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::feeds::tariff::TempoColour;
@@ -103,13 +103,7 @@ pub fn house_spec() -> anyhow::Result<HouseSpec> {
 
 pub async fn run(opts: DemoOptions) -> anyhow::Result<HouseReport> {
     let clock = Clock::simulated(opts.speed);
-    let broker = match &opts.mqtt_url {
-        Some(url) => BrokerAddress::parse(url)?,
-        None => {
-            let b = EmbeddedBroker::start(std::net::Ipv4Addr::LOCALHOST.into(), opts.mqtt_port)?;
-            BrokerAddress::local(b.addr.port())
-        }
-    };
+    let broker = super::broker(&opts)?;
     let (twin_stop, twin_shutdown) = shutdown::channel();
 
     // One weather for the house and for the forecast it serves.

@@ -81,15 +81,20 @@ pub fn scenario_config(
     Ok(config)
 }
 
-pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoReport> {
-    let clock = Clock::simulated(opts.speed);
-    let broker = match &opts.mqtt_url {
+/// The broker a demo runs on: `--mqtt-url`, or the embedded one.
+pub fn broker(opts: &DemoOptions) -> anyhow::Result<BrokerAddress> {
+    Ok(match &opts.mqtt_url {
         Some(url) => BrokerAddress::parse(url)?,
         None => {
             let b = EmbeddedBroker::start(std::net::Ipv4Addr::LOCALHOST.into(), opts.mqtt_port)?;
             BrokerAddress::local(b.addr.port())
         }
-    };
+    })
+}
+
+pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoReport> {
+    let clock = Clock::simulated(opts.speed);
+    let broker = broker(&opts)?;
     let (twin_stop, twin_shutdown) = shutdown::channel();
     let twin = ServerRoomTwin::start(
         clock,

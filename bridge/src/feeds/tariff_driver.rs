@@ -635,12 +635,7 @@ impl TariffFeed {
             tracing::info!("tariff feed: {} answers again", self.source_name());
         }
         self.failing = false;
-        let mut attrs = Map::new();
-        attrs.insert(
-            "last_success".into(),
-            json!(crate::clock::iso8601(self.ctx.clock.now_ms())),
-        );
-        let _ = self.ctx.store.set_state(PROBLEM_ENTITY, "off", attrs);
+        super::fetch::problem_cleared(&self.ctx.store, PROBLEM_ENTITY, self.ctx.clock.now_ms());
     }
 
     fn failed(&mut self, e: &FeedError, retry_ms: f64) {
@@ -649,14 +644,7 @@ impl TariffFeed {
             "tariff feed: {e}; keeping the last good data, retrying in {} s",
             format_number(retry_ms / 1000.0, 1)
         );
-        let mut attrs = self
-            .ctx
-            .store
-            .get(PROBLEM_ENTITY)
-            .map(|s| s.attributes)
-            .unwrap_or_default();
-        attrs.insert("error".into(), json!(e.to_string()));
-        let _ = self.ctx.store.set_state(PROBLEM_ENTITY, "on", attrs);
+        super::fetch::problem_raised(&self.ctx.store, PROBLEM_ENTITY, e);
     }
 
     /// The next instant after `now` when the model's price or period may

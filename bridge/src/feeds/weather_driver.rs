@@ -34,7 +34,7 @@ use crate::drivers::DriverContext;
 use crate::entity::{Component, Device, EntitySpec, format_number};
 use crate::forecast::{OUTDOOR_TEMPERATURE, SOLAR_IRRADIANCE};
 use serde::Deserialize;
-use serde_json::{Map, json};
+use serde_json::Map;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -263,12 +263,7 @@ impl WeatherFeed {
             tracing::info!("weather feed: {} answers again", self.url);
         }
         self.failing = false;
-        let mut attrs = Map::new();
-        attrs.insert(
-            "last_success".into(),
-            json!(crate::clock::iso8601(self.ctx.clock.now_ms())),
-        );
-        let _ = self.ctx.store.set_state(PROBLEM_ENTITY, "off", attrs);
+        super::fetch::problem_cleared(&self.ctx.store, PROBLEM_ENTITY, self.ctx.clock.now_ms());
     }
 
     fn failed(&mut self, e: &FeedError, retry_ms: f64) {
@@ -277,14 +272,7 @@ impl WeatherFeed {
             "weather feed: {e}; keeping the last good forecast, retrying in {} s",
             format_number(retry_ms / 1000.0, 1)
         );
-        let mut attrs = self
-            .ctx
-            .store
-            .get(PROBLEM_ENTITY)
-            .map(|s| s.attributes)
-            .unwrap_or_default();
-        attrs.insert("error".into(), json!(e.to_string()));
-        let _ = self.ctx.store.set_state(PROBLEM_ENTITY, "on", attrs);
+        super::fetch::problem_raised(&self.ctx.store, PROBLEM_ENTITY, e);
     }
 
     fn publish_states(&self, now: i64) {

@@ -43,6 +43,10 @@ pub struct DemoReport {
     pub min_cycle_s: f64,
     /// Sim time when the AC first switched off after the initial cool-down.
     pub first_cooldown_s: Option<f64>,
+    /// Sim time of the first IR command that switched the AC on: how long
+    /// the bridge and the plugin took to start controlling (wall latency at
+    /// high speed-ups shows up here, not in the cool-down itself).
+    pub first_on_s: Option<f64>,
     /// (min, max) room temperature after the first cool-down, °C.
     pub band_after_cooldown: Option<(f64, f64)>,
     /// Shortest time between two AC power transitions, s.
@@ -211,6 +215,16 @@ pub fn report(
         .skip_while(|(_, on)| !on)
         .find(|(_, on)| !on)
         .map(|(t, _)| *t);
+    let first_on = twin
+        .ir_commands()
+        .into_iter()
+        .filter(|(t, _)| *t >= started_ms)
+        .find(|(_, cmd)| {
+            cmd.get("Power")
+                .and_then(|p| p.as_str())
+                .is_some_and(|p| p.eq_ignore_ascii_case("on"))
+        })
+        .map(|(t, _)| t);
     let band = first_off.and_then(|t0| {
         let after: Vec<f64> = samples
             .iter()
@@ -231,6 +245,7 @@ pub fn report(
         tolerance_c: tolerance,
         min_cycle_s: min_cycle,
         first_cooldown_s: first_off.map(|t| (t - started_ms) as f64 / 1000.0),
+        first_on_s: first_on.map(|t| (t - started_ms) as f64 / 1000.0),
         band_after_cooldown: band,
         shortest_cycle_s: shortest,
         power_transitions: transitions.len(),
@@ -270,7 +285,8 @@ impl std::fmt::Display for DemoReport {
         match (self.first_cooldown_s, self.band_after_cooldown) {
             (Some(t), Some((lo, hi))) => writeln!(
                 f,
-                "  first cool-down done after {:.1} min; since then the room stayed between {lo:.2} °C and {hi:.2} °C (target {} °C ± {:.1} °C allowed): {}",
+                "  AC first on after {:.1} min, first cool-down done after {:.1} min; since then the room stayed between {lo:.2} °C and {hi:.2} °C (target {} °C ± {:.1} °C allowed): {}",
+                self.first_on_s.unwrap_or(0.0) / 60.0,
                 t / 60.0,
                 self.target_c,
                 self.tolerance_c + 0.5,

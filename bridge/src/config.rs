@@ -63,6 +63,16 @@ pub struct Config {
     /// Open-Meteo forecast (device `weather`; keys in [`WeatherConfig`],
     /// behaviour in [`crate::feeds::weather_driver`]).
     pub weather: Option<WeatherConfig>,
+    /// History in SQLite (keys in [`crate::recorder::RecorderConfig`]).
+    #[serde(default)]
+    pub recorder: crate::recorder::RecorderConfig,
+    /// Optional InfluxDB v2 export (keys in
+    /// [`crate::recorder::influx::InfluxConfig`]).
+    pub influxdb: Option<crate::recorder::influx::InfluxConfig>,
+    /// Alert de-duplication and notifiers (keys in
+    /// [`crate::alerts::AlertsConfig`]).
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

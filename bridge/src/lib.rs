@@ -26,6 +26,7 @@
 //! - [`clock`] and [`shutdown`]: the shared clock (simulated under the twin)
 //!   and the one shutdown signal every task obeys.
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod broker;
@@ -39,5 +40,6 @@ pub mod entity;
 pub mod feeds;
 pub mod forecast;
 pub mod plugins;
+pub mod recorder;
 pub mod shutdown;
 pub mod twin;

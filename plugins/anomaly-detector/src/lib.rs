@@ -1,0 +1,1 @@
+//! Anomaly detector (work in progress).

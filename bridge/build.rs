@@ -16,6 +16,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("hearth-plugin-fault-injector", "FAULT_INJECTOR"),
     ("hearth-plugin-custom-strategy", "CUSTOM_STRATEGY"),
     ("hearth-plugin-mpc", "MPC"),
+    ("hearth-plugin-anomaly-detector", "ANOMALY_DETECTOR"),
 ];
 
 fn main() {

@@ -178,6 +178,7 @@ async fn swaps(store: Arc<EntityStore>) {
             logs: Default::default(),
             forecasts: Default::default(),
             shutdown,
+            alerts: hearth::alerts::AlertHub::detached(store.clock()),
         },
         Some(data.path()),
     ));

@@ -38,6 +38,12 @@ pub struct Bridge {
     /// Forecast series plugins read (`forecast` import).
     pub forecasts: Arc<crate::forecast::Forecasts>,
     pub data_dir: PathBuf,
+    /// History in SQLite (`None` with `[recorder] enabled = false`).
+    pub recorder: Option<Arc<crate::recorder::Recorder>>,
+    /// Alerts of plugins, plugin faults and the bridge; their notifiers.
+    pub alerts: Arc<crate::alerts::AlertHub>,
+    /// The InfluxDB v2 sink, with `[influxdb]`.
+    influx: Option<crate::recorder::influx::InfluxSink>,
     trigger: ShutdownTrigger,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -67,6 +73,31 @@ impl Bridge {
         let link = MqttLink::connect(&broker, opts).await?;
 
         register_bridge_device(&store)?;
+        // The recorder subscribes before any driver runs, so history has
+        // every change from the first one.
+        let recorder = crate::recorder::Recorder::for_bridge(
+            &config.recorder,
+            config
+                .data_dir
+                .as_deref()
+                .unwrap_or(std::path::Path::new(DEFAULT_DATA_DIR)),
+            &store,
+        )?;
+        // The InfluxDB sink too (it buffers on disk before any send).
+        let influx = match &config.influxdb {
+            Some(c) => Some(
+                crate::recorder::influx::InfluxSink::start(
+                    c,
+                    &store,
+                    config
+                        .data_dir
+                        .as_deref()
+                        .unwrap_or(std::path::Path::new(DEFAULT_DATA_DIR)),
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let mut tasks = Vec::new();
         let dopts = DiscoveryOptions {
             topics: topics.clone(),
@@ -99,6 +130,18 @@ impl Bridge {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| anyhow::anyhow!("data directory {}: {e}", data_dir.display()))?;
+        // Before the plugins: their first outputs may raise alerts.
+        let alerts = crate::alerts::AlertHub::start(
+            &config.alerts,
+            clock,
+            crate::alerts::HubOptions {
+                store: Some(store.clone()),
+                state_file: Some(data_dir.join("alerts.json")),
+            },
+        )?;
+        if let Some(r) = &recorder {
+            tasks.push(record_alerts(&alerts, r.clone(), shutdown.clone()));
+        }
         let engine =
             PluginEngine::with_cache(CodeCache::new(Some(data_dir.join("cache").join("plugins"))))?;
         let plugins = Arc::new(PluginManager::new(
@@ -109,6 +152,7 @@ impl Bridge {
                 logs: Default::default(),
                 forecasts: forecasts.clone(),
                 shutdown: shutdown.clone(),
+                alerts: alerts.clone(),
             },
             Some(&data_dir),
         ));
@@ -159,7 +203,15 @@ impl Bridge {
             auth,
             plugins: plugins.clone(),
             link: link.clone(),
-            bus: Default::default(),
+            bus: {
+                let bus = crate::api::events::EventBus::default();
+                if let Some(r) = &recorder {
+                    r.watch_bus(&bus);
+                }
+                bus
+            },
+            recorder: recorder.clone(),
+            alerts: alerts.clone(),
             options: ApiOptions {
                 max_pending: config.http.max_pending_messages,
                 auth_timeout: Duration::from_secs_f64(config.http.auth_timeout_s),
@@ -186,6 +238,9 @@ impl Bridge {
             engine,
             forecasts,
             data_dir,
+            recorder,
+            alerts,
+            influx,
             trigger,
             tasks,
         })
@@ -222,6 +277,14 @@ impl Bridge {
         {
             aborts.iter().for_each(|a| a.abort());
         }
+        // After the drivers: their last changes are recorded too.
+        if let Some(r) = &self.recorder {
+            r.close().await;
+        }
+        // Also after the drivers; finishes a POST in progress (timeout_s).
+        if let Some(influx) = self.influx {
+            influx.stop().await;
+        }
         if let Err(e) = self
             .link
             .publish(&self.topics.bridge_state(), "offline", true)
@@ -234,6 +297,47 @@ impl Bridge {
         tokio::time::sleep(Duration::from_millis(200)).await;
         tracing::info!("bridge stopped; {} is offline", self.topics.bridge_state());
     }
+}
+
+/// Every raise, repeat, clear and acknowledgement goes to the recorder's
+/// `alerts` table (the hub keeps only the current state of each alert).
+fn record_alerts(
+    hub: &crate::alerts::AlertHub,
+    recorder: Arc<crate::recorder::Recorder>,
+    mut shutdown: Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = hub.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let ev = tokio::select! {
+                _ = shutdown.wait() => break,
+                ev = events.recv() => ev,
+            };
+            match ev {
+                Ok(ev) => recorder.record_alert(crate::recorder::AlertRecord {
+                    time_ms: ev.alert.last_seen_ms,
+                    source: ev.alert.source.clone(),
+                    key: ev.alert.key.clone(),
+                    severity: ev.alert.severity.as_str().into(),
+                    status: ev.kind.as_str().into(),
+                    message: format!("{}: {}", ev.alert.title, ev.alert.message),
+                    entity_id: ev.alert.entity_id.clone(),
+                    data: serde_json::json!({
+                        "id": ev.alert.id,
+                        "count": ev.alert.count,
+                        "first_seen_ms": ev.alert.first_seen_ms,
+                        "acknowledged": ev.alert.acknowledged,
+                        "notified": ev.notified,
+                    }),
+                }),
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!("recorder: {n} alert changes were not recorded (alert burst)")
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    })
 }
 
 async fn join_all(tasks: Vec<tokio::task::JoinHandle<()>>) {

@@ -34,6 +34,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod detect;
 pub mod discovery;
 pub mod drivers;
 pub mod entity;

@@ -87,6 +87,29 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Score a `timestamp,value` CSV with an anomaly-detector plugin, row
+    /// by row as live, and write `timestamp,value,anomaly_score`.
+    Detect {
+        /// PLUGIN.wasm or builtin:NAME.
+        #[arg(
+            long,
+            value_name = "PLUGIN",
+            default_value = "builtin:anomaly-detector"
+        )]
+        plugin: String,
+        /// TOML with the plugin's `[config]` and `[limits]` (a plugin directory sidecar).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[arg(long, value_name = "IN.csv")]
+        input: PathBuf,
+        #[arg(long, value_name = "OUT.csv")]
+        output: PathBuf,
+    },
+    /// Benchmarks that score Hearth against public references.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
     /// Run the bridge against real devices.
     Run {
         #[command(flatten)]
@@ -94,6 +117,29 @@ enum Command {
         /// TOML configuration file (see examples/server-room.toml).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// The Numenta Anomaly Benchmark: every CSV of a NAB corpus (with its
+    /// `combined_windows.json`) through a detector plugin, scored with NAB's
+    /// three profiles.
+    Nab {
+        /// Corpus directory (default: ../shared/datasets/nab-dev beside the repository).
+        dir: Option<PathBuf>,
+        #[arg(
+            long,
+            value_name = "PLUGIN",
+            default_value = "builtin:anomaly-detector"
+        )]
+        plugin: String,
+        /// TOML with the plugin's `[config]` and `[limits]`.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Files scored in parallel.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
     },
 }
 
@@ -242,6 +288,45 @@ async fn main() -> std::process::ExitCode {
                 .await
                 .unwrap_or_else(|e| Err(anyhow::anyhow!("simulation: {e}")))
         }
+        Command::Detect {
+            plugin,
+            config,
+            input,
+            output,
+        } => {
+            init_logging("warn");
+            let opts = hearth::detect::DetectOptions {
+                plugin,
+                config,
+                input,
+                output,
+            };
+            tokio::task::spawn_blocking(move || detect_command(&opts))
+                .await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("detect: {e}")))
+        }
+        Command::Bench {
+            what:
+                BenchWhat::Nab {
+                    dir,
+                    plugin,
+                    config,
+                    threads,
+                },
+        } => {
+            init_logging("warn");
+            let opts = hearth::detect::nab::NabOptions {
+                dir: dir.unwrap_or_else(hearth::detect::nab::default_dir),
+                plugin,
+                config,
+                threads,
+            };
+            tokio::task::spawn_blocking(move || {
+                hearth::detect::nab::run(&opts).map(|r| println!("{r}"))
+            })
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("bench nab: {e}")))
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -251,6 +336,19 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn detect_command(opts: &hearth::detect::DetectOptions) -> anyhow::Result<()> {
+    let stats = hearth::detect::detect(opts)?;
+    println!(
+        "{} rows scored into {} ({} above 0.5); {:.0} rows/s inside the plugin, {:.2} s in all",
+        stats.rows,
+        opts.output.display(),
+        stats.above_half,
+        stats.plugin_rows_per_s(),
+        stats.total_time.as_secs_f64()
+    );
+    Ok(())
 }
 
 fn simulate_command(opts: &hearth::twin::batch::SimulateOptions) -> anyhow::Result<()> {

@@ -61,6 +61,15 @@ fn check_component(where_: &str, platform: &str, c: &Value) {
                 assert!(s(k).is_some(), "{where_}: climate without {k}");
             }
         }
+        "event" => {
+            // The bridge's alert event entity (HA requires event_types).
+            assert!(s("state_topic").is_some(), "{where_}");
+            assert_eq!(
+                c["event_types"],
+                serde_json::json!(["raised", "repeated", "cleared"]),
+                "{where_}"
+            );
+        }
         other => panic!("{where_}: unexpected platform {other}"),
     }
 }
@@ -125,14 +134,15 @@ async fn discovery_round(kind: BrokerKind, mode: DiscoveryMode) {
     let h = Harness::start(kind, 60.0, |c| c.homeassistant.discovery = mode).await;
     let ha = Observer::connect(&h.broker.addr, "#").await;
     // All devices, and the plug's meters (created on its first status).
-    // Components per device: bridge connection state; node temperature,
+    // Components per device: bridge connection state, recorder problem and
+    // alert events; node temperature,
     // humidity, rssi, uptime; AC climate + power switch; plug switch + 4
     // meters (created on its first status); plugin status, fault,
     // over_temperature, ac_not_cooling, sensor_unavailable.
     let expected: BTreeMap<String, usize> = DEVICES
         .iter()
         .map(|d| d.to_string())
-        .zip([1, 4, 2, 5, 5])
+        .zip([3, 4, 2, 5, 5])
         .collect();
     let mut last = BTreeMap::new();
     let waited = common::try_wait(Duration::from_secs(30), || {

@@ -56,6 +56,10 @@ pub struct Api {
     pub plugins: Arc<PluginManager>,
     pub link: MqttLink,
     pub bus: events::EventBus,
+    /// History in SQLite, when the recorder runs.
+    pub recorder: Option<Arc<crate::recorder::Recorder>>,
+    /// `hearth/alerts/list|acknowledge`.
+    pub alerts: Arc<crate::alerts::AlertHub>,
     pub options: ApiOptions,
     pub data_dir: PathBuf,
 }

@@ -5,6 +5,9 @@
 //! - `GET /api/states` → `[state]`; `GET /api/states/<entity_id>` → state,
 //!   404 `{"message": "Entity not found."}`
 //! - `GET /api/services` → `[{"domain", "services"}]`
+//! - `GET /api/history/period[/<start>]?filter_entity_id=a,b&end_time=…`
+//!   → `[[state]]` from the recorder (parameters in
+//!   [`crate::recorder::period`])
 //! - `POST /api/services/<domain>/<service>` with the service data (with
 //!   `entity_id`) as the JSON body → 200 and the states the call changed
 //!   while it ran; 400 with a message for bad input or unknown services.
@@ -51,6 +54,22 @@ pub async fn answer(
                 .map(|(d, s)| json!({"domain": d, "services": s}))
                 .collect();
             json(StatusCode::OK, Value::Array(list))
+        }
+        (&Method::GET, p)
+            if p == "/api/history/period" || p.starts_with("/api/history/period/") =>
+        {
+            let query = req.uri().query().unwrap_or("").to_string();
+            let (status, body) = crate::recorder::period::respond(
+                api.recorder.clone(),
+                api.store.clock().now_ms(),
+                &p["/api/history/period".len()..],
+                &query,
+            )
+            .await;
+            json(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                body,
+            )
         }
         (&Method::GET, p) if p.starts_with("/api/states/") => {
             match api.state(&p["/api/states/".len()..]) {

@@ -110,7 +110,7 @@ pub fn parse_command(
             };
             Ok(vec![call("valve", service, data)])
         }
-        Component::Sensor | Component::BinarySensor => {
+        Component::Sensor | Component::BinarySensor | Component::Event => {
             Err(bad("nothing: this entity is read-only"))
         }
     }

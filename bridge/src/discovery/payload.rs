@@ -120,6 +120,18 @@ pub fn component_config(topics: &Topics, spec: &EntitySpec) -> Result<Map<String
             c.insert("payload_stop".into(), json!(VALVE_STOP));
             insert_opt(&mut c, "device_class", &spec.device_class);
         }
+        Component::Event => {
+            // HA docs "MQTT Event": `event_types` is required; the payload
+            // is a JSON object with `event_type` (see `state_payload`).
+            if spec.event_types.is_empty() {
+                return Err(format!(
+                    "{}: event entity without event_types",
+                    spec.entity_id
+                ));
+            }
+            c.insert("state_topic".into(), json!(state_topic));
+            c.insert("event_types".into(), json!(spec.event_types));
+        }
         Component::Climate => {
             let climate = spec
                 .climate
@@ -278,6 +290,16 @@ pub fn state_payload(spec: &EntitySpec, state: &State) -> Option<String> {
             };
             Some(v.to_string())
         }
+        Component::Event => {
+            // The event's data are its attributes; HA wants `event_type`
+            // among them (and makes the others the event's attributes).
+            let attrs = &state.attributes;
+            attrs
+                .get("event_type")
+                .and_then(Value::as_str)
+                .filter(|t| spec.event_types.iter().any(|e| e == t))?;
+            Some(Value::Object(attrs.clone()).to_string())
+        }
         Component::Climate => {
             let a = &state.attributes;
             let v = json!({
@@ -309,6 +331,9 @@ pub fn attributes_payload(spec: &EntitySpec, state: &State) -> Option<String> {
     }
     if spec.component == Component::Valve {
         attrs.remove("current_position");
+    }
+    if spec.component == Component::Event {
+        return None; // the event payload carries them
     }
     (!attrs.is_empty()).then(|| Value::Object(attrs).to_string())
 }

@@ -170,7 +170,14 @@ impl Publisher {
             batch.configs.insert(id.clone());
             batch.availability.push((id.clone(), *available));
         }
-        batch.states.extend(self.model.entities.keys().cloned());
+        // Not events: republishing the last one would fire it again in HA.
+        batch.states.extend(
+            self.model
+                .entities
+                .iter()
+                .filter(|(_, spec)| spec.component != Component::Event)
+                .map(|(id, _)| id.clone()),
+        );
     }
 
     fn fold(&mut self, ev: StoreEvent, batch: &mut Batch) {
@@ -265,7 +272,10 @@ impl Publisher {
                 continue;
             };
             if let Some(p) = payload::state_payload(spec, &state) {
-                self.publish(&topics.state(&spec.device_id, &spec.key), p)
+                // HA ignores a retained event (a replay, not a new event),
+                // and a retained one would fire again on a new broker session.
+                let retain = spec.component != Component::Event;
+                self.publish_with(&topics.state(&spec.device_id, &spec.key), p, retain)
                     .await;
             }
             // `{}` when attributes went away, or HA keeps the old retained ones.
@@ -334,7 +344,11 @@ impl Publisher {
     }
 
     async fn publish(&self, topic: &str, payload: String) {
-        if let Err(e) = self.link.publish(topic, payload, true).await {
+        self.publish_with(topic, payload, true).await;
+    }
+
+    async fn publish_with(&self, topic: &str, payload: String, retain: bool) {
+        if let Err(e) = self.link.publish(topic, payload, retain).await {
             tracing::error!("{e:#}");
         }
     }

@@ -27,6 +27,10 @@ pub enum Component {
     /// HA's `valve` (2024.1+): `open`/`opening`/`closed`/`closing`, attribute
     /// `current_position` 0–100.
     Valve,
+    /// HA's `event` (2023.8+): stateless; its state is the time of the last
+    /// event, with `event_type` and the event's data as attributes. Hearth
+    /// only publishes events (alerts), so plugins cannot declare one.
+    Event,
 }
 
 impl Component {
@@ -37,6 +41,7 @@ impl Component {
             Component::Switch => "switch",
             Component::Climate => "climate",
             Component::Valve => "valve",
+            Component::Event => "event",
         }
     }
 
@@ -95,6 +100,8 @@ pub struct EntitySpec {
     /// `diagnostic` or `config`.
     pub entity_category: Option<String>,
     pub climate: Option<ClimateSpec>,
+    /// An `event` entity's `event_types` (HA requires the list).
+    pub event_types: Vec<String>,
 }
 
 impl EntitySpec {
@@ -111,6 +118,7 @@ impl EntitySpec {
             state_class: None,
             entity_category: None,
             climate: None,
+            event_types: Vec::new(),
         }
     }
 
@@ -128,6 +136,12 @@ impl EntitySpec {
     pub fn measured(mut self, unit: &str, state_class: &str) -> Self {
         self.unit = Some(unit.into());
         self.state_class = Some(state_class.into());
+        self
+    }
+
+    /// The `event_types` an `event` entity fires.
+    pub fn events(mut self, types: &[&str]) -> Self {
+        self.event_types = types.iter().map(|t| t.to_string()).collect();
         self
     }
 

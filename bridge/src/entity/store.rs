@@ -119,6 +119,16 @@ pub enum StoreError {
 pub struct EntityStore {
     inner: RwLock<Inner>,
     clock: Clock,
+    /// Older numeric history than `HISTORY_LEN` samples (the recorder).
+    archive: RwLock<Option<Arc<dyn HistoryArchive>>>,
+}
+
+/// Numeric history older than the store keeps in memory: the recorder's
+/// database, when it runs ([`EntityStore::attach_archive`]).
+pub trait HistoryArchive: Send + Sync {
+    /// Samples of `entity_id` with `start_ms <= time < end_ms`, oldest
+    /// first (an archive that fails answers empty, and logs why).
+    fn numeric(&self, entity_id: &str, start_ms: i64, end_ms: i64) -> Vec<(i64, f64)>;
 }
 
 impl EntityEntry {
@@ -151,6 +161,7 @@ impl EntityStore {
         Arc::new(EntityStore {
             inner: RwLock::new(Inner::default()),
             clock,
+            archive: RwLock::new(None),
         })
     }
 
@@ -479,17 +490,44 @@ impl EntityStore {
             .collect()
     }
 
-    /// Numeric samples in `[start_ms, end_ms]`, oldest first.
+    /// Lets [`history`](Self::history) reach further back than memory.
+    pub fn attach_archive(&self, archive: Arc<dyn HistoryArchive>) {
+        *self.archive.write().unwrap_or_else(|e| e.into_inner()) = Some(archive);
+    }
+
+    /// Numeric samples in `[start_ms, end_ms]`, oldest first: from memory
+    /// (the last `HISTORY_LEN` per entity) and, for anything older than the
+    /// oldest sample in memory, from the archive when one is attached.
     pub fn history(&self, entity_id: &str, start_ms: i64, end_ms: i64) -> Vec<(i64, f64)> {
-        let inner = self.read();
-        let Some(e) = inner.entities.get(entity_id) else {
-            return Vec::new();
+        let (mut recent, oldest) = {
+            let inner = self.read();
+            match inner.entities.get(entity_id) {
+                Some(e) => (
+                    e.history
+                        .iter()
+                        .copied()
+                        .filter(|(t, _)| (start_ms..=end_ms).contains(t))
+                        .collect(),
+                    e.history.front().map(|(t, _)| *t),
+                ),
+                None => (Vec::new(), None),
+            }
         };
-        e.history
-            .iter()
-            .copied()
-            .filter(|(t, _)| (start_ms..=end_ms).contains(t))
-            .collect()
+        // Not under the store's lock: the archive may read a disk.
+        let archive = self
+            .archive
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let until = oldest.unwrap_or(i64::MAX).min(end_ms.saturating_add(1));
+        match archive {
+            Some(a) if start_ms < until => {
+                let mut older = a.numeric(entity_id, start_ms, until);
+                older.append(&mut recent);
+                older
+            }
+            _ => recent,
+        }
     }
 }
 

@@ -21,6 +21,11 @@ pub const BUILTIN: &[(&str, &[u8])] = &[
     // MPC heating: a grey-box house model fitted with argmin, a 24 h
     // horizon solved with clarabel. See plugins/mpc.
     ("mpc", include_bytes!(env!("HEARTH_PLUGIN_MPC"))),
+    // Anomaly score and alert per numeric stream (baselines, Half-Space Trees, likelihood). See plugins/anomaly-detector.
+    (
+        "anomaly-detector",
+        include_bytes!(env!("HEARTH_PLUGIN_ANOMALY_DETECTOR")),
+    ),
 ];
 
 /// Resolves `builtin:<name>` or reads a `.wasm` file.

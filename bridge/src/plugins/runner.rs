@@ -223,6 +223,8 @@ pub struct RunnerContext {
     pub logs: Arc<LogBook>,
     pub forecasts: Arc<crate::forecast::Forecasts>,
     pub shutdown: Shutdown,
+    /// Where the plugin's alerts and its faults go.
+    pub alerts: Arc<crate::alerts::AlertHub>,
 }
 
 impl RunnerContext {
@@ -372,6 +374,7 @@ pub fn start(
     };
     runner.owned.sync(&prepared.desc)?;
     runner.owned.set("fault", "off", Map::new());
+    runner.fault_alert(None);
     runner.publish_status();
     runner.saved = prepared.instance.save().unwrap_or_default();
     let feeder = spawn_feeder(&ctx, input_tx.clone(), stopping.clone());
@@ -486,6 +489,33 @@ impl Runner {
         self.owned.set("status", s.state.as_str(), attrs);
     }
 
+    fn alert_source(&self) -> String {
+        format!("plugin:{}", self.name)
+    }
+
+    /// The plugin's `fault` alert: raised with the fault's text, cleared
+    /// (`None`) when it runs healthily again, is swapped or starts.
+    fn fault_alert(&self, fault: Option<&str>) {
+        let source = self.alert_source();
+        let Some(text) = fault else {
+            self.ctx.alerts.clear(&source, "fault");
+            return;
+        };
+        let raised = self.ctx.alerts.raise(crate::alerts::NewAlert {
+            source,
+            key: "fault".into(),
+            entity_id: None,
+            severity: crate::alerts::Severity::Critical,
+            title: format!("Plugin `{}` faulted", self.name),
+            message: format!(
+                "{text}; its devices are in their safe state and it restarts with backoff"
+            ),
+        });
+        if let Err(e) = raised {
+            tracing::warn!("plugin `{}`: its fault alert: {e}", self.name);
+        }
+    }
+
     fn update(&self, f: impl FnOnce(&mut PluginStatus)) {
         f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
     }
@@ -577,6 +607,7 @@ impl Runner {
                             self.name
                         );
                         self.owned.set("fault", "off", Map::new());
+                        self.fault_alert(None);
                     }
                     self.apply(output).and_then(|()| {
                         // The restart point: after every tick, and at most
@@ -675,6 +706,7 @@ impl Runner {
             s.stats = p.instance.stats;
         });
         self.owned.set("fault", "off", Map::new());
+        self.fault_alert(None);
         self.publish_status();
         let msg = match &declined {
             None => format!(
@@ -717,6 +749,7 @@ impl Runner {
         let mut attrs = Map::new();
         attrs.insert("reason".into(), json!(text));
         self.owned.set("fault", "on", attrs);
+        self.fault_alert(Some(&text));
         self.publish_status();
         for entity in &self.active.desc.drives {
             match self.ctx.router.fault_action(entity) {
@@ -891,27 +924,30 @@ impl Runner {
             };
             self.owned.set(&e.object_id, &e.state, attrs);
         }
+        // De-duplication, notifiers and HA are the hub's; a bad alert
+        // (an entity id that is not one, a key too long) is the plugin's
+        // mistake, logged where its author looks.
         for a in out.alerts {
-            let verb = if a.active { "raised" } else { "cleared" };
-            match (a.active, a.severity) {
-                (true, wit::Severity::Critical) => tracing::error!(
-                    "ALERT {verb} by `{}`: {}: {}",
-                    self.name,
-                    a.title,
-                    a.message
-                ),
-                (true, _) => tracing::warn!(
-                    "ALERT {verb} by `{}`: {}: {}",
-                    self.name,
-                    a.title,
-                    a.message
-                ),
-                (false, _) => tracing::info!(
-                    "alert {verb} by `{}`: {}: {}",
-                    self.name,
-                    a.title,
-                    a.message
-                ),
+            let source = self.alert_source();
+            if !a.active {
+                self.ctx.alerts.clear(&source, &a.key);
+                continue;
+            }
+            let raised = self.ctx.alerts.raise(crate::alerts::NewAlert {
+                source,
+                key: a.key,
+                entity_id: a.entity_id,
+                severity: match a.severity {
+                    wit::Severity::Info => crate::alerts::Severity::Info,
+                    wit::Severity::Warning => crate::alerts::Severity::Warning,
+                    wit::Severity::Critical => crate::alerts::Severity::Critical,
+                },
+                title: a.title,
+                message: a.message,
+            });
+            if let Err(e) = raised {
+                tracing::warn!("plugin `{}`: {e}", self.name);
+                self.log_host("warn", e.to_string());
             }
         }
         Ok(())

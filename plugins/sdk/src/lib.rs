@@ -305,9 +305,36 @@ impl Output {
         title: &str,
         message: &str,
     ) {
+        self.push_alert(None, key, severity, active, title, message);
+    }
+
+    /// As [`Output::alert`], about one entity (`sensor.server_room_temperature`):
+    /// the host shows it on that entity's `binary_sensor.<object>_alert`
+    /// problem sensor in Home Assistant.
+    pub fn alert_for(
+        &mut self,
+        entity_id: &str,
+        key: &str,
+        severity: Severity,
+        active: bool,
+        title: &str,
+        message: &str,
+    ) {
+        self.push_alert(Some(entity_id), key, severity, active, title, message);
+    }
+
+    fn push_alert(
+        &mut self,
+        entity_id: Option<&str>,
+        key: &str,
+        severity: Severity,
+        active: bool,
+        title: &str,
+        message: &str,
+    ) {
         self.alerts.push(Alert {
             key: key.into(),
-            entity_id: None,
+            entity_id: entity_id.map(Into::into),
             severity,
             title: title.into(),
             message: message.into(),

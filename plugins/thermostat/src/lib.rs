@@ -281,13 +281,17 @@ impl Thermostat {
         if active != self.saved.over_temperature {
             self.saved.over_temperature = active;
             let msg = format!("room at {current:.1} °C, limit {limit:.1} °C");
-            out.problem(
+            // About the room sensor: HA shows it on that entity's alert sensor
+            // as well as on the plugin's own problem sensor.
+            out.alert_for(
+                &self.cfg.sensor,
                 OVER_TEMP,
                 Severity::Critical,
                 active,
                 "Server room over temperature",
                 &msg,
             );
+            out.entity(OVER_TEMP, if active { "on" } else { "off" });
         }
     }
 

@@ -1,0 +1,192 @@
+//! One task per notifier: a bounded queue in front of it, so the hub (and
+//! the plugin thread raising an alert) never waits for a mail server; a
+//! failed delivery is retried with backoff unless the target said no for
+//! good (bad password, HTTP 4xx), then logged with the target named.
+
+use super::email::EmailNotifier;
+use super::model::{Notification, NotifyKind, Severity};
+use super::webhook::WebhookNotifier;
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+
+/// Notifications waiting for one notifier; more are dropped (and counted):
+/// an alert storm against a dead mail server must not grow without bound.
+pub const QUEUE: usize = 64;
+/// Waits before the 2nd, 3rd and 4th attempt.
+const RETRY_AFTER: [Duration; 3] = [
+    Duration::from_secs(2),
+    Duration::from_secs(10),
+    Duration::from_secs(60),
+];
+
+/// Why a delivery failed, and whether trying again could help.
+#[derive(Debug)]
+pub struct SendError {
+    pub message: String,
+    /// The target refused for good (authentication, a 4xx): no retry.
+    pub permanent: bool,
+}
+
+/// Where notifications go.
+pub enum Target {
+    Email(Box<EmailNotifier>),
+    Webhook(Box<WebhookNotifier>),
+}
+
+impl Target {
+    async fn send(&self, n: &Notification) -> Result<(), SendError> {
+        match self {
+            Target::Email(e) => e.send(n).await,
+            Target::Webhook(w) => w.send(n).await,
+        }
+    }
+}
+
+/// The outcome of one notification at one notifier (after its retries).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    pub notifier: String,
+    pub alert_id: String,
+    pub kind: NotifyKind,
+    pub attempts: u32,
+    /// The last error when it was not delivered.
+    pub error: Option<String>,
+}
+
+/// Counters of one notifier.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NotifierStats {
+    pub name: String,
+    pub delivered: u64,
+    pub failed: u64,
+    /// Dropped because its queue was full.
+    pub dropped: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// The hub's end of a notifier.
+pub struct NotifierHandle {
+    pub name: String,
+    min_severity: Severity,
+    queue: mpsc::Sender<Arc<Notification>>,
+    counters: Arc<Counters>,
+}
+
+impl NotifierHandle {
+    /// Starts the notifier's task (needs a tokio runtime).
+    pub fn spawn(
+        name: String,
+        min_severity: Severity,
+        target: Target,
+        deliveries: broadcast::Sender<Delivery>,
+    ) -> NotifierHandle {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let counters = Arc::new(Counters::default());
+        tokio::spawn(run(name.clone(), target, rx, counters.clone(), deliveries));
+        NotifierHandle {
+            name,
+            min_severity,
+            queue,
+            counters,
+        }
+    }
+
+    /// Queues `n` if its severity is one this notifier wants; never waits.
+    pub fn offer(&self, n: &Arc<Notification>) {
+        if n.alert.severity < self.min_severity {
+            return;
+        }
+        if self.queue.try_send(n.clone()).is_err() {
+            let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::error!(
+                "alert notifier `{}`: queue full ({QUEUE} waiting); dropped the {} notification of {} ({dropped} dropped so far)",
+                self.name,
+                n.kind.as_str(),
+                n.alert.id
+            );
+        }
+    }
+
+    pub fn stats(&self) -> NotifierStats {
+        NotifierStats {
+            name: self.name.clone(),
+            delivered: self.counters.delivered.load(Ordering::Relaxed),
+            failed: self.counters.failed.load(Ordering::Relaxed),
+            dropped: self.counters.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Delivers one notification after another, in order; ends when the hub
+/// (the queue's sender) is gone.
+async fn run(
+    name: String,
+    target: Target,
+    mut rx: mpsc::Receiver<Arc<Notification>>,
+    counters: Arc<Counters>,
+    deliveries: broadcast::Sender<Delivery>,
+) {
+    while let Some(n) = rx.recv().await {
+        let mut attempts = 0u32;
+        let error = loop {
+            attempts += 1;
+            match target.send(&n).await {
+                Ok(()) => break None,
+                Err(e) => {
+                    let retry = RETRY_AFTER
+                        .get(attempts as usize - 1)
+                        .filter(|_| !e.permanent);
+                    match retry {
+                        Some(wait) => {
+                            tracing::warn!(
+                                "alert notifier `{name}`: {} of {} failed (attempt {attempts}): {}; retrying in {wait:?}",
+                                n.kind.as_str(),
+                                n.alert.id,
+                                e.message
+                            );
+                            tokio::time::sleep(*wait).await;
+                        }
+                        None => break Some(e),
+                    }
+                }
+            }
+        };
+        match &error {
+            None => {
+                counters.delivered.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    "alert notifier `{name}`: sent {} of {}",
+                    n.kind.as_str(),
+                    n.alert.id
+                );
+            }
+            Some(e) => {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                let why = if e.permanent { "refused" } else { "gave up" };
+                tracing::error!(
+                    "alert notifier `{name}`: {why} the {} notification of {} after {attempts} attempt(s): {}",
+                    n.kind.as_str(),
+                    n.alert.id,
+                    e.message
+                );
+            }
+        }
+        // Nobody listening is normal (no test, no API client).
+        let _ = deliveries.send(Delivery {
+            notifier: name.clone(),
+            alert_id: n.alert.id.clone(),
+            kind: n.kind,
+            attempts,
+            error: error.map(|e| e.message),
+        });
+    }
+}

@@ -1,0 +1,90 @@
+//! `<data_dir>/alerts.json`: the alerts, so an active one survives a
+//! restart of the bridge. Plugins restore their own state and raise only on
+//! a change, so without this an over-temperature raised before a restart
+//! would be forgotten while the room is still hot.
+
+use super::model::Alert;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tokio::sync::watch;
+
+#[derive(Serialize, Deserialize)]
+struct File {
+    version: u32,
+    alerts: Vec<Alert>,
+}
+
+const VERSION: u32 = 1;
+
+/// The alerts in `path`; none if it does not exist. A damaged file is
+/// logged and set aside (`.bad`), not fatal: alerts are not worth refusing
+/// to start over.
+pub fn load(path: &Path) -> Vec<Alert> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(
+                "alerts: could not read {}: {e}; starting with none",
+                path.display()
+            );
+            return Vec::new();
+        }
+    };
+    match serde_json::from_slice::<File>(&bytes) {
+        Ok(f) if f.version == VERSION => f.alerts,
+        Ok(f) => {
+            tracing::warn!(
+                "alerts: {} has version {}, expected {VERSION}; starting with none",
+                path.display(),
+                f.version
+            );
+            Vec::new()
+        }
+        Err(e) => {
+            let bad = path.with_extension("json.bad");
+            tracing::warn!(
+                "alerts: {} is not an alert list ({e}); moved to {} and starting with none",
+                path.display(),
+                bad.display()
+            );
+            let _ = std::fs::rename(path, bad);
+            Vec::new()
+        }
+    }
+}
+
+/// Writes `alerts` atomically (a temporary file renamed over the old one).
+pub fn save(path: &Path, alerts: &[Alert]) -> std::io::Result<()> {
+    let file = File {
+        version: VERSION,
+        alerts: alerts.to_vec(),
+    };
+    let text = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// A task that writes the list each time it is poked; pokes that arrive
+/// while it writes coalesce into one more write. `snapshot` returns `None`
+/// once the hub is gone, which ends the task.
+pub fn spawn_writer(
+    path: PathBuf,
+    snapshot: impl Fn() -> Option<Vec<Alert>> + Send + 'static,
+) -> watch::Sender<()> {
+    let (tx, mut rx) = watch::channel(());
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let Some(alerts) = snapshot() else { break };
+            let p = path.clone();
+            let written = tokio::task::spawn_blocking(move || save(&p, &alerts)).await;
+            match written {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("alerts: could not write {}: {e}", path.display()),
+                Err(e) => tracing::warn!("alerts: writing {}: {e}", path.display()),
+            }
+        }
+    });
+    tx
+}

@@ -1,0 +1,398 @@
+//! The detector's behaviour on irregular and adversarial input, the
+//! plugin's contract (entities, alerts, save/restore, config) and its NAB
+//! score, all on the native build of the same core the component runs.
+
+use hearth_plugin_anomaly_detector::AnomalyDetector;
+use hearth_plugin_anomaly_detector::config::Kind;
+use hearth_plugin_anomaly_detector::detector::{Detector, Skip, Tuning};
+use hearth_plugin_anomaly_detector::hst::SplitMix64;
+use hearth_plugin_sdk::serde_json::{Value, json};
+use hearth_plugin_sdk::{Change, Controller, Output, State};
+
+const STEP: i64 = 300_000; // 5 min
+const T0: i64 = 1_700_000_000_000;
+
+fn plugin(extra: Value) -> AnomalyDetector {
+    let mut cfg = json!({"streams": [{"entity_id": "sensor.x", "kind": "generic"}]});
+    for (k, v) in extra.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
+    AnomalyDetector::init(cfg).unwrap()
+}
+
+fn change(t: i64, state: &str) -> Change {
+    Change {
+        entity_id: "sensor.x".into(),
+        old: None,
+        new: Some(State {
+            entity_id: "sensor.x".into(),
+            state: state.into(),
+            attributes: Default::default(),
+            last_changed_ms: t,
+            last_updated_ms: t,
+        }),
+    }
+}
+
+fn feed(p: &mut AnomalyDetector, t: i64, state: &str) -> Output {
+    let mut out = Output::default();
+    p.on_state(change(t, state), &mut out);
+    out
+}
+
+fn score_of(out: &Output) -> (f64, Value) {
+    let e = out
+        .entities()
+        .iter()
+        .find(|e| e.object_id == "sensor_x_anomaly_score")
+        .expect("a score update for every sample");
+    (
+        e.state.parse().unwrap(),
+        serde_json::from_str(&e.attributes).unwrap(),
+    )
+}
+
+fn noisy_sine(i: i64, rng: &mut SplitMix64) -> f64 {
+    20.0 + 3.0 * (i as f64 * std::f64::consts::TAU / 288.0).sin() + 0.3 * (rng.next_f64() - 0.5)
+}
+
+fn detector() -> Detector {
+    Detector::new("sensor.x", &Tuning::default(), Kind::Generic.floor())
+}
+
+#[test]
+fn describe_declares_score_and_problem_entities_per_stream() {
+    let p = AnomalyDetector::init(json!({"streams": [
+        {"entity_id": "sensor.a", "kind": "temperature"},
+        {"entity_id": "sensor.b_c", "kind": "power"}]}))
+    .unwrap();
+    let d = p.describe();
+    assert_eq!(d.reads, ["sensor.a", "sensor.b_c"]);
+    assert!(d.drives.is_empty());
+    assert_eq!(d.tick_period_ms, 0);
+    let ids: Vec<_> = d.entities.iter().map(|e| e.object_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "sensor_a_anomaly_score",
+            "sensor_a_anomaly",
+            "sensor_b_c_anomaly_score",
+            "sensor_b_c_anomaly"
+        ]
+    );
+    assert_eq!(d.entities[0].component, "sensor");
+    assert_eq!(d.entities[0].state_class.as_deref(), Some("measurement"));
+    assert_eq!(d.entities[0].unit_of_measurement, None);
+    assert_eq!(d.entities[1].component, "binary_sensor");
+    assert_eq!(d.entities[1].device_class.as_deref(), Some("problem"));
+}
+
+#[test]
+fn unknown_config_key_is_rejected_by_name() {
+    let e = AnomalyDetector::init(json!({"streams": [{"entity_id": "sensor.x"}], "treshold": 0.5}))
+        .err()
+        .unwrap();
+    assert!(e.contains("treshold"), "{e}");
+    let e = AnomalyDetector::init(json!({"streams": [{"entity_id": "sensor.x", "kin": "power"}]}))
+        .err()
+        .unwrap();
+    assert!(e.contains("kin"), "{e}");
+    let e = AnomalyDetector::init(
+        json!({"streams": [{"entity_id": "sensor.x"}], "threshold": 0.3, "clear_threshold": 0.4}),
+    )
+    .err()
+    .unwrap();
+    assert!(e.contains("clear_threshold"), "{e}");
+}
+
+#[test]
+fn every_sample_publishes_a_formatted_score_with_time_and_value() {
+    let mut p = plugin(json!({}));
+    let out = feed(&mut p, T0, "21.5");
+    let e = &out.entities()[0];
+    assert_eq!(e.state, "0.000000");
+    let a: Value = serde_json::from_str(&e.attributes).unwrap();
+    assert_eq!(a["time_ms"], T0);
+    assert_eq!(a["value"], 21.5);
+    assert_eq!(a["skipped"], "warming up");
+}
+
+#[test]
+fn non_numeric_states_are_skipped_with_score_zero() {
+    let mut p = plugin(json!({}));
+    for i in 0..300 {
+        feed(&mut p, T0 + i * STEP, "20.0");
+    }
+    let before = p.save();
+    for (k, s) in ["unavailable", "unknown", "nan", "NaN", "inf", "abc", ""]
+        .iter()
+        .enumerate()
+    {
+        let out = feed(&mut p, T0 + (300 + k as i64) * STEP, s);
+        let (score, a) = score_of(&out);
+        assert_eq!(score, 0.0);
+        assert_eq!(a["skipped"], "not a number", "{s}");
+        assert_eq!(a["value"], Value::Null);
+        assert!(out.alerts().is_empty());
+    }
+    assert_eq!(p.save(), before, "nothing learned from non-numbers");
+}
+
+#[test]
+fn backwards_time_is_skipped_and_leaves_the_model_unchanged() {
+    let mut p = plugin(json!({}));
+    for i in 0..300 {
+        feed(&mut p, T0 + i * STEP, "20.0");
+    }
+    let before = p.save();
+    let out = feed(&mut p, T0 + 100 * STEP, "99.0");
+    let (score, a) = score_of(&out);
+    assert_eq!(score, 0.0);
+    assert_eq!(a["skipped"], "time went backwards");
+    assert_eq!(p.save(), before);
+    // Equal timestamps are a burst, not a step back.
+    let mut d = detector();
+    d.update(T0, Some(1.0));
+    assert_eq!(d.update(T0, Some(1.0)).skipped, Some(Skip::WarmingUp));
+}
+
+#[test]
+fn a_long_gap_restarts_the_pattern_but_keeps_the_baselines() {
+    let mut d = detector();
+    let mut rng = SplitMix64(3);
+    for i in 0..2000 {
+        d.update(T0 + i * STEP, Some(noisy_sine(i, &mut rng)));
+    }
+    // A week without data, then the same signal again.
+    let resume = T0 + 2000 * STEP + 7 * 86_400_000;
+    let first = d.update(resume, Some(noisy_sine(2000, &mut rng)));
+    assert!(first.after_gap);
+    assert_eq!(first.tree_decades, 0.0, "no pattern spliced across the gap");
+    let mut worst: f64 = 0.0;
+    for i in 1..500 {
+        let r = d.update(resume + i * STEP, Some(noisy_sine(2000 + i, &mut rng)));
+        assert!(!r.after_gap);
+        worst = worst.max(r.score);
+    }
+    assert!(
+        worst < 0.5,
+        "the usual signal after a gap is no anomaly: {worst}"
+    );
+    // A far-off level right after a gap is reported.
+    let resume = resume + 600 * STEP + 30 * 86_400_000;
+    let first = d.update(resume, Some(500.0));
+    assert!(
+        first.after_gap && first.baseline_decades > 10.0,
+        "{first:?}"
+    );
+    let best = (1..4)
+        .map(|i| d.update(resume + i * STEP, Some(500.0)).score)
+        .fold(first.score, f64::max);
+    // Reported: at or above the default alert threshold within 4 samples.
+    assert!(best >= 0.25, "{best}");
+}
+
+#[test]
+fn constant_input_scores_zero_then_a_step_scores_high() {
+    let mut d = detector();
+    for i in 0..5000 {
+        let r = d.update(T0 + i * STEP, Some(42.0));
+        assert!(r.score < 0.01, "sample {i}: {r:?}");
+    }
+    // One sample moves the average of ten raw scores by a tenth (Numenta's
+    // averaging): the score passes the default threshold (0.25) at once and
+    // goes higher on the next sample.
+    let first = d.update(T0 + 5000 * STEP, Some(43.0));
+    let second = d.update(T0 + 5001 * STEP, Some(43.0));
+    assert!(
+        first.score > 0.25 && second.score > 0.5,
+        "{first:?} {second:?}"
+    );
+    // Constant zero too (the floor's absolute part).
+    let mut d = detector();
+    for i in 0..3000 {
+        assert!(d.update(T0 + i * STEP, Some(0.0)).score < 0.01);
+    }
+    assert!(d.update(T0 + 3000 * STEP, Some(1.0)).score > 0.25);
+}
+
+#[test]
+fn a_spike_on_a_noisy_sine_raises_one_alert_then_clears() {
+    let mut p = plugin(json!({}));
+    let mut rng = SplitMix64(11);
+    let mut raised = Vec::new();
+    let mut cleared = Vec::new();
+    let mut problem = Vec::new();
+    for i in 0..3000i64 {
+        let mut v = noisy_sine(i, &mut rng);
+        if (2000..2003).contains(&i) {
+            v += 15.0;
+        }
+        let out = feed(&mut p, T0 + i * STEP, &format!("{v}"));
+        let (score, _) = score_of(&out);
+        assert!((0.0..=1.0).contains(&score));
+        for a in out.alerts() {
+            assert_eq!(a.key, "sensor.x");
+            assert!(a.title.contains("sensor.x"));
+            if a.active {
+                raised.push(i);
+                assert!(a.message.contains("sensor.x"));
+            } else {
+                cleared.push(i);
+            }
+        }
+        for e in out
+            .entities()
+            .iter()
+            .filter(|e| e.object_id == "sensor_x_anomaly")
+        {
+            problem.push((i, e.state.clone()));
+        }
+    }
+    assert_eq!(raised.len(), 1, "raised at {raised:?}");
+    assert!((2000..2005).contains(&raised[0]), "raised at {raised:?}");
+    assert_eq!(cleared.len(), 1, "cleared at {cleared:?}");
+    assert!(
+        cleared[0] > raised[0] + 2 && cleared[0] < 2100,
+        "cleared at {cleared:?}"
+    );
+    assert_eq!(
+        problem,
+        [
+            (raised[0], "on".to_string()),
+            (cleared[0], "off".to_string())
+        ]
+    );
+}
+
+#[test]
+fn scores_stay_finite_and_in_range_on_adversarial_input() {
+    let mut d = detector();
+    let mut rng = SplitMix64(5);
+    let nasty = [
+        1e300,
+        -1e300,
+        f64::MIN_POSITIVE,
+        5e-324,
+        -5e-324,
+        0.0,
+        1e-300,
+        f64::MAX,
+        f64::MIN,
+        1.0,
+    ];
+    let mut t = T0;
+    for i in 0..20_000u64 {
+        let v = match i % 7 {
+            0 => nasty[(rng.next_u64() % nasty.len() as u64) as usize],
+            1 => (rng.next_f64() - 0.5) * 1e12,
+            _ => rng.next_f64(),
+        };
+        // Irregular steps, bursts and huge jumps in time.
+        t += match rng.next_u64() % 10 {
+            0 => 0,
+            1 => 1_000_000_000_000,
+            _ => (rng.next_u64() % 600_000) as i64,
+        };
+        let r = d.update(t, Some(v));
+        for x in [r.score, r.likelihood, r.raw] {
+            assert!(x.is_finite() && (0.0..=1.0).contains(&x), "{i}: {r:?}");
+        }
+    }
+    assert!(d.update(i64::MAX, Some(1.0)).score.is_finite());
+    assert_eq!(d.update(i64::MIN, Some(1.0)).skipped, Some(Skip::Backwards));
+}
+
+#[test]
+fn saved_state_size_is_constant() {
+    let mut p = plugin(json!({}));
+    let mut rng = SplitMix64(9);
+    let mut sizes = Vec::new();
+    for i in 0..100_000i64 {
+        let v = noisy_sine(i, &mut rng) * if i % 997 == 0 { 10.0 } else { 1.0 };
+        feed(&mut p, T0 + i * STEP, &format!("{v}"));
+        if i == 999 || i == 99_999 {
+            sizes.push(p.save().len());
+        }
+    }
+    assert_eq!(sizes[0], sizes[1]);
+    assert!(sizes[0] < 300_000, "{} bytes", sizes[0]);
+}
+
+#[test]
+fn save_and_restore_continue_identically() {
+    let mut a = plugin(json!({}));
+    let mut rng = SplitMix64(21);
+    let values: Vec<String> = (0..3000)
+        .map(|i| format!("{}", noisy_sine(i, &mut rng)))
+        .collect();
+    for (i, v) in values.iter().enumerate().take(1500) {
+        feed(&mut a, T0 + i as i64 * STEP, v);
+    }
+    let mut b = plugin(json!({}));
+    b.restore(&a.save()).unwrap();
+    assert_eq!(b.save(), a.save());
+    for (i, v) in values.iter().enumerate().skip(1500) {
+        let t = T0 + i as i64 * STEP;
+        let (oa, ob) = (feed(&mut a, t, v), feed(&mut b, t, v));
+        assert_eq!(
+            format!("{:?}", oa.entities()),
+            format!("{:?}", ob.entities()),
+            "sample {i}"
+        );
+        assert_eq!(format!("{:?}", oa.alerts()), format!("{:?}", ob.alerts()));
+    }
+    assert_eq!(a.save(), b.save());
+}
+
+#[test]
+fn restore_refuses_other_versions_layouts_and_garbage() {
+    let a = plugin(json!({}));
+    let mut bytes = a.save();
+    let mut b = plugin(json!({}));
+    bytes[4] = 2; // a newer version
+    assert!(b.restore(&bytes).unwrap_err().contains("version"));
+    assert!(b.restore(b"{}").is_err());
+    assert!(b.restore(&[]).is_err());
+    let good = a.save();
+    assert!(b.restore(&good[..good.len() - 1]).is_err());
+    let mut other = plugin(json!({"trees": 10}));
+    assert!(other.restore(&good).is_err());
+    // The state of a stream no longer configured is skipped.
+    let two = AnomalyDetector::init(json!({"streams": [
+        {"entity_id": "sensor.gone"}, {"entity_id": "sensor.x"}]}))
+    .unwrap();
+    b.restore(&two.save()).unwrap();
+}
+
+/// NAB on the development subset, when it is there (beside this repository
+/// as `../shared/datasets/nab-dev`). The full corpus takes a few seconds
+/// in debug; `cargo run --release --example nab` prints the tables.
+#[test]
+fn nab_standard_score_on_the_dev_subset_beats_50() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/nab-dev");
+    if !dir.join("combined_windows.json").exists() {
+        eprintln!("skipped: no NAB corpus at {}", dir.display());
+        return;
+    }
+    let corpus = hearth_nab::Corpus::load(&dir).unwrap();
+    let tuning = Tuning::default();
+    let scores = corpus
+        .files
+        .iter()
+        .map(|f| {
+            let mut d = Detector::new(&f.data.name, &tuning, Kind::Generic.floor());
+            let s = f
+                .data
+                .times_ms
+                .iter()
+                .zip(&f.data.values)
+                .map(|(&t, &v)| d.update(t, Some(v)).score)
+                .collect();
+            (f.data.name.clone(), s)
+        })
+        .collect();
+    let eval = hearth_nab::evaluate(&corpus, &scores).unwrap();
+    assert!(eval.standard() > 50.0, "{eval}");
+}

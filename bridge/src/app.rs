@@ -73,29 +73,20 @@ impl Bridge {
         let link = MqttLink::connect(&broker, opts).await?;
 
         register_bridge_device(&store)?;
+        let data_dir = config
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| anyhow::anyhow!("data directory {}: {e}", data_dir.display()))?;
         // The recorder subscribes before any driver runs, so history has
         // every change from the first one.
-        let recorder = crate::recorder::Recorder::for_bridge(
-            &config.recorder,
-            config
-                .data_dir
-                .as_deref()
-                .unwrap_or(std::path::Path::new(DEFAULT_DATA_DIR)),
-            &store,
-        )?;
+        let recorder = crate::recorder::Recorder::for_bridge(&config.recorder, &data_dir, &store)?;
         // The InfluxDB sink too (it buffers on disk before any send).
         let influx = match &config.influxdb {
-            Some(c) => Some(
-                crate::recorder::influx::InfluxSink::start(
-                    c,
-                    &store,
-                    config
-                        .data_dir
-                        .as_deref()
-                        .unwrap_or(std::path::Path::new(DEFAULT_DATA_DIR)),
-                )
-                .await?,
-            ),
+            Some(c) => {
+                Some(crate::recorder::influx::InfluxSink::start(c, &store, &data_dir).await?)
+            }
             None => None,
         };
         let mut tasks = Vec::new();
@@ -124,12 +115,6 @@ impl Bridge {
         };
         tasks.extend(drivers::start(&config, &ctx)?);
 
-        let data_dir = config
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        std::fs::create_dir_all(&data_dir)
-            .map_err(|e| anyhow::anyhow!("data directory {}: {e}", data_dir.display()))?;
         // Before the plugins: their first outputs may raise alerts.
         let alerts = crate::alerts::AlertHub::start(
             &config.alerts,

@@ -254,6 +254,18 @@ impl AlertHub {
         true
     }
 
+    /// Clears every active alert of `source` (a plugin that is unloaded can
+    /// no longer clear its own); returns how many.
+    pub fn clear_source(&self, source: &str) -> usize {
+        let keys: Vec<String> = self
+            .list()
+            .into_iter()
+            .filter(|a| a.active && a.source == source)
+            .map(|a| a.key)
+            .collect();
+        keys.iter().filter(|k| self.clear(source, k)).count()
+    }
+
     /// Marks an alert seen by a person: no re-notification until it clears
     /// (raising it again after that starts over, unacknowledged).
     pub fn acknowledge(&self, id: &str) -> Result<Alert, AlertError> {

@@ -202,6 +202,28 @@ async fn clear_then_raise_again_is_a_new_notification() {
 }
 
 #[tokio::test]
+async fn clear_source_clears_only_that_sources_active_alerts() {
+    let f = fixture(AlertsConfig::default());
+    f.hub.raise(over_temp()).unwrap();
+    let mut other = over_temp();
+    other.key = "sensor_unavailable".into();
+    f.hub.raise(other).unwrap();
+    let mut elsewhere = over_temp();
+    elsewhere.source = "plugin:anomalies".into();
+    f.hub.raise(elsewhere).unwrap();
+    assert_eq!(f.hub.clear_source("plugin:thermostat"), 2);
+    assert_eq!(f.hub.clear_source("plugin:thermostat"), 0, "already clear");
+    let active: Vec<String> = f
+        .hub
+        .list()
+        .into_iter()
+        .filter(|a| a.active)
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(active, ["plugin:anomalies/over_temperature"]);
+}
+
+#[tokio::test]
 async fn notify_resolved_off_keeps_clears_quiet() {
     let mut f = fixture(AlertsConfig {
         notify_resolved: false,

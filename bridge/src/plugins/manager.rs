@@ -158,6 +158,10 @@ impl PluginManager {
             self.write_state(name, &saved);
         }
         OwnedEntities::new(self.ctx.store.clone(), name).remove();
+        let cleared = self.ctx.alerts.clear_source(&format!("plugin:{name}"));
+        if cleared > 0 {
+            tracing::info!("plugin `{name}` unloaded: its {cleared} active alert(s) cleared");
+        }
         self.ctx.logs.push(
             name,
             LogLine {

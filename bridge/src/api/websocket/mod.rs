@@ -2,12 +2,14 @@
 //! "WebSocket API"; HA core's `websocket_api` component): the upgrade,
 //! the auth phase and command phase (`session`), the outgoing queue
 //! (`connection`), message shapes (`protocol`), HA's commands (`commands`),
-//! subscriptions (`subscriptions`), HA's registry listings (`registries`)
+//! subscriptions (`subscriptions`), HA's registry listings (`registries`),
+//! HA's `history/history_during_period` (`history`)
 //! and Hearth's own `hearth/…` commands (`hearth`).
 
 pub mod commands;
 pub mod connection;
 pub mod hearth;
+pub mod history;
 pub mod protocol;
 pub mod registries;
 pub mod session;

@@ -15,7 +15,7 @@
 
 use super::connection::{Conn, write_loop};
 use super::protocol::{self, ERR_ID_REUSE, ERR_UNKNOWN_COMMAND};
-use super::{commands, hearth, registries};
+use super::{commands, hearth, history, registries};
 use crate::api::Api;
 use crate::api::auth::TokenInfo;
 use crate::shutdown::Shutdown;
@@ -292,6 +292,8 @@ impl Session {
             hearth::handle(self, &cmd)
         } else if cmd.kind.starts_with("config/") {
             registries::handle(self, &cmd)
+        } else if cmd.kind.starts_with("history/") {
+            history::handle(self, &cmd)
         } else {
             commands::handle(self, &cmd)
         };

@@ -4,114 +4,21 @@
 
 mod common;
 
-use futures_util::{SinkExt, StreamExt};
+use common::history::{Ws, add_meter, start_bridge};
 use hearth::api::auth::tokens;
-use hearth::app::Bridge;
-use hearth::broker::EmbeddedBroker;
-use hearth::clock::{Clock, iso8601};
-use hearth::config::Config;
-use hearth::entity::{Component, Device, EntitySpec, EntityStore};
+use hearth::clock::iso8601;
 use serde_json::{Map, Value, json};
-use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
 
 const POWER: &str = "sensor.meter_power";
 const CMD: &str = "history/history_during_period";
-
-fn add_meter(store: &EntityStore) {
-    store
-        .upsert_device(
-            "test",
-            Device {
-                id: "meter".into(),
-                name: "meter".into(),
-                manufacturer: "test".into(),
-                model: "test".into(),
-                sw_version: None,
-                via_device: None,
-            },
-        )
-        .unwrap();
-    store
-        .upsert_entity(
-            EntitySpec::new("meter", "power", Component::Sensor)
-                .named("Power")
-                .measured("W", "measurement"),
-        )
-        .unwrap();
-}
 
 fn phase() -> Map<String, Value> {
     json!({"phase": "L1"}).as_object().cloned().unwrap()
 }
 
-async fn start_bridge(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Bridge {
-    common::init_logs();
-    let mut config = Config::default();
-    config.mqtt.port = EmbeddedBroker::free_port();
-    config.http.port = 0;
-    config.data_dir = Some(dir.to_path_buf());
-    tweak(&mut config);
-    Bridge::start(config, Clock::real())
-        .await
-        .expect("bridge starts")
-}
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
-
-/// An authenticated WebSocket client that sends one command at a time.
-struct Ws {
-    ws: Socket,
-    next_id: u64,
-}
-
+// An inherent method on the shared client: this test's one command.
 impl Ws {
-    async fn auth(addr: SocketAddr, token: &str) -> Ws {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/websocket"))
-            .await
-            .expect("WebSocket upgrade");
-        let _ = ws.next().await; // auth_required
-        ws.send(Message::text(
-            json!({"type": "auth", "access_token": token}).to_string(),
-        ))
-        .await
-        .unwrap();
-        let mut me = Ws { ws, next_id: 1 };
-        let ok = me.recv().await;
-        assert_eq!(ok["type"], "auth_ok", "{ok}");
-        me
-    }
-
-    async fn recv(&mut self) -> Value {
-        loop {
-            let msg = tokio::time::timeout(Duration::from_secs(15), self.ws.next())
-                .await
-                .expect("a message within 15 s")
-                .expect("connection open")
-                .unwrap();
-            if let Message::Text(t) = msg {
-                return serde_json::from_str(&t).unwrap();
-            }
-        }
-    }
-
-    /// Sends a command; its result message.
-    async fn call(&mut self, mut cmd: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        cmd["id"] = json!(id);
-        self.ws.send(Message::text(cmd.to_string())).await.unwrap();
-        loop {
-            let v = self.recv().await;
-            if v["id"] == json!(id) && v["type"] == "result" {
-                return v;
-            }
-        }
-    }
-
     /// `history/history_during_period` with `extra` fields; its `result`.
     async fn history(&mut self, start_ms: i64, extra: Value) -> Value {
         let mut cmd = json!({"type": CMD, "start_time": iso8601(start_ms), "entity_ids": [POWER]});

@@ -6,14 +6,12 @@
 
 mod common;
 
+use common::history::{Ws, add_meter, device, start_bridge};
 use common::{log_mark, logs_since, wait_for};
-use futures_util::{SinkExt, StreamExt};
 use hearth::api::auth::tokens;
 use hearth::app::Bridge;
-use hearth::broker::EmbeddedBroker;
 use hearth::clock::{Clock, iso8601};
-use hearth::config::Config;
-use hearth::entity::{Component, Device, EntitySpec, EntityStore};
+use hearth::entity::{Component, EntitySpec, EntityStore};
 use hearth::recorder::query::StatesQuery;
 use hearth::recorder::{AlertRecord, Recorder, RecorderConfig};
 use serde_json::{Map, Value, json};
@@ -24,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
 
 const POWER: &str = "sensor.meter_power";
 const PROBLEM: &str = "binary_sensor.bridge_recorder_problem";
@@ -34,46 +31,11 @@ const MIN: i64 = 60_000;
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 86_400_000;
 
-fn device(id: &str) -> Device {
-    Device {
-        id: id.into(),
-        name: id.into(),
-        manufacturer: "test".into(),
-        model: "test".into(),
-        sw_version: None,
-        via_device: None,
-    }
-}
-
-/// Device `meter` with `sensor.meter_power` (W, measurement).
-fn add_meter(store: &EntityStore) {
-    store.upsert_device("test", device("meter")).unwrap();
-    store
-        .upsert_entity(
-            EntitySpec::new("meter", "power", Component::Sensor)
-                .named("Power")
-                .measured("W", "measurement"),
-        )
-        .unwrap();
-}
-
 fn attrs(pairs: &[(&str, Value)]) -> Map<String, Value> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect()
-}
-
-async fn start_bridge(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Bridge {
-    common::init_logs();
-    let mut config = Config::default();
-    config.mqtt.port = EmbeddedBroker::free_port();
-    config.http.port = 0;
-    config.data_dir = Some(dir.to_path_buf());
-    tweak(&mut config);
-    Bridge::start(config, Clock::real())
-        .await
-        .expect("bridge starts")
 }
 
 fn recorder(b: &Bridge) -> &Arc<Recorder> {
@@ -109,64 +71,6 @@ async fn get_json(addr: SocketAddr, path: &str, token: &str) -> Value {
 /// `%2B` for the `+` of an offset, as a URL needs it.
 fn url_time(ms: i64) -> String {
     iso8601(ms).replace('+', "%2B")
-}
-
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
-
-/// An authenticated WebSocket client that sends one command at a time.
-struct Ws {
-    ws: Socket,
-    next_id: u64,
-}
-
-impl Ws {
-    async fn auth(addr: SocketAddr, token: &str) -> Ws {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/websocket"))
-            .await
-            .expect("WebSocket upgrade");
-        let mut me = Ws {
-            ws: {
-                let _ = ws.next().await; // auth_required
-                ws.send(Message::text(
-                    json!({"type": "auth", "access_token": token}).to_string(),
-                ))
-                .await
-                .unwrap();
-                ws
-            },
-            next_id: 1,
-        };
-        let ok = me.recv().await;
-        assert_eq!(ok["type"], "auth_ok", "{ok}");
-        me
-    }
-
-    async fn recv(&mut self) -> Value {
-        loop {
-            let msg = tokio::time::timeout(Duration::from_secs(15), self.ws.next())
-                .await
-                .expect("a message within 15 s")
-                .expect("connection open")
-                .unwrap();
-            if let Message::Text(t) = msg {
-                return serde_json::from_str(&t).unwrap();
-            }
-        }
-    }
-
-    /// Sends a command; its result message.
-    async fn call(&mut self, mut cmd: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        cmd["id"] = json!(id);
-        self.ws.send(Message::text(cmd.to_string())).await.unwrap();
-        loop {
-            let v = self.recv().await;
-            if v["id"] == json!(id) && v["type"] == "result" {
-                return v;
-            }
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

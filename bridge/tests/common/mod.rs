@@ -3,6 +3,8 @@
 //! sees the wire as Home Assistant would.
 #![allow(dead_code)]
 
+pub mod history;
+
 use hearth::app::Bridge;
 use hearth::broker::{BrokerAddress, EmbeddedBroker};
 use hearth::clock::Clock;

@@ -4,7 +4,7 @@
 //! plugin's alert and fault through a running bridge to the hub, Home
 //! Assistant's MQTT topics and a webhook.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::{BrokerKind, Harness, Observer, init_logs, log_mark, logs_since, wait_for};

@@ -2,7 +2,7 @@
 //! a logged error that names the input and what was expected, no panic, and
 //! the last good state kept.
 
-mod common;
+use crate::common;
 
 use common::{BrokerKind, Harness, Observer, wait_for};
 use hearth::twin::ShellyFault;

@@ -2,7 +2,7 @@
 //! while it runs at 720× real time): twin + bridge + thermostat plugin hold
 //! the simulated room in band for 6 simulated hours.
 
-mod common;
+use crate::common;
 
 use common::{BrokerKind, Harness};
 use hearth::demo::power_transitions;

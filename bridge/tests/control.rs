@@ -1,7 +1,7 @@
 //! The loop end to end: HA's climate commands reach the thermostat plugin
 //! and the IR gateway; twin + bridge + plugin hold the room in band.
 
-mod common;
+use crate::common;
 
 use common::{BrokerKind, Harness, Observer, wait_for};
 use std::time::Duration;

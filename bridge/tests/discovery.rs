@@ -4,7 +4,7 @@
 //! HA's birth message brings states back; removing a device clears its
 //! retained configs.
 
-mod common;
+use crate::common;
 
 use common::{BrokerKind, Harness, Observer, wait_for};
 use hearth::discovery::DiscoveryMode;

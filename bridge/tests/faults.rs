@@ -3,7 +3,7 @@
 //! (states flow, the thermostat keeps control, /api/health answers) and an
 //! alert is raised (the plugin's `fault` problem sensor, and the log).
 
-mod common;
+use crate::common;
 
 use common::{BrokerKind, Harness, Observer, wait_for};
 use hearth::plugins::{Limits, PluginConfig};

@@ -4,7 +4,7 @@
 //! Expected values come from the feeds' own pure models fed with what the
 //! twin serves. No internet.
 
-mod common;
+use crate::common;
 
 use common::{BrokerKind, Observer, TestBroker, log_mark, logs_since, wait_for};
 use hearth::app::Bridge;

@@ -2,7 +2,7 @@
 //! written through the EntityStore, recorded in SQLite, read back over the
 //! WebSocket in HA's compressed shape with each option, and the errors.
 
-mod common;
+use crate::common;
 
 use common::history::{Ws, add_meter, start_bridge};
 use hearth::api::auth::tokens;

@@ -4,7 +4,7 @@
 //! `reports_position`), and valve service calls travel bridge → MQTT →
 //! node → actuator → radiator → room.
 
-mod common;
+use crate::common;
 
 use common::{BrokerKind, Harness, Observer, log_mark, logs_since, try_wait, wait_for};
 use hearth::entity::{CallSource, ServiceCall, ServiceError};

@@ -11,7 +11,7 @@
 //! sink's disk buffer is empty (nothing more can be sent) and the server
 //! has flushed (`/internal/force_flush`).
 
-mod common;
+use crate::common;
 
 use common::{init_logs, wait_for};
 use hearth::app::Bridge;

@@ -1,7 +1,7 @@
 //! The plugin platform end to end: live swaps under load, every rejection
 //! path, unload, and the lifecycle over WebSocket, MQTT and the CLI.
 
-mod common;
+use crate::common;
 
 use common::{BrokerKind, Harness, Observer, wait_for};
 use hearth::entity::StoreEvent;

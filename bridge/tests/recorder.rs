@@ -4,7 +4,7 @@
 //! mid-write, retention and hourly statistics on a manual clock, and the
 //! plugins' history reaching past memory.
 
-mod common;
+use crate::common;
 
 use common::history::{Ws, add_meter, device, start_bridge};
 use common::{log_mark, logs_since, wait_for};
@@ -487,7 +487,12 @@ fn crash_child() {
 fn a_writer_killed_mid_write_loses_no_committed_row() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "recorder::crash_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("HEARTH_RECORDER_CRASH_DIR", dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

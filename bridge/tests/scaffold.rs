@@ -2,7 +2,7 @@
 //! `cargo build --release` for wasm32-wasip2 outside the repository, load
 //! into a running bridge, and its service calls reach a twin device.
 
-mod common;
+use crate::common;
 
 use common::{BrokerKind, Harness, wait_for};
 use hearth::plugins::{Limits, PluginConfig};

@@ -5,7 +5,7 @@
 //! until the climate entity shows the new target. Needs Node.js and npm
 //! (`.ci/run` installs them and runs `npm ci` in that directory).
 
-mod common;
+use crate::common;
 
 use common::{BrokerKind, Harness, wait_for};
 use serde_json::Value;

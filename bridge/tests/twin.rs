@@ -1,6 +1,6 @@
 //! The twin alone on the wire: a real Mosquitto, an MQTT observer and raw
 //! HTTP requests, including a broker restart and the last wills.
-mod common;
+use crate::common;
 
 use hearth::clock::Clock;
 use hearth::shutdown;

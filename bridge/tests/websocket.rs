@@ -3,7 +3,7 @@
 //! shapes, subscriptions, service calls that move a twin device, malformed
 //! frames, token revocation and a client that stops reading.
 
-mod common;
+use crate::common;
 
 use common::{BrokerKind, Harness, log_mark, logs_since, wait_for};
 use futures_util::{SinkExt, StreamExt};

@@ -295,3 +295,66 @@ async fn stale_configs_from_an_earlier_run_are_cleared() {
     );
     bridge.stop().await;
 }
+
+/// An `event` entity fired twice before the publisher runs (an alert raised
+/// and cleared at once) reaches HA twice, in order and not retained: events
+/// are not folded into the last state as states are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_reaches_ha_even_within_one_batch() {
+    common::init_logs();
+    let broker = common::broker(BrokerKind::Mosquitto);
+    let topic = "hearth/bridge/alerts/state";
+    let ha = Observer::connect(&broker.addr, topic).await;
+    let mut config = hearth::config::Config::default();
+    config.mqtt.url = Some(format!("mqtt://127.0.0.1:{}", broker.addr.port));
+    config.http.port = 0;
+    let bridge = hearth::app::Bridge::start(config, hearth::clock::Clock::real())
+        .await
+        .unwrap();
+    wait_for("the alert event entity", Duration::from_secs(10), || {
+        bridge.store.spec("event.bridge_alerts").map(|_| ())
+    })
+    .await;
+    // Give the publisher its initial flush, then fire a burst it can only
+    // see as one batch.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fired: Vec<String> = (0..20).map(|i| format!("burst-{i}")).collect();
+    for (i, key) in fired.iter().enumerate() {
+        let mut attrs = serde_json::Map::new();
+        let kind = if i % 2 == 0 { "raised" } else { "cleared" };
+        attrs.insert("event_type".into(), kind.into());
+        attrs.insert("key".into(), key.clone().into());
+        bridge
+            .store
+            .set_state(
+                "event.bridge_alerts",
+                format!("2026-11-21T00:00:{i:02}Z"),
+                attrs,
+            )
+            .unwrap();
+    }
+    let got: Vec<(String, bool)> = wait_for("all 20 events", Duration::from_secs(10), || {
+        let got: Vec<(String, bool)> = ha
+            .messages()
+            .into_iter()
+            .filter(|(t, _, _)| t == topic)
+            .filter_map(|(_, p, retain)| {
+                let v: Value = serde_json::from_slice(&p).ok()?;
+                Some((v.get("key")?.as_str()?.to_string(), retain))
+            })
+            .collect();
+        (got.len() >= fired.len()).then_some(got)
+    })
+    .await;
+    let keys: Vec<&String> = got.iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        keys,
+        fired.iter().collect::<Vec<_>>(),
+        "every event, in order"
+    );
+    assert!(
+        got.iter().all(|(_, retain)| !retain),
+        "events are never retained"
+    );
+    bridge.stop().await;
+}

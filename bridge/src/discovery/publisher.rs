@@ -11,7 +11,7 @@ use super::payload::{self, BRIDGE_DEVICE};
 use super::stale;
 use super::{DiscoveryMode, DiscoveryOptions};
 use crate::broker::{Message, MqttLink};
-use crate::entity::{Component, Device, EntitySpec, EntityStore, StoreEvent};
+use crate::entity::{Component, Device, EntitySpec, EntityStore, State, StoreEvent};
 use crate::shutdown::Shutdown;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -45,6 +45,9 @@ struct Batch {
     availability: Vec<(String, bool)>,
     /// Entities whose state must be published.
     states: BTreeSet<String>,
+    /// Every firing of an `event` entity, in order: unlike a state, an
+    /// event is not folded into the last one (HA fires each message).
+    events: Vec<(String, State)>,
 }
 
 pub struct Publisher {
@@ -206,6 +209,7 @@ impl Publisher {
             StoreEvent::EntityRemoved(spec) => {
                 self.model.entities.remove(&spec.entity_id);
                 batch.states.remove(&spec.entity_id);
+                batch.events.retain(|(id, _)| *id != spec.entity_id);
                 batch.clears.push(topics.state(&spec.device_id, &spec.key));
                 batch
                     .clears
@@ -238,7 +242,15 @@ impl Publisher {
                 batch.availability.push((device_id, available));
             }
             StoreEvent::StateChanged(change) => {
-                if change.new_state.is_some() {
+                let Some(new) = &change.new_state else { return };
+                let is_event = self
+                    .model
+                    .entities
+                    .get(&change.entity_id)
+                    .is_some_and(|spec| spec.component == Component::Event);
+                if is_event {
+                    batch.events.push((change.entity_id.clone(), new.clone()));
+                } else {
                     batch.states.insert(change.entity_id.clone());
                 }
             }
@@ -271,11 +283,11 @@ impl Publisher {
             ) else {
                 continue;
             };
+            if spec.component == Component::Event {
+                continue; // fired from `batch.events`, never republished
+            }
             if let Some(p) = payload::state_payload(spec, &state) {
-                // HA ignores a retained event (a replay, not a new event),
-                // and a retained one would fire again on a new broker session.
-                let retain = spec.component != Component::Event;
-                self.publish_with(&topics.state(&spec.device_id, &spec.key), p, retain)
+                self.publish(&topics.state(&spec.device_id, &spec.key), p)
                     .await;
             }
             // `{}` when attributes went away, or HA keeps the old retained ones.
@@ -298,6 +310,17 @@ impl Publisher {
                 } else {
                     with.remove(entity_id);
                 }
+            }
+        }
+        for (entity_id, state) in &batch.events {
+            let Some(spec) = self.model.entities.get(entity_id) else {
+                continue;
+            };
+            if let Some(p) = payload::state_payload(spec, state) {
+                // Never retained: HA ignores a retained event (a replay),
+                // and it would fire again on a new broker session.
+                self.publish_with(&topics.state(&spec.device_id, &spec.key), p, false)
+                    .await;
             }
         }
     }

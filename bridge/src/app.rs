@@ -270,6 +270,9 @@ impl Bridge {
         if let Some(influx) = self.influx {
             influx.stop().await;
         }
+        // After the plugins (their last alerts): undelivered notifications
+        // go to the outbox for the next start.
+        self.alerts.stop().await;
         if let Err(e) = self
             .link
             .publish(&self.topics.bridge_state(), "offline", true)

@@ -547,6 +547,90 @@ async fn a_stuck_notifier_drops_and_counts_instead_of_blocking_the_hub() {
     assert!(logs_since(mark).contains("alert notifier `stuck`: queue full (64 waiting)"));
 }
 
+/// A clean stop while a notifier is stuck keeps the delivery in hand and
+/// everything queued behind it in the outbox; the next start sends all of
+/// them, in order, to the notifier of the same name, and empties the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_undelivered_at_stop_are_sent_at_the_next_start() {
+    init_logs();
+    let data = tempfile::tempdir().unwrap();
+    let state_file = data.path().join("alerts.json");
+    let outbox = data.path().join("alerts-outbox.json");
+    // First run: the webhook accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stuck = listener.local_addr().unwrap();
+    let held = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    let h = held.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            h.lock().await.push(s);
+        }
+    });
+    let cfg = |url: String| -> AlertsConfig {
+        toml::from_str(&format!(
+            "[[webhook]]\nname = \"ops\"\nurl = \"{url}\"\ntimeout_s = 3600\n"
+        ))
+        .unwrap()
+    };
+    let opts = || HubOptions {
+        store: None,
+        state_file: Some(state_file.clone()),
+    };
+    let hub = AlertHub::start(&cfg(format!("http://{stuck}/")), Clock::real(), opts()).unwrap();
+    let keys: Vec<String> = (0..5).map(|i| format!("k{i}")).collect();
+    for key in &keys {
+        hub.raise(NewAlert {
+            key: key.clone(),
+            ..over_temp()
+        })
+        .unwrap();
+    }
+    wait_for(
+        "the first delivery in hand",
+        Duration::from_secs(10),
+        || held.try_lock().is_ok_and(|h| !h.is_empty()).then_some(()),
+    )
+    .await;
+    let mark = log_mark();
+    hub.stop().await;
+    assert!(
+        logs_since(mark).contains("5 undelivered notification(s) kept in"),
+        "the stop says what it kept"
+    );
+    let saved: Value = serde_json::from_slice(&std::fs::read(&outbox).unwrap()).unwrap();
+    assert_eq!(
+        saved["pending"].as_array().map(Vec::len),
+        Some(5),
+        "{saved}"
+    );
+    drop(hub);
+
+    // Second run: a webhook that answers.
+    let (base, mut requests) = webhook_server().await;
+    let hub = AlertHub::start(&cfg(format!("{base}/hook")), Clock::real(), opts()).unwrap();
+    let mut got = Vec::new();
+    while got.len() < keys.len() {
+        let r = tokio::time::timeout(Duration::from_secs(30), requests.recv())
+            .await
+            .expect("a webhook request")
+            .unwrap();
+        assert_eq!(r.body["event"], "raised");
+        got.push(r.body["alert"]["key"].as_str().unwrap().to_string());
+    }
+    assert_eq!(got, keys, "each once, in order");
+    assert!(!outbox.exists(), "the outbox is emptied once read");
+    assert_eq!(
+        hub.list().iter().filter(|a| a.active).count(),
+        5,
+        "alerts restored too"
+    );
+    hub.stop().await;
+    assert!(!outbox.exists(), "nothing left, no outbox");
+    // Nothing more arrives: none was sent twice.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(requests.try_recv().is_err(), "no duplicate");
+}
+
 // ---------------------------------------------------- through the bridge
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

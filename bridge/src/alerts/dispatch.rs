@@ -2,15 +2,22 @@
 //! the plugin thread raising an alert) never waits for a mail server; a
 //! failed delivery is retried with backoff unless the target said no for
 //! good (bad password, HTTP 4xx), then logged with the target named.
+//!
+//! At a clean stop each notifier gets [`STOP_GRACE`] to finish the delivery
+//! in hand; that one and everything still queued is handed back to the hub,
+//! which keeps it in the outbox file and offers it again at the next start.
+//! A delivery cut off after the server took it is sent twice: at least
+//! once, rather than lost.
 
 use super::email::EmailNotifier;
 use super::model::{Notification, NotifyKind, Severity};
 use super::webhook::WebhookNotifier;
 use serde::Serialize;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
 
 /// Notifications waiting for one notifier; more are dropped (and counted):
 /// an alert storm against a dead mail server must not grow without bound.
@@ -21,6 +28,8 @@ const RETRY_AFTER: [Duration; 3] = [
     Duration::from_secs(10),
     Duration::from_secs(60),
 ];
+/// How long a stop waits for the delivery in hand.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Why a delivery failed, and whether trying again could help.
 #[derive(Debug)]
@@ -79,6 +88,9 @@ pub struct NotifierHandle {
     min_severity: Severity,
     queue: mpsc::Sender<Arc<Notification>>,
     counters: Arc<Counters>,
+    stop: watch::Sender<bool>,
+    /// The task; it returns what it could not deliver before the stop.
+    task: Mutex<Option<JoinHandle<Vec<Arc<Notification>>>>>,
 }
 
 impl NotifierHandle {
@@ -91,12 +103,39 @@ impl NotifierHandle {
     ) -> NotifierHandle {
         let (queue, rx) = mpsc::channel(QUEUE);
         let counters = Arc::new(Counters::default());
-        tokio::spawn(run(name.clone(), target, rx, counters.clone(), deliveries));
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(
+            name.clone(),
+            target,
+            (rx, stopped),
+            counters.clone(),
+            deliveries,
+        ));
         NotifierHandle {
             name,
             min_severity,
             queue,
             counters,
+            stop,
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Stops the task (after [`STOP_GRACE`] for the delivery in hand) and
+    /// returns the notifications it did not deliver, oldest first. Later
+    /// calls return nothing.
+    pub async fn stop(&self) -> Vec<Arc<Notification>> {
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(task) = task else {
+            return Vec::new();
+        };
+        self.stop.send_replace(true);
+        match task.await {
+            Ok(left) => left,
+            Err(e) => {
+                tracing::error!("alert notifier `{}`: task ended badly: {e}", self.name);
+                Vec::new()
+            }
         }
     }
 
@@ -105,14 +144,26 @@ impl NotifierHandle {
         if n.alert.severity < self.min_severity {
             return;
         }
-        if self.queue.try_send(n.clone()).is_err() {
-            let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::error!(
-                "alert notifier `{}`: queue full ({QUEUE} waiting); dropped the {} notification of {} ({dropped} dropped so far)",
-                self.name,
-                n.kind.as_str(),
-                n.alert.id
-            );
+        match self.queue.try_send(n.clone()) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::error!(
+                    "alert notifier `{}`: queue full ({QUEUE} waiting); dropped the {} notification of {} ({dropped} dropped so far)",
+                    self.name,
+                    n.kind.as_str(),
+                    n.alert.id
+                );
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!(
+                    "alert notifier `{}`: stopped; dropped the {} notification of {} ({dropped} dropped so far)",
+                    self.name,
+                    n.kind.as_str(),
+                    n.alert.id
+                );
+            }
         }
     }
 
@@ -126,38 +177,42 @@ impl NotifierHandle {
     }
 }
 
-/// Delivers one notification after another, in order; ends when the hub
-/// (the queue's sender) is gone.
+/// Delivers one notification after another, in order, until stopped (or
+/// until the hub, the queue's sender, is gone); returns what it did not
+/// deliver.
 async fn run(
     name: String,
     target: Target,
-    mut rx: mpsc::Receiver<Arc<Notification>>,
+    (mut rx, mut stopped): (mpsc::Receiver<Arc<Notification>>, watch::Receiver<bool>),
     counters: Arc<Counters>,
     deliveries: broadcast::Sender<Delivery>,
-) {
-    while let Some(n) = rx.recv().await {
-        let mut attempts = 0u32;
-        let error = loop {
-            attempts += 1;
-            match target.send(&n).await {
-                Ok(()) => break None,
-                Err(e) => {
-                    let retry = RETRY_AFTER
-                        .get(attempts as usize - 1)
-                        .filter(|_| !e.permanent);
-                    match retry {
-                        Some(wait) => {
-                            tracing::warn!(
-                                "alert notifier `{name}`: {} of {} failed (attempt {attempts}): {}; retrying in {wait:?}",
-                                n.kind.as_str(),
-                                n.alert.id,
-                                e.message
-                            );
-                            tokio::time::sleep(*wait).await;
-                        }
-                        None => break Some(e),
-                    }
-                }
+) -> Vec<Arc<Notification>> {
+    let mut left = Vec::new();
+    loop {
+        let n = tokio::select! {
+            biased;
+            _ = stopped.wait_for(|s| *s) => break,
+            n = rx.recv() => match n {
+                Some(n) => n,
+                None => break,
+            },
+        };
+        let delivery = deliver(&name, &target, &n);
+        tokio::pin!(delivery);
+        let grace = async {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(STOP_GRACE).await;
+        };
+        let (attempts, error) = tokio::select! {
+            done = &mut delivery => done,
+            _ = grace => {
+                tracing::warn!(
+                    "alert notifier `{name}`: stopping during the {} notification of {}; kept for the next start",
+                    n.kind.as_str(),
+                    n.alert.id
+                );
+                left.push(n.clone());
+                break;
             }
         };
         match &error {
@@ -188,5 +243,37 @@ async fn run(
             attempts,
             error: error.map(|e| e.message),
         });
+    }
+    rx.close();
+    while let Ok(n) = rx.try_recv() {
+        left.push(n);
+    }
+    left
+}
+
+/// One notification, retried with backoff unless refused for good: the
+/// attempts made and the last error when it was not delivered.
+async fn deliver(name: &str, target: &Target, n: &Notification) -> (u32, Option<SendError>) {
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        match target.send(n).await {
+            Ok(()) => return (attempts, None),
+            Err(e) => {
+                let retry = RETRY_AFTER
+                    .get(attempts as usize - 1)
+                    .filter(|_| !e.permanent);
+                let Some(wait) = retry else {
+                    return (attempts, Some(e));
+                };
+                tracing::warn!(
+                    "alert notifier `{name}`: {} of {} failed (attempt {attempts}): {}; retrying in {wait:?}",
+                    n.kind.as_str(),
+                    n.alert.id,
+                    e.message
+                );
+                tokio::time::sleep(*wait).await;
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@ use super::model::{
     Alert, AlertEvent, AlertEventKind, NewAlert, Notification, NotifyKind, Severity,
 };
 use super::webhook::WebhookNotifier;
-use super::{AlertsConfig, persist};
+use super::{AlertsConfig, outbox, persist};
 use crate::clock::Clock;
 use crate::entity::EntityStore;
 use std::collections::BTreeMap;
@@ -53,8 +53,14 @@ pub struct HubOptions {
     /// Home Assistant entities go here (with `homeassistant = true`); the
     /// bridge's device must already be registered.
     pub store: Option<Arc<EntityStore>>,
-    /// Where alerts are kept across restarts.
+    /// Where alerts are kept across restarts; undelivered notifications go
+    /// beside it, in `alerts-outbox.json`.
     pub state_file: Option<PathBuf>,
+}
+
+/// The outbox beside the alerts' state file.
+fn outbox_path(state_file: &std::path::Path) -> PathBuf {
+    state_file.with_file_name("alerts-outbox.json")
 }
 
 struct Policy {
@@ -72,6 +78,7 @@ pub struct AlertHub {
     notifiers: Vec<NotifierHandle>,
     ha: OnceLock<HaEntities>,
     persist: OnceLock<watch::Sender<()>>,
+    state_file: Option<PathBuf>,
 }
 
 impl AlertHub {
@@ -100,6 +107,7 @@ impl AlertHub {
             notifiers,
             ha: OnceLock::new(),
             persist: OnceLock::new(),
+            state_file: None,
         };
         (hub, deliveries)
     }
@@ -149,7 +157,11 @@ impl AlertHub {
             let map = hub.alerts.get_mut().unwrap_or_else(|e| e.into_inner());
             map.extend(restored.into_iter().map(|a| (a.id.clone(), a)));
         }
+        hub.state_file = opts.state_file.clone();
         let hub = Arc::new(hub);
+        if let Some(path) = &opts.state_file {
+            hub.offer_outbox(&outbox_path(path));
+        }
         if let (Some(store), true) = (opts.store, cfg.homeassistant) {
             let ha = HaEntities::attach(store)?;
             {
@@ -171,6 +183,78 @@ impl AlertHub {
             spawn_ticker(Arc::downgrade(&hub));
         }
         Ok(hub)
+    }
+
+    /// Offers what the last stop left undelivered to the notifiers of the
+    /// same names (a notifier renamed or removed since: logged, dropped).
+    fn offer_outbox(&self, path: &std::path::Path) {
+        let pending = outbox::take(path);
+        if pending.is_empty() {
+            return;
+        }
+        tracing::info!(
+            "alerts: {} notification(s) left undelivered at the last stop, from {}",
+            pending.len(),
+            path.display()
+        );
+        for p in pending {
+            match self.notifiers.iter().find(|n| n.name == p.notifier) {
+                Some(n) => n.offer(&Arc::new(p.notification)),
+                None => tracing::warn!(
+                    "alerts: the {} notification of {} was for notifier `{}`, which is no longer configured; dropped",
+                    p.notification.kind.as_str(),
+                    p.notification.alert.id,
+                    p.notifier
+                ),
+            }
+        }
+    }
+
+    /// A clean stop: each notifier finishes the delivery in hand (within
+    /// its grace) and what it could not deliver is written to the outbox;
+    /// the alerts are written to the state file. Raises after this are
+    /// kept (and recorded) but not notified.
+    pub async fn stop(&self) {
+        let mut left = Vec::new();
+        for n in &self.notifiers {
+            left.extend(
+                n.stop()
+                    .await
+                    .into_iter()
+                    .map(|notification| outbox::Pending {
+                        notifier: n.name.clone(),
+                        notification: Arc::unwrap_or_clone(notification),
+                    }),
+            );
+        }
+        let Some(state_file) = &self.state_file else {
+            if !left.is_empty() {
+                tracing::warn!(
+                    "alerts: {} notification(s) undelivered at stop, and no data directory to keep them",
+                    left.len()
+                );
+            }
+            return;
+        };
+        let path = outbox_path(state_file);
+        let alerts = self.list();
+        let (state, out) = (state_file.clone(), path.clone());
+        let written = tokio::task::spawn_blocking(move || {
+            persist::save(&state, &alerts).map_err(|e| format!("{}: {e}", state.display()))?;
+            outbox::save(&out, &left)
+                .map(|()| left.len())
+                .map_err(|e| format!("{}: {e}", out.display()))
+        })
+        .await;
+        match written {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(
+                "alerts: {n} undelivered notification(s) kept in {} for the next start",
+                path.display()
+            ),
+            Ok(Err(e)) => tracing::error!("alerts: could not write at stop: {e}"),
+            Err(e) => tracing::error!("alerts: writing at stop: {e}"),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Alert>> {

@@ -19,13 +19,16 @@
 //! Every change is also broadcast as an [`AlertEvent`] ([`AlertHub::subscribe`])
 //! for the recorder, and the alerts are kept in `<data_dir>/alerts.json` so
 //! an active alert survives a restart (a plugin that restores its state
-//! does not raise it again).
+//! does not raise it again). Notifications still undelivered at a clean
+//! stop ([`AlertHub::stop`]) are kept in `<data_dir>/alerts-outbox.json`
+//! and sent at the next start.
 
 mod dispatch;
 mod email;
 mod ha;
 mod hub;
 mod model;
+mod outbox;
 mod persist;
 #[cfg(test)]
 mod tests;

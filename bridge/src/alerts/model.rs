@@ -106,7 +106,7 @@ pub struct AlertEvent {
 }
 
 /// Why a notification is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotifyKind {
     Raised,
@@ -127,7 +127,7 @@ impl NotifyKind {
 }
 
 /// One message for the notifiers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     pub kind: NotifyKind,
     pub alert: Alert,

@@ -1,0 +1,138 @@
+//! `<data_dir>/alerts-outbox.json`: notifications a notifier had not
+//! delivered when the bridge stopped (queued, or cut off mid-delivery),
+//! offered again to the notifier of the same name at the next start.
+//!
+//! The file is taken (deleted) once read, so a notification is offered at
+//! most once per clean stop. A crash (no clean stop) still loses what was
+//! queued in memory; the alerts themselves are in `alerts.json`.
+
+use super::model::Notification;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pending {
+    /// The notifier's name (`name` in the config, or its default).
+    pub notifier: String,
+    pub notification: Notification,
+}
+
+#[derive(Serialize, Deserialize)]
+struct File {
+    version: u32,
+    pending: Vec<Pending>,
+}
+
+const VERSION: u32 = 1;
+
+/// Takes the pending notifications out of `path` (none if it does not
+/// exist). A damaged file is set aside (`.bad`) with a warning.
+pub fn take(path: &Path) -> Vec<Pending> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            tracing::warn!("alerts: could not read the outbox {}: {e}", path.display());
+            return Vec::new();
+        }
+    };
+    let pending = match serde_json::from_slice::<File>(&bytes) {
+        Ok(f) if f.version == VERSION => f.pending,
+        Ok(f) => {
+            tracing::warn!(
+                "alerts: the outbox {} has version {}, expected {VERSION}; its notifications are not sent",
+                path.display(),
+                f.version
+            );
+            Vec::new()
+        }
+        Err(e) => {
+            let bad = path.with_extension("json.bad");
+            tracing::warn!(
+                "alerts: the outbox {} is not a notification list ({e}); moved to {}",
+                path.display(),
+                bad.display()
+            );
+            let _ = std::fs::rename(path, bad);
+            return Vec::new();
+        }
+    };
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!(
+            "alerts: could not remove the outbox {} after reading it: {e}; its notifications may be sent again",
+            path.display()
+        );
+    }
+    pending
+}
+
+/// Writes `pending` atomically; removes the file when there is none.
+pub fn save(path: &Path, pending: &[Pending]) -> std::io::Result<()> {
+    if pending.is_empty() {
+        return match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    let file = File {
+        version: VERSION,
+        pending: pending.to_vec(),
+    };
+    let text = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::model::{Alert, NotifyKind, Severity};
+
+    fn pending(key: &str) -> Pending {
+        Pending {
+            notifier: "hook".into(),
+            notification: Notification {
+                kind: NotifyKind::Raised,
+                alert: Alert {
+                    id: Alert::make_id("test", key),
+                    source: "test".into(),
+                    key: key.into(),
+                    entity_id: Some("sensor.room".into()),
+                    severity: Severity::Critical,
+                    title: "Hot".into(),
+                    message: "31 °C".into(),
+                    first_seen_ms: 1,
+                    last_seen_ms: 2,
+                    count: 1,
+                    acknowledged: false,
+                    active: true,
+                    last_notified_ms: 2,
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn round_trip_then_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts-outbox.json");
+        let list = vec![pending("a"), pending("b")];
+        save(&path, &list).unwrap();
+        assert_eq!(take(&path), list);
+        assert!(!path.exists(), "taken once");
+        assert!(take(&path).is_empty());
+        save(&path, &[]).unwrap();
+        assert!(!path.exists(), "nothing pending, no file");
+    }
+
+    #[test]
+    fn a_damaged_outbox_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts-outbox.json");
+        std::fs::write(&path, b"{not json").unwrap();
+        assert!(take(&path).is_empty());
+        assert!(dir.path().join("alerts-outbox.json.bad").exists());
+    }
+}

@@ -224,3 +224,170 @@ async fn without_the_recorder_history_during_period_says_why() {
     );
     bridge.stop().await;
 }
+
+/// The events of subscription `sub` until `done` says the states seen are
+/// enough; every state as (value, lu), in the order received.
+async fn stream_states(
+    ws: &mut Ws,
+    sub: u64,
+    done: impl Fn(&[(String, f64)]) -> bool,
+) -> (Vec<Value>, Vec<(String, f64)>) {
+    let (mut events, mut seen) = (Vec::new(), Vec::new());
+    while !done(&seen) {
+        let v = ws.recv().await;
+        if v["id"] != json!(sub) || v["type"] != "event" {
+            continue;
+        }
+        if let Some(list) = v["event"]["states"][POWER].as_array() {
+            for s in list {
+                seen.push((
+                    s["s"].as_str().unwrap().to_string(),
+                    s["lu"].as_f64().unwrap(),
+                ));
+            }
+        }
+        events.push(v["event"].clone());
+    }
+    (events, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_stream_sends_the_recorded_states_then_the_live_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, token) = tokens::create(dir.path(), "tests").unwrap();
+    let bridge = start_bridge(dir.path(), |_| {}).await;
+    let store = bridge.store.clone();
+    add_meter(&store);
+    let t0 = store.clock().now_ms();
+    store.set_state(POWER, "100", Map::new()).unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    store.set_state(POWER, "120", Map::new()).unwrap();
+    let mut ws = Ws::auth(bridge.http_addr, &token).await;
+
+    // HA's errors.
+    let future = store.clock().now_ms() + 3_600_000;
+    let cmd =
+        json!({"type": "history/stream", "start_time": iso8601(future), "entity_ids": [POWER]});
+    let r = ws.call(cmd).await;
+    assert_eq!(r["error"]["code"], "invalid_start_time", "{r}");
+    let cmd = json!({"type": "history/stream", "start_time": iso8601(t0), "end_time": iso8601(t0 - 1000), "entity_ids": [POWER]});
+    let r = ws.call(cmd).await;
+    assert_eq!(r["error"]["code"], "invalid_end_time", "{r}");
+
+    // Live: the recorded states (not yet committed when asked: the stream
+    // has the recorder commit them), then each change as it happens.
+    let start = t0 - 1000;
+    let cmd =
+        json!({"type": "history/stream", "start_time": iso8601(start), "entity_ids": [POWER]});
+    let r = ws.call(cmd).await;
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(r["result"], Value::Null);
+    let sub = r["id"].as_u64().unwrap();
+    let (events, seen) = stream_states(&mut ws, sub, |s| s.len() >= 2).await;
+    assert_eq!(
+        events.len(),
+        1,
+        "one message for the recorded states: {events:?}"
+    );
+    let first = &events[0];
+    assert_eq!(first["start_time"].as_f64(), Some(secs(start)), "{first}");
+    assert_eq!(
+        first["end_time"].as_f64(),
+        Some(seen[1].1),
+        "the last state's lu: {first}"
+    );
+    assert_eq!(
+        seen.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(),
+        ["100", "120"]
+    );
+
+    store.set_state(POWER, "130", Map::new()).unwrap();
+    // Attributes only: left out (significant_changes_only by default).
+    store.set_state(POWER, "130", phase()).unwrap();
+    store.set_state(POWER, "140", phase()).unwrap();
+    let (events, seen) = stream_states(&mut ws, sub, |s| s.len() >= 2).await;
+    assert_eq!(
+        seen.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(),
+        ["130", "140"]
+    );
+    let live = &events[events.len() - 1]["states"][POWER];
+    let last = &live[live.as_array().unwrap().len() - 1];
+    assert_eq!(
+        last["a"]["phase"], "L1",
+        "live states carry attributes: {last}"
+    );
+    assert!(
+        events.iter().all(|e| e.get("start_time").is_none()),
+        "{events:?}"
+    );
+
+    // Unsubscribed: nothing more.
+    let r = ws
+        .call(json!({"type": "unsubscribe_events", "subscription": sub}))
+        .await;
+    assert_eq!(r["success"], true, "{r}");
+    store.set_state(POWER, "150", Map::new()).unwrap();
+    while let Some(v) = ws.try_recv(Duration::from_millis(800)).await {
+        assert_ne!(v["id"], json!(sub), "an event after unsubscribing: {v}");
+    }
+
+    // A period already over: its states and nothing after.
+    let end = store.clock().now_ms();
+    let cmd = json!({"type": "history/stream", "start_time": iso8601(start), "end_time": iso8601(end), "entity_ids": [POWER], "minimal_response": true});
+    let r = ws.call(cmd).await;
+    let sub = r["id"].as_u64().unwrap();
+    let (events, seen) = stream_states(&mut ws, sub, |s| s.len() >= 5).await;
+    assert_eq!(events.len(), 1);
+    let values: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(values, ["100", "120", "130", "140", "150"]);
+    store.set_state(POWER, "160", Map::new()).unwrap();
+    while let Some(v) = ws.try_recv(Duration::from_millis(800)).await {
+        assert_ne!(v["id"], json!(sub), "an event after the period: {v}");
+    }
+    bridge.stop().await;
+}
+
+/// Subscribing while a sensor changes every millisecond: each value comes
+/// exactly once, in order, across the switch from the database to the live
+/// changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_stream_neither_repeats_nor_misses_a_change_at_the_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, token) = tokens::create(dir.path(), "tests").unwrap();
+    let bridge = start_bridge(dir.path(), |_| {}).await;
+    let store = bridge.store.clone();
+    add_meter(&store);
+    let start = store.clock().now_ms() - 1000;
+    const N: usize = 600;
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            for i in 0..N {
+                store.set_state(POWER, i.to_string(), Map::new()).unwrap();
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(150));
+    let mut ws = Ws::auth(bridge.http_addr, &token).await;
+    let cmd =
+        json!({"type": "history/stream", "start_time": iso8601(start), "entity_ids": [POWER]});
+    let r = ws.call(cmd).await;
+    assert_eq!(r["success"], true, "{r}");
+    let sub = r["id"].as_u64().unwrap();
+    let last = (N - 1).to_string();
+    let (events, seen) = stream_states(&mut ws, sub, |s| s.iter().any(|v| v.0 == last)).await;
+    writer.join().unwrap();
+    let values: Vec<usize> = seen.iter().map(|s| s.0.parse().unwrap()).collect();
+    assert_eq!(
+        values,
+        (0..N).collect::<Vec<_>>(),
+        "every value once, in order"
+    );
+    assert!(
+        events.len() >= 2,
+        "both recorded and live states: {} messages",
+        events.len()
+    );
+    bridge.stop().await;
+}

@@ -93,6 +93,11 @@ impl Ws {
         }
     }
 
+    /// The next message if one comes within `wait`.
+    pub async fn try_recv(&mut self, wait: Duration) -> Option<Value> {
+        tokio::time::timeout(wait, self.recv()).await.ok()
+    }
+
     /// Sends a command; its result message.
     pub async fn call(&mut self, mut cmd: Value) -> Value {
         let id = self.next_id;

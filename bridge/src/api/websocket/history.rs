@@ -49,6 +49,7 @@ const FIELDS: &[&str] = &[
 pub fn handle(s: &mut Session, cmd: &Command) -> Option<Outcome> {
     Some(match cmd.kind.as_str() {
         "history/history_during_period" => during_period(s, cmd),
+        "history/stream" => super::history_stream::stream(s, cmd),
         _ => return None,
     })
 }

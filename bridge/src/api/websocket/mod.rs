@@ -10,6 +10,7 @@ pub mod commands;
 pub mod connection;
 pub mod hearth;
 pub mod history;
+pub mod history_stream;
 pub mod protocol;
 pub mod registries;
 pub mod session;

@@ -140,6 +140,8 @@ fn call_overhead(store: &Arc<EntityStore>) {
             limiter: MemoryCap::new(32 << 20),
             logs: Default::default(),
             forecasts: Default::default(),
+            host_io: Default::default(),
+            host_io_credited: Default::default(),
         };
         let mut inst =
             PluginInstance::new(&engine.engine, &pre, state, &Limits::default()).unwrap();

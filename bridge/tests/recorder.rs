@@ -710,3 +710,78 @@ async fn plugin_history_reaches_past_memory_and_a_restart() {
     assert_eq!(store.history(POWER, T0, T0 + N * 1000), expected);
     rec.close().await;
 }
+
+/// A plugin with a 10 ms call budget reads 50 000 samples of history from
+/// SQLite, a read slower than its whole budget: the read is the host's time
+/// and is credited back, so the call is not a fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_history_read_is_the_hosts_time_not_the_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    let bridge = start_bridge(dir.path(), |_| {}).await;
+    let store = bridge.store.clone();
+    add_meter(&store);
+    store
+        .upsert_entity(EntitySpec::new("meter", "trigger", Component::Sensor).named("Trigger"))
+        .unwrap();
+    for i in 0..60_000 {
+        store.set_state(POWER, i.to_string(), Map::new()).unwrap();
+        if i % 5000 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    bridge.recorder.as_ref().unwrap().flush().await.unwrap();
+    // The premise: the read alone takes longer than the plugin's budget.
+    let now = store.clock().now_ms();
+    let started = std::time::Instant::now();
+    let n = store.history(POWER, now - 3_600_000, now).len();
+    let read = started.elapsed();
+    assert!(n >= 50_000, "{n} samples");
+    assert!(
+        read > Duration::from_millis(20),
+        "the read took {read:?}: too fast to show anything against a 10 ms budget"
+    );
+
+    let cfg = hearth::plugins::PluginConfig {
+        name: "reader".into(),
+        wasm: "builtin:fault-injector".into(),
+        config: json!({
+            "entity": "sensor.meter_trigger",
+            "fault": "none",
+            "history": {"entity": POWER, "seconds": 3600},
+        }),
+        limits: hearth::plugins::Limits {
+            call_timeout_ms: 10,
+            ..Default::default()
+        },
+        drives: None,
+    };
+    let plugins = bridge.plugins.clone();
+    tokio::task::spawn_blocking(move || plugins.load(cfg))
+        .await
+        .unwrap()
+        .unwrap();
+    for i in 0..3 {
+        store
+            .set_state("sensor.meter_trigger", i.to_string(), Map::new())
+            .unwrap();
+        let want = i + 1;
+        let counts: Vec<usize> = wait_for(
+            "the plugin's history reads",
+            Duration::from_secs(30),
+            || {
+                let logs = bridge.plugins.logs("reader", 100).ok()?;
+                let counts: Vec<usize> = logs
+                    .iter()
+                    .filter_map(|l| l.message.strip_prefix(&format!("history {POWER}: ")))
+                    .filter_map(|rest| rest.strip_suffix(" samples")?.parse().ok())
+                    .collect();
+                (counts.len() >= want).then_some(counts)
+            },
+        )
+        .await;
+        assert!(counts.iter().all(|c| *c >= 50_000), "{counts:?}");
+    }
+    let status = bridge.plugins.status("reader").unwrap();
+    assert_eq!(status.faults, 0, "no fault: {:?}", status.last_fault);
+    bridge.stop().await;
+}

@@ -35,6 +35,12 @@ pub struct HostState {
     pub limiter: MemoryCap,
     pub logs: Arc<LogBook>,
     pub forecasts: Arc<crate::forecast::Forecasts>,
+    /// Wall time the current call spent in host imports that may read a
+    /// disk (`history`): credited back to the call's time budget, since it
+    /// is the host's time, not the plugin's.
+    pub host_io: Duration,
+    /// What this call has been credited so far (see `instance`).
+    pub host_io_credited: Duration,
 }
 
 /// Caps linear memory; remembers that the cap was hit so the fault can be
@@ -140,11 +146,15 @@ impl self::hearth::controller::host::Host for HostState {
     }
 
     fn history(&mut self, entity_id: String, start_ms: i64, end_ms: i64) -> Vec<wit::Sample> {
-        self.store
+        let started = std::time::Instant::now();
+        let samples = self
+            .store
             .history(&entity_id, start_ms, end_ms)
             .into_iter()
             .map(|(time_ms, value)| wit::Sample { time_ms, value })
-            .collect()
+            .collect();
+        self.host_io += started.elapsed();
+        samples
     }
 
     fn forecast(&mut self, series: String, start_ms: i64, end_ms: i64) -> Vec<wit::Sample> {

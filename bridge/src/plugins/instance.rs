@@ -3,10 +3,19 @@
 //! After a fault the instance must not be called again (wasmtime refuses
 //! re-entry after a trap): the runner makes a fresh one from the
 //! pre-linked component.
+//!
+//! The deadline measures the plugin's own wall time: time spent in host
+//! imports that read a disk (the recorder behind `history`) is credited
+//! back when the deadline is reached, up to [`HOST_IO_CREDIT_MAX`] per call
+//! (so a plugin calling `history` in a loop is still stopped).
 
 use super::Limits;
 use super::engine::{Controller, ControllerPre, EPOCH_TICK, HostState, wit};
-use wasmtime::Store;
+use std::time::Duration;
+use wasmtime::{Store, UpdateDeadline};
+
+/// The most host time one call is credited with.
+pub const HOST_IO_CREDIT_MAX: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PluginFault {
@@ -54,7 +63,19 @@ impl PluginInstance {
     ) -> Result<Self, PluginFault> {
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
+        store.epoch_deadline_callback(|mut ctx| {
+            let data = ctx.data_mut();
+            let io = std::mem::take(&mut data.host_io);
+            let room = HOST_IO_CREDIT_MAX.saturating_sub(data.host_io_credited);
+            let credit = io.min(room);
+            data.host_io_credited += credit;
+            let ticks = credit.as_millis() as u64 / EPOCH_TICK.as_millis() as u64;
+            Ok(if ticks > 0 {
+                UpdateDeadline::Continue(ticks)
+            } else {
+                UpdateDeadline::Interrupt
+            })
+        });
         let deadline_ticks = (limits.call_timeout_ms / EPOCH_TICK.as_millis() as u64).max(1);
         store.set_epoch_deadline(deadline_ticks);
         let fuel = limits.fuel_per_call;
@@ -79,6 +100,9 @@ impl PluginInstance {
         f: impl FnOnce(&Controller, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginFault> {
         self.store.set_epoch_deadline(self.deadline_ticks);
+        let data = self.store.data_mut();
+        data.host_io = Duration::ZERO;
+        data.host_io_credited = Duration::ZERO;
         // Fuel is a per-call budget: refilled before every call.
         let _ = self.store.set_fuel(self.fuel_per_call);
         let result = f(&self.bindings, &mut self.store);

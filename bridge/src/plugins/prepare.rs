@@ -125,6 +125,8 @@ pub fn instantiate(
         limiter: MemoryCap::new((cfg.limits.memory_mib as usize) << 20),
         logs: logs.clone(),
         forecasts: forecasts.clone(),
+        host_io: Duration::ZERO,
+        host_io_credited: Duration::ZERO,
     };
     let mut instance = PluginInstance::new(&engine.engine, pre, state, &cfg.limits)?;
     instance.init(config_json)?;

@@ -7,6 +7,10 @@
 //! `switch.turn_on` on its first driven entity (used to check call routing).
 //! With `"forecast": "<series>"` it logs, on each tick, what the host's
 //! `forecast` import returns for the next 24 h (used to check the import).
+//! With `"history": {"entity": "sensor.y", "seconds": 3600}` it reads that
+//! entity's history over the last `seconds` on each state change of
+//! `entity` and logs how many samples came back (used to check that a slow
+//! read is the host's time, not the plugin's).
 
 use hearth_plugin_sdk::serde_json::{self, Value, json};
 use hearth_plugin_sdk::{Change, Controller, Description, Output, export_controller, info, warn};
@@ -43,6 +47,14 @@ struct Config {
     drives: Vec<String>,
     #[serde(default)]
     forecast: Option<String>,
+    #[serde(default)]
+    history: Option<HistoryRead>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct HistoryRead {
+    entity: String,
+    seconds: i64,
 }
 
 fn default_when() -> When {
@@ -103,6 +115,11 @@ impl Controller for FaultInjector {
         self.events += 1;
         if self.cfg.when == When::OnState {
             misbehave(self.cfg.fault);
+        }
+        if let Some(h) = &self.cfg.history {
+            let now = hearth_plugin_sdk::now_ms();
+            let samples = hearth_plugin_sdk::history(&h.entity, now - h.seconds * 1000, now);
+            info(&format!("history {}: {} samples", h.entity, samples.len()));
         }
         if self.cfg.fault == Fault::Flood {
             for i in 0..100 {

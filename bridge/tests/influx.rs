@@ -175,6 +175,11 @@ struct Series {
 
 /// A bridge config with `[influxdb]` at `vm_port` and `extra` keys.
 fn config(data: &Path, vm_port: u16, extra: &str) -> Config {
+    config_at(data, &format!("http://127.0.0.1:{vm_port}"), extra)
+}
+
+/// A bridge config with `[influxdb]` at `url` and `extra` keys.
+fn config_at(data: &Path, url: &str, extra: &str) -> Config {
     let text = format!(
         r#"
 data_dir = "{data}"
@@ -185,7 +190,7 @@ port = 0
 [esp32]
 enabled = false
 [influxdb]
-url = "http://127.0.0.1:{vm_port}"
+url = "{url}"
 org = "home"
 bucket = "hearth"
 token = "test-token"
@@ -483,6 +488,82 @@ async fn a_wrong_token_keeps_points_buffered_until_the_server_takes_them() {
     bridge.stop().await;
 }
 
+/// https with a private CA: without `ca_file` the server's certificate is
+/// refused (named on the problem entity) and the points wait on disk; with
+/// it they are delivered, once each and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_private_ca_needs_ca_file_and_loses_nothing_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::pki::make_pki(dir.path());
+    let port = EmbeddedBroker::free_port();
+    let vm_data = dir.path().join("vm");
+    let tls = {
+        let child = Command::new(VM_BIN)
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg(format!("-storageDataPath={}", vm_data.display()))
+            .arg("-tls")
+            .arg(format!("-tlsCertFile={}", pki.cert_pem.display()))
+            .arg(format!("-tlsKeyFile={}", pki.key_pem.display()))
+            .arg("-loggerLevel=ERROR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting victoria-metrics");
+        Vm { child, port }
+    };
+    let url = format!("https://localhost:{port}");
+    let data = dir.path().join("bridge");
+    let bridge = start_bridge(config_at(&data, &url, "flush_interval_ms = 50")).await;
+    let store = bridge.store.clone();
+    add_entities(&store, &[("tls", Component::Sensor, Some("A"))]);
+    for i in 0..20 {
+        store
+            .set_state("sensor.influx_test_tls", i.to_string(), Map::new())
+            .unwrap();
+    }
+    let attrs = wait_for(
+        "the refused certificate shown, 20 points buffered",
+        DEADLINE,
+        || {
+            let (state, attrs) = problem(&store);
+            let err = attrs["last_error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_lowercase();
+            (state == "on"
+                && err.contains("certificate")
+                && buffered_lines(&data, "influx_test_tls") == 20)
+                .then_some(attrs)
+        },
+    )
+    .await;
+    assert!(
+        attrs["last_error"].as_str().unwrap().contains(&url),
+        "the error names the server: {attrs:?}"
+    );
+    bridge.stop().await;
+
+    // With the CA trusted: the buffer drains.
+    let ca = format!(
+        "ca_file = \"{}\"\nflush_interval_ms = 50",
+        pki.ca_pem.display()
+    );
+    let bridge = start_bridge(config_at(&data, &url, &ca)).await;
+    wait_for("the disk buffer emptied over https", DEADLINE, || {
+        (buffered_lines(&data, "influx_test_tls") == 0).then_some(())
+    })
+    .await;
+    let (state, attrs) = problem(&bridge.store);
+    assert_eq!(state, "off", "{attrs:?}");
+    bridge.stop().await;
+    // Read back over plain http (the test's reader speaks no TLS).
+    tls.stop();
+    let vm = Vm::start(port, &vm_data).await;
+    let series = vm.wait_samples("A_value", "influx_test_tls", 20).await;
+    let expected: Vec<f64> = (0..20).map(|i| i as f64).collect();
+    assert_exactly(&series, &expected);
+}
+
 #[tokio::test]
 async fn bad_influxdb_configs_are_named() {
     let base = "[influxdb]\nurl = \"http://127.0.0.1:8086\"\norg = \"o\"\nbucket = \"b\"\n";
@@ -532,4 +613,24 @@ async fn bad_influxdb_configs_are_named() {
         .expect("start fails");
     let e = format!("{e:#}");
     assert!(e.contains("token_file") && e.contains("no-token"), "{e}");
+    // So does a ca_file that holds no certificate.
+    let not_pem = dir.path().join("ca.txt");
+    std::fs::write(&not_pem, "not a certificate\n").unwrap();
+    let mut c = config(dir.path(), EmbeddedBroker::free_port(), "");
+    c.influxdb = Some(
+        toml::from_str(&format!(
+            "url = \"https://127.0.0.1:1\"\norg = \"o\"\nbucket = \"b\"\ntoken = \"t\"\nca_file = \"{}\"\n",
+            not_pem.display()
+        ))
+        .unwrap(),
+    );
+    let e = Bridge::start(c, Clock::real())
+        .await
+        .err()
+        .expect("start fails");
+    let e = format!("{e:#}");
+    assert!(
+        e.contains("ca_file") && e.contains("ca.txt") && e.contains("PEM"),
+        "{e}"
+    );
 }

@@ -5,6 +5,7 @@
 //! ```toml
 //! [influxdb]
 //! url = "http://127.0.0.1:8086"     # http:// or https:// (rustls, Mozilla's roots); no path
+//! ca_file = "/etc/hearth/influx-ca.pem"   # optional: PEM certificate(s) also trusted for https (a private CA)
 //! org = "home"
 //! bucket = "hearth"
 //! token_file = "/etc/hearth/influx-token"   # or token = "…" (exactly one)
@@ -63,7 +64,7 @@
 //! `rejected_points` (400/422), `last_error`, `last_success` and `url`. Its
 //! own changes are not exported: they would feed themselves.
 //!
-//! Not supported (yet): gzip bodies, a private CA for https, a path prefix
+//! Not supported (yet): gzip bodies, a path prefix
 //! in `url` (the crate writes to `<scheme>://<host>:<port>/api/v2/write`),
 //! HA's attribute fields and include/exclude filters.
 
@@ -120,6 +121,8 @@ pub struct InfluxConfig {
     pub timeout_s: f64,
     /// ms, cap of the wait between failed POSTs.
     pub retry_max_ms: u64,
+    /// PEM certificates trusted for https besides Mozilla's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Where the API token comes from.
@@ -147,6 +150,7 @@ impl std::fmt::Debug for InfluxConfig {
             .field("buffer_max_points", &self.buffer_max_points)
             .field("timeout_s", &self.timeout_s)
             .field("retry_max_ms", &self.retry_max_ms)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -172,6 +176,7 @@ struct RawConfig {
     retry_max_ms: u64,
     #[serde(default = "default_precision")]
     precision: String,
+    ca_file: Option<PathBuf>,
 }
 
 fn default_batch_size() -> usize {
@@ -270,6 +275,7 @@ impl TryFrom<RawConfig> for InfluxConfig {
             buffer_max_points: raw.buffer_max_points,
             timeout_s: raw.timeout_s,
             retry_max_ms: raw.retry_max_ms,
+            ca_file: raw.ca_file,
         })
     }
 }
@@ -303,6 +309,26 @@ fn check_url(url: &str) -> Result<(), String> {
 
 impl InfluxConfig {
     /// The API token (reads `token_file`); errors name the file.
+    /// The certificates in `ca_file`; an error names the file and what it
+    /// expected.
+    fn private_roots(&self, path: &Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("[influxdb] ca_file {}: cannot read it", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            anyhow::anyhow!(
+                "[influxdb] ca_file {}: expected PEM certificates (-----BEGIN CERTIFICATE-----): {e}",
+                path.display()
+            )
+        })?;
+        anyhow::ensure!(
+            !certs.is_empty(),
+            "[influxdb] ca_file {}: no certificate in it; expected PEM certificates \
+             (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        );
+        Ok(certs)
+    }
+
     pub fn read_token(&self) -> anyhow::Result<String> {
         match &self.token {
             TokenSource::Inline(t) => Ok(t.clone()),
@@ -433,7 +459,14 @@ impl InfluxSink {
         let token = config.read_token()?;
         // The URL was checked at parse time (the crate panics on a bad one).
         check_url(&config.url).map_err(anyhow::Error::msg)?;
-        let client = influxdb2::ClientBuilder::new(&config.url, &config.org, token)
+        let http = match &config.ca_file {
+            Some(path) => config.private_roots(path)?.into_iter().fold(
+                reqwest::ClientBuilder::new(),
+                reqwest::ClientBuilder::add_root_certificate,
+            ),
+            None => reqwest::ClientBuilder::new(),
+        };
+        let client = influxdb2::ClientBuilder::with_builder(http, &config.url, &config.org, token)
             .build()
             .map_err(|e| anyhow::anyhow!("[influxdb] cannot build the HTTP client: {e}"))?;
         std::fs::create_dir_all(data_dir)

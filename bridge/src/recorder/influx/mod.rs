@@ -64,9 +64,11 @@
 //! `rejected_points` (400/422), `last_error`, `last_success` and `url`. Its
 //! own changes are not exported: they would feed themselves.
 //!
-//! Not supported (yet): gzip bodies, a path prefix
-//! in `url` (the crate writes to `<scheme>://<host>:<port>/api/v2/write`),
-//! HA's attribute fields and include/exclude filters.
+//! Not supported (yet), both limits of the `influxdb2` crate 0.5: gzip
+//! bodies (its `gzip` feature compresses only its `DataPoint` writes, not
+//! the line protocol this sink sends) and a path prefix in `url` (it writes
+//! to `<scheme>://<host>:<port>/api/v2/write`). Nor HA's attribute fields
+//! and include/exclude filters.
 
 pub mod buffer;
 pub mod line;

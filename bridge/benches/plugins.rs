@@ -141,7 +141,7 @@ fn call_overhead(store: &Arc<EntityStore>) {
             logs: Default::default(),
             forecasts: Default::default(),
             host_io: Default::default(),
-            host_io_credited: Default::default(),
+            call_started: std::time::Instant::now(),
         };
         let mut inst =
             PluginInstance::new(&engine.engine, &pre, state, &Limits::default()).unwrap();

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_mqtt_payloads_are_named_and_change_nothing() {
+    let panics = common::panic_mark();
     let h = Harness::start(BrokerKind::Embedded, 60.0, |_| {}).await;
     let store = h.bridge().store.clone();
     let ha = Observer::connect(&h.broker.addr, "hearth/#").await;
@@ -96,6 +97,7 @@ async fn malformed_mqtt_payloads_are_named_and_change_nothing() {
             "homeassistant/status: unexpected payload `rebooting`",
         ),
     ];
+    let mark = common::log_mark();
     for (topic, payload, _) in cases {
         ha.publish(topic, payload).await;
     }
@@ -103,7 +105,7 @@ async fn malformed_mqtt_payloads_are_named_and_change_nothing() {
         wait_for(
             &format!("log naming `{expected}` for {topic}"),
             Duration::from_secs(10),
-            || common::logs().contains(expected).then_some(()),
+            || common::logs_since(mark).contains(expected).then_some(()),
         )
         .await;
     }
@@ -131,13 +133,15 @@ async fn malformed_mqtt_payloads_are_named_and_change_nothing() {
     );
     assert!(store.entity_available("sensor.server_room_temperature"));
     assert!(store.entity_available("climate.server_room_ac"));
-    assert!(!common::logs().contains("panicked"), "no panic anywhere");
+    let panicked = common::panics_since(panics);
+    assert!(panicked.is_empty(), "no panic anywhere: {panicked:?}");
     assert!(h.bridge().link.is_connected());
     h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_misbehaving_shelly_is_named_and_its_last_state_kept() {
+    let panics = common::panic_mark();
     let h = Harness::start(BrokerKind::Embedded, 60.0, |_| {}).await;
     let store = h.bridge().store.clone();
     let power = wait_for("a power reading", Duration::from_secs(20), || {
@@ -188,6 +192,7 @@ async fn a_misbehaving_shelly_is_named_and_its_last_state_kept() {
         after.state,
         power.state
     );
-    assert!(!common::logs().contains("panicked"));
+    let panicked = common::panics_since(panics);
+    assert!(panicked.is_empty(), "no panic anywhere: {panicked:?}");
     h.stop().await;
 }

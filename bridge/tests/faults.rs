@@ -43,6 +43,7 @@ fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trapping_looping_and_hogging_plugins_are_contained() {
+    let mark = common::log_mark();
     let h = Harness::start(BrokerKind::Embedded, 60.0, |c| {
         c.plugins.push(injector("trapper", "trap", "on_state"));
         c.plugins.push(injector("looper", "loop", "on_state"));
@@ -85,7 +86,7 @@ async fn trapping_looping_and_hogging_plugins_are_contained() {
         })
         .await;
     }
-    let logs = common::logs();
+    let logs = common::logs_since(mark);
     assert!(
         logs.contains("ALERT plugin `trapper` trapped"),
         "fault alert in the log"

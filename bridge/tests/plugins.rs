@@ -903,6 +903,7 @@ async fn a_saved_state_that_makes_the_plugin_trap_is_dropped_not_fatal() {
     )
     .unwrap();
     let dir = data.path().to_path_buf();
+    let mark = common::log_mark();
     // In the config file: if restoring failed the load, the bridge would
     // not start.
     let h = Harness::start(BrokerKind::Embedded, 60.0, move |c| {
@@ -919,8 +920,8 @@ async fn a_saved_state_that_makes_the_plugin_trap_is_dropped_not_fatal() {
     let s = h.bridge().plugins.status("inj").unwrap();
     assert_eq!((s.state, s.faults), (RunState::Running, 0));
     assert!(
-        common::logs().contains("plugin `inj` trapped")
-            && common::logs().contains("starting fresh"),
+        common::logs_since(mark).contains("plugin `inj` trapped")
+            && common::logs_since(mark).contains("starting fresh"),
         "the dropped state is logged"
     );
     h.stop().await;

@@ -121,15 +121,20 @@ impl NotifierHandle {
         }
     }
 
-    /// Stops the task (after [`STOP_GRACE`] for the delivery in hand) and
-    /// returns the notifications it did not deliver, oldest first. Later
-    /// calls return nothing.
-    pub async fn stop(&self) -> Vec<Arc<Notification>> {
+    /// Tells the task to stop (after [`STOP_GRACE`] for the delivery in
+    /// hand); [`NotifierHandle::join`] collects what it did not deliver.
+    pub fn signal_stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Waits for the task after [`NotifierHandle::signal_stop`]: the
+    /// notifications it did not deliver, oldest first. Later calls return
+    /// nothing.
+    pub async fn join(&self) -> Vec<Arc<Notification>> {
         let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(task) = task else {
             return Vec::new();
         };
-        self.stop.send_replace(true);
         match task.await {
             Ok(left) => left,
             Err(e) => {
@@ -191,7 +196,7 @@ async fn run(
     loop {
         let n = tokio::select! {
             biased;
-            _ = stopped.wait_for(|s| *s) => break,
+            _ = stop_signal(&mut stopped) => break,
             n = rx.recv() => match n {
                 Some(n) => n,
                 None => break,
@@ -200,7 +205,7 @@ async fn run(
         let delivery = deliver(&name, &target, &n);
         tokio::pin!(delivery);
         let grace = async {
-            let _ = stopped.wait_for(|s| *s).await;
+            stop_signal(&mut stopped).await;
             tokio::time::sleep(STOP_GRACE).await;
         };
         let (attempts, error) = tokio::select! {
@@ -249,6 +254,17 @@ async fn run(
         left.push(n);
     }
     left
+}
+
+/// Resolves on a stop signal. A hub dropped without [`AlertHub::stop`]
+/// (its sender gone, e.g. a failed start) is not a stop: the queue is
+/// delivered until it is empty, as before the outbox existed.
+///
+/// [`AlertHub::stop`]: super::AlertHub::stop
+async fn stop_signal(stopped: &mut watch::Receiver<bool>) {
+    if stopped.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// One notification, retried with backoff unless refused for good: the

@@ -188,7 +188,7 @@ impl AlertHub {
     /// Offers what the last stop left undelivered to the notifiers of the
     /// same names (a notifier renamed or removed since: logged, dropped).
     fn offer_outbox(&self, path: &std::path::Path) {
-        let pending = outbox::take(path);
+        let pending = outbox::load(path);
         if pending.is_empty() {
             return;
         }
@@ -215,10 +215,12 @@ impl AlertHub {
     /// the alerts are written to the state file. Raises after this are
     /// kept (and recorded) but not notified.
     pub async fn stop(&self) {
+        // All at once: N stuck notifiers cost one grace, not N.
+        self.notifiers.iter().for_each(NotifierHandle::signal_stop);
         let mut left = Vec::new();
         for n in &self.notifiers {
             left.extend(
-                n.stop()
+                n.join()
                     .await
                     .into_iter()
                     .map(|notification| outbox::Pending {
@@ -239,11 +241,12 @@ impl AlertHub {
         let path = outbox_path(state_file);
         let alerts = self.list();
         let (state, out) = (state_file.clone(), path.clone());
+        // Each file on its own: one failing does not cost the other.
         let written = tokio::task::spawn_blocking(move || {
-            persist::save(&state, &alerts).map_err(|e| format!("{}: {e}", state.display()))?;
-            outbox::save(&out, &left)
-                .map(|()| left.len())
-                .map_err(|e| format!("{}: {e}", out.display()))
+            if let Err(e) = persist::save(&state, &alerts) {
+                tracing::error!("alerts: could not write {} at stop: {e}", state.display());
+            }
+            outbox::save(&out, &left).map(|()| left.len())
         })
         .await;
         match written {
@@ -252,7 +255,10 @@ impl AlertHub {
                 "alerts: {n} undelivered notification(s) kept in {} for the next start",
                 path.display()
             ),
-            Ok(Err(e)) => tracing::error!("alerts: could not write at stop: {e}"),
+            Ok(Err(e)) => tracing::error!(
+                "alerts: could not write the outbox {} at stop: {e}; its notifications are lost",
+                path.display()
+            ),
             Err(e) => tracing::error!("alerts: writing at stop: {e}"),
         }
     }

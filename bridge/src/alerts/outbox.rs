@@ -2,9 +2,12 @@
 //! delivered when the bridge stopped (queued, or cut off mid-delivery),
 //! offered again to the notifier of the same name at the next start.
 //!
-//! The file is taken (deleted) once read, so a notification is offered at
-//! most once per clean stop. A crash (no clean stop) still loses what was
-//! queued in memory; the alerts themselves are in `alerts.json`.
+//! The file stays until the next clean stop rewrites it with what is still
+//! undelivered then (or removes it): a start that fails, or a crash, after
+//! reading it loses nothing, at the price of sending again what was already
+//! delivered before the crash (at least once). What a crash leaves queued
+//! in memory, and never written here, is lost; the alerts themselves are
+//! in `alerts.json`.
 
 use super::model::Notification;
 use serde::{Deserialize, Serialize};
@@ -25,9 +28,9 @@ struct File {
 
 const VERSION: u32 = 1;
 
-/// Takes the pending notifications out of `path` (none if it does not
-/// exist). A damaged file is set aside (`.bad`) with a warning.
-pub fn take(path: &Path) -> Vec<Pending> {
+/// The pending notifications in `path` (none if it does not exist). A
+/// damaged file is set aside (`.bad`) with a warning.
+pub fn load(path: &Path) -> Vec<Pending> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
@@ -36,7 +39,7 @@ pub fn take(path: &Path) -> Vec<Pending> {
             return Vec::new();
         }
     };
-    let pending = match serde_json::from_slice::<File>(&bytes) {
+    match serde_json::from_slice::<File>(&bytes) {
         Ok(f) if f.version == VERSION => f.pending,
         Ok(f) => {
             tracing::warn!(
@@ -54,16 +57,9 @@ pub fn take(path: &Path) -> Vec<Pending> {
                 bad.display()
             );
             let _ = std::fs::rename(path, bad);
-            return Vec::new();
+            Vec::new()
         }
-    };
-    if let Err(e) = std::fs::remove_file(path) {
-        tracing::warn!(
-            "alerts: could not remove the outbox {} after reading it: {e}; its notifications may be sent again",
-            path.display()
-        );
     }
-    pending
 }
 
 /// Writes `pending` atomically; removes the file when there is none.
@@ -79,10 +75,7 @@ pub fn save(path: &Path, pending: &[Pending]) -> std::io::Result<()> {
         pending: pending.to_vec(),
     };
     let text = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)
+    super::persist::write_atomically(path, &text)
 }
 
 #[cfg(test)]
@@ -115,14 +108,13 @@ mod tests {
     }
 
     #[test]
-    fn round_trip_then_taken() {
+    fn round_trip_and_removed_when_empty() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("alerts-outbox.json");
         let list = vec![pending("a"), pending("b")];
         save(&path, &list).unwrap();
-        assert_eq!(take(&path), list);
-        assert!(!path.exists(), "taken once");
-        assert!(take(&path).is_empty());
+        assert_eq!(load(&path), list);
+        assert_eq!(load(&path), list, "reading leaves it in place");
         save(&path, &[]).unwrap();
         assert!(!path.exists(), "nothing pending, no file");
     }
@@ -132,7 +124,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("alerts-outbox.json");
         std::fs::write(&path, b"{not json").unwrap();
-        assert!(take(&path).is_empty());
+        assert!(load(&path).is_empty());
         assert!(dir.path().join("alerts-outbox.json.bad").exists());
     }
 }

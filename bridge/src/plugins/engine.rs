@@ -39,8 +39,8 @@ pub struct HostState {
     /// disk (`history`): credited back to the call's time budget, since it
     /// is the host's time, not the plugin's.
     pub host_io: Duration,
-    /// What this call has been credited so far (see `instance`).
-    pub host_io_credited: Duration,
+    /// When the current call began (see `instance`).
+    pub call_started: std::time::Instant,
 }
 
 /// Caps linear memory; remembers that the cap was hit so the fault can be

@@ -4,18 +4,28 @@
 //! re-entry after a trap): the runner makes a fresh one from the
 //! pre-linked component.
 //!
-//! The deadline measures the plugin's own wall time: time spent in host
-//! imports that read a disk (the recorder behind `history`) is credited
-//! back when the deadline is reached, up to [`HOST_IO_CREDIT_MAX`] per call
-//! (so a plugin calling `history` in a loop is still stopped).
+//! The deadline measures the plugin's own wall time: the epoch deadline
+//! only wakes a check ([`remaining_ticks`]) that takes the call's elapsed
+//! time minus the time spent in host imports that read a disk (the
+//! recorder behind `history`), credited up to [`HOST_IO_CREDIT_MAX`] per
+//! call (so a plugin calling `history` in a loop is still stopped), and
+//! either extends the deadline by what is left or stops the call.
 
 use super::Limits;
 use super::engine::{Controller, ControllerPre, EPOCH_TICK, HostState, wit};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::{Store, UpdateDeadline};
 
 /// The most host time one call is credited with.
 pub const HOST_IO_CREDIT_MAX: Duration = Duration::from_secs(5);
+
+/// Epoch ticks left of a call's `budget` after `elapsed` wall time, of
+/// which `host_io` (capped) was the host's; `None` once it is spent.
+pub fn remaining_ticks(elapsed: Duration, host_io: Duration, budget: Duration) -> Option<u64> {
+    let own = elapsed.saturating_sub(host_io.min(HOST_IO_CREDIT_MAX));
+    let left = budget.checked_sub(own).filter(|l| !l.is_zero())?;
+    Some(left.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64)
+}
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PluginFault {
@@ -63,19 +73,17 @@ impl PluginInstance {
     ) -> Result<Self, PluginFault> {
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_callback(|mut ctx| {
-            let data = ctx.data_mut();
-            let io = std::mem::take(&mut data.host_io);
-            let room = HOST_IO_CREDIT_MAX.saturating_sub(data.host_io_credited);
-            let credit = io.min(room);
-            data.host_io_credited += credit;
-            let ticks = credit.as_millis() as u64 / EPOCH_TICK.as_millis() as u64;
-            Ok(if ticks > 0 {
-                UpdateDeadline::Continue(ticks)
-            } else {
-                UpdateDeadline::Interrupt
-            })
+        let budget = Duration::from_millis(limits.call_timeout_ms);
+        store.epoch_deadline_callback(move |ctx| {
+            let d = ctx.data();
+            Ok(
+                match remaining_ticks(d.call_started.elapsed(), d.host_io, budget) {
+                    Some(ticks) => UpdateDeadline::Continue(ticks),
+                    None => UpdateDeadline::Interrupt,
+                },
+            )
         });
+        store.data_mut().call_started = Instant::now();
         let deadline_ticks = (limits.call_timeout_ms / EPOCH_TICK.as_millis() as u64).max(1);
         store.set_epoch_deadline(deadline_ticks);
         let fuel = limits.fuel_per_call;
@@ -102,7 +110,7 @@ impl PluginInstance {
         self.store.set_epoch_deadline(self.deadline_ticks);
         let data = self.store.data_mut();
         data.host_io = Duration::ZERO;
-        data.host_io_credited = Duration::ZERO;
+        data.call_started = Instant::now();
         // Fuel is a per-call budget: refilled before every call.
         let _ = self.store.set_fuel(self.fuel_per_call);
         let result = f(&self.bindings, &mut self.store);
@@ -170,4 +178,31 @@ fn classify(
     // The first line names the trap; the backtrace that follows is noise here.
     let text = format!("{e:#}");
     PluginFault::Trap(text.lines().next().unwrap_or("unknown trap").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn the_budget_counts_the_plugins_time_only() {
+        let budget = 200 * MS;
+        // No host time: what is left of the budget, in whole ticks (10 ms).
+        assert_eq!(remaining_ticks(5 * MS, Duration::ZERO, budget), Some(20));
+        assert_eq!(remaining_ticks(195 * MS, Duration::ZERO, budget), Some(1));
+        assert_eq!(remaining_ticks(200 * MS, Duration::ZERO, budget), None);
+        // A 500 ms read: 520 ms elapsed is 20 ms of the plugin's own.
+        assert_eq!(remaining_ticks(520 * MS, 500 * MS, budget), Some(18));
+        // Credited once: the read does not buy more than its own length.
+        assert_eq!(remaining_ticks(700 * MS, 500 * MS, budget), None);
+        // At most HOST_IO_CREDIT_MAX per call, however long the reads.
+        let long = Duration::from_secs(60);
+        assert_eq!(remaining_ticks(long, long, budget), None);
+        assert_eq!(
+            remaining_ticks(HOST_IO_CREDIT_MAX + 100 * MS, long, budget),
+            Some(10)
+        );
+    }
 }

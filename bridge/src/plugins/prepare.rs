@@ -126,7 +126,7 @@ pub fn instantiate(
         logs: logs.clone(),
         forecasts: forecasts.clone(),
         host_io: Duration::ZERO,
-        host_io_credited: Duration::ZERO,
+        call_started: Instant::now(),
     };
     let mut instance = PluginInstance::new(&engine.engine, pre, state, &cfg.limits)?;
     instance.init(config_json)?;

@@ -188,7 +188,44 @@ impl std::io::Write for LogWriter {
     }
 }
 
+/// Every panic of this test process (the bridge's threads and tasks
+/// included; a plugin's guest panic is a trap, not one of these), as
+/// "location: message". The tests share one process, so they read from a
+/// mark.
+static PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+pub fn panic_mark() -> usize {
+    init_logs();
+    PANICS.lock().unwrap_or_else(|e| e.into_inner()).len()
+}
+
+pub fn panics_since(mark: usize) -> Vec<String> {
+    let p = PANICS.lock().unwrap_or_else(|e| e.into_inner());
+    p[mark.min(p.len())..].to_vec()
+}
+
 pub fn init_logs() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let at = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            let msg = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            PANICS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!("{at}: {msg}"));
+            default(info);
+        }));
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter("info,rumqttd=off,rumqttc=warn,cranelift_codegen=warn,wasmtime=warn")
         .with_ansi(false)

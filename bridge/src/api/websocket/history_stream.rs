@@ -23,7 +23,8 @@
 //! No change is sent twice or missed at the switch from the database to
 //! the live changes: the store subscription starts first, the recorder
 //! commits what came before it, and a live change already in the answer
-//! (the same entity, an older `lu`, or the same `lu` and state) is skipped.
+//! (the same entity, an older `lu`, or the same `lu` and a state recorded
+//! at that ms) is skipped.
 
 use super::history::{ERR_INVALID_END_TIME, ERR_INVALID_START_TIME, Request, parse, render};
 use super::protocol::{self, Command, ERR_HOME_ASSISTANT_ERROR, ERR_NOT_FOUND};
@@ -65,12 +66,16 @@ pub fn stream(s: &mut Session, cmd: &Command) -> super::commands::Outcome {
     let past = req.end_ms <= now;
     // Subscribed before the database is read: nothing falls in between.
     let live = (!past).then(|| s.api.store.subscribe());
+    // Read after subscribing: every change up to here is in the database
+    // once flushed, and every later one is in the subscription (the
+    // overlap is skipped, see `Answered`).
+    let subscribed_at = clock.now_ms();
     conn.send(protocol::result(sub, Value::Null));
     let task = tokio::spawn(async move {
         let until = if past {
             req.end_ms
         } else {
-            now.saturating_add(1)
+            subscribed_at.saturating_add(1)
         };
         if !past && let Err(e) = recorder.flush().await {
             tracing::warn!("history/stream {sub}: the recorder could not commit: {e}");
@@ -109,13 +114,7 @@ pub fn stream(s: &mut Session, cmd: &Command) -> super::commands::Outcome {
             return;
         };
         let mut reg = Registry::from_snapshot(&snapshot);
-        let mut sent: HashMap<String, (i64, String)> = recorded
-            .into_iter()
-            .filter_map(|(id, list)| {
-                let r = list.into_iter().last()?;
-                Some((id, (r.last_updated, r.state)))
-            })
-            .collect();
+        let answered = Answered::of(&recorded);
         let end = req.end_ms;
         loop {
             let first = tokio::select! {
@@ -127,18 +126,12 @@ pub fn stream(s: &mut Session, cmd: &Command) -> super::commands::Outcome {
             };
             // HA gathers a burst into one message.
             tokio::time::sleep(COALESCE).await;
-            if rx.len() > MAX_PENDING {
-                tracing::warn!(
-                    "history/stream {sub}: the client is {} changes behind (limit {MAX_PENDING}); stream ended",
-                    rx.len()
-                );
-                return;
-            }
             let mut batch = vec![first];
             while let Ok(ev) = rx.try_recv() {
                 batch.push(ev);
             }
             let mut out: Map<String, Value> = Map::new();
+            let mut pending = 0;
             for ev in batch {
                 reg.observe(&ev);
                 let StoreEvent::StateChanged(sc) = ev else {
@@ -150,10 +143,10 @@ pub fn stream(s: &mut Session, cmd: &Command) -> super::commands::Outcome {
                 let (Some(old), Some(new)) = (&sc.old_state, &sc.new_state) else {
                     continue;
                 };
-                if new.last_updated >= end || already_sent(&sent, new) || !wanted(&req, old, new) {
+                if new.last_updated >= end || answered.has(new) || !wanted(&req, old, new) {
                     continue;
                 }
-                sent.insert(new.entity_id.clone(), (new.last_updated, new.state.clone()));
+                pending += 1;
                 let item = compressed_live(&reg.present(new), req.query.no_attributes);
                 match out.entry(new.entity_id.clone()) {
                     serde_json::map::Entry::Occupied(mut e) => {
@@ -165,6 +158,14 @@ pub fn stream(s: &mut Session, cmd: &Command) -> super::commands::Outcome {
                         e.insert(json!([item]));
                     }
                 }
+            }
+            // Counted after the filter, as HA's queue holds only the
+            // streamed entities' changes.
+            if pending > MAX_PENDING {
+                tracing::warn!(
+                    "history/stream {sub}: {pending} changes in {COALESCE:?} (limit {MAX_PENDING}); stream ended"
+                );
+                return;
             }
             if !out.is_empty() && !conn.send(protocol::event(sub, json!({"states": out}))) {
                 return;
@@ -191,12 +192,36 @@ fn recorded(
     Ok(out)
 }
 
-/// The change is in the recorded answer already (committed after the
-/// subscription started but before the database was read).
-fn already_sent(sent: &HashMap<String, (i64, String)>, new: &State) -> bool {
-    sent.get(&new.entity_id).is_some_and(|(lu, state)| {
-        new.last_updated < *lu || (new.last_updated == *lu && new.state == *state)
-    })
+/// What the recorded answer holds of each entity: its last `lu` and the
+/// states recorded at that very ms. Changes committed between the
+/// subscription and the read come live as well; they are skipped by this
+/// (per entity, changes come in order, and the store never emits the same
+/// state twice in a row).
+struct Answered(HashMap<String, (i64, Vec<String>)>);
+
+impl Answered {
+    fn of(recorded: &[(String, Vec<StateRecord>)]) -> Answered {
+        let mut map = HashMap::new();
+        for (id, list) in recorded {
+            let Some(last) = list.last().map(|r| r.last_updated) else {
+                continue;
+            };
+            let at_last = list
+                .iter()
+                .filter(|r| r.last_updated == last)
+                .map(|r| r.state.clone())
+                .collect();
+            map.insert(id.clone(), (last, at_last));
+        }
+        Answered(map)
+    }
+
+    /// The change is in the recorded answer already.
+    fn has(&self, new: &State) -> bool {
+        self.0.get(&new.entity_id).is_some_and(|(lu, states)| {
+            new.last_updated < *lu || (new.last_updated == *lu && states.contains(&new.state))
+        })
+    }
 }
 
 /// HA's `_forward_state_events_filtered`.
@@ -230,8 +255,12 @@ async fn sleep_until(clock: &crate::clock::Clock, end_ms: i64) {
         if left <= 0 {
             return;
         }
-        // A manual clock moves by its owner: look again at least each second.
-        let wall = clock.wall(left as f64).min(Duration::from_secs(1));
+        // A manual clock moves by its owner (no wall time to wait for):
+        // look again each second, as on any clock.
+        let wall = match clock.wall(left as f64) {
+            w if w.is_zero() && !clock.speed().is_finite() => Duration::from_secs(1),
+            w => w.clamp(Duration::from_millis(1), Duration::from_secs(1)),
+        };
         tokio::time::sleep(wall).await;
     }
 }
@@ -268,23 +297,23 @@ mod tests {
 
     #[test]
     fn a_change_in_the_recorded_answer_is_not_sent_again() {
-        let sent = HashMap::from([("sensor.t".to_string(), (2_000, "21.5".to_string()))]);
-        assert!(already_sent(
-            &sent,
-            &state("sensor.t", "21.0", 1_000, 1_000)
-        ));
-        assert!(already_sent(
-            &sent,
-            &state("sensor.t", "21.5", 2_000, 2_000)
-        ));
-        assert!(!already_sent(
-            &sent,
-            &state("sensor.t", "21.6", 2_000, 2_000)
-        ));
-        assert!(!already_sent(
-            &sent,
-            &state("sensor.t", "21.5", 2_001, 2_001)
-        ));
-        assert!(!already_sent(&sent, &state("sensor.u", "1", 1, 1)));
+        let rec = |s: &str, lu: i64| StateRecord {
+            entity_id: "sensor.t".into(),
+            state: s.into(),
+            attributes: Map::new(),
+            last_changed: lu,
+            last_updated: lu,
+        };
+        // Two changes in the last ms: both were answered.
+        let answered = Answered::of(&[(
+            "sensor.t".to_string(),
+            vec![rec("20.0", 1_000), rec("21.0", 2_000), rec("21.5", 2_000)],
+        )]);
+        assert!(answered.has(&state("sensor.t", "20.0", 1_000, 1_000)));
+        assert!(answered.has(&state("sensor.t", "21.0", 2_000, 2_000)));
+        assert!(answered.has(&state("sensor.t", "21.5", 2_000, 2_000)));
+        assert!(!answered.has(&state("sensor.t", "21.6", 2_000, 2_000)));
+        assert!(!answered.has(&state("sensor.t", "21.5", 2_001, 2_001)));
+        assert!(!answered.has(&state("sensor.u", "1", 1, 1)));
     }
 }

@@ -310,7 +310,6 @@ fn check_url(url: &str) -> Result<(), String> {
 }
 
 impl InfluxConfig {
-    /// The API token (reads `token_file`); errors name the file.
     /// The certificates in `ca_file`; an error names the file and what it
     /// expected.
     fn private_roots(&self, path: &Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
@@ -331,6 +330,7 @@ impl InfluxConfig {
         Ok(certs)
     }
 
+    /// The API token (reads `token_file`); errors name the file.
     pub fn read_token(&self) -> anyhow::Result<String> {
         match &self.token {
             TokenSource::Inline(t) => Ok(t.clone()),
@@ -461,6 +461,12 @@ impl InfluxSink {
         let token = config.read_token()?;
         // The URL was checked at parse time (the crate panics on a bad one).
         check_url(&config.url).map_err(anyhow::Error::msg)?;
+        if config.ca_file.is_some() && config.url.starts_with("http://") {
+            tracing::warn!(
+                "[influxdb] ca_file is set but url {} is plain http: the certificates are not used",
+                config.url
+            );
+        }
         let http = match &config.ca_file {
             Some(path) => config.private_roots(path)?.into_iter().fold(
                 reqwest::ClientBuilder::new(),

@@ -140,8 +140,7 @@ fn call_overhead(store: &Arc<EntityStore>) {
             limiter: MemoryCap::new(32 << 20),
             logs: Default::default(),
             forecasts: Default::default(),
-            host_io: Default::default(),
-            call_started: std::time::Instant::now(),
+            time: Default::default(),
         };
         let mut inst =
             PluginInstance::new(&engine.engine, &pre, state, &Limits::default()).unwrap();

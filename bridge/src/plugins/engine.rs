@@ -10,7 +10,7 @@ use crate::clock::Clock;
 use crate::entity::EntityStore;
 use anyhow::{Context, bail};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
@@ -35,12 +35,61 @@ pub struct HostState {
     pub limiter: MemoryCap,
     pub logs: Arc<LogBook>,
     pub forecasts: Arc<crate::forecast::Forecasts>,
-    /// Wall time the current call spent in host imports that may read a
-    /// disk (`history`): credited back to the call's time budget, since it
-    /// is the host's time, not the plugin's.
-    pub host_io: Duration,
-    /// When the current call began (see `instance`).
-    pub call_started: std::time::Instant,
+    /// Where the current call's wall time went (see `instance`).
+    pub time: CallTime,
+}
+
+/// The current call's wall time, and how much of it the host spent (in
+/// imports, copying their arguments and results, and wasmtime's libcalls),
+/// measured by wasmtime's call hook: the call's time budget is the
+/// plugin's own time.
+pub struct CallTime {
+    pub started: Instant,
+    pub in_host: Duration,
+    entered: Option<Instant>,
+    depth: u32,
+}
+
+impl CallTime {
+    pub fn new() -> Self {
+        CallTime {
+            started: Instant::now(),
+            in_host: Duration::ZERO,
+            entered: None,
+            depth: 0,
+        }
+    }
+
+    /// `CallingHost`: the host's time starts (nested entries count once).
+    pub fn enter_host(&mut self) {
+        if self.depth == 0 {
+            self.entered = Some(Instant::now());
+        }
+        self.depth += 1;
+    }
+
+    /// The host's time so far, the window still open included (the
+    /// deadline may fire inside one: in the guest's `realloc` while a
+    /// result is copied in, or in the deadline's own libcall).
+    pub fn host_so_far(&self) -> Duration {
+        self.in_host + self.entered.map_or(Duration::ZERO, |t| t.elapsed())
+    }
+
+    /// `ReturningFromHost`.
+    pub fn leave_host(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+        if self.depth == 0
+            && let Some(t) = self.entered.take()
+        {
+            self.in_host += t.elapsed();
+        }
+    }
+}
+
+impl Default for CallTime {
+    fn default() -> Self {
+        CallTime::new()
+    }
 }
 
 /// Caps linear memory; remembers that the cap was hit so the fault can be
@@ -146,15 +195,11 @@ impl self::hearth::controller::host::Host for HostState {
     }
 
     fn history(&mut self, entity_id: String, start_ms: i64, end_ms: i64) -> Vec<wit::Sample> {
-        let started = std::time::Instant::now();
-        let samples = self
-            .store
+        self.store
             .history(&entity_id, start_ms, end_ms)
             .into_iter()
             .map(|(time_ms, value)| wit::Sample { time_ms, value })
-            .collect();
-        self.host_io += started.elapsed();
-        samples
+            .collect()
     }
 
     fn forecast(&mut self, series: String, start_ms: i64, end_ms: i64) -> Vec<wit::Sample> {

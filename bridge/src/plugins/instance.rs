@@ -6,15 +6,16 @@
 //!
 //! The deadline measures the plugin's own wall time: the epoch deadline
 //! only wakes a check ([`remaining_ticks`]) that takes the call's elapsed
-//! time minus the time spent in host imports that read a disk (the
-//! recorder behind `history`), credited up to [`HOST_IO_CREDIT_MAX`] per
-//! call (so a plugin calling `history` in a loop is still stopped), and
-//! either extends the deadline by what is left or stops the call.
+//! time minus the host's (imports such as `history`, which may read the
+//! recorder's database, and the copies of their results into the guest;
+//! measured by wasmtime's call hook), credited up to [`HOST_IO_CREDIT_MAX`]
+//! per call (so a plugin calling `history` in a loop is still stopped),
+//! and either extends the deadline by what is left or stops the call.
 
 use super::Limits;
-use super::engine::{Controller, ControllerPre, EPOCH_TICK, HostState, wit};
-use std::time::{Duration, Instant};
-use wasmtime::{Store, UpdateDeadline};
+use super::engine::{CallTime, Controller, ControllerPre, EPOCH_TICK, HostState, wit};
+use std::time::Duration;
+use wasmtime::{CallHook, Store, UpdateDeadline};
 
 /// The most host time one call is credited with.
 pub const HOST_IO_CREDIT_MAX: Duration = Duration::from_secs(5);
@@ -77,13 +78,21 @@ impl PluginInstance {
         store.epoch_deadline_callback(move |ctx| {
             let d = ctx.data();
             Ok(
-                match remaining_ticks(d.call_started.elapsed(), d.host_io, budget) {
+                match remaining_ticks(d.time.started.elapsed(), d.time.host_so_far(), budget) {
                     Some(ticks) => UpdateDeadline::Continue(ticks),
                     None => UpdateDeadline::Interrupt,
                 },
             )
         });
-        store.data_mut().call_started = Instant::now();
+        store.call_hook(|mut ctx, hook| {
+            match hook {
+                CallHook::CallingHost => ctx.data_mut().time.enter_host(),
+                CallHook::ReturningFromHost => ctx.data_mut().time.leave_host(),
+                _ => {}
+            }
+            Ok(())
+        });
+        store.data_mut().time = CallTime::new();
         let deadline_ticks = (limits.call_timeout_ms / EPOCH_TICK.as_millis() as u64).max(1);
         store.set_epoch_deadline(deadline_ticks);
         let fuel = limits.fuel_per_call;
@@ -109,8 +118,7 @@ impl PluginInstance {
     ) -> Result<R, PluginFault> {
         self.store.set_epoch_deadline(self.deadline_ticks);
         let data = self.store.data_mut();
-        data.host_io = Duration::ZERO;
-        data.call_started = Instant::now();
+        data.time = CallTime::new();
         // Fuel is a per-call budget: refilled before every call.
         let _ = self.store.set_fuel(self.fuel_per_call);
         let result = f(&self.bindings, &mut self.store);

@@ -7,7 +7,7 @@
 
 use super::PluginConfig;
 use super::cache::CacheOutcome;
-use super::engine::{ControllerPre, HostState, MemoryCap, PluginEngine, wit};
+use super::engine::{CallTime, ControllerPre, HostState, MemoryCap, PluginEngine, wit};
 use super::instance::{PluginFault, PluginInstance};
 use super::logbook::LogBook;
 use crate::entity::{Component, EntityStore};
@@ -125,8 +125,7 @@ pub fn instantiate(
         limiter: MemoryCap::new((cfg.limits.memory_mib as usize) << 20),
         logs: logs.clone(),
         forecasts: forecasts.clone(),
-        host_io: Duration::ZERO,
-        call_started: Instant::now(),
+        time: CallTime::new(),
     };
     let mut instance = PluginInstance::new(&engine.engine, pre, state, &cfg.limits)?;
     instance.init(config_json)?;

@@ -7,10 +7,11 @@
 //! `switch.turn_on` on its first driven entity (used to check call routing).
 //! With `"forecast": "<series>"` it logs, on each tick, what the host's
 //! `forecast` import returns for the next 24 h (used to check the import).
-//! With `"history": {"entity": "sensor.y", "seconds": 3600}` it reads that
-//! entity's history over the last `seconds` on each state change of
-//! `entity` and logs how many samples came back (used to check that a slow
-//! read is the host's time, not the plugin's).
+//! With `"history": {"entity": "sensor.y", "seconds": 3600, "times": 5}` it
+//! reads that entity's history over the last `seconds`, `times` times (1 by
+//! default), on each state change of `entity` and logs how many samples came
+//! back (used to check that a slow read is the host's time, not the
+//! plugin's).
 
 use hearth_plugin_sdk::serde_json::{self, Value, json};
 use hearth_plugin_sdk::{Change, Controller, Description, Output, export_controller, info, warn};
@@ -55,6 +56,12 @@ struct Config {
 struct HistoryRead {
     entity: String,
     seconds: i64,
+    #[serde(default = "once")]
+    times: u32,
+}
+
+fn once() -> u32 {
+    1
 }
 
 fn default_when() -> When {
@@ -118,8 +125,10 @@ impl Controller for FaultInjector {
         }
         if let Some(h) = &self.cfg.history {
             let now = hearth_plugin_sdk::now_ms();
-            let samples = hearth_plugin_sdk::history(&h.entity, now - h.seconds * 1000, now);
-            info(&format!("history {}: {} samples", h.entity, samples.len()));
+            for _ in 0..h.times {
+                let samples = hearth_plugin_sdk::history(&h.entity, now - h.seconds * 1000, now);
+                info(&format!("history {}: {} samples", h.entity, samples.len()));
+            }
         }
         if self.cfg.fault == Fault::Flood {
             for i in 0..100 {

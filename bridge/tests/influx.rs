@@ -43,19 +43,16 @@ impl Vm {
             Path::new(VM_BIN).exists(),
             "{VM_BIN} is missing: `apt-get install -y victoria-metrics` (.ci/run does this)"
         );
-        let child = Command::new(VM_BIN)
-            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg(format!("-storageDataPath={}", data.display()))
-            // Recent points visible at once, no cached answers.
-            .arg("-search.latencyOffset=0s")
-            .arg("-search.disableCache")
-            .arg("-loggerLevel=ERROR")
-            .arg("-memory.allowedPercent=10")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting victoria-metrics");
-        let vm = Vm { child, port };
+        // Recent points visible at once, no cached answers.
+        let vm = Vm::spawn(
+            port,
+            data,
+            &[
+                "-search.latencyOffset=0s",
+                "-search.disableCache",
+                "-memory.allowedPercent=10",
+            ],
+        );
         let http = HttpGet::new(Duration::from_secs(5));
         let url = format!("http://127.0.0.1:{port}/health");
         let deadline = std::time::Instant::now() + DEADLINE;
@@ -72,6 +69,20 @@ impl Vm {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         vm
+    }
+
+    /// Starts the server with `extra` flags, without waiting for it.
+    fn spawn(port: u16, data: &Path, extra: &[&str]) -> Vm {
+        let child = Command::new(VM_BIN)
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg(format!("-storageDataPath={}", data.display()))
+            .arg("-loggerLevel=ERROR")
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting victoria-metrics");
+        Vm { child, port }
     }
 
     /// Stops the server and waits for it to exit.
@@ -439,19 +450,11 @@ async fn a_wrong_token_keeps_points_buffered_until_the_server_takes_them() {
     let port = EmbeddedBroker::free_port();
     let vm_data = dir.path().join("vm");
     // With basic auth on, the bridge's `Token …` header is refused: 401.
-    let locked = {
-        let child = Command::new(VM_BIN)
-            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg(format!("-storageDataPath={}", vm_data.display()))
-            .arg("-httpAuth.username=admin")
-            .arg("-httpAuth.password=secret")
-            .arg("-loggerLevel=ERROR")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting victoria-metrics");
-        Vm { child, port }
-    };
+    let locked = Vm::spawn(
+        port,
+        &vm_data,
+        &["-httpAuth.username=admin", "-httpAuth.password=secret"],
+    );
     let data = dir.path().join("bridge");
     let bridge = start_bridge(config(&data, port, "flush_interval_ms = 50")).await;
     let store = bridge.store.clone();
@@ -497,20 +500,11 @@ async fn https_with_a_private_ca_needs_ca_file_and_loses_nothing_meanwhile() {
     let pki = common::pki::make_pki(dir.path());
     let port = EmbeddedBroker::free_port();
     let vm_data = dir.path().join("vm");
-    let tls = {
-        let child = Command::new(VM_BIN)
-            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg(format!("-storageDataPath={}", vm_data.display()))
-            .arg("-tls")
-            .arg(format!("-tlsCertFile={}", pki.cert_pem.display()))
-            .arg(format!("-tlsKeyFile={}", pki.key_pem.display()))
-            .arg("-loggerLevel=ERROR")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting victoria-metrics");
-        Vm { child, port }
-    };
+    let (cert, key) = (
+        format!("-tlsCertFile={}", pki.cert_pem.display()),
+        format!("-tlsKeyFile={}", pki.key_pem.display()),
+    );
+    let tls = Vm::spawn(port, &vm_data, &["-tls", &cert, &key]);
     let url = format!("https://localhost:{port}");
     let data = dir.path().join("bridge");
     let bridge = start_bridge(config_at(&data, &url, "flush_interval_ms = 50")).await;

@@ -31,35 +31,9 @@ const VERSION: u32 = 1;
 /// The pending notifications in `path` (none if it does not exist). A
 /// damaged file is set aside (`.bad`) with a warning.
 pub fn load(path: &Path) -> Vec<Pending> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => {
-            tracing::warn!("alerts: could not read the outbox {}: {e}", path.display());
-            return Vec::new();
-        }
-    };
-    match serde_json::from_slice::<File>(&bytes) {
-        Ok(f) if f.version == VERSION => f.pending,
-        Ok(f) => {
-            tracing::warn!(
-                "alerts: the outbox {} has version {}, expected {VERSION}; its notifications are not sent",
-                path.display(),
-                f.version
-            );
-            Vec::new()
-        }
-        Err(e) => {
-            let bad = path.with_extension("json.bad");
-            tracing::warn!(
-                "alerts: the outbox {} is not a notification list ({e}); moved to {}",
-                path.display(),
-                bad.display()
-            );
-            let _ = std::fs::rename(path, bad);
-            Vec::new()
-        }
-    }
+    super::persist::read_versioned(path, "outbox", VERSION, |f: &File| f.version)
+        .map(|f| f.pending)
+        .unwrap_or_default()
 }
 
 /// Writes `pending` atomically; removes the file when there is none.

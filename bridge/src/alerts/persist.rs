@@ -4,6 +4,7 @@
 //! would be forgotten while the room is still hot.
 
 use super::model::Alert;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tokio::sync::watch;
@@ -20,36 +21,47 @@ const VERSION: u32 = 1;
 /// logged and set aside (`.bad`), not fatal: alerts are not worth refusing
 /// to start over.
 pub fn load(path: &Path) -> Vec<Alert> {
+    read_versioned(path, "alert list", VERSION, |f: &File| f.version)
+        .map(|f| f.alerts)
+        .unwrap_or_default()
+}
+
+/// A JSON file of this module's kind (a `version` and a payload); `None`,
+/// logged, when it is missing, unreadable, of another version, or damaged
+/// (then moved aside to `.bad`). `what` names the payload in the log.
+pub fn read_versioned<F: DeserializeOwned>(
+    path: &Path,
+    what: &str,
+    version: u32,
+    version_of: impl Fn(&F) -> u32,
+) -> Option<F> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => {
-            tracing::warn!(
-                "alerts: could not read {}: {e}; starting with none",
-                path.display()
-            );
-            return Vec::new();
+            tracing::warn!("alerts: could not read {}: {e}; ignored", path.display());
+            return None;
         }
     };
-    match serde_json::from_slice::<File>(&bytes) {
-        Ok(f) if f.version == VERSION => f.alerts,
+    match serde_json::from_slice::<F>(&bytes) {
+        Ok(f) if version_of(&f) == version => Some(f),
         Ok(f) => {
             tracing::warn!(
-                "alerts: {} has version {}, expected {VERSION}; starting with none",
+                "alerts: {} has version {}, expected {version}; ignored",
                 path.display(),
-                f.version
+                version_of(&f)
             );
-            Vec::new()
+            None
         }
         Err(e) => {
             let bad = path.with_extension("json.bad");
             tracing::warn!(
-                "alerts: {} is not an alert list ({e}); moved to {} and starting with none",
+                "alerts: {} is not an {what} ({e}); moved to {} and ignored",
                 path.display(),
                 bad.display()
             );
             let _ = std::fs::rename(path, bad);
-            Vec::new()
+            None
         }
     }
 }

@@ -23,6 +23,7 @@ mod house_demo;
 mod influx;
 mod plugins;
 mod recorder;
+mod retained;
 mod scaffold;
 mod scripting;
 mod simulate;

@@ -17,12 +17,15 @@ impl EmbeddedBroker {
     /// Starts the broker in a thread of its own.
     pub fn start(bind: IpAddr, port: u16) -> anyhow::Result<Self> {
         let addr = SocketAddr::new(bind, port);
-        // rumqttd logs a failed bind and carries on; check first so the user
-        // gets a clear error.
-        TcpListener::bind(addr).with_context(|| {
+        // Clients connect to the front (see `front`), which relays to
+        // rumqttd on a loopback port only it uses. Binding here also gives
+        // the user a clear error (rumqttd logs a failed bind and carries on).
+        let listener = TcpListener::bind(addr).with_context(|| {
             format!("embedded MQTT broker cannot listen on {addr}: pass --mqtt-port PORT, or --mqtt-url to use an external broker")
         })?;
-        let config = config(addr);
+        let addr = listener.local_addr().unwrap_or(addr);
+        let inner = SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), Self::free_port());
+        let config = config(inner);
         std::thread::Builder::new()
             .name("mqtt-broker".into())
             .spawn(move || {
@@ -32,6 +35,7 @@ impl EmbeddedBroker {
                 }
             })
             .context("starting the broker thread")?;
+        super::front::spawn(listener, inner, MAX_PAYLOAD).context("starting the broker front")?;
         // Readiness is checked by the clients: they wait for the broker's
         // CONNACK (a bare TCP probe makes rumqttd log a spurious error).
         tracing::info!("embedded MQTT broker listening on mqtt://{addr}");

@@ -1,8 +1,17 @@
-//! MQTT: the embedded broker (rumqttd, in-process) and the client link
-//! (rumqttc) that every part of the bridge shares.
+//! MQTT: the embedded broker (rumqttd, in-process, behind Hearth's own
+//! front), and the client link (rumqttc) that every part of the bridge
+//! shares.
+//!
+//! - [`embedded`]: rumqttd's configuration and thread.
+//! - [`front`]: the listener clients reach; relays to rumqttd on loopback.
+//! - [`wire`]: the MQTT 3.1.1 packet rewrite the front applies (why: rumqttd
+//!   0.20 lets a non-retained empty publish erase a retained message).
+//! - [`link`]: the bridge's one client connection.
 
 pub mod embedded;
+pub mod front;
 pub mod link;
+pub mod wire;
 
 pub use embedded::EmbeddedBroker;
 pub use link::{BrokerAddress, Message, MqttLink, excerpt};

@@ -1,0 +1,309 @@
+//! MQTT 3.1.1 packets as the broker front ([`super::front`]) sees them: it
+//! cuts the byte stream into packets and rewrites the payload of PUBLISH
+//! packets (and of a CONNECT's will), nothing else.
+//!
+//! Why a rewrite: rumqttd 0.20 erases a topic's retained message on *any*
+//! PUBLISH with an empty payload (`router/routing.rs`, `append_to_commitlog`
+//! and `append_will_message`: `if publish.payload.is_empty() {
+//! remove_from_retained_publishes } else if publish.retain { insert }`; the
+//! retain flag is not looked at). MQTT 3.1.1 §3.3.1.3 says only a *retained*
+//! zero-byte message clears the retained one, and a non-retained message
+//! must leave it alone (Mosquitto, EMQX and HiveMQ do). So on the way in, a
+//! non-retained empty payload becomes [`EMPTY_MARK`], which rumqttd routes
+//! like any payload without touching its retained store; on the way out,
+//! [`EMPTY_MARK`] becomes the empty payload again. A payload that really
+//! starts with [`EMPTY_MARK`] is escaped by one more mark, so the rewrite is
+//! exact for every payload: clients see exactly what they would with
+//! Mosquitto, retain flags included (they are never changed here).
+//!
+//! Packet layout: OASIS MQTT 3.1.1 §2.2 (fixed header, remaining length),
+//! §3.1 (CONNECT), §3.3 (PUBLISH).
+
+/// Stands for "empty payload, not retained" inside the embedded broker.
+/// It starts with NUL so no text or JSON payload (all of Hearth's and Home
+/// Assistant's) ever needs the escape; a binary payload starting with these
+/// 4 bytes is sent to rumqttd 4 bytes longer.
+pub const EMPTY_MARK: &[u8] = b"\0HE\0";
+
+const CONNECT: u8 = 1;
+const PUBLISH: u8 = 3;
+
+/// Why a packet cannot be forwarded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("malformed remaining length (more than 4 bytes)")]
+    RemainingLength,
+    #[error("packet of {size} bytes is over the broker's limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("will message of {size} bytes cannot be marked (MQTT caps it at 65 535)")]
+    WillTooLong { size: usize },
+}
+
+/// The length of the first complete packet in `buf`, `None` when more
+/// bytes are needed. Refuses a packet over `limit` bytes of remaining
+/// length as soon as its header is read, so a front never buffers more than
+/// one packet of at most `limit` bytes.
+pub fn packet_len(buf: &[u8], limit: usize) -> Result<Option<usize>, WireError> {
+    let mut remaining = 0usize;
+    for i in 0..4 {
+        let Some(&byte) = buf.get(1 + i) else {
+            return Ok(None);
+        };
+        remaining |= usize::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            if remaining > limit {
+                return Err(WireError::TooLarge {
+                    size: remaining,
+                    limit,
+                });
+            }
+            let total = 2 + i + remaining;
+            return Ok((buf.len() >= total).then_some(total));
+        }
+    }
+    Err(WireError::RemainingLength)
+}
+
+/// Which way a packet travels through the front.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Client → rumqttd: mark non-retained empty payloads.
+    ToBroker,
+    /// rumqttd → client: unmark.
+    ToClient,
+}
+
+/// The packet to send instead of `packet` (one complete packet as cut by
+/// [`packet_len`]), or `None` to send it unchanged. Packets this does not
+/// understand (malformed, other protocol levels) go unchanged: rumqttd
+/// refuses them as it would without the front.
+pub fn rewrite(packet: &[u8], direction: Direction) -> Result<Option<Vec<u8>>, WireError> {
+    let Some(&first) = packet.first() else {
+        return Ok(None);
+    };
+    let Some(body_at) = (1..packet.len().min(5))
+        .find(|&i| packet[i] & 0x80 == 0)
+        .map(|i| i + 1)
+    else {
+        return Ok(None);
+    };
+    let body = &packet[body_at..];
+    match (first >> 4, direction) {
+        (PUBLISH, _) => Ok(rewrite_publish(first, body, direction)),
+        (CONNECT, Direction::ToBroker) => rewrite_will(first, body),
+        _ => Ok(None),
+    }
+}
+
+/// What rumqttd must receive for a client's payload; `None`: unchanged.
+fn mark(payload: &[u8], retain: bool) -> Option<Vec<u8>> {
+    if payload.is_empty() && !retain {
+        Some(EMPTY_MARK.to_vec())
+    } else if payload.starts_with(EMPTY_MARK) {
+        Some([EMPTY_MARK, payload].concat())
+    } else {
+        None
+    }
+}
+
+/// What a client must receive for a payload rumqttd sends; `None`: unchanged.
+fn unmark(payload: &[u8]) -> Option<&[u8]> {
+    payload.strip_prefix(EMPTY_MARK)
+}
+
+fn rewrite_publish(first: u8, body: &[u8], direction: Direction) -> Option<Vec<u8>> {
+    let qos = (first >> 1) & 0b11;
+    let retain = first & 1 == 1;
+    let topic_len = usize::from(u16::from_be_bytes([*body.first()?, *body.get(1)?]));
+    let payload_at = 2 + topic_len + if qos > 0 { 2 } else { 0 };
+    let payload = body.get(payload_at..)?;
+    let new = match direction {
+        Direction::ToBroker => mark(payload, retain)?,
+        Direction::ToClient => unmark(payload)?.to_vec(),
+    };
+    Some(packet(first, &[&body[..payload_at], &new]))
+}
+
+/// A CONNECT's will message is published by rumqttd through the same
+/// retained-store code as a PUBLISH, so it is marked the same way.
+fn rewrite_will(first: u8, body: &[u8]) -> Result<Option<Vec<u8>>, WireError> {
+    let Some(found) = locate_will(body) else {
+        return Ok(None);
+    };
+    let message = &body[found.message_at..found.message_end];
+    let Some(new) = mark(message, found.retain) else {
+        return Ok(None);
+    };
+    let new_len =
+        u16::try_from(new.len()).map_err(|_| WireError::WillTooLong { size: new.len() })?;
+    Ok(Some(packet(
+        first,
+        &[
+            &body[..found.message_at - 2],
+            &new_len.to_be_bytes(),
+            &new,
+            &body[found.message_end..],
+        ],
+    )))
+}
+
+struct Will {
+    retain: bool,
+    /// Start and end of the will message's bytes in the CONNECT body.
+    message_at: usize,
+    message_end: usize,
+}
+
+/// Where the will message sits in a CONNECT body (MQTT 3.1 or 3.1.1).
+fn locate_will(body: &[u8]) -> Option<Will> {
+    let mut at = 0;
+    let field = |at: &mut usize| -> Option<(usize, usize)> {
+        let len = usize::from(u16::from_be_bytes([*body.get(*at)?, *body.get(*at + 1)?]));
+        let start = *at + 2;
+        let end = start.checked_add(len).filter(|&e| e <= body.len())?;
+        *at = end;
+        Some((start, end))
+    };
+    field(&mut at)?; // protocol name
+    let level = *body.get(at)?;
+    let flags = *body.get(at + 1)?;
+    if !matches!(level, 3 | 4) || flags & 0x04 == 0 {
+        return None;
+    }
+    at += 4; // level, flags, keep alive
+    field(&mut at)?; // client identifier
+    field(&mut at)?; // will topic
+    let (message_at, message_end) = field(&mut at)?;
+    Some(Will {
+        retain: flags & 0x20 != 0,
+        message_at,
+        message_end,
+    })
+}
+
+/// A packet from its first byte and body parts (remaining length encoded).
+fn packet(first: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut out = Vec::with_capacity(len + 5);
+    out.push(first);
+    let mut rest = len;
+    loop {
+        let byte = (rest % 128) as u8;
+        rest /= 128;
+        out.push(if rest > 0 { byte | 0x80 } else { byte });
+        if rest == 0 {
+            break;
+        }
+    }
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(topic: &str, payload: &[u8], qos: u8, retain: bool) -> Vec<u8> {
+        let first = 0x30 | (qos << 1) | u8::from(retain);
+        let mut head = (topic.len() as u16).to_be_bytes().to_vec();
+        head.extend_from_slice(topic.as_bytes());
+        if qos > 0 {
+            head.extend_from_slice(&7u16.to_be_bytes());
+        }
+        packet(first, &[&head, payload])
+    }
+
+    fn through(p: &[u8], d: Direction) -> Vec<u8> {
+        assert_eq!(packet_len(p, 1 << 20), Ok(Some(p.len())));
+        rewrite(p, d).unwrap().unwrap_or_else(|| p.to_vec())
+    }
+
+    #[test]
+    fn every_payload_comes_out_as_it_went_in() {
+        let long = vec![b'x'; 300]; // two-byte remaining length
+        let starts_marked = [EMPTY_MARK, b"binary"].concat();
+        for payload in [&b""[..], b"online", &long, EMPTY_MARK, &starts_marked] {
+            for qos in 0..=2 {
+                for retain in [false, true] {
+                    let sent = publish("hearth-node/n1/announce", payload, qos, retain);
+                    let inside = through(&sent, Direction::ToBroker);
+                    assert_eq!(through(&inside, Direction::ToClient), sent);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_non_retained_empty_payload_is_marked() {
+        let to_broker = |payload: &[u8], retain| {
+            let p = publish("t", payload, 1, retain);
+            rewrite(&p, Direction::ToBroker).unwrap()
+        };
+        assert_eq!(
+            to_broker(b"", false),
+            Some(publish("t", EMPTY_MARK, 1, false))
+        );
+        assert_eq!(to_broker(b"", true), None, "a retained empty one clears");
+        assert_eq!(to_broker(b"online", false), None);
+        // Subscribe, pings and the rest go through untouched.
+        assert_eq!(rewrite(&[0xc0, 0], Direction::ToBroker), Ok(None));
+    }
+
+    fn connect(will: Option<(&[u8], bool)>) -> Vec<u8> {
+        let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4];
+        let flags = match will {
+            Some((_, retain)) => 0x02 | 0x04 | (u8::from(retain) << 5),
+            None => 0x02,
+        };
+        body.extend_from_slice(&[flags, 0, 30, 0, 2, b'i', b'd']);
+        if let Some((message, _)) = will {
+            body.extend_from_slice(&[0, 1, b't']);
+            body.extend_from_slice(&(message.len() as u16).to_be_bytes());
+            body.extend_from_slice(message);
+        }
+        packet(0x10, &[&body])
+    }
+
+    #[test]
+    fn a_non_retained_empty_will_is_marked_too() {
+        let marked = rewrite(&connect(Some((b"", false))), Direction::ToBroker).unwrap();
+        assert_eq!(marked, Some(connect(Some((EMPTY_MARK, false)))));
+        for untouched in [
+            connect(Some((b"", true))),
+            connect(Some((b"offline", false))),
+            connect(None),
+        ] {
+            assert_eq!(rewrite(&untouched, Direction::ToBroker), Ok(None));
+        }
+    }
+
+    #[test]
+    fn lengths_are_read_before_buffering() {
+        assert_eq!(packet_len(&[0x30], 10), Ok(None));
+        assert_eq!(packet_len(&[0x30, 0x80], 10), Ok(None));
+        assert_eq!(packet_len(&[0x30, 3, 0, 1], 10), Ok(None));
+        assert_eq!(
+            packet_len(&[0x30, 0x80, 0x80, 0x01], 10),
+            Err(WireError::TooLarge {
+                size: 16384,
+                limit: 10
+            })
+        );
+        assert_eq!(
+            packet_len(&[0x30, 0xff, 0xff, 0xff, 0xff], usize::MAX),
+            Err(WireError::RemainingLength)
+        );
+        // Garbage never panics.
+        for bytes in [
+            &[0x30u8, 1, 0][..],
+            &[0x30, 2, 0, 9],
+            &[0x10, 3, 0, 9, 9],
+            &[0x10, 0],
+        ] {
+            let _ = rewrite(bytes, Direction::ToBroker);
+            let _ = rewrite(bytes, Direction::ToClient);
+        }
+    }
+}

@@ -4,8 +4,28 @@
 //! (the node's last will) sets the device's availability, and so does
 //! silence: no telemetry for [`STALE_INTERVALS`] × the announced interval
 //! makes the node unavailable (a hung node keeps its MQTT session alive).
-//! An empty retained announce removes the node. Payload formats:
-//! `firmware/node-core`.
+//! Payload formats: `firmware/node-core`.
+//!
+//! # Removing a node
+//!
+//! A node is removed by deleting its retained announce: an empty RETAINED
+//! message on `hearth-node/<id>/announce` (the MQTT convention,
+//! MQTT 3.1.1 §3.3.1.3; `mosquitto_pub -r -n -t hearth-node/<id>/announce`).
+//! An empty message that is not retained deletes nothing on the broker and
+//! removes nothing here: a stray empty publish must not make a device and
+//! its HA entities vanish while the node keeps reporting.
+//!
+//! A broker forwards every live message with its retain flag cleared
+//! (§3.3.1.3 again), so the driver cannot tell the two apart from the flag.
+//! It asks the broker instead: on an empty announce it subscribes to that
+//! node's announce topic once more, which makes the broker send the
+//! retained announce it still holds. If one arrives within
+//! [`WITHDRAW_CHECK`], the empty message was not retained: it is ignored,
+//! with a warning naming the topic. If none arrives, the retained announce
+//! is gone and the node is removed (its entities, HA discovery and states).
+//! A retained announce that arrives late re-creates the node. An empty
+//! message that does arrive with the retain flag set (an MQTT 5 broker with
+//! retain-as-published) removes the node at once.
 //!
 //! # Entities
 //!
@@ -30,12 +50,19 @@ use crate::entity::{Component, Device, DriverCommand, EntitySpec, SafetyEnvelope
 use hearth_node_core::{self as node, SensorKind, Telemetry, TopicKind, ValveState};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 const OWNER: &str = "esp32";
 /// Missed telemetry periods before a node counts as gone.
 pub const STALE_INTERVALS: i64 = 3;
+/// How long (wall time) the broker has to re-send a node's retained
+/// announce after an empty one, before the node counts as removed: a
+/// broker on the same host or LAN answers a SUBSCRIBE in milliseconds; a
+/// slower answer only delays the removal, and a retained announce that
+/// arrives after a removal re-creates the node.
+pub const WITHDRAW_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 /// Key of a node's valve entity (`valve.<node>_heating`).
 pub const VALVE_KEY: &str = "heating";
 
@@ -56,6 +83,10 @@ struct Nodes {
     early_status: HashMap<String, bool>,
     /// Valve state that arrived before the announce, for the same reason.
     early_valve: HashMap<String, Vec<u8>>,
+    /// Nodes that sent an empty announce, with when the broker's retained
+    /// announce must have come back by for the node to stay (see the
+    /// module doc, "Removing a node").
+    withdraw_checks: HashMap<String, Instant>,
 }
 
 /// The valve entity id of node `id`.
@@ -125,11 +156,19 @@ pub fn spawn(ctx: &DriverContext) -> anyhow::Result<JoinHandle<()>> {
                 }
                 _ = stale_check.tick() => {
                     mark_stale(&ctx, &nodes);
+                    finish_withdraw_checks(&ctx, &mut nodes);
                     continue;
                 }
                 _ = shutdown.wait() => break,
             };
-            if let Err(e) = handle(&ctx, &valves, &mut nodes, &msg.topic, &msg.payload) {
+            if let Err(e) = handle(
+                &ctx,
+                &valves,
+                &mut nodes,
+                &msg.topic,
+                &msg.payload,
+                msg.retain,
+            ) {
                 tracing::warn!("{e}");
             }
         }
@@ -150,6 +189,69 @@ fn mark_stale(ctx: &DriverContext, nodes: &Nodes) {
             );
             ctx.store.set_availability(id, false);
         }
+    }
+}
+
+/// Removes the nodes whose retained announce the broker did not re-send
+/// within [`WITHDRAW_CHECK`] of an empty announce: it was deleted.
+fn finish_withdraw_checks(ctx: &DriverContext, nodes: &mut Nodes) {
+    let now = Instant::now();
+    let due: Vec<String> = nodes
+        .withdraw_checks
+        .iter()
+        .filter(|(_, until)| now >= **until)
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in due {
+        nodes.withdraw_checks.remove(&id);
+        withdraw(
+            ctx,
+            nodes,
+            &id,
+            "its retained announce was deleted (empty retained message)",
+        );
+    }
+}
+
+/// Removes node `id`: its valve's route, its device, entities and (through
+/// the store's events) its HA discovery and states.
+fn withdraw(ctx: &DriverContext, nodes: &mut Nodes, id: &str, why: &str) {
+    nodes.early_valve.remove(id);
+    nodes.withdraw_checks.remove(id);
+    if let Some(gone) = nodes.known.remove(id) {
+        tracing::info!("sensor node `{id}` withdrawn: {why}; removing it");
+        if let Some(v) = gone.valve {
+            ctx.router.unregister(&v);
+        }
+        ctx.store.remove_device(id);
+    }
+}
+
+/// An empty announce that the broker forwarded without its retain flag:
+/// asks the broker for the node's retained announce (a new SUBSCRIBE makes
+/// it re-send it) and removes the node only if none comes back.
+fn check_withdrawal(ctx: &DriverContext, nodes: &mut Nodes, id: &str, topic: &str) {
+    if !nodes.known.contains_key(id) {
+        tracing::debug!("{topic}: empty announce for a node that is not known: nothing to remove");
+        return;
+    }
+    if nodes.withdraw_checks.contains_key(id) {
+        return; // already asked; one question per window whatever the flood
+    }
+    // The receiver is not needed: the answer reaches the driver's own
+    // `hearth-node/+/+` subscription. Dropping it ends the link's copy.
+    match ctx.link.subscribe(topic) {
+        Ok(_) => {
+            tracing::debug!(
+                "{topic}: empty announce; asking the broker whether the node's retained announce is still there"
+            );
+            nodes
+                .withdraw_checks
+                .insert(id.into(), Instant::now() + WITHDRAW_CHECK);
+        }
+        Err(e) => tracing::warn!(
+            "{topic}: empty announce ignored: cannot ask the broker for the retained announce ({e:#}); the node stays"
+        ),
     }
 }
 
@@ -245,22 +347,22 @@ fn handle(
     nodes: &mut Nodes,
     topic: &str,
     payload: &[u8],
+    retain: bool,
 ) -> Result<(), NodeError> {
     let Some((id, kind)) = node::parse_topic(topic) else {
         return Ok(());
     };
     match kind {
-        TopicKind::Announce if payload.is_empty() => {
-            nodes.early_valve.remove(id);
-            if let Some(gone) = nodes.known.remove(id) {
-                tracing::info!("sensor node `{id}` withdrew its announcement: removing it");
-                if let Some(v) = gone.valve {
-                    ctx.router.unregister(&v);
-                }
-                ctx.store.remove_device(id);
-            }
+        TopicKind::Announce if payload.is_empty() && retain => {
+            withdraw(ctx, nodes, id, "empty retained announce");
         }
+        TopicKind::Announce if payload.is_empty() => check_withdrawal(ctx, nodes, id, topic),
         TopicKind::Announce => {
+            if nodes.withdraw_checks.remove(id).is_some() {
+                tracing::warn!(
+                    "{topic}: an empty message that was not retained was ignored: the broker still holds the node's retained announce, so sensor node `{id}` stays. To remove a node, publish an empty RETAINED message on {topic}"
+                );
+            }
             let a: node::Announce<'_> =
                 serde_json::from_slice(payload).map_err(|e| bad(topic, "announce", e, payload))?;
             if a.id != id {
@@ -347,7 +449,7 @@ fn handle(
                     node::TOPIC_ROOT,
                     TopicKind::ValveState.suffix()
                 );
-                return handle(ctx, valves, nodes, &topic, &early);
+                return handle(ctx, valves, nodes, &topic, &early, false);
             }
         }
         TopicKind::ValveState => {

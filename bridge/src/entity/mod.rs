@@ -4,6 +4,7 @@
 
 pub mod context;
 pub mod safety;
+pub mod samples;
 pub mod service;
 pub mod store;
 

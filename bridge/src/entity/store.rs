@@ -400,7 +400,7 @@ impl EntityStore {
             last_updated: now,
             context,
         };
-        if let Some(v) = new.number() {
+        if let Some(v) = super::samples::sample_value(entity_id, &new.state) {
             if entry.history.len() == HISTORY_LEN {
                 entry.history.pop_front();
             }
@@ -495,7 +495,8 @@ impl EntityStore {
         *self.archive.write().unwrap_or_else(|e| e.into_inner()) = Some(archive);
     }
 
-    /// Numeric samples in `[start_ms, end_ms]`, oldest first: from memory
+    /// Samples in `[start_ms, end_ms]`, oldest first (numbers, and binary
+    /// states as 1/0: [`super::samples`]): from memory
     /// (the last `HISTORY_LEN` per entity) and, for anything older than the
     /// oldest sample in memory, from the archive when one is attached.
     pub fn history(&self, entity_id: &str, start_ms: i64, end_ms: i64) -> Vec<(i64, f64)> {

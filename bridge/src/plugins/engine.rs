@@ -194,6 +194,8 @@ impl self::hearth::controller::host::Host for HostState {
         self.store.get(&entity_id).map(to_wit)
     }
 
+    /// Numbers, and binary states as 1/0 (`crate::entity::samples`), from
+    /// the store's memory and the recorder.
     fn history(&mut self, entity_id: String, start_ms: i64, end_ms: i64) -> Vec<wit::Sample> {
         self.store
             .history(&entity_id, start_ms, end_ms)

@@ -5,6 +5,7 @@
 use super::RecorderError;
 use super::schema;
 use crate::entity::domain_of;
+use crate::entity::samples;
 use crate::entity::store::HistoryArchive;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
@@ -205,8 +206,11 @@ impl Reader {
         result.map_err(|m| RecorderError::db(&self.path, m))
     }
 
-    /// Numeric samples `(time ms, value)` with `start_ms <= t < end_ms`,
-    /// oldest first; the newest `limit` when there are more.
+    /// Samples `(time ms, value)` with `start_ms <= t < end_ms`, oldest
+    /// first; the newest `limit` when there are more. Numeric states are
+    /// their number; the two states of a binary domain (`switch` `on`/`off`,
+    /// `valve` `open`/`closed` …) are 1/0, as the entity store's memory
+    /// serves them ([`crate::entity::samples`]).
     pub fn samples(
         &self,
         entity_id: &str,
@@ -214,20 +218,28 @@ impl Reader {
         end_ms: i64,
         limit: usize,
     ) -> Result<Vec<(i64, f64)>, RecorderError> {
+        // The binary words go in as parameters (NULL, for a domain without
+        // them, matches no state), so one cached statement serves all.
+        let words = samples::binary_words(domain_of(entity_id));
+        let (one, zero) = (words.map(|w| w.0), words.map(|w| w.1));
         self.with(|c| {
             let Some(mid) = Self::metadata_id(c, entity_id)? else {
                 return Ok(Vec::new());
             };
             let mut v: Vec<(i64, f64)> = c
                 .prepare_cached(
-                    "SELECT last_updated_ms, value FROM states
+                    "SELECT last_updated_ms,
+                            CASE WHEN value IS NOT NULL THEN value
+                                 WHEN state = ?5 THEN 1.0 ELSE 0.0 END
+                     FROM states
                      WHERE metadata_id = ?1 AND last_updated_ms >= ?2 AND last_updated_ms < ?3
-                       AND value IS NOT NULL
+                       AND (value IS NOT NULL OR state IN (?5, ?6))
                      ORDER BY last_updated_ms DESC, state_id DESC LIMIT ?4",
                 )?
-                .query_map(params![mid, start_ms, end_ms, limit as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?
+                .query_map(
+                    params![mid, start_ms, end_ms, limit as i64, one, zero],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?
                 .collect::<rusqlite::Result<_>>()?;
             v.reverse();
             Ok(v)

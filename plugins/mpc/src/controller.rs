@@ -10,7 +10,7 @@ use crate::history::{History, Observation};
 use crate::model::{Discrete, Params};
 use crate::observer::{self, Observer};
 use crate::qp::{self, Forecast, Plan};
-use hearth_plugin_sdk::Output;
+use hearth_plugin_sdk::{NoState, Output};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -107,6 +107,9 @@ pub struct Readings {
     pub now_ms: i64,
     /// Room temperature, °C (`None`: unavailable).
     pub room_c: Option<f64>,
+    /// Why the room sensor has no usable state, when the host said: a
+    /// MISSING entity (removed from the bridge) counts as unavailable.
+    pub room_why: Option<NoState>,
     /// The valve's `current_position`, %.
     pub valve_pct: Option<f64>,
     /// Outdoor sensor, °C.
@@ -564,8 +567,10 @@ impl Core {
             return Decision::Fallback {
                 pct: self.cfg.fallback_sensorless_pct,
                 reason: format!(
-                    "room sensor {} unavailable: fixed valve {:.0} % (no temperature to regulate on; enough to keep the house from freezing, not enough to overheat it)",
-                    self.cfg.sensor, self.cfg.fallback_sensorless_pct
+                    "room sensor {} {}: fixed valve {:.0} % (no temperature to regulate on; enough to keep the house from freezing, not enough to overheat it)",
+                    self.cfg.sensor,
+                    r.room_why.unwrap_or(NoState::Unavailable),
+                    self.cfg.fallback_sensorless_pct
                 ),
             };
         };

@@ -34,7 +34,7 @@ use config::Config;
 use controller::{Core, Log, Readings, Saved, entity};
 use hearth_plugin_sdk::serde_json::Value;
 use hearth_plugin_sdk::{
-    Change, Controller, Description, Output, State, export_controller, info, parse_config,
+    Change, Controller, Description, Output, Reading, State, export_controller, info, parse_config,
     restore_json, save_json, sensor, series, warn,
 };
 
@@ -64,9 +64,12 @@ impl Mpc {
         let cfg = &self.core.cfg;
         let end = now_ms.saturating_add(cfg.steps() as i64 * cfg.step_ms());
         let valve = State::get(&cfg.valve);
+        // A removed sensor entity is as unavailable as a dead one.
+        let room = Reading::get(&cfg.sensor);
         Readings {
             now_ms,
-            room_c: State::get(&cfg.sensor).and_then(|s| s.number()),
+            room_c: room.number(),
+            room_why: room.why_not(),
             valve_pct: valve.and_then(|v| v.attr_f64("current_position")),
             outdoor_c: cfg
                 .outdoor_sensor

@@ -4,8 +4,10 @@
 //! [`export_controller!`]. The SDK turns the raw WIT bindings
 //! ([`bindings`], generated from `wit/controller.wit`) into typed helpers:
 //!
-//! - reading: [`State`] (an entity's state, attributes parsed), [`Change`]
-//!   (HA's `state_changed`), [`history`], [`now_ms`];
+//! - reading: [`State`] (an entity's state, attributes parsed), [`Reading`]
+//!   (a state or why there is none: a missing entity counts as
+//!   unavailable), [`Change`] (HA's `state_changed`), [`history`] (numbers,
+//!   and binary states as 1/0), [`now_ms`];
 //! - acting: [`Output`] collects service calls ([`Output::turn_on`],
 //!   [`Output::set_temperature`], [`Output::call_with`] …), alerts and new
 //!   states of the plugin's own entities ([`Output::number`] …);
@@ -91,9 +93,29 @@ pub fn debug(message: &str) {
     log(LogLevel::Debug, message);
 }
 
-/// Numeric samples of an entity in `[start_ms, end_ms]` (ms since epoch),
-/// oldest first, from the entity store's recent memory (not a long-term
-/// recorder). Each sample's `value` is in the entity's own unit.
+/// Samples of an entity's state in `[start_ms, end_ms]` (ms since epoch),
+/// oldest first, one per change, each holding until the next: from the
+/// entity store's recent memory and, further back, the recorder when it
+/// runs. A numeric state's `value` is in the entity's own unit; a binary
+/// state is 1 or 0: `on`/`off` (`switch`, `binary_sensor`, `light`, `fan`,
+/// `input_boolean` …), `open`/`closed` (`valve`, `cover`), `home`/`not_home`
+/// (`person`, `device_tracker`). `unavailable`, `unknown` and enumerated
+/// states (a climate's hvac mode) are not samples.
+///
+/// A switch's run time over the last hour, from its on/off samples:
+///
+/// ```ignore
+/// let now = now_ms();
+/// let samples = history("switch.ac_power", now - 3_600_000, now);
+/// let on_ms: i64 = samples
+///     .windows(2)
+///     .filter(|w| w[0].value == 1.0)
+///     .map(|w| w[1].time_ms - w[0].time_ms)
+///     .sum::<i64>()
+///     + samples.last().filter(|s| s.value == 1.0).map_or(0, |s| now - s.time_ms);
+/// ```
+/// (The state in force at the window's start is not a sample of the
+/// window: read a longer window to know it.)
 pub fn history(entity_id: &str, start_ms: i64, end_ms: i64) -> Vec<Sample> {
     host::history(entity_id, start_ms, end_ms)
 }
@@ -176,6 +198,101 @@ impl State {
     /// A text attribute, e.g. a climate's `hvac_action`.
     pub fn attr_str(&self, name: &str) -> Option<&str> {
         self.attributes.get(name)?.as_str()
+    }
+}
+
+/// What a plugin can use of an entity it reads: a usable state, or why it
+/// has none. A MISSING entity (removed from the bridge, e.g. a sensor node
+/// withdrawn, or never created) counts as unavailable: a controller must
+/// react to a removed sensor as to a dead one, not keep its last decision
+/// silently because no `unavailable` state ever arrives.
+///
+/// ```ignore
+/// match Reading::get(&cfg.sensor) {
+///     Reading::Usable(s) => { /* s.number() … */ }
+///     Reading::Unavailable(why) => warn(&format!("{} {why}: holding", cfg.sensor)),
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reading {
+    /// The entity exists with a state other than `unavailable`/`unknown`.
+    Usable(State),
+    /// No usable state, and why.
+    Unavailable(NoState),
+}
+
+/// Why an entity has no usable state ([`Reading::Unavailable`]); its
+/// `Display` completes a sentence that starts with the entity id
+/// (`sensor.x is unavailable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoState {
+    /// HA's `unavailable`: the device is unreachable.
+    Unavailable,
+    /// HA's `unknown`: the entity exists but has no value yet.
+    Unknown,
+    /// No such entity, or one without any state yet: removed from the
+    /// bridge (a withdrawn device), not created yet, or a wrong id.
+    Missing,
+}
+
+impl std::fmt::Display for NoState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NoState::Unavailable => "is unavailable",
+            NoState::Unknown => "is unknown (no value yet)",
+            NoState::Missing => "is missing (removed from the bridge, or not reported yet)",
+        })
+    }
+}
+
+impl Reading {
+    /// Reads `entity_id` from the host; a missing entity is
+    /// [`NoState::Missing`].
+    pub fn get(entity_id: &str) -> Reading {
+        Reading::from(State::get(entity_id))
+    }
+
+    /// The usable state, if any.
+    pub fn state(&self) -> Option<&State> {
+        match self {
+            Reading::Usable(s) => Some(s),
+            Reading::Unavailable(_) => None,
+        }
+    }
+
+    /// The usable state as a finite number ([`State::number`]).
+    pub fn number(&self) -> Option<f64> {
+        self.state().and_then(State::number)
+    }
+
+    /// Why there is no usable state (`None` when there is one).
+    pub fn why_not(&self) -> Option<NoState> {
+        match self {
+            Reading::Usable(_) => None,
+            Reading::Unavailable(why) => Some(*why),
+        }
+    }
+
+    /// `unavailable` or missing: the entity's device is gone or dead (not
+    /// merely `unknown`, which a new entity is until its first value).
+    pub fn is_lost(&self) -> bool {
+        matches!(
+            self,
+            Reading::Unavailable(NoState::Unavailable | NoState::Missing)
+        )
+    }
+}
+
+/// `None` (what [`State::get`] and a removed entity's [`Change::new`] give)
+/// is [`NoState::Missing`].
+impl From<Option<State>> for Reading {
+    fn from(state: Option<State>) -> Reading {
+        match state {
+            None => Reading::Unavailable(NoState::Missing),
+            Some(s) if s.state == "unavailable" => Reading::Unavailable(NoState::Unavailable),
+            Some(s) if s.state == "unknown" => Reading::Unavailable(NoState::Unknown),
+            Some(s) => Reading::Usable(s),
+        }
     }
 }
 
@@ -695,6 +812,37 @@ mod tests {
         let p = problem_sensor("p", "P");
         assert_eq!(p.component, "binary_sensor");
         assert_eq!(p.device_class.as_deref(), Some("problem"));
+    }
+
+    fn state_of(state: &str) -> State {
+        State {
+            entity_id: "sensor.t".into(),
+            state: state.into(),
+            attributes: Map::new(),
+            last_changed_ms: 0,
+            last_updated_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_missing_entity_reads_as_unavailable() {
+        let missing = Reading::from(None);
+        assert_eq!(missing.why_not(), Some(NoState::Missing));
+        assert!(missing.is_lost());
+        assert_eq!(missing.number(), None);
+        let dead = Reading::from(Some(state_of("unavailable")));
+        assert_eq!(dead.why_not(), Some(NoState::Unavailable));
+        assert!(dead.is_lost());
+        // `unknown` is a new entity without a value yet: not lost.
+        let new = Reading::from(Some(state_of("unknown")));
+        assert_eq!(new.why_not(), Some(NoState::Unknown));
+        assert!(!new.is_lost());
+        let ok = Reading::from(Some(state_of("21.5")));
+        assert_eq!((ok.number(), ok.is_lost()), (Some(21.5), false));
+        assert_eq!(
+            format!("sensor.t {}", NoState::Missing),
+            "sensor.t is missing (removed from the bridge, or not reported yet)"
+        );
     }
 
     #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]

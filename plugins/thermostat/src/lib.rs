@@ -21,8 +21,12 @@
 //! - over-temperature: `binary_sensor` (device class `problem`) on at
 //!   `current >= over_temperature`, off below `over_temperature - 0.5 °C`;
 //! - sensor unavailable: the AC keeps its last command (for a server room,
-//!   stopping the cooling on a dead sensor is the worse failure) and a
-//!   `sensor_unavailable` problem is raised;
+//!   stopping the cooling on a dead sensor is the worse failure), a
+//!   `sensor_unavailable` problem is raised and the log says why. A sensor
+//!   entity that is MISSING (its device removed from the bridge) counts as
+//!   unavailable: at once when the sensor has reported before, else after
+//!   [`MISSING_GRACE_MS`] from the plugin's start (a wrong id, or a sensor
+//!   that never came);
 //! - start check: with a power sensor, the AC must draw more than
 //!   `running_power_w` within `start_check` of being switched on while too hot,
 //!   else an `ac_not_cooling` problem is raised.
@@ -34,8 +38,8 @@
 
 use hearth_plugin_sdk::serde_json::{self, Value, json};
 use hearth_plugin_sdk::{
-    Change, Controller, Description, Output, Severity, State, export_controller, info,
-    problem_sensor, restore_json, save_json,
+    Change, Controller, Description, NoState, Output, Reading, Severity, State, export_controller,
+    info, problem_sensor, restore_json, save_json, warn,
 };
 use serde::{Deserialize, Serialize};
 
@@ -124,11 +128,17 @@ struct Saved {
     not_cooling: bool,
     #[serde(default)]
     sensor_lost: bool,
+    /// The room sensor has given a usable reading at least once: from then
+    /// on its disappearance is a loss at once.
+    #[serde(default)]
+    sensor_seen: bool,
 }
 
 struct Thermostat {
     cfg: Config,
     saved: Saved,
+    /// Host time of the first control step of this instance.
+    started_ms: Option<i64>,
 }
 
 const OVER_TEMP: &str = "over_temperature";
@@ -137,6 +147,14 @@ const SENSOR_LOST: &str = "sensor_unavailable";
 const OVER_TEMP_CLEAR_MARGIN: f64 = 0.5;
 /// How long a sent command counts as in flight (ms of host time).
 const PENDING_MS: i64 = 10_000;
+/// How long a room sensor that has never reported may be missing before it
+/// counts as lost (ms of host time): at a start the plugin may run before
+/// the sensor's device announced itself (a retained MQTT message, there
+/// within a second) and sent its first reading (the ESP32 node's interval,
+/// 10 s by default); a minute covers both, and a sensor that is gone for
+/// good (removed while the bridge was down, or a wrong id) is reported
+/// within a minute.
+pub const MISSING_GRACE_MS: i64 = 60_000;
 
 impl Thermostat {
     fn climate(&self) -> Option<State> {
@@ -172,14 +190,33 @@ impl Thermostat {
     /// The whole control step: decide, then act.
     /// `force`: ignore `min_cycle_duration` (a user changed target or mode).
     fn control(&mut self, now_ms: i64, keep_alive_due: bool, force: bool, out: &mut Output) {
-        let sensor = State::get(&self.cfg.sensor);
-        let lost = sensor.as_ref().is_some_and(|s| s.state == "unavailable");
+        let sensor = Reading::get(&self.cfg.sensor);
+        let started_ms = *self.started_ms.get_or_insert(now_ms);
+        if sensor.state().is_some() {
+            self.saved.sensor_seen = true;
+        }
+        let lost = match sensor.why_not() {
+            Some(NoState::Unavailable) => true,
+            Some(NoState::Missing) => {
+                self.saved.sensor_seen || now_ms - started_ms >= MISSING_GRACE_MS
+            }
+            Some(NoState::Unknown) | None => false,
+        };
         if lost != self.saved.sensor_lost {
             self.saved.sensor_lost = lost;
-            let msg = format!(
-                "{} is unavailable: the AC keeps its last command",
-                self.cfg.sensor
-            );
+            let what = if self.cfg.ac_mode { "AC" } else { "heater" };
+            let msg = match sensor.why_not() {
+                Some(why) if lost => format!(
+                    "{} {why}: the {what} keeps its last command",
+                    self.cfg.sensor
+                ),
+                _ => format!("{} reports again", self.cfg.sensor),
+            };
+            if lost {
+                warn(&msg);
+            } else {
+                info(&msg);
+            }
             out.problem(
                 SENSOR_LOST,
                 Severity::Critical,
@@ -188,7 +225,7 @@ impl Thermostat {
                 &msg,
             );
         }
-        let Some(current) = sensor.and_then(|s| s.number()) else {
+        let Some(current) = sensor.number() else {
             return; // no reading yet, or the sensor is unavailable: hold
         };
         self.check_over_temperature(current, out);
@@ -340,6 +377,7 @@ impl Controller for Thermostat {
         Ok(Thermostat {
             cfg,
             saved: Saved::default(),
+            started_ms: None,
         })
     }
 

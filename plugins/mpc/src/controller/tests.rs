@@ -44,6 +44,7 @@ fn readings(now: i64, room: Option<f64>, valve: Option<f64>) -> Readings {
     Readings {
         now_ms: now,
         room_c: room,
+        room_why: None,
         valve_pct: valve,
         outdoor_c: None,
         price: tempo_series(now - now.rem_euclid(H), 26),
@@ -275,6 +276,19 @@ fn missing_inputs_fall_back_with_a_reason() {
         .unwrap()
         .to_string();
     assert!(reason.contains("unavailable"), "{reason}");
+    // The room sensor's entity removed from the bridge: the same safe
+    // position, and the reason says the entity is missing.
+    let mut r = readings(4 * STEP, None, Some(30.0));
+    r.room_why = Some(hearth_plugin_sdk::NoState::Missing);
+    let mut out = Output::default();
+    core.tick(&r, &mut out);
+    assert_eq!(entity(&out, entity::MODE).state, "fallback");
+    let reason = attr(&out, entity::MODE)["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("is missing"), "{reason}");
+    assert!(reason.contains("fixed valve 30 %"), "{reason}");
     // No model yet.
     let mut core = Core::new(config(json!({})));
     let mut out = Output::default();

@@ -65,14 +65,19 @@ async fn climate_target_from_ha_reaches_plugin_and_ir_gateway() {
         "the plugin says why in the log"
     );
 
-    // Out-of-range targets are clamped by the safety envelope, not sent as asked.
+    // Out-of-range targets are refused by the router, naming the range
+    // (issue 12: they used to be clamped and reported as done).
+    let mark = common::log_mark();
     ha.publish("hearth/server-room-ac/climate/set", r#"{"temperature": 5}"#)
         .await;
-    wait_for("target clamped to 16 °C", Duration::from_secs(10), || {
-        let c = h.bridge().store.get("climate.server_room_ac")?;
-        (c.attributes["temperature"] == 16.0).then_some(())
+    wait_for("target 5 °C refused", Duration::from_secs(10), || {
+        common::logs_since(mark)
+            .contains("temperature 5 is outside the accepted range 16 to 30 °C")
+            .then_some(())
     })
     .await;
+    let c = h.bridge().store.get("climate.server_room_ac").unwrap();
+    assert_eq!(c.attributes["temperature"], 29.5, "the target is kept");
 
     // Mode off from HA: AC off and the thermostat leaves it off.
     ha.publish(

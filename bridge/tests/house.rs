@@ -179,22 +179,26 @@ async fn house_valve_reaches_ha_and_heats_the_room() {
     );
     assert!(house.energy_wh() > 0.0);
 
-    // 5. position 150 is clamped to 100 by the safety envelope (logged),
-    // not refused; a non-number is refused by validation.
-    let mark = log_mark();
-    h.bridge()
+    // 5. position 150 is refused, naming the range (issue 12: it used to
+    // be clamped to 100 and reported as done); a non-number is refused by
+    // validation. The valve stays where it was.
+    let err = h
+        .bridge()
         .router
         .call(position_call(json!(150)))
         .await
-        .expect("150 is clamped, not refused");
-    wait_valve(&h, "open", 100).await;
-    assert!(
-        logs_since(mark).contains(
-            "valve.house_heating: position 150 % is outside the safe range 0–100 %; sending 100 %"
-        ),
-        "{}",
-        logs_since(mark)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "valve.house_heating: position 150 is outside the accepted range 0 to 100 %"
     );
+    wait_valve(&h, "open", 70).await;
+    h.bridge()
+        .router
+        .call(position_call(json!(100)))
+        .await
+        .expect("100 is accepted");
+    wait_valve(&h, "open", 100).await;
     wait_twin_valve(&house, 100.0).await;
     assert_eq!(house.heating_w(), 2000.0);
     let err = h

@@ -25,6 +25,7 @@ mod influx;
 mod node_removal;
 mod plugins;
 mod recorder;
+mod refusals;
 mod retained;
 mod scaffold;
 mod scripting;

@@ -1,20 +1,45 @@
 //! Service calls from the WebSocket and REST APIs: target resolution and
-//! the mapping of the router's errors onto HA's error codes.
+//! the mapping of the router's errors onto HA's error codes (and, for a
+//! refused value, HA's translation fields), in the words of the API that
+//! asked ([`Dialect`]).
 
 use super::Api;
 use super::auth::TokenInfo;
 use super::websocket::protocol::{
-    ERR_HOME_ASSISTANT_ERROR, ERR_INVALID_FORMAT, ERR_NOT_FOUND, ERR_SERVICE_VALIDATION_ERROR,
+    self, ERR_HOME_ASSISTANT_ERROR, ERR_INVALID_FORMAT, ERR_NOT_FOUND, ERR_SERVICE_VALIDATION_ERROR,
 };
+use crate::entity::accepts::{Rule, Translation};
 use crate::entity::service::SERVICES;
 use crate::entity::{CallSource, Context, ServiceCall, ServiceError, domain_of};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 /// An error answer: HA's code and a message naming the input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
     pub code: &'static str,
     pub message: String,
+    /// HA's `translation_domain`, `translation_key` and
+    /// `translation_placeholders`, for the errors HA translates.
+    pub translation: Option<Translation>,
+}
+
+/// Which API asked: error messages name fields in its words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `call_service` with `target` and `service_data`.
+    WebSocket,
+    /// `POST /api/services/<domain>/<service>` with the data as the body.
+    Rest,
+}
+
+impl Dialect {
+    /// Where the caller names the entities to act on.
+    fn entity_field(self) -> &'static str {
+        match self {
+            Dialect::WebSocket => "target.entity_id",
+            Dialect::Rest => "`entity_id` in the JSON body",
+        }
+    }
 }
 
 impl Failure {
@@ -22,7 +47,21 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
+            translation: None,
         }
+    }
+
+    /// The WebSocket `result` message for this failure, as HA's
+    /// `connection.send_error` shapes it (translation fields only when set).
+    pub fn answer(&self, id: u64) -> Value {
+        let mut answer = protocol::error(json!(id), self.code, &self.message);
+        if let Some(t) = &self.translation {
+            let error = &mut answer["error"];
+            error["translation_domain"] = t.domain.into();
+            error["translation_key"] = t.key.into();
+            error["translation_placeholders"] = Value::Object(t.placeholders.clone());
+        }
+        answer
     }
 
     /// The REST status HA answers with for this code.
@@ -41,11 +80,28 @@ impl From<String> for Failure {
     }
 }
 
+/// The router's error as HA answers it: `ServiceNotFound` → `not_found`,
+/// a schema error (`vol.Invalid`) → `invalid_format`, a
+/// `ServiceValidationError` → `service_validation_error` with the message
+/// prefixed `Validation error: ` and, where HA has one, its translation
+/// (`websocket_api/commands.py`, `handle_call_service`).
 pub fn classify(e: &ServiceError) -> Failure {
+    if let ServiceError::NotAccepted(refusal) = e {
+        return match refusal.rule {
+            Rule::ServiceSchema => Failure::new(ERR_INVALID_FORMAT, refusal.ha_message()),
+            Rule::Entity | Rule::SafetyEnvelope => Failure {
+                code: ERR_SERVICE_VALIDATION_ERROR,
+                message: format!("Validation error: {}", refusal.ha_message()),
+                translation: refusal.translation(),
+            },
+        };
+    }
     let code = match e {
         ServiceError::UnknownService(..) | ServiceError::UnknownEntity(_) => ERR_NOT_FOUND,
         ServiceError::InvalidData { .. } => ERR_INVALID_FORMAT,
-        ServiceError::Refused { .. } | ServiceError::Validation(_) => ERR_SERVICE_VALIDATION_ERROR,
+        ServiceError::Refused { .. }
+        | ServiceError::Validation(_)
+        | ServiceError::NotAccepted(_) => ERR_SERVICE_VALIDATION_ERROR,
         ServiceError::Unavailable(_) | ServiceError::Driver { .. } => ERR_HOME_ASSISTANT_ERROR,
     };
     let message = match e {
@@ -53,7 +109,7 @@ pub fn classify(e: &ServiceError) -> Failure {
         ServiceError::UnknownService(d, s) => format!("Service {d}.{s} not found."),
         other => other.to_string(),
     };
-    Failure { code, message }
+    Failure::new(code, message)
 }
 
 /// Refuses services Hearth does not handle, and `return_response` (none of
@@ -102,6 +158,7 @@ pub async fn run(
     service: &str,
     mut entity_ids: Vec<String>,
     data: Map<String, Value>,
+    dialect: Dialect,
 ) -> Result<Context, Failure> {
     let mut seen = std::collections::HashSet::new();
     entity_ids.retain(|e| seen.insert(e.clone()));
@@ -110,7 +167,10 @@ pub async fn run(
         // targets nothing has a bug worth reporting.
         return Err(Failure::new(
             ERR_SERVICE_VALIDATION_ERROR,
-            format!("{domain}.{service}: no entity targeted; pass target.entity_id"),
+            format!(
+                "{domain}.{service}: no entity targeted; pass {}",
+                dialect.entity_field()
+            ),
         ));
     }
     let context = Context::new(Some(token.id.clone()));

@@ -3,21 +3,26 @@
 //! - `GET /api/` → `{"message": "API running."}`
 //! - `GET /api/config` → as `get_config`
 //! - `GET /api/states` → `[state]`; `GET /api/states/<entity_id>` → state,
-//!   404 `{"message": "Entity not found."}`
+//!   404 `{"message": "Entity not found."}`; path segments are
+//!   percent-decoded (`sensor.x%5Fy` is `sensor.x_y`)
 //! - `GET /api/services` → `[{"domain", "services"}]`
 //! - `GET /api/history/period[/<start>]?filter_entity_id=a,b&end_time=…`
 //!   → `[[state]]` from the recorder (parameters in
 //!   [`crate::recorder::period`])
 //! - `POST /api/services/<domain>/<service>` with the service data (with
 //!   `entity_id`) as the JSON body → 200 and the states the call changed
-//!   while it ran; 400 with a message for bad input or unknown services.
+//!   while it ran; 400 with a message for bad input or unknown services
+//!   (in REST's words: the body's `entity_id`, not WebSocket's `target`), a
+//!   refused value included (HA's `ServiceValidationError`, with HA's
+//!   message: `Validation error: Provided temperature 5 is not valid.
+//!   Accepted range is 16.0 to 30.0.`).
 //!
 //! Without a valid token: 401 (as HA); after repeated failures from one
 //! address: 403 until the window passes.
 
 use super::Api;
 use super::auth::{AuthError, TokenInfo};
-use super::calls::{self, Failure};
+use super::calls::{self, Dialect, Failure};
 use super::ha;
 use super::registry::Registry;
 use super::websocket::protocol::strings;
@@ -72,7 +77,7 @@ pub async fn answer(
             )
         }
         (&Method::GET, p) if p.starts_with("/api/states/") => {
-            match api.state(&p["/api/states/".len()..]) {
+            match segment(&p["/api/states/".len()..]).and_then(|id| api.state(&id)) {
                 Some(s) => json(StatusCode::OK, s),
                 None => message(StatusCode::NOT_FOUND, "Entity not found."),
             }
@@ -139,12 +144,14 @@ async fn call_service(
     let Some((domain, service)) = rest
         .split_once('/')
         .filter(|(d, s)| !d.is_empty() && !s.is_empty() && !s.contains('/'))
+        .and_then(|(d, s)| Some((segment(d)?, segment(s)?)))
     else {
         return message(
             StatusCode::NOT_FOUND,
             "Not found: expected /api/services/<domain>/<service>.",
         );
     };
+    let (domain, service) = (domain.as_str(), service.as_str());
     let data: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
         Map::new()
     } else {
@@ -165,7 +172,7 @@ async fn call_service(
         // changed while the call ran.
         let (snapshot, mut rx) = api.store.subscribe();
         let reg = Registry::from_snapshot(&snapshot);
-        let ctx = calls::run(api, token, domain, service, ids, data).await?;
+        let ctx = calls::run(api, token, domain, service, ids, data, Dialect::Rest).await?;
         let mut changed = Vec::new();
         while let Ok(ev) = rx.try_recv() {
             if let StoreEvent::StateChanged(sc) = ev
@@ -185,6 +192,17 @@ async fn call_service(
             &f.message,
         ),
     }
+}
+
+/// One path segment, percent-decoded (`sensor.server%5Froom` →
+/// `sensor.server_room`, as HA's router decodes paths); `None` if the
+/// decoded bytes are not UTF-8. Segments are split before decoding, so an
+/// encoded `/` (`%2F`) stays inside its segment.
+fn segment(raw: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
 }
 
 pub fn json(status: StatusCode, body: Value) -> Response<Full<Bytes>> {

@@ -7,7 +7,11 @@
 //!   `100`/`0` for open/close too), or `STOP`; `OPEN`/`CLOSE` are accepted
 //!   as well (what HA sends to valves without positions).
 //!
-//! Anything else is logged with the topic, what was expected and what came.
+//! Anything else is logged with the topic, what was expected and what came:
+//! a payload that is not UTF-8, or a climate object with keys other than
+//! `hvac_mode` and `temperature`, is refused here. Values (ranges, modes,
+//! the temperature step) are checked by the service router, as for every
+//! other source, which logs a refusal naming what the entity accepts.
 
 use super::Topics;
 use crate::broker::{Message, MqttLink};
@@ -39,6 +43,10 @@ const VALVE_EXPECTED: &str = "a position 0-100, OPEN, CLOSE or STOP";
 const CLIMATE_EXPECTED: &str =
     r#"a JSON object like {"temperature": 22.5} or {"hvac_mode": "cool"}"#;
 
+/// The keys HA's climate command templates render; any other is refused
+/// (as HA's service schemas refuse extra keys).
+const CLIMATE_KEYS: [&str; 2] = ["hvac_mode", "temperature"];
+
 /// Turns one command message into service calls.
 pub fn parse_command(
     topic: &str,
@@ -46,11 +54,13 @@ pub fn parse_command(
     entity_id: &str,
     payload: &[u8],
 ) -> Result<Vec<ServiceCall>, CommandError> {
-    let text = String::from_utf8_lossy(payload);
     let bad = |expected| CommandError::BadPayload {
         topic: topic.into(),
         expected,
         got: crate::broker::excerpt(payload),
+    };
+    let Ok(text) = std::str::from_utf8(payload) else {
+        return Err(bad("UTF-8 text"));
     };
     let call = |domain: &str, service: &str, data: Map<String, Value>| {
         ServiceCall::new(domain, service, entity_id, data, CallSource::Mqtt)
@@ -66,9 +76,14 @@ pub fn parse_command(
             Ok(vec![call("switch", service, Map::new())])
         }
         Component::Climate => {
-            let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(&text) else {
+            let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(text) else {
                 return Err(bad(CLIMATE_EXPECTED));
             };
+            if obj.keys().any(|k| !CLIMATE_KEYS.contains(&k.as_str())) {
+                return Err(bad(
+                    r#"only the keys "hvac_mode" and "temperature" (an unknown key came)"#,
+                ));
+            }
             let mut calls = Vec::new();
             if let Some(mode) = obj.get("hvac_mode") {
                 let mut data = Map::new();
@@ -103,7 +118,7 @@ pub fn parse_command(
                             .into(),
                     };
                     let mut data = Map::new();
-                    // Range is the safety envelope's business (it clamps).
+                    // The router refuses a position outside 0–100.
                     data.insert("position".into(), position);
                     ("set_valve_position", data)
                 }
@@ -271,6 +286,17 @@ mod tests {
             format!("hearth/ac/climate/set: expected {CLIMATE_EXPECTED}, got `{{not json`")
         );
         assert!(parse_command("t", Component::Switch, "switch.p", b"MAYBE").is_err());
+        for payload in [
+            &br#"{"temperature": 22, "fan": "max"}"#[..],
+            br#"{"temperature": 22, "entity_id": "climate.other"}"#,
+        ] {
+            let e = parse_command("t", Component::Climate, "climate.ac", payload).unwrap_err();
+            assert!(e.to_string().contains("unknown key"), "{e}");
+        }
+        for component in [Component::Climate, Component::Switch, Component::Valve] {
+            let e = parse_command("t", component, "x.y", b"{\"temperature\": 2\xff}").unwrap_err();
+            assert!(e.to_string().contains("expected UTF-8 text"), "{e}");
+        }
         assert!(parse_command("t", Component::Sensor, "sensor.x", b"1").is_err());
     }
 }

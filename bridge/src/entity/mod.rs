@@ -2,6 +2,7 @@
 //! Names follow Home Assistant: an entity id is `<component>.<object_id>`;
 //! a state is HA's state string plus attributes.
 
+pub mod accepts;
 pub mod context;
 pub mod safety;
 pub mod samples;

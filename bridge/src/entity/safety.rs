@@ -1,18 +1,21 @@
 //! Per-entity safety envelope, enforced in the host between the service
 //! router and the drivers, whatever a plugin (or anyone) asks.
 //!
-//! - `temperature_c`: a commanded `temperature` is clamped into the device's
-//!   range (°C), with a warning naming the asked and applied values.
+//! - `temperature_c`: a commanded `temperature` outside the device's range
+//!   (°C) is refused, naming the range.
 //! - `position_percent`: a commanded valve `position` (HA's
-//!   `valve.set_valve_position`) is clamped into the range (%, e.g. 0–100,
-//!   or a minimum opening kept for frost protection), with a warning naming
-//!   the asked and applied values. HA's own service schema refuses values
-//!   outside 0–100; Hearth clamps instead, so a plugin whose optimiser
-//!   returns 100.000001 still opens the valve fully.
+//!   `valve.set_valve_position`) outside the range (%, e.g. a minimum
+//!   opening kept for frost protection) is refused, naming the range.
+//!
+//!   Both used to clamp; a caller was then told "success" for a target it
+//!   did not get (issue 12). The router checks what the entity advertises
+//!   first ([`super::accepts`]); these ranges are the device's own limits,
+//!   kept here as the last check before the driver even when narrower.
 //! - `min_off_s`: a compressor must stay off this long before it may start
 //!   again (anti-short-cycle); an early `turn_on` is refused. Turning off is
 //!   always allowed: stopping is the safe direction.
 
+use super::accepts::{Allowed, Refusal, Rule};
 use super::{EntityStore, ServiceCall, ServiceError};
 use serde_json::{Map, Value};
 
@@ -39,38 +42,30 @@ pub enum FaultAction {
 }
 
 impl SafetyEnvelope {
-    /// Returns the (possibly clamped) service data, or refuses the call.
+    /// Returns the service data to send (`data`, as the router accepted
+    /// it), or refuses the call.
     pub fn apply(
         &self,
         store: &EntityStore,
         entity_id: &str,
         call: &ServiceCall,
+        data: Map<String, Value>,
     ) -> Result<Map<String, Value>, ServiceError> {
-        let mut data = call.data.clone();
-        if let (Some((lo, hi)), Some(asked)) = (
-            self.temperature_c,
-            data.get("temperature").and_then(Value::as_f64),
-        ) {
-            let applied = asked.clamp(lo, hi);
-            if applied != asked {
-                tracing::warn!(
-                    source = %call.source,
-                    "{entity_id}: temperature {asked} °C is outside the safe range {lo}–{hi} °C; sending {applied} °C"
-                );
-                data.insert("temperature".into(), applied.into());
-            }
-        }
-        if let (Some((lo, hi)), Some(asked)) = (
-            self.position_percent,
-            data.get("position").and_then(Value::as_f64),
-        ) {
-            let applied = asked.clamp(lo, hi);
-            if applied != asked {
-                tracing::warn!(
-                    source = %call.source,
-                    "{entity_id}: position {asked} % is outside the safe range {lo}–{hi} %; sending {applied} %"
-                );
-                data.insert("position".into(), applied.into());
+        let ranges = [
+            ("temperature", self.temperature_c, "°C"),
+            ("position", self.position_percent, "%"),
+        ];
+        for (field, range, unit) in ranges {
+            if let (Some((min, max)), Some(asked)) = (range, data.get(field))
+                && !asked.as_f64().is_some_and(|x| (min..=max).contains(&x))
+            {
+                return Err(ServiceError::NotAccepted(Box::new(Refusal {
+                    entity: entity_id.into(),
+                    field: field.into(),
+                    value: asked.to_string(),
+                    allowed: Allowed::Range { min, max, unit },
+                    rule: Rule::SafetyEnvelope,
+                })));
             }
         }
         if let Some(min_off) = self.min_off_s {
@@ -119,46 +114,42 @@ mod tests {
     }
 
     #[test]
-    fn temperature_is_clamped_into_range() {
+    fn values_outside_the_envelope_are_refused_not_clamped() {
         let store = store_with_switch("off");
         let env = SafetyEnvelope {
             temperature_c: Some((16.0, 30.0)),
+            position_percent: Some((10.0, 100.0)),
             ..Default::default()
         };
-        let Value::Object(data) = json!({"temperature": 5.0}) else {
-            unreachable!()
-        };
-        let call = ServiceCall::new(
-            "climate",
-            "set_temperature",
-            "climate.ac",
-            data,
-            CallSource::Plugin("p".into()),
-        );
-        let out = env.apply(&store, "climate.ac", &call).unwrap();
-        assert_eq!(out["temperature"], json!(16.0));
-    }
-
-    #[test]
-    fn valve_position_is_clamped_into_range() {
-        let store = store_with_switch("off");
-        let env = SafetyEnvelope {
-            position_percent: Some((0.0, 100.0)),
-            ..Default::default()
-        };
-        for (asked, applied) in [(150.0, 100.0), (-5.0, 0.0), (70.0, 70.0)] {
-            let Value::Object(data) = json!({"position": asked}) else {
-                unreachable!()
-            };
+        let cases = [
+            ("temperature", json!(5.0), false),
+            ("temperature", json!(30.0), true),
+            ("position", json!(150), false),
+            ("position", json!(5), false),
+            ("position", json!(70), true),
+        ];
+        for (field, asked, ok) in cases {
+            let mut data = Map::new();
+            data.insert(field.into(), asked.clone());
             let call = ServiceCall::new(
-                "valve",
-                "set_valve_position",
-                "valve.v",
-                data,
-                CallSource::Internal,
+                "x",
+                "y",
+                "x.e",
+                data.clone(),
+                CallSource::Plugin("p".into()),
             );
-            let out = env.apply(&store, "valve.v", &call).unwrap();
-            assert_eq!(out["position"].as_f64(), Some(applied), "asked {asked}");
+            match env.apply(&store, "x.e", &call, data) {
+                Ok(out) => {
+                    assert!(ok, "{field} {asked} passed");
+                    assert_eq!(out[field], asked);
+                }
+                Err(ServiceError::NotAccepted(r)) => {
+                    assert!(!ok, "{field} {asked} refused: {r}");
+                    assert_eq!(r.rule, Rule::SafetyEnvelope);
+                    assert_eq!(r.field, field);
+                }
+                Err(e) => panic!("{e}"),
+            }
         }
     }
 
@@ -177,7 +168,7 @@ mod tests {
             CallSource::Internal,
         );
         assert!(matches!(
-            env.apply(&store, "switch.ac_power", &on),
+            env.apply(&store, "switch.ac_power", &on, Map::new()),
             Err(ServiceError::Refused { .. })
         ));
         let store = store_with_switch("on");
@@ -188,8 +179,14 @@ mod tests {
             Map::new(),
             CallSource::Internal,
         );
-        assert!(env.apply(&store, "switch.ac_power", &off).is_ok());
+        assert!(
+            env.apply(&store, "switch.ac_power", &off, Map::new())
+                .is_ok()
+        );
         // Keep-alive: turn_on while already on is not a restart.
-        assert!(env.apply(&store, "switch.ac_power", &on).is_ok());
+        assert!(
+            env.apply(&store, "switch.ac_power", &on, Map::new())
+                .is_ok()
+        );
     }
 }

@@ -1,8 +1,13 @@
 //! One service-call vocabulary for every command source (HA over MQTT command
-//! topics, plugins, later the WebSocket API), named as Home Assistant names
-//! it, and the router that takes a call through the target's safety envelope
-//! to the driver that owns the entity.
+//! topics, plugins, the WebSocket and REST APIs), named as Home Assistant
+//! names it, and the router that takes a call through validation (field
+//! types here, then what the target accepts: [`super::accepts`]) and the
+//! target's safety envelope to the driver that owns the entity. Validation
+//! lives here only: every source gets the same checks and the same typed
+//! [`ServiceError`], so the APIs answer with HA's codes and a plugin can be
+//! told why its call was refused.
 
+use super::accepts::{self, Refusal};
 use super::{Context, SafetyEnvelope, domain_of};
 use crate::entity::EntityStore;
 use serde_json::{Map, Value};
@@ -81,12 +86,31 @@ pub enum ServiceError {
     },
     #[error("refused by the safety envelope of `{entity}`: {reason}")]
     Refused { entity: String, reason: String },
+    /// A value outside what the target accepts (its range, its modes, or
+    /// its safety envelope's range): nothing was sent to the device.
+    #[error("{0}")]
+    NotAccepted(Box<Refusal>),
     #[error("`{0}` is unavailable")]
     Unavailable(String),
     #[error("{0}")]
     Validation(String),
     #[error("driver of `{entity}` failed: {reason}")]
     Driver { entity: String, reason: String },
+}
+
+impl ServiceError {
+    /// Whether the call was refused for what it asked (bad data, a value
+    /// the target does not accept, the safety envelope), rather than
+    /// failing on the way to the device.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::InvalidData { .. }
+                | ServiceError::NotAccepted(_)
+                | ServiceError::Refused { .. }
+                | ServiceError::Validation(_)
+        )
+    }
 }
 
 /// A field of a service's data.
@@ -325,14 +349,27 @@ impl ServiceRouter {
     pub async fn call(&self, call: ServiceCall) -> Result<(), ServiceError> {
         let result = self.call_inner(&call).await;
         if let Err(e) = &result {
-            tracing::warn!(source = %call.source, "{}.{} on {:?} failed: {e}", call.domain, call.service, call.entity_ids);
+            let outcome = if e.is_refusal() { "refused" } else { "failed" };
+            tracing::warn!(source = %call.source, "{}.{} on {:?} {outcome}: {e}", call.domain, call.service, call.entity_ids);
         }
         result
     }
 
     async fn call_inner(&self, call: &ServiceCall) -> Result<(), ServiceError> {
         validate(call)?;
+        // Every target is checked before any command goes out: a call on
+        // two entities that one of them refuses moves neither.
+        let mut accepted = Vec::with_capacity(call.entity_ids.len());
         for entity_id in &call.entity_ids {
+            if !self.handles(entity_id) {
+                return Err(ServiceError::UnknownEntity(entity_id.clone()));
+            }
+            let spec = self.store.spec(entity_id);
+            let data = accepts::check(entity_id, spec.as_deref(), &call.service, &call.data)
+                .map_err(|r| ServiceError::NotAccepted(Box::new(r)))?;
+            accepted.push((entity_id, data));
+        }
+        for (entity_id, data) in accepted {
             let (driver, envelope, serial) = {
                 let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
                 let route = routes
@@ -348,7 +385,7 @@ impl ServiceRouter {
             if !self.store.entity_available(entity_id) {
                 return Err(ServiceError::Unavailable(entity_id.clone()));
             }
-            let data = envelope.apply(&self.store, entity_id, call)?;
+            let data = envelope.apply(&self.store, entity_id, call, data)?;
             let keys = data.keys().filter(|k| *k != "entity_id").cloned().collect();
             self.store.expect_change(entity_id, &call.context, keys);
             let result = self.dispatch(&driver, entity_id, call, data).await;

@@ -6,7 +6,7 @@
 use super::protocol::{self, Command, ERR_HOME_ASSISTANT_ERROR, ERR_NOT_FOUND, Fields, strings};
 use super::session::Session;
 use super::subscriptions;
-use crate::api::calls::{self, Failure};
+use crate::api::calls::{self, Dialect, Failure};
 use crate::api::events::BusEvent;
 use crate::api::ha;
 use crate::entity::Context;
@@ -120,9 +120,10 @@ fn call_service(s: &mut Session, cmd: &Command) -> Outcome {
     while s.calls.try_join_next().is_some() {}
     s.calls.spawn(async move {
         let _permit = permit;
-        match calls::run(&api, &token, &domain, &service, entity_ids, data).await {
+        let dialect = Dialect::WebSocket;
+        match calls::run(&api, &token, &domain, &service, entity_ids, data, dialect).await {
             Ok(ctx) => conn.send(protocol::result(id, json!({"context": ha::context(&ctx)}))),
-            Err(f) => conn.send(protocol::error(json!(id), f.code, &f.message)),
+            Err(f) => conn.send(f.answer(id)),
         };
     });
     Ok(())

@@ -1,8 +1,13 @@
 //! One connection's outgoing side: a bounded send queue drained by a writer
-//! task. Senders never wait: a full queue means the client is not reading,
-//! and the connection is dropped with a logged reason (HA's
-//! `MAX_PENDING_MSG` rule) instead of stalling the bridge or buffering
-//! without bound. Clients that opted into `coalesce_messages` get queued
+//! task. Senders never wait: a full queue means the client reads slower
+//! than it is sent messages (it stopped reading, or it sends commands
+//! faster than it reads their answers), and the connection is dropped with
+//! a logged reason (HA's `MAX_PENDING_MSG` rule) instead of stalling the
+//! bridge or buffering without bound. The writer then skips what is still
+//! queued and tells the client why with a close frame (1008, policy
+//! violation, e.g. "outgoing queue full: client too slow"); a client that
+//! reads nothing at all cannot receive it, and the session gives up on it
+//! after 2 s. Clients that opted into `coalesce_messages` get queued
 //! messages as one JSON array per frame.
 
 use futures_util::{Sink, SinkExt};
@@ -16,6 +21,20 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 /// Messages joined into one frame at most.
 const MAX_BATCH: usize = 256;
+
+/// The close code of a client dropped for being too slow: 1008, policy
+/// violation (RFC 6455 §7.4.1), the code HA's clients already handle for
+/// its other refusals; 1013 (try again later) would invite an immediate
+/// reconnect that meets the same queue.
+pub const CLOSE_TOO_SLOW: u16 = 1008;
+
+/// Why a connection is dropped: a short reason for the close frame (at
+/// most 123 bytes, RFC 6455 §5.5) and the detail for the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DropReason {
+    pub close: &'static str,
+    pub detail: String,
+}
 
 pub enum Outbound {
     Json(String),
@@ -31,7 +50,10 @@ pub struct Conn {
     /// Shared with the writer (which must not hold the queue's sender).
     pub coalesce: Arc<AtomicBool>,
     /// Set once, to the reason the connection must be dropped.
-    drop_reason: watch::Sender<Option<String>>,
+    drop_reason: watch::Sender<Option<DropReason>>,
+    /// Set while the session handles a frame of the client's own commands:
+    /// a queue that fills then was filled by their answers.
+    pub answering: AtomicBool,
 }
 
 impl Conn {
@@ -41,7 +63,7 @@ impl Conn {
     ) -> (
         Self,
         mpsc::Receiver<Outbound>,
-        watch::Receiver<Option<String>>,
+        watch::Receiver<Option<DropReason>>,
     ) {
         let (out, rx) = mpsc::channel(capacity.max(1));
         let (drop_reason, dropped) = watch::channel(None);
@@ -51,8 +73,29 @@ impl Conn {
             capacity,
             coalesce: Arc::default(),
             drop_reason,
+            answering: AtomicBool::new(false),
         };
         (conn, rx, dropped)
+    }
+
+    /// Another view of the drop reason (the writer's: it sends the close
+    /// frame).
+    pub fn dropped(&self) -> watch::Receiver<Option<DropReason>> {
+        self.drop_reason.subscribe()
+    }
+
+    fn queue_full(&self) {
+        let waiting = self.capacity;
+        let detail = if self.answering.load(Ordering::Relaxed) {
+            format!(
+                "outgoing queue full while answering its own commands: it sends commands faster than it reads the answers ({waiting} messages waiting to be sent)"
+            )
+        } else {
+            format!(
+                "outgoing queue full: it reads slower than it is sent messages ({waiting} messages waiting to be sent)"
+            )
+        };
+        self.fail("outgoing queue full: client too slow", detail);
     }
 
     /// Queues a message; `false` once the connection is going away.
@@ -64,10 +107,7 @@ impl Conn {
         match self.out.try_send(Outbound::Json(text)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.fail(format!(
-                    "client is not reading: {} messages waiting to be sent",
-                    self.capacity
-                ));
+                self.queue_full();
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -82,18 +122,16 @@ impl Conn {
     /// Queues a heartbeat ping (a full queue drops the connection anyway).
     pub fn ping(&self) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.out.try_send(Outbound::Ping) {
-            self.fail(format!(
-                "client is not reading: {} messages waiting to be sent",
-                self.capacity
-            ));
+            self.queue_full();
         }
     }
 
-    /// Marks the connection for dropping (the first reason wins).
-    pub fn fail(&self, reason: String) {
+    /// Marks the connection for dropping (the first reason wins): `close`
+    /// goes to the client in the close frame, `detail` to the log.
+    pub fn fail(&self, close: &'static str, detail: String) {
         self.drop_reason.send_if_modified(|r| {
             if r.is_none() {
-                *r = Some(reason);
+                *r = Some(DropReason { close, detail });
                 true
             } else {
                 false
@@ -111,11 +149,36 @@ impl Conn {
 }
 
 /// Writes queued messages until the queue closes or a close frame is sent.
-pub async fn write_loop<S>(mut sink: S, mut rx: mpsc::Receiver<Outbound>, coalesce: Arc<AtomicBool>)
-where
+/// Once the connection is marked for dropping (`dropped`), what is still
+/// queued is skipped and the close frame with the reason goes out next.
+pub async fn write_loop<S>(
+    mut sink: S,
+    mut rx: mpsc::Receiver<Outbound>,
+    coalesce: Arc<AtomicBool>,
+    mut dropped: watch::Receiver<Option<DropReason>>,
+) where
     S: Sink<Message> + Unpin,
 {
-    while let Some(first) = rx.recv().await {
+    loop {
+        let first = tokio::select! {
+            biased;
+            Ok(()) = dropped.changed() => {
+                let close = dropped.borrow().as_ref().map(|r| r.close);
+                if let Some(reason) = close {
+                    let frame = CloseFrame {
+                        code: CLOSE_TOO_SLOW.into(),
+                        reason: reason.into(),
+                    };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    return;
+                }
+                continue;
+            }
+            msg = rx.recv() => match msg {
+                Some(m) => m,
+                None => return,
+            },
+        };
         let mut batch = Vec::new();
         let mut close = None;
         let mut ping = false;
@@ -179,9 +242,10 @@ mod tests {
                 assert!(conn.send(serde_json::json!({"n": i})));
             }
             let flag = conn.coalesce.clone();
+            let dropped = conn.dropped();
             drop(conn);
             let mut frames: Vec<Message> = Vec::new();
-            write_loop(&mut frames, rx, flag).await;
+            write_loop(&mut frames, rx, flag, dropped).await;
             let expected = if coalesce {
                 vec![r#"[{"n":0},{"n":1},{"n":2}]"#.to_string()]
             } else {
@@ -202,7 +266,44 @@ mod tests {
         assert!(conn.send(serde_json::json!(2)));
         assert!(!conn.send(serde_json::json!(3)));
         let reason = dropped.borrow().clone().expect("a reason");
-        assert!(reason.contains("2 messages waiting"), "{reason}");
+        assert_eq!(reason.close, "outgoing queue full: client too slow");
+        assert!(reason.detail.contains("2 messages waiting"), "{reason:?}");
+        assert!(reason.detail.contains("reads slower"), "{reason:?}");
+        assert!(!reason.detail.contains("not reading"), "{reason:?}");
+    }
+
+    #[tokio::test]
+    async fn a_client_flooding_commands_is_told_so_not_that_it_stopped_reading() {
+        let (conn, _rx, dropped) = Conn::new("127.0.0.1:1".parse().unwrap(), 1);
+        conn.answering.store(true, Ordering::Relaxed);
+        conn.send(serde_json::json!(1));
+        conn.send(serde_json::json!(2));
+        let reason = dropped.borrow().clone().expect("a reason");
+        assert!(
+            reason
+                .detail
+                .contains("sends commands faster than it reads the answers"),
+            "{reason:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_client_gets_a_close_frame_with_the_reason_before_the_backlog() {
+        let (conn, rx, _) = Conn::new("127.0.0.1:1".parse().unwrap(), 2);
+        let dropped = conn.dropped();
+        conn.send(serde_json::json!("queued"));
+        conn.send(serde_json::json!("queued"));
+        conn.send(serde_json::json!("one too many"));
+        let flag = conn.coalesce.clone();
+        let mut frames: Vec<Message> = Vec::new();
+        write_loop(&mut frames, rx, flag, dropped).await;
+        match frames.as_slice() {
+            [Message::Close(Some(f))] => {
+                assert_eq!(u16::from(f.code), CLOSE_TOO_SLOW);
+                assert_eq!(f.reason.as_str(), "outgoing queue full: client too slow");
+            }
+            other => panic!("expected only a close frame, got {other:?}"),
+        }
     }
 
     #[tokio::test]
@@ -211,8 +312,9 @@ mod tests {
         conn.send(serde_json::json!("last words"));
         conn.close(1008, "bye").await;
         let flag = conn.coalesce.clone();
+        let dropped = conn.dropped();
         let mut frames: Vec<Message> = Vec::new();
-        write_loop(&mut frames, rx, flag).await;
+        write_loop(&mut frames, rx, flag, dropped).await;
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].to_text().unwrap(), "\"last words\"");
         match &frames[1] {

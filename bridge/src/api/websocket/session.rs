@@ -13,7 +13,7 @@
 //! byte; Hearth has none). Messages over 4 MiB close it with 1009. The
 //! server pings every 30 s; a client silent for two intervals is dropped.
 
-use super::connection::{Conn, write_loop};
+use super::connection::{Conn, DropReason, write_loop};
 use super::protocol::{self, ERR_ID_REUSE, ERR_UNKNOWN_COMMAND};
 use super::{commands, hearth, history, registries};
 use crate::api::Api;
@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::AbortHandle;
@@ -34,9 +35,16 @@ use tokio_tungstenite::tungstenite::{self, Message};
 enum End {
     /// Send a close frame after what is queued.
     Close(u16, String),
+    /// Dropped for being too slow: the writer skips the backlog and sends
+    /// the close frame with the reason (see [`super::connection`]).
+    TooSlow,
     /// The peer went away or must be dropped without ceremony.
     Drop,
 }
+
+/// How long a dropped client gets to take its close frame: one that reads
+/// nothing cannot, and must not hold the session.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 pub struct Session {
     pub conn: Arc<Conn>,
@@ -56,7 +64,7 @@ where
     let (sink, mut stream) = ws.split();
     let (conn, rx, mut dropped) = Conn::new(peer, api.options.max_pending);
     let conn = Arc::new(conn);
-    let mut writer = tokio::spawn(write_loop(sink, rx, conn.coalesce.clone()));
+    let mut writer = tokio::spawn(write_loop(sink, rx, conn.coalesce.clone(), conn.dropped()));
     conn.send(protocol::auth_required());
 
     let end = match auth_phase(&mut stream, &conn, &api, &mut shutdown).await {
@@ -89,9 +97,18 @@ where
         End::Close(code, reason) => {
             // A client that does not read cannot hold the session: queuing
             // the close frame and flushing get 2 s each.
-            let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(code, &reason)).await;
+            let _ = tokio::time::timeout(CLOSE_GRACE, conn.close(code, &reason)).await;
             drop(conn);
-            if tokio::time::timeout(Duration::from_secs(2), &mut writer)
+            if tokio::time::timeout(CLOSE_GRACE, &mut writer)
+                .await
+                .is_err()
+            {
+                writer.abort();
+            }
+        }
+        End::TooSlow => {
+            drop(conn);
+            if tokio::time::timeout(CLOSE_GRACE, &mut writer)
                 .await
                 .is_err()
             {
@@ -188,7 +205,7 @@ impl Session {
         &mut self,
         stream: &mut S,
         shutdown: &mut Shutdown,
-        dropped: &mut tokio::sync::watch::Receiver<Option<String>>,
+        dropped: &mut tokio::sync::watch::Receiver<Option<DropReason>>,
     ) -> End
     where
         S: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
@@ -213,9 +230,9 @@ impl Session {
                     self.conn.ping();
                 }
                 _ = dropped.changed() => {
-                    let reason = dropped.borrow().clone().unwrap_or_default();
-                    tracing::warn!("WebSocket client {peer} (token `{}`) dropped: {reason}", self.token.name);
-                    return End::Drop;
+                    let detail = dropped.borrow().as_ref().map(|r| r.detail.clone()).unwrap_or_default();
+                    tracing::warn!("WebSocket client {peer} (token `{}`) dropped: {detail}", self.token.name);
+                    return End::TooSlow;
                 }
                 _ = shutdown.wait() => return End::Close(1001, "bridge shutting down".into()),
                 Ok(()) = tokens.changed() => {
@@ -255,6 +272,14 @@ impl Session {
     }
 
     fn on_text(&mut self, text: &str) -> Result<(), End> {
+        // Answers queued from here on are the client's own doing.
+        self.conn.answering.store(true, Ordering::Relaxed);
+        let result = self.on_commands(text);
+        self.conn.answering.store(false, Ordering::Relaxed);
+        result
+    }
+
+    fn on_commands(&mut self, text: &str) -> Result<(), End> {
         let value: Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(e) => {
@@ -300,8 +325,7 @@ impl Session {
         match known {
             Some(Ok(())) => {}
             Some(Err(f)) => {
-                self.conn
-                    .send(protocol::error(json!(cmd.id), f.code, &f.message));
+                self.conn.send(f.answer(cmd.id));
             }
             None => {
                 // As HA: an unknown command does not consume its id.

@@ -45,7 +45,10 @@ pub fn events(s: &Session, sub: u64, event_type: Option<String>) -> AbortHandle 
                     }
                     Ok(_) => continue,
                     Err(RecvError::Lagged(n)) => {
-                        conn.fail(format!("subscription {sub} fell {n} events behind"));
+                        conn.fail(
+                            "subscription fell behind: client too slow",
+                            format!("subscription {sub} fell {n} events behind"),
+                        );
                         break;
                     }
                     Err(RecvError::Closed) => break,
@@ -127,9 +130,10 @@ fn behind(conn: &Conn, sub: u64, waiting: usize) -> bool {
     if waiting <= limit {
         return false;
     }
-    conn.fail(format!(
-        "subscription {sub} is {waiting} state changes behind (limit {limit})"
-    ));
+    conn.fail(
+        "subscription fell behind: client too slow",
+        format!("subscription {sub} is {waiting} state changes behind (limit {limit})"),
+    );
     true
 }
 

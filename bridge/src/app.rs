@@ -44,6 +44,8 @@ pub struct Bridge {
     pub alerts: Arc<crate::alerts::AlertHub>,
     /// The InfluxDB v2 sink, with `[influxdb]`.
     influx: Option<crate::recorder::influx::InfluxSink>,
+    /// `<data-dir>/restore_state.json`: the last commanded states.
+    restorer: Arc<crate::entity::restore::Restorer>,
     trigger: ShutdownTrigger,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -114,6 +116,17 @@ impl Bridge {
             forecasts: forecasts.clone(),
         };
         tasks.extend(drivers::start(&config, &ctx)?);
+        // The last commanded states, through the router (so the envelope
+        // applies), after the drivers registered and before the plugins
+        // take over; late devices are restored as they appear.
+        let restorer = crate::entity::restore::Restorer::load(
+            &data_dir,
+            store.clone(),
+            router.clone(),
+            shutdown.clone(),
+        );
+        tasks.push(restorer.spawn_watch());
+        restorer.apply_ready().await;
 
         // Before the plugins: their first outputs may raise alerts.
         let alerts = crate::alerts::AlertHub::start(
@@ -152,6 +165,10 @@ impl Bridge {
             directory
         })
         .await?;
+        tasks.push(plugins::saved::spawn_periodic_save(
+            plugins.clone(),
+            shutdown.clone(),
+        ));
         tasks.push(api::mqtt::spawn(
             &link,
             &topics.base,
@@ -226,6 +243,7 @@ impl Bridge {
             recorder,
             alerts,
             influx,
+            restorer,
             trigger,
             tasks,
         })
@@ -250,6 +268,10 @@ impl Bridge {
     pub async fn stop(self) {
         tracing::info!("shutting down");
         self.trigger.trigger();
+        // Before the plugins stop: their safe states on the way out are not
+        // what anyone commanded.
+        let restorer = self.restorer.clone();
+        let _ = tokio::task::spawn_blocking(move || restorer.flush()).await;
         let plugins = self.plugins.clone();
         let _ = tokio::task::spawn_blocking(move || plugins.stop_all()).await;
         // All tasks share one 2 s deadline; stragglers (a driver in the

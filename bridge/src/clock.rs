@@ -56,6 +56,16 @@ impl Clock {
         }
     }
 
+    /// Starts at `start_ms` (ms since the Unix epoch) and runs `speed`
+    /// simulated seconds per wall second: a demo that continues the
+    /// simulated time of an earlier run.
+    pub fn simulated_from(start_ms: i64, speed: f64) -> Self {
+        Clock {
+            origin_ms: start_ms,
+            ..Self::simulated(speed)
+        }
+    }
+
     /// A clock that stands at `start_ms` until its [`ManualTime`] moves it.
     /// Its cell is leaked (8 bytes per clock) so the clock stays `Copy`;
     /// a simulation makes one per run. Sleeping on it returns at once.

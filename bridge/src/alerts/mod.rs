@@ -29,7 +29,9 @@ mod ha;
 mod hub;
 mod model;
 mod outbox;
-mod persist;
+/// Also the versioned-JSON reader and atomic writer of `entity::restore`
+/// and the plugins' saved states.
+pub(crate) mod persist;
 #[cfg(test)]
 mod tests;
 mod webhook;

@@ -39,7 +39,7 @@ pub fn read_versioned<F: DeserializeOwned>(
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => {
-            tracing::warn!("alerts: could not read {}: {e}; ignored", path.display());
+            tracing::warn!("could not read the {what} {}: {e}; ignored", path.display());
             return None;
         }
     };
@@ -47,7 +47,7 @@ pub fn read_versioned<F: DeserializeOwned>(
         Ok(f) if version_of(&f) == version => Some(f),
         Ok(f) => {
             tracing::warn!(
-                "alerts: {} has version {}, expected {version}; ignored",
+                "the {what} {} has version {}, expected {version}; ignored",
                 path.display(),
                 version_of(&f)
             );
@@ -56,7 +56,7 @@ pub fn read_versioned<F: DeserializeOwned>(
         Err(e) => {
             let bad = path.with_extension("json.bad");
             tracing::warn!(
-                "alerts: {} is not an {what} ({e}); moved to {} and ignored",
+                "{} is not a valid {what} ({e}); moved to {} and ignored",
                 path.display(),
                 bad.display()
             );

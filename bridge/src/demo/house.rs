@@ -15,7 +15,6 @@
 use super::DemoOptions;
 use crate::app::Bridge;
 use crate::broker::BrokerAddress;
-use crate::clock::Clock;
 use crate::config::Config;
 use crate::feeds::tariff::TempoColour;
 use crate::shutdown;
@@ -102,7 +101,7 @@ pub fn house_spec() -> anyhow::Result<HouseSpec> {
 }
 
 pub async fn run(opts: DemoOptions) -> anyhow::Result<HouseReport> {
-    let clock = Clock::simulated(opts.speed);
+    let clock = super::resumed_clock(&opts, HOUSE_TOML, "examples/house.toml")?;
     let broker = super::broker(&opts)?;
     let (twin_stop, twin_shutdown) = shutdown::channel();
 

@@ -85,6 +85,41 @@ pub fn scenario_config(
     Ok(config)
 }
 
+/// The demo's simulated clock. It starts at wall time, or just after the
+/// newest row the recorder holds in the data directory when that is later
+/// (a demo at `--speed 60` runs ahead of wall time): a second run with the
+/// same `--data-dir` continues the first one's history instead of writing
+/// rows that overlap it. `toml` is the scenario's bridge config (for the
+/// recorder's database path).
+pub fn resumed_clock(opts: &DemoOptions, toml: &str, origin: &str) -> anyhow::Result<Clock> {
+    let config = Config::from_toml(toml, origin)?;
+    let db = config.recorder.db_path(&opts.data_dir);
+    let fresh = Clock::simulated(opts.speed);
+    let last = match crate::recorder::query::last_recorded_ms(&db) {
+        Ok(last) => last,
+        Err(e) => {
+            tracing::warn!(
+                "demo: could not read the last recorded time ({e}); the clock starts at wall time"
+            );
+            None
+        }
+    };
+    Ok(match last {
+        Some(last) if last >= fresh.now_ms() => {
+            // One simulated second after the last row: the next change is
+            // strictly later than everything recorded.
+            let start = last + 1_000;
+            tracing::info!(
+                "demo: continuing the simulated clock of {} at {} (after its last recorded row)",
+                db.display(),
+                crate::clock::iso8601(start)
+            );
+            Clock::simulated_from(start, opts.speed)
+        }
+        _ => fresh,
+    })
+}
+
 /// The broker a demo runs on: `--mqtt-url`, or the embedded one.
 pub fn broker(opts: &DemoOptions) -> anyhow::Result<BrokerAddress> {
     Ok(match &opts.mqtt_url {
@@ -97,7 +132,7 @@ pub fn broker(opts: &DemoOptions) -> anyhow::Result<BrokerAddress> {
 }
 
 pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoReport> {
-    let clock = Clock::simulated(opts.speed);
+    let clock = resumed_clock(&opts, SERVER_ROOM_TOML, "examples/server-room.toml")?;
     let broker = broker(&opts)?;
     let (twin_stop, twin_shutdown) = shutdown::channel();
     let twin = ServerRoomTwin::start(
@@ -140,12 +175,16 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoReport> {
     let started_ms = clock.now_ms();
     let samples = std::sync::Mutex::new(Vec::new());
     let watch = watch_twin(&twin, clock, target, started_ms, &samples);
+    // Ctrl-C and SIGTERM stop the demo cleanly with or without `--for`
+    // (a `--for` run used to sleep without listening, so SIGTERM killed
+    // it before `hearth/bridge/state` went offline).
     let stop = async {
         match opts.run_for {
-            Some(s) => tokio::time::sleep(Duration::from_secs_f64(s)).await,
-            None => {
-                shutdown::termination().await;
-            }
+            Some(s) => tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs_f64(s)) => {}
+                _ = shutdown::termination() => {}
+            },
+            None => shutdown::termination().await,
         }
     };
     let report = tokio::select! {

@@ -10,7 +10,9 @@
 //!   [`runner`](super::runner)); any failure leaves the old one running;
 //! - **unload**: stop, keep its saved state on disk, remove its device and
 //!   entities from HA;
-//! - **list**, **logs**, **save**.
+//! - **list**, **logs**, **save**; **save_all** every few seconds, so a
+//!   kill loses little of what the plugins learned (see [`saved`](super::saved):
+//!   a state returns only to the same instance name and component).
 //!
 //! Operations are serialised (one at a time) and blocking: compiling takes
 //! 100–200 ms. Async callers run them on `spawn_blocking`.
@@ -28,8 +30,12 @@ use std::time::Instant;
 
 pub struct PluginManager {
     ctx: RunnerContext,
-    /// `<data-dir>/plugin-state`: each plugin's `save` bytes when it stops.
+    /// `<data-dir>/plugin-state`: each plugin's `save` bytes (periodically,
+    /// at unload and at stop; see [`saved`](super::saved)).
     state_dir: Option<PathBuf>,
+    /// The bytes last written per plugin, so a periodic save of an
+    /// unchanged state writes nothing.
+    written: Mutex<BTreeMap<String, Vec<u8>>>,
     plugins: Mutex<BTreeMap<String, Entry>>,
     /// Serialises lifecycle operations; `true` once the bridge shuts down.
     ops: Mutex<bool>,
@@ -59,6 +65,7 @@ impl PluginManager {
             ctx,
             state_dir: data_dir.map(|d| d.join("plugin-state")),
             plugins: Mutex::new(BTreeMap::new()),
+            written: Mutex::new(BTreeMap::new()),
             ops: Mutex::new(false),
         }
     }
@@ -91,7 +98,7 @@ impl PluginManager {
         }
         let prepared = self.prepare(cfg.clone())?;
         self.check_claims(&name, &prepared)?;
-        let saved = self.read_state(&name);
+        let saved = self.read_state(&name, &prepared.desc.name);
         let handle = runner::start(self.ctx.clone(), prepared, saved)?;
         let status = handle.status();
         self.plugins().insert(name, Entry { handle, cfg });
@@ -154,8 +161,9 @@ impl PluginManager {
             .plugins()
             .remove(name)
             .with_context(|| format!("no plugin `{name}` is loaded"))?;
+        let status = entry.handle.status();
         if let Some(saved) = entry.handle.stop() {
-            self.write_state(name, &saved);
+            self.write_state(&status, &saved);
         }
         OwnedEntities::new(self.ctx.store.clone(), name).remove();
         let cleared = self.ctx.alerts.clear_source(&format!("plugin:{name}"));
@@ -211,9 +219,31 @@ impl PluginManager {
         let mut ops = self.lock_ops();
         *ops = true;
         let all = std::mem::take(&mut *self.plugins());
-        for (name, e) in all {
+        for (_, e) in all {
+            let status = e.handle.status();
             if let Some(saved) = e.handle.stop() {
-                self.write_state(&name, &saved);
+                self.write_state(&status, &saved);
+            }
+        }
+    }
+
+    /// Saves every running plugin's state to disk (those that changed):
+    /// the periodic save, so a kill loses at most
+    /// [`SAVE_EVERY`](super::saved::SAVE_EVERY). A faulted plugin's last
+    /// good state is what its runner answers.
+    pub fn save_all(&self) {
+        let Ok(_ops) = self.open_ops() else {
+            return; // shutting down: stop_all saves
+        };
+        let running: Vec<_> = self
+            .plugins()
+            .values()
+            .map(|e| (e.handle.status(), e.handle.mailbox()))
+            .collect();
+        for (status, mailbox) in running {
+            match mailbox.save() {
+                Ok(bytes) => self.write_state(&status, &bytes),
+                Err(e) => tracing::debug!("plugin `{}`: periodic save skipped: {e}", status.name),
             }
         }
     }
@@ -277,46 +307,35 @@ impl PluginManager {
         Ok(())
     }
 
-    fn state_path(&self, name: &str) -> Option<PathBuf> {
-        Some(self.state_dir.as_ref()?.join(format!("{name}.state")))
-    }
-
-    fn read_state(&self, name: &str) -> Vec<u8> {
-        let Some(path) = self.state_path(name) else {
+    fn read_state(&self, name: &str, component: &str) -> Vec<u8> {
+        let Some(dir) = &self.state_dir else {
             return Vec::new();
         };
-        match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => {
-                tracing::warn!(
-                    "plugin `{name}`: reading {}: {e}; starting fresh",
-                    path.display()
-                );
-                Vec::new()
-            }
-        }
+        let bytes = super::saved::read(dir, name, component);
+        self.written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), bytes.clone());
+        bytes
     }
 
-    fn write_state(&self, name: &str, bytes: &[u8]) {
-        let Some(path) = self.state_path(name) else {
+    fn write_state(&self, status: &PluginStatus, bytes: &[u8]) {
+        let Some(dir) = &self.state_dir else {
             return;
         };
-        let result = (|| -> std::io::Result<()> {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let tmp = path.with_extension("state.tmp");
-            let mut f = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut f, bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        })();
-        if let Err(e) = result {
-            tracing::warn!(
-                "plugin `{name}`: could not keep its state in {}: {e}",
-                path.display()
-            );
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        if written.get(&status.name).is_some_and(|w| w == bytes) {
+            return;
         }
+        let saved = super::saved::SavedPlugin {
+            version: 1,
+            instance: status.name.clone(),
+            component: status.plugin.clone(),
+            component_version: status.version.clone(),
+            saved_ms: self.ctx.store.clock().now_ms(),
+            state_hex: String::new(),
+        };
+        super::saved::write(dir, &saved, bytes);
+        written.insert(status.name.clone(), bytes.to_vec());
     }
 }

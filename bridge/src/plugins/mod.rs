@@ -12,6 +12,7 @@
 //! - [`directory`]: `<data-dir>/plugins/*.wasm` with sidecar configs, and
 //!   the opt-in watch that swaps a changed file.
 //! - [`logbook`]: each plugin's recent log lines.
+//! - [`saved`]: each plugin's `save` state on disk between runs.
 //! - [`builtin`]: the plugins compiled into the `hearth` binary.
 
 pub mod builtin;
@@ -24,6 +25,7 @@ pub mod manager;
 pub mod owned;
 pub mod prepare;
 pub mod runner;
+pub mod saved;
 pub mod scaffold;
 
 use serde::{Deserialize, Serialize};

@@ -8,7 +8,10 @@
 //! the first and the last as `{state, last_changed}` only),
 //! `no_attributes`, `significant_changes_only` (default on; `=0` for every
 //! change), `skip_initial_state` (no state in force at the start). The
-//! start defaults to one day ago; a start in the future answers `[]`.
+//! start defaults to one day ago. A start after the clock's now still
+//! returns the rows recorded there (HA answers `[]`; Hearth's simulated
+//! clock can be behind rows a faster earlier run wrote), without a start
+//! state.
 
 use super::RecorderError;
 use super::query::{NEED_ATTRIBUTE_DOMAINS, Reader, StateRecord, StatesQuery};
@@ -61,8 +64,9 @@ fn valid_entity_id(id: &str) -> bool {
 
 /// Parses a request: `start` is the path after `/api/history/period`
 /// (empty or `/<time>`, percent-encoded), `query` the query string.
-/// `Ok(None)`: the start is in the future (HA answers `[]`). `Err`: the
-/// message for a 400.
+/// `Ok(None)` is no longer answered (a start in the future is queried
+/// without its start state, so recorded rows are never hidden); the
+/// `Option` stays for callers. `Err`: the message for a 400.
 pub fn parse(start: &str, query: &str, now_ms: i64) -> Result<Option<PeriodRequest>, String> {
     let start = start.trim_start_matches('/');
     let start_ms = if start.is_empty() {
@@ -100,9 +104,11 @@ pub fn parse(start: &str, query: &str, now_ms: i64) -> Result<Option<PeriodReque
             "Invalid filter_entity_id: `{bad}` (expected <domain>.<object_id>, comma separated)"
         ));
     }
-    if start_ms > now_ms {
-        return Ok(None);
-    }
+    // HA answers `[]` for a start in the future. Hearth's clock can be
+    // behind rows it already holds (a demo restarted at wall time after
+    // running ahead at `--speed`), so such a start is queried too, without
+    // the state "in force" at a time that has not come.
+    let future = start_ms > now_ms;
     let end_ms = match get("end_time") {
         Some(t) => parse_time(t).ok_or_else(|| {
             format!("Invalid end_time: `{t}` (expected ISO 8601 like 2026-11-21T10:00:00+00:00, URL-encoded)")
@@ -114,7 +120,7 @@ pub fn parse(start: &str, query: &str, now_ms: i64) -> Result<Option<PeriodReque
         start_ms,
         end_ms,
         query: StatesQuery {
-            include_start_state: !has("skip_initial_state"),
+            include_start_state: !has("skip_initial_state") && !future,
             significant_only: get("significant_changes_only") != Some("0"),
             no_attributes: has("no_attributes"),
         },
@@ -226,15 +232,18 @@ mod tests {
         assert_eq!(r.end_ms, NOW - DAY_MS + 5 * 3_600_000);
         assert!(r.minimal && r.query.no_attributes);
         assert!(!r.query.significant_only && !r.query.include_start_state);
-        // A start without offset is UTC; a start in the future answers [].
+        // A start without offset is UTC.
         let r = parse("/2025-12-31T00:00:00", "filter_entity_id=sensor.a", NOW)
             .unwrap()
             .unwrap();
         assert_eq!(r.start_ms, NOW - DAY_MS);
-        assert_eq!(
-            parse("/2027-01-01T00:00:00Z", "filter_entity_id=sensor.a", NOW),
-            Ok(None)
-        );
+        // A start after now is still queried (rows may exist there after a
+        // clock overlap), without a start state.
+        let r = parse("/2027-01-01T00:00:00Z", "filter_entity_id=sensor.a", NOW)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.start_ms, NOW + 365 * DAY_MS);
+        assert!(!r.query.include_start_state);
     }
 
     #[test]

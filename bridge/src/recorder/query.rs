@@ -330,6 +330,24 @@ impl Reader {
     }
 }
 
+/// The newest time (ms since the Unix epoch) of any state or event in the
+/// database at `path`; `None` when there is no database or it is empty.
+/// A demo continues its simulated clock from here (see
+/// [`crate::demo::resumed_clock`]).
+pub fn last_recorded_ms(path: &std::path::Path) -> Result<Option<i64>, RecorderError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = schema::open_reader(path)?;
+    conn.query_row(
+        "SELECT MAX(t) FROM (SELECT MAX(last_updated_ms) AS t FROM states
+                             UNION ALL SELECT MAX(time_fired_ms) FROM events)",
+        [],
+        |r| r.get::<_, Option<i64>>(0),
+    )
+    .map_err(|e| RecorderError::db(path, e))
+}
+
 impl HistoryArchive for Reader {
     fn numeric(&self, entity_id: &str, start_ms: i64, end_ms: i64) -> Vec<(i64, f64)> {
         self.samples(entity_id, start_ms, end_ms, MAX_PLUGIN_SAMPLES)

@@ -232,9 +232,14 @@ fn init_logging(level: &str) {
         eprintln!("--log-level `{level}`: {e}; using info");
         tracing_subscriber::EnvFilter::new("info")
     });
+    use hearth::broker::log_filter::RumqttdNoise;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .finish()
+        .with(RumqttdNoise::for_directives(level))
         .init();
 }
 

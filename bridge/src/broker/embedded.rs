@@ -51,13 +51,53 @@ impl EmbeddedBroker {
     }
 }
 
+/// Bytes of one segment of a subscription's in-memory log (rumqttd counts
+/// 4 + topic + payload per message). rumqttd keeps, per subscription
+/// filter, a log of the messages it routes so a subscriber that falls behind
+/// can catch up; the log rolls over at [`SEGMENTS_PER_LOG`] segments and a
+/// subscriber further behind skips to the oldest kept message. 512 KiB holds
+/// a home's largest burst (Home Assistant restarting: every discovery
+/// config and state republished, a few hundred KB) several times over;
+/// rumqttd's example uses 100 MiB and Hearth had 64 MiB, which let one
+/// flood pin 640 MiB per subscription.
+pub const SEGMENT_BYTES: usize = 512 * 1024;
+/// Segments kept per subscription filter, the active one included. A
+/// segment may overshoot [`SEGMENT_BYTES`] by its last message, so one log
+/// holds at most `SEGMENTS_PER_LOG × (SEGMENT_BYTES + MAX_PAYLOAD)` = 3 MiB
+/// of payload, and never less than 1.5 MiB (three full segments) of
+/// history: about 25 000 sensor-node telemetry messages.
+pub const SEGMENTS_PER_LOG: usize = 4;
+/// Concurrent MQTT connections. A home has tens of MQTT clients (sensor
+/// nodes, Tasmota and Shelly devices, Home Assistant, Node-RED); each can
+/// pin up to [`OUTGOING_BATCH`] + 200 queued messages while it is slow to
+/// read, so this also caps what slow clients can hold. rumqttd
+/// pre-allocates its tables at this size.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Messages the router moves from a log into one QoS 0 subscriber's queue
+/// per turn (QoS 1/2 subscribers are capped by rumqttd's fixed 100 in
+/// flight instead). rumqttd stops filling a queue past 200 messages, so a
+/// slow subscriber holds at most this + 200.
+pub const OUTGOING_BATCH: u64 = 100;
+/// Packets rumqttd reads from one client's socket per batch handed to the
+/// router (its `max_inflight_count` is this, not MQTT's in-flight window):
+/// a fast publisher queues at most a few such batches ahead of the router.
+pub const INCOMING_BATCH: usize = 100;
+
+/// rumqttd's configuration; every memory knob is one of the constants above.
+/// What each knob really does was read from rumqttd 0.20's source
+/// (`router/logs.rs`, `segments/mod.rs`, `router/routing.rs`,
+/// `link/network.rs`).
 fn config(addr: SocketAddr) -> rumqttd::Config {
     let connections = rumqttd::ConnectionSettings {
         connection_timeout_ms: 60_000,
         max_payload_size: MAX_PAYLOAD,
-        max_inflight_count: 500,
+        max_inflight_count: INCOMING_BATCH,
         auth: None,
         external_auth: None,
+        // Only consulted when a publish matches no filter, which in 0.20
+        // never creates a log (`DataLog::matches` answers `Some(empty)`):
+        // a publish nobody subscribes to is dropped and costs nothing. With
+        // `false` rumqttd would disconnect its publisher instead.
         dynamic_filters: true,
     };
     let server = rumqttd::ServerSettings {
@@ -68,11 +108,12 @@ fn config(addr: SocketAddr) -> rumqttd::Config {
         connections,
     };
     let router = rumqttd::RouterConfig {
-        max_connections: 1000,
-        max_outgoing_packet_count: 1000,
-        max_segment_size: 64 * 1024 * 1024,
-        max_segment_count: 10,
+        max_connections: MAX_CONNECTIONS,
+        max_outgoing_packet_count: OUTGOING_BATCH,
+        max_segment_size: SEGMENT_BYTES,
+        max_segment_count: SEGMENTS_PER_LOG,
         custom_segment: None,
+        // No warm-up logs: a log per filter is made when someone subscribes.
         initialized_filters: None,
         shared_subscriptions_strategy: Default::default(),
     };

@@ -11,7 +11,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Pa
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 /// Where the broker is: `mqtt://[user[:password]@]host[:port]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +73,9 @@ pub struct Message {
     pub topic: String,
     pub payload: Bytes,
     pub retain: bool,
+    /// This message's share of its subscription's [`SUB_QUEUE_BYTES`],
+    /// given back when the last clone is dropped.
+    _queued: Option<Arc<OwnedSemaphorePermit>>,
 }
 
 /// A short, printable excerpt of an external payload for error messages
@@ -105,6 +108,8 @@ pub struct LinkOptions {
 struct Sub {
     filter: String,
     tx: mpsc::Sender<Message>,
+    /// Bytes (topic + payload) this subscription may have queued.
+    queued_bytes: Arc<Semaphore>,
 }
 
 struct Shared {
@@ -120,9 +125,16 @@ pub struct MqttLink {
     connected: watch::Receiver<bool>,
 }
 
-/// Queue length per subscription; a full queue slows the link (MQTT
-/// backpressure) rather than dropping messages.
-const SUB_QUEUE: usize = 4096;
+/// Queue length per subscription, in messages; a full queue slows the link
+/// (MQTT backpressure: the broker keeps, then rolls over, what the bridge
+/// has not read) rather than dropping messages here.
+const SUB_QUEUE: usize = 1024;
+/// Queue size per subscription, in bytes of topic + payload not yet
+/// consumed. Counting messages alone let a flood of 200 KB payloads queue
+/// 4096 × 200 KB = 800 MB per subscription; 4 MiB is thousands of a home's
+/// messages and 16 of the largest ([`MAX_PAYLOAD`](super::embedded::MAX_PAYLOAD)),
+/// so the bridge's own queues stay under `subscriptions × 4 MiB`.
+pub const SUB_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 
 impl MqttLink {
     /// Connects and waits (up to 10 s) for the broker's CONNACK.
@@ -181,6 +193,7 @@ impl MqttLink {
         subs.1.push(Sub {
             filter: filter.into(),
             tx,
+            queued_bytes: Arc::new(Semaphore::new(SUB_QUEUE_BYTES)),
         });
         if subs.0 {
             self.client
@@ -235,6 +248,7 @@ async fn run(
                     topic: p.topic,
                     payload: p.payload,
                     retain: p.retain,
+                    _queued: None,
                 };
                 dispatch(&link, msg).await;
             }
@@ -283,18 +297,33 @@ fn on_connect(link: &MqttLink, birth: Option<&(String, String)>) {
 }
 
 async fn dispatch(link: &MqttLink, msg: Message) {
-    let targets: Vec<mpsc::Sender<Message>> = {
+    let targets: Vec<(mpsc::Sender<Message>, Arc<Semaphore>)> = {
         let mut subs = link.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
         subs.1.retain(|s| !s.tx.is_closed());
         subs.1
             .iter()
             .filter(|s| rumqttc::matches(&msg.topic, &s.filter))
-            .map(|s| s.tx.clone())
+            .map(|s| (s.tx.clone(), s.queued_bytes.clone()))
             .collect()
     };
-    for tx in targets {
-        let _ = tx.send(msg.clone()).await;
+    let size = queued_size(&msg);
+    for (tx, queued_bytes) in targets {
+        // Waits (backpressure) while the subscription holds its byte budget;
+        // the semaphore is never closed, so this only fails if it were.
+        let Ok(permit) = queued_bytes.acquire_many_owned(size).await else {
+            continue;
+        };
+        let mut msg = msg.clone();
+        msg._queued = Some(Arc::new(permit));
+        let _ = tx.send(msg).await;
     }
+}
+
+/// What a message counts against [`SUB_QUEUE_BYTES`]: topic + payload,
+/// capped at the budget so one message always fits.
+fn queued_size(msg: &Message) -> u32 {
+    let bytes = (msg.topic.len() + msg.payload.len()).min(SUB_QUEUE_BYTES);
+    u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 pub mod embedded;
 pub mod front;
 pub mod link;
+pub mod log_filter;
 pub mod wire;
 
 pub use embedded::EmbeddedBroker;

@@ -126,6 +126,10 @@ impl Publisher {
                     }
                     self.flush(batch).await;
                     self.sweep(found.take().unwrap_or_default()).await;
+                    // Configs are only looked at until the sweep; an unread
+                    // queue would fill with our own republished configs and
+                    // then stall the MQTT link. Dropping it unsubscribes.
+                    (configs_a, configs_b) = (mpsc::channel(1).1, mpsc::channel(1).1);
                 }
                 msg = ha_status.recv() => {
                     let Some(msg) = msg else { break };

@@ -65,6 +65,15 @@ pub const STALE_INTERVALS: i64 = 3;
 pub const WITHDRAW_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 /// Key of a node's valve entity (`valve.<node>_heating`).
 pub const VALVE_KEY: &str = "heating";
+/// Nodes whose status or valve state is kept while they have not announced
+/// (retained messages arrive in no set order at connect, so a home's nodes
+/// are early for a moment). Any client can publish under any node id: more
+/// than this are dropped, so random ids cannot grow these maps.
+const MAX_EARLY_NODES: usize = 256;
+/// Largest valve state kept for a node that has not announced: a report is
+/// `{"position":100,"target":100}`; a bigger one is refused when parsed
+/// anyway, and keeping it would let one message pin up to 256 KB.
+const MAX_EARLY_VALVE_BYTES: usize = 256;
 
 /// What the driver knows of an announced node.
 struct Node {
@@ -454,7 +463,12 @@ fn handle(
         }
         TopicKind::ValveState => {
             let Some(known) = nodes.known.get(id) else {
-                nodes.early_valve.insert(id.into(), payload.to_vec());
+                if payload.len() <= MAX_EARLY_VALVE_BYTES
+                    && (nodes.early_valve.len() < MAX_EARLY_NODES
+                        || nodes.early_valve.contains_key(id))
+                {
+                    nodes.early_valve.insert(id.into(), payload.to_vec());
+                }
                 return Ok(());
             };
             let Some(entity) = &known.valve else {
@@ -499,7 +513,10 @@ fn handle(
                 }
                 ctx.store.set_availability(id, available);
             } else {
-                nodes.early_status.insert(id.into(), available);
+                if nodes.early_status.len() < MAX_EARLY_NODES || nodes.early_status.contains_key(id)
+                {
+                    nodes.early_status.insert(id.into(), available);
+                }
             }
         }
         TopicKind::Telemetry => {

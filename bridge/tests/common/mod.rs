@@ -226,10 +226,16 @@ pub fn init_logs() {
             default(info);
         }));
     });
+    // rumqttd at warn with the bridge's own filter of its routine
+    // disconnect lines, as `hearth` runs it (tests/broker_logs.rs checks it).
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let _ = tracing_subscriber::fmt()
-        .with_env_filter("info,rumqttd=off,rumqttc=warn,cranelift_codegen=warn,wasmtime=warn")
+        .with_env_filter("info,rumqttd=warn,rumqttc=warn,cranelift_codegen=warn,wasmtime=warn")
         .with_ansi(false)
         .with_writer(|| LogWriter)
+        .finish()
+        .with(hearth::broker::log_filter::RumqttdNoise::default())
         .try_init();
 }
 

@@ -141,6 +141,7 @@ fn call_overhead(store: &Arc<EntityStore>) {
             logs: Default::default(),
             forecasts: Default::default(),
             time: Default::default(),
+            outcomes: Default::default(),
         };
         let mut inst =
             PluginInstance::new(&engine.engine, &pre, state, &Limits::default()).unwrap();

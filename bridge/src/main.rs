@@ -182,10 +182,14 @@ enum PluginAction {
     Swap {
         name: String,
         wasm: String,
-        /// As for `load`; without it the running plugin's config is kept.
+        /// As for `load`. Without it: the config NAME last ran WASM with
+        /// (`builtin:thermostat` after a swap away gets its own back), else
+        /// the running plugin's config.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// The config plugin NAME runs with, as a `--config` file (TOML).
+    Config { name: String },
     /// Stop plugin NAME and remove its entities from Home Assistant.
     Unload { name: String },
     /// Recent log lines of plugin NAME (its own and the host's about it).
@@ -433,7 +437,7 @@ async fn plugin_command(
     if let PluginAction::New { name, dir } = &action {
         let path = hearth::plugins::scaffold::scaffold(dir, name)?;
         println!(
-            "Created plugin crate {}. Next:\n  cd {}\n  cargo build --release\n  hearth plugin load {name} target/wasm32-wasip2/release/{}.wasm --config {name}.toml\n(see docs/writing-a-plugin.md)",
+            "Created plugin crate {}. Next:\n  cd {}\n  cargo test\n  cargo build --release --target wasm32-wasip2\n  hearth plugin load {name} target/wasm32-wasip2/release/{}.wasm --config {name}.toml\n(see docs/writing-a-plugin.md)",
             path.display(),
             path.display(),
             name.replace('-', "_")
@@ -459,6 +463,9 @@ async fn plugin_command(
         PluginAction::Unload { name } => {
             ("hearth/plugins/unload", serde_json::json!({"name": name}))
         }
+        PluginAction::Config { name } => {
+            ("hearth/plugins/config", serde_json::json!({"name": name}))
+        }
         PluginAction::Logs { name, lines } => (
             "hearth/plugins/logs",
             serde_json::json!({"name": name, "lines": lines}),
@@ -473,6 +480,7 @@ async fn plugin_command(
     match action {
         PluginAction::List => print!("{}", cli::format_list(&result)),
         PluginAction::Logs { .. } => print!("{}", cli::format_logs(&result)),
+        PluginAction::Config { .. } => print!("{}", cli::format_config(&result)?),
         PluginAction::Load { name, .. } => println!(
             "Loaded `{name}`: {} {} ({}), {}",
             result["plugin"].as_str().unwrap_or(""),

@@ -25,6 +25,7 @@ mod house_demo;
 mod influx;
 mod memory;
 mod node_removal;
+mod plugin_authoring;
 mod plugins;
 mod recorder;
 mod retained;

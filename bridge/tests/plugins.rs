@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 const CUSTOM: &str = env!("HEARTH_PLUGIN_CUSTOM_STRATEGY");
 /// The `hearth:controller` version this host implements and the bundled
 /// plugins are built for.
-const WIT_VERSION: &str = "0.1.1";
+const WIT_VERSION: &str = "0.1.2";
 const THERMOSTAT_WASM: &str = env!("HEARTH_PLUGIN_THERMOSTAT");
 
 /// The server-room thermostat's config without the power sensor, so the
@@ -315,11 +315,11 @@ async fn rejected_swaps_leave_the_running_plugin_in_control() {
     // Newer than the host, on the same track: refused too.
     expect_rejected(
         swap(SwapRequest {
-            wasm: file("patch.wasm", &thermostat_built_for("0.1.2")),
+            wasm: file("patch.wasm", &thermostat_built_for("0.1.3")),
             ..Default::default()
         })
         .await,
-        "built for hearth:controller@0.1.2",
+        "built for hearth:controller@0.1.3",
     );
     // 0.x: another minor is another major.
     expect_rejected(
@@ -435,7 +435,7 @@ async fn rejected_swaps_leave_the_running_plugin_in_control() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_built_for_an_older_compatible_contract_still_runs() {
     // The thermostat as if built for 0.1.0, before `forecast` was added:
-    // wasmtime links its 0.1.0 imports to the host's 0.1.1.
+    // wasmtime links its 0.1.0 imports to the host's (newer) ones.
     let h = Harness::start(BrokerKind::Embedded, 60.0, |c| c.plugins.clear()).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.wasm");
@@ -626,7 +626,7 @@ async fn lifecycle_over_websocket_mqtt_and_the_cli() {
     let t = &list[0];
     assert_eq!(t["name"], "thermostat");
     assert_eq!(t["status"], "running");
-    assert_eq!(t["wit"], "hearth:controller@0.1.1");
+    assert_eq!(t["wit"], "hearth:controller@0.1.2");
     assert_eq!(t["drives"], json!(["switch.server_room_ac_power"]));
     assert_eq!(t["limits"]["memory_mib"], 32);
     assert!(t["stats"]["memory_bytes"].as_u64().unwrap() > 0, "{t}");

@@ -1,6 +1,7 @@
 //! A plugin author's path, end to end: `hearth plugin new`, a plain
-//! `cargo build --release` for wasm32-wasip2 outside the repository, load
-//! into a running bridge, and its service calls reach a twin device.
+//! `cargo test` (native unit tests against the SDK's harness) and
+//! `cargo build --release --target wasm32-wasip2` outside the repository,
+//! load into a running bridge, and its service calls reach a twin device.
 
 use crate::common;
 
@@ -23,22 +24,40 @@ async fn a_scaffolded_plugin_builds_loads_and_drives_the_twin() {
     assert!(dir.join("src/lib.rs").exists());
     // Shared between runs so a second run does not rebuild wit-bindgen.
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scaffold");
-    let mut cargo = std::process::Command::new(option_env!("CARGO").unwrap_or("cargo"));
-    cargo
-        .current_dir(&dir)
-        .args(["build", "--release"])
-        .env("CARGO_TARGET_DIR", &target);
-    // The outer cargo's settings are not the plugin's.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-    ] {
-        cargo.env_remove(var);
-    }
-    let built = tokio::task::spawn_blocking(move || cargo.output().unwrap())
+    let cargo = |args: &[&str]| {
+        let mut cargo = std::process::Command::new(option_env!("CARGO").unwrap_or("cargo"));
+        cargo
+            .current_dir(&dir)
+            .args(args)
+            .env("CARGO_TARGET_DIR", &target);
+        // The outer cargo's settings are not the plugin's.
+        for var in [
+            "RUSTFLAGS",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "CARGO_BUILD_TARGET",
+            "RUSTC_WRAPPER",
+            "RUSTC_WORKSPACE_WRAPPER",
+        ] {
+            cargo.env_remove(var);
+        }
+        cargo
+    };
+    // The README's first command: the native unit tests, with a plain
+    // `cargo test` (a forced wasm32 target made the test binary
+    // unrunnable: "could not execute process").
+    let mut test = cargo(&["test"]);
+    let tested = tokio::task::spawn_blocking(move || test.output().unwrap())
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&tested.stdout);
+    assert!(
+        tested.status.success(),
+        "cargo test of the scaffold failed:\n{out}\n{}",
+        String::from_utf8_lossy(&tested.stderr)
+    );
+    assert!(out.contains("test result: ok. 3 passed"), "{out}");
+    let mut build = cargo(&["build", "--release", "--target", "wasm32-wasip2"]);
+    let built = tokio::task::spawn_blocking(move || build.output().unwrap())
         .await
         .unwrap();
     assert!(
@@ -74,7 +93,7 @@ async fn a_scaffolded_plugin_builds_loads_and_drives_the_twin() {
         .unwrap()
         .unwrap();
     assert_eq!(status.plugin, "probe-plugin");
-    assert_eq!(status.wit, "hearth:controller@0.1.1");
+    assert_eq!(status.wit, "hearth:controller@0.1.2");
     // Its call reached the Tasmota IR bridge of the twin.
     wait_for(
         "IR power on from the scaffolded plugin",

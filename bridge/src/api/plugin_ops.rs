@@ -6,7 +6,8 @@
 //! |---|---|---|
 //! | `list` | — | `[status]` (see `PluginStatus`) |
 //! | `load` | `name`, `wasm`, `config`?, `limits`?, `drives`? | `status` |
-//! | `swap` | `name`, `wasm`, `config`?, `limits`?, `drives`? (unset: keep) | swap report |
+//! | `swap` | `name`, `wasm`, `config`?, `limits`?, `drives`? (unset: the config this instance last ran `wasm` with, else the running one) | swap report |
+//! | `config` | `name` | `{name, wasm, config, limits, drives, remembered}`: the running config, and the plugins a swap back restores the config of |
 //! | `unload` | `name` | `{name}` |
 //! | `logs` | `name`, `lines`? (default 100, at most 1000) | `[{time_ms, level, source, message}]` |
 //!
@@ -26,15 +27,17 @@ pub enum Op {
     Swap,
     Unload,
     Logs,
+    Config,
 }
 
 impl Op {
-    pub const ALL: [(&'static str, Op); 5] = [
+    pub const ALL: [(&'static str, Op); 6] = [
         ("list", Op::List),
         ("load", Op::Load),
         ("swap", Op::Swap),
         ("unload", Op::Unload),
         ("logs", Op::Logs),
+        ("config", Op::Config),
     ];
 
     pub fn parse(name: &str) -> Option<Op> {
@@ -110,6 +113,15 @@ pub async fn run(
         Op::List => {
             args::<NoArgs>("list", request)?;
             Ok(json!(manager.list()))
+        }
+        Op::Config => {
+            let a: Name = args("config", request)?;
+            manager
+                .running_config(&a.name)
+                .map(|c| json!(c))
+                .ok_or_else(|| {
+                    Failure::new(ERR_NOT_FOUND, format!("no plugin `{}` is loaded", a.name))
+                })
         }
         Op::Logs => {
             let a: LogsArgs = args("logs", request)?;

@@ -1,4 +1,4 @@
-//! `hearth plugin list|load|swap|unload|logs`: the plugin lifecycle of a
+//! `hearth plugin list|load|swap|unload|logs|config`: the plugin lifecycle of a
 //! running bridge, through its WebSocket API (`hearth/plugins/*`), so the
 //! CLI needs a token (`hearth token create --name cli`) and nothing else.
 //! `hearth plugin new` scaffolds a plugin crate and needs no bridge.
@@ -93,6 +93,51 @@ pub fn format_list(list: &Value) -> String {
         }
     }
     out
+}
+
+/// `hearth plugin config` as the TOML file `--config` takes (`drives`,
+/// `[config]`, `[limits]`), so `hearth plugin config thermostat > t.toml`
+/// is a starting point for a swap.
+pub fn format_config(answer: &Value) -> anyhow::Result<String> {
+    let name = answer["name"].as_str().unwrap_or("");
+    let mut sidecar = toml::Table::new();
+    if let Some(d) = answer["drives"].as_array() {
+        sidecar.insert("drives".into(), toml_value(&json!(d))?);
+    }
+    sidecar.insert("config".into(), toml_value(&answer["config"])?);
+    sidecar.insert("limits".into(), toml_value(&answer["limits"])?);
+    let remembered: Vec<&str> = answer["remembered"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    Ok(format!(
+        "# Plugin `{name}` runs {} with this config (hearth plugin config {name}).\n\
+         # A swap without --config to one of {remembered:?} restores the config\n\
+         # it last ran that plugin with.\n{}",
+        answer["wasm"].as_str().unwrap_or(""),
+        toml::to_string(&sidecar).context("the config cannot be written as TOML")?
+    ))
+}
+
+/// JSON → TOML (TOML has no null: a null is left out).
+fn toml_value(v: &Value) -> anyhow::Result<toml::Value> {
+    let stripped = strip_nulls(v.clone());
+    toml::Value::try_from(stripped).context("the config cannot be written as TOML")
+}
+
+fn strip_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
+        other => other,
+    }
 }
 
 /// `hearth plugin logs` lines.

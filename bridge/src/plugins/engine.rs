@@ -37,6 +37,9 @@ pub struct HostState {
     pub forecasts: Arc<crate::forecast::Forecasts>,
     /// Where the current call's wall time went (see `instance`).
     pub time: CallTime,
+    /// The outcomes of its service calls (`call-results`); the runner
+    /// replaces this with its own when it adopts the instance.
+    pub outcomes: Arc<super::outcomes::CallOutcomes>,
 }
 
 /// The current call's wall time, and how much of it the host spent (in
@@ -210,6 +213,10 @@ impl self::hearth::controller::host::Host for HostState {
             .into_iter()
             .map(|(time_ms, value)| wit::Sample { time_ms, value })
             .collect()
+    }
+
+    fn call_results(&mut self) -> Vec<wit::CallResult> {
+        self.outcomes.drain()
     }
 }
 

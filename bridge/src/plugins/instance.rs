@@ -161,6 +161,11 @@ impl PluginInstance {
     }
 
     /// Whether a call hit the memory cap.
+    /// Makes the plugin's `call-results` read `outcomes` (its runner's).
+    pub fn share_outcomes(&mut self, outcomes: &std::sync::Arc<super::outcomes::CallOutcomes>) {
+        self.store.data_mut().outcomes = outcomes.clone();
+    }
+
     pub fn memory_cap_hit(&self) -> bool {
         self.store.data().limiter.hit
     }

@@ -7,7 +7,12 @@
 //!   the plugin saved when it was last stopped, start it;
 //! - **swap**: prepare the new plugin while the old one keeps running, with
 //!   the same checks; then the runner switches between two events (see
-//!   [`runner`](super::runner)); any failure leaves the old one running;
+//!   [`runner`](super::runner)); any failure leaves the old one running.
+//!   A swap without a config to a plugin (`wasm`) this instance has run
+//!   before gets the config (and limits, drives) it last ran that plugin
+//!   with, so `swap thermostat builtin:thermostat` after a swap to a
+//!   plugin with another config restores the thermostat's; a swap to a
+//!   plugin it has not run keeps the running config; a given config wins;
 //! - **unload**: stop, keep its saved state on disk, remove its device and
 //!   entities from HA;
 //! - **list**, **logs**, **save**; **save_all** every few seconds, so a
@@ -44,6 +49,38 @@ pub struct PluginManager {
 struct Entry {
     handle: PluginHandle,
     cfg: PluginConfig,
+    /// The config it last ran each plugin (`wasm`) with, oldest first;
+    /// the first is the one it was loaded with.
+    ran: Vec<PluginConfig>,
+}
+
+/// Plugins remembered per instance for a swap back; the one it was loaded
+/// with is always kept. A person swaps between a handful.
+const RAN_KEPT: usize = 16;
+
+impl Entry {
+    fn ran_with(&mut self, cfg: &PluginConfig) {
+        match self.ran.iter_mut().find(|c| c.wasm == cfg.wasm) {
+            Some(c) => *c = cfg.clone(),
+            None => {
+                if self.ran.len() == RAN_KEPT {
+                    self.ran.remove(1);
+                }
+                self.ran.push(cfg.clone());
+            }
+        }
+    }
+}
+
+/// What `hearth plugin config NAME` shows: the config an instance runs
+/// with, in the shape a load or a swap takes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunningConfig {
+    #[serde(flatten)]
+    pub running: PluginConfig,
+    /// The plugins a swap without a config restores the config of (the
+    /// one it was loaded with first).
+    pub remembered: Vec<String>,
 }
 
 /// What a swap may change; unset fields keep the running plugin's.
@@ -101,15 +138,26 @@ impl PluginManager {
         let saved = self.read_state(&name, &prepared.desc.name);
         let handle = runner::start(self.ctx.clone(), prepared, saved)?;
         let status = handle.status();
-        self.plugins().insert(name, Entry { handle, cfg });
+        let ran = vec![cfg.clone()];
+        self.plugins().insert(name, Entry { handle, cfg, ran });
         Ok(status)
     }
 
     /// Replaces the running plugin `name` by the one `req` describes.
     pub fn swap(&self, name: &str, req: SwapRequest) -> anyhow::Result<SwapReport> {
-        let mut cfg = self
-            .config(name)
+        let (mut cfg, before) = self
+            .plugins()
+            .get(name)
+            .map(|e| {
+                let before = e.ran.iter().find(|c| c.wasm == req.wasm).cloned();
+                (e.cfg.clone(), before)
+            })
             .with_context(|| format!("no plugin `{name}` is loaded"))?;
+        if let Some(before) = before {
+            cfg.config = before.config;
+            cfg.limits = before.limits;
+            cfg.drives = before.drives;
+        }
         cfg.wasm = req.wasm;
         if let Some(c) = req.config {
             cfg.config = c;
@@ -148,6 +196,7 @@ impl PluginManager {
             .map_err(|e| anyhow::anyhow!("swap of `{name}` rejected: {e}"))?;
         let name = name.to_string();
         if let Some(e) = self.plugins().get_mut(&name) {
+            e.ran_with(&cfg);
             e.cfg = cfg;
         }
         Ok(report)
@@ -194,6 +243,15 @@ impl PluginManager {
     /// The config a plugin runs with.
     pub fn config(&self, name: &str) -> Option<PluginConfig> {
         self.plugins().get(name).map(|e| e.cfg.clone())
+    }
+
+    /// The config a plugin runs with, and the plugins a swap back restores
+    /// the config of.
+    pub fn running_config(&self, name: &str) -> Option<RunningConfig> {
+        self.plugins().get(name).map(|e| RunningConfig {
+            running: e.cfg.clone(),
+            remembered: e.ran.iter().map(|c| c.wasm.clone()).collect(),
+        })
     }
 
     pub fn logs(&self, name: &str, lines: usize) -> anyhow::Result<Vec<LogLine>> {

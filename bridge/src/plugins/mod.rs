@@ -1,5 +1,5 @@
 //! The plugin host (DESIGN.md §5): controller plugins are WebAssembly
-//! components (`wit/`, package `hearth:controller@0.1.1`) run by wasmtime
+//! components (`wit/`, package `hearth:controller@0.1.2`) run by wasmtime
 //! with no WASI capability, a memory cap and a CPU deadline per call.
 //!
 //! - [`engine`]: the wasmtime engine, compilation, the host imports.
@@ -13,6 +13,7 @@
 //!   the opt-in watch that swaps a changed file.
 //! - [`logbook`]: each plugin's recent log lines.
 //! - [`saved`]: each plugin's `save` state on disk between runs.
+//! - [`outcomes`]: the outcomes of a plugin's service calls, for the plugin.
 //! - [`builtin`]: the plugins compiled into the `hearth` binary.
 
 pub mod builtin;
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod instance;
 pub mod logbook;
 pub mod manager;
+pub mod outcomes;
 pub mod owned;
 pub mod prepare;
 pub mod runner;
@@ -129,4 +131,4 @@ impl Limits {
 }
 
 /// The WIT package this host implements.
-pub const WIT_PACKAGE: &str = "hearth:controller@0.1.1";
+pub const WIT_PACKAGE: &str = "hearth:controller@0.1.2";

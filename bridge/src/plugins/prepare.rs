@@ -126,6 +126,7 @@ pub fn instantiate(
         logs: logs.clone(),
         forecasts: forecasts.clone(),
         time: CallTime::new(),
+        outcomes: Default::default(),
     };
     let mut instance = PluginInstance::new(&engine.engine, pre, state, &cfg.limits)?;
     instance.init(config_json)?;

@@ -21,6 +21,7 @@
 use super::engine::{state_to_wit, wit};
 use super::instance::{CallStats, PluginFault, PluginInstance};
 use super::logbook::{LogBook, LogLine};
+use super::outcomes::{CallOutcomes, Emitted};
 use super::owned::OwnedEntities;
 use super::prepare::{self, Prepared};
 use super::{Limits, PluginConfig};
@@ -105,6 +106,9 @@ pub struct PluginStatus {
     pub entities: Vec<String>,
     pub tick_period_ms: u32,
     pub limits: Limits,
+    /// The config passed to its `init` (not in the status sensor's
+    /// attributes: it may be large, and HA's recorder keeps attributes).
+    pub config: Value,
     /// State changes delivered to `on_state`.
     pub events: u64,
     /// Service calls it made (accepted by the host).
@@ -271,7 +275,9 @@ struct Runner {
     runtime: tokio::runtime::Handle,
     active: Active,
     tick_ms: u32,
-    calls: mpsc::Sender<ServiceCall>,
+    calls: mpsc::Sender<(ServiceCall, Emitted)>,
+    /// Shared with every instance it adopts (`call-results`).
+    outcomes: Arc<CallOutcomes>,
     stopping: Arc<AtomicBool>,
     status: Arc<Mutex<PluginStatus>>,
     owned: OwnedEntities,
@@ -341,6 +347,7 @@ pub fn start(
         entities: Vec::new(),
         tick_period_ms: 0,
         limits: prepared.cfg.limits,
+        config: Value::Null,
         events: 0,
         calls: 0,
         faults: 0,
@@ -358,6 +365,8 @@ pub fn start(
     let (calls_tx, calls_rx) = mpsc::channel(CALL_QUEUE);
     let stopping = Arc::new(AtomicBool::new(false));
     let (active, tick_ms) = Active::from(&prepared);
+    let outcomes = Arc::new(CallOutcomes::default());
+    prepared.instance.share_outcomes(&outcomes);
     let mut runner = Runner {
         runtime: tokio::runtime::Handle::try_current()
             .map_err(|_| anyhow::anyhow!("plugins start inside the bridge's tokio runtime"))?,
@@ -365,6 +374,7 @@ pub fn start(
         active,
         tick_ms,
         calls: calls_tx,
+        outcomes: outcomes.clone(),
         stopping: stopping.clone(),
         status: status.clone(),
         owned: OwnedEntities::new(ctx.store.clone(), &name),
@@ -378,7 +388,16 @@ pub fn start(
     runner.publish_status();
     runner.saved = prepared.instance.save().unwrap_or_default();
     let feeder = spawn_feeder(&ctx, input_tx.clone(), stopping.clone());
-    spawn_call_executor(ctx.router.clone(), calls_rx);
+    spawn_call_executor(
+        ctx.router.clone(),
+        calls_rx,
+        CallReporter {
+            plugin: name.clone(),
+            logs: ctx.logs.clone(),
+            store: ctx.store.clone(),
+            outcomes,
+        },
+    );
     let instance = prepared.instance;
     let thread = std::thread::Builder::new()
         .name(format!("plugin-{name}"))
@@ -410,6 +429,7 @@ fn set_identity(status: &Mutex<PluginStatus>, p: &Prepared) {
         .collect();
     s.tick_period_ms = p.tick_ms();
     s.limits = p.cfg.limits;
+    s.config = p.cfg.config.clone();
 }
 
 /// Store events → the plugin's queue; shutdown → stop. Every state change
@@ -444,13 +464,63 @@ fn spawn_feeder(
     .abort_handle()
 }
 
+/// Where the executor reports the router's answers: the plugin's
+/// `call-results` and, for a refusal, `hearth plugin logs`.
+struct CallReporter {
+    plugin: String,
+    logs: Arc<LogBook>,
+    store: Arc<EntityStore>,
+    outcomes: Arc<CallOutcomes>,
+}
+
+impl CallReporter {
+    /// `what`: (domain, service, entity ids) of the call.
+    fn report(
+        &self,
+        what: (String, String, Vec<String>),
+        emitted: Emitted,
+        result: Result<(), String>,
+    ) {
+        let (domain, service, entity_ids) = what;
+        if let Err(reason) = &result {
+            self.logs.push(
+                &self.plugin,
+                LogLine {
+                    time_ms: self.store.clock().now_ms(),
+                    level: "warn",
+                    source: "host",
+                    message: format!(
+                        "call #{} {domain}.{service} on {} refused: {reason}",
+                        emitted.id,
+                        entity_ids.join(", ")
+                    ),
+                },
+            );
+        }
+        self.outcomes
+            .record(emitted, &domain, &service, &entity_ids, result);
+    }
+}
+
 /// Plugin service calls go through the router off the plugin's thread, in
-/// order.
-fn spawn_call_executor(router: Arc<ServiceRouter>, mut calls: mpsc::Receiver<ServiceCall>) {
+/// order; each answer is reported to the plugin (see [`CallReporter`]).
+fn spawn_call_executor(
+    router: Arc<ServiceRouter>,
+    mut calls: mpsc::Receiver<(ServiceCall, Emitted)>,
+    reporter: CallReporter,
+) {
     tokio::spawn(async move {
-        while let Some(call) = calls.recv().await {
-            // Refusals are logged by the router with their reason.
-            let _ = router.call(call).await;
+        while let Some((call, emitted)) = calls.recv().await {
+            let what = (
+                call.domain.clone(),
+                call.service.clone(),
+                call.entity_ids.clone(),
+            );
+            // The router logs refusals in the bridge's log too. Its error's
+            // Display is the reason the plugin gets: for people; plugins
+            // must not parse it (the SDK says so).
+            let result = router.call(call).await.map_err(|e| e.to_string());
+            reporter.report(what, emitted, result);
         }
     });
 }
@@ -486,6 +556,7 @@ impl Runner {
             return;
         };
         attrs.remove("status");
+        attrs.remove("config");
         self.owned.set("status", s.state.as_str(), attrs);
     }
 
@@ -553,6 +624,7 @@ impl Runner {
             }
             let mut ticked = false;
             let mut delivered = 0u64;
+            let began_ms = self.ctx.store.clock().now_ms();
             let result = match self.next(&input, next_tick) {
                 Next::Closed | Next::Input(Input::Stop) => break,
                 Next::Tick => {
@@ -609,7 +681,7 @@ impl Runner {
                         self.owned.set("fault", "off", Map::new());
                         self.fault_alert(None);
                     }
-                    self.apply(output).and_then(|()| {
+                    self.apply(output, began_ms).and_then(|()| {
                         // The restart point: after every tick, and at most
                         // once a second of events, only once the output
                         // was accepted.
@@ -664,6 +736,7 @@ impl Runner {
         mut p: Prepared,
     ) -> Result<(PluginInstance, SwapReport), String> {
         let started = Instant::now();
+        p.instance.share_outcomes(&self.outcomes);
         let bytes = match old {
             Some(i) => i.save().unwrap_or_else(|f| {
                 tracing::warn!(
@@ -834,6 +907,10 @@ impl Runner {
                 &a.cfg,
                 &a.config_json,
             )
+            .map(|mut i| {
+                i.share_outcomes(&self.outcomes);
+                i
+            })
             .and_then(|mut i| match i.restore(&self.saved)? {
                 Ok(()) => Ok(i),
                 Err(reason) => {
@@ -864,10 +941,21 @@ impl Runner {
         }
     }
 
-    /// Applies a plugin's output. Bad parts are logged and dropped; only
-    /// flooding the call queue faults the plugin.
-    fn apply(&self, out: wit::Output) -> Result<(), PluginFault> {
-        for call in out.calls {
+    /// Applies a plugin's output (of the call that began at `began_ms`,
+    /// host time). Bad parts are logged, reported to the plugin as refused
+    /// and dropped; only flooding the call queue faults the plugin.
+    fn apply(&self, out: wit::Output, began_ms: i64) -> Result<(), PluginFault> {
+        for (index, call) in out.calls.into_iter().enumerate() {
+            let emitted = self.outcomes.issue(began_ms, index as u32);
+            let refuse = |msg: String| {
+                self.outcomes.record(
+                    emitted,
+                    &call.domain,
+                    &call.service,
+                    &call.entity_ids,
+                    Err(msg),
+                )
+            };
             if let Some(bad) = call
                 .entity_ids
                 .iter()
@@ -879,6 +967,9 @@ impl Runner {
                 );
                 tracing::warn!("plugin `{}` {msg}", self.name);
                 self.log_host("warn", msg);
+                refuse(format!(
+                    "`{bad}` is not among the entities the plugin drives"
+                ));
                 continue;
             }
             let data = match serde_json::from_str::<Value>(&call.service_data) {
@@ -889,18 +980,22 @@ impl Runner {
                         call.domain, call.service, call.service_data
                     );
                     tracing::warn!("plugin `{}`: {msg}", self.name);
-                    self.log_host("warn", msg);
+                    self.log_host("warn", msg.clone());
+                    refuse(msg);
                     continue;
                 }
             };
-            let queued = self.calls.try_send(ServiceCall {
-                domain: call.domain,
-                service: call.service,
-                entity_ids: call.entity_ids,
-                data,
-                source: CallSource::Plugin(self.name.clone()),
-                context: crate::entity::Context::default(),
-            });
+            let queued = self.calls.try_send((
+                ServiceCall {
+                    domain: call.domain,
+                    service: call.service,
+                    entity_ids: call.entity_ids,
+                    data,
+                    source: CallSource::Plugin(self.name.clone()),
+                    context: crate::entity::Context::default(),
+                },
+                emitted,
+            ));
             if queued.is_err() {
                 return Err(PluginFault::BadOutput(format!(
                     "{CALL_QUEUE} service calls are already waiting for the router"

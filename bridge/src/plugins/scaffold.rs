@@ -1,16 +1,21 @@
 //! `hearth plugin new NAME`: a standalone plugin crate, outside any
-//! workspace, that builds with a plain `cargo build --release`:
+//! workspace, whose unit tests run natively with a plain `cargo test` (the
+//! SDK's fake host, `hearth_plugin_sdk::testing`) and whose component builds
+//! with `cargo build --release --target wasm32-wasip2` (alias `cargo wasm`).
+//! No `build.target` is forced: a test binary built for wasm32 cannot run
+//! on the host.
 //!
 //! ```text
 //! NAME/
 //!   Cargo.toml               own [workspace]; cdylib; small release profile
 //!   rust-toolchain.toml      1.95.0 + wasm32-wasip2
-//!   .cargo/config.toml       [build] target = "wasm32-wasip2"
+//!   .cargo/config.toml       alias `cargo wasm` = the component's build
 //!   src/lib.rs               a small, real controller (threshold + hysteresis)
+//!                            and its native unit tests
 //!   NAME.toml                sample sidecar: [config], [limits], drives
 //!   README.md                build, load, swap
 //!   hearth-plugin-sdk/       the SDK, vendored: Cargo.toml, src/lib.rs,
-//!                            wit/controller.wit
+//!                            src/testing.rs, wit/controller.wit
 //! ```
 //!
 //! The vendored SDK is this repository's `plugins/sdk` and `wit/` at build
@@ -22,6 +27,7 @@ use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 
 const SDK_LIB: &str = include_str!("../../../plugins/sdk/src/lib.rs");
+const SDK_TESTING: &str = include_str!("../../../plugins/sdk/src/testing.rs");
 const SDK_MANIFEST: &str = include_str!("../../../plugins/sdk/Cargo.toml");
 const WORKSPACE_MANIFEST: &str = include_str!("../../../Cargo.toml");
 const WIT: &str = include_str!("../../../wit/controller.wit");
@@ -35,7 +41,9 @@ const LIB_RS: &str = r#####"//! `{{NAME}}`: a Hearth controller plugin (made by 
 //! lose one). It publishes its own sensor `switchings`, the number of times it
 //! switched, which survives restarts and swaps through `save`/`restore`.
 //!
-//! Build: `cargo build --release` → `target/wasm32-wasip2/release/{{LIB}}.wasm`.
+//! Test: `cargo test` (natively, against the SDK's fake host).
+//! Build: `cargo build --release --target wasm32-wasip2` (or `cargo wasm`)
+//! → `target/wasm32-wasip2/release/{{LIB}}.wasm`.
 //! The SDK's documentation: `cargo doc --open -p hearth-plugin-sdk`.
 
 use hearth_plugin_sdk::serde_json::Value;
@@ -180,6 +188,58 @@ impl Controller for Plugin {
 }
 
 export_controller!(Plugin);
+
+/// Native tests (`cargo test`): the SDK's harness plays the bridge.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_plugin_sdk::serde_json::json;
+    use hearth_plugin_sdk::testing::Harness;
+
+    fn plugin() -> Harness<Plugin> {
+        Harness::new(json!({
+            "sensor": "sensor.room_temperature",
+            "switch": "switch.fan",
+            "threshold": 25.0,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn switches_on_above_the_threshold_and_off_below_the_band() {
+        let mut h = plugin();
+        let out = h.set_state("sensor.room_temperature", "25.2", json!({}));
+        assert_eq!(out.calls().len(), 1);
+        assert_eq!(out.calls()[0].service, "turn_on");
+        // Inside the band (24.5–25 °C): nothing new.
+        let out = h.set_state("sensor.room_temperature", "24.8", json!({}));
+        assert!(out.calls().is_empty());
+        let out = h.set_state("sensor.room_temperature", "24.4", json!({}));
+        assert_eq!(out.calls()[0].service, "turn_off");
+        // The tick re-sends the last command and publishes the count.
+        let out = h.tick(h.now_ms() + 300_000);
+        assert_eq!(out.calls()[0].service, "turn_off");
+        assert_eq!(out.entities()[0].state, "2");
+    }
+
+    #[test]
+    fn an_unavailable_sensor_keeps_the_last_command() {
+        let mut h = plugin();
+        h.set_state("sensor.room_temperature", "26", json!({}));
+        let out = h.set_state("sensor.room_temperature", "unavailable", json!({}));
+        assert!(out.calls().is_empty());
+    }
+
+    #[test]
+    fn the_count_survives_a_restart() {
+        let mut h = plugin();
+        h.set_state("sensor.room_temperature", "26", json!({}));
+        let saved = h.save();
+        let mut fresh = plugin();
+        fresh.restore(&saved).unwrap();
+        assert_eq!(fresh.plugin().saved.switchings, 1);
+    }
+}
 "#####;
 
 const README_MD: &str = r#####"# {{NAME}}
@@ -193,15 +253,22 @@ What it does (see `src/lib.rs`): turns `switch` on when `sensor` reads at
 least `threshold` °C, off below `threshold − hysteresis` °C, re-sends its
 command every `period_s` s, and counts its switchings in its own sensor.
 
-## Build
+## Test and build
 
 ```sh
-cargo build --release
+cargo test                                      # native unit tests (src/lib.rs `mod tests`)
+cargo build --release --target wasm32-wasip2    # the component; `cargo wasm` is the same
 ```
 
+The tests run on your machine, not in WebAssembly: the SDK's
+`hearth_plugin_sdk::testing::Harness` plays the bridge (states, ticks, the
+clock, refused calls) and collects the plugin's calls, alerts and logs.
+That is why `.cargo/config.toml` does not force the wasm target (a test
+binary built for wasm32 cannot run here); it only defines `cargo wasm`.
+
 The toolchain ({{CHANNEL}} with the `wasm32-wasip2` target) comes from
-`rust-toolchain.toml`, the target from `.cargo/config.toml`; if rustup does
-not install the target on its own: `rustup target add wasm32-wasip2`.
+`rust-toolchain.toml`; if rustup does not install the target on its own:
+`rustup target add wasm32-wasip2`.
 The component is `target/wasm32-wasip2/release/{{LIB}}.wasm` (cargo turns
 `-` into `_`).
 
@@ -229,7 +296,7 @@ copy `target/wasm32-wasip2/release/{{LIB}}.wasm` to
 
 | path | what |
 |---|---|
-| `src/lib.rs` | the plugin |
+| `src/lib.rs` | the plugin and its tests |
 | `{{NAME}}.toml` | its config (`[config]`), sandbox limits (`[limits]`), optional `drives` |
 | `hearth-plugin-sdk/` | the SDK, vendored: typed helpers over the bindings generated from `hearth-plugin-sdk/wit/controller.wit` |
 
@@ -276,7 +343,8 @@ rust-version = "1.95"
 publish = false
 
 [lib]
-# A WebAssembly component (wasm32-wasip2, see .cargo/config.toml).
+# A WebAssembly component with `--target wasm32-wasip2` (`cargo wasm`); `cargo test`
+# builds the unit tests for the host.
 crate-type = ["cdylib"]
 
 [dependencies]
@@ -302,8 +370,12 @@ components = ["rustfmt", "clippy"]
 targets = ["wasm32-wasip2"]
 "#####;
 
-const CARGO_CONFIG_TOML: &str = r#####"[build]
-target = "wasm32-wasip2"
+// No `[build] target`: `cargo test` must build for the host (see the
+// module doc).
+const CARGO_CONFIG_TOML: &str = r#####"# The component's build: `cargo wasm` (= cargo build --release --target wasm32-wasip2).
+# No [build] target here: `cargo test` runs the unit tests natively.
+[alias]
+wasm = "build --release --target wasm32-wasip2"
 "#####;
 
 /// Names cargo refuses for a package, or that would clash with the SDK.
@@ -440,6 +512,10 @@ fn files(name: &str) -> anyhow::Result<Vec<(String, String)>> {
         ("README.md".into(), fill(README_MD)),
         ("hearth-plugin-sdk/Cargo.toml".into(), sdk_manifest()?),
         ("hearth-plugin-sdk/src/lib.rs".into(), SDK_LIB.into()),
+        (
+            "hearth-plugin-sdk/src/testing.rs".into(),
+            SDK_TESTING.into(),
+        ),
         ("hearth-plugin-sdk/wit/controller.wit".into(), WIT.into()),
     ])
 }
@@ -575,6 +651,7 @@ mod tests {
             "README.md",
             "hearth-plugin-sdk/Cargo.toml",
             "hearth-plugin-sdk/src/lib.rs",
+            "hearth-plugin-sdk/src/testing.rs",
             "hearth-plugin-sdk/wit/controller.wit",
         ] {
             assert!(dir.join(f).is_file(), "{f} missing");
@@ -586,7 +663,16 @@ mod tests {
         assert_eq!(cargo["lib"]["crate-type"][0].as_str(), Some("cdylib"));
         assert_eq!(cargo["profile"]["release"]["panic"].as_str(), Some("abort"));
         let cfg: toml::Table = toml::from_str(&read(".cargo/config.toml")).unwrap();
-        assert_eq!(cfg["build"]["target"].as_str(), Some("wasm32-wasip2"));
+        assert!(
+            cfg.get("build").is_none(),
+            "no forced target: tests run natively"
+        );
+        assert_eq!(
+            cfg["alias"]["wasm"].as_str(),
+            Some("build --release --target wasm32-wasip2")
+        );
+        assert!(read("src/lib.rs").contains("hearth_plugin_sdk::testing::Harness"));
+        assert_eq!(read("hearth-plugin-sdk/src/testing.rs"), SDK_TESTING);
         let tc: toml::Table = toml::from_str(&read("rust-toolchain.toml")).unwrap();
         assert_eq!(tc["toolchain"]["channel"].as_str(), Some("1.95.0"));
         assert!(read("README.md").contains("target/wasm32-wasip2/release/my_plugin.wasm"));

@@ -12,9 +12,15 @@
 //! default), on each state change of `entity` and logs how many samples came
 //! back (used to check that a slow read is the host's time, not the
 //! plugin's).
+//! Every outcome of its service calls (WIT 0.1.2 `call-results`) is
+//! logged: `call result #<id> switch.turn_on on switch.y: ok` or `…:
+//! refused: <the host's reason>` (used to check that a plugin learns about
+//! refusals).
 
 use hearth_plugin_sdk::serde_json::{self, Value, json};
-use hearth_plugin_sdk::{Change, Controller, Description, Output, export_controller, info, warn};
+use hearth_plugin_sdk::{
+    CallResult, Change, Controller, Description, Output, export_controller, info, warn,
+};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -156,6 +162,21 @@ impl Controller for FaultInjector {
 
     fn save(&self) -> Vec<u8> {
         self.events.to_le_bytes().to_vec()
+    }
+
+    fn on_call_result(&mut self, result: CallResult, _out: &mut Output) {
+        let outcome = match &result.error {
+            None => "ok".to_string(),
+            Some(reason) => format!("refused: {reason}"),
+        };
+        info(&format!(
+            "call result #{} {} on {} (call {} of the output at {} ms): {outcome}",
+            result.id,
+            result.service_name(),
+            result.entity_ids.join(", "),
+            result.index,
+            result.emitted_ms
+        ));
     }
 
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {

@@ -15,7 +15,11 @@
 //!   [`problem_sensor`] and the [`EntityDecl`] builder methods;
 //! - state across restarts and swaps: [`save_json`], [`restore_json`];
 //! - config: [`parse_config`];
-//! - logging through the bridge: [`log`], [`info`], [`warn`], [`error`], [`debug`].
+//! - logging through the bridge: [`log`], [`info`], [`warn`], [`error`], [`debug`];
+//! - the outcome of each service call: [`Controller::on_call_result`]
+//!   (a [`CallResult`]: accepted, or refused with the host's reason);
+//! - native unit tests without a bridge: [`testing::Harness`] (not on
+//!   `wasm32`).
 //!
 //! Units everywhere: temperatures in °C, power in W, energy in Wh, time in
 //! milliseconds since the Unix epoch (UTC) on the host's clock — simulated time
@@ -53,14 +57,24 @@ pub mod bindings {
     });
 }
 
+// The host: the bridge's imports inside a component; a fake host (see
+// [`testing`]) in a native build, so a plugin's unit tests run with a plain
+// `cargo test`.
+#[cfg(target_arch = "wasm32")]
 use bindings::hearth::controller::host;
 use bindings::hearth::controller::types as wit;
+#[cfg(not(target_arch = "wasm32"))]
+use testing::fake_host as host;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 pub use bindings::hearth::controller::types::{
-    Alert, Description, EntityDecl, EntityUpdate, LogLevel, Sample, ServiceCall, Severity,
+    Alert, CallResult, Description, EntityDecl, EntityUpdate, LogLevel, Sample, ServiceCall,
+    Severity,
 };
 pub use serde_json;
 
@@ -652,6 +666,30 @@ fn short_type_name<T>() -> &'static str {
     base.rsplit("::").next().unwrap_or(base)
 }
 
+/// The outcome of one service call the plugin emitted (WIT 0.1.2), given
+/// to [`Controller::on_call_result`].
+impl CallResult {
+    /// `true` when the host refused the call or its device failed it.
+    pub fn is_refused(&self) -> bool {
+        self.error.is_some()
+    }
+
+    /// `domain.service`, e.g. `switch.turn_on`.
+    pub fn service_name(&self) -> String {
+        format!("{}.{}", self.domain, self.service)
+    }
+}
+
+/// Hands the outcomes the host has gathered since the last call to
+/// [`Controller::on_call_result`], oldest first. [`export_controller!`]
+/// calls it before every `on_state` and `tick`.
+#[doc(hidden)]
+pub fn deliver_call_results<C: Controller>(c: &mut C, out: &mut Output) {
+    for result in host::call_results() {
+        c.on_call_result(result, out);
+    }
+}
+
 /// The typed side of the controller world. One value per plugin instance;
 /// the host calls it from one thread, never re-entrantly, each call bounded
 /// in CPU time and memory.
@@ -674,6 +712,33 @@ pub trait Controller: Sized {
     /// Restores `save` bytes, possibly from another version or another
     /// plugin; an error means "start fresh" and does not reject the plugin.
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String>;
+
+    /// The outcome of a service call this plugin emitted in an earlier
+    /// `on_state` or `tick` (the router answers after the output is
+    /// returned, so outcomes arrive at the next call, just before
+    /// `on_state`/`tick`; add what you ask to `out`).
+    ///
+    /// `result.error` is `None` when the device's driver accepted the call,
+    /// and the host's reason when it was refused or failed: the safety
+    /// envelope (`refused by the safety envelope of `switch.ac_power`: off
+    /// for 12 s, must stay off 180 s before restarting`), the service's
+    /// validation (a value outside the device's range), an unavailable
+    /// device, or an entity the plugin does not drive. The host logs every
+    /// refusal in `hearth plugin logs` already. What to do about one:
+    /// - a timing refusal (minimum off time): do not count the command as
+    ///   done; decide again at a later tick (retry later), without
+    ///   resending at every event;
+    /// - a value refusal: clamp to the range the reason names, or raise an
+    ///   alert ([`Output::alert`]) — the plugin's config is likely wrong;
+    /// - an unavailable device: hold, and raise a problem if it lasts.
+    ///
+    /// Match on `result.domain`/`service`/`entity_ids` (or on `index` and
+    /// `emitted_ms`: the call's place in the output of the call that began
+    /// at `emitted_ms`), not on the wording of `error`, which is for
+    /// people. The default does nothing.
+    fn on_call_result(&mut self, result: CallResult, out: &mut Output) {
+        let _ = (result, out);
+    }
 }
 
 /// Holds the one controller instance of this component.
@@ -720,12 +785,18 @@ macro_rules! export_controller {
                 }
                 fn on_state(change: wit::StateChange) -> wit::Output {
                     let mut out = $crate::Output::default();
-                    with(|c| $crate::Controller::on_state(c, change.into(), &mut out));
+                    with(|c| {
+                        $crate::deliver_call_results(c, &mut out);
+                        $crate::Controller::on_state(c, change.into(), &mut out)
+                    });
                     out.into()
                 }
                 fn tick(now_ms: i64) -> wit::Output {
                     let mut out = $crate::Output::default();
-                    with(|c| $crate::Controller::tick(c, now_ms, &mut out));
+                    with(|c| {
+                        $crate::deliver_call_results(c, &mut out);
+                        $crate::Controller::tick(c, now_ms, &mut out)
+                    });
                     out.into()
                 }
                 fn save() -> Vec<u8> {

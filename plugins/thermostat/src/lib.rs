@@ -27,6 +27,8 @@
 //!   unavailable: at once when the sensor has reported before, else after
 //!   [`MISSING_GRACE_MS`] from the plugin's start (a wrong id, or a sensor
 //!   that never came);
+//! - refused commands: the host's reason is logged (`hearth plugin logs`);
+//!   the next control step decides again;
 //! - start check: with a power sensor, the AC must draw more than
 //!   `running_power_w` within `start_check` of being switched on while too hot,
 //!   else an `ac_not_cooling` problem is raised.
@@ -38,8 +40,8 @@
 
 use hearth_plugin_sdk::serde_json::{self, Value, json};
 use hearth_plugin_sdk::{
-    Change, Controller, Description, NoState, Output, Reading, Severity, State, export_controller,
-    info, problem_sensor, restore_json, save_json, warn,
+    CallResult, Change, Controller, Description, NoState, Output, Reading, Severity, State,
+    export_controller, info, problem_sensor, restore_json, save_json, warn,
 };
 use serde::{Deserialize, Serialize};
 
@@ -436,6 +438,21 @@ impl Controller for Thermostat {
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
         self.saved = restore_json(bytes)?;
         Ok(())
+    }
+
+    /// A refused command (typically `turn_on` inside the safety envelope's
+    /// minimum off time, when a user's change forced a decision) is logged
+    /// with the host's reason. Nothing else changes: the command stays
+    /// "in flight" for `PENDING_MS`, after which the next control step
+    /// decides again (retry later), so a refusal is not resent per event.
+    fn on_call_result(&mut self, result: CallResult, _out: &mut Output) {
+        if let Some(reason) = &result.error {
+            warn(&format!(
+                "{} on {} refused: {reason}; deciding again at a later tick",
+                result.service_name(),
+                result.entity_ids.join(", ")
+            ));
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! Hearth's own commands, under `hearth/`:
-//! - `hearth/plugins/list|load|swap|unload|logs`: the plugin lifecycle, with
+//! - `hearth/plugins/list|load|swap|unload|logs|config`: the plugin lifecycle, with
 //!   the arguments and results of [`plugin_ops`](crate::api::plugin_ops)
 //!   (e.g. `{"id": 5, "type": "hearth/plugins/swap", "name": "thermostat",
 //!   "wasm": "builtin:custom-strategy"}`).

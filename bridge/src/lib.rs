@@ -23,6 +23,8 @@
 //! - [`twin`]: the digital twin: simulated devices speaking the real protocols.
 //! - [`app`]: wires the parts into a running bridge; [`config`] is its file;
 //!   [`demo`] runs the bundled server-room scenario against the twin.
+//! - [`logging`]: every log field escaped and capped; per-source rate
+//!   limiting of warnings about bad input.
 //! - [`clock`] and [`shutdown`]: the shared clock (simulated under the twin)
 //!   and the one shutdown signal every task obeys.
 
@@ -40,6 +42,7 @@ pub mod drivers;
 pub mod entity;
 pub mod feeds;
 pub mod forecast;
+pub mod logging;
 pub mod plugins;
 pub mod recorder;
 pub mod shutdown;

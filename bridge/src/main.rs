@@ -242,6 +242,9 @@ fn init_logging(level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        // Every field escaped and capped: outside values cannot forge a
+        // line or grow one past 4 KiB (hearth::logging).
+        .fmt_fields(hearth::logging::EscapedFields)
         .finish()
         .with(RumqttdNoise::for_directives(level))
         .init();

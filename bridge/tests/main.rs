@@ -23,6 +23,8 @@ mod history_states;
 mod house;
 mod house_demo;
 mod influx;
+mod input_limits;
+mod log_forging;
 mod memory;
 mod node_removal;
 mod plugin_authoring;

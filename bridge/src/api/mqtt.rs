@@ -34,6 +34,7 @@ pub fn spawn(
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     Ok(tokio::spawn(async move {
         let mut running = tokio::task::JoinSet::new();
+        let bad_input = crate::logging::Throttle::new("bad plugin requests");
         loop {
             let msg = tokio::select! {
                 m = requests.recv() => match m { Some(m) => m, None => break },
@@ -42,11 +43,11 @@ pub fn spawn(
             while running.try_join_next().is_some() {}
             let op_name = msg.topic.strip_prefix(&prefix).unwrap_or("").to_string();
             let topic = format!("{base}/bridge/response/plugin/{op_name}");
-            let (manager, link) = (manager.clone(), link.clone());
+            let (manager, link, bad_input) = (manager.clone(), link.clone(), bad_input.clone());
             let permit = slots.clone().try_acquire_owned();
             running.spawn(async move {
                 let reply = match permit {
-                    Ok(_permit) => answer(&manager, &op_name, &msg).await,
+                    Ok(_permit) => answer(&manager, &op_name, &msg, &bad_input).await,
                     Err(_) => busy(&msg),
                 };
                 if let Err(e) = link.publish(&topic, reply.to_string(), false).await {
@@ -72,20 +73,30 @@ fn busy(msg: &Message) -> Value {
     reply
 }
 
-async fn answer(manager: &Arc<PluginManager>, op_name: &str, msg: &Message) -> Value {
+async fn answer(
+    manager: &Arc<PluginManager>,
+    op_name: &str,
+    msg: &Message,
+    bad_input: &crate::logging::Throttle,
+) -> Value {
+    let admit = || bad_input.admit(crate::logging::rate::topic_source(&msg.topic));
     // A retained request would run again at every reconnection.
     if msg.retain {
         let error = format!(
             "{}: retained requests are refused (they would run again at every reconnection); publish without the retain flag",
             msg.topic
         );
-        tracing::warn!("{error}");
+        if admit() {
+            tracing::warn!("{error}");
+        }
         return json!({"status": "error", "data": {}, "error": error});
     }
     let mut request = match parse(&msg.payload) {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!("{}: {e}", msg.topic);
+            if admit() {
+                tracing::warn!("{}: {e}", msg.topic);
+            }
             return json!({"status": "error", "data": {}, "error": format!("{}: {e}", msg.topic)});
         }
     };
@@ -104,7 +115,9 @@ async fn answer(manager: &Arc<PluginManager>, op_name: &str, msg: &Message) -> V
     let mut reply = match result {
         Ok(data) => json!({"status": "ok", "data": data}),
         Err(error) => {
-            tracing::warn!("{}: {error}", msg.topic);
+            if admit() {
+                tracing::warn!("{}: {error}", msg.topic);
+            }
             json!({"status": "error", "data": {}, "error": error})
         }
     };

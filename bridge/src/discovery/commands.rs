@@ -141,6 +141,7 @@ pub fn spawn(
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let mut commands = link.subscribe(&topics.command_filter())?;
     Ok(tokio::spawn(async move {
+        let bad_input = crate::logging::Throttle::new("bad input");
         let (snapshot, mut events) = store.subscribe();
         let mut targets: HashMap<(String, String), (String, Component)> = HashMap::new();
         for (spec, _) in snapshot.entities {
@@ -163,7 +164,7 @@ pub fn spawn(
                 },
                 msg = commands.recv() => {
                     let Some(msg) = msg else { break };
-                    handle(&topics, &targets, &router, msg).await;
+                    handle(&topics, &targets, &router, &bad_input, msg).await;
                 }
                 _ = shutdown.wait() => break,
             }
@@ -175,11 +176,15 @@ async fn handle(
     topics: &Topics,
     targets: &HashMap<(String, String), (String, Component)>,
     router: &Arc<ServiceRouter>,
+    bad_input: &crate::logging::Throttle,
     msg: Message,
 ) {
+    let source = crate::logging::rate::topic_source(&msg.topic);
     if msg.retain {
         // A retained command would replay at every restart: ignore it.
-        tracing::warn!("{}: ignoring a retained command", msg.topic);
+        if bad_input.admit(source) {
+            tracing::warn!("{}: ignoring a retained command", msg.topic);
+        }
         return;
     }
     let Some((device, key)) = topics.parse_command(&msg.topic) else {
@@ -213,7 +218,11 @@ async fn handle(
                 });
             }
         }
-        Err(e) => tracing::warn!("{e}"),
+        Err(e) => {
+            if bad_input.admit(source) {
+                tracing::warn!("{e}")
+            }
+        }
     }
 }
 

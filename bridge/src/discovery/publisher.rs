@@ -93,6 +93,7 @@ impl Publisher {
     ) {
         // Retained configs of this bridge seen on the broker, until the sweep.
         let mut found: Option<BTreeSet<String>> = Some(BTreeSet::new());
+        let bad_input = crate::logging::Throttle::new("bad input");
         let (snapshot, mut events) = self.store.subscribe();
         let mut batch = Batch::default();
         for (device, available) in snapshot.devices {
@@ -141,7 +142,11 @@ impl Publisher {
                             self.flush(batch).await;
                         }
                         "offline" => tracing::info!("Home Assistant went offline"),
-                        other => tracing::warn!("{}: unexpected payload `{other}` (expected online or offline)", msg.topic),
+                        other => {
+                            if bad_input.admit(crate::logging::rate::topic_source(&msg.topic)) {
+                                tracing::warn!("{}: unexpected payload `{other}` (expected online or offline)", msg.topic)
+                            }
+                        }
                     }
                 }
                 _ = shutdown.wait() => break,

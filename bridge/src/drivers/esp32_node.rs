@@ -141,6 +141,7 @@ pub fn spawn(ctx: &DriverContext) -> anyhow::Result<JoinHandle<()>> {
     let ctx = ctx.clone();
     Ok(tokio::spawn(async move {
         let mut nodes = Nodes::default();
+        let bad_input = crate::logging::Throttle::new("bad input");
         let valves = Valves {
             commands: commands_tx,
         };
@@ -177,7 +178,8 @@ pub fn spawn(ctx: &DriverContext) -> anyhow::Result<JoinHandle<()>> {
                 &msg.topic,
                 &msg.payload,
                 msg.retain,
-            ) {
+            ) && bad_input.admit(crate::logging::rate::topic_source(&msg.topic))
+            {
                 tracing::warn!("{e}");
             }
         }

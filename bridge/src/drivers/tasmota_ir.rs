@@ -161,6 +161,7 @@ pub fn spawn(cfg: IrAcConfig, ctx: &DriverContext) -> anyhow::Result<JoinHandle<
     ac.publish_state();
     let mut shutdown = ctx.shutdown.clone();
     Ok(tokio::spawn(async move {
+        let bad_input = crate::logging::Throttle::new("bad input");
         loop {
             tokio::select! {
                 Some(cmd) = commands.recv() => {
@@ -170,14 +171,16 @@ pub fn spawn(cfg: IrAcConfig, ctx: &DriverContext) -> anyhow::Result<JoinHandle<
                     let result = ac.execute(&cmd.entity_id, &cmd.service, &cmd.data).await;
                     let _ = cmd.reply.send(result);
                 }
-                Some(msg) = results.recv() => ac.on_result(&msg.topic, &msg.payload),
+                Some(msg) = results.recv() => ac.on_result(&msg.topic, &msg.payload, &bad_input),
                 Some(msg) = lwt.recv() => match msg.text().trim() {
                     "Online" => ac.ctx.store.set_availability(&ac.cfg.id, true),
                     "Offline" => {
                         tracing::warn!("IR bridge `{}` is offline: {} cannot be controlled", ac.cfg.tasmota_topic, ac.cfg.name);
                         ac.ctx.store.set_availability(&ac.cfg.id, false);
                     }
-                    other => tracing::warn!("{}: expected Online or Offline, got `{other}`", msg.topic),
+                    other => if bad_input.admit(&msg.topic) {
+                        tracing::warn!("{}: expected Online or Offline, got `{other}`", msg.topic)
+                    },
                 },
                 Some(ev) = events.recv() => {
                     if let StoreEvent::StateChanged(c) = ev {
@@ -291,22 +294,23 @@ impl Ac {
         Ok(())
     }
 
-    fn on_result(&self, topic: &str, payload: &[u8]) {
+    fn on_result(&self, topic: &str, payload: &[u8], bad_input: &crate::logging::Throttle) {
         match serde_json::from_slice::<Value>(payload) {
             Ok(v) => match v.get("IRHVAC") {
                 Some(Value::Object(sent)) => tracing::debug!(
                     "{topic}: IR bridge transmitted {}",
                     serde_json::Value::Object(sent.clone())
                 ),
-                Some(Value::String(err)) => {
+                Some(Value::String(err)) if bad_input.admit(topic) => {
                     tracing::warn!("{topic}: IR bridge refused the command: {err}")
                 }
-                _ => {} // RESULT of other commands
+                _ => {} // RESULT of other commands (or a throttled refusal)
             },
-            Err(e) => tracing::warn!(
+            Err(e) if bad_input.admit(topic) => tracing::warn!(
                 "{topic}: invalid RESULT JSON: {e} (payload `{}`)",
                 super::excerpt(payload)
             ),
+            Err(_) => {}
         }
     }
 

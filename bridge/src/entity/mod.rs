@@ -4,6 +4,7 @@
 
 pub mod accepts;
 pub mod context;
+pub mod limits;
 pub mod restore;
 pub mod safety;
 pub mod samples;

@@ -288,6 +288,9 @@ struct Route {
 pub struct ServiceRouter {
     store: Arc<EntityStore>,
     routes: RwLock<HashMap<String, Route>>,
+    /// Refusals logged per caller and service (a script looping on a
+    /// refused call must not flood the log).
+    refusals: Arc<crate::logging::Throttle>,
 }
 
 /// How long a driver may take to accept a command.
@@ -298,6 +301,7 @@ impl ServiceRouter {
         Arc::new(ServiceRouter {
             store,
             routes: RwLock::new(HashMap::new()),
+            refusals: crate::logging::Throttle::new("refused or failed service calls"),
         })
     }
 
@@ -348,7 +352,12 @@ impl ServiceRouter {
     /// to the owning drivers. Fails on the first target that fails.
     pub async fn call(&self, call: ServiceCall) -> Result<(), ServiceError> {
         let result = self.call_inner(&call).await;
-        if let Err(e) = &result {
+        if let Err(e) = &result
+            && self.refusals.admit(&format!(
+                "{} ({}.{})",
+                call.source, call.domain, call.service
+            ))
+        {
             let outcome = if e.is_refusal() { "refused" } else { "failed" };
             tracing::warn!(source = %call.source, "{}.{} on {:?} {outcome}: {e}", call.domain, call.service, call.entity_ids);
         }

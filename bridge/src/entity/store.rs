@@ -114,6 +114,9 @@ pub enum StoreError {
     UnknownEntity(String),
     #[error("entity `{0}` is already registered by device `{1}`")]
     EntityIdTaken(String, String),
+    /// Past one of HA's (or Hearth's) size limits: [`super::limits`].
+    #[error(transparent)]
+    TooLong(#[from] super::limits::TooLong),
 }
 
 pub struct EntityStore {
@@ -193,6 +196,7 @@ impl EntityStore {
 
     /// Adds or updates a device. Unchanged devices emit nothing.
     pub fn upsert_device(&self, owner: &str, device: Device) -> Result<(), StoreError> {
+        super::limits::device(&device)?;
         let mut inner = self.write();
         if let Some(existing) = inner.devices.get_mut(&device.id) {
             if existing.owner != owner {
@@ -239,6 +243,7 @@ impl EntityStore {
 
     /// Adds or updates an entity of a known device.
     pub fn upsert_entity(&self, spec: EntitySpec) -> Result<(), StoreError> {
+        super::limits::entity(&spec)?;
         let mut inner = self.write();
         if !inner.devices.contains_key(&spec.device_id) {
             return Err(StoreError::UnknownDevice(spec.entity_id, spec.device_id));
@@ -356,6 +361,7 @@ impl EntityStore {
     ) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
         let state = state.into();
+        super::limits::state(entity_id, &state)?;
         let mut inner = self.write();
         let device_available = inner
             .entities

@@ -11,15 +11,13 @@ pub const LINES_KEPT: usize = 1000;
 /// Longest line kept, bytes (a plugin could log megabytes).
 pub const MAX_LINE: usize = 4096;
 
-/// Cuts a message to [`MAX_LINE`] bytes on a char boundary, marking the cut.
+/// Escapes control characters (a plugin's `\n` cannot forge a line in
+/// `hearth plugin logs`) and cuts a message to [`MAX_LINE`] bytes, keeping
+/// its head and tail and saying how many bytes were cut
+/// ([`crate::logging::escape`]).
 pub fn cap_line(message: &mut String) {
-    if message.len() > MAX_LINE {
-        let mut cut = MAX_LINE;
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        message.truncate(cut);
-        message.push('…');
+    if message.len() > MAX_LINE || message.chars().any(crate::logging::escape::needs_escape) {
+        *message = crate::logging::escape::escaped(message, MAX_LINE);
     }
 }
 
@@ -100,7 +98,14 @@ mod tests {
         l.message = "é".repeat(MAX_LINE);
         book.push("p", l);
         let kept = &book.tail("p", 1)[0].message;
-        assert!(kept.len() <= MAX_LINE + '…'.len_utf8());
-        assert!(kept.ends_with('…'));
+        assert!(kept.len() <= MAX_LINE + 40);
+        assert!(kept.contains("bytes cut]…"), "{kept}");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut m = "tick\n2026-12-06T00:00:00Z  INFO FORGED\0".to_string();
+        cap_line(&mut m);
+        assert_eq!(m, "tick\\n2026-12-06T00:00:00Z  INFO FORGED\\0");
     }
 }

@@ -234,6 +234,7 @@ pub fn init_logs() {
         .with_env_filter("info,rumqttd=warn,rumqttc=warn,cranelift_codegen=warn,wasmtime=warn")
         .with_ansi(false)
         .with_writer(|| LogWriter)
+        .fmt_fields(hearth::logging::EscapedFields)
         .finish()
         .with(hearth::broker::log_filter::RumqttdNoise::default())
         .try_init();

@@ -10,6 +10,7 @@ use crate::api::calls::{self, Dialect, Failure};
 use crate::api::events::BusEvent;
 use crate::api::ha;
 use crate::entity::Context;
+use crate::entity::limits;
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 
@@ -138,7 +139,18 @@ fn fire_event(s: &Session, cmd: &Command) -> Outcome {
             "state_changed is fired by the bridge only; change states with call_service @ data['event_type']".to_string(),
         ));
     }
-    let data = f.object("event_data")?.cloned().unwrap_or_default();
+    // HA's limits (entity::limits): a type the recorder's column holds,
+    // data its recorder keeps. Refused, named, never cut.
+    limits::chars(event_type, limits::MAX_EVENT_TYPE_CHARS, || {
+        "event_type".into()
+    })
+    .map_err(too_long)?;
+    let data = f.object("event_data")?;
+    if let Some(data) = data {
+        limits::json_bytes(data, limits::MAX_EVENT_DATA_BYTES, || "event_data".into())
+            .map_err(too_long)?;
+    }
+    let data = data.cloned().unwrap_or_default();
     let context = Context::new(Some(s.token.id.clone()));
     s.api.bus.fire(BusEvent {
         event_type: event_type.into(),
@@ -151,6 +163,12 @@ fn fire_event(s: &Session, cmd: &Command) -> Outcome {
         json!({"context": ha::context(&context)}),
     ));
     Ok(())
+}
+
+/// HA answers `MaxLengthExceeded` (a `HomeAssistantError`) with
+/// `home_assistant_error`.
+fn too_long(e: limits::TooLong) -> Failure {
+    Failure::new(ERR_HOME_ASSISTANT_ERROR, e.to_string())
 }
 
 fn subscribe_events(s: &mut Session, cmd: &Command) -> Outcome {

@@ -23,6 +23,7 @@ mod history_states;
 mod house;
 mod house_demo;
 mod influx;
+mod own_topics;
 mod input_limits;
 mod log_forging;
 mod memory;

@@ -7,6 +7,7 @@
 //! one set of changes, configs are published before states, and a device's
 //! config is published once per batch however many of its entities changed.
 
+use super::guard::{Claims, Guard};
 use super::payload::{self, BRIDGE_DEVICE};
 use super::stale;
 use super::{DiscoveryMode, DiscoveryOptions};
@@ -57,6 +58,8 @@ pub struct Publisher {
     model: Model,
     /// Entities whose retained attributes topic is not `{}`.
     with_attributes: std::sync::Mutex<BTreeSet<String>>,
+    /// What the guard defends: every retained state and availability.
+    claims: Claims,
 }
 
 impl Publisher {
@@ -73,14 +76,24 @@ impl Publisher {
         let [f1, f2] = stale::filters(&opts.topics);
         let retained = (link.subscribe(&f1)?, link.subscribe(&f2)?);
         let (sweep_tx, sweep) = oneshot::channel();
+        let claims = Claims::new(opts.topics.clone());
+        let guard = Guard::subscribe(&link, claims.clone())?;
         let publisher = Publisher {
             link,
             store,
             opts,
             model: Model::default(),
             with_attributes: Default::default(),
+            claims,
         };
-        let task = tokio::spawn(publisher.run(ha_status, retained, sweep, shutdown));
+        // One task: the guard re-publishes what the publisher claimed, and
+        // both stop at the shutdown signal.
+        let task = tokio::spawn(async move {
+            tokio::join!(
+                publisher.run(ha_status, retained, sweep, shutdown.clone()),
+                guard.run(shutdown)
+            );
+        });
         Ok((task, sweep_tx))
     }
 
@@ -380,6 +393,9 @@ impl Publisher {
     }
 
     async fn publish_with(&self, topic: &str, payload: String, retain: bool) {
+        if retain {
+            self.claims.publishing(topic, payload.as_bytes());
+        }
         if let Err(e) = self.link.publish(topic, payload, retain).await {
             tracing::error!("{e:#}");
         }

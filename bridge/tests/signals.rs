@@ -33,10 +33,16 @@ impl DemoProcess {
     /// `hearth demo <args> --data-dir <dir> --http-port <free>`; without
     /// `--mqtt-url` in `args`, the embedded broker gets a free port too.
     pub fn spawn(args: &[&str], data_dir: &Path) -> DemoProcess {
+        Self::spawn_command("demo", args, data_dir)
+    }
+
+    /// `hearth <command> <args> …` with the same ports and data directory
+    /// flags (`run` takes them too).
+    pub fn spawn_command(command: &str, args: &[&str], data_dir: &Path) -> DemoProcess {
         common::init_logs();
         let http_port = EmbeddedBroker::free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth"));
-        cmd.arg("demo")
+        cmd.arg(command)
             .args(args)
             .arg("--data-dir")
             .arg(data_dir)
@@ -49,7 +55,7 @@ impl DemoProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("hearth demo starts");
+            .unwrap_or_else(|e| panic!("hearth {command} starts: {e}"));
         let output = Arc::new(Mutex::new(String::new()));
         let pipes: [Box<dyn std::io::Read + Send>; 2] = [
             Box::new(child.stdout.take().unwrap()),
@@ -145,18 +151,38 @@ impl Drop for DemoProcess {
     }
 }
 
-/// Runs a demo against Mosquitto (so the retained state outlives the
+/// What runs until the signal.
+enum Under {
+    /// `hearth demo`, with `--for` these seconds or without.
+    Demo(Option<&'static str>),
+    /// `hearth run` with a config that has no devices.
+    Run,
+}
+
+/// Runs `under` against Mosquitto (so the retained state outlives the
 /// process), sends `signal` once it runs, and checks the clean stop.
-async fn stops_cleanly(signal: &str, run_for: Option<&str>) {
+async fn stops_cleanly(signal: &str, under: Under) {
     let mosquitto = common::mosquitto();
     let broker = BrokerAddress::local(mosquitto.port);
     let dir = tempfile::tempdir().unwrap();
     let url = format!("mqtt://127.0.0.1:{}", mosquitto.port);
-    let mut args = vec!["--speed", "10", "--mqtt-url", url.as_str()];
-    if let Some(s) = run_for {
-        args.extend(["--for", s]);
-    }
-    let mut demo = DemoProcess::spawn(&args, dir.path());
+    let config = dir.path().join("bridge.toml");
+    std::fs::write(&config, "[homeassistant]\ndiscovery = \"device\"\n").unwrap();
+    let config = config.to_string_lossy().to_string();
+    let mut demo = match under {
+        Under::Demo(run_for) => {
+            let mut args = vec!["--speed", "10", "--mqtt-url", url.as_str()];
+            if let Some(s) = run_for {
+                args.extend(["--for", s]);
+            }
+            DemoProcess::spawn(&args, dir.path())
+        }
+        Under::Run => DemoProcess::spawn_command(
+            "run",
+            &["--config", config.as_str(), "--mqtt-url", url.as_str()],
+            dir.path(),
+        ),
+    };
     demo.wait_running().await;
     let ha = Observer::connect(&broker, "hearth/bridge/state").await;
     wait_for("hearth/bridge/state online", STOP, || {
@@ -177,10 +203,12 @@ async fn stops_cleanly(signal: &str, run_for: Option<&str>) {
             && out.contains("bridge stopped; hearth/bridge/state is offline"),
         "the clean stop is logged:\n{out}"
     );
-    assert!(
-        out.contains("Demo summary"),
-        "the summary is printed:\n{out}"
-    );
+    if matches!(under, Under::Demo(_)) {
+        assert!(
+            out.contains("Demo summary"),
+            "the summary is printed:\n{out}"
+        );
+    }
     wait_for("hearth/bridge/state offline", STOP, || {
         (ha.current().get("hearth/bridge/state")?.as_slice() == b"offline").then_some(())
     })
@@ -195,15 +223,21 @@ async fn stops_cleanly(signal: &str, run_for: Option<&str>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_for_stops_cleanly_on_sigterm() {
-    stops_cleanly("TERM", Some("600")).await;
+    stops_cleanly("TERM", Under::Demo(Some("600"))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_for_stops_cleanly_on_sigint() {
-    stops_cleanly("INT", Some("600")).await;
+    stops_cleanly("INT", Under::Demo(Some("600"))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_without_for_stops_cleanly_on_sigterm() {
-    stops_cleanly("TERM", None).await;
+    stops_cleanly("TERM", Under::Demo(None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_stops_cleanly_on_sigterm_and_sigint() {
+    stops_cleanly("TERM", Under::Run).await;
+    stops_cleanly("INT", Under::Run).await;
 }

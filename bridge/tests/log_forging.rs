@@ -129,3 +129,48 @@ async fn twenty_thousand_invalid_messages_give_a_bounded_number_of_warnings() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_client_flooding_binary_messages_gives_a_bounded_number_of_warnings() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let h = Harness::start(BrokerKind::Embedded, 60.0, |_| {}).await;
+    let (_, token) = hearth::api::auth::tokens::create(h.data_dir.path(), "binary").unwrap();
+    let url = format!("ws://{}/api/websocket", h.bridge().http_addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let _ = ws.next().await; // auth_required
+    ws.send(Message::text(
+        json!({"type": "auth", "access_token": token}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let _ = ws.next().await; // auth_ok
+    let mark = common::log_mark();
+    const FLOOD: usize = 2_000;
+    for _ in 0..FLOOD {
+        ws.send(Message::binary(vec![7u8, 1, 2])).await.unwrap();
+    }
+    // Handled in order: the pong comes after every binary message.
+    ws.send(Message::text(json!({"id": 1, "type": "ping"}).to_string()))
+        .await
+        .unwrap();
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("a pong within 30 s")
+            .expect("connection open")
+            .unwrap();
+        if m.to_text().is_ok_and(|t| t.contains("pong")) {
+            break;
+        }
+    }
+    let warned = common::logs_since(mark)
+        .lines()
+        .filter(|l| l.contains("binary message for non-existing handler 7"))
+        .count();
+    assert!(
+        (1..=BURST as usize).contains(&warned),
+        "{warned} warnings for {FLOOD} binary messages from one client (at most {BURST} a minute)"
+    );
+    h.stop().await;
+}

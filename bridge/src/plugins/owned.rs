@@ -105,11 +105,16 @@ impl OwnedEntities {
         let Some(component) = component else {
             return;
         };
-        let _ = self.store.set_state(
-            &entity_id_for(component, &self.device_id, key),
-            state,
-            attrs,
-        );
+        let entity_id = entity_id_for(component, &self.device_id, key);
+        if let Err(e) = self.store.set_state(&entity_id, state, attrs) {
+            // Refused (e.g. a state past entity::limits): said, once a
+            // minute per plugin, not dropped silently.
+            static REFUSED: std::sync::LazyLock<Arc<crate::logging::Throttle>> =
+                std::sync::LazyLock::new(|| crate::logging::Throttle::new("refused plugin states"));
+            if REFUSED.admit(&self.device_id) {
+                tracing::warn!("{}: {e}", self.device_id);
+            }
+        }
     }
 
     /// Removes the device and all its entities (unload).

@@ -260,9 +260,16 @@ impl Session {
                     }
                     Some(Ok(Message::Binary(b))) => match b.first() {
                         None => return End::Close(1003, "empty binary message".into()),
-                        Some(h) => tracing::warn!(
-                            "WebSocket client {peer}: binary message for non-existing handler {h}; ignored"
-                        ),
+                        Some(h) => {
+                            // Per client address: one client's flood is a few lines a minute.
+                            static BAD_INPUT: std::sync::LazyLock<std::sync::Arc<crate::logging::Throttle>> =
+                                std::sync::LazyLock::new(|| crate::logging::Throttle::new("bad WebSocket input"));
+                            if BAD_INPUT.admit(&peer.ip().to_string()) {
+                                tracing::warn!(
+                                    "WebSocket client {peer}: binary message for non-existing handler {h}; ignored"
+                                );
+                            }
+                        }
                     },
                     Some(Ok(_)) => {}
                     }

@@ -243,3 +243,38 @@ async fn a_call_refused_by_the_safety_envelope_reaches_the_plugin_and_its_logs()
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_room_is_driven_over_its_mqtt_knobs() {
+    let h = Harness::start(BrokerKind::Embedded, 60.0, |c| c.plugins.clear()).await;
+    let before = h.twin.snapshot();
+    assert_eq!((before.outside_c, before.it_load_w), (30.0, 3000.0));
+    let client = common::Observer::connect(&h.broker.addr, "hearth-twin/#").await;
+    // A bad payload is ignored, named in the log.
+    client
+        .publish(
+            hearth::twin::controls::CONTROL_TOPIC,
+            r#"{"outside_c": 1e308}"#,
+        )
+        .await;
+    // Until the twin has subscribed a publish is lost: repeat it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        client
+            .publish(
+                hearth::twin::controls::CONTROL_TOPIC,
+                r#"{"outside_c": 38, "it_load_w": 5000}"#,
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let s = h.twin.snapshot();
+        if (s.outside_c, s.it_load_w) == (38.0, 5000.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the twin never took its knobs: {s:?}"
+        );
+    }
+    h.stop().await;
+}

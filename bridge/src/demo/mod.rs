@@ -171,6 +171,11 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoReport> {
         "swap the controller live: `hearth plugin swap thermostat builtin:custom-strategy --url ws://{}/api/websocket --token …` (a PI strategy; `builtin:thermostat` swaps back; see examples/custom-strategy/)",
         bridge.http_addr
     );
+    tracing::info!(
+        "drive the room: publish {{\"outside_c\": 38, \"it_load_w\": 5000}} to `{}` on {} (see docs/writing-a-plugin.md, \"Driving the simulated room\")",
+        crate::twin::controls::CONTROL_TOPIC,
+        bridge.broker
+    );
 
     let started_ms = clock.now_ms();
     let samples = std::sync::Mutex::new(Vec::new());

@@ -10,6 +10,7 @@
 //! | Tasmota IR bridge driving the split AC | MQTT, `cmnd/<topic>/IRhvac` → `stat/<topic>/RESULT` | [`tasmota_sim`] |
 //! | Shelly Plus Plug S feeding the AC | HTTP JSON-RPC (Gen2 API) on 127.0.0.1 | [`shelly_sim`] |
 //! | Tempo colours, Open-Meteo forecast, spot prices (the feeds' sources) | HTTP JSON on 127.0.0.1 (api-couleur-tempo.fr, RTE, Open-Meteo shapes) | [`feeds_sim`] |
+//! | The server room's knobs (outdoor temperature, IT load), not a device | MQTT, `hearth-twin/server-room/set` | [`controls`] |
 //! | House: ESP32 node `house` (room temperature, heating valve 0–100 %) on a 5R1C zone | MQTT, `hearth-node/house/…` incl. `valve/set`, `valve/state` | [`house`] |
 //!
 //! Behind them sits one physical state, the [`plant::Plant`]: the room's
@@ -32,6 +33,7 @@
 
 pub mod batch;
 pub mod building;
+pub mod controls;
 pub mod feeds_sim;
 pub mod house;
 pub mod node_sim;

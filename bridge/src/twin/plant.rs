@@ -123,6 +123,12 @@ impl Plant {
         self.room.params.it_load_w = watts;
     }
 
+    /// Changes the outdoor temperature (°C) from `now_ms` on.
+    pub fn set_outside_c(&mut self, celsius: f64, now_ms: i64) {
+        self.advance_to(now_ms);
+        self.room.params.outside_c = celsius;
+    }
+
     /// Energy through the plug since start, Wh.
     pub fn energy_wh(&self) -> f64 {
         self.energy_wh

@@ -151,6 +151,15 @@ impl ServerRoomTwin {
             shutdown.clone(),
         );
 
+        // The demo's knobs: outdoor temperature and IT load over MQTT.
+        super::controls::spawn(
+            clock,
+            mqtt_host,
+            mqtt_port,
+            plant.clone(),
+            shutdown.clone(),
+        );
+
         // Espressif's 08:B6:1F prefix, 24 bits from the seed.
         let mac = format!("08B61F{:06X}", (id_seed >> 24) & 0xFF_FFFF);
         let (shelly_addr, _) = shelly_sim::spawn(

@@ -465,6 +465,80 @@ mod tests {
         )
     }
 
+    /// A router with one climate entity (16–30 °C, 0.5 °C step) whose
+    /// driver is a plain queue the test reads.
+    fn router_with_climate() -> (Arc<ServiceRouter>, mpsc::Receiver<DriverCommand>) {
+        use crate::entity::{ClimateSpec, Component, Device, EntitySpec};
+        let store = EntityStore::new(crate::clock::Clock::real());
+        let device = Device {
+            id: "ac".into(),
+            name: "AC".into(),
+            manufacturer: "t".into(),
+            model: "t".into(),
+            sw_version: None,
+            via_device: None,
+        };
+        store.upsert_device("t", device).unwrap();
+        let mut spec = EntitySpec::new("ac", "climate", Component::Climate);
+        spec.climate = Some(ClimateSpec {
+            modes: vec!["off".into(), "cool".into()],
+            min_temp: 16.0,
+            max_temp: 30.0,
+            temp_step: 0.5,
+        });
+        let id = spec.entity_id.clone();
+        store.upsert_entity(spec).unwrap();
+        store.set_availability("ac", true);
+        store.set_state(&id, "cool", Map::new()).unwrap();
+        let router = ServiceRouter::new(store);
+        let (tx, rx) = mpsc::channel(8);
+        router.register(&id, tx, SafetyEnvelope::default());
+        (router, rx)
+    }
+
+    #[tokio::test]
+    async fn a_plugins_out_of_range_call_is_refused_before_its_driver() {
+        let (router, mut driver) = router_with_climate();
+        let target = |t: f64| {
+            let mut data = Map::new();
+            data.insert("temperature".into(), t.into());
+            ServiceCall::new(
+                "climate",
+                "set_temperature",
+                "climate.ac_climate",
+                data,
+                CallSource::Plugin("thermostat".into()),
+            )
+        };
+        for asked in [5.0, 60.0, 1e308, -1e308] {
+            match router.call(target(asked)).await {
+                Err(ServiceError::NotAccepted(r)) => {
+                    assert_eq!(r.entity, "climate.ac_climate");
+                    assert_eq!(r.field, "temperature");
+                    assert_eq!(
+                        r.allowed,
+                        accepts::Allowed::Range {
+                            min: 16.0,
+                            max: 30.0,
+                            unit: "°C"
+                        }
+                    );
+                }
+                other => panic!("{asked}: expected a refusal, got {other:?}"),
+            }
+            assert!(driver.try_recv().is_err(), "{asked} reached the driver");
+        }
+        // In range: the driver gets it, on the entity's step.
+        let answered = tokio::spawn(async move {
+            let cmd = driver.recv().await.unwrap();
+            let sent = cmd.data["temperature"].clone();
+            let _ = cmd.reply.send(Ok(()));
+            sent
+        });
+        router.call(target(22.3)).await.unwrap();
+        assert_eq!(answered.await.unwrap(), json!(22.5));
+    }
+
     #[test]
     fn validation_names_the_field_and_expectation() {
         assert!(

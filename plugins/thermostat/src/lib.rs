@@ -457,3 +457,50 @@ impl Controller for Thermostat {
 }
 
 export_controller!(Thermostat);
+
+/// Native tests (`cargo test -p hearth-plugin-thermostat`): the SDK's
+/// harness plays the bridge.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hearth_plugin_sdk::LogLevel;
+    use hearth_plugin_sdk::testing::Harness;
+
+    fn thermostat() -> Harness<Thermostat> {
+        Harness::new(json!({
+            "sensor": "sensor.room",
+            "switch": "switch.ac",
+            "target_temp": 24.0,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_refused_turn_on_is_logged_and_decided_again_later() {
+        let mut h = thermostat();
+        h.set_state("switch.ac", "off", json!({}));
+        let out = h.set_state("sensor.room", "26.0", json!({}));
+        let on = out.calls()[0].clone();
+        assert_eq!(
+            (on.service.as_str(), on.entity_ids[0].as_str()),
+            ("turn_on", "switch.ac")
+        );
+        h.refuse(
+            &on,
+            "refused by the safety envelope of `switch.ac`: off for 12 s, must stay off 180 s before restarting",
+        );
+        // Told at its next call; it does not resend at once.
+        let t = h.now_ms() + 1_000;
+        assert!(h.tick(t).calls().is_empty());
+        let logs = h.logs();
+        assert!(
+            logs.iter().any(|(level, m)| matches!(level, LogLevel::Warn)
+                && m.starts_with("switch.turn_on on switch.ac refused: ")
+                && m.contains("must stay off 180 s")),
+            "{logs:?}"
+        );
+        // Once the command is no longer in flight, it decides again.
+        let out = h.tick(t + PENDING_MS);
+        assert_eq!(out.calls()[0].service, "turn_on");
+    }
+}

@@ -111,6 +111,7 @@ impl Bridge {
             store: store.clone(),
             router: router.clone(),
             link: link.clone(),
+            broker: broker.clone(),
             clock,
             shutdown: shutdown.clone(),
             forecasts: forecasts.clone(),

@@ -42,27 +42,37 @@ async fn a_stray_empty_announce_keeps_the_node(kind: BrokerKind) {
 
     let mark = log_mark();
     // Not retained: deletes nothing on the broker, so it must remove nothing.
-    ha.client
-        .publish(ANNOUNCE, QoS::AtLeastOnce, false, Vec::new())
-        .await
-        .unwrap();
-    wait_for(
-        "the driver's verdict on the empty announce",
-        Duration::from_secs(15),
-        || {
-            let logs = logs_since(mark);
-            (logs.contains(&format!(
-                "{ANNOUNCE}: an empty message that was not retained was ignored"
-            )) || logs.contains("sensor node `server-room` withdrawn"))
-            .then_some(logs)
-        },
-    )
-    .await;
-    let logs = logs_since(mark);
-    assert!(
-        !logs.contains("sensor node `server-room` withdrawn"),
-        "a non-retained empty announce removed the node:\n{logs}"
+    // Twice: the broker must be asked afresh each time (rumqttd re-sends
+    // retained messages only for a filter new to the connection).
+    // The tests share one process and its log, and every twin's node is
+    // `server-room`: the driver's lines name the broker, which is this
+    // test's own.
+    let broker = h.broker.addr.to_string();
+    let ignored = format!(
+        "{ANNOUNCE}: an empty message that was not retained was ignored: the broker ({broker}) still holds"
     );
+    let withdrawn = format!("deleted from the broker ({broker})");
+    for round in 1..=2 {
+        ha.client
+            .publish(ANNOUNCE, QoS::AtLeastOnce, false, Vec::new())
+            .await
+            .unwrap();
+        wait_for(
+            "the driver's verdict on the empty announce",
+            Duration::from_secs(15),
+            || {
+                let logs = logs_since(mark);
+                (logs.matches(&ignored).count() >= round || logs.contains(&withdrawn)).then_some(())
+            },
+        )
+        .await;
+        let logs = logs_since(mark);
+        assert!(
+            !logs.contains(&withdrawn),
+            "a non-retained empty announce (round {round}) removed the node:\n{logs}"
+        );
+    }
+    let logs = logs_since(mark);
     assert!(
         logs.contains("To remove a node, publish an empty RETAINED message on"),
         "the warning says how to remove a node:\n{logs}"
@@ -79,11 +89,6 @@ async fn a_stray_empty_announce_keeps_the_node(kind: BrokerKind) {
     )
     .await;
     assert!(node_discovery_retained(&ha), "discovery kept");
-    let logs = logs_since(mark);
-    assert!(
-        !logs.contains("has not announced itself"),
-        "telemetry rejected:\n{logs}"
-    );
     h.stop().await;
 }
 
@@ -123,13 +128,24 @@ async fn a_deleted_announce_removes_the_node_and_the_thermostat_notices(kind: Br
         (!node_discovery_retained(&ha)).then_some(())
     })
     .await;
-    // The node still reports: now refused, as from any unknown node.
-    wait_for("telemetry refused", Duration::from_secs(10), || {
-        logs_since(mark)
-            .contains("telemetry from node `server-room` that has not announced itself")
-            .then_some(())
-    })
+    // The node still reports, but its telemetry no longer makes entities:
+    // refused, as from any node that has not announced itself.
+    let node = Observer::connect(&h.broker.addr, "hearth-node/server-room/telemetry").await;
+    wait_for(
+        "more telemetry from the node",
+        Duration::from_secs(10),
+        || (node.messages().len() >= 3).then_some(()),
+    )
     .await;
+    assert!(
+        store.get(SENSOR).is_none(),
+        "telemetry re-created the sensor"
+    );
+    assert!(
+        logs_since(mark)
+            .contains("telemetry from node `server-room` that has not announced itself"),
+        "telemetry refused as from an unknown node"
+    );
 
     // The thermostat's sensor is gone: a lost sensor, at once, with a reason.
     wait_for(

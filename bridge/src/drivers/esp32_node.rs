@@ -17,15 +17,16 @@
 //!
 //! A broker forwards every live message with its retain flag cleared
 //! (§3.3.1.3 again), so the driver cannot tell the two apart from the flag.
-//! It asks the broker instead: on an empty announce it subscribes to that
-//! node's announce topic once more, which makes the broker send the
-//! retained announce it still holds. If one arrives within
-//! [`WITHDRAW_CHECK`], the empty message was not retained: it is ignored,
-//! with a warning naming the topic. If none arrives, the retained announce
-//! is gone and the node is removed (its entities, HA discovery and states).
-//! A retained announce that arrives late re-creates the node. An empty
-//! message that does arrive with the retain flag set (an MQTT 5 broker with
-//! retain-as-published) removes the node at once.
+//! It asks the broker instead, over a short connection of its own
+//! ([`super::retained`]): if the broker still holds the node's retained
+//! announce, the empty message was not retained: it is ignored, with a
+//! warning naming the topic. If the broker holds none, the retained announce
+//! was deleted and the node is removed (its entities, HA discovery and
+//! states). If the broker does not answer within [`WITHDRAW_CHECK`], the
+//! node stays (and the log says so). One question per node at a time, so a
+//! flood of empty messages costs one connection and one warning per answer.
+//! An empty message that does arrive with the retain flag set (an MQTT 5
+//! broker with retain-as-published) removes the node at once.
 //!
 //! # Entities
 //!
@@ -49,20 +50,18 @@ use super::{DriverContext, excerpt};
 use crate::entity::{Component, Device, DriverCommand, EntitySpec, SafetyEnvelope, ServiceError};
 use hearth_node_core::{self as node, SensorKind, Telemetry, TopicKind, ValveState};
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
-use std::time::Instant;
+use std::collections::{HashMap, HashSet};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 const OWNER: &str = "esp32";
 /// Missed telemetry periods before a node counts as gone.
 pub const STALE_INTERVALS: i64 = 3;
-/// How long (wall time) the broker has to re-send a node's retained
-/// announce after an empty one, before the node counts as removed: a
-/// broker on the same host or LAN answers a SUBSCRIBE in milliseconds; a
-/// slower answer only delays the removal, and a retained announce that
-/// arrives after a removal re-creates the node.
-pub const WITHDRAW_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long (wall time) the broker has to answer whether it still holds a
+/// node's retained announce after an empty one: a broker on the same host
+/// or LAN answers a CONNECT and a SUBSCRIBE in milliseconds; without an
+/// answer the node stays.
+pub const WITHDRAW_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 /// Key of a node's valve entity (`valve.<node>_heating`).
 pub const VALVE_KEY: &str = "heating";
 /// Nodes whose status or valve state is kept while they have not announced
@@ -92,10 +91,19 @@ struct Nodes {
     early_status: HashMap<String, bool>,
     /// Valve state that arrived before the announce, for the same reason.
     early_valve: HashMap<String, Vec<u8>>,
-    /// Nodes that sent an empty announce, with when the broker's retained
-    /// announce must have come back by for the node to stay (see the
-    /// module doc, "Removing a node").
-    withdraw_checks: HashMap<String, Instant>,
+    /// Nodes that sent an empty announce while the broker is asked whether
+    /// it still holds their retained announce (see the module doc,
+    /// "Removing a node").
+    withdraw_checks: HashSet<String>,
+}
+
+/// The broker's answer for a node that sent an empty announce.
+struct RetainedAnswer {
+    node: String,
+    topic: String,
+    /// Whether the broker still holds a retained announce; an error when
+    /// it did not answer.
+    still_retained: anyhow::Result<bool>,
 }
 
 /// The valve entity id of node `id`.
@@ -138,6 +146,8 @@ pub fn spawn(ctx: &DriverContext) -> anyhow::Result<JoinHandle<()>> {
         TopicKind::ValveState.suffix()
     ))?;
     let (commands_tx, mut commands) = mpsc::channel::<DriverCommand>(64);
+    // One answer per known node at most in flight.
+    let (answers_tx, mut answers) = mpsc::unbounded_channel::<RetainedAnswer>();
     let ctx = ctx.clone();
     Ok(tokio::spawn(async move {
         let mut nodes = Nodes::default();
@@ -164,9 +174,12 @@ pub fn spawn(ctx: &DriverContext) -> anyhow::Result<JoinHandle<()>> {
                     let _ = cmd.reply.send(result);
                     continue;
                 }
+                Some(answer) = answers.recv() => {
+                    on_retained_answer(&ctx, &mut nodes, answer);
+                    continue;
+                }
                 _ = stale_check.tick() => {
                     mark_stale(&ctx, &nodes);
-                    finish_withdraw_checks(&ctx, &mut nodes);
                     continue;
                 }
                 _ = shutdown.wait() => break,
@@ -178,6 +191,7 @@ pub fn spawn(ctx: &DriverContext) -> anyhow::Result<JoinHandle<()>> {
                 &msg.topic,
                 &msg.payload,
                 msg.retain,
+                &answers_tx,
             ) && bad_input.admit(crate::logging::rate::topic_source(&msg.topic))
             {
                 tracing::warn!("{e}");
@@ -203,24 +217,33 @@ fn mark_stale(ctx: &DriverContext, nodes: &Nodes) {
     }
 }
 
-/// Removes the nodes whose retained announce the broker did not re-send
-/// within [`WITHDRAW_CHECK`] of an empty announce: it was deleted.
-fn finish_withdraw_checks(ctx: &DriverContext, nodes: &mut Nodes) {
-    let now = Instant::now();
-    let due: Vec<String> = nodes
-        .withdraw_checks
-        .iter()
-        .filter(|(_, until)| now >= **until)
-        .map(|(id, _)| id.clone())
-        .collect();
-    for id in due {
-        nodes.withdraw_checks.remove(&id);
-        withdraw(
+/// What the broker said about a node that sent an empty announce.
+fn on_retained_answer(ctx: &DriverContext, nodes: &mut Nodes, answer: RetainedAnswer) {
+    let RetainedAnswer {
+        node,
+        topic,
+        still_retained,
+    } = answer;
+    if !nodes.withdraw_checks.remove(&node) {
+        return; // removed meanwhile (a retained empty announce)
+    }
+    match still_retained {
+        Ok(true) => tracing::warn!(
+            "{topic}: an empty message that was not retained was ignored: the broker ({}) still holds the node's retained announce, so sensor node `{node}` stays. To remove a node, publish an empty RETAINED message on {topic}",
+            ctx.broker
+        ),
+        Ok(false) => withdraw(
             ctx,
             nodes,
-            &id,
-            "its retained announce was deleted (empty retained message)",
-        );
+            &node,
+            &format!(
+                "its retained announce was deleted from the broker ({}) (empty retained message)",
+                ctx.broker
+            ),
+        ),
+        Err(e) => {
+            tracing::warn!("{topic}: empty announce ignored, sensor node `{node}` stays: {e:#}")
+        }
     }
 }
 
@@ -239,31 +262,38 @@ fn withdraw(ctx: &DriverContext, nodes: &mut Nodes, id: &str, why: &str) {
 }
 
 /// An empty announce that the broker forwarded without its retain flag:
-/// asks the broker for the node's retained announce (a new SUBSCRIBE makes
-/// it re-send it) and removes the node only if none comes back.
-fn check_withdrawal(ctx: &DriverContext, nodes: &mut Nodes, id: &str, topic: &str) {
+/// asks the broker, over a connection of its own, whether it still holds
+/// the node's retained announce; the answer comes back to the driver's
+/// loop ([`on_retained_answer`]).
+fn check_withdrawal(
+    ctx: &DriverContext,
+    nodes: &mut Nodes,
+    id: &str,
+    topic: &str,
+    answers: &mpsc::UnboundedSender<RetainedAnswer>,
+) {
     if !nodes.known.contains_key(id) {
         tracing::debug!("{topic}: empty announce for a node that is not known: nothing to remove");
         return;
     }
-    if nodes.withdraw_checks.contains_key(id) {
-        return; // already asked; one question per window whatever the flood
+    if !nodes.withdraw_checks.insert(id.into()) {
+        return; // already asking; one question per node whatever the flood
     }
-    // The receiver is not needed: the answer reaches the driver's own
-    // `hearth-node/+/+` subscription. Dropping it ends the link's copy.
-    match ctx.link.subscribe(topic) {
-        Ok(_) => {
-            tracing::debug!(
-                "{topic}: empty announce; asking the broker whether the node's retained announce is still there"
-            );
-            nodes
-                .withdraw_checks
-                .insert(id.into(), Instant::now() + WITHDRAW_CHECK);
-        }
-        Err(e) => tracing::warn!(
-            "{topic}: empty announce ignored: cannot ask the broker for the retained announce ({e:#}); the node stays"
-        ),
-    }
+    tracing::debug!(
+        "{topic}: empty announce; asking the broker whether the node's retained announce is still there"
+    );
+    let (broker, answers) = (ctx.broker.clone(), answers.clone());
+    let (node, topic) = (id.to_string(), topic.to_string());
+    tokio::spawn(async move {
+        let still_retained = super::retained::retained_message(&broker, &topic, WITHDRAW_CHECK)
+            .await
+            .map(|m| m.is_some());
+        let _ = answers.send(RetainedAnswer {
+            node,
+            topic,
+            still_retained,
+        });
+    });
 }
 
 /// Where valve commands go: the driver's own queue, registered with the
@@ -359,6 +389,7 @@ fn handle(
     topic: &str,
     payload: &[u8],
     retain: bool,
+    answers: &mpsc::UnboundedSender<RetainedAnswer>,
 ) -> Result<(), NodeError> {
     let Some((id, kind)) = node::parse_topic(topic) else {
         return Ok(());
@@ -367,13 +398,10 @@ fn handle(
         TopicKind::Announce if payload.is_empty() && retain => {
             withdraw(ctx, nodes, id, "empty retained announce");
         }
-        TopicKind::Announce if payload.is_empty() => check_withdrawal(ctx, nodes, id, topic),
+        TopicKind::Announce if payload.is_empty() => {
+            check_withdrawal(ctx, nodes, id, topic, answers)
+        }
         TopicKind::Announce => {
-            if nodes.withdraw_checks.remove(id).is_some() {
-                tracing::warn!(
-                    "{topic}: an empty message that was not retained was ignored: the broker still holds the node's retained announce, so sensor node `{id}` stays. To remove a node, publish an empty RETAINED message on {topic}"
-                );
-            }
             let a: node::Announce<'_> =
                 serde_json::from_slice(payload).map_err(|e| bad(topic, "announce", e, payload))?;
             if a.id != id {
@@ -460,7 +488,7 @@ fn handle(
                     node::TOPIC_ROOT,
                     TopicKind::ValveState.suffix()
                 );
-                return handle(ctx, valves, nodes, &topic, &early, false);
+                return handle(ctx, valves, nodes, &topic, &early, false, answers);
             }
         }
         TopicKind::ValveState => {

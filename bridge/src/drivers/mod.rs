@@ -2,7 +2,8 @@
 //! reads into the entity store and executes the service calls the router
 //! hands it. A new driver is a new module here, started from [`start`].
 //!
-//! - [`esp32_node`]: Hearth sensor nodes over MQTT (`firmware/node-core` payloads).
+//! - [`esp32_node`]: Hearth sensor nodes over MQTT (`firmware/node-core` payloads);
+//!   [`retained`] asks the broker for a retained message (a node's announce).
 //! - [`tasmota_ir`]: air conditioners behind a Tasmota IR bridge (`IRhvac`).
 //! - [`shelly`]: Shelly Gen2+ plugs over HTTP JSON-RPC.
 //! - [`crate::feeds::tariff_driver`] and [`crate::feeds::weather_driver`]:
@@ -10,6 +11,7 @@
 //!   the plugins' forecast series); they live beside their parsers.
 
 pub mod esp32_node;
+pub mod retained;
 pub mod shelly;
 pub mod tasmota_ir;
 
@@ -27,6 +29,9 @@ pub struct DriverContext {
     pub store: Arc<EntityStore>,
     pub router: Arc<ServiceRouter>,
     pub link: MqttLink,
+    /// Where the broker is, for a driver that needs a connection of its
+    /// own for a moment (`retained`).
+    pub broker: crate::broker::BrokerAddress,
     pub clock: Clock,
     pub shutdown: Shutdown,
     /// Forecast series plugins read; the feeds publish into it.

@@ -82,6 +82,35 @@ async fn wait_count(count: &AtomicU64, n: u64, limit: Duration) -> Option<Durati
     Some(t.elapsed())
 }
 
+/// Publisher → subscriber on `addr`, QoS 1 both ways, messages/s.
+async fn raw_broker(addr: &BrokerAddress, what: &str) {
+    let tag = what.replace(' ', "-");
+    let topic = format!("bench/raw/{tag}");
+    let (_sub, received, _) = counting_client(addr, &format!("bench-raw-sub-{tag}"), &topic).await;
+    let (publisher, _, _) =
+        counting_client(addr, &format!("bench-raw-pub-{tag}"), "bench/none").await;
+    let t = Instant::now();
+    for i in 0..MESSAGES {
+        publisher
+            .publish(&topic, QoS::AtLeastOnce, false, i.to_string())
+            .await
+            .unwrap();
+    }
+    match wait_count(&received, MESSAGES, Duration::from_secs(60))
+        .await
+        .map(|_| t.elapsed())
+    {
+        Some(d) => println!(
+            "raw broker publish→subscribe ({what}): {:.0} messages/s ({MESSAGES} QoS 1 messages)",
+            MESSAGES as f64 / d.as_secs_f64()
+        ),
+        None => println!(
+            "raw broker ({what}): only {} of {MESSAGES} messages arrived within 60 s",
+            received.load(Ordering::Relaxed)
+        ),
+    }
+}
+
 async fn throughput() {
     let broker = EmbeddedBroker::start(
         std::net::Ipv4Addr::LOCALHOST.into(),
@@ -91,29 +120,12 @@ async fn throughput() {
     let addr = BrokerAddress::local(broker.addr.port());
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    // Raw broker: publisher → subscriber, QoS 1.
-    let (_sub, received, _) = counting_client(&addr, "bench-raw-sub", "bench/raw").await;
+    // Raw broker: publisher → subscriber, QoS 1; through Hearth's front
+    // (what clients use), then straight to rumqttd (the front's cost).
+    let direct = BrokerAddress::local(broker.rumqttd.port());
+    raw_broker(&addr, "through the front").await;
+    raw_broker(&direct, "rumqttd direct").await;
     let (publisher, _, _) = counting_client(&addr, "bench-pub", "bench/none").await;
-    let t = Instant::now();
-    for i in 0..MESSAGES {
-        publisher
-            .publish("bench/raw", QoS::AtLeastOnce, false, i.to_string())
-            .await
-            .unwrap();
-    }
-    match wait_count(&received, MESSAGES, Duration::from_secs(60))
-        .await
-        .map(|_| t.elapsed())
-    {
-        Some(d) => println!(
-            "raw broker publish→subscribe: {:.0} messages/s ({MESSAGES} QoS 1 messages)",
-            MESSAGES as f64 / d.as_secs_f64()
-        ),
-        None => println!(
-            "raw broker: only {} of {MESSAGES} messages arrived within 60 s",
-            received.load(Ordering::Relaxed)
-        ),
-    }
 
     // Bridge: node telemetry in → store → state topic out.
     let mut config = Config::default();

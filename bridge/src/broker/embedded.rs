@@ -10,7 +10,12 @@ use std::net::{IpAddr, SocketAddr, TcpListener};
 pub const MAX_PAYLOAD: usize = 256 * 1024;
 
 pub struct EmbeddedBroker {
+    /// Where clients connect: Hearth's front (`front.rs`).
     pub addr: SocketAddr,
+    /// rumqttd's own loopback listener behind the front. Only benchmarks
+    /// use it, to measure what the front costs: clients connecting here
+    /// bypass the front's fixes.
+    pub rumqttd: SocketAddr,
 }
 
 impl EmbeddedBroker {
@@ -39,7 +44,10 @@ impl EmbeddedBroker {
         // Readiness is checked by the clients: they wait for the broker's
         // CONNACK (a bare TCP probe makes rumqttd log a spurious error).
         tracing::info!("embedded MQTT broker listening on mqtt://{addr}");
-        Ok(EmbeddedBroker { addr })
+        Ok(EmbeddedBroker {
+            addr,
+            rumqttd: inner,
+        })
     }
 
     /// Picks a free loopback port (tests, twin).

@@ -503,4 +503,68 @@ mod tests {
         let out = h.tick(t + PENDING_MS);
         assert_eq!(out.calls()[0].service, "turn_on");
     }
+
+    /// The state the output gives the plugin's `sensor_unavailable`
+    /// problem entity, if it gives one.
+    fn sensor_lost(out: &Output) -> Option<&str> {
+        out.entities()
+            .iter()
+            .rev()
+            .find(|e| e.object_id == SENSOR_LOST)
+            .map(|e| e.state.as_str())
+    }
+
+    #[test]
+    fn a_removed_sensor_is_a_lost_sensor_at_once_and_the_log_says_why() {
+        let mut h = thermostat();
+        h.set_state("switch.ac", "on", json!({}));
+        let out = h.set_state("sensor.room", "26.0", json!({}));
+        assert_eq!(sensor_lost(&out), None, "a reading: nothing to report");
+        // Its device withdrawn: the entity is gone, no `unavailable` state.
+        let out = h.remove_state("sensor.room");
+        assert_eq!(sensor_lost(&out), Some("on"));
+        assert!(out.calls().is_empty(), "the AC keeps its last command");
+        let logs = h.logs();
+        assert!(
+            logs.iter().any(|(level, m)| matches!(level, LogLevel::Warn)
+                && m == "sensor.room is missing (removed from the bridge, or not reported yet): the AC keeps its last command"),
+            "{logs:?}"
+        );
+        // Still missing at the next tick: no repeat.
+        let t = h.now_ms() + 10_000;
+        assert_eq!(sensor_lost(&h.tick(t)), None);
+        // Back: the problem clears.
+        let out = h.set_state("sensor.room", "25.0", json!({}));
+        assert_eq!(sensor_lost(&out), Some("off"));
+        assert!(
+            h.logs()
+                .iter()
+                .any(|(_, m)| m == "sensor.room reports again")
+        );
+    }
+
+    #[test]
+    fn a_sensor_that_never_reported_is_lost_after_the_grace() {
+        let mut h = thermostat();
+        h.set_state("switch.ac", "off", json!({}));
+        let t0 = h.now_ms();
+        // At a start the sensor may not be there yet: no alarm.
+        assert_eq!(sensor_lost(&h.tick(t0)), None);
+        assert_eq!(sensor_lost(&h.tick(t0 + MISSING_GRACE_MS - 1)), None);
+        assert_eq!(sensor_lost(&h.tick(t0 + MISSING_GRACE_MS)), Some("on"));
+    }
+
+    #[test]
+    fn an_unknown_sensor_is_not_lost_but_an_unavailable_one_is() {
+        let mut h = thermostat();
+        h.set_state("switch.ac", "off", json!({}));
+        assert_eq!(
+            sensor_lost(&h.set_state("sensor.room", "unknown", json!({}))),
+            None
+        );
+        assert_eq!(
+            sensor_lost(&h.set_state("sensor.room", "unavailable", json!({}))),
+            Some("on")
+        );
+    }
 }

@@ -31,6 +31,7 @@ mod node_removal;
 mod plugin_authoring;
 mod plugins;
 mod recorder;
+mod refusals;
 mod restore;
 mod retained;
 mod scaffold;

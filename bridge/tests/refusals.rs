@@ -416,15 +416,18 @@ async fn a_client_dropped_for_flooding_is_told_why_and_the_log_says_what_it_did(
     let (_, token) = tokens::create(h.data_dir.path(), "tests").unwrap();
     let mark = log_mark();
     let mut ws = ws_auth(h.bridge().http_addr, &token).await;
-    // One frame of 2 000 pings: the answers overflow the 64-message queue
-    // while the client is still writing, not because it stopped reading.
-    let pings: Vec<Value> = (1..=2000)
-        .map(|id| json!({"id": id, "type": "ping"}))
+    // One frame of 1 000 get_states, then a pause before reading: the
+    // answers (every state, each) overflow the socket's buffers and the
+    // 64-message queue while the bridge is still answering that frame, so
+    // the queue filled with answers to the client's own commands.
+    let commands: Vec<Value> = (1..=1000)
+        .map(|id| json!({"id": id, "type": "get_states"}))
         .collect();
     ws.ws
-        .send(Message::text(Value::Array(pings).to_string()))
+        .send(Message::text(Value::Array(commands).to_string()))
         .await
         .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let close = try_wait_close(&mut ws).await;
     let frame = close.expect("a close frame, not a dropped socket");
     assert_eq!(u16::from(frame.code), 1008, "{frame:?}");

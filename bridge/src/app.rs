@@ -166,6 +166,14 @@ impl Bridge {
             directory
         })
         .await?;
+        {
+            let plugins = Arc::downgrade(&plugins);
+            restorer.set_driven_check(Box::new(move |id| {
+                plugins
+                    .upgrade()
+                    .is_some_and(|p| p.list().iter().any(|s| s.drives.iter().any(|d| d == id)))
+            }));
+        }
         tasks.push(plugins::saved::spawn_periodic_save(
             plugins.clone(),
             shutdown.clone(),

@@ -44,6 +44,16 @@ struct Site {
 }
 
 async fn start_site(broker: &common::TestBroker, clock: Clock, data_dir: &Path) -> Site {
+    start_site_with(broker, clock, data_dir, |c| c.plugins.clear()).await
+}
+
+/// The scenario's config, thermostat plugin included, changed by `tweak`.
+async fn start_site_with(
+    broker: &common::TestBroker,
+    clock: Clock,
+    data_dir: &Path,
+    tweak: impl FnOnce(&mut Config),
+) -> Site {
     common::init_logs();
     let (twins_stop, twins_shutdown) = shutdown::channel();
     let room = ServerRoomTwin::start(
@@ -68,7 +78,7 @@ async fn start_site(broker: &common::TestBroker, clock: Clock, data_dir: &Path) 
     .expect("house twin starts");
     let mut config =
         hearth::demo::scenario_config(&broker.addr, &room.shelly_url(), Some(0)).unwrap();
-    config.plugins.clear();
+    tweak(&mut config);
     config.data_dir = Some(data_dir.to_path_buf());
     let bridge = Bridge::start(config, clock).await.expect("bridge starts");
     let ready = common::try_wait(WAIT, || {
@@ -366,4 +376,53 @@ async fn history_after_the_clock_went_back_shows_the_rows_and_the_demo_clock_con
         iso8601(clock.now_ms()),
         iso8601(last_ms)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_turn_on_waits_for_the_envelope_but_yields_to_the_plugin_that_drives_it() {
+    let broker = common::broker(BrokerKind::Embedded);
+    // Slower than the other tests: the plugin must load (compile, on a
+    // busy machine seconds) well within the AC's 180 s minimum off time.
+    let clock = Clock::simulated(10.0);
+    let dir = tempfile::tempdir().unwrap();
+
+    // Run 1, no minimum off time, the thermostat on the plug instead of
+    // the AC's power (so its code is compiled and cached for run 2, and the
+    // AC's power is the test's): the AC on at 30 °C.
+    let site = start_site_with(&broker, clock, dir.path(), |c| {
+        c.plugins[0].config["switch"] = json!(PLUG);
+        c.ir_ac[0].min_off_s = 0.0;
+    })
+    .await;
+    site.call("set_temperature", CLIMATE, json!({"temperature": 30}))
+        .await
+        .unwrap();
+    site.call("turn_on", AC_POWER, json!({})).await.unwrap();
+    site.stop().await;
+
+    // Run 2 with the thermostat and the 180 s minimum off time: the room
+    // (26 °C) is below 30 °C, so the plugin that drives the AC's power
+    // wants it off. The restored turn_on is refused at first and must not
+    // be retried over the plugin's decision.
+    let mark = common::log_mark();
+    let site = start_site_with(&broker, clock, dir.path(), |_| {}).await;
+    wait_for("the restored target", WAIT, || {
+        (site.attr(CLIMATE, "temperature") == Some(json!(30.0))).then_some(())
+    })
+    .await;
+    // Past the minimum off time and one retry period.
+    tokio::time::sleep(clock.wall(220_000.0)).await;
+    let logs = common::logs_since(mark);
+    assert!(
+        logs.contains("restore: switch.server_room_ac_power: turn_on not retried"),
+        "{logs}"
+    );
+    let powered_on = site.room.ir_commands().iter().any(|(_, c)| {
+        c["Power"]
+            .as_str()
+            .is_some_and(|p| p.eq_ignore_ascii_case("on"))
+    });
+    assert!(!powered_on, "the AC stays off as its thermostat decides");
+    assert_eq!(site.state(AC_POWER).as_deref(), Some("off"));
+    site.stop().await;
 }

@@ -35,7 +35,10 @@
 //! - an entity missing from this run keeps its entry for
 //!   [`STALE_AFTER_MS`] (HA's 7 days), then it is dropped;
 //! - plugins load after the restore and drive what they claim: a restored
-//!   state is where they start from, not a lock.
+//!   state is where they start from, not a lock. So a refused `turn_on` is
+//!   not retried once a plugin drives the entity, and a device that
+//!   appears after the plugins loaded is not restored if a plugin drives
+//!   it (the plugin's command is newer than the saved one).
 
 use super::{CallSource, Component, EntityStore, ServiceCall, ServiceError, ServiceRouter};
 use super::{State, StoreEvent};
@@ -234,7 +237,12 @@ pub struct Restorer {
     started: AtomicBool,
     /// Poked on each change; the watcher writes [`DEBOUNCE`] later.
     changed: tokio::sync::Notify,
+    /// Whether a plugin drives an entity (set once the plugins exist).
+    driven: std::sync::OnceLock<DrivenCheck>,
 }
+
+/// Tells whether a plugin drives an entity.
+pub type DrivenCheck = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl Restorer {
     /// Reads `<data_dir>/restore_state.json` (missing: nothing to restore;
@@ -286,7 +294,18 @@ impl Restorer {
             }),
             started: AtomicBool::new(false),
             changed: tokio::sync::Notify::new(),
+            driven: std::sync::OnceLock::new(),
         })
+    }
+
+    /// How to tell that a plugin drives an entity; from then on such
+    /// entities are the plugins' (see the module doc).
+    pub fn set_driven_check(&self, check: DrivenCheck) {
+        let _ = self.driven.set(check);
+    }
+
+    fn is_driven(&self, entity_id: &str) -> bool {
+        self.driven.get().is_some_and(|d| d(entity_id))
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
@@ -360,6 +379,13 @@ impl Restorer {
             return;
         }
         for (id, saved) in self.claim_ready(only) {
+            if self.is_driven(&id) {
+                tracing::info!(
+                    "restore: {id} appeared after its plugin started; not restored (the plugin drives it)"
+                );
+                self.finish(&id);
+                continue;
+            }
             let me = self.clone();
             tokio::spawn(async move { me.apply(id, saved, None).await });
         }
@@ -410,9 +436,9 @@ impl Restorer {
                             _ = clock.sleep_ms(RETRY_EVERY_MS) => {}
                             _ = shutdown.wait() => break 'calls,
                         }
-                        if self.current(&entity_id) != before {
+                        if self.current(&entity_id) != before || self.is_driven(&entity_id) {
                             tracing::info!(
-                                "restore: {entity_id} changed while its turn_on waited; not restored (its controller decides)"
+                                "restore: {entity_id}: turn_on not retried: the entity changed or a plugin drives it (its controller decides)"
                             );
                             break 'calls;
                         }
@@ -430,11 +456,15 @@ impl Restorer {
         if let Some(f) = first.take() {
             let _ = f.send(());
         }
-        // From now on the entry follows the entity.
-        let current = self.current(&entity_id);
-        let now = clock.now_ms();
+        self.finish(&entity_id);
+    }
+
+    /// From now on the entry follows the entity.
+    fn finish(&self, entity_id: &str) {
+        let current = self.current(entity_id);
+        let now = self.store.clock().now_ms();
         let mut e = self.entries();
-        if let Some(en) = e.map.get_mut(&entity_id) {
+        if let Some(en) = e.map.get_mut(entity_id) {
             en.phase = Phase::Tracking;
             if let Some(c) = current {
                 en.saved = SavedState {

@@ -566,7 +566,7 @@ async fn swap_changes_owned_entities_and_unload_removes_them_from_ha() {
     assert!(
         h.data_dir
             .path()
-            .join("plugin-state/thermostat.state")
+            .join("plugin-state/thermostat.json")
             .exists()
     );
     h.stop().await;

@@ -32,6 +32,9 @@ const NODE: &str = "flood-node";
 const STRANGER: &str = "flood-stranger";
 /// RSS sampling period.
 const SAMPLE: Duration = Duration::from_secs(2);
+/// A line with the current RSS every this many samples (the trend: a leak
+/// climbs steadily, a bound levels off).
+const TREND_EVERY: u32 = 15;
 /// Messages sent per pacing step (every `BURST / rate` s).
 const BURST: u64 = 100;
 
@@ -70,9 +73,19 @@ struct Phase {
 /// Samples the RSS every [`SAMPLE`] while `running`, into `peak`.
 fn sampler(running: Arc<AtomicBool>, peak: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
+        let t = Instant::now();
+        let mut n = 0u32;
         while running.load(Ordering::Relaxed) {
             let now = rss_kib();
             peak.fetch_max(now, Ordering::Relaxed);
+            if n > 0 && n.is_multiple_of(TREND_EVERY) {
+                println!(
+                    "          {:>4.0} s: RSS {:.1} MiB",
+                    t.elapsed().as_secs_f64(),
+                    mib(now)
+                );
+            }
+            n += 1;
             std::thread::sleep(SAMPLE);
         }
     })
@@ -145,6 +158,11 @@ async fn flood(
 }
 
 fn main() {
+    // As `hearth` does at start (HEARTH_FLOOD_GLIBC_DEFAULT=1 skips it, to
+    // compare with glibc's dynamic threshold).
+    if std::env::var_os("HEARTH_FLOOD_GLIBC_DEFAULT").is_none() {
+        hearth::broker::allocator::give_large_buffers_back();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

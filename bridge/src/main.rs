@@ -256,6 +256,7 @@ fn prepare_data_dir(dir: &PathBuf) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    hearth::broker::allocator::give_large_buffers_back();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo {

@@ -8,6 +8,7 @@
 //!   0.20 lets a non-retained empty publish erase a retained message).
 //! - [`link`]: the bridge's one client connection.
 
+pub mod allocator;
 pub mod embedded;
 pub mod front;
 pub mod link;

@@ -8,6 +8,8 @@
 //!   logs it got all of it);
 //! - the bridge's link queues at most `SUB_QUEUE_BYTES` per subscription
 //!   that its reader has not taken (it queued 4096 messages of any size).
+//! - the ESP32 driver keeps early statuses for at most 256 node ids that
+//!   have not announced (any client could grow that map with made-up ids).
 
 use crate::common;
 
@@ -171,4 +173,80 @@ async fn bridge_link_queues_at_most_its_byte_budget_per_subscription() {
     const { assert!(PAYLOAD < MAX_PAYLOAD) };
     drop(rx);
     link.disconnect().await;
+}
+
+/// What the ESP32 driver keeps for nodes that have not announced (their
+/// status, for when the announce comes) is capped: statuses published
+/// under 300 made-up node ids are not all kept, so the last of them, once
+/// announced, starts from its announce (available), not from the kept
+/// `offline`. The first ids still work as before (the cap is 256).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esp32_driver_keeps_early_status_for_a_bounded_number_of_nodes() {
+    common::init_logs();
+    let broker = common::broker(BrokerKind::Embedded);
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = hearth::config::Config::default();
+    config.mqtt.url = Some(format!("mqtt://127.0.0.1:{}", broker.addr.port));
+    config.http.port = 0;
+    config.data_dir = Some(data_dir.path().to_path_buf());
+    let bridge = hearth::app::Bridge::start(config, hearth::clock::Clock::real())
+        .await
+        .unwrap();
+    let (node, mut eventloop) = client(&broker.addr, "memory-early-nodes");
+    let poller = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let ids = 300;
+    for i in 0..ids {
+        node.publish(
+            format!("hearth-node/early-{i}/status"),
+            QoS::AtLeastOnce,
+            false,
+            "offline",
+        )
+        .await
+        .unwrap();
+    }
+    // An early node within the cap, then the last one, announce.
+    for i in [0, ids - 1] {
+        let announce = format!(
+            r#"{{"id":"early-{i}","name":"Early {i}","model":"test","sw_version":"0","sensors":["temperature"],"interval_s":60}}"#
+        );
+        node.publish(
+            format!("hearth-node/early-{i}/announce"),
+            QoS::AtLeastOnce,
+            true,
+            announce,
+        )
+        .await
+        .unwrap();
+    }
+    let first = wait_for(
+        "the first early node's device",
+        Duration::from_secs(20),
+        || bridge.store.device("early-0"),
+    )
+    .await;
+    let last = wait_for(
+        "the last early node's device",
+        Duration::from_secs(20),
+        || bridge.store.device(&format!("early-{}", ids - 1)),
+    )
+    .await;
+    assert!(!first.1, "a node within the cap keeps its early `offline`");
+    assert!(
+        last.1,
+        "the driver kept an early status for all {ids} made-up node ids"
+    );
+    for i in [0, ids - 1] {
+        node.publish(
+            format!("hearth-node/early-{i}/announce"),
+            QoS::AtLeastOnce,
+            true,
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    poller.abort();
+    bridge.stop().await;
 }

@@ -10,6 +10,8 @@
 //!   that its reader has not taken (it queued 4096 messages of any size).
 //! - the ESP32 driver keeps early statuses for at most 256 node ids that
 //!   have not announced (any client could grow that map with made-up ids).
+//! - no subscription of the bridge is left unread: the discovery
+//!   publisher's config subscriptions stalled the link once full.
 
 use crate::common;
 
@@ -246,6 +248,69 @@ async fn esp32_driver_keeps_early_status_for_a_bounded_number_of_nodes() {
         .await
         .unwrap();
     }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    poller.abort();
+    bridge.stop().await;
+}
+
+/// The discovery publisher reads other configs on `homeassistant/…/config`
+/// only until its start-up sweep. Its subscriptions used to stay, unread,
+/// so every config published afterwards (its own republished ones
+/// included) queued there until the queue was full and the whole MQTT
+/// link stalled. Now they go with the sweep: after 1 100 configs from
+/// elsewhere, a node's announce still reaches the bridge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configs_published_after_the_sweep_do_not_stall_the_link() {
+    common::init_logs();
+    let broker = common::broker(BrokerKind::Embedded);
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = hearth::config::Config::default();
+    config.mqtt.url = Some(format!("mqtt://127.0.0.1:{}", broker.addr.port));
+    config.http.port = 0;
+    config.data_dir = Some(data_dir.path().to_path_buf());
+    let bridge = hearth::app::Bridge::start(config, hearth::clock::Clock::real())
+        .await
+        .unwrap();
+    // The sweep runs 2 s after the start (app.rs); be past it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (other, mut eventloop) = client(&broker.addr, "memory-other-integration");
+    let poller = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    for i in 0..1100 {
+        other
+            .publish(
+                format!("homeassistant/sensor/other_{i}/config"),
+                QoS::AtLeastOnce,
+                false,
+                r#"{"name":"other","state_topic":"other/state","unique_id":"other"}"#,
+            )
+            .await
+            .unwrap();
+    }
+    let announce = r#"{"id":"after-configs","name":"After","model":"test","sw_version":"0","sensors":["temperature"],"interval_s":60}"#;
+    other
+        .publish(
+            "hearth-node/after-configs/announce",
+            QoS::AtLeastOnce,
+            true,
+            announce,
+        )
+        .await
+        .unwrap();
+    wait_for(
+        "the announce after 1 100 foreign configs (a stalled link never delivers it)",
+        Duration::from_secs(20),
+        || bridge.store.device("after-configs"),
+    )
+    .await;
+    other
+        .publish(
+            "hearth-node/after-configs/announce",
+            QoS::AtLeastOnce,
+            true,
+            Vec::new(),
+        )
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     poller.abort();
     bridge.stop().await;

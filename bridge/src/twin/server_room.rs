@@ -152,13 +152,7 @@ impl ServerRoomTwin {
         );
 
         // The demo's knobs: outdoor temperature and IT load over MQTT.
-        super::controls::spawn(
-            clock,
-            mqtt_host,
-            mqtt_port,
-            plant.clone(),
-            shutdown.clone(),
-        );
+        super::controls::spawn(clock, mqtt_host, mqtt_port, plant.clone(), shutdown.clone());
 
         // Espressif's 08:B6:1F prefix, 24 bits from the seed.
         let mac = format!("08B61F{:06X}", (id_seed >> 24) & 0xFF_FFFF);

@@ -16,8 +16,9 @@
 /// and above every small allocation the bridge makes per message.
 pub const MMAP_THRESHOLD: usize = 128 * 1024;
 
-/// Fixes glibc's mmap threshold at [`MMAP_THRESHOLD`]. Call once at start,
-/// before threads are spawned. A `GLIBC_TUNABLES=glibc.malloc.mmap_threshold`
+/// Fixes glibc's mmap threshold at [`MMAP_THRESHOLD`]. Call once at start
+/// (mallopt takes glibc's arena lock, so threads already running are safe;
+/// only allocations made before the call keep the old policy). A `GLIBC_TUNABLES=glibc.malloc.mmap_threshold`
 /// set by the user is overridden.
 pub fn give_large_buffers_back() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

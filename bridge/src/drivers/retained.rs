@@ -32,9 +32,12 @@ pub async fn retained_message(
     within: Duration,
 ) -> anyhow::Result<Option<Bytes>> {
     static N: AtomicU64 = AtomicU64::new(0);
+    // A random part too: two bridges in containers (both PID 1) on one
+    // external broker would otherwise share ids and kick each other's check.
     let client_id = format!(
-        "hearth-retained-check-{}-{}",
+        "hearth-retained-check-{}-{:08x}-{}",
         std::process::id(),
+        fastrand::u32(..),
         N.fetch_add(1, Ordering::Relaxed)
     );
     let mut opts = MqttOptions::new(client_id, &broker.host, broker.port);

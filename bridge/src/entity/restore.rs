@@ -434,7 +434,16 @@ impl Restorer {
                         let mut shutdown = self.shutdown.clone();
                         tokio::select! {
                             _ = clock.sleep_ms(RETRY_EVERY_MS) => {}
-                            _ = shutdown.wait() => break 'calls,
+                            // Stopping mid-retry: the saved command still
+                            // stands (the next start tries again), so the
+                            // entry must not start tracking the device's
+                            // current (not yet commanded) state.
+                            _ = shutdown.wait() => {
+                                if let Some(f) = first.take() {
+                                    let _ = f.send(());
+                                }
+                                return;
+                            }
                         }
                         if self.current(&entity_id) != before || self.is_driven(&entity_id) {
                             tracing::info!(

@@ -258,19 +258,9 @@ fn round_to_step(x: f64, step: f64, min: f64, max: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entity::ClimateSpec;
     use serde_json::json;
 
-    fn climate() -> EntitySpec {
-        let mut spec = EntitySpec::new("ac", "climate", Component::Climate);
-        spec.climate = Some(ClimateSpec {
-            modes: vec!["off".into(), "cool".into()],
-            min_temp: 16.0,
-            max_temp: 30.0,
-            temp_step: 0.5,
-        });
-        spec
-    }
+    use crate::entity::fixtures::ac_climate as climate;
 
     fn data(v: Value) -> Map<String, Value> {
         let Value::Object(m) = v else { unreachable!() };

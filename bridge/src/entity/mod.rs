@@ -4,6 +4,8 @@
 
 pub mod accepts;
 pub mod context;
+#[cfg(test)]
+mod fixtures;
 pub mod limits;
 pub mod restore;
 pub mod safety;

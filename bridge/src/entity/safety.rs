@@ -89,21 +89,11 @@ impl SafetyEnvelope {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::Clock;
-    use crate::entity::{CallSource, Component, Device, EntitySpec};
+    use crate::entity::{CallSource, Component, EntitySpec};
     use serde_json::json;
 
     fn store_with_switch(state: &str) -> std::sync::Arc<EntityStore> {
-        let store = EntityStore::new(Clock::real());
-        let device = Device {
-            id: "ac".into(),
-            name: "AC".into(),
-            manufacturer: "t".into(),
-            model: "t".into(),
-            sw_version: None,
-            via_device: None,
-        };
-        store.upsert_device("t", device).unwrap();
+        let store = crate::entity::fixtures::store_with_device("ac");
         store
             .upsert_entity(EntitySpec::new("ac", "power", Component::Switch))
             .unwrap();

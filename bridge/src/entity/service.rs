@@ -468,24 +468,9 @@ mod tests {
     /// A router with one climate entity (16–30 °C, 0.5 °C step) whose
     /// driver is a plain queue the test reads.
     fn router_with_climate() -> (Arc<ServiceRouter>, mpsc::Receiver<DriverCommand>) {
-        use crate::entity::{ClimateSpec, Component, Device, EntitySpec};
-        let store = EntityStore::new(crate::clock::Clock::real());
-        let device = Device {
-            id: "ac".into(),
-            name: "AC".into(),
-            manufacturer: "t".into(),
-            model: "t".into(),
-            sw_version: None,
-            via_device: None,
-        };
-        store.upsert_device("t", device).unwrap();
-        let mut spec = EntitySpec::new("ac", "climate", Component::Climate);
-        spec.climate = Some(ClimateSpec {
-            modes: vec!["off".into(), "cool".into()],
-            min_temp: 16.0,
-            max_temp: 30.0,
-            temp_step: 0.5,
-        });
+        use crate::entity::fixtures::{ac_climate, store_with_device};
+        let store = store_with_device("ac");
+        let spec = ac_climate();
         let id = spec.entity_id.clone();
         store.upsert_entity(spec).unwrap();
         store.set_availability("ac", true);

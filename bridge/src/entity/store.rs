@@ -543,16 +543,7 @@ mod tests {
     use super::*;
     use crate::entity::{Component, EntitySpec};
 
-    fn device(id: &str) -> Device {
-        Device {
-            id: id.into(),
-            name: id.into(),
-            manufacturer: "test".into(),
-            model: "test".into(),
-            sw_version: None,
-            via_device: None,
-        }
-    }
+    use crate::entity::fixtures::device;
 
     /// A store with device `d` and `sensor.d_a` in `state`.
     fn store_with_sensor(state: &str) -> Arc<EntityStore> {

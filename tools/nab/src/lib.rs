@@ -51,6 +51,24 @@
 //!   here that FP costs the full `A_FP`;
 //! * window limits must match row timestamps, windows must be increasing and
 //!   non-overlapping (NAB's labeller enforces the same).
+//!
+//! Beyond NAB's single corpus score (what the bridge's `hearth bench nab`
+//! and the anomaly-detector's tuning read):
+//! * [`category`] — a file's category (its corpus directory, e.g.
+//!   `realTweets`) and the per-category breakdown every [`ProfileResult`]
+//!   carries: each category's files at the corpus-wide threshold, normalised
+//!   with that category's own null and perfect scores;
+//! * [`evaluate_subset`] / [`score_subset_at_threshold`] — the same scoring
+//!   on a subset of the files (threshold swept on the subset, or given);
+//! * [`loco`] — the leave-one-category-out estimate: choose a candidate
+//!   (method/setting) and its threshold without one real category, score
+//!   that category with them.
+
+pub mod category;
+pub mod loco;
+
+pub use category::{CategoryResult, SubsetScore, category};
+pub use loco::{LocoFold, LocoReport, loco};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -494,10 +512,14 @@ pub struct ProfileResult {
     pub null: f64,
     /// `windows_count · A_TP`.
     pub perfect: f64,
-    /// `100 · (raw − null) / (perfect − null)`.
+    /// `100 · (raw − null) / (perfect − null)` (NaN for a subset without
+    /// windows, see [`SubsetScore::normalized`]).
     pub normalized: f64,
     /// Sorted by name.
     pub files: Vec<FileResult>,
+    /// NAB's per-category breakdown at `threshold`, sorted by category name
+    /// (see [`CategoryResult`]).
+    pub categories: Vec<CategoryResult>,
 }
 
 /// The result of [`evaluate`]: one entry per profile of [`PROFILES`], in order.
@@ -533,6 +555,30 @@ impl fmt::Display for Evaluation {
             )?;
         }
         if let Some(std) = self.profile("standard").or(self.profiles.first()) {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "Per category ({} profile, corpus-wide threshold {:.6}; each category \
+                 normalised with its own null and perfect; — = no windows, score undefined):",
+                std.profile.name, std.threshold
+            )?;
+            writeln!(f)?;
+            writeln!(
+                f,
+                "| Category | Files | Windows | Windows hit | FP rows | NAB score |"
+            )?;
+            writeln!(f, "|---|---:|---:|---:|---:|---:|")?;
+            for c in &std.categories {
+                let s = &c.score;
+                let normalized = s
+                    .normalized
+                    .map_or_else(|| "—".to_string(), |v| format!("{v:.2}"));
+                writeln!(
+                    f,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    c.category, s.files, s.windows, s.windows_hit, s.fp_rows, normalized
+                )?;
+            }
             writeln!(f)?;
             writeln!(
                 f,
@@ -668,12 +714,17 @@ fn prepare_file(file: &LabeledFile, first_window: usize) -> PreparedFile<'_> {
 
 /// Checks the scores against the corpus: one vector per file, of the file's
 /// length, every value finite and in [0, 1].
+///
+/// `files` are the files being scored (the whole corpus or a subset of it);
+/// scores for corpus files outside `files` are ignored, scores for names
+/// that are not in the corpus at all are an error.
 fn lookup_scores<'s>(
     corpus: &Corpus,
+    files: &[&LabeledFile],
     scores: &'s BTreeMap<String, Vec<f64>>,
 ) -> Result<Vec<&'s [f64]>, NabError> {
-    let mut out = Vec::with_capacity(corpus.files.len());
-    for file in &corpus.files {
+    let mut out = Vec::with_capacity(files.len());
+    for file in files {
         let name = &file.data.name;
         let s = scores.get(name).ok_or_else(|| {
             NabError::new(name, None, "no anomaly scores given for this corpus file")
@@ -715,10 +766,11 @@ fn lookup_scores<'s>(
     Ok(out)
 }
 
-fn prepare(corpus: &Corpus) -> Result<Vec<PreparedFile<'_>>, NabError> {
-    let mut out = Vec::with_capacity(corpus.files.len());
+/// Prepares `files`, numbering their windows `0..Σ windows` in file order.
+fn prepare<'a>(files: &[&'a LabeledFile]) -> Result<Vec<PreparedFile<'a>>, NabError> {
+    let mut out = Vec::with_capacity(files.len());
     let mut first_window = 0;
-    for file in &corpus.files {
+    for file in files {
         check_windows(file)?;
         out.push(prepare_file(file, first_window));
         first_window += file.windows.len();
@@ -784,8 +836,9 @@ pub fn score_at_threshold(
     profile: &Profile,
     threshold: f64,
 ) -> Result<(f64, Vec<FileResult>), NabError> {
-    let s = lookup_scores(corpus, scores)?;
-    let prepared = prepare(corpus)?;
+    let files: Vec<&LabeledFile> = corpus.files.iter().collect();
+    let s = lookup_scores(corpus, &files, scores)?;
+    let prepared = prepare(&files)?;
     Ok(score_files(
         &prepared,
         &s,
@@ -842,22 +895,69 @@ fn sweep(
 
 /// Scores a detector NAB's way: for each profile, the corpus-wide threshold that
 /// maximises the raw score, the per-file results at that threshold, and the
-/// normalised score `100 · (raw − null) / (perfect − null)`.
+/// normalised score `100 · (raw − null) / (perfect − null)`; plus the
+/// per-category breakdown at that threshold (see [`CategoryResult`]).
 ///
 /// `scores`: file name → anomaly score per row (same length as the file), in [0, 1].
 pub fn evaluate(
     corpus: &Corpus,
     scores: &BTreeMap<String, Vec<f64>>,
 ) -> Result<Evaluation, NabError> {
-    let s = lookup_scores(corpus, scores)?;
-    let prepared = prepare(corpus)?;
-    let n_windows = corpus.windows_count();
+    let files: Vec<&LabeledFile> = corpus.files.iter().collect();
+    evaluate_files(corpus, &files, scores, &PROFILES)
+}
+
+/// [`evaluate`] on the files of `corpus` whose name `keep` accepts, as if
+/// they were the whole corpus: the threshold is swept on those files only,
+/// and `null`/`perfect` are those files' (so a subset without windows has a
+/// `perfect` of 0 and an undefined (NaN) normalised score). Scores for
+/// corpus files outside the subset are ignored (and may be absent).
+///
+/// Errors: no file accepted, or the same errors as [`evaluate`].
+pub fn evaluate_subset(
+    corpus: &Corpus,
+    scores: &BTreeMap<String, Vec<f64>>,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Evaluation, NabError> {
+    let files = select(corpus, &keep)?;
+    evaluate_files(corpus, &files, scores, &PROFILES)
+}
+
+/// The files of `corpus` whose name `keep` accepts; an error if there are none.
+fn select<'c>(
+    corpus: &'c Corpus,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<&'c LabeledFile>, NabError> {
+    let files: Vec<&LabeledFile> = corpus.files.iter().filter(|f| keep(&f.data.name)).collect();
+    if files.is_empty() {
+        return Err(NabError::new(
+            "corpus",
+            None,
+            format!(
+                "the subset selects none of the corpus's {} files",
+                corpus.files.len()
+            ),
+        ));
+    }
+    Ok(files)
+}
+
+/// The evaluation of `files` (the whole corpus or a subset) for `profiles`.
+fn evaluate_files(
+    corpus: &Corpus,
+    files: &[&LabeledFile],
+    scores: &BTreeMap<String, Vec<f64>>,
+    profiles: &[Profile],
+) -> Result<Evaluation, NabError> {
+    let s = lookup_scores(corpus, files, scores)?;
+    let prepared = prepare(files)?;
+    let n_windows: usize = files.iter().map(|f| f.windows.len()).sum();
     let windows_with_rows: Vec<usize> = prepared
         .iter()
         .flat_map(|p| p.windows.iter().copied())
         .collect();
 
-    // Every scored row of the corpus, sorted by decreasing score. Scores are
+    // Every scored row of the files, sorted by decreasing score. Scores are
     // in [0, 1] (checked), so the bits of a non-negative f64 sort like the
     // number; a u128 key (bits << 32 | row index) sorts fast. The order among
     // equal scores does not matter: a threshold's score is recorded only
@@ -883,27 +983,67 @@ pub fn evaluate(
             (score, kinds[(k & 0xffff_ffff) as usize])
         })
     };
-    // NAB's null detector: one constant score (0.5) for every row.
-    let null_points = || kinds.iter().map(|&k| (0.5, k));
 
-    let mut profiles = Vec::with_capacity(PROFILES.len());
-    for profile in PROFILES {
+    let mut results = Vec::with_capacity(profiles.len());
+    for &profile in profiles {
         let (threshold, _) = sweep(points(), &windows_with_rows, n_windows, &profile);
-        let (raw, files) = score_files(&prepared, &s, &profile, threshold, n_windows);
-        let (_, null) = sweep(null_points(), &windows_with_rows, n_windows, &profile);
+        let (raw, file_results) = score_files(&prepared, &s, &profile, threshold, n_windows);
+        let null = null_score(&prepared.iter().collect::<Vec<_>>(), n_windows, &profile);
         let perfect = n_windows as f64 * profile.tp;
         let normalized = 100.0 * (raw - null) / (perfect - null);
-        profiles.push(ProfileResult {
+        let categories = category::breakdown(files, &prepared, &file_results, n_windows, &profile);
+        results.push(ProfileResult {
             profile,
             threshold,
             raw,
             null,
             perfect,
             normalized,
-            files,
+            files: file_results,
+            categories,
         });
     }
-    Ok(Evaluation { profiles })
+    Ok(Evaluation { profiles: results })
+}
+
+/// NAB's null detector on `prepared`: one constant score (0.5) for every
+/// row, swept like any detector (so the better of "detect nothing" and
+/// "detect every row"). `n_windows` bounds the files' window indices.
+fn null_score(prepared: &[&PreparedFile<'_>], n_windows: usize, profile: &Profile) -> f64 {
+    let windows_with_rows: Vec<usize> = prepared
+        .iter()
+        .flat_map(|p| p.windows.iter().copied())
+        .collect();
+    let points = prepared
+        .iter()
+        .flat_map(|p| p.rows.iter().map(|&(_, k)| (0.5, k)));
+    sweep(points, &windows_with_rows, n_windows, profile).1
+}
+
+/// The files of `corpus` whose name `keep` accepts, scored at `threshold`
+/// (a row is a detection iff its score is `>= threshold`) and normalised on
+/// those files alone: their own null (constant 0.5, swept on them) and
+/// perfect (their window count × `A_TP`). This is how a held-out category
+/// is scored with a threshold chosen elsewhere. Scores for corpus files
+/// outside the subset are ignored (and may be absent).
+///
+/// Errors: no file accepted, or the same errors as [`score_at_threshold`].
+pub fn score_subset_at_threshold(
+    corpus: &Corpus,
+    scores: &BTreeMap<String, Vec<f64>>,
+    keep: impl Fn(&str) -> bool,
+    profile: &Profile,
+    threshold: f64,
+) -> Result<SubsetScore, NabError> {
+    let files = select(corpus, &keep)?;
+    let s = lookup_scores(corpus, &files, scores)?;
+    let prepared = prepare(&files)?;
+    let n_windows: usize = files.iter().map(|f| f.windows.len()).sum();
+    let (_, results) = score_files(&prepared, &s, profile, threshold, n_windows);
+    let all: Vec<usize> = (0..files.len()).collect();
+    Ok(category::subset_score(
+        &files, &prepared, &results, &all, n_windows, profile,
+    ))
 }
 
 /// Baseline detectors, for tests and the `nab_baselines` example.

@@ -126,7 +126,7 @@ enum BenchWhat {
     /// `combined_windows.json`) through a detector plugin, scored with NAB's
     /// three profiles.
     Nab {
-        /// Corpus directory (default: ../shared/datasets/nab-dev beside the repository).
+        /// Corpus directory (default: ../shared/datasets/nab-dev-v2 beside the repository).
         dir: Option<PathBuf>,
         #[arg(
             long,

@@ -86,6 +86,15 @@ impl<'a> Reader<'a> {
             Err(format!("non-finite number before byte {}", self.pos))
         }
     }
+    /// A number that is finite or +∞ (a bound not yet known).
+    pub fn f64_or_inf(&mut self) -> Result<f64, String> {
+        let v = f64::from_le_bytes(self.array()?);
+        if v.is_finite() || v == f64::INFINITY {
+            Ok(v)
+        } else {
+            Err(format!("NaN or -∞ before byte {}", self.pos))
+        }
+    }
     /// An index below `len`.
     pub fn index(&mut self, len: usize) -> Result<usize, String> {
         let v = self.u32()? as usize;

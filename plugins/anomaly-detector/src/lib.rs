@@ -1,14 +1,17 @@
-//! Anomaly detector: a score in `[0, 1]` per sample of any numeric stream,
-//! and an alert with hysteresis when it is high.
+//! Anomaly detector: a calibrated score in `[0, 1]` per sample of any
+//! numeric stream, and an alert with hysteresis when it is high.
 //!
-//! - [`detector`]: the per-stream model (robust level and time-of-day
-//!   baselines, streaming Half-Space Trees, Numenta's anomaly likelihood,
-//!   onset-only scoring); one pass, no look-ahead, fixed memory; pure, so
-//!   the same code runs natively (tests, `examples/nab.rs`) and in the
-//!   component;
-//! - [`hst`]: the Half-Space Trees; [`stats`]: the normal tail and
-//!   exponentially weighted moments; [`codec`]: the saved state's fixed
-//!   layout; [`config`]: the JSON config;
+//! - [`detector`]: one stream's detector, either method, and what a sample's
+//!   result is; [`conformal`] (the default): nearest-neighbour, time-of-day
+//!   and level measures each ranked against the stream's own history
+//!   ([`calibrate`], [`neighbours`], [`season`]), so one threshold means
+//!   the same rarity on every stream; [`forest`]: the seed's robust
+//!   z-scores and Half-Space Trees ([`hst`]) with Numenta's likelihood, kept
+//!   as a selectable baseline. Both are one pass, no look-ahead (a score
+//!   uses only earlier samples), fixed memory, and pure, so the same code
+//!   runs natively (tests, `examples/nab.rs`) and in the component;
+//! - [`stats`]: the normal tail and exponentially weighted moments;
+//!   [`codec`]: the saved state's fixed layout; [`config`]: the JSON config;
 //! - this file: the controller (entities, alerts, save/restore).
 //!
 //! Per stream `sensor.x` (slug `sensor_x`), the plugin publishes
@@ -18,20 +21,26 @@
 //! `sensor_x_anomaly` (a `problem` binary sensor). When the score reaches
 //! `threshold` an alert keyed by the entity id is raised (severity
 //! warning) and the binary sensor turns on; it clears once both the score
-//! and the likelihood behind it are below `clear_threshold` and it has been
+//! and the evidence behind it are below `clear_threshold` and it has been
 //! on for at least `min_hold_s` of sample time. A raised alert is not raised
-//! again.
+//! again. The first `warmup` samples of a stream raise nothing.
 //!
-//! Saved state: `HAD\0`, a format version (little-endian u16, now 1), then
+//! Saved state: `HAD\0`, a format version (little-endian u16, now 2), then
 //! per stream its entity id, alert flag and onset time, and the detector's
-//! fixed-size state. Its size depends on the config only. A newer version,
-//! another layout or a damaged state is refused (the host starts fresh);
-//! streams not in the saved state start fresh.
+//! fixed-size state (a method tag and the method's state). Its size depends
+//! on the config only. A newer version, another method or layout, or a
+//! damaged state is refused (the host starts fresh); streams not in the
+//! saved state start fresh.
 
+pub mod calibrate;
 pub mod codec;
 pub mod config;
+pub mod conformal;
 pub mod detector;
+pub mod forest;
 pub mod hst;
+pub mod neighbours;
+pub mod season;
 pub mod stats;
 
 use codec::{Reader, Writer};
@@ -43,7 +52,7 @@ use hearth_plugin_sdk::{
 };
 
 const MAGIC: &[u8; 4] = b"HAD\0";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
 
 /// One configured stream.
 #[derive(Debug, Clone)]
@@ -80,14 +89,14 @@ pub fn parse_value(state: &str) -> Option<f64> {
 impl AnomalyDetector {
     /// Builds the detector from a parsed config.
     pub fn new(cfg: Config) -> AnomalyDetector {
-        let tuning = cfg.tuning();
+        let method = cfg.method();
         let streams = cfg
             .streams
             .iter()
             .map(|s| Stream {
                 entity_id: s.entity_id.clone(),
                 slug: s.entity_id.replace('.', "_"),
-                detector: Detector::new(&s.entity_id, &tuning, s.kind.floor()),
+                detector: Detector::new(&method, s.kind.floor()),
                 alert_since: None,
             })
             .collect();

@@ -1,0 +1,228 @@
+//! Conformal calibration of a nonconformity measure: the probability, under
+//! the stream's own recent history, of a value at least this large.
+//!
+//! A measure (a distance, a deviation) means different things on different
+//! streams; its rank among the stream's own past values does not: the
+//! conformal p-value `(#{past ≥ s} + 1) / (n + 1)` is uniform when nothing
+//! changes (Vovk, Gammerman & Shafer, *Algorithmic Learning in a Random
+//! World*, 2005; the idea behind KNN-CAD's conformal scores, Burnaev &
+//! Ishimtsev 2016). Beyond the largest values kept, the tail is extrapolated
+//! with an exponential fitted to the top [`TAIL`] exceedances (peaks over
+//! threshold, as SPOT does: Siffer et al., "Anomaly Detection in Streams
+//! with Extreme Value Theory", KDD 2017), so "far beyond anything seen" is
+//! a smaller probability than "just beyond".
+//!
+//! Memory: a ring of the last `capacity` values, 4 bytes each.
+
+use crate::codec::{Reader, Writer};
+
+/// Exceedances the exponential tail is fitted to. Few: the tail measures how
+/// far a value lies beyond the stream's very largest ones (on NAB, 3 scores
+/// 66–70 where 10 scores 60–64 and 40 scores 60; chosen on every category).
+pub const TAIL: usize = 3;
+/// The tail fit and the bulk quantile are refreshed every this many values
+/// (a selection over the ring, O(capacity)).
+const REFRESH: u32 = 16;
+/// Values a calibrator needs before it gives any p-value below 1.
+const MIN_VALUES: usize = 4 * TAIL;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calibrator {
+    ring: Vec<f32>,
+    pos: usize,
+    len: usize,
+    /// The `TAIL`-th largest value kept, and the mean excess over it.
+    u: f64,
+    beta: f64,
+    /// The 90th percentile: at or below it the p-value is not computed
+    /// (it is ≥ 0.1, far from anything that scores).
+    q90: f64,
+    stale: u32,
+}
+
+impl Calibrator {
+    pub fn new(capacity: usize) -> Calibrator {
+        Calibrator {
+            ring: vec![0.0; capacity.max(MIN_VALUES)],
+            pos: 0,
+            len: 0,
+            u: f64::INFINITY,
+            beta: 0.0,
+            q90: f64::INFINITY,
+            stale: 0,
+        }
+    }
+
+    /// Values kept (at most the capacity).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes of state.
+    pub fn state_bytes(&self) -> usize {
+        self.ring.len() * 4 + 36
+    }
+
+    /// `P(S ≥ s)` under the kept history; 1 while fewer than `4·TAIL`
+    /// values are kept, and for `s ≤ 0`. Beyond the largest values the
+    /// tail's scale is at least `resolution` (the measure's value of one
+    /// sensor resolution step): a value a hair above a constant history is
+    /// not a one-in-10³⁰⁰ event.
+    pub fn p_value(&self, s: f64, resolution: f64) -> f64 {
+        let n = self.len;
+        if n < MIN_VALUES || !s.is_finite() || s <= 0.0 || s <= self.q90 {
+            return 1.0;
+        }
+        if s <= self.u {
+            let c = self.ring[..n]
+                .iter()
+                .filter(|&&v| f64::from(v) >= s)
+                .count();
+            return (c as f64 + 1.0) / (n as f64 + 1.0);
+        }
+        let p_u = TAIL as f64 / (n as f64 + 1.0);
+        let scale = self.beta.max(resolution);
+        if scale <= 0.0 {
+            // The top values are all equal (a measure that was constant)
+            // and no resolution is known: anything above is beyond the
+            // whole history.
+            return p_u / (n as f64 + 1.0);
+        }
+        p_u * (-(s - self.u) / scale).exp()
+    }
+
+    /// Keeps `s` (non-finite values are ignored).
+    pub fn learn(&mut self, s: f64) {
+        if !s.is_finite() {
+            return;
+        }
+        let cap = self.ring.len();
+        self.ring[self.pos] = s.clamp(-f64::from(f32::MAX), f64::from(f32::MAX)) as f32;
+        self.pos = (self.pos + 1) % cap;
+        self.len = (self.len + 1).min(cap);
+        self.stale += 1;
+        if self.stale >= REFRESH || self.len <= MIN_VALUES {
+            self.refresh();
+        }
+    }
+
+    fn refresh(&mut self) {
+        self.stale = 0;
+        let n = self.len;
+        if n < MIN_VALUES {
+            return;
+        }
+        let mut v: Vec<f32> = self.ring[..n].to_vec();
+        let k = n - TAIL;
+        let (below, u, top) = v.select_nth_unstable_by(k, f32::total_cmp);
+        let u = f64::from(*u);
+        self.u = u;
+        self.beta = top.iter().map(|&t| f64::from(t) - u).sum::<f64>() / TAIL as f64;
+        let k90 = ((n * 9) / 10).min(below.len() - 1);
+        let (_, q, _) = below.select_nth_unstable_by(k90, f32::total_cmp);
+        self.q90 = f64::from(*q);
+    }
+
+    pub fn write(&self, w: &mut Writer) {
+        for v in &self.ring {
+            w.f32(*v);
+        }
+        w.u32(self.pos as u32);
+        w.u32(self.len as u32);
+        // The fit as last refreshed (it may lag the ring by up to REFRESH
+        // values): a restored calibrator continues exactly.
+        w.f64(self.u);
+        w.f64(self.beta);
+        w.f64(self.q90);
+        w.u32(self.stale);
+    }
+
+    /// Reads what [`Calibrator::write`] wrote for a calibrator of the same
+    /// capacity; on error `self` is unchanged.
+    pub fn read(&mut self, r: &mut Reader) -> Result<(), String> {
+        let mut c = self.clone();
+        for v in c.ring.iter_mut() {
+            *v = r.f32()?;
+            if !v.is_finite() {
+                return Err("non-finite calibration value".into());
+            }
+        }
+        c.pos = r.index(c.ring.len())?;
+        c.len = r.index(c.ring.len() + 1)?;
+        c.u = r.f64_or_inf()?;
+        c.beta = r.finite()?;
+        c.q90 = r.f64_or_inf()?;
+        c.stale = r.u32()?.min(REFRESH);
+        *self = c;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl Calibrator {
+        fn p_value_test(&self, s: f64) -> f64 {
+            self.p_value(s, 0.0)
+        }
+    }
+
+    #[test]
+    fn p_value_is_the_rank_in_the_bulk_and_shrinks_beyond_the_maximum() {
+        let mut c = Calibrator::new(1000);
+        for i in 0..1000 {
+            c.learn(f64::from(i));
+        }
+        // 950 … 999: 50 values ≥ 950.
+        assert!((c.p_value_test(950.0) - 51.0 / 1001.0).abs() < 1e-12);
+        // Below the 90th percentile: not computed.
+        assert_eq!(c.p_value_test(100.0), 1.0);
+        let beyond = c.p_value_test(1000.0);
+        let far = c.p_value_test(2000.0);
+        assert!(beyond < 3.0 / 1001.0, "{beyond}");
+        assert!(far < beyond * 1e-10, "{far} vs {beyond}");
+    }
+
+    #[test]
+    fn a_constant_history_makes_an_excess_improbable_by_resolution_steps() {
+        let mut c = Calibrator::new(100);
+        for _ in 0..100 {
+            c.learn(0.0);
+        }
+        assert_eq!(c.p_value_test(0.0), 1.0);
+        assert!(c.p_value_test(1e-6) < 1e-3);
+        // With a resolution of 0.05: one step beyond is e⁻¹ of the tail's
+        // base probability, ten steps e⁻¹⁰.
+        let base = TAIL as f64 / 101.0;
+        assert!((c.p_value(0.05, 0.05) - base * (-1.0f64).exp()).abs() < 1e-12);
+        assert!((c.p_value(0.5, 0.05) - base * (-10.0f64).exp()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn too_few_values_give_no_evidence() {
+        let mut c = Calibrator::new(100);
+        for i in 0..(MIN_VALUES - 1) {
+            c.learn(i as f64);
+        }
+        assert_eq!(c.p_value_test(1e9), 1.0);
+    }
+
+    #[test]
+    fn state_round_trips() {
+        let mut c = Calibrator::new(64);
+        for i in 0..100 {
+            c.learn(f64::from(i % 17));
+        }
+        let mut w = Writer::default();
+        c.write(&mut w);
+        let mut d = Calibrator::new(64);
+        d.read(&mut Reader::new(&w.0)).unwrap();
+        assert_eq!(c.p_value_test(16.5), d.p_value(16.5));
+        assert_eq!(c.p_value_test(30.0), d.p_value(30.0));
+    }
+}

@@ -79,7 +79,7 @@ fn score(corpus: &hearth_nab::Corpus, method: &Method) -> Scores {
                     chunk
                         .iter()
                         .map(|f| {
-                            let mut d = Detector::new(method, Kind::Generic.floor());
+                            let mut d = Detector::new(method, Kind::Generic.floor(), false);
                             let s = f
                                 .data
                                 .times_ms
@@ -209,7 +209,7 @@ fn dump(corpus: &hearth_nab::Corpus, method: &Method, name: &str) {
         eprintln!("no corpus file contains `{name}`");
         std::process::exit(1);
     };
-    let mut d = Detector::new(method, Kind::Generic.floor());
+    let mut d = Detector::new(method, Kind::Generic.floor(), false);
     println!("row,in_window,value,raw,score");
     for (i, (&t, &v)) in f.data.times_ms.iter().zip(&f.data.values).enumerate() {
         let s = d.update(t, Some(v));

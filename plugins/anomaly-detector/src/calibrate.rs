@@ -20,20 +20,24 @@ use crate::codec::{Reader, Writer};
 /// far a value lies beyond the stream's very largest ones (on NAB, 3 scores
 /// 66–70 where 10 scores 60–64 and 40 scores 60; chosen on every category).
 pub const TAIL: usize = 3;
-/// The tail fit and the bulk quantile are refreshed every this many values
-/// (a selection over the ring, O(capacity)).
-const REFRESH: u32 = 16;
+/// The 90th percentile (a gate: below it no rank is computed) is refreshed
+/// every this many values (a selection over the ring, O(capacity)); the
+/// tail's top values are kept exact at every value.
+const REFRESH: u32 = 256;
 /// Values a calibrator needs before it gives any p-value below 1.
 const MIN_VALUES: usize = 4 * TAIL;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calibrator {
+    /// Values learned but not yet ranked against (a FIFO of `delay`).
+    pending: Vec<f32>,
+    pending_pos: usize,
+    pending_len: usize,
     ring: Vec<f32>,
     pos: usize,
     len: usize,
-    /// The `TAIL`-th largest value kept, and the mean excess over it.
-    u: f64,
-    beta: f64,
+    /// The `TAIL` largest values kept, largest first (−∞ while fewer).
+    top: [f32; TAIL],
     /// The 90th percentile: at or below it the p-value is not computed
     /// (it is ≥ 0.1, far from anything that scores).
     q90: f64,
@@ -42,12 +46,22 @@ pub struct Calibrator {
 
 impl Calibrator {
     pub fn new(capacity: usize) -> Calibrator {
+        Calibrator::delayed(capacity, 0)
+    }
+
+    /// A calibrator that ranks against values learned at least `delay`
+    /// values ago: an unfolding event's own values do not calibrate it
+    /// away (the exclusion zone of the nearest-neighbour search, applied to
+    /// the ranking).
+    pub fn delayed(capacity: usize, delay: usize) -> Calibrator {
         Calibrator {
+            pending: vec![0.0; delay],
+            pending_pos: 0,
+            pending_len: 0,
             ring: vec![0.0; capacity.max(MIN_VALUES)],
             pos: 0,
             len: 0,
-            u: f64::INFINITY,
-            beta: 0.0,
+            top: [f32::NEG_INFINITY; TAIL],
             q90: f64::INFINITY,
             stale: 0,
         }
@@ -64,7 +78,7 @@ impl Calibrator {
 
     /// Bytes of state.
     pub fn state_bytes(&self) -> usize {
-        self.ring.len() * 4 + 36
+        (self.ring.len() + self.pending.len()) * 4 + 28
     }
 
     /// `P(S ≥ s)` under the kept history; 1 while fewer than `4·TAIL`
@@ -74,10 +88,14 @@ impl Calibrator {
     /// not a one-in-10³⁰⁰ event.
     pub fn p_value(&self, s: f64, resolution: f64) -> f64 {
         let n = self.len;
-        if n < MIN_VALUES || !s.is_finite() || s <= 0.0 || s <= self.q90 {
+        if n < MIN_VALUES || !s.is_finite() || s <= 0.0 {
             return 1.0;
         }
-        if s <= self.u {
+        let u = f64::from(self.top[TAIL - 1]);
+        if s <= u {
+            if s <= self.q90 {
+                return 1.0;
+            }
             let c = self.ring[..n]
                 .iter()
                 .filter(|&&v| f64::from(v) >= s)
@@ -85,14 +103,15 @@ impl Calibrator {
             return (c as f64 + 1.0) / (n as f64 + 1.0);
         }
         let p_u = TAIL as f64 / (n as f64 + 1.0);
-        let scale = self.beta.max(resolution);
+        let beta = self.top.iter().map(|&t| f64::from(t) - u).sum::<f64>() / TAIL as f64;
+        let scale = beta.max(resolution);
         if scale <= 0.0 {
             // The top values are all equal (a measure that was constant)
             // and no resolution is known: anything above is beyond the
             // whole history.
             return p_u / (n as f64 + 1.0);
         }
-        p_u * (-(s - self.u) / scale).exp()
+        p_u * (-(s - u) / scale).exp()
     }
 
     /// Keeps `s` (non-finite values are ignored).
@@ -100,43 +119,80 @@ impl Calibrator {
         if !s.is_finite() {
             return;
         }
+        let mut v = s.clamp(-f64::from(f32::MAX), f64::from(f32::MAX)) as f32;
+        if !self.pending.is_empty() {
+            let d = self.pending.len();
+            let slot = self.pending_pos;
+            let oldest = self.pending[slot];
+            self.pending[slot] = v;
+            self.pending_pos = (slot + 1) % d;
+            if self.pending_len < d {
+                self.pending_len += 1;
+                return;
+            }
+            v = oldest;
+        }
         let cap = self.ring.len();
-        self.ring[self.pos] = s.clamp(-f64::from(f32::MAX), f64::from(f32::MAX)) as f32;
+        let evicted = (self.len == cap).then(|| self.ring[self.pos]);
+        self.ring[self.pos] = v;
         self.pos = (self.pos + 1) % cap;
         self.len = (self.len + 1).min(cap);
+        if evicted.is_some_and(|e| e >= self.top[TAIL - 1]) {
+            // One of the top values may have left: rescan (rare, O(capacity)).
+            self.rescan_top();
+        } else if v > self.top[TAIL - 1] {
+            let mut i = TAIL - 1;
+            while i > 0 && self.top[i - 1] < v {
+                self.top[i] = self.top[i - 1];
+                i -= 1;
+            }
+            self.top[i] = v;
+        }
         self.stale += 1;
         if self.stale >= REFRESH || self.len <= MIN_VALUES {
-            self.refresh();
+            self.refresh_q90();
         }
     }
 
-    fn refresh(&mut self) {
+    fn rescan_top(&mut self) {
+        self.top = [f32::NEG_INFINITY; TAIL];
+        for &v in &self.ring[..self.len] {
+            if v > self.top[TAIL - 1] {
+                let mut i = TAIL - 1;
+                while i > 0 && self.top[i - 1] < v {
+                    self.top[i] = self.top[i - 1];
+                    i -= 1;
+                }
+                self.top[i] = v;
+            }
+        }
+    }
+
+    fn refresh_q90(&mut self) {
         self.stale = 0;
         let n = self.len;
         if n < MIN_VALUES {
             return;
         }
         let mut v: Vec<f32> = self.ring[..n].to_vec();
-        let k = n - TAIL;
-        let (below, u, top) = v.select_nth_unstable_by(k, f32::total_cmp);
-        let u = f64::from(*u);
-        self.u = u;
-        self.beta = top.iter().map(|&t| f64::from(t) - u).sum::<f64>() / TAIL as f64;
-        let k90 = ((n * 9) / 10).min(below.len() - 1);
-        let (_, q, _) = below.select_nth_unstable_by(k90, f32::total_cmp);
+        let k90 = (n * 9) / 10;
+        let (_, q, _) = v.select_nth_unstable_by(k90, f32::total_cmp);
         self.q90 = f64::from(*q);
     }
 
     pub fn write(&self, w: &mut Writer) {
+        for v in &self.pending {
+            w.f32(*v);
+        }
+        w.u32(self.pending_pos as u32);
+        w.u32(self.pending_len as u32);
         for v in &self.ring {
             w.f32(*v);
         }
         w.u32(self.pos as u32);
         w.u32(self.len as u32);
-        // The fit as last refreshed (it may lag the ring by up to REFRESH
+        // The gate as last refreshed (it may lag the ring by up to REFRESH
         // values): a restored calibrator continues exactly.
-        w.f64(self.u);
-        w.f64(self.beta);
         w.f64(self.q90);
         w.u32(self.stale);
     }
@@ -145,6 +201,14 @@ impl Calibrator {
     /// capacity; on error `self` is unchanged.
     pub fn read(&mut self, r: &mut Reader) -> Result<(), String> {
         let mut c = self.clone();
+        for v in c.pending.iter_mut() {
+            *v = r.f32()?;
+            if !v.is_finite() {
+                return Err("non-finite calibration value".into());
+            }
+        }
+        c.pending_pos = r.index(c.pending.len().max(1))?;
+        c.pending_len = r.index(c.pending.len() + 1)?;
         for v in c.ring.iter_mut() {
             *v = r.f32()?;
             if !v.is_finite() {
@@ -153,10 +217,9 @@ impl Calibrator {
         }
         c.pos = r.index(c.ring.len())?;
         c.len = r.index(c.ring.len() + 1)?;
-        c.u = r.f64_or_inf()?;
-        c.beta = r.finite()?;
         c.q90 = r.f64_or_inf()?;
         c.stale = r.u32()?.min(REFRESH);
+        c.rescan_top();
         *self = c;
         Ok(())
     }
@@ -213,6 +276,36 @@ mod tests {
     }
 
     #[test]
+    fn a_delayed_calibrator_ranks_against_values_learned_delay_ago() {
+        let mut c = Calibrator::delayed(100, 5);
+        for _ in 0..100 {
+            c.learn(1.0);
+        }
+        // Five large values learned: still pending, so 10 is beyond the
+        // history; one more and the first enters the ranking.
+        for _ in 0..5 {
+            c.learn(10.0);
+        }
+        assert!(c.p_value_test(10.0) < 1e-3);
+        c.learn(10.0);
+        assert!(c.p_value_test(10.0) > 1e-3);
+    }
+
+    #[test]
+    fn the_top_values_stay_exact_as_they_leave_the_ring() {
+        let mut c = Calibrator::new(20);
+        for i in 0..20 {
+            c.learn(f64::from(i));
+        }
+        // 17, 18, 19 are the top; overwrite the ring with small values:
+        // the top follows what is still kept.
+        for _ in 0..18 {
+            c.learn(0.5);
+        }
+        assert_eq!(c.top, [19.0, 18.0, 0.5]);
+    }
+
+    #[test]
     fn state_round_trips() {
         let mut c = Calibrator::new(64);
         for i in 0..100 {
@@ -222,7 +315,7 @@ mod tests {
         c.write(&mut w);
         let mut d = Calibrator::new(64);
         d.read(&mut Reader::new(&w.0)).unwrap();
-        assert_eq!(c.p_value_test(16.5), d.p_value(16.5));
-        assert_eq!(c.p_value_test(30.0), d.p_value(30.0));
+        assert_eq!(c.p_value_test(16.5), d.p_value_test(16.5));
+        assert_eq!(c.p_value_test(30.0), d.p_value_test(30.0));
     }
 }

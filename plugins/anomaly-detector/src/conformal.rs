@@ -1,9 +1,9 @@
-//! The default detector (`method = "conformal"`): five views of the stream,
-//! each ranked against the stream's own history, so that a score means the
-//! same thing on every stream whatever its scale, noise or shape.
+//! The default detector (`method = "conformal"`): several views of the
+//! stream, each ranked against the stream's own history, so that a score
+//! means the same thing on every stream whatever its scale, noise or shape.
 //!
 //! Each sample is scored first and learned afterwards (a sample is never
-//! compared with itself). The five nonconformity measures:
+//! compared with itself). The nonconformity measures:
 //!
 //! 1. **Pattern** — the mean distance of the last `shingle` values to their
 //!    `neighbours` nearest matches among the last `memory` patterns
@@ -15,22 +15,29 @@
 //!    end.
 //! 3. **Time of day** — the distance of the value to its usual value at this
 //!    time of day ([`DayProfile`], `buckets` slots, half-life
-//!    `season_half_life_days`), in units of that slot's own deviation
-//!    (at least a quarter of the level's), so a quiet night is judged by
-//!    night standards.
-//! 4. **Day residual** — the mean of those distances (signed, in the value's
-//!    units) over each block: a sustained departure from the daily shape
+//!    `season_half_life_days`), in units of that slot's own deviation (at
+//!    least a quarter of the level's), so a quiet night is judged by night
+//!    standards.
+//! 4. **Day residual** — the block's mean signed departure from those usual
+//!    values, in the same units: a sustained departure from the daily shape
 //!    that no single sample shows (a missing daily peak).
 //! 5. **Level** — the distance to a robust exponentially weighted mean
 //!    (Huber-clipped, half-life `level_half_life` samples).
+//! 6. **Duty cycle**, for an appliance's power only (`kind = "power"`) — how
+//!    long the value has stayed on one side of its level, against the
+//!    lengths of its past runs: a compressor that never starts again, or
+//!    never stops.
 //!
 //! Each measure is turned into a p-value by its own [`Calibrator`]
 //! (conformal rank, exponential tail beyond the largest values, the tail's
 //! scale at least the stream kind's resolution, [`Floor`]: a tick of a quiet
-//! sensor beyond anything seen is a modest surprise, not an extreme one). The sample's p-value
-//! is the smallest, times the number of measures (Bonferroni: five looks
-//! at the same sample), times `max(1, PRIOR_SAMPLES / n)` while the stream
-//! is young (little history makes a rank optimistic).
+//! sensor beyond anything seen is a modest surprise, not an extreme one).
+//! A calibrator ranks against values learned a pattern's length ago or
+//! more, so an unfolding event is judged against what came before it, not
+//! against its own first samples. The sample's p-value is the smallest,
+//! times the number of measures (Bonferroni: several looks at the same
+//! sample), times `max(1, PRIOR_SAMPLES / n)` while the stream is young
+//! (little history makes a rank optimistic).
 //!
 //! **Score**: `-log10(p) / 10`, clamped to `[0, 1]`: 0.3 means "one chance
 //! in 1000 under this stream's own history", 1 "one in 10¹⁰ or less". The
@@ -46,7 +53,8 @@
 //! keep firing while the measures learn it (ARTime's masking after a
 //! detection, Hampton 2022, does the same job).
 //!
-//! The first `warmup` samples are learned but score 0.
+//! The first `warmup` samples, and the first `warmup_hours` of sample time,
+//! are learned but score 0.
 //!
 //! Irregular input: a value that is not a finite number, or a sample older
 //! than the last one, is skipped (score 0, nothing learned). Equal
@@ -56,7 +64,8 @@
 //! level and time-of-day views score the first sample after it.
 //!
 //! Memory per stream is fixed by the tuning ([`Conformal::state_bytes`]:
-//! ≈ 92 KiB with the defaults), whatever the length of the stream.
+//! about 131 KB with the defaults, 135 KB for a power stream), whatever
+//! the length of the stream.
 
 use crate::calibrate::Calibrator;
 use crate::codec::{Reader, Writer};
@@ -77,29 +86,38 @@ pub const SCORE_DECADES: f64 = 10.0;
 /// `PRIOR_SAMPLES / n`: a rank among 300 values is a weaker claim than the
 /// same rank among 3000.
 pub const PRIOR_SAMPLES: f64 = 1000.0;
+/// Completed runs the duty-cycle measure ranks against.
+const RUN_HISTORY: usize = 1000;
 /// Samples the level is learned without clipping (to set its scale).
 const LEVEL_FREE_SAMPLES: u64 = 30;
 /// A time-of-day slot's deviation is at least this fraction of the level's:
 /// a slot learnt from a few quiet samples does not make every wiggle an
 /// anomaly.
 const SLOT_FLOOR: f64 = 0.25;
-/// The five measures (Bonferroni factor).
+/// The measures of every stream (Bonferroni factor; one more with the duty
+/// cycle).
 const MEASURES: f64 = 5.0;
+/// The duty-cycle measure ranks `ln(1 + run length)`; its tail's scale is at
+/// least 0.1: a run 10 % longer than the longest seen is e times less
+/// likely, one twice as long e⁷ (an appliance's cycles vary by some 10 %).
+const RUN_RESOLUTION: f64 = 0.1;
 
 /// Tuning of the conformal method (the `[conformal]` config table; every
 /// default was chosen on all NAB categories at once, see BENCHMARKS.md).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Tuning {
-    /// Samples learned before scoring.
+    /// Samples learned before scoring, and at least this much sample time
+    /// (h): a stream is not judged before its day has been seen once.
     pub warmup: u32,
-    /// Values per pattern (measure 1). 3 to 4 score alike on NAB; 6 and
-    /// more miss short spikes among wider patterns.
+    pub warmup_hours: f64,
+    /// Values per pattern (measure 1). 3 and 4 score alike on NAB, 6 a
+    /// little lower (a short spike weighs less in a wider pattern).
     pub shingle: usize,
     /// Patterns kept to compare with (measure 1), samples.
     pub memory: usize,
-    /// Nearest patterns averaged (measures 1 and 2): 2 is less fooled by
-    /// one past coincidence than 1.
+    /// Nearest patterns averaged (measures 1 and 2); 1 and 2 score alike
+    /// on NAB.
     pub neighbours: usize,
     /// Samples per block (measures 2 and 4).
     pub block: usize,
@@ -124,9 +142,10 @@ impl Default for Tuning {
     fn default() -> Self {
         Tuning {
             warmup: 150,
-            shingle: 3,
+            warmup_hours: 24.0,
+            shingle: 4,
             memory: 512,
-            neighbours: 2,
+            neighbours: 1,
             block: 12,
             coarse_shingle: 8,
             coarse_memory: 512,
@@ -153,9 +172,11 @@ fn alpha(half_life: f64) -> f64 {
 pub struct Conformal {
     tuning: Tuning,
     floor: Floor,
+    duty_cycle: bool,
     keep_peak: f64,
     /// Valid samples learned.
     n: u64,
+    first_t: Option<i64>,
     last_t: Option<i64>,
     /// Typical time step (ms), exponentially weighted.
     step_ms: f64,
@@ -167,6 +188,7 @@ pub struct Conformal {
     block_sum: f64,
     block_n: usize,
     residual_sum: f64,
+    residual_sigma: f64,
     residual_n: usize,
     day: DayProfile,
     day_cal: Calibrator,
@@ -174,36 +196,50 @@ pub struct Conformal {
     level_mean: f64,
     level_mad: f64,
     level_cal: Calibrator,
+    /// Samples since the value was last on the other side of the level,
+    /// and that side (+1 above, -1 below, 0 unknown).
+    run: u64,
+    side: i8,
+    run_cal: Calibrator,
     peak: f64,
     since_news: u32,
 }
 
 impl Conformal {
-    pub fn new(tuning: &Tuning, floor: Floor) -> Conformal {
+    /// A fresh detector; `duty_cycle` adds measure 6 (for appliances'
+    /// power: see the module docs).
+    pub fn new(tuning: &Tuning, floor: Floor, duty_cycle: bool) -> Conformal {
         let t = tuning;
         let block = t.block.max(1);
         let per_block = (t.calibration / block).max(1);
         Conformal {
             tuning: t.clone(),
             floor,
+            duty_cycle,
             keep_peak: 1.0 - alpha(t.refractory),
             n: 0,
+            first_t: None,
             last_t: None,
             step_ms: 0.0,
             fine: Shingles::new(t.shingle, t.memory),
-            fine_cal: Calibrator::new(t.calibration),
+            fine_cal: Calibrator::delayed(t.calibration, t.shingle),
             coarse: Shingles::new(t.coarse_shingle, t.coarse_memory),
-            coarse_cal: Calibrator::new(per_block),
+            coarse_cal: Calibrator::delayed(per_block, t.coarse_shingle),
             block_sum: 0.0,
             block_n: 0,
             residual_sum: 0.0,
+            residual_sigma: 0.0,
             residual_n: 0,
             day: DayProfile::new(t.buckets, t.season_half_life_days),
-            day_cal: Calibrator::new(t.calibration),
-            residual_cal: Calibrator::new(per_block),
+            day_cal: Calibrator::delayed(t.calibration, t.block),
+            residual_cal: Calibrator::delayed(per_block, t.coarse_shingle),
             level_mean: 0.0,
             level_mad: 0.0,
-            level_cal: Calibrator::new(t.calibration),
+            level_cal: Calibrator::delayed(t.calibration, t.block),
+            run: 0,
+            side: 0,
+            // Completed runs are far fewer than samples.
+            run_cal: Calibrator::new(RUN_HISTORY),
             peak: 0.0,
             since_news: u32::MAX,
         }
@@ -225,6 +261,7 @@ impl Conformal {
                 &self.day_cal,
                 &self.residual_cal,
                 &self.level_cal,
+                &self.run_cal,
             ]
             .iter()
             .map(|c| c.state_bytes())
@@ -259,6 +296,7 @@ impl Conformal {
                 self.block_sum = 0.0;
                 self.block_n = 0;
                 self.residual_sum = 0.0;
+                self.residual_sigma = 0.0;
                 self.residual_n = 0;
             } else if self.step_ms == 0.0 {
                 self.step_ms = dt;
@@ -267,6 +305,7 @@ impl Conformal {
             }
         }
         self.last_t = Some(t_ms);
+        let first = *self.first_t.get_or_insert(t_ms);
         let band = self.floor.at(self.level_mean);
         let mut p = 1.0f64;
 
@@ -289,6 +328,7 @@ impl Conformal {
                 .max(SLOT_FLOOR * self.level_sigma())
                 .max(f64::MIN_POSITIVE);
             self.residual_sum += x - mean;
+            self.residual_sigma += sigma;
             self.residual_n += 1;
             let d = (x - mean).abs() / sigma;
             p = p.min(self.day_cal.p_value(d, band / sigma));
@@ -312,13 +352,15 @@ impl Conformal {
                 coarse = Some((q, d));
             }
             if self.residual_n == self.block_n {
-                let d = (self.residual_sum / self.residual_n as f64).abs();
-                p = p.min(self.residual_cal.p_value(d, band));
+                let sg = self.residual_sigma / self.residual_n as f64;
+                let d = (self.residual_sum / self.residual_n as f64).abs() / sg;
+                p = p.min(self.residual_cal.p_value(d, band / sg));
                 self.residual_cal.learn(d);
             }
             self.block_sum = 0.0;
             self.block_n = 0;
             self.residual_sum = 0.0;
+            self.residual_sigma = 0.0;
             self.residual_n = 0;
         }
 
@@ -328,9 +370,39 @@ impl Conformal {
             p = p.min(self.level_cal.p_value(d, band));
         }
 
+        // 6. Duty cycle (power streams): how long the value has stayed on
+        //    one side of its level, against the lengths of past runs.
+        if self.duty_cycle && self.n > 0 {
+            let dev = x - self.level_mean;
+            let side = if dev > band {
+                1
+            } else if dev < -band {
+                -1
+            } else {
+                self.side
+            };
+            if side != self.side {
+                // A run ended: its length joins the history of runs.
+                if self.side != 0 {
+                    self.run_cal.learn((1.0 + self.run as f64).ln());
+                }
+                self.side = side;
+                self.run = 0;
+            } else {
+                self.run = self.run.saturating_add(1);
+            }
+            let d = (1.0 + self.run as f64).ln();
+            p = p.min(self.run_cal.p_value(d, RUN_RESOLUTION));
+        }
+        let measures = if self.duty_cycle {
+            MEASURES + 1.0
+        } else {
+            MEASURES
+        };
+
         // The sample's evidence and its news.
         let young = (PRIOR_SAMPLES / (self.n as f64 + 1.0)).max(1.0);
-        let p = (p * MEASURES * young).min(1.0);
+        let p = (p * measures * young).min(1.0);
         let dec = decades(p);
         let raw = (dec / SCORE_DECADES).clamp(0.0, 1.0);
         let prior = if self.since_news < self.tuning.hold {
@@ -370,7 +442,8 @@ impl Conformal {
         self.learn_level(x);
         self.n = self.n.saturating_add(1);
 
-        let warming = self.n <= u64::from(self.tuning.warmup);
+        let warming = self.n <= u64::from(self.tuning.warmup)
+            || (t_ms.saturating_sub(first) as f64) < self.tuning.warmup_hours * 3_600_000.0;
         Scored {
             score: if news && !warming { raw } else { 0.0 },
             likelihood: if warming { 0.0 } else { raw },
@@ -400,7 +473,8 @@ impl Conformal {
     /// detector with the same one.
     pub fn layout(&self) -> u64 {
         let t = &self.tuning;
-        let mut h = crate::hst::fnv1a("hearth-anomaly-detector/conformal");
+        let mut h =
+            crate::hst::fnv1a("hearth-anomaly-detector/conformal") ^ u64::from(self.duty_cycle);
         for v in [
             t.shingle,
             t.memory,
@@ -419,6 +493,7 @@ impl Conformal {
     pub fn write(&self, w: &mut Writer) {
         w.u64(self.layout());
         w.u64(self.n);
+        w.i64(self.first_t.unwrap_or(0));
         w.u8(u8::from(self.last_t.is_some()));
         w.i64(self.last_t.unwrap_or(0));
         w.f64(self.step_ms);
@@ -429,6 +504,7 @@ impl Conformal {
         w.f64(self.block_sum);
         w.u32(self.block_n as u32);
         w.f64(self.residual_sum);
+        w.f64(self.residual_sigma);
         w.u32(self.residual_n as u32);
         self.day.write(w);
         self.day_cal.write(w);
@@ -436,6 +512,9 @@ impl Conformal {
         w.f64(self.level_mean);
         w.f64(self.level_mad);
         self.level_cal.write(w);
+        w.u64(self.run);
+        w.u8(self.side as u8);
+        self.run_cal.write(w);
         w.f64(self.peak);
         w.u32(self.since_news);
     }
@@ -448,9 +527,11 @@ impl Conformal {
         }
         let mut d = self.clone();
         d.n = r.u64()?;
+        let first = r.i64()?;
         let has_t = r.u8()? != 0;
         let t = r.i64()?;
         d.last_t = has_t.then_some(t);
+        d.first_t = has_t.then_some(first);
         d.step_ms = r.finite()?;
         d.fine.read(r)?;
         d.fine_cal.read(r)?;
@@ -459,6 +540,7 @@ impl Conformal {
         d.block_sum = r.finite()?;
         d.block_n = r.index(d.tuning.block.max(1))?;
         d.residual_sum = r.finite()?;
+        d.residual_sigma = r.finite()?;
         d.residual_n = r.index(d.tuning.block.max(1) + 1)?;
         d.day.read(r)?;
         d.day_cal.read(r)?;
@@ -466,6 +548,12 @@ impl Conformal {
         d.level_mean = r.finite()?;
         d.level_mad = r.finite()?;
         d.level_cal.read(r)?;
+        d.run = r.u64()?;
+        d.side = match r.u8()? as i8 {
+            s @ -1..=1 => s,
+            s => return Err(format!("run side {s}: expected -1, 0 or 1")),
+        };
+        d.run_cal.read(r)?;
         d.peak = r.finite()?;
         d.since_news = r.u32()?;
         *self = d;

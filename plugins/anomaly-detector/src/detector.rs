@@ -83,12 +83,23 @@ pub enum Detector {
 }
 
 impl Detector {
-    pub fn new(method: &Method, floor: Floor) -> Detector {
+    /// A fresh detector; `duty_cycle` marks an appliance's power (the
+    /// conformal method then also ranks how long it stays on or off).
+    pub fn new(method: &Method, floor: Floor, duty_cycle: bool) -> Detector {
         match method {
             Method::Conformal(t) => {
-                Detector::Conformal(Box::new(conformal::Conformal::new(t, floor)))
+                Detector::Conformal(Box::new(conformal::Conformal::new(t, floor, duty_cycle)))
             }
-            Method::Forest(t) => Detector::Forest(Box::new(forest::Detector::new(t, floor))),
+            // The forest's z-scores need a deviation floor of at least 0.1 %
+            // of the level (what its NAB figure was measured with), whatever
+            // the kind's resolution.
+            Method::Forest(t) => Detector::Forest(Box::new(forest::Detector::new(
+                t,
+                Floor {
+                    abs: floor.abs,
+                    rel: floor.rel.max(forest::MIN_REL_FLOOR),
+                },
+            ))),
         }
     }
 

@@ -84,6 +84,9 @@ const MIN_TREE_MASS: f64 = 50.0;
 /// Numenta's lower bounds on the likelihood's history (anomaly_likelihood.py).
 const LIKELIHOOD_MIN_MEAN: f64 = 0.03;
 const LIKELIHOOD_MIN_VAR: f64 = 0.0003;
+/// The smallest relative deviation floor the z-scores use (0.1 % of the
+/// level): without it a quiet generic stream's every wiggle is extreme.
+pub const MIN_REL_FLOOR: f64 = 1e-3;
 /// The trees' default seed.
 pub const SEED: u64 = 0x4845_4152_5448_5f41; // "HEARTH_A"
 

@@ -96,7 +96,7 @@ impl AnomalyDetector {
             .map(|s| Stream {
                 entity_id: s.entity_id.clone(),
                 slug: s.entity_id.replace('.', "_"),
-                detector: Detector::new(&method, s.kind.floor()),
+                detector: Detector::new(&method, s.kind.floor(), s.kind.duty_cycle()),
                 alert_since: None,
             })
             .collect();

@@ -52,7 +52,7 @@ fn bits(r: &Scored) -> (u64, u64, u64, Option<&'static str>, bool) {
 }
 
 fn run(method: &Method, rows: &[(i64, f64)]) -> Vec<(u64, u64, u64, Option<&'static str>, bool)> {
-    let mut d = Detector::new(method, Kind::Generic.floor());
+    let mut d = Detector::new(method, Kind::Generic.floor(), false);
     rows.iter()
         .map(|&(t, v)| bits(&d.update(t, Some(v))))
         .collect()
@@ -84,7 +84,7 @@ fn appending_future_rows_never_changes_past_scores() {
         let reference = run(&method, &all);
         for k in PREFIXES {
             // First k rows, then the rest, into one detector.
-            let mut d = Detector::new(&method, Kind::Generic.floor());
+            let mut d = Detector::new(&method, Kind::Generic.floor(), false);
             let head: Vec<_> = all[..k]
                 .iter()
                 .map(|&(t, v)| bits(&d.update(t, Some(v))))

@@ -39,11 +39,13 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Whether the stream is an appliance's power (the duty-cycle measure).
+    /// Whether the stream is a cycling appliance's power (the duty-cycle
+    /// measure).
     pub fn duty_cycle(self) -> bool {
         self == Kind::Power
     }
 
+    /// The kind's resolution (see [`Floor`]).
     pub fn floor(self) -> Floor {
         match self {
             Kind::Temperature => Floor {
@@ -101,8 +103,8 @@ pub struct Config {
 }
 
 /// About NAB's best corpus-wide threshold for the conformal method on the
-/// development corpus (0.373: one chance in 10^3.7 under a stream's own
-/// history, after five looks); see BENCHMARKS.md.
+/// development corpus (0.3747; nominally one chance in 10^3.7 under a
+/// stream's own history, after five looks); see BENCHMARKS.md.
 fn default_threshold() -> f64 {
     0.37
 }
@@ -183,6 +185,16 @@ impl Config {
             365.0,
         )?;
         within("conformal.warmup_hours", c.warmup_hours, 0.0, 24.0 * 365.0)?;
+        if c.memory <= c.shingle + c.neighbours
+            || c.coarse_memory <= c.coarse_shingle + c.neighbours
+        {
+            return bad(
+                "conformal.memory",
+                "expected more patterns kept than `shingle` + `neighbours` (and `coarse_memory` \
+                 more than `coarse_shingle` + `neighbours`): the nearest-neighbour measure would \
+                 never score",
+            );
+        }
         samples("conformal.level_half_life", c.level_half_life)?;
         samples("conformal.refractory", c.refractory)?;
         let f = &self.forest;

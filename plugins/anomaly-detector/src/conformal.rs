@@ -24,9 +24,11 @@
 //! 5. **Level** — the distance to a robust exponentially weighted mean
 //!    (Huber-clipped, half-life `level_half_life` samples).
 //! 6. **Duty cycle**, for an appliance's power only (`kind = "power"`) — how
-//!    long the value has stayed on one side of its level, against the
-//!    lengths of its past runs: a compressor that never starts again, or
-//!    never stops.
+//!    long (in time) the value has stayed on one side of its level, against
+//!    the lengths of its past runs: a compressor that never starts again, or
+//!    never stops. Also judged between samples ([`Conformal::idle`], the
+//!    plugin's tick), since a plug that keeps reading 0 W sends nothing.
+//!    For cycling appliances: a steady load's runs are short and noisy.
 //!
 //! Each measure is turned into a p-value by its own [`Calibrator`]
 //! (conformal rank, exponential tail beyond the largest values, the tail's
@@ -39,11 +41,14 @@
 //! sample), times `max(1, PRIOR_SAMPLES / n)` while the stream is young
 //! (little history makes a rank optimistic).
 //!
-//! **Score**: `-log10(p) / 10`, clamped to `[0, 1]`: 0.3 means "one chance
-//! in 1000 under this stream's own history", 1 "one in 10¹⁰ or less". The
-//! same threshold thus means the same rarity on every stream (this is the
-//! calibration of Numenta's anomaly likelihood, Ahmad et al. 2017, reached
-//! by ranks instead of a Gaussian fit).
+//! **Score**: `-log10(p) / 10`, clamped to `[0, 1]`: nominally 0.3 means
+//! "one chance in 1000 under this stream's own history". The same threshold
+//! thus means about the same rarity on every stream (the aim of Numenta's
+//! anomaly likelihood, Ahmad et al. 2017, reached by ranks instead of a
+//! Gaussian fit): near the default threshold, quiet streams of any scale
+//! cross it at similar rates (tests/calibration.rs). Far out the nominal
+//! probabilities are too small: the tail is extrapolated from the three
+//! largest values ([`crate::calibrate::TAIL`] says by how much).
 //!
 //! **Only news scores** (as in the forest method): the published score is
 //! the raw one when its evidence (capped at [`PEAK_CAP_DECADES`]) exceeds the
@@ -64,8 +69,7 @@
 //! level and time-of-day views score the first sample after it.
 //!
 //! Memory per stream is fixed by the tuning ([`Conformal::state_bytes`]:
-//! about 131 KB with the defaults, 135 KB for a power stream), whatever
-//! the length of the stream.
+//! about 131 KB with the defaults), whatever the length of the stream.
 
 use crate::calibrate::Calibrator;
 use crate::codec::{Reader, Writer};
@@ -97,10 +101,16 @@ const SLOT_FLOOR: f64 = 0.25;
 /// The measures of every stream (Bonferroni factor; one more with the duty
 /// cycle).
 const MEASURES: f64 = 5.0;
-/// The duty-cycle measure ranks `ln(1 + run length)`; its tail's scale is at
-/// least 0.1: a run 10 % longer than the longest seen is e times less
-/// likely, one twice as long e⁷ (an appliance's cycles vary by some 10 %).
+/// The duty-cycle measure ranks `ln(1 + run length in s)` (a run is timed,
+/// not counted: a plug that keeps reading 0 W sends no new state); its
+/// tail's scale is at least 0.1: a run 10 % longer than the longest seen is
+/// e times less likely, one twice as long e⁷ (an appliance's cycles vary by
+/// some 10 %).
 const RUN_RESOLUTION: f64 = 0.1;
+
+fn run_measure(ms: i64) -> f64 {
+    (1.0 + ms.max(0) as f64 / 1000.0).ln()
+}
 
 /// Tuning of the conformal method (the `[conformal]` config table; every
 /// default was chosen on all NAB categories at once, see BENCHMARKS.md).
@@ -196,9 +206,9 @@ pub struct Conformal {
     level_mean: f64,
     level_mad: f64,
     level_cal: Calibrator,
-    /// Samples since the value was last on the other side of the level,
+    /// When the value last moved to its current side of the level (ms),
     /// and that side (+1 above, -1 below, 0 unknown).
-    run: u64,
+    run_start: i64,
     side: i8,
     run_cal: Calibrator,
     peak: f64,
@@ -236,7 +246,7 @@ impl Conformal {
             level_mean: 0.0,
             level_mad: 0.0,
             level_cal: Calibrator::delayed(t.calibration, t.block),
-            run: 0,
+            run_start: 0,
             side: 0,
             // Completed runs are far fewer than samples.
             run_cal: Calibrator::new(RUN_HISTORY),
@@ -250,23 +260,12 @@ impl Conformal {
         self.n
     }
 
-    /// Bytes of learned state (what [`Conformal::write`] writes, about).
+    /// Bytes of learned state: what [`Conformal::write`] writes (fixed by
+    /// the tuning).
     pub fn state_bytes(&self) -> usize {
-        self.fine.state_bytes()
-            + self.coarse.state_bytes()
-            + self.day.state_bytes()
-            + [
-                &self.fine_cal,
-                &self.coarse_cal,
-                &self.day_cal,
-                &self.residual_cal,
-                &self.level_cal,
-                &self.run_cal,
-            ]
-            .iter()
-            .map(|c| c.state_bytes())
-            .sum::<usize>()
-            + 128
+        let mut w = Writer::default();
+        self.write(&mut w);
+        w.0.len()
     }
 
     fn level_sigma(&self) -> f64 {
@@ -298,10 +297,17 @@ impl Conformal {
                 self.residual_sum = 0.0;
                 self.residual_sigma = 0.0;
                 self.residual_n = 0;
-            } else if self.step_ms == 0.0 {
-                self.step_ms = dt;
-            } else {
-                self.step_ms += 0.01 * (dt - self.step_ms);
+            }
+            // The typical step, a geometric mean that gaps move too (a
+            // lasting change of reporting rate, or a burst of fast first
+            // samples, must not make every later step a gap), by 1 % of
+            // their log: a day's outage of 5-minute samples moves it 6 %.
+            if dt > 0.0 {
+                self.step_ms = if self.step_ms <= 0.0 {
+                    dt
+                } else {
+                    (self.step_ms.ln() + 0.01 * (dt.ln() - self.step_ms.ln())).exp()
+                };
             }
         }
         self.last_t = Some(t_ms);
@@ -327,7 +333,7 @@ impl Conformal {
             let sigma = sigma
                 .max(SLOT_FLOOR * self.level_sigma())
                 .max(f64::MIN_POSITIVE);
-            self.residual_sum += x - mean;
+            self.residual_sum += x.clamp(-1e300, 1e300) - mean;
             self.residual_sigma += sigma;
             self.residual_n += 1;
             let d = (x - mean).abs() / sigma;
@@ -335,8 +341,9 @@ impl Conformal {
             day_d = Some(d);
         }
 
-        // 2 and 4, when a block ends.
-        self.block_sum += x;
+        // 2 and 4, when a block ends (sums of values within ±1e300 stay
+        // finite, so the state always saves).
+        self.block_sum += x.clamp(-1e300, 1e300);
         self.block_n += 1;
         let mut coarse = None;
         if self.block_n >= self.tuning.block.max(1) {
@@ -384,15 +391,13 @@ impl Conformal {
             if side != self.side {
                 // A run ended: its length joins the history of runs.
                 if self.side != 0 {
-                    self.run_cal.learn((1.0 + self.run as f64).ln());
+                    self.run_cal
+                        .learn(run_measure(t_ms.saturating_sub(self.run_start)));
                 }
                 self.side = side;
-                self.run = 0;
-            } else {
-                self.run = self.run.saturating_add(1);
+                self.run_start = t_ms;
             }
-            let d = (1.0 + self.run as f64).ln();
-            p = p.min(self.run_cal.p_value(d, RUN_RESOLUTION));
+            p = p.min(self.run_p(t_ms));
         }
         let measures = if self.duty_cycle {
             MEASURES + 1.0
@@ -404,20 +409,6 @@ impl Conformal {
         let young = (PRIOR_SAMPLES / (self.n as f64 + 1.0)).max(1.0);
         let p = (p * measures * young).min(1.0);
         let dec = decades(p);
-        let raw = (dec / SCORE_DECADES).clamp(0.0, 1.0);
-        let prior = if self.since_news < self.tuning.hold {
-            self.peak
-        } else {
-            self.peak * self.keep_peak
-        };
-        let evidence = dec.min(PEAK_CAP_DECADES);
-        self.peak = evidence.max(prior);
-        let news = evidence > prior;
-        self.since_news = if news {
-            0
-        } else {
-            self.since_news.saturating_add(1)
-        };
 
         // Learn.
         if let Some(d) = day_d {
@@ -442,14 +433,66 @@ impl Conformal {
         self.learn_level(x);
         self.n = self.n.saturating_add(1);
 
-        let warming = self.n <= u64::from(self.tuning.warmup)
-            || (t_ms.saturating_sub(first) as f64) < self.tuning.warmup_hours * 3_600_000.0;
+        let warming = self.warming(t_ms, first);
+        Scored {
+            after_gap,
+            ..self.judge(dec, warming)
+        }
+    }
+
+    /// The duty-cycle p-value of the run still open at `now_ms`.
+    fn run_p(&self, now_ms: i64) -> f64 {
+        if self.side == 0 {
+            return 1.0;
+        }
+        self.run_cal.p_value(
+            run_measure(now_ms.saturating_sub(self.run_start)),
+            RUN_RESOLUTION,
+        )
+    }
+
+    /// Judges the open run at `now_ms` without a new sample (the host's
+    /// tick): a power stream that stopped changing still ages its run.
+    /// `None` unless the detector has the duty-cycle measure, is past its
+    /// warm-up and `now_ms` is after its last sample.
+    pub fn idle(&mut self, now_ms: i64) -> Option<Scored> {
+        let last = self.last_t?;
+        let first = self.first_t?;
+        if !self.duty_cycle || now_ms <= last || self.warming(now_ms, first) {
+            return None;
+        }
+        let young = (PRIOR_SAMPLES / (self.n as f64 + 1.0)).max(1.0);
+        let p = (self.run_p(now_ms) * (MEASURES + 1.0) * young).min(1.0);
+        Some(self.judge(decades(p), false))
+    }
+
+    fn warming(&self, t_ms: i64, first: i64) -> bool {
+        self.n <= u64::from(self.tuning.warmup)
+            || (t_ms.saturating_sub(first) as f64) < self.tuning.warmup_hours * 3_600_000.0
+    }
+
+    /// The news test on a sample's evidence (decades); updates the peak.
+    fn judge(&mut self, dec: f64, warming: bool) -> Scored {
+        let raw = (dec / SCORE_DECADES).clamp(0.0, 1.0);
+        let prior = if self.since_news < self.tuning.hold {
+            self.peak
+        } else {
+            self.peak * self.keep_peak
+        };
+        let evidence = dec.min(PEAK_CAP_DECADES);
+        self.peak = evidence.max(prior);
+        let news = evidence > prior;
+        self.since_news = if news {
+            0
+        } else {
+            self.since_news.saturating_add(1)
+        };
         Scored {
             score: if news && !warming { raw } else { 0.0 },
             likelihood: if warming { 0.0 } else { raw },
             raw,
             skipped: warming.then_some(Skip::WarmingUp),
-            after_gap,
+            after_gap: false,
         }
     }
 
@@ -512,7 +555,7 @@ impl Conformal {
         w.f64(self.level_mean);
         w.f64(self.level_mad);
         self.level_cal.write(w);
-        w.u64(self.run);
+        w.i64(self.run_start);
         w.u8(self.side as u8);
         self.run_cal.write(w);
         w.f64(self.peak);
@@ -548,7 +591,7 @@ impl Conformal {
         d.level_mean = r.finite()?;
         d.level_mad = r.finite()?;
         d.level_cal.read(r)?;
-        d.run = r.u64()?;
+        d.run_start = r.i64()?;
         d.side = match r.u8()? as i8 {
             s @ -1..=1 => s,
             s => return Err(format!("run side {s}: expected -1, 0 or 1")),

@@ -112,6 +112,16 @@ impl Detector {
         }
     }
 
+    /// Judges the stream at `now_ms` without a new sample (the conformal
+    /// method's duty cycle of a power stream); `None` when there is nothing
+    /// to judge.
+    pub fn idle(&mut self, now_ms: i64) -> Option<Scored> {
+        match self {
+            Detector::Conformal(d) => d.idle(now_ms),
+            Detector::Forest(_) => None,
+        }
+    }
+
     /// Valid samples learned so far.
     pub fn samples(&self) -> u64 {
         match self {

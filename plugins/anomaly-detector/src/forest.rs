@@ -109,8 +109,8 @@ pub struct Tuning {
     /// Values per pattern given to the trees. 10 (50 minutes of NAB's
     /// 5-minute samples): on NAB, 8 to 12 score alike and above 4 or 16,
     /// and a longer pattern makes the score less dependent on the trees'
-    /// random seed (mean over 5 seeds 62.5, spread 2.3, against 58.5 and
-    /// 3.5 with 4).
+    /// random seed (on the first, AWS-only dev subset: mean over 5 seeds
+    /// 62.5, spread 2.3, against 58.5 and 3.5 with 4).
     pub shingle: usize,
     /// Half-life of the robust level and deviation, samples.
     pub level_half_life: f64,

@@ -23,11 +23,14 @@
 //! warning) and the binary sensor turns on; it clears once both the score
 //! and the evidence behind it are below `clear_threshold` and it has been
 //! on for at least `min_hold_s` of sample time. A raised alert is not raised
-//! again. The first `warmup` samples of a stream raise nothing.
+//! again. The warm-up (`warmup` samples and `warmup_hours` of sample time)
+//! raises nothing. Power streams are also judged on a one-minute tick
+//! (their duty cycle ages while a plug sends nothing).
 //!
 //! Saved state: `HAD\0`, a format version (little-endian u16, now 2), then
 //! per stream its entity id, alert flag and onset time, and the detector's
-//! fixed-size state (a method tag and the method's state). Its size depends
+//! fixed-size state (a method tag and the method's state) prefixed by its
+//! length. Its size depends
 //! on the config only. A newer version, another method or layout, or a
 //! damaged state is refused (the host starts fresh); streams not in the
 //! saved state start fresh.
@@ -53,6 +56,8 @@ use hearth_plugin_sdk::{
 
 const MAGIC: &[u8; 4] = b"HAD\0";
 const VERSION: u16 = 2;
+/// How often power streams are judged between samples (ms).
+const IDLE_TICK_MS: u32 = 60_000;
 
 /// One configured stream.
 #[derive(Debug, Clone)]
@@ -63,6 +68,8 @@ struct Stream {
     detector: Detector,
     /// The alert is raised, since this sample time (ms).
     alert_since: Option<i64>,
+    /// The last state was a number (an unavailable sensor is not idle).
+    available: bool,
 }
 
 impl Stream {
@@ -98,6 +105,7 @@ impl AnomalyDetector {
                 slug: s.entity_id.replace('.', "_"),
                 detector: Detector::new(&method, s.kind.floor(), s.kind.duty_cycle()),
                 alert_since: None,
+                available: false,
             })
             .collect();
         AnomalyDetector { cfg, streams }
@@ -112,6 +120,7 @@ impl AnomalyDetector {
         };
         let v = parse_value(value);
         let r: Scored = s.detector.update(t_ms, v);
+        s.available = v.is_some();
         let mut attributes = json!({"time_ms": t_ms, "value": v});
         if let Some(why) = r.skipped {
             attributes["skipped"] = Value::from(why.reason());
@@ -120,43 +129,25 @@ impl AnomalyDetector {
         if r.skipped.is_some_and(|w| w != detector::Skip::WarmingUp) {
             return;
         }
-        let cfg = &self.cfg;
-        match s.alert_since {
-            None if r.score >= cfg.threshold => {
-                s.alert_since = Some(t_ms);
-                out.alert_for(
-                    &s.entity_id,
-                    &s.entity_id,
-                    Severity::Warning,
-                    true,
-                    &format!("Anomaly on {}", s.entity_id),
-                    &format!(
-                        "{} = {} is unusual (anomaly score {:.3}, threshold {})",
-                        s.entity_id,
-                        value.trim(),
-                        r.score,
-                        cfg.threshold
-                    ),
+        judge(s, &self.cfg, t_ms, &r, value.trim(), out);
+    }
+
+    /// The host's tick: an appliance's power that stopped changing still
+    /// ages its on/off run (Hearth, like HA, delivers no state that did not
+    /// change), so its duty-cycle measure is judged without a sample.
+    pub fn idle(&mut self, now_ms: i64, out: &mut Output) {
+        for s in self.streams.iter_mut().filter(|s| s.available) {
+            let Some(r) = s.detector.idle(now_ms) else {
+                continue;
+            };
+            if r.score > 0.0 || s.alert_since.is_some() {
+                out.entity_with(
+                    &s.score_id(),
+                    &format!("{:.6}", r.score),
+                    json!({"time_ms": now_ms, "idle": true}),
                 );
-                out.entity(&s.problem_id(), "on");
+                judge(s, &self.cfg, now_ms, &r, "unchanged", out);
             }
-            Some(since)
-                if r.score < cfg.clear_threshold
-                    && r.likelihood < cfg.clear_threshold
-                    && (t_ms.saturating_sub(since) as f64) >= cfg.min_hold_s * 1000.0 =>
-            {
-                s.alert_since = None;
-                out.alert_for(
-                    &s.entity_id,
-                    &s.entity_id,
-                    Severity::Warning,
-                    false,
-                    &format!("Anomaly on {}", s.entity_id),
-                    &format!("{} = {} is back to usual", s.entity_id, value.trim()),
-                );
-                out.entity(&s.problem_id(), "off");
-            }
-            _ => {}
         }
     }
 
@@ -170,7 +161,11 @@ impl AnomalyDetector {
             w.bytes(s.entity_id.as_bytes());
             w.u8(u8::from(s.alert_since.is_some()));
             w.i64(s.alert_since.unwrap_or(0));
-            s.detector.write(&mut w);
+            // Length-prefixed: a removed stream's record is skipped unread.
+            let mut d = Writer::default();
+            s.detector.write(&mut d);
+            w.u32(d.0.len() as u32);
+            w.bytes(&d.0);
         }
         w.0
     }
@@ -194,14 +189,19 @@ impl AnomalyDetector {
                 .map_err(|_| "entity id is not UTF-8".to_string())?;
             let raised = r.u8()? != 0;
             let since = r.i64()?;
+            let record_len = r.u32()? as usize;
+            let record = r.take(record_len)?;
+            // A stream no longer configured is skipped whatever its shape.
             let Some(s) = streams.iter_mut().find(|s| s.entity_id == id) else {
-                // A stream no longer configured: its state is a fixed-size
-                // record of a detector shaped like ours, skip it.
-                let mut scratch = self.streams[0].detector.clone();
-                scratch.read(&mut r)?;
                 continue;
             };
-            s.detector.read(&mut r)?;
+            let mut rr = Reader::new(record);
+            s.detector
+                .read(&mut rr)
+                .map_err(|e| format!("stream {id}: {e}"))?;
+            if !rr.at_end() {
+                return Err(format!("stream {id}: trailing bytes in its record"));
+            }
             s.alert_since = raised.then_some(since);
         }
         if !r.at_end() {
@@ -209,6 +209,46 @@ impl AnomalyDetector {
         }
         self.streams = streams;
         Ok(())
+    }
+}
+
+/// Raises or clears a stream's alert on a result (de-duplicated: a raised
+/// alert is not raised again; it clears once score and evidence are below
+/// `clear_threshold` after `min_hold_s`).
+fn judge(s: &mut Stream, cfg: &Config, t_ms: i64, r: &Scored, value: &str, out: &mut Output) {
+    match s.alert_since {
+        None if r.score >= cfg.threshold => {
+            s.alert_since = Some(t_ms);
+            out.alert_for(
+                &s.entity_id,
+                &s.entity_id,
+                Severity::Warning,
+                true,
+                &format!("Anomaly on {}", s.entity_id),
+                &format!(
+                    "{} = {} is unusual (anomaly score {:.3}, threshold {})",
+                    s.entity_id, value, r.score, cfg.threshold
+                ),
+            );
+            out.entity(&s.problem_id(), "on");
+        }
+        Some(since)
+            if r.score < cfg.clear_threshold
+                && r.likelihood < cfg.clear_threshold
+                && (t_ms.saturating_sub(since) as f64) >= cfg.min_hold_s * 1000.0 =>
+        {
+            s.alert_since = None;
+            out.alert_for(
+                &s.entity_id,
+                &s.entity_id,
+                Severity::Warning,
+                false,
+                &format!("Anomaly on {}", s.entity_id),
+                &format!("{} = {} is back to usual", s.entity_id, value),
+            );
+            out.entity(&s.problem_id(), "off");
+        }
+        _ => {}
     }
 }
 
@@ -235,7 +275,12 @@ impl Controller for AnomalyDetector {
             reads: self.streams.iter().map(|s| s.entity_id.clone()).collect(),
             drives: vec![],
             config_schema: "{}".into(),
-            tick_period_ms: 0,
+            // Power streams are judged once a minute between samples.
+            tick_period_ms: if self.cfg.streams.iter().any(|s| s.kind.duty_cycle()) {
+                IDLE_TICK_MS
+            } else {
+                0
+            },
             entities,
         }
     }
@@ -247,7 +292,9 @@ impl Controller for AnomalyDetector {
         }
     }
 
-    fn tick(&mut self, _now_ms: i64, _out: &mut Output) {}
+    fn tick(&mut self, now_ms: i64, out: &mut Output) {
+        self.idle(now_ms, out);
+    }
 
     fn save(&self) -> Vec<u8> {
         self.encode()

@@ -9,6 +9,7 @@
 //! that ranks it makes the unit irrelevant.
 //!
 //! Memory: `memory × len` values of 4 bytes, plus the last `len` values.
+//! Owned by [`crate::conformal`] (measures 1 and 2).
 
 use crate::codec::{Reader, Writer};
 
@@ -46,7 +47,9 @@ impl Shingles {
     ///
     /// [`restart`]: Shingles::restart
     pub fn push(&mut self, x: f64) -> Option<Vec<f32>> {
-        self.recent[self.recent_pos] = x as f32;
+        // Beyond f32's range a value saturates (an infinite pattern would
+        // poison every later distance and the saved state).
+        self.recent[self.recent_pos] = x.clamp(-f64::from(f32::MAX), f64::from(f32::MAX)) as f32;
         self.recent_pos = (self.recent_pos + 1) % self.len;
         self.recent_len = (self.recent_len + 1).min(self.len);
         (self.recent_len == self.len).then(|| {
@@ -94,10 +97,6 @@ impl Shingles {
             }
         }
         Some(best.iter().map(|&d| f64::from(d).sqrt()).sum::<f64>() / k as f64)
-    }
-
-    pub fn state_bytes(&self) -> usize {
-        (self.rows.len() + self.recent.len()) * 4 + 16
     }
 
     pub fn write(&self, w: &mut Writer) {

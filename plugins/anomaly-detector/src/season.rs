@@ -4,7 +4,8 @@
 //! sampling rate). Updates are clipped at [`HUBER_K`] deviations (Huber),
 //! so one odd day barely moves a slot while a lasting change is followed.
 //!
-//! Memory: 24 bytes per slot.
+//! Memory: 20 bytes per slot (saved: count, mean, deviation). Owned by
+//! [`crate::conformal`] (measures 3 and 4).
 
 use crate::codec::{Reader, Writer};
 
@@ -73,10 +74,6 @@ impl DayProfile {
         let r = (x - s.mean).clamp(-limit, limit);
         s.mean = (s.mean + w * r).clamp(-f64::MAX / 4.0, f64::MAX / 4.0);
         s.mad = (s.mad + w * (r.abs() - s.mad)).min(f64::MAX / 4.0);
-    }
-
-    pub fn state_bytes(&self) -> usize {
-        self.slots.len() * 20
     }
 
     pub fn write(&self, w: &mut Writer) {

@@ -88,7 +88,10 @@ fn describe_declares_score_and_problem_entities_per_stream() {
     let d = p.describe();
     assert_eq!(d.reads, ["sensor.a", "sensor.b_c"]);
     assert!(d.drives.is_empty());
-    assert_eq!(d.tick_period_ms, 0);
+    // A power stream is judged between samples too (its duty cycle).
+    assert_eq!(d.tick_period_ms, 60_000);
+    let quiet = AnomalyDetector::init(json!({"streams": [{"entity_id": "sensor.a"}]})).unwrap();
+    assert_eq!(quiet.describe().tick_period_ms, 0);
     let ids: Vec<_> = d.entities.iter().map(|e| e.object_id.as_str()).collect();
     assert_eq!(
         ids,
@@ -241,8 +244,9 @@ fn constant_input_scores_zero_then_a_step_scores_high() {
             let r = d.update(T0 + i * STEP, Some(42.0));
             assert!(r.score < 0.01, "{name}, sample {i}: {r:?}");
         }
-        // A step of 1 on a constant 42 (the generic dead band is 0.042): the
-        // default threshold is passed within two samples.
+        // A step of 1 on a constant 42 (far beyond the generic resolution;
+        // the forest's deviation floor is 0.042): the default threshold is
+        // passed within two samples.
         let first = d.update(T0 + 5000 * STEP, Some(43.0));
         let second = d.update(T0 + 5001 * STEP, Some(43.0));
         assert!(
@@ -350,6 +354,16 @@ fn scores_stay_finite_and_in_range_on_adversarial_input() {
                 );
             }
         }
+        // The state still saves and restores after values beyond f32's
+        // range and sums near f64's (an infinite pattern or block sum
+        // would be refused on restore, losing the stream's learning).
+        let mut w = hearth_plugin_anomaly_detector::codec::Writer::default();
+        d.write(&mut w);
+        let mut e = Detector::new(&method, Kind::Generic.floor(), false);
+        e.read(&mut hearth_plugin_anomaly_detector::codec::Reader::new(
+            &w.0,
+        ))
+        .unwrap_or_else(|err| panic!("{name}: restore after adversarial input: {err}"));
         assert!(d.update(i64::MAX, Some(1.0)).score.is_finite(), "{name}");
         assert_eq!(
             d.update(i64::MIN, Some(1.0)).skipped,
@@ -517,4 +531,60 @@ fn nab_standard_score_on_the_dev_corpus_reaches_70() {
         assert!(s.is_some_and(f64::is_finite), "{}: {s:?}", c.category);
     }
     assert!(eval.standard() >= 70.0, "{eval}");
+}
+
+/// A burst of fast first samples (1 s apart), then the stream's real rate
+/// (5 min): the typical step follows, so the patterns score again instead
+/// of every later step counting as a gap forever (as it did when gaps never
+/// moved the step).
+#[test]
+fn a_change_of_reporting_rate_is_followed_not_taken_for_endless_gaps() {
+    let mut d = Detector::new(&Method::default(), Kind::Generic.floor(), false);
+    let mut t = T0;
+    for _ in 0..5 {
+        t += 1_000;
+        d.update(t, Some(1.0));
+    }
+    let mut gaps = 0;
+    for i in 0..2_000 {
+        t += 300_000;
+        if d.update(t, Some(1.0 + (i % 7) as f64)).after_gap {
+            gaps += 1;
+        }
+    }
+    assert!(gaps < 200, "{gaps} of 2000 samples taken for gaps");
+}
+
+/// A removed stream's record is skipped whatever its kind: the remaining
+/// stream restores its learning (a power stream's state is larger than a
+/// generic one's; skipping it in the shape of another stream failed the
+/// whole restore).
+#[test]
+fn restore_skips_a_removed_stream_of_another_kind() {
+    let two = json!({"streams": [
+        {"entity_id": "sensor.plug", "kind": "power"},
+        {"entity_id": "sensor.x", "kind": "generic"},
+    ]});
+    let mut p = AnomalyDetector::init(two).unwrap();
+    for i in 0..400i64 {
+        let mut out = Output::default();
+        let mut c = change(T0 + i * STEP, &format!("{}", (i % 13) as f64));
+        c.entity_id = "sensor.plug".into();
+        c.new.as_mut().unwrap().entity_id = "sensor.plug".into();
+        p.on_state(c, &mut out);
+        feed(&mut p, T0 + i * STEP + 1, &format!("{}", (i % 11) as f64));
+    }
+    let saved = p.save();
+    let mut q = plugin(json!({}));
+    q.restore(&saved).unwrap();
+    // The restored stream continues exactly like the original.
+    for i in 400..600i64 {
+        let t = T0 + i * STEP + 1;
+        let v = format!("{}", (i % 11) as f64);
+        assert_eq!(
+            score_of(&feed(&mut p, t, &v)).0,
+            score_of(&feed(&mut q, t, &v)).0,
+            "sample {i}"
+        );
+    }
 }

@@ -297,3 +297,25 @@ fn a_lasting_anomaly_raises_one_alert_while_it_lasts() {
         assert_ne!(pair[0].1, pair[1].1, "{events:?}");
     }
 }
+
+/// (b′) The same failure as a real plug reports it: one `0` and then
+/// nothing (Hearth, like HA, delivers no state that did not change). The
+/// plugin's one-minute tick ages the idle run: an alert within an hour.
+#[test]
+fn an_ac_plug_that_keeps_reading_zero_raises_an_alert_on_the_tick() {
+    let (p, _) = ordinary_days(&mut SplitMix64(1), &mut SplitMix64(2), &mut AcCycle::new(3));
+    let mut p = branch(&p);
+    assert!(
+        p.describe().tick_period_ms > 0,
+        "a power stream needs the tick"
+    );
+    let start = T0 + NORMAL_MINUTES * MINUTE + 2;
+    feed(&mut p, POWER, start, "0");
+    let raised = (1..=120).find(|&k| {
+        let mut out = Output::default();
+        p.tick(start + k * MINUTE, &mut out);
+        out.alerts().iter().any(|a| a.key == POWER && a.active)
+    });
+    eprintln!("AC plug reading 0: alert after {raised:?} minutes of ticks");
+    assert!(raised.is_some_and(|k| k <= 60), "{raised:?}");
+}

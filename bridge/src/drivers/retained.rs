@@ -92,21 +92,41 @@ mod tests {
     use super::*;
     use crate::broker::EmbeddedBroker;
 
+    /// Publishes until the broker acknowledges. A connection the broker
+    /// drops is retried with a new client, as any client does: right after
+    /// `EmbeddedBroker::start` the broker may still be coming up (seen once
+    /// in CI: `ConnectionAborted` before the PUBACK); publishing the same
+    /// message again is harmless.
     async fn publish(addr: &BrokerAddress, topic: &str, payload: &[u8], retain: bool) {
-        let opts = MqttOptions::new("retained-test-publisher", &addr.host, addr.port);
-        let (client, mut events) = AsyncClient::new(opts, 8);
-        client
-            .publish(topic, QoS::AtLeastOnce, retain, payload.to_vec())
-            .await
-            .unwrap();
-        // Until the broker acknowledged it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            if let Event::Incoming(Packet::PubAck(_)) = events.poll().await.unwrap() {
-                break;
+            let opts = MqttOptions::new("retained-test-publisher", &addr.host, addr.port);
+            let (client, mut events) = AsyncClient::new(opts, 8);
+            client
+                .publish(topic, QoS::AtLeastOnce, retain, payload.to_vec())
+                .await
+                .unwrap();
+            // Until the broker acknowledged it.
+            let acked = loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::PubAck(_))) => break true,
+                    Ok(_) => {}
+                    Err(e) => {
+                        assert!(
+                            tokio::time::Instant::now() < deadline,
+                            "the broker never acknowledged the publish: {e}"
+                        );
+                        break false;
+                    }
+                }
+            };
+            if acked {
+                client.disconnect().await.unwrap();
+                let _ = tokio::time::timeout(Duration::from_millis(200), events.poll()).await;
+                return;
             }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        client.disconnect().await.unwrap();
-        let _ = tokio::time::timeout(Duration::from_millis(200), events.poll()).await;
     }
 
     #[tokio::test]

@@ -32,7 +32,7 @@ pub enum Kind {
     /// W: 1 W; an appliance's power, so the conformal method also ranks
     /// how long it stays on or off (its duty cycle).
     Power,
-    /// Anything else: numeric precision (10⁻⁹ of the level): the
+    /// Anything else: numeric precision (10⁻¹² of the level): the
     /// conformal method's ranking needs no unit.
     #[default]
     Generic,
@@ -59,7 +59,7 @@ impl Kind {
             // where x is not).
             Kind::Generic => Floor {
                 abs: 0.0,
-                rel: 1e-9,
+                rel: 1e-12,
             },
         }
     }

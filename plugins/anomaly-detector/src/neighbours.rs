@@ -8,6 +8,10 @@
 //! matches). Distance: Euclidean, in the stream's own units; the calibrator
 //! that ranks it makes the unit irrelevant.
 //!
+//! Values are kept as f32 relative to the stream's first value (the
+//! origin): the distance does not depend on an offset, and 10⁶ + x keeps
+//! the precision of x.
+//!
 //! Memory: `memory × len` values of 4 bytes, plus the last `len` values.
 //! Owned by [`crate::conformal`] (measures 1 and 2).
 
@@ -15,6 +19,8 @@ use crate::codec::{Reader, Writer};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shingles {
+    /// The first value pushed; patterns are kept relative to it.
+    origin: Option<f64>,
     len: usize,
     memory: usize,
     rows: Vec<f32>,
@@ -31,6 +37,7 @@ impl Shingles {
         let len = len.max(1);
         let memory = memory.max(1);
         Shingles {
+            origin: None,
             len,
             memory,
             rows: vec![0.0; len * memory],
@@ -49,7 +56,9 @@ impl Shingles {
     pub fn push(&mut self, x: f64) -> Option<Vec<f32>> {
         // Beyond f32's range a value saturates (an infinite pattern would
         // poison every later distance and the saved state).
-        self.recent[self.recent_pos] = x.clamp(-f64::from(f32::MAX), f64::from(f32::MAX)) as f32;
+        let origin = *self.origin.get_or_insert(x);
+        let r = (x - origin).clamp(-f64::from(f32::MAX), f64::from(f32::MAX));
+        self.recent[self.recent_pos] = r as f32;
         self.recent_pos = (self.recent_pos + 1) % self.len;
         self.recent_len = (self.recent_len + 1).min(self.len);
         (self.recent_len == self.len).then(|| {
@@ -100,6 +109,8 @@ impl Shingles {
     }
 
     pub fn write(&self, w: &mut Writer) {
+        w.u8(u8::from(self.origin.is_some()));
+        w.f64(self.origin.unwrap_or(0.0));
         for v in self.rows.iter().chain(&self.recent) {
             w.f32(*v);
         }
@@ -113,6 +124,9 @@ impl Shingles {
     /// `self` is unchanged.
     pub fn read(&mut self, r: &mut Reader) -> Result<(), String> {
         let mut s = self.clone();
+        let has_origin = r.u8()? != 0;
+        let origin = r.finite()?;
+        s.origin = has_origin.then_some(origin);
         for v in s.rows.iter_mut().chain(s.recent.iter_mut()) {
             *v = r.f32()?;
             if !v.is_finite() {
@@ -154,6 +168,7 @@ mod tests {
         s.restart();
         assert!(s.push(3.0).is_none());
         assert!(s.push(4.0).is_none());
-        assert_eq!(s.push(5.0), Some(vec![3.0, 4.0, 5.0]));
+        // Kept relative to the first value pushed (1).
+        assert_eq!(s.push(5.0), Some(vec![2.0, 3.0, 4.0]));
     }
 }

@@ -608,3 +608,32 @@ fn the_warm_up_lasts_a_day_of_sample_time_whatever_the_rate() {
     let r = d.update(T0 + 1500 * minute, Some(1e6));
     assert!(r.skipped.is_none() && r.score >= THRESHOLD, "{r:?}");
 }
+
+/// A pure offset changes nothing: the room temperature and the same plus
+/// 10⁷ score alike (patterns are kept relative to the first value, so
+/// f32 storage does not round 10⁷ + x to whole units; the level and the
+/// time-of-day profile are f64).
+#[test]
+fn a_pure_offset_scores_like_the_original() {
+    let mut a = Detector::new(&Method::default(), Kind::Generic.floor(), false);
+    let mut b = Detector::new(&Method::default(), Kind::Generic.floor(), false);
+    let mut rng = SplitMix64(17);
+    let mut worst = 0.0f64;
+    for i in 0..6_000i64 {
+        let mut x = 22.0
+            + 0.3 * (i as f64 * std::f64::consts::TAU / 288.0).sin()
+            + 0.05 * (rng.next_f64() - 0.5);
+        if i == 5_000 {
+            x += 1.0;
+        }
+        let t = T0 + i * STEP;
+        let (ra, rb) = (a.update(t, Some(x)), b.update(t, Some(1e7 + x)));
+        worst = worst.max((ra.score - rb.score).abs());
+        assert_eq!(
+            ra.score >= THRESHOLD,
+            rb.score >= THRESHOLD,
+            "sample {i}: {ra:?} {rb:?}"
+        );
+    }
+    assert!(worst < 0.02, "largest score difference {worst}");
+}

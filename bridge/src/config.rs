@@ -28,7 +28,9 @@
 //! the key and what was expected.
 
 use crate::discovery::DiscoveryMode;
-use crate::drivers::{shelly::ShellyConfig, tasmota_ir::IrAcConfig};
+use crate::drivers::{
+    shelly::ShellyConfig, tasmota_ir::IrAcConfig, tasmota_strip::TasmotaStripConfig,
+};
 use crate::feeds::{tariff_driver::TariffConfig, weather_driver::WeatherConfig};
 use crate::plugins::{DirectoryConfig, PluginConfig};
 use anyhow::Context;
@@ -52,6 +54,10 @@ pub struct Config {
     pub shelly: Vec<ShellyConfig>,
     #[serde(default)]
     pub ir_ac: Vec<IrAcConfig>,
+    /// Tasmota metered power strips (keys in [`TasmotaStripConfig`],
+    /// behaviour in [`crate::drivers::tasmota_strip`]).
+    #[serde(default)]
+    pub tasmota_strip: Vec<TasmotaStripConfig>,
     #[serde(default, rename = "plugin")]
     pub plugins: Vec<PluginConfig>,
     /// The plugin directory (`<data-dir>/plugins`) and its watch.
@@ -258,7 +264,8 @@ impl Config {
             .shelly
             .iter()
             .map(|s| &s.id)
-            .chain(self.ir_ac.iter().map(|a| &a.id));
+            .chain(self.ir_ac.iter().map(|a| &a.id))
+            .chain(self.tasmota_strip.iter().map(|s| &s.id));
         for id in device_ids {
             hearth_node_core::validate_node_id(id)
                 .map_err(|e| anyhow::anyhow!("device id `{id}`: {e}"))?;
@@ -291,6 +298,9 @@ impl Config {
                 "ir_ac `{}`: need min_temp < max_temp and target_temp within them (°C)",
                 ac.id
             );
+        }
+        for strip in &self.tasmota_strip {
+            strip.validate().map_err(anyhow::Error::msg)?;
         }
         for s in &self.shelly {
             anyhow::ensure!(

@@ -38,5 +38,6 @@ mod scaffold;
 mod scripting;
 mod signals;
 mod simulate;
+mod tasmota_strip;
 mod twin;
 mod websocket;

@@ -6,6 +6,8 @@
 //!   [`retained`] asks the broker for a retained message (a node's announce).
 //! - [`tasmota_ir`]: air conditioners behind a Tasmota IR bridge (`IRhvac`).
 //! - [`shelly`]: Shelly Gen2+ plugs over HTTP JSON-RPC.
+//! - [`tasmota_strip`]: Tasmota multi-relay metered strips over MQTT
+//!   (`POWER<n>`, `ENERGY` per channel or one total).
 //! - [`crate::feeds::tariff_driver`] and [`crate::feeds::weather_driver`]:
 //!   the `[tariff]` and `[weather]` feeds (HTTP polling into entities and
 //!   the plugins' forecast series); they live beside their parsers.
@@ -14,6 +16,7 @@ pub mod esp32_node;
 pub mod retained;
 pub mod shelly;
 pub mod tasmota_ir;
+pub mod tasmota_strip;
 
 use crate::broker::MqttLink;
 use crate::clock::Clock;
@@ -51,6 +54,9 @@ pub fn start(config: &Config, ctx: &DriverContext) -> anyhow::Result<Vec<JoinHan
     }
     for plug in &config.shelly {
         tasks.push(shelly::spawn(plug.clone(), ctx)?);
+    }
+    for strip in &config.tasmota_strip {
+        tasks.push(tasmota_strip::spawn(strip.clone(), ctx)?);
     }
     if let Some(tariff) = &config.tariff {
         tasks.push(crate::feeds::tariff_driver::spawn(tariff.clone(), ctx)?);

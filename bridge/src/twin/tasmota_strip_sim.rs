@@ -1,0 +1,393 @@
+//! A simulated Tasmota multi-relay metered power strip, speaking Tasmota's
+//! MQTT API on a real broker connection, for the `tasmota_strip` driver.
+//!
+//! Behaviour follows Tasmota's docs ("Commands": `Power<x>`; "MQTT":
+//! `stat/`/`tele/` topics; "Power Monitoring" and `SetOption129`):
+//!
+//! - Subscribes `cmnd/<topic>/+` (command names case-insensitive, as
+//!   Tasmota matches them). `POWER<n>` with `ON`/`1`, `OFF`/`0`,
+//!   `TOGGLE`/`2` switches relay `n` (`POWER` is relay 1); an empty
+//!   payload asks for its state. Either way it answers
+//!   `stat/<topic>/RESULT` `{"POWER<n>":"ON"}` and `stat/<topic>/POWER<n>`
+//!   `ON`. `STATE` answers RESULT with the whole state object. A relay the
+//!   strip does not have, or any other command: `{"Command":"Unknown"}`.
+//! - Every `tele_period_s` (simulated time) it publishes `tele/<topic>/STATE`
+//!   (`POWER1`…) and `tele/<topic>/SENSOR` with `ENERGY`: arrays, one value
+//!   per outlet (`SimMeter::PerChannel`, Tasmota with `SetOption129 1`), or
+//!   single numbers for the whole strip (`SimMeter::Total`). `Total`,
+//!   `Today` in kWh (3 decimals), `Power` W (whole), `Current` A (3
+//!   decimals), one `Voltage`.
+//! - `tele/<topic>/LWT` `Online` (retained) on every connection, last will
+//!   `Offline` (retained): stopping the twin drops the socket and the broker
+//!   publishes `Offline`, as when a real strip loses power.
+//!
+//! Simplifications: loads are resistive (power factor 1, so
+//! `ApparentPower` = `Power`, `ReactivePower` 0), each outlet's load is a
+//! constant set by the test (no charger curve), the mains voltage is
+//! constant, `Time` is omitted. There is no breaker model yet: any load
+//! flows whatever its current (issue 14 asks for one; not built).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use serde_json::{Map, Value, json};
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::shutdown::Shutdown;
+
+const RECONNECT_WALL: Duration = Duration::from_millis(500);
+
+/// How the strip meters its outlets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimMeter {
+    /// One meter channel per outlet (arrays in `ENERGY`).
+    PerChannel,
+    /// One meter for the strip (single numbers in `ENERGY`).
+    Total,
+}
+
+#[derive(Debug, Clone)]
+pub struct StripSimConfig {
+    /// Tasmota's `Topic`.
+    pub topic: String,
+    /// MQTT client id.
+    pub client_id: String,
+    /// W drawn by each outlet's load when its relay is on, outlet 1 first;
+    /// its length is the number of relays.
+    pub loads_w: Vec<f64>,
+    /// V, constant.
+    pub voltage_v: f64,
+    pub meter: SimMeter,
+    /// s of simulated time between `tele/` reports (Tasmota's `TelePeriod`,
+    /// 300 s by default; tests use less).
+    pub tele_period_s: f64,
+}
+
+#[derive(Debug)]
+struct SimState {
+    relays: Vec<bool>,
+    loads_w: Vec<f64>,
+    /// kWh per outlet since the twin started.
+    energy_kwh: Vec<f64>,
+    /// Sim ms of the last energy integration.
+    integrated_ms: i64,
+}
+
+impl SimState {
+    /// Energy counted up to `now_ms` at the present loads.
+    fn integrate(&mut self, now_ms: i64) {
+        let hours = (now_ms - self.integrated_ms).max(0) as f64 / 3_600_000.0;
+        for i in 0..self.relays.len() {
+            if self.relays[i] {
+                self.energy_kwh[i] += self.loads_w[i] * hours / 1000.0;
+            }
+        }
+        self.integrated_ms = now_ms;
+    }
+
+    fn power_w(&self, i: usize) -> f64 {
+        if self.relays[i] { self.loads_w[i] } else { 0.0 }
+    }
+}
+
+/// A handle on the running strip, for tests and demos. Cheap to clone.
+#[derive(Clone)]
+pub struct StripSim {
+    state: Arc<Mutex<SimState>>,
+    clock: Clock,
+}
+
+impl StripSim {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SimState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether relay `n` (1-based) is closed.
+    pub fn relay(&self, n: usize) -> bool {
+        self.lock().relays.get(n - 1).copied().unwrap_or(false)
+    }
+
+    /// Sets what outlet `n` draws when on (W).
+    pub fn set_load(&self, n: usize, watts: f64) {
+        let now = self.clock.now_ms();
+        let mut s = self.lock();
+        s.integrate(now);
+        if let Some(l) = s.loads_w.get_mut(n - 1) {
+            *l = watts;
+        }
+    }
+
+    /// kWh outlet `n` has delivered.
+    pub fn energy_kwh(&self, n: usize) -> f64 {
+        self.lock().energy_kwh.get(n - 1).copied().unwrap_or(0.0)
+    }
+}
+
+/// Connects the strip and runs it until `shutdown`.
+pub fn spawn(
+    clock: Clock,
+    mqtt_host: &str,
+    mqtt_port: u16,
+    cfg: StripSimConfig,
+    shutdown: Shutdown,
+) -> (StripSim, JoinHandle<()>) {
+    let outlets = cfg.loads_w.len();
+    let sim = StripSim {
+        state: Arc::new(Mutex::new(SimState {
+            relays: vec![false; outlets],
+            loads_w: cfg.loads_w.clone(),
+            energy_kwh: vec![0.0; outlets],
+            integrated_ms: clock.now_ms(),
+        })),
+        clock,
+    };
+    let lwt = format!("tele/{}/LWT", cfg.topic);
+    let mut opts = MqttOptions::new(cfg.client_id.clone(), mqtt_host, mqtt_port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    opts.set_last_will(LastWill::new(&lwt, "Offline", QoS::AtLeastOnce, true));
+    let (client, eventloop) = AsyncClient::new(opts, 64);
+    let task = tokio::spawn(run(sim.clone(), cfg, client, eventloop, shutdown));
+    (sim, task)
+}
+
+async fn run(
+    sim: StripSim,
+    cfg: StripSimConfig,
+    client: AsyncClient,
+    mut eventloop: rumqttc::EventLoop,
+    mut shutdown: Shutdown,
+) {
+    let cmnd_prefix = format!("cmnd/{}/", cfg.topic);
+    let name = &cfg.topic;
+    let mut failures = 0u32;
+    let mut tele = Box::pin(sim.clock.sleep_ms(cfg.tele_period_s * 1000.0));
+    loop {
+        let ev = tokio::select! {
+            _ = shutdown.wait() => break,
+            _ = &mut tele => {
+                tele = Box::pin(sim.clock.sleep_ms(cfg.tele_period_s * 1000.0));
+                for (topic, payload) in telemetry(&sim, &cfg) {
+                    if let Err(e) = client.try_publish(topic, QoS::AtMostOnce, false, payload) {
+                        tracing::warn!("twin strip {name}: telemetry dropped: {e}");
+                    }
+                }
+                continue;
+            }
+            ev = eventloop.poll() => ev,
+        };
+        match ev {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                failures = 0;
+                // try_*: awaiting the channel inside the poll loop could deadlock.
+                if let Err(e) = client.try_subscribe(format!("{cmnd_prefix}+"), QoS::AtLeastOnce) {
+                    tracing::warn!("twin strip {name}: cannot subscribe: {e}");
+                }
+                let lwt = format!("tele/{}/LWT", cfg.topic);
+                if let Err(e) = client.try_publish(lwt, QoS::AtLeastOnce, true, "Online") {
+                    tracing::warn!("twin strip {name}: cannot publish LWT: {e}");
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let Some(command) = p.topic.strip_prefix(&cmnd_prefix) else {
+                    continue;
+                };
+                for (topic, payload) in answer(&sim, &cfg.topic, command, &p.payload) {
+                    if let Err(e) = client.try_publish(topic, QoS::AtMostOnce, false, payload) {
+                        tracing::warn!("twin strip {name}: answer dropped: {e}");
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if failures == 0 {
+                    tracing::warn!("twin strip {name}: MQTT connection lost: {e}; reconnecting");
+                }
+                failures += 1;
+                tokio::select! {
+                    _ = shutdown.wait() => break,
+                    _ = tokio::time::sleep(RECONNECT_WALL) => {}
+                }
+            }
+        }
+    }
+    // Dropping the socket without DISCONNECT: the broker sends `Offline`.
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on { "ON" } else { "OFF" }
+}
+
+/// Tasmota's relay number of a command name (`POWER`, `Power3`).
+fn relay_of(command: &str, outlets: usize) -> Option<usize> {
+    let upper = command.to_ascii_uppercase();
+    let rest = upper.strip_prefix("POWER")?;
+    let n = if rest.is_empty() {
+        1
+    } else {
+        rest.parse().ok()?
+    };
+    (1..=outlets).contains(&n).then_some(n)
+}
+
+/// The (topic, payload) answers to one `cmnd/<topic>/<command>`.
+fn answer(sim: &StripSim, topic: &str, command: &str, payload: &[u8]) -> Vec<(String, String)> {
+    let result = format!("stat/{topic}/RESULT");
+    let outlets = sim.lock().relays.len();
+    if command.eq_ignore_ascii_case("STATE") {
+        return vec![(result, state_object(sim).to_string())];
+    }
+    let Some(n) = relay_of(command, outlets) else {
+        return vec![(result, json!({"Command": "Unknown"}).to_string())];
+    };
+    let now = sim.clock.now_ms();
+    let on = {
+        let mut s = sim.lock();
+        s.integrate(now);
+        let current = s.relays[n - 1];
+        let text = String::from_utf8_lossy(payload).trim().to_ascii_uppercase();
+        let next = match text.as_str() {
+            "ON" | "1" => true,
+            "OFF" | "0" => false,
+            "TOGGLE" | "2" => !current,
+            _ => current, // empty (a query) or unrecognised: report only
+        };
+        s.relays[n - 1] = next;
+        next
+    };
+    let key = format!("POWER{n}");
+    vec![
+        (result, json!({ key.clone(): on_off(on) }).to_string()),
+        (format!("stat/{topic}/{key}"), on_off(on).to_string()),
+    ]
+}
+
+/// `{"POWER1":"ON",…}`, the relay part of Tasmota's STATE.
+fn state_object(sim: &StripSim) -> Value {
+    let s = sim.lock();
+    let mut obj = Map::new();
+    for (i, on) in s.relays.iter().enumerate() {
+        obj.insert(format!("POWER{}", i + 1), json!(on_off(*on)));
+    }
+    Value::Object(obj)
+}
+
+/// `tele/<topic>/STATE` and `tele/<topic>/SENSOR` now.
+fn telemetry(sim: &StripSim, cfg: &StripSimConfig) -> Vec<(String, String)> {
+    let energy = energy_object(sim, cfg.meter, cfg.voltage_v);
+    vec![
+        (
+            format!("tele/{}/STATE", cfg.topic),
+            state_object(sim).to_string(),
+        ),
+        (
+            format!("tele/{}/SENSOR", cfg.topic),
+            json!({ "ENERGY": energy }).to_string(),
+        ),
+    ]
+}
+
+fn round(v: f64, decimals: i32) -> f64 {
+    let k = 10f64.powi(decimals);
+    (v * k).round() / k
+}
+
+/// The `ENERGY` object, per channel or for the whole strip.
+pub(crate) fn energy_object(sim: &StripSim, meter: SimMeter, voltage_v: f64) -> Value {
+    let now = sim.clock.now_ms();
+    let mut s = sim.lock();
+    s.integrate(now);
+    let n = s.relays.len();
+    let power: Vec<f64> = (0..n).map(|i| s.power_w(i)).collect();
+    let current: Vec<f64> = power.iter().map(|p| p / voltage_v).collect();
+    let total = s.energy_kwh.clone();
+    let voltage = voltage_v.round();
+    match meter {
+        SimMeter::PerChannel => {
+            let arr = |v: &[f64], d: i32| json!(v.iter().map(|x| round(*x, d)).collect::<Vec<_>>());
+            json!({
+                "Total": arr(&total, 3),
+                "Today": arr(&total, 3),
+                "Power": arr(&power, 0),
+                "ApparentPower": arr(&power, 0),
+                "ReactivePower": arr(&vec![0.0; n], 0),
+                "Factor": arr(&vec![1.0; n], 2),
+                "Voltage": voltage,
+                "Current": arr(&current, 3),
+            })
+        }
+        SimMeter::Total => {
+            let sum = |v: &[f64]| v.iter().sum::<f64>();
+            json!({
+                "Total": round(sum(&total), 3),
+                "Today": round(sum(&total), 3),
+                "Power": round(sum(&power), 0),
+                "ApparentPower": round(sum(&power), 0),
+                "ReactivePower": 0,
+                "Factor": 1.0,
+                "Voltage": voltage,
+                "Current": round(sum(&current), 3),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sim(loads: &[f64]) -> StripSim {
+        let clock = Clock::simulated_from(0, 1.0);
+        StripSim {
+            state: Arc::new(Mutex::new(SimState {
+                relays: vec![false; loads.len()],
+                loads_w: loads.to_vec(),
+                energy_kwh: vec![0.0; loads.len()],
+                integrated_ms: clock.now_ms(),
+            })),
+            clock,
+        }
+    }
+
+    #[test]
+    fn power_commands_answer_like_tasmota() {
+        let s = sim(&[50.0, 5.0]);
+        let a = answer(&s, "strip1", "Power2", b"on");
+        assert_eq!(
+            a,
+            vec![
+                ("stat/strip1/RESULT".into(), r#"{"POWER2":"ON"}"#.into()),
+                ("stat/strip1/POWER2".into(), "ON".into())
+            ]
+        );
+        assert!(s.relay(2));
+        answer(&s, "strip1", "POWER2", b"TOGGLE");
+        assert!(!s.relay(2));
+        assert_eq!(
+            answer(&s, "strip1", "POWER", b"1")[1].0,
+            "stat/strip1/POWER1"
+        );
+        assert_eq!(
+            answer(&s, "strip1", "POWER3", b"ON")[0].1,
+            r#"{"Command":"Unknown"}"#
+        );
+        assert_eq!(
+            answer(&s, "strip1", "STATE", b"")[0].1,
+            r#"{"POWER1":"ON","POWER2":"OFF"}"#
+        );
+    }
+
+    #[test]
+    fn energy_reports_per_channel_or_total() {
+        let s = sim(&[52.0, 5.0]);
+        answer(&s, "t", "POWER1", b"ON");
+        answer(&s, "t", "POWER2", b"ON");
+        let e = energy_object(&s, SimMeter::PerChannel, 230.0);
+        assert_eq!(e["Power"], json!([52.0, 5.0]));
+        assert_eq!(e["Current"], json!([0.226, 0.022]));
+        let e = energy_object(&s, SimMeter::Total, 230.0);
+        assert_eq!(e["Power"], json!(57.0));
+        assert_eq!(e["Voltage"], json!(230.0));
+    }
+}

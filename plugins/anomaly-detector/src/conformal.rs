@@ -73,7 +73,7 @@
 
 use crate::calibrate::Calibrator;
 use crate::codec::{Reader, Writer};
-use crate::detector::{Floor, Scored, Skip};
+use crate::detector::{Floor, Scored, Skip, admit};
 use crate::neighbours::Shingles;
 use crate::season::{DayProfile, HUBER_K, MAD_TO_SIGMA};
 use crate::stats::decades;
@@ -255,11 +255,6 @@ impl Conformal {
         }
     }
 
-    /// Valid samples learned so far.
-    pub fn samples(&self) -> u64 {
-        self.n
-    }
-
     /// Bytes of learned state: what [`Conformal::write`] writes (fixed by
     /// the tuning).
     pub fn state_bytes(&self) -> usize {
@@ -275,18 +270,12 @@ impl Conformal {
     /// Scores the sample `(t_ms, value)` and learns from it; `None` is a
     /// value that is not a number.
     pub fn update(&mut self, t_ms: i64, value: Option<f64>) -> Scored {
-        let skipped = |why| Scored {
-            skipped: Some(why),
-            ..Scored::default()
-        };
-        let Some(x) = value.filter(|v| v.is_finite()) else {
-            return skipped(Skip::NotNumeric);
+        let x = match admit(value, t_ms, self.last_t) {
+            Ok(x) => x,
+            Err(skipped) => return skipped,
         };
         let mut after_gap = false;
         if let Some(last) = self.last_t {
-            if t_ms < last {
-                return skipped(Skip::Backwards);
-            }
             let dt = t_ms.saturating_sub(last) as f64;
             after_gap = self.n >= 3 && self.step_ms > 0.0 && dt > GAP_FACTOR * self.step_ms;
             if after_gap {

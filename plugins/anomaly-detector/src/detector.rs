@@ -60,6 +60,23 @@ pub struct Scored {
     pub after_gap: bool,
 }
 
+/// The input rules both methods share: a value that is not a finite number,
+/// or a sample older than the last one (`last_ms`), is skipped with nothing
+/// learned; otherwise the value to score.
+pub fn admit(value: Option<f64>, t_ms: i64, last_ms: Option<i64>) -> Result<f64, Scored> {
+    let skipped = |why| Scored {
+        skipped: Some(why),
+        ..Scored::default()
+    };
+    let x = value
+        .filter(|v| v.is_finite())
+        .ok_or(skipped(Skip::NotNumeric))?;
+    if last_ms.is_some_and(|last| t_ms < last) {
+        return Err(skipped(Skip::Backwards));
+    }
+    Ok(x)
+}
+
 /// Which model scores a stream (config key `method`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Method {
@@ -119,14 +136,6 @@ impl Detector {
         match self {
             Detector::Conformal(d) => d.idle(now_ms),
             Detector::Forest(_) => None,
-        }
-    }
-
-    /// Valid samples learned so far.
-    pub fn samples(&self) -> u64 {
-        match self {
-            Detector::Conformal(d) => d.samples(),
-            Detector::Forest(d) => d.samples(),
         }
     }
 

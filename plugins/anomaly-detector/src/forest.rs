@@ -58,7 +58,7 @@
 //! value far from the baselines after an outage is reported.
 
 use crate::codec::{Reader, Writer};
-use crate::detector::{Floor, Scored, Skip};
+use crate::detector::{Floor, Scored, Skip, admit};
 use crate::hst::{Forest, fnv1a};
 
 use crate::stats::{Ewm, decades, normal_tail};
@@ -275,26 +275,15 @@ impl Detector {
         }
     }
 
-    /// Valid samples learned so far.
-    pub fn samples(&self) -> u64 {
-        self.n
-    }
-
     /// Scores the sample `(t_ms, value)` and learns from it; `None` is a
     /// value that is not a number.
     pub fn update(&mut self, t_ms: i64, value: Option<f64>) -> Scored {
-        let skipped = |why| Scored {
-            skipped: Some(why),
-            ..Scored::default()
-        };
-        let Some(x) = value.filter(|v| v.is_finite()) else {
-            return skipped(Skip::NotNumeric);
+        let x = match admit(value, t_ms, self.last_t) {
+            Ok(x) => x,
+            Err(skipped) => return skipped,
         };
         let mut after_gap = false;
         if let Some(last) = self.last_t {
-            if t_ms < last {
-                return skipped(Skip::Backwards);
-            }
             let dt = t_ms.saturating_sub(last) as f64;
             after_gap = self.step.n >= 3 && dt > GAP_FACTOR * self.step.mean;
             if after_gap {

@@ -27,20 +27,32 @@ async fn visit(addr: &BrokerAddress, id: &str) {
     c.publish("broker-logs/hello", QoS::AtLeastOnce, false, "hi")
         .await
         .unwrap();
-    let mut acked = false;
-    while !acked {
-        if let Ok(Event::Incoming(Packet::PubAck(_))) = eventloop.poll().await {
-            acked = true;
-        }
-    }
+    until(&mut eventloop, id, |e| {
+        matches!(e, Event::Incoming(Packet::PubAck(_)))
+    })
+    .await;
     c.disconnect().await.unwrap();
-    loop {
-        match eventloop.poll().await {
-            Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
+    until(&mut eventloop, id, |e| {
+        matches!(e, Event::Outgoing(Outgoing::Disconnect))
+    })
+    .await;
     // The socket closes when the event loop is dropped.
+}
+
+/// Polls until `want`; a dropped connection fails the test (a reconnect
+/// with a clean session would lose what was sent, and wait forever).
+async fn until(eventloop: &mut EventLoop, id: &str, want: impl Fn(&Event) -> bool) {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(e) if want(&e) => return,
+                Ok(_) => {}
+                Err(e) => panic!("{id}: the broker dropped the connection: {e}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{id}: no answer from the broker within 30 s"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,10 +67,10 @@ async fn ordinary_disconnects_log_no_error_but_a_link_error_still_does() {
     {
         let (c, mut eventloop) = client(&broker.addr, "broker-logs-vanisher");
         c.subscribe("broker-logs/#", QoS::AtMostOnce).await.unwrap();
-        while !matches!(
-            eventloop.poll().await,
-            Ok(Event::Incoming(Packet::SubAck(_)))
-        ) {}
+        until(&mut eventloop, "broker-logs-vanisher", |e| {
+            matches!(e, Event::Incoming(Packet::SubAck(_)))
+        })
+        .await;
     }
     // A real link error: a client whose first packet is not CONNECT (a
     // PINGREQ), which rumqttd refuses with `Remote link error`.

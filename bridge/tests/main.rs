@@ -38,6 +38,7 @@ mod scaffold;
 mod scripting;
 mod signals;
 mod simulate;
+mod takeover;
 mod tasmota_strip;
 mod twin;
 mod websocket;

@@ -43,13 +43,17 @@ fn client(addr: &BrokerAddress, id: &str) -> (AsyncClient, EventLoop) {
 
 /// Polls until `want` packets of this kind arrived.
 async fn poll_until(eventloop: &mut EventLoop, mut want: impl FnMut(&Packet) -> bool) {
-    loop {
-        if let Ok(Event::Incoming(p)) = eventloop.poll().await
-            && want(&p)
-        {
-            return;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(p)) if want(&p) => return,
+                Ok(_) => {}
+                Err(e) => panic!("the broker dropped the connection: {e}"),
+            }
         }
-    }
+    })
+    .await
+    .expect("the awaited packet within 30 s")
 }
 
 /// Publishes `count` QoS 1 messages of [`PAYLOAD`] bytes, each starting with

@@ -9,6 +9,7 @@
 //! like rumqttd, so a broker started by a test or the demo outlives the
 //! runtime that started it.
 
+use super::sessions::{Sessions, TAKEOVER_WAIT, Takeover};
 use super::wire::{self, Direction, WireError};
 use bytes::BytesMut;
 use std::net::SocketAddr;
@@ -23,6 +24,9 @@ const BROKER_READY: Duration = Duration::from_secs(5);
 /// rumqttd only sends what it accepted (at most the client limit) plus
 /// [`wire::EMPTY_MARK`]; this slack keeps a relay from ever refusing it.
 const TO_CLIENT_SLACK: usize = 64 * 1024;
+/// How long a new client may take to send its first packet (rumqttd's
+/// `connection_timeout_ms` in [`super::embedded`]).
+const CONNECT_WAIT: Duration = Duration::from_secs(60);
 /// How long one direction may stay open after the other ended (a client
 /// that neither closes nor speaks after rumqttd dropped it).
 const LINGER: Duration = Duration::from_secs(5);
@@ -54,10 +58,11 @@ async fn accept(listener: std::net::TcpListener, broker: SocketAddr, max_packet:
             return;
         }
     };
+    let sessions = Sessions::default();
     loop {
         match listener.accept().await {
             Ok((client, peer)) => {
-                tokio::spawn(relay(client, peer, broker, max_packet));
+                tokio::spawn(relay(client, peer, broker, max_packet, sessions.clone()));
             }
             Err(e) => {
                 // Out of file descriptors and the like: pause, then go on.
@@ -68,47 +73,154 @@ async fn accept(listener: std::net::TcpListener, broker: SocketAddr, max_packet:
     }
 }
 
-async fn relay(client: TcpStream, peer: SocketAddr, broker: SocketAddr, max_packet: usize) {
+/// How one relay ended.
+enum Ended {
+    ToBroker(Result<(), RelayError>),
+    ToClient(Result<(), RelayError>),
+    /// A newer connection took the client id over.
+    Kicked,
+}
+
+async fn relay(
+    client: TcpStream,
+    peer: SocketAddr,
+    broker: SocketAddr,
+    max_packet: usize,
+    sessions: Sessions,
+) {
+    let _ = client.set_nodelay(true);
+    let (mut client_rx, mut client_tx) = client.into_split();
+    // The first packet is read before rumqttd hears of the client: when it
+    // is a CONNECT, an older connection with its client id goes first.
+    let mut first = BytesMut::with_capacity(8 * 1024);
+    let len = match tokio::time::timeout(
+        CONNECT_WAIT,
+        read_packet(&mut client_rx, &mut first, max_packet),
+    )
+    .await
+    {
+        Ok(Ok(Some(len))) => len,
+        Ok(Ok(None)) => return,
+        Ok(Err(RelayError::Wire(e))) => {
+            tracing::warn!("embedded MQTT broker: client {peer} dropped: {e}");
+            return;
+        }
+        Ok(Err(RelayError::Io(e))) => {
+            tracing::debug!("embedded MQTT broker: client {peer}: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(
+                "embedded MQTT broker: client {peer} sent no packet in {CONNECT_WAIT:?}"
+            );
+            return;
+        }
+    };
+    let claim = match wire::connect_client_id(&first[..len]) {
+        Some(id) => {
+            let (claim, takeover) = sessions.claim(id).await;
+            match takeover {
+                Takeover::None => {}
+                Takeover::Closed => tracing::info!(
+                    "embedded MQTT broker: client id `{id}` connected again from {peer}; its older connection was closed"
+                ),
+                Takeover::TimedOut => tracing::warn!(
+                    "embedded MQTT broker: client id `{id}` connected again from {peer}; its older connection did not close within {TAKEOVER_WAIT:?}"
+                ),
+            }
+            Some(claim)
+        }
+        None => None,
+    };
     let Some(upstream) = connect(broker).await else {
         tracing::error!(
             "embedded MQTT broker: rumqttd is not listening on {broker}; client {peer} dropped"
         );
         return;
     };
-    let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
-    let (client_rx, client_tx) = client.into_split();
-    let (broker_rx, broker_tx) = upstream.into_split();
-    let to_broker = pump(client_rx, broker_tx, Direction::ToBroker, max_packet);
-    let to_client = pump(
-        broker_rx,
-        client_tx,
-        Direction::ToClient,
-        max_packet + TO_CLIENT_SLACK,
-    );
-    tokio::pin!(to_broker, to_client);
-    // A direction that ends cleanly has closed its writing side; the other
-    // then ends too (rumqttd drops a client whose socket closed, and a
-    // client drops a broker that closed). An error drops both at once.
-    let (ended, rest) = tokio::select! {
-        r = &mut to_broker => (r, false),
-        r = &mut to_client => (r, true),
-    };
-    match ended {
-        Ok(()) => {
-            let rest = if rest {
-                tokio::time::timeout(LINGER, &mut to_broker).await
-            } else {
-                tokio::time::timeout(LINGER, &mut to_client).await
-            };
-            if let Ok(Err(e)) = rest {
-                tracing::debug!("embedded MQTT broker: client {peer}: {e}");
+    let (mut broker_rx, mut broker_tx) = upstream.into_split();
+    // Whether rumqttd closed its side (its link has ended and told its router).
+    let mut broker_closed = false;
+    {
+        let to_broker = pump(
+            &mut client_rx,
+            &mut broker_tx,
+            Direction::ToBroker,
+            max_packet,
+            first,
+        );
+        let to_client = pump(
+            &mut broker_rx,
+            &mut client_tx,
+            Direction::ToClient,
+            max_packet + TO_CLIENT_SLACK,
+            BytesMut::with_capacity(8 * 1024),
+        );
+        let kicked = async {
+            match &claim {
+                Some(claim) => claim.kicked().await,
+                None => std::future::pending().await,
             }
+        };
+        tokio::pin!(to_broker, to_client, kicked);
+        // A direction that ends cleanly has closed its writing side; the
+        // other then ends too (rumqttd drops a client whose socket closed,
+        // and a client drops a broker that closed). An error drops both.
+        let ended = tokio::select! {
+            r = &mut to_broker => Ended::ToBroker(r),
+            r = &mut to_client => Ended::ToClient(r),
+            () = &mut kicked => Ended::Kicked,
+        };
+        let (rest, error) = match ended {
+            Ended::ToBroker(Ok(())) => {
+                let rest = tokio::time::timeout(LINGER, &mut to_client).await;
+                broker_closed = matches!(rest, Ok(Ok(())));
+                (rest.ok().and_then(Result::err), None)
+            }
+            Ended::ToClient(Ok(())) => {
+                broker_closed = true;
+                let rest = tokio::time::timeout(LINGER, &mut to_broker).await;
+                (rest.ok().and_then(Result::err), None)
+            }
+            Ended::ToBroker(Err(e)) | Ended::ToClient(Err(e)) => (None, Some(e)),
+            Ended::Kicked => (None, None),
+        };
+        match error.or(rest) {
+            Some(RelayError::Wire(e)) => {
+                tracing::warn!("embedded MQTT broker: client {peer} dropped: {e}")
+            }
+            Some(RelayError::Io(e)) => tracing::debug!("embedded MQTT broker: client {peer}: {e}"),
+            None => {}
         }
-        Err(RelayError::Wire(e)) => {
-            tracing::warn!("embedded MQTT broker: client {peer} dropped: {e}");
+    }
+    if claim.is_some() && !broker_closed {
+        // Close the client, then let rumqttd end its link before the claim
+        // (dropped last) lets a newer connection with this id through.
+        drop((client_rx, client_tx));
+        let _ = broker_tx.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let _ = tokio::time::timeout(TAKEOVER_WAIT, async {
+            while matches!(broker_rx.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
+    }
+}
+
+/// Reads into `buf` until it holds one whole packet; its length, or `None`
+/// when the peer closed first.
+async fn read_packet(
+    from: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    max_packet: usize,
+) -> Result<Option<usize>, RelayError> {
+    loop {
+        if let Some(len) = wire::packet_len(buf, max_packet)? {
+            return Ok(Some(len));
         }
-        Err(RelayError::Io(e)) => tracing::debug!("embedded MQTT broker: client {peer}: {e}"),
+        if from.read_buf(buf).await? == 0 {
+            return Ok(None);
+        }
     }
 }
 
@@ -133,15 +245,16 @@ enum RelayError {
     Io(#[from] std::io::Error),
 }
 
-/// Relays packets from `from` to `to`, rewritten per [`wire::rewrite`],
-/// until `from` closes (then closes `to`'s writing side).
+/// Relays packets from `from` to `to` (starting with what `buf` already
+/// holds), rewritten per [`wire::rewrite`], until `from` closes (then
+/// closes `to`'s writing side).
 async fn pump(
-    mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
+    from: &mut OwnedReadHalf,
+    to: &mut OwnedWriteHalf,
     direction: Direction,
     max_packet: usize,
+    mut buf: BytesMut,
 ) -> Result<(), RelayError> {
-    let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut out = Vec::with_capacity(8 * 1024);
     loop {
         while let Some(len) = wire::packet_len(&buf, max_packet)? {

@@ -4,6 +4,8 @@
 //!
 //! - [`embedded`]: rumqttd's configuration and thread.
 //! - [`front`]: the listener clients reach; relays to rumqttd on loopback.
+//! - [`sessions`]: client-id takeover, done before rumqttd sees it (why:
+//!   rumqttd 0.20 drops the new connection when two overlap).
 //! - [`wire`]: the MQTT 3.1.1 packet rewrite the front applies (why: rumqttd
 //!   0.20 lets a non-retained empty publish erase a retained message).
 //! - [`link`]: the bridge's one client connection.
@@ -13,6 +15,7 @@ pub mod embedded;
 pub mod front;
 pub mod link;
 pub mod log_filter;
+pub mod sessions;
 pub mod wire;
 
 pub use embedded::EmbeddedBroker;

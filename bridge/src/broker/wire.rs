@@ -181,6 +181,31 @@ fn locate_will(body: &[u8]) -> Option<Will> {
     })
 }
 
+/// The client identifier of a CONNECT packet (one complete packet as cut
+/// by [`packet_len`], MQTT 3.1 or 3.1.1, §3.1.3.1); `None` for any other
+/// packet, a malformed CONNECT, or an empty or non-UTF-8 identifier.
+pub fn connect_client_id(packet: &[u8]) -> Option<&str> {
+    if packet.first()? >> 4 != CONNECT {
+        return None;
+    }
+    let body_at = (1..packet.len().min(5)).find(|&i| packet[i] & 0x80 == 0)? + 1;
+    let body = &packet[body_at..];
+    let field = |at: usize| -> Option<(usize, usize)> {
+        let len = usize::from(u16::from_be_bytes([*body.get(at)?, *body.get(at + 1)?]));
+        let end = (at + 2).checked_add(len).filter(|&e| e <= body.len())?;
+        Some((at + 2, end))
+    };
+    let (_, name_end) = field(0)?;
+    if !matches!(body.get(name_end)?, 3 | 4) {
+        return None;
+    }
+    // Level, flags and keep alive (4 bytes), then the identifier.
+    let (start, end) = field(name_end + 4)?;
+    std::str::from_utf8(&body[start..end])
+        .ok()
+        .filter(|id| !id.is_empty())
+}
+
 /// A packet from its first byte and body parts (remaining length encoded).
 fn packet(first: u8, parts: &[&[u8]]) -> Vec<u8> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
@@ -218,6 +243,33 @@ mod tests {
     fn through(p: &[u8], d: Direction) -> Vec<u8> {
         assert_eq!(packet_len(p, 1 << 20), Ok(Some(p.len())));
         rewrite(p, d).unwrap().unwrap_or_else(|| p.to_vec())
+    }
+
+    #[test]
+    fn the_client_id_is_read_from_connect_only() {
+        let connect = |level: u8, name: &[u8], id: &[u8]| {
+            let mut body = (name.len() as u16).to_be_bytes().to_vec();
+            body.extend_from_slice(name);
+            body.extend_from_slice(&[level, 0x02, 0, 60]);
+            body.extend_from_slice(&(id.len() as u16).to_be_bytes());
+            body.extend_from_slice(id);
+            packet(0x10, &[&body])
+        };
+        assert_eq!(
+            connect_client_id(&connect(4, b"MQTT", b"plug-7")),
+            Some("plug-7")
+        );
+        assert_eq!(
+            connect_client_id(&connect(3, b"MQIsdp", b"old")),
+            Some("old")
+        );
+        assert_eq!(connect_client_id(&connect(4, b"MQTT", b"")), None);
+        assert_eq!(connect_client_id(&connect(5, b"MQTT", b"v5")), None);
+        assert_eq!(connect_client_id(&connect(4, b"MQTT", &[0xff, 0xfe])), None);
+        let cut = connect(4, b"MQTT", b"plug-7");
+        assert_eq!(connect_client_id(&cut[..cut.len() - 2]), None);
+        assert_eq!(connect_client_id(&publish("a", b"x", 0, false)), None);
+        assert_eq!(connect_client_id(&[0xC0, 0x00]), None);
     }
 
     #[test]

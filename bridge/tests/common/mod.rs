@@ -282,9 +282,19 @@ impl Observer {
         let (s, r) = (seen.clone(), retained.clone());
         let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
         let mut subscribed_tx = Some(subscribed_tx);
+        let (again, filter) = (client.clone(), filter.to_owned());
+        let mut connacks = 0;
         tokio::spawn(async move {
             loop {
                 match eventloop.poll().await {
+                    // A clean session loses the subscription with the
+                    // connection: take it again, as Home Assistant does.
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        connacks += 1;
+                        if connacks > 1 {
+                            let _ = again.try_subscribe(filter.as_str(), QoS::AtLeastOnce);
+                        }
+                    }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let payload = p.payload.to_vec();
                         // Retained messages and live updates both describe

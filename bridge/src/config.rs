@@ -69,6 +69,11 @@ pub struct Config {
     /// Open-Meteo forecast (device `weather`; keys in [`WeatherConfig`],
     /// behaviour in [`crate::feeds::weather_driver`]).
     pub weather: Option<WeatherConfig>,
+    /// Opening hours from iCalendar feeds, one `[[calendar]]` each (device
+    /// `<id>`; keys in [`crate::feeds::calendar::CalendarConfig`], behaviour
+    /// in [`crate::feeds::calendar`]).
+    #[serde(default)]
+    pub calendar: Vec<crate::feeds::calendar::CalendarConfig>,
     /// History in SQLite (keys in [`crate::recorder::RecorderConfig`]).
     #[serde(default)]
     pub recorder: crate::recorder::RecorderConfig,
@@ -321,6 +326,16 @@ impl Config {
                 s.id,
                 s.url
             );
+        }
+        for cal in &self.calendar {
+            hearth_node_core::validate_node_id(&cal.id)
+                .map_err(|e| anyhow::anyhow!("[[calendar]] id `{}`: {e}", cal.id))?;
+            anyhow::ensure!(
+                cal.id != "bridge" && ids.insert(cal.id.clone()),
+                "[[calendar]] id `{}` is already a device id",
+                cal.id
+            );
+            cal.validate().map_err(anyhow::Error::msg)?;
         }
         for (configured, id) in [
             (self.tariff.is_some(), crate::feeds::tariff_driver::DEVICE),

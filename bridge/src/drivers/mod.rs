@@ -10,7 +10,8 @@
 //!   (`POWER<n>`, `ENERGY` per channel or one total).
 //! - [`crate::feeds::tariff_driver`] and [`crate::feeds::weather_driver`]:
 //!   the `[tariff]` and `[weather]` feeds (HTTP polling into entities and
-//!   the plugins' forecast series); they live beside their parsers.
+//!   the plugins' forecast series); they live beside their parsers, as does
+//!   [`crate::feeds::calendar`] (`[[calendar]]`: opening hours from .ics).
 
 pub mod esp32_node;
 pub mod retained;
@@ -63,6 +64,9 @@ pub fn start(config: &Config, ctx: &DriverContext) -> anyhow::Result<Vec<JoinHan
     }
     if let Some(weather) = &config.weather {
         tasks.push(crate::feeds::weather_driver::spawn(weather.clone(), ctx)?);
+    }
+    for calendar in &config.calendar {
+        tasks.push(crate::feeds::calendar::spawn(calendar.clone(), ctx)?);
     }
     Ok(tasks)
 }

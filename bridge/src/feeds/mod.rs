@@ -23,6 +23,8 @@
 //!   over HTTP ([`fetch`]), show the values in force as Home Assistant
 //!   entities and publish the series to the bridge's
 //!   [`Forecasts`](crate::forecast::Forecasts).
+//! - [`calendar`]: opening hours from an iCalendar feed (`[[calendar]]`),
+//!   parser, recurrence and driver in one folder.
 //!
 //! Conventions shared by the parsers: instants are milliseconds since the Unix
 //! epoch (UTC), as in the WIT contract (`wit/controller.wit`); a value that
@@ -30,6 +32,7 @@
 //! the input, the place in it (a JSON path such as `hourly.time[3]`), what
 //! was expected and what was found. Nothing here panics on bad input.
 
+pub mod calendar;
 pub mod fetch;
 pub mod tariff;
 pub mod tariff_driver;

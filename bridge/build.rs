@@ -17,6 +17,10 @@ const PLUGINS: &[(&str, &str)] = &[
     ("hearth-plugin-custom-strategy", "CUSTOM_STRATEGY"),
     ("hearth-plugin-mpc", "MPC"),
     ("hearth-plugin-anomaly-detector", "ANOMALY_DETECTOR"),
+    ("hearth-plugin-strip-balancer", "STRIP_BALANCER"),
+    ("hearth-plugin-all-on", "ALL_ON"),
+    ("hearth-plugin-first-come", "FIRST_COME"),
+    ("hearth-plugin-round-robin", "ROUND_ROBIN"),
 ];
 
 fn main() {

@@ -26,6 +26,21 @@ pub const BUILTIN: &[(&str, &[u8])] = &[
         "anomaly-detector",
         include_bytes!(env!("HEARTH_PLUGIN_ANOMALY_DETECTOR")),
     ),
+    // Strip balancing: many laptops on one socket within every circuit's
+    // limit, and the strategies it is compared with. See plugins/strip-balancer.
+    (
+        "strip-balancer",
+        include_bytes!(env!("HEARTH_PLUGIN_STRIP_BALANCER")),
+    ),
+    ("all-on", include_bytes!(env!("HEARTH_PLUGIN_ALL_ON"))),
+    (
+        "first-come",
+        include_bytes!(env!("HEARTH_PLUGIN_FIRST_COME")),
+    ),
+    (
+        "round-robin",
+        include_bytes!(env!("HEARTH_PLUGIN_ROUND_ROBIN")),
+    ),
 ];
 
 /// Resolves `builtin:<name>` or reads a `.wasm` file.

@@ -1,0 +1,110 @@
+//! What a strategy sees at a tick ([`Ctx`]) and what it decides: each
+//! outlet on or off, and why ([`Why`], published as the `why` attribute).
+
+use crate::config::Config;
+use crate::meter::OutletView;
+use crate::tree::Tree;
+
+/// Why an outlet is as it is (the `why` attribute of its `allowed` entity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// On: charging (or may charge).
+    Charging,
+    /// Off: switching it on would exceed a limit, or it was shed for one.
+    Limit,
+    /// Off: its laptop is at its target.
+    TargetReached,
+    /// Off: outside opening hours.
+    Closed,
+    /// Off: switched off less than `min_off_s` ago.
+    MinOff,
+    /// On: switched on less than `min_on_s` ago (would yield otherwise).
+    MinOn,
+    /// Off: yielded its slot to a laptop that waited longer or is emptier.
+    Rotation,
+    /// Off: its meter is stale (counts as full load).
+    MeterStale,
+    /// Off: the most outlets at once are charging (`max_parallel`).
+    Parallel,
+    /// Never switched (`always_on`).
+    AlwaysOn,
+    /// Round-robin: not its slot.
+    NotItsSlot,
+    /// Its switch is unreachable (counts as on).
+    Unreachable,
+    /// All-on: no balancing.
+    NoBalancing,
+}
+
+impl Why {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Why::Charging => "charging",
+            Why::Limit => "limit",
+            Why::TargetReached => "target reached",
+            Why::Closed => "closed",
+            Why::MinOff => "min_off",
+            Why::MinOn => "min_on",
+            Why::Rotation => "rotation",
+            Why::MeterStale => "meter stale",
+            Why::Parallel => "max parallel",
+            Why::AlwaysOn => "always on",
+            Why::NotItsSlot => "not its slot",
+            Why::Unreachable => "switch unreachable",
+            Why::NoBalancing => "no balancing",
+        }
+    }
+}
+
+/// What the shell remembers of an outlet between ticks.
+#[derive(Debug, Clone, Default)]
+pub struct Memory {
+    /// Last command sent, and when (ms).
+    pub commanded: Option<(bool, i64)>,
+    /// Last on/off transition (commanded or seen), ms.
+    pub last_switch_ms: Option<i64>,
+    /// When it was last switched on by us (settling of its meter), ms.
+    pub on_since_ms: Option<i64>,
+    /// Since when it has waited for charge while off, ms (rotation's aging).
+    pub waiting_since_ms: Option<i64>,
+}
+
+/// One tick's facts, for a strategy.
+pub struct Ctx<'a> {
+    pub cfg: &'a Config,
+    pub tree: &'a Tree,
+    pub now_ms: i64,
+    pub views: &'a [OutletView],
+    /// Per outlet: committed draw if on, A (for an off outlet: as if switched on now).
+    pub draw_a: &'a [f64],
+    /// Per outlet: the strategy may switch it (not `always_on`, switch reachable).
+    pub switchable: &'a [bool],
+    /// Per outlet: battery target in force, %.
+    pub target_pct: &'a [f64],
+    pub max_parallel: Option<u32>,
+    pub memory: &'a [Memory],
+}
+
+impl Ctx<'_> {
+    /// Time since the outlet's last transition, s (∞ when never switched).
+    pub fn since_switch_s(&self, i: usize) -> f64 {
+        self.memory[i]
+            .last_switch_ms
+            .map_or(f64::INFINITY, |t| (self.now_ms - t) as f64 / 1000.0)
+    }
+    pub fn min_on_held(&self, i: usize) -> bool {
+        self.since_switch_s(i) < self.cfg.min_on_s
+    }
+    pub fn min_off_held(&self, i: usize) -> bool {
+        self.since_switch_s(i) < self.cfg.min_off_s
+    }
+}
+
+/// A controller strategy over the shared shell (readings, opening hours,
+/// commands, entities). `on` starts as the outlets' present state; a
+/// strategy changes only `switchable` outlets.
+pub trait Strategy {
+    const NAME: &'static str;
+    fn new(cfg: &Config) -> Self;
+    fn plan(&mut self, ctx: &Ctx, on: &mut [bool], why: &mut [Why]);
+}

@@ -1,0 +1,317 @@
+//! The shell every strategy runs in: reads the outlets, the batteries, the
+//! tariff period and the opening hours at each tick (1 s), switches every
+//! outlet off outside opening hours, lets the [`Strategy`] decide the rest,
+//! sends the changes (one `turn_on` and one `turn_off` call per domain, so
+//! 100 outlets stay within the host's 64 calls per output) and publishes
+//! the plugin's entities ([`crate::entities`]).
+//!
+//! A command counts as done for [`PENDING_MS`]; after that the switch's
+//! own state is believed again, so a refused or lost command is decided
+//! (and sent) again.
+
+use crate::config::{ClosedOff, Config};
+use crate::entities::Publisher;
+use crate::meter::{self, OutletView};
+use crate::plan::{Ctx, Memory, Strategy, Why};
+use crate::tariff::{self, strategy as tariff_strategy};
+use crate::tree::Tree;
+use hearth_plugin_sdk::serde_json::{self, Value, json};
+use hearth_plugin_sdk::{
+    CallResult, Change, Controller, Description, Output, State, restore_json, save_json,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Tick period, ms: shedding happens within one tick of an overload.
+pub const TICK_MS: u32 = 1000;
+/// How long a sent command is believed before the switch's state, ms
+/// (a relay answers within a second; a refused command is known sooner).
+pub const PENDING_MS: i64 = 5_000;
+
+pub struct Plugin<S: Strategy> {
+    pub cfg: Config,
+    pub tree: Tree,
+    pub strategy: S,
+    pub memory: Vec<Memory>,
+    /// Last known opening state (unavailable keeps it).
+    open: bool,
+    publisher: Publisher,
+    /// The last tick's decisions (for tests and entities).
+    pub last_on: Vec<bool>,
+    pub last_why: Vec<Why>,
+}
+
+/// What survives a restart: per switch, the last transition and the start
+/// of its wait (rotation fairness). Tolerant of any other plugin's state.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Saved {
+    outlets: BTreeMap<String, SavedOutlet>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct SavedOutlet {
+    last_switch_ms: Option<i64>,
+    waiting_since_ms: Option<i64>,
+}
+
+impl<S: Strategy> Plugin<S> {
+    /// One tick: read, decide, act. Cheap: O(outlets × depth) plus sorts.
+    pub fn step(&mut self, now_ms: i64, out: &mut Output) {
+        let n = self.cfg.outlets.len();
+        if let Some(open) = &self.cfg.open
+            && let Some(s) = State::get(open).and_then(|s| s.is_on())
+        {
+            self.open = s;
+        }
+        let period = tariff::period(self.cfg.tariff.as_ref());
+        let max_parallel = tariff_strategy::max_parallel(&self.cfg, period);
+        let mut views = Vec::with_capacity(n);
+        let mut on = Vec::with_capacity(n);
+        let mut switchable = Vec::with_capacity(n);
+        let mut draw = Vec::with_capacity(n);
+        let mut target = Vec::with_capacity(n);
+        let closed_all = !self.open && self.cfg.closed_off == ClosedOff::All;
+        for i in 0..n {
+            let o = &self.cfg.outlets[i];
+            let switch = meter::switch_state(&o.switch);
+            let mem = &mut self.memory[i];
+            if mem.last_switch_ms.is_none() {
+                mem.last_switch_ms = State::get(&o.switch).map(|s| s.last_changed_ms);
+            }
+            let pending = mem
+                .commanded
+                .filter(|(_, t)| now_ms - t < PENDING_MS)
+                .map(|(c, _)| c);
+            // Unknown switch: it may be closed, so it counts as on.
+            let is_on = match switch {
+                None => true,
+                Some(s) => pending.unwrap_or(s),
+            };
+            if switch == Some(false) && pending != Some(true) {
+                mem.on_since_ms = None;
+            }
+            let user = o
+                .user
+                .as_ref()
+                .and_then(|u| self.cfg.users.iter().find(|x| x.id == *u));
+            let battery = user
+                .and_then(|u| u.battery.as_deref())
+                .and_then(meter::battery_pct);
+            let user_target = user.map_or(100.0, |u| u.target_pct);
+            let measured = meter::measured_a(&self.cfg, i, now_ms);
+            let strip_limit = self.tree.nodes[self.tree.strip_of[i]].limit_a;
+            let since = if is_on { mem.on_since_ms } else { Some(now_ms) };
+            draw.push(meter::draw_a(
+                &self.cfg,
+                strip_limit,
+                measured,
+                since,
+                now_ms,
+            ));
+            target.push(tariff_strategy::target_pct(&self.cfg, period, user_target));
+            switchable.push(switch.is_some() && (!o.always_on || closed_all));
+            on.push(is_on);
+            views.push(OutletView {
+                switch,
+                measured_a: measured,
+                draw_a: *draw.last().unwrap_or(&0.0),
+                battery_pct: battery,
+            });
+        }
+        let mut why: Vec<Why> = (0..n)
+            .map(|i| {
+                if views[i].switch.is_none() {
+                    Why::Unreachable
+                } else if self.cfg.outlets[i].always_on {
+                    Why::AlwaysOn
+                } else if on[i] {
+                    Why::Charging
+                } else {
+                    Why::Limit
+                }
+            })
+            .collect();
+        if self.open {
+            // Always-on outlets switched off at closing come back on.
+            for i in 0..n {
+                let o = &self.cfg.outlets[i];
+                if o.always_on
+                    && views[i].switch == Some(false)
+                    && matches!(self.memory[i].commanded, Some((false, _)))
+                {
+                    on[i] = true;
+                }
+            }
+            let ctx = Ctx {
+                cfg: &self.cfg,
+                tree: &self.tree,
+                now_ms,
+                views: &views,
+                draw_a: &draw,
+                switchable: &switchable,
+                target_pct: &target,
+                max_parallel,
+                memory: &self.memory,
+            };
+            self.strategy.plan(&ctx, &mut on, &mut why);
+        } else {
+            for i in 0..n {
+                if switchable[i] {
+                    on[i] = false;
+                    why[i] = Why::Closed;
+                }
+            }
+        }
+        self.act(now_ms, &views, &on, &target, out);
+        self.publisher
+            .publish(&self.cfg, &self.tree, &on, &why, &draw, &self.memory, out);
+        self.last_on = on;
+        self.last_why = why;
+    }
+
+    /// Sends what changed; updates the memory.
+    fn act(
+        &mut self,
+        now_ms: i64,
+        views: &[OutletView],
+        on: &[bool],
+        target: &[f64],
+        out: &mut Output,
+    ) {
+        let mut calls: BTreeMap<(String, &'static str), Vec<String>> = BTreeMap::new();
+        for (i, o) in self.cfg.outlets.iter().enumerate() {
+            let mem = &mut self.memory[i];
+            let pending = mem
+                .commanded
+                .filter(|(_, t)| now_ms - t < PENDING_MS)
+                .map(|(c, _)| c);
+            let present = pending.or(views[i].switch);
+            if views[i].switch.is_some() && present != Some(on[i]) {
+                let domain = o.switch.split_once('.').map_or("switch", |(d, _)| d);
+                let service = if on[i] { "turn_on" } else { "turn_off" };
+                calls
+                    .entry((domain.to_string(), service))
+                    .or_default()
+                    .push(o.switch.clone());
+                mem.commanded = Some((on[i], now_ms));
+                mem.last_switch_ms = Some(now_ms);
+                mem.on_since_ms = on[i].then_some(now_ms);
+            }
+            // Rotation's aging: a wait starts when an outlet is off and wants charge.
+            let wants = views[i].battery_pct.is_none_or(|b| b < target[i]);
+            if on[i] || !wants {
+                mem.waiting_since_ms = None;
+            } else if mem.waiting_since_ms.is_none() {
+                mem.waiting_since_ms = Some(now_ms);
+            }
+        }
+        for ((domain, service), ids) in calls {
+            out.call_with(&domain, service, &ids, Value::Null);
+        }
+    }
+}
+
+impl<S: Strategy> Controller for Plugin<S> {
+    fn init(config: Value) -> Result<Self, String> {
+        let cfg = Config::parse(config)?;
+        let tree = Tree::new(&cfg);
+        let n = cfg.outlets.len();
+        Ok(Plugin {
+            strategy: S::new(&cfg),
+            publisher: Publisher::new(&cfg, &tree),
+            memory: vec![Memory::default(); n],
+            open: true,
+            last_on: vec![false; n],
+            last_why: vec![Why::Limit; n],
+            cfg,
+            tree,
+        })
+    }
+
+    fn describe(&self) -> Description {
+        let mut reads: Vec<String> = Vec::new();
+        let mut drives = Vec::new();
+        for o in &self.cfg.outlets {
+            reads.push(o.switch.clone());
+            reads.extend(o.current.iter().cloned());
+            reads.extend(o.power.iter().cloned());
+            drives.push(o.switch.clone());
+        }
+        for u in &self.cfg.users {
+            reads.extend(u.battery.iter().cloned());
+        }
+        reads.extend(self.cfg.tariff.iter().map(|t| t.entity.clone()));
+        reads.extend(self.cfg.open.iter().cloned());
+        reads.sort();
+        reads.dedup();
+        Description {
+            name: S::NAME.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            reads,
+            drives,
+            config_schema: crate::config::schema().to_string(),
+            tick_period_ms: TICK_MS,
+            entities: self.publisher.decls(&self.cfg, &self.tree),
+        }
+    }
+
+    /// Decisions are made at ticks (every second), from the host's states.
+    fn on_state(&mut self, _change: Change, _out: &mut Output) {}
+
+    fn tick(&mut self, now_ms: i64, out: &mut Output) {
+        self.step(now_ms, out);
+    }
+
+    fn on_call_result(&mut self, result: CallResult, _out: &mut Output) {
+        if result.is_refused() {
+            // Believe the switch again at once; the next tick decides anew.
+            for (i, o) in self.cfg.outlets.iter().enumerate() {
+                if result.entity_ids.contains(&o.switch) {
+                    self.memory[i].commanded = None;
+                }
+            }
+        }
+    }
+
+    fn save(&self) -> Vec<u8> {
+        let outlets = self
+            .cfg
+            .outlets
+            .iter()
+            .zip(&self.memory)
+            .map(|(o, m)| {
+                let s = SavedOutlet {
+                    last_switch_ms: m.last_switch_ms,
+                    waiting_since_ms: m.waiting_since_ms,
+                };
+                (o.switch.clone(), s)
+            })
+            .collect();
+        save_json(&Saved { outlets })
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let saved: Saved = restore_json(bytes)?;
+        for (o, m) in self.cfg.outlets.iter().zip(&mut self.memory) {
+            if let Some(s) = saved.outlets.get(&o.switch) {
+                m.last_switch_ms = s.last_switch_ms;
+                m.waiting_since_ms = s.waiting_since_ms;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// For logs and tests: `{"switch.x": "why"}`.
+pub fn why_map<S: Strategy>(p: &Plugin<S>) -> Value {
+    let m: serde_json::Map<String, Value> = p
+        .cfg
+        .outlets
+        .iter()
+        .zip(&p.last_why)
+        .map(|(o, w)| (o.switch.clone(), json!(w.as_str())))
+        .collect();
+    Value::Object(m)
+}

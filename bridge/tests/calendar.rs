@@ -32,9 +32,15 @@ struct IcsServer {
 
 impl IcsServer {
     async fn start(body: &str) -> IcsServer {
+        IcsServer::start_with(body, None).await
+    }
+
+    /// With `tls`, serves https with that server certificate.
+    async fn start_with(body: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> IcsServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!(
-            "http://{}/calendar/ical/coworking/private-x/basic.ics",
+            "{}://{}/calendar/ical/coworking/private-x/basic.ics",
+            if tls.is_some() { "https" } else { "http" },
             listener.local_addr().unwrap()
         );
         let server = IcsServer {
@@ -44,31 +50,46 @@ impl IcsServer {
         };
         let s = server.clone();
         tokio::spawn(async move {
-            while let Ok((mut conn, _)) = listener.accept().await {
+            while let Ok((tcp, _)) = listener.accept().await {
                 let s = s.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    // Read the request head (a GET has no body).
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match tokio::time::timeout(WAIT, conn.read(&mut buf)).await {
-                            Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
-                            _ => return,
+                    match tls {
+                        None => s.serve(tcp).await,
+                        Some(acceptor) => {
+                            if let Ok(Ok(conn)) =
+                                tokio::time::timeout(WAIT, acceptor.accept(tcp)).await
+                            {
+                                s.serve(conn).await
+                            }
                         }
                     }
-                    *s.hits.lock().unwrap() += 1;
-                    let (status, body) = s.answer.lock().unwrap().clone();
-                    let reply = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-type: text/calendar; charset=utf-8\r\n\
-                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = conn.write_all(reply.as_bytes()).await;
-                    let _ = conn.shutdown().await;
                 });
             }
         });
         server
+    }
+
+    /// Answers one GET on `conn` with the current status and body.
+    async fn serve<C: AsyncReadExt + AsyncWriteExt + Unpin>(&self, mut conn: C) {
+        // Read the request head (a GET has no body).
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tokio::time::timeout(WAIT, conn.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
+                _ => return,
+            }
+        }
+        *self.hits.lock().unwrap() += 1;
+        let (status, body) = self.answer.lock().unwrap().clone();
+        let reply = format!(
+            "HTTP/1.1 {status} X\r\ncontent-type: text/calendar; charset=utf-8\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = conn.write_all(reply.as_bytes()).await;
+        let _ = conn.shutdown().await;
     }
 
     fn set(&self, status: u16, body: &str) {
@@ -299,5 +320,79 @@ async fn a_failing_url_keeps_the_last_calendar_and_says_why() {
         ok.attributes["last_fetch"],
         iso8601(ms("2026-01-05T18:05:00Z"))
     );
+    s.stop().await;
+}
+
+/// A TLS acceptor with a server certificate for 127.0.0.1 signed by a test
+/// CA; returns it and the CA's PEM file.
+fn tls_acceptor(dir: &std::path::Path) -> (tokio_rustls::TlsAcceptor, std::path::PathBuf) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let pki = common::pki::make_pki(dir);
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&pki.cert_pem)
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&pki.key_pem).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    (
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)),
+        pki.ca_pem,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_address_like_googles_is_fetched_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (acceptor, ca) = tls_acceptor(dir.path());
+    let server = IcsServer::start_with(OPENING, Some(acceptor)).await;
+    assert!(server.url.starts_with("https://127.0.0.1:"));
+    // Without the private CA the certificate is refused, and said so.
+    let s = Setup::start(
+        "2026-01-05T09:00:00Z",
+        calendar(&format!(
+            "id = \"coworking\"\nname = \"Coworking\"\nurl = \"{}\"\nhttp_timeout_s = 5",
+            server.url
+        )),
+    )
+    .await;
+    let refused = wait_for("the TLS error", WAIT, || {
+        s.state()
+            .filter(|st| st.attributes["last_error"].is_string())
+    })
+    .await;
+    let error = refused.attributes["last_error"].as_str().unwrap();
+    assert!(
+        error.contains(&server.url)
+            && error.contains("TLS with 127.0.0.1:")
+            && error.contains("certificate"),
+        "{error}"
+    );
+    assert_eq!(refused.state, "unknown", "no calendar yet");
+    assert_eq!(server.hits(), 0, "no request without a trusted certificate");
+    s.stop().await;
+
+    let s = Setup::start(
+        "2026-01-05T09:00:00Z",
+        calendar(&format!(
+            "id = \"coworking\"\nname = \"Coworking\"\nurl = \"{}\"\nca_file = \"{}\"",
+            server.url,
+            ca.display()
+        )),
+    )
+    .await;
+    let open = wait_for("open from the https feed", WAIT, || {
+        s.state().filter(|st| st.state == "on")
+    })
+    .await;
+    assert_eq!(open.attributes["event"], "Open");
+    assert_eq!(open.attributes["last_error"], Value::Null);
+    assert_eq!(server.hits(), 1);
     s.stop().await;
 }

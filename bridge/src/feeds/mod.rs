@@ -24,7 +24,8 @@
 //!   entities and publish the series to the bridge's
 //!   [`Forecasts`](crate::forecast::Forecasts).
 //! - [`calendar`]: opening hours from an iCalendar feed (`[[calendar]]`),
-//!   parser, recurrence and driver in one folder.
+//!   parser, recurrence and driver in one folder; it fetches `https://`
+//!   too ([`https`]: rustls, the alert webhooks' TLS stack).
 //!
 //! Conventions shared by the parsers: instants are milliseconds since the Unix
 //! epoch (UTC), as in the WIT contract (`wit/controller.wit`); a value that
@@ -34,6 +35,7 @@
 
 pub mod calendar;
 pub mod fetch;
+pub mod https;
 pub mod tariff;
 pub mod tariff_driver;
 pub mod weather;

@@ -11,8 +11,9 @@
 //!   applied, and "open until when".
 //!
 //! The driver (`[[calendar]]` in the config, keys in [`CalendarConfig`])
-//! fetches every `refresh_s` (default 900 s) over the feeds' plain HTTP
-//! client ([`super::fetch`]: `http://` only, see there) or reads `file`.
+//! fetches every `refresh_s` (default 900 s) over HTTP ([`super::fetch`])
+//! or HTTPS ([`super::https`], Mozilla's roots plus `ca_file`), or reads
+//! `file`.
 //! A failed fetch or a payload that does not parse keeps the last good
 //! calendar, logs why and shows it in the `last_error` attribute; retries
 //! start after `retry_s` and double up to `refresh_s`. The state flips
@@ -52,6 +53,7 @@ pub mod schedule;
 
 use super::FeedError;
 use super::fetch::{Backoff, HttpGet, check_url, file_text, sleep_until};
+use super::https::HttpsGet;
 use crate::drivers::DriverContext;
 use crate::entity::{Component, Device, EntitySpec, entity_id_for, format_number};
 use serde::Deserialize;
@@ -74,8 +76,12 @@ pub struct CalendarConfig {
     pub id: String,
     /// Device name shown in Home Assistant.
     pub name: String,
-    /// An http:// address answering `text/calendar` (RFC 5545).
+    /// An http:// or https:// address answering `text/calendar` (RFC
+    /// 5545), e.g. Google Calendar's secret iCal address.
     pub url: Option<String>,
+    /// https: PEM certificate(s) trusted besides Mozilla's roots (a
+    /// private CA).
+    pub ca_file: Option<PathBuf>,
     /// Or a local `.ics` file.
     pub file: Option<PathBuf>,
     /// s between fetches (default 900).
@@ -121,6 +127,15 @@ impl CalendarConfig {
         }
     }
 
+    /// The TLS client for an https:// `url` (reads `ca_file`).
+    fn https(&self) -> Result<HttpsGet, String> {
+        HttpsGet::new(
+            &format!("[[calendar]] `{}`", self.id),
+            self.ca_file.as_deref(),
+            Duration::from_secs_f64(self.http_timeout_s()),
+        )
+    }
+
     fn default_tz(&self) -> Option<jiff::tz::TimeZone> {
         self.timezone.as_deref().and_then(ics::time_zone)
     }
@@ -137,8 +152,29 @@ impl CalendarConfig {
                 ));
             }
             (Some(_), Some(_)) => return Err(format!("{at}: set `url` or `file`, not both")),
+            (Some(url), None) if url.starts_with("https://") => {
+                let parsed = url::Url::parse(url).map_err(|e| {
+                    format!(
+                        "{at} url `{url}` is not a URL ({e}); expected https://host[:port]/path"
+                    )
+                })?;
+                if parsed.host_str().is_none_or(str::is_empty) {
+                    return Err(format!(
+                        "{at} url `{url}`: expected https://host[:port]/path"
+                    ));
+                }
+                self.https()?;
+            }
             (Some(url), None) => check_url(&format!("{at} url"), url)?,
             (None, Some(_)) => {}
+        }
+        if self.ca_file.is_some()
+            && !self
+                .url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+        {
+            return Err(format!("{at} ca_file only applies to an https:// url"));
         }
         super::tariff_driver::range(
             &format!("{at} refresh_s"),
@@ -192,8 +228,13 @@ pub fn parse_feed(cfg: &CalendarConfig, text: &str) -> Result<ics::Calendar, Fee
 
 /// Starts the feed. The config must have been validated.
 pub fn spawn(cfg: CalendarConfig, ctx: &DriverContext) -> anyhow::Result<JoinHandle<()>> {
+    let https = match &cfg.url {
+        Some(u) if u.starts_with("https://") => Some(cfg.https().map_err(anyhow::Error::msg)?),
+        _ => None,
+    };
     let mut feed = CalendarFeed {
         http: HttpGet::new(Duration::from_secs_f64(cfg.http_timeout_s())),
+        https,
         entity: cfg.entity_id(),
         cfg,
         ctx: ctx.clone(),
@@ -252,6 +293,7 @@ struct CalendarFeed {
     cfg: CalendarConfig,
     ctx: DriverContext,
     http: HttpGet,
+    https: Option<HttpsGet>,
     entity: String,
     calendar: Option<ics::Calendar>,
     last_fetch: Option<i64>,
@@ -282,9 +324,11 @@ impl CalendarFeed {
     async fn fetch(&self) -> Result<ics::Calendar, FeedError> {
         let text = match (&self.cfg.url, &self.cfg.file) {
             (Some(url), _) => {
-                self.http
-                    .text(url, "an iCalendar payload (BEGIN:VCALENDAR …)")
-                    .await?
+                let expected = "an iCalendar payload (BEGIN:VCALENDAR …)";
+                match &self.https {
+                    Some(tls) => tls.text(url, expected).await?,
+                    None => self.http.text(url, expected).await?,
+                }
             }
             (None, Some(path)) => file_text(path).await?,
             (None, None) => return Err(FeedError::new(&self.cfg.id, "", "no url or file")),

@@ -282,9 +282,20 @@ fn config_errors_name_the_calendar_and_the_key() {
     let e = cfg("id = \"hours\"\nname = \"H\"\nurl = \"http://x/a.ics\"\nfile = \"a.ics\"")
         .unwrap_err();
     assert!(e.contains("not both"), "{e}");
-    let e = cfg("id = \"hours\"\nname = \"H\"\nurl = \"https://calendar.google.com/calendar/ical/x/private-y/basic.ics\"").unwrap_err();
+    // Google's secret address is https: accepted (rustls, Mozilla's roots).
+    let google = "id = \"hours\"\nname = \"H\"\nurl = \"https://calendar.google.com/calendar/ical/x%40group.calendar.google.com/private-y/basic.ics\"";
+    assert!(cfg(google).is_ok());
+    let e = cfg(&format!("{google}\nca_file = \"/nonexistent/ca.pem\"")).unwrap_err();
     assert!(
-        e.contains("[[calendar]] `hours` url") && e.contains("no TLS client"),
+        e.starts_with("[[calendar]] `hours` ca_file /nonexistent/ca.pem:"),
+        "{e}"
+    );
+    let e =
+        cfg("id = \"hours\"\nname = \"H\"\nfile = \"a.ics\"\nca_file = \"ca.pem\"").unwrap_err();
+    assert!(e.contains("ca_file only applies to an https:// url"), "{e}");
+    let e = cfg("id = \"hours\"\nname = \"H\"\nurl = \"ftp://x/a.ics\"").unwrap_err();
+    assert!(
+        e.contains("[[calendar]] `hours` url") && e.contains("expected an http://"),
         "{e}"
     );
     let e = cfg("id = \"hours\"\nname = \"H\"\nfile = \"a.ics\"\nrefresh_s = 0").unwrap_err();

@@ -29,7 +29,8 @@
 
 use crate::discovery::DiscoveryMode;
 use crate::drivers::{
-    shelly::ShellyConfig, tasmota_ir::IrAcConfig, tasmota_strip::TasmotaStripConfig,
+    shelly::ShellyConfig, shelly_pro4pm::ShellyPro4pmConfig, tasmota_ir::IrAcConfig,
+    tasmota_strip::TasmotaStripConfig,
 };
 use crate::feeds::{tariff_driver::TariffConfig, weather_driver::WeatherConfig};
 use crate::plugins::{DirectoryConfig, PluginConfig};
@@ -58,6 +59,10 @@ pub struct Config {
     /// behaviour in [`crate::drivers::tasmota_strip`]).
     #[serde(default)]
     pub tasmota_strip: Vec<TasmotaStripConfig>,
+    /// Shelly Pro 4PM metered strips (keys in [`ShellyPro4pmConfig`],
+    /// behaviour in [`crate::drivers::shelly_pro4pm`]).
+    #[serde(default)]
+    pub shelly_pro4pm: Vec<ShellyPro4pmConfig>,
     #[serde(default, rename = "plugin")]
     pub plugins: Vec<PluginConfig>,
     /// The plugin directory (`<data-dir>/plugins`) and its watch.
@@ -270,7 +275,8 @@ impl Config {
             .iter()
             .map(|s| &s.id)
             .chain(self.ir_ac.iter().map(|a| &a.id))
-            .chain(self.tasmota_strip.iter().map(|s| &s.id));
+            .chain(self.tasmota_strip.iter().map(|s| &s.id))
+            .chain(self.shelly_pro4pm.iter().map(|s| &s.id));
         for id in device_ids {
             hearth_node_core::validate_node_id(id)
                 .map_err(|e| anyhow::anyhow!("device id `{id}`: {e}"))?;
@@ -305,6 +311,9 @@ impl Config {
             );
         }
         for strip in &self.tasmota_strip {
+            strip.validate().map_err(anyhow::Error::msg)?;
+        }
+        for strip in &self.shelly_pro4pm {
             strip.validate().map_err(anyhow::Error::msg)?;
         }
         for s in &self.shelly {

@@ -37,6 +37,7 @@ mod restore;
 mod retained;
 mod scaffold;
 mod scripting;
+mod shelly_pro4pm;
 mod signals;
 mod simulate;
 mod takeover;

@@ -8,6 +8,8 @@
 //! - [`shelly`]: Shelly Gen2+ plugs over HTTP JSON-RPC.
 //! - [`tasmota_strip`]: Tasmota multi-relay metered strips over MQTT
 //!   (`POWER<n>`, `ENERGY` per channel or one total).
+//! - [`shelly_pro4pm`]: Shelly Pro 4PM metered 4-relay strips over Gen2 RPC
+//!   (HTTP polling or MQTT `NotifyStatus`).
 //! - [`crate::feeds::tariff_driver`] and [`crate::feeds::weather_driver`]:
 //!   the `[tariff]` and `[weather]` feeds (HTTP polling into entities and
 //!   the plugins' forecast series); they live beside their parsers, as does
@@ -16,6 +18,7 @@
 pub mod esp32_node;
 pub mod retained;
 pub mod shelly;
+pub mod shelly_pro4pm;
 pub mod tasmota_ir;
 pub mod tasmota_strip;
 
@@ -58,6 +61,9 @@ pub fn start(config: &Config, ctx: &DriverContext) -> anyhow::Result<Vec<JoinHan
     }
     for strip in &config.tasmota_strip {
         tasks.push(tasmota_strip::spawn(strip.clone(), ctx)?);
+    }
+    for strip in &config.shelly_pro4pm {
+        tasks.push(shelly_pro4pm::spawn(strip.clone(), ctx)?);
     }
     if let Some(tariff) = &config.tariff {
         tasks.push(crate::feeds::tariff_driver::spawn(tariff.clone(), ctx)?);

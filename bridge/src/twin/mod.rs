@@ -9,6 +9,7 @@
 //! | ESP32 sensor node (temperature, humidity, RSSI, uptime) | MQTT, `hearth-node/<id>/…` ([`hearth_node_core`]) | [`node_sim`] |
 //! | Tasmota IR bridge driving the split AC | MQTT, `cmnd/<topic>/IRhvac` → `stat/<topic>/RESULT` | [`tasmota_sim`] |
 //! | Tasmota multi-relay metered power strip (relays, per-outlet loads, `ENERGY` per channel or total, LWT; no breaker model yet) | MQTT, `cmnd/<topic>/POWER<n>` → `stat/<topic>/RESULT`, `tele/<topic>/SENSOR` | [`tasmota_strip_sim`] |
+//! | Shelly Pro 4PM, 4 metered relays (settable loads, per-outlet supply cut for a breaker model) | HTTP RPC on 127.0.0.1 and MQTT RPC (`<prefix>/rpc`, `NotifyStatus` on `<prefix>/events/rpc`, `<prefix>/online`) | [`shelly_pro4pm_sim`] |
 //! | Shelly Plus Plug S feeding the AC | HTTP JSON-RPC (Gen2 API) on 127.0.0.1 | [`shelly_sim`] |
 //! | Tempo colours, Open-Meteo forecast, spot prices (the feeds' sources) | HTTP JSON on 127.0.0.1 (api-couleur-tempo.fr, RTE, Open-Meteo shapes) | [`feeds_sim`] |
 //! | The server room's knobs (outdoor temperature, IT load), not a device | MQTT, `hearth-twin/server-room/set` | [`controls`] |
@@ -41,6 +42,7 @@ pub mod node_sim;
 pub mod plant;
 pub mod room;
 pub mod server_room;
+pub mod shelly_pro4pm_sim;
 pub mod shelly_sim;
 pub mod tasmota_sim;
 pub mod tasmota_strip_sim;

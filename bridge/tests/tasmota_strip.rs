@@ -1,6 +1,7 @@
 //! The Tasmota metered strip driver against the strip's twin on the
 //! embedded broker: switching through the service router, per-outlet and
-//! total-only meters, the strip going offline, malformed telemetry.
+//! total-only meters, the strip going offline, malformed telemetry, the
+//! strip's breaker tripping.
 
 use crate::common;
 
@@ -9,6 +10,7 @@ use hearth::app::Bridge;
 use hearth::drivers::tasmota_strip::{MeterMode, TasmotaStripConfig};
 use hearth::entity::{CallSource, ServiceCall};
 use hearth::shutdown::{self, ShutdownTrigger};
+use hearth::twin::breaker::{BreakerSpec, TripReason};
 use hearth::twin::tasmota_strip_sim::{self, SimMeter, StripSim, StripSimConfig};
 use serde_json::Map;
 use std::time::Duration;
@@ -24,6 +26,11 @@ struct Rig {
 
 /// A bridge with one strip `strip1` (topic `strip1`), and its twin.
 async fn rig(meter: MeterMode, loads_w: &[f64]) -> Rig {
+    rig_with_breaker(meter, loads_w, None).await
+}
+
+/// [`rig`], the twin strip behind its own `breaker`.
+async fn rig_with_breaker(meter: MeterMode, loads_w: &[f64], breaker: Option<BreakerSpec>) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let cfg = TasmotaStripConfig {
         id: "strip1".into(),
@@ -49,9 +56,12 @@ async fn rig(meter: MeterMode, loads_w: &[f64]) -> Rig {
                 MeterMode::Total => SimMeter::Total,
             },
             tele_period_s: 0.2,
+            breaker,
+            circuit: None,
         },
         off,
-    );
+    )
+    .expect("the strip joins its circuit tree");
     Rig {
         bridge,
         strip,
@@ -269,4 +279,42 @@ async fn a_malformed_sensor_payload_is_logged_and_ignored() {
     wait_state(b, "sensor.strip1_outlet1_energy", "2").await;
     assert_eq!(common::panics_since(panics), Vec::<String>::new());
     r.bridge.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tripped_strip_breaker_cuts_its_outlets_and_the_meters_read_zero() {
+    // 12 kW at 230 V = 52 A on a B10: over 5·In, the magnetic trip.
+    let r = rig_with_breaker(
+        MeterMode::PerOutlet,
+        &[52.0, 12_000.0],
+        Some(BreakerSpec::b(10.0)),
+    )
+    .await;
+    let b = &r.bridge;
+    // The twin has answered the driver's first query: it is subscribed.
+    wait_state(b, "switch.strip1_outlet1", "off").await;
+    switch(b, "turn_on", "switch.strip1_outlet1").await;
+    wait_state(b, "sensor.strip1_outlet1_power", "52").await;
+    switch(b, "turn_on", "switch.strip1_outlet2").await;
+    wait_state(b, "switch.strip1_outlet2", "on").await;
+    // Both outlets cut; the relays, and HA's switches, stay on.
+    wait_state(b, "sensor.strip1_outlet1_power", "0").await;
+    wait_state(b, "sensor.strip1_outlet2_current", "0").await;
+    assert_eq!(b.store.get("switch.strip1_outlet1").unwrap().state, "on");
+    assert!(r.strip.relay(1) && r.strip.cut(1) && r.strip.cut(2));
+    let trips = r.strip.breaker_trips();
+    assert_eq!(trips.len(), 1, "{trips:?}");
+    assert_eq!(trips[0].1.reason, TripReason::Magnetic);
+    // The big load off, the breaker reset: outlet 1 draws again. Wait for
+    // the twin's relay, not HA's switch: a reset before the twin opens it
+    // would meet the 52 A again and trip at once.
+    switch(b, "turn_off", "switch.strip1_outlet2").await;
+    let strip = r.strip.clone();
+    wait_for("twin relay 2 open", WAIT, || {
+        (!strip.relay(2)).then_some(())
+    })
+    .await;
+    r.strip.reset_breaker();
+    wait_state(b, "sensor.strip1_outlet1_power", "52").await;
+    r.strip_power.trigger();
 }

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | ESP32 sensor node (temperature, humidity, RSSI, uptime) | MQTT, `hearth-node/<id>/…` ([`hearth_node_core`]) | [`node_sim`] |
 //! | Tasmota IR bridge driving the split AC | MQTT, `cmnd/<topic>/IRhvac` → `stat/<topic>/RESULT` | [`tasmota_sim`] |
-//! | Tasmota multi-relay metered power strip (relays, per-outlet loads, `ENERGY` per channel or total, LWT; no breaker model yet) | MQTT, `cmnd/<topic>/POWER<n>` → `stat/<topic>/RESULT`, `tele/<topic>/SENSOR` | [`tasmota_strip_sim`] |
+//! | Tasmota multi-relay metered power strip (relays, per-outlet loads, `ENERGY` per channel or total, LWT, optional breaker) | MQTT, `cmnd/<topic>/POWER<n>` → `stat/<topic>/RESULT`, `tele/<topic>/SENSOR` | [`tasmota_strip_sim`] |
 //! | Shelly Pro 4PM, 4 metered relays (settable loads, per-outlet supply cut for a breaker model) | HTTP RPC on 127.0.0.1 and MQTT RPC (`<prefix>/rpc`, `NotifyStatus` on `<prefix>/events/rpc`, `<prefix>/online`) | [`shelly_pro4pm_sim`] |
 //! | Shelly Plus Plug S feeding the AC | HTTP JSON-RPC (Gen2 API) on 127.0.0.1 | [`shelly_sim`] |
 //! | Tempo colours, Open-Meteo forecast, spot prices (the feeds' sources) | HTTP JSON on 127.0.0.1 (api-couleur-tempo.fr, RTE, Open-Meteo shapes) | [`feeds_sim`] |
@@ -27,6 +27,10 @@
 //! tests of RC_BuildingSimulator) with a valve-driven [`building::Heater`],
 //! steppable at any Δt ≤ 1 h: the plant for MPC heating studies.
 //!
+//! Strips hang in a [`circuit`] tree of IEC 60898-1 [`breaker`]s (thermal
+//! inverse-time with memory, magnetic instantaneous by B/C/D curve): a
+//! breaker held over its curve trips and cuts every outlet below it.
+//!
 //! The twin shares nothing with the bridge but the [`Clock`](crate::clock::Clock):
 //! all durations are simulated time, so a demo can run a day in a minute.
 //! [`server_room::ServerRoomTwin::start`] wires everything and hands back a
@@ -34,7 +38,9 @@
 //! fault injection).
 
 pub mod batch;
+pub mod breaker;
 pub mod building;
+pub mod circuit;
 pub mod controls;
 pub mod feeds_sim;
 pub mod house;

@@ -24,8 +24,18 @@
 //! Simplifications: loads are resistive (power factor 1, so
 //! `ApparentPower` = `Power`, `ReactivePower` 0), each outlet's load is a
 //! constant set by the test (no charger curve), the mains voltage is
-//! constant, `Time` is omitted. There is no breaker model yet: any load
-//! flows whatever its current (issue 14 asks for one; not built).
+//! constant, `Time` is omitted.
+//!
+//! Breakers: with [`StripSimConfig::breaker`] the strip has its own
+//! IEC 60898-1 breaker ([`breaker`](super::breaker)), and with
+//! [`StripSimConfig::circuit`] it hangs under a circuit shared with other
+//! strips ([`circuit`](super::circuit)). Each outlet's demand is its load
+//! over the voltage while its relay is on; when a breaker above it trips,
+//! the outlet reads 0 W / 0 A and counts no energy from the trip's
+//! moment, its relay unchanged, until the breaker is reset. The trip is
+//! logged (`twin breaker `<topic>` tripped …`) and readable through
+//! [`StripSim::cut`] and [`StripSim::breaker_trips`]. Without either, any
+//! load flows whatever its current.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,6 +44,10 @@ use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
 
+use super::breaker::BreakerSpec;
+use super::circuit::{
+    CircuitError, CircuitSlot, CircuitTree, NodeId, OutletId, SharedCircuits, TripEvent,
+};
 use crate::clock::Clock;
 use crate::shutdown::Shutdown;
 
@@ -63,6 +77,54 @@ pub struct StripSimConfig {
     /// s of simulated time between `tele/` reports (Tasmota's `TelePeriod`,
     /// 300 s by default; tests use less).
     pub tele_period_s: f64,
+    /// The strip's own breaker (a node named `<topic>` in the tree);
+    /// `None`: no breaker of its own.
+    pub breaker: Option<BreakerSpec>,
+    /// The circuit the strip hangs under, shared with other devices;
+    /// `None`: the strip's breaker (if any) is a root. Its outlets are
+    /// named `<topic>/<n>` in the tree.
+    pub circuit: Option<CircuitSlot>,
+}
+
+/// The strip's place in a circuit tree.
+#[derive(Debug)]
+struct Supply {
+    circuits: SharedCircuits,
+    /// The strip's own breaker, if it has one.
+    breaker: Option<NodeId>,
+    /// One per outlet, outlet 1 first.
+    outlets: Vec<OutletId>,
+}
+
+impl Supply {
+    /// Registers the strip's breaker and outlets; `None` when the strip has
+    /// neither a breaker nor a circuit.
+    fn attach(cfg: &StripSimConfig) -> Result<Option<Supply>, CircuitError> {
+        let (circuits, parent) = match (&cfg.circuit, cfg.breaker) {
+            (None, None) => return Ok(None),
+            (Some(slot), _) => (slot.circuits.clone(), Some(slot.parent)),
+            (None, Some(_)) => (SharedCircuits::new(CircuitTree::new()), None),
+        };
+        circuits.with(|tree| {
+            let breaker = match cfg.breaker {
+                Some(spec) => Some(tree.add_circuit(&cfg.topic, parent, spec)?),
+                None => None,
+            };
+            let node = breaker
+                .or(parent)
+                .ok_or_else(|| CircuitError::UnknownNode {
+                    name: cfg.topic.clone(),
+                })?;
+            let outlets = (1..=cfg.loads_w.len())
+                .map(|n| tree.add_outlet(&format!("{}/{n}", cfg.topic), node))
+                .collect::<Result<_, _>>()?;
+            Ok(Some(Supply {
+                circuits: circuits.clone(),
+                breaker,
+                outlets,
+            }))
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -73,22 +135,56 @@ struct SimState {
     energy_kwh: Vec<f64>,
     /// Sim ms of the last energy integration.
     integrated_ms: i64,
+    voltage_v: f64,
+    supply: Option<Supply>,
 }
 
 impl SimState {
-    /// Energy counted up to `now_ms` at the present loads.
+    /// Energy counted up to `now_ms` at the present loads, each outlet up
+    /// to the moment a breaker cut it.
     fn integrate(&mut self, now_ms: i64) {
-        let hours = (now_ms - self.integrated_ms).max(0) as f64 / 3_600_000.0;
         for i in 0..self.relays.len() {
-            if self.relays[i] {
-                self.energy_kwh[i] += self.loads_w[i] * hours / 1000.0;
+            if !self.relays[i] {
+                continue;
             }
+            let live_until = match self.cut_since_ms(i, now_ms) {
+                Some(cut) => cut.clamp(self.integrated_ms, now_ms),
+                None => now_ms,
+            };
+            let hours = (live_until - self.integrated_ms).max(0) as f64 / 3_600_000.0;
+            self.energy_kwh[i] += self.loads_w[i] * hours / 1000.0;
         }
-        self.integrated_ms = now_ms;
+        self.integrated_ms = self.integrated_ms.max(now_ms);
     }
 
-    fn power_w(&self, i: usize) -> f64 {
-        if self.relays[i] { self.loads_w[i] } else { 0.0 }
+    /// Since when a breaker has cut outlet `i` (0-based), advancing the
+    /// circuits to `now_ms`; `None`: live (or no breakers at all).
+    fn cut_since_ms(&self, i: usize, now_ms: i64) -> Option<i64> {
+        let s = self.supply.as_ref()?;
+        s.circuits.cut_since_ms(*s.outlets.get(i)?, now_ms)
+    }
+
+    /// W outlet `i` draws at `now_ms`.
+    fn power_w(&self, i: usize, now_ms: i64) -> f64 {
+        if self.relays[i] && self.cut_since_ms(i, now_ms).is_none() {
+            self.loads_w[i]
+        } else {
+            0.0
+        }
+    }
+
+    /// Tells the circuits what each outlet draws from `now_ms` on; call
+    /// after `integrate(now_ms)` and the change.
+    fn push_demands(&self, now_ms: i64) {
+        let Some(s) = &self.supply else { return };
+        for (i, outlet) in s.outlets.iter().enumerate() {
+            let amps = if self.relays[i] {
+                self.loads_w[i] / self.voltage_v
+            } else {
+                0.0
+            };
+            s.circuits.set_demand(*outlet, amps, now_ms);
+        }
     }
 }
 
@@ -117,6 +213,47 @@ impl StripSim {
         if let Some(l) = s.loads_w.get_mut(n - 1) {
             *l = watts;
         }
+        s.push_demands(now);
+    }
+
+    /// Whether a breaker (the strip's or a circuit's above it) cuts outlet
+    /// `n` (1-based) now.
+    pub fn cut(&self, n: usize) -> bool {
+        let now = self.clock.now_ms();
+        n >= 1 && self.lock().cut_since_ms(n - 1, now).is_some()
+    }
+
+    /// The trips of the strip's own breaker so far, with their sim ms.
+    pub fn breaker_trips(&self) -> Vec<(i64, TripEvent)> {
+        let now = self.clock.now_ms();
+        let s = self.lock();
+        let Some(Supply {
+            circuits,
+            breaker: Some(node),
+            ..
+        }) = &s.supply
+        else {
+            return Vec::new();
+        };
+        let mut trips = circuits.trips(now);
+        trips.retain(|(_, e)| e.node == *node);
+        trips
+    }
+
+    /// Closes the strip's own breaker (no-op without one). A circuit above
+    /// is reset through its [`SharedCircuits`].
+    pub fn reset_breaker(&self) {
+        let now = self.clock.now_ms();
+        let mut s = self.lock();
+        s.integrate(now);
+        if let Some(Supply {
+            circuits,
+            breaker: Some(node),
+            ..
+        }) = &s.supply
+        {
+            circuits.reset(*node, now);
+        }
     }
 
     /// kWh outlet `n` has delivered.
@@ -125,31 +262,42 @@ impl StripSim {
     }
 }
 
-/// Connects the strip and runs it until `shutdown`.
+impl StripSim {
+    /// The strip at rest (relays off), registered in its circuits.
+    fn new(clock: Clock, cfg: &StripSimConfig) -> Result<Self, CircuitError> {
+        let outlets = cfg.loads_w.len();
+        Ok(StripSim {
+            state: Arc::new(Mutex::new(SimState {
+                relays: vec![false; outlets],
+                loads_w: cfg.loads_w.clone(),
+                energy_kwh: vec![0.0; outlets],
+                integrated_ms: clock.now_ms(),
+                voltage_v: cfg.voltage_v,
+                supply: Supply::attach(cfg)?,
+            })),
+            clock,
+        })
+    }
+}
+
+/// Connects the strip and runs it until `shutdown`. Fails when the strip
+/// cannot join its circuit tree (its topic already names a node there, or
+/// the parent is not in it).
 pub fn spawn(
     clock: Clock,
     mqtt_host: &str,
     mqtt_port: u16,
     cfg: StripSimConfig,
     shutdown: Shutdown,
-) -> (StripSim, JoinHandle<()>) {
-    let outlets = cfg.loads_w.len();
-    let sim = StripSim {
-        state: Arc::new(Mutex::new(SimState {
-            relays: vec![false; outlets],
-            loads_w: cfg.loads_w.clone(),
-            energy_kwh: vec![0.0; outlets],
-            integrated_ms: clock.now_ms(),
-        })),
-        clock,
-    };
+) -> Result<(StripSim, JoinHandle<()>), CircuitError> {
+    let sim = StripSim::new(clock, &cfg)?;
     let lwt = format!("tele/{}/LWT", cfg.topic);
     let mut opts = MqttOptions::new(cfg.client_id.clone(), mqtt_host, mqtt_port);
     opts.set_keep_alive(Duration::from_secs(5));
     opts.set_last_will(LastWill::new(&lwt, "Offline", QoS::AtLeastOnce, true));
     let (client, eventloop) = AsyncClient::new(opts, 64);
     let task = tokio::spawn(run(sim.clone(), cfg, client, eventloop, shutdown));
-    (sim, task)
+    Ok((sim, task))
 }
 
 async fn run(
@@ -254,6 +402,7 @@ fn answer(sim: &StripSim, topic: &str, command: &str, payload: &[u8]) -> Vec<(St
             _ => current, // empty (a query) or unrecognised: report only
         };
         s.relays[n - 1] = next;
+        s.push_demands(now);
         next
     };
     let key = format!("POWER{n}");
@@ -299,7 +448,7 @@ pub(crate) fn energy_object(sim: &StripSim, meter: SimMeter, voltage_v: f64) -> 
     let mut s = sim.lock();
     s.integrate(now);
     let n = s.relays.len();
-    let power: Vec<f64> = (0..n).map(|i| s.power_w(i)).collect();
+    let power: Vec<f64> = (0..n).map(|i| s.power_w(i, now)).collect();
     let current: Vec<f64> = power.iter().map(|p| p / voltage_v).collect();
     let total = s.energy_kwh.clone();
     let voltage = voltage_v.round();
@@ -337,17 +486,21 @@ pub(crate) fn energy_object(sim: &StripSim, meter: SimMeter, voltage_v: f64) -> 
 mod tests {
     use super::*;
 
-    fn sim(loads: &[f64]) -> StripSim {
-        let clock = Clock::simulated_from(0, 1.0);
-        StripSim {
-            state: Arc::new(Mutex::new(SimState {
-                relays: vec![false; loads.len()],
-                loads_w: loads.to_vec(),
-                energy_kwh: vec![0.0; loads.len()],
-                integrated_ms: clock.now_ms(),
-            })),
-            clock,
+    fn config(topic: &str, loads: &[f64]) -> StripSimConfig {
+        StripSimConfig {
+            topic: topic.into(),
+            client_id: topic.into(),
+            loads_w: loads.to_vec(),
+            voltage_v: 230.0,
+            meter: SimMeter::PerChannel,
+            tele_period_s: 10.0,
+            breaker: None,
+            circuit: None,
         }
+    }
+
+    fn sim(loads: &[f64]) -> StripSim {
+        StripSim::new(Clock::simulated_from(0, 1.0), &config("t", loads)).unwrap()
     }
 
     #[test]
@@ -389,5 +542,87 @@ mod tests {
         let e = energy_object(&s, SimMeter::Total, 230.0);
         assert_eq!(e["Power"], json!(57.0));
         assert_eq!(e["Voltage"], json!(230.0));
+    }
+
+    const T0: i64 = 1_000_000;
+
+    #[test]
+    fn an_overloaded_strip_trips_its_breaker_and_reads_zero() {
+        let (clock, time) = Clock::manual(T0);
+        let mut cfg = config("s", &[1495.0, 1495.0]);
+        cfg.breaker = Some(BreakerSpec::b(10.0));
+        let s = StripSim::new(clock, &cfg).unwrap();
+        answer(&s, "s", "POWER1", b"ON");
+        answer(&s, "s", "POWER2", b"ON");
+        // 2 × 6.5 A = 13.0 A on a B10 (1.30·In): τ·ln(1.69 / (1.69 − 1.44)) = 344 s.
+        time.set(T0 + 300_000);
+        assert!(!s.cut(1));
+        assert_eq!(
+            energy_object(&s, SimMeter::PerChannel, 230.0)["Power"],
+            json!([1495.0, 1495.0])
+        );
+        time.set(T0 + 400_000);
+        assert!(s.cut(1) && s.cut(2));
+        assert!(s.relay(1) && s.relay(2), "relays keep their state");
+        let e = energy_object(&s, SimMeter::Total, 230.0);
+        assert_eq!(
+            (e["Power"].clone(), e["Current"].clone()),
+            (json!(0.0), json!(0.0))
+        );
+        let trips = s.breaker_trips();
+        assert_eq!(trips.len(), 1);
+        assert!((trips[0].0 - T0 - 344_000).abs() < 1000, "{trips:?}");
+        // Energy stops at the trip: 1.495 kW for 344 s.
+        assert!(
+            (s.energy_kwh(1) - 1.495 * 344.0 / 3600.0).abs() < 0.001,
+            "{}",
+            s.energy_kwh(1)
+        );
+        // One outlet off, reset: 6.5 A flows and holds.
+        answer(&s, "s", "POWER2", b"OFF");
+        s.reset_breaker();
+        time.set(T0 + 4_000_000);
+        assert!(!s.cut(1));
+        assert_eq!(
+            energy_object(&s, SimMeter::Total, 230.0)["Power"],
+            json!(1495.0)
+        );
+    }
+
+    #[test]
+    fn a_shared_circuit_trips_and_cuts_both_strips() {
+        let (clock, time) = Clock::manual(T0);
+        let circuits = SharedCircuits::new(CircuitTree::new());
+        let root = circuits
+            .with(|t| t.add_circuit("circuit", None, BreakerSpec::b(16.0)))
+            .unwrap();
+        let strip = |topic: &str| {
+            let mut cfg = config(topic, &[2300.0]);
+            cfg.breaker = Some(BreakerSpec::b(16.0));
+            cfg.circuit = Some(CircuitSlot {
+                circuits: circuits.clone(),
+                parent: root,
+            });
+            let s = StripSim::new(clock, &cfg).unwrap();
+            answer(&s, topic, "POWER1", b"ON");
+            s
+        };
+        let (a, b) = (strip("a"), strip("b"));
+        // Each strip 10 A on its B16; together 20 A on the circuit's B16.
+        time.set(T0 + 600_000);
+        assert!(a.cut(1) && b.cut(1));
+        assert!(
+            a.breaker_trips().is_empty(),
+            "the strips' own breakers hold"
+        );
+        assert!(circuits.tripped(root, T0 + 600_000));
+        // The same name twice in one tree is refused.
+        let mut dup = config("a", &[1.0]);
+        dup.circuit = Some(CircuitSlot {
+            circuits: circuits.clone(),
+            parent: root,
+        });
+        let err = StripSim::new(clock, &dup).err().expect("refused");
+        assert!(err.to_string().contains("`a/1`"), "{err}");
     }
 }

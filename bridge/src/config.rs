@@ -9,7 +9,7 @@
 //! [tariff]
 //! kind = "tempo"                # "tempo" | "tou" | "spot"
 //! source = "couleur-tempo"      # tempo: "couleur-tempo" (jourTempo API) | "rte" (calendar JSON at `url`)
-//! url = "http://127.0.0.1:8088/api"  # http:// only: this build has no TLS client
+//! url = "http://127.0.0.1:8088/api"  # http:// or https:// (rustls, Mozilla's roots); default: the public API
 //! poll_interval_s = 3600        # s; failures retry after retry_s (60), doubling
 //! unknown_colour = "white"      # price of days not yet published: blue | white | red | none
 //! [tariff.prices]               # €/kWh TTC, any of the six (defaults: regulated prices 2025-08-01)

@@ -1,16 +1,10 @@
-//! What the feed drivers share: plain HTTP GETs (hyper's client over
-//! hyper-util's `HttpConnector`), file reads, retry backoff and the
-//! clock-aware wait.
-//!
-//! TLS: the bridge's dependency set has no TLS client (no rustls, no
-//! hyper-rustls/hyper-tls), so only `http://` URLs can be fetched. The
-//! public APIs (api-couleur-tempo.fr, Open-Meteo) are `https://`: until a
-//! TLS connector is added, point the feeds at an `http://` address (a local
-//! caching proxy, or the twin's [`crate::twin::feeds_sim`]). [`check_url`]
-//! refuses `https://` at config load with that advice rather than failing
-//! at every poll.
+//! What the feed drivers share: HTTP GETs (hyper's client over
+//! hyper-util's `HttpConnector` for `http://`, [`super::https`]'s rustls
+//! client with Mozilla's roots for `https://`), file reads, retry backoff
+//! and the clock-aware wait.
 
 use super::FeedError;
+use super::https::HttpsGet;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
@@ -26,31 +20,27 @@ pub const MAX_BODY: usize = 8 * 1024 * 1024;
 /// whose sleeps return at once (a manual clock) cannot spin a core.
 const MIN_WAIT: Duration = Duration::from_millis(5);
 
-/// Checks a feed URL from the config: `http://host[:port]/…`. `key` names
-/// the config key in the error (`[tariff] url`).
+/// Checks a feed URL from the config: `http://` or `https://host[:port]/…`.
+/// `key` names the config key in the error (`[tariff] url`).
 pub fn check_url(key: &str, url: &str) -> Result<(), String> {
-    if url.starts_with("https://") {
-        return Err(format!(
-            "{key} `{url}` is https, which this build cannot fetch: it has no TLS client \
-             (only hyper-util's plain HttpConnector; see README \"Tariff and weather feeds\"). \
-             Expected an http:// URL, e.g. a local caching proxy in front of the API"
-        ));
-    }
     let parsed = url::Url::parse(url).map_err(|e| {
-        format!("{key} `{url}` is not a URL ({e}); expected http://host[:port]/path")
+        format!("{key} `{url}` is not a URL ({e}); expected http(s)://host[:port]/path")
     })?;
-    if parsed.scheme() != "http" || parsed.host_str().is_none_or(str::is_empty) {
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty)
+    {
         return Err(format!(
-            "{key} `{url}`: expected an http://host[:port]/path URL"
+            "{key} `{url}`: expected an http(s)://host[:port]/path URL"
         ));
     }
     Ok(())
 }
 
-/// A small HTTP/1 GET client with a per-request wall-time timeout.
+/// A small HTTP/1 GET client with a per-request wall-time timeout;
+/// `https://` URLs go through [`HttpsGet`] (Mozilla's roots).
 #[derive(Clone)]
 pub struct HttpGet {
     client: Client<HttpConnector, Empty<Bytes>>,
+    https: HttpsGet,
     timeout: Duration,
 }
 
@@ -58,6 +48,7 @@ impl HttpGet {
     pub fn new(timeout: Duration) -> Self {
         HttpGet {
             client: Client::builder(TokioExecutor::new()).build_http(),
+            https: HttpsGet::with_public_roots(timeout),
             timeout,
         }
     }
@@ -66,6 +57,9 @@ impl HttpGet {
     /// what the answer should hold, for the error of a non-200 status.
     /// Every error names the URL.
     pub async fn text(&self, url: &str, expected: &str) -> Result<String, FeedError> {
+        if url.starts_with("https://") {
+            return self.https.text(url, expected).await;
+        }
         let err = |reason: String| FeedError::new(&format!("GET {url}"), "", reason);
         let uri: hyper::Uri = url
             .parse()
@@ -194,20 +188,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_must_be_plain_http() {
+    fn urls_must_be_http_or_https() {
         assert!(check_url("[tariff] url", "http://127.0.0.1:8080/api").is_ok());
-        let e = check_url("[tariff] url", "https://www.api-couleur-tempo.fr/api").unwrap_err();
+        assert!(check_url("[tariff] url", "https://www.api-couleur-tempo.fr/api").is_ok());
+        let e = check_url("[weather] url", "ftp://x/y").unwrap_err();
         assert!(
-            e.contains("no TLS client") && e.contains("[tariff] url"),
+            e.contains("[weather] url") && e.contains("expected an http(s)://"),
             "{e}"
         );
-        let e = check_url("[weather] url", "ftp://x/y").unwrap_err();
-        assert!(e.contains("expected an http://"), "{e}");
         assert!(
             check_url("k", "not a url")
                 .unwrap_err()
                 .contains("is not a URL")
         );
+    }
+
+    #[tokio::test]
+    async fn https_urls_go_through_tls() {
+        // A plain TCP server that answers nothing TLS can use: the error
+        // must come from the TLS handshake (hyper's plain connector would
+        // refuse the scheme instead, before connecting).
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            if let Ok((mut s, _)) = listener.accept().await {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\n\r\nplain").await;
+            }
+        });
+        let url = format!("https://127.0.0.1:{port}/feed");
+        let e = HttpGet::new(Duration::from_secs(5))
+            .text(&url, "JSON")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&url), "{e}");
+        assert!(!e.contains("scheme is not http"), "{e}");
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! library). One connection per request: feeds poll every few minutes.
 //!
 //! Written for the calendar feed (Google Calendar's secret iCal address is
-//! https only); [`super::fetch::HttpGet`] stays the plain-http client of
-//! the tariff and weather feeds. Redirects are not followed (the status is
-//! reported).
+//! https only, with an optional private CA); [`super::fetch::HttpGet`]
+//! hands it the tariff and weather feeds' `https://` URLs (the public
+//! APIs). Redirects are not followed (the status is reported).
 
 use super::FeedError;
 use super::fetch::MAX_BODY;
@@ -27,6 +27,12 @@ pub struct HttpsGet {
 }
 
 impl HttpsGet {
+    /// Mozilla's roots only (the public feed APIs). Cannot fail: only a
+    /// `ca_file` can be wrong, and ring's defaults always build.
+    pub fn with_public_roots(timeout: Duration) -> Self {
+        Self::new("feed", None, timeout).expect("rustls with ring's default protocol versions")
+    }
+
     /// `ca_file`: PEM certificate(s) trusted besides Mozilla's roots.
     /// `key` names the config key in errors (`[[calendar]] \`hours\``).
     pub fn new(key: &str, ca_file: Option<&Path>, timeout: Duration) -> Result<Self, String> {

@@ -123,7 +123,7 @@ pub struct TariffConfig {
     /// tempo: where colours come from (default `couleur-tempo`).
     pub source: Option<TempoSource>,
     /// tempo/couleur-tempo: the API root (default [`COULEUR_TEMPO_URL`]);
-    /// tempo/rte: the calendar URL; spot: the price list URL. http:// only.
+    /// tempo/rte: the calendar URL; spot: the price list URL. http:// or https://.
     pub url: Option<String>,
     /// spot: read the price list from this file instead of `url`.
     pub file: Option<PathBuf>,
@@ -756,13 +756,10 @@ mod tests {
     }
 
     #[test]
-    fn tempo_config_needs_plain_http_and_takes_price_overrides() {
-        let e = cfg("kind = \"tempo\"").unwrap_err();
-        assert!(
-            e.contains("[tariff] url (default for source = \"couleur-tempo\")")
-                && e.contains("no TLS client"),
-            "{e}"
-        );
+    fn tempo_config_takes_the_public_https_api_and_price_overrides() {
+        cfg("kind = \"tempo\"").expect("the default https:// source is accepted");
+        let e = cfg("kind = \"tempo\"\nurl = \"ftp://127.0.0.1/api\"").unwrap_err();
+        assert!(e.contains("expected an http(s)://host[:port]/path URL"), "{e}");
         let c = cfg("kind = \"tempo\"\nurl = \"http://127.0.0.1:9/api\"\n[prices]\nred_hp = 0.8\n")
             .unwrap();
         assert_eq!(c.prices.unwrap().red_hp, 0.8);

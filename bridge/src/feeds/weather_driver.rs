@@ -58,7 +58,7 @@ pub struct WeatherConfig {
     pub latitude: f64,
     /// ° east, −180…180.
     pub longitude: f64,
-    /// The forecast endpoint (default [`OPEN_METEO_URL`]); http:// only.
+    /// The forecast endpoint (default [`OPEN_METEO_URL`]); http:// or https://.
     pub url: Option<String>,
     /// s between polls (default 3600; Open-Meteo updates hourly at most).
     pub poll_interval_s: Option<f64>,
@@ -308,11 +308,8 @@ mod tests {
             "http://127.0.0.1:1/v1/forecast?latitude=48.86&longitude=2.34\
              &hourly=temperature_2m,shortwave_radiation&timezone=UTC&forecast_days=3"
         );
-        let e = cfg("latitude = 48.86\nlongitude = 2.34").unwrap_err();
-        assert!(
-            e.starts_with("[weather] url (default) `https://api.open-meteo.com"),
-            "{e}"
-        );
+        let c = cfg("latitude = 48.86\nlongitude = 2.34").expect("the default https:// API");
+        assert!(c.request_url().starts_with(OPEN_METEO_URL), "{}", c.request_url());
         let e = cfg("latitude = 91\nlongitude = 2.34\nurl = \"http://x/\"").unwrap_err();
         assert_eq!(e, "[weather] latitude must be -90 to 90 ° (got 91)");
         let e = cfg("latitude = 1\nlongitude = 2\nurl = \"http://x/\"\nforecast_days = 20")

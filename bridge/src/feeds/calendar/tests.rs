@@ -295,7 +295,7 @@ fn config_errors_name_the_calendar_and_the_key() {
     assert!(e.contains("ca_file only applies to an https:// url"), "{e}");
     let e = cfg("id = \"hours\"\nname = \"H\"\nurl = \"ftp://x/a.ics\"").unwrap_err();
     assert!(
-        e.contains("[[calendar]] `hours` url") && e.contains("expected an http://"),
+        e.contains("[[calendar]] `hours` url") && e.contains("expected an http(s)://"),
         "{e}"
     );
     let e = cfg("id = \"hours\"\nname = \"H\"\nfile = \"a.ics\"\nrefresh_s = 0").unwrap_err();

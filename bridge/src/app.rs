@@ -117,6 +117,9 @@ impl Bridge {
             forecasts: forecasts.clone(),
         };
         tasks.extend(drivers::start(&config, &ctx)?);
+        if let Some(m) = &config.mirror {
+            tasks.push(discovery::mirror::spawn(m.clone(), &ctx, &topics)?);
+        }
         // The last commanded states, through the router (so the envelope
         // applies), after the drivers registered and before the plugins
         // take over; late devices are restored as they appear.

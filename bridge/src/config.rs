@@ -89,6 +89,10 @@ pub struct Config {
     /// [`crate::alerts::AlertsConfig`]).
     #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,
+    /// Foreign HA discovery configs to mirror read-only (keys in
+    /// [`crate::discovery::mirror::MirrorConfig`], behaviour in
+    /// [`crate::discovery::mirror`]).
+    pub mirror: Option<crate::discovery::mirror::MirrorConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -360,6 +364,9 @@ impl Config {
         }
         if let Some(w) = &self.weather {
             w.validate().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(m) = &self.mirror {
+            m.validate().map_err(anyhow::Error::msg)?;
         }
         let mut names = std::collections::HashSet::new();
         for p in &self.plugins {

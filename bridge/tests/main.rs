@@ -27,6 +27,7 @@ mod influx;
 mod input_limits;
 mod log_forging;
 mod memory;
+mod mirror;
 mod node_removal;
 mod own_topics;
 mod plugin_authoring;

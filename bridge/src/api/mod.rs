@@ -11,6 +11,7 @@ pub mod ha;
 pub mod health;
 pub mod mqtt;
 pub mod plugin_ops;
+pub mod post_state;
 pub mod registry;
 pub mod rest;
 pub mod server;

@@ -9,6 +9,9 @@
 //! - `GET /api/history/period[/<start>]?filter_entity_id=a,b&end_time=…`
 //!   → `[[state]]` from the recorder (parameters in
 //!   [`crate::recorder::period`])
+//! - `POST /api/states/<entity_id>` with `{"state", "attributes"}` → 201
+//!   (new, with `Location`) or 200 and the state; an entity Hearth owns is
+//!   refused with 400 ([`super::post_state`])
 //! - `POST /api/services/<domain>/<service>` with the service data (with
 //!   `entity_id`) as the JSON body → 200 and the states the call changed
 //!   while it ran; 400 with a message for bad input or unknown services
@@ -84,28 +87,46 @@ pub async fn answer(
         }
         (&Method::POST, p) if p.starts_with("/api/services/") => {
             let query = req.uri().query().unwrap_or("").to_string();
-            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                    return message(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        &format!("request body over {MAX_BODY} bytes"),
-                    );
-                }
-                Err(e) => {
-                    return message(StatusCode::BAD_REQUEST, &format!("request body: {e}"));
-                }
+            let body = match read_body(req).await {
+                Ok(b) => b,
+                Err(resp) => return *resp,
             };
             call_service(api, &token, &p["/api/services/".len()..], &query, &body).await
+        }
+        (&Method::POST, p) if p.starts_with("/api/states/") => {
+            let Some(id) = segment(&p["/api/states/".len()..]) else {
+                return message(StatusCode::BAD_REQUEST, "Invalid entity ID specified.");
+            };
+            match read_body(req).await {
+                Ok(body) => super::post_state::answer(api, &token, &id, &body),
+                Err(resp) => *resp,
+            }
         }
         (_, "/api/" | "/api/config" | "/api/states" | "/api/services") => {
             message(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.")
         }
         (_, p) if p.starts_with("/api/states/") || p.starts_with("/api/services/") => message(
             StatusCode::METHOD_NOT_ALLOWED,
-            "Method not allowed: states come from devices; change them with POST /api/services/<domain>/<service>.",
+            "Method not allowed: states come from devices (or POST /api/states/<entity_id> for your own); change devices with POST /api/services/<domain>/<service>.",
         ),
         _ => message(StatusCode::NOT_FOUND, "Not found."),
+    }
+}
+
+/// The request body, at most [`MAX_BODY`] bytes.
+async fn read_body(
+    req: Request<hyper::body::Incoming>,
+) -> Result<Bytes, Box<Response<Full<Bytes>>>> {
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Box::new(message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body over {MAX_BODY} bytes"),
+        ))),
+        Err(e) => Err(Box::new(message(
+            StatusCode::BAD_REQUEST,
+            &format!("request body: {e}"),
+        ))),
     }
 }
 

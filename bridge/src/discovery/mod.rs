@@ -8,11 +8,14 @@
 //! - [`publisher`]: keeps HA's view equal to the store's.
 //! - [`commands`]: `hearth/<device>/<entity>/set` → service router.
 //! - [`stale`]: clears retained configs an earlier run left behind.
+//! - [`mirror`]: mirrors foreign discovery configs (`[mirror]`) into the
+//!   store, read-only.
 //! - [`guard`]: publishes the bridge's state, availability and states again
 //!   when another client overwrites them.
 
 pub mod commands;
 pub mod guard;
+pub mod mirror;
 pub mod payload;
 pub mod publisher;
 pub mod stale;

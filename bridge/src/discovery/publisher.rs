@@ -56,6 +56,8 @@ pub struct Publisher {
     store: Arc<EntityStore>,
     opts: DiscoveryOptions,
     model: Model,
+    /// Foreign devices seen (never announced; [`Self::is_foreign`]).
+    foreign: BTreeSet<String>,
     /// Entities whose retained attributes topic is not `{}`.
     with_attributes: std::sync::Mutex<BTreeSet<String>>,
     /// What the guard defends: every retained state and availability.
@@ -83,6 +85,7 @@ impl Publisher {
             store,
             opts,
             model: Model::default(),
+            foreign: BTreeSet::new(),
             with_attributes: Default::default(),
             claims,
         };
@@ -110,12 +113,18 @@ impl Publisher {
         let (snapshot, mut events) = self.store.subscribe();
         let mut batch = Batch::default();
         for (device, available) in snapshot.devices {
+            if self.is_foreign(&device.id) {
+                self.foreign.insert(device.id.clone());
+                continue;
+            }
             self.model
                 .devices
                 .insert(device.id.clone(), (device, available));
         }
         for (spec, _) in snapshot.entities {
-            self.model.entities.insert(spec.entity_id.clone(), spec);
+            if !self.foreign.contains(&spec.device_id) {
+                self.model.entities.insert(spec.entity_id.clone(), spec);
+            }
         }
         self.everything(&mut batch);
         self.flush(batch).await;
@@ -205,8 +214,35 @@ impl Publisher {
         );
     }
 
+    /// Whether a device is foreign (mirrored, or posted through the REST
+    /// API): HA has those from their source, Hearth never announces them.
+    fn is_foreign(&self, device_id: &str) -> bool {
+        self.store
+            .device_owner(device_id)
+            .is_some_and(|o| crate::entity::store::is_foreign_owner(&o))
+    }
+
     fn fold(&mut self, ev: StoreEvent, batch: &mut Batch) {
         let topics = &self.opts.topics;
+        // Foreign devices and their entities never enter the model.
+        let skip = match &ev {
+            StoreEvent::DeviceAdded(d) => {
+                if self.is_foreign(&d.id) {
+                    self.foreign.insert(d.id.clone());
+                }
+                // Gone already: its removal is queued behind this.
+                self.foreign.contains(&d.id) || self.store.device(&d.id).is_none()
+            }
+            StoreEvent::DeviceRemoved(d) => self.foreign.remove(&d.id),
+            StoreEvent::EntityAdded(s) | StoreEvent::EntityRemoved(s) => {
+                self.foreign.contains(&s.device_id)
+            }
+            StoreEvent::Availability { device_id, .. } => self.foreign.contains(device_id),
+            StoreEvent::StateChanged(_) => false,
+        };
+        if skip {
+            return;
+        }
         match ev {
             StoreEvent::DeviceAdded(d) => {
                 let available = self.model.devices.get(&d.id).is_none_or(|(_, a)| *a);

@@ -11,6 +11,7 @@
 pub const SENSOR_TABLE: &[(&str, &[&str], &[&str])] = &[
     ("temperature", &["°C", "°F", "K"], &["measurement"]),
     ("humidity", &["%"], &["measurement"]),
+    ("battery", &["%"], &["measurement"]),
     ("signal_strength", &["dB", "dBm"], &["measurement"]),
     (
         "duration",

@@ -45,6 +45,13 @@ const EXPECT_FOR: Duration = Duration::from_secs(5);
 /// HA's state of an entity whose device cannot be reached.
 pub const UNAVAILABLE: &str = "unavailable";
 
+/// Whether a device owner is foreign: entities Hearth mirrors or scripts
+/// post (`foreign:<source>`), which HA has from their source already, so
+/// Hearth's discovery publisher never announces them.
+pub fn is_foreign_owner(owner: &str) -> bool {
+    owner.starts_with("foreign:")
+}
+
 struct DeviceEntry {
     device: Arc<Device>,
     available: bool,
@@ -469,6 +476,12 @@ impl EntityStore {
 
     pub fn spec(&self, entity_id: &str) -> Option<Arc<EntitySpec>> {
         Some(self.read().entities.get(entity_id)?.spec.clone())
+    }
+
+    /// Who registered a device (the `owner` given to
+    /// [`upsert_device`](Self::upsert_device)).
+    pub fn device_owner(&self, device_id: &str) -> Option<String> {
+        Some(self.read().devices.get(device_id)?.owner.clone())
     }
 
     pub fn device(&self, device_id: &str) -> Option<(Arc<Device>, bool)> {

@@ -27,7 +27,7 @@
 //! |---|---|
 //! | `next_change` | when the state next flips (ISO 8601, UTC), `null` if not within a year |
 //! | `event` | summary of the event in progress, `null` when closed |
-//! | `source` | the URL or file |
+//! | `source` | the URL's scheme and host (the path, which holds Google's secret token, is cut), or the file |
 //! | `last_fetch` | last successful fetch (ISO 8601), `null` before the first |
 //! | `last_error` | why the last fetch failed, `null` after a success |
 //!
@@ -118,10 +118,12 @@ impl CalendarConfig {
         entity_id_for(Component::BinarySensor, &self.id, "open")
     }
 
-    /// The URL or file, as shown in messages and the `source` attribute.
+    /// The URL or file, as shown in messages and the `source` attribute. A
+    /// URL shows its scheme and host only: Google's secret address carries
+    /// its access token in the path, and attributes reach HA's history.
     pub fn source(&self) -> String {
         match (&self.url, &self.file) {
-            (Some(u), _) => u.clone(),
+            (Some(u), _) => redact_url(u),
             (None, Some(f)) => f.display().to_string(),
             (None, None) => String::new(),
         }
@@ -325,10 +327,18 @@ impl CalendarFeed {
         let text = match (&self.cfg.url, &self.cfg.file) {
             (Some(url), _) => {
                 let expected = "an iCalendar payload (BEGIN:VCALENDAR …)";
-                match &self.https {
-                    Some(tls) => tls.text(url, expected).await?,
-                    None => self.http.text(url, expected).await?,
-                }
+                let got = match &self.https {
+                    Some(tls) => tls.text(url, expected).await,
+                    None => self.http.text(url, expected).await,
+                };
+                // Errors name the URL: keep its secret path out of logs
+                // and the `last_error` attribute.
+                got.map_err(|mut e| {
+                    let shown = redact_url(url);
+                    e.input = e.input.replace(url.as_str(), &shown);
+                    e.reason = e.reason.replace(url.as_str(), &shown);
+                    e
+                })?
             }
             (None, Some(path)) => file_text(path).await?,
             (None, None) => return Err(FeedError::new(&self.cfg.id, "", "no url or file")),
@@ -411,3 +421,24 @@ impl CalendarFeed {
 
 #[cfg(test)]
 mod tests;
+
+/// `https://calendar.google.com/calendar/ical/…/private-…/basic.ics` →
+/// `https://calendar.google.com/…`; text that is not a URL is kept.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = if u.path().len() > 1 || u.query().is_some() {
+                "/…"
+            } else {
+                "/"
+            };
+            format!(
+                "{}://{}{port}{rest}",
+                u.scheme(),
+                u.host_str().unwrap_or("")
+            )
+        }
+        Err(_) => url.to_owned(),
+    }
+}

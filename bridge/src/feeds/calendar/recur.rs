@@ -129,6 +129,12 @@ impl Rule {
                 }
                 "BYDAY" => {
                     for v in list() {
+                        // ASCII only: the split must not fall inside a character.
+                        if !v.is_ascii() {
+                            return Err(fail(format!(
+                                "BYDAY: expected e.g. MO, 1MO or -1FR, found `{v}`"
+                            )));
+                        }
                         let (num, day) = v.split_at(v.len().saturating_sub(2));
                         let wd = weekday(day).ok_or_else(|| {
                             fail(format!("BYDAY: expected e.g. MO, 1MO or -1FR, found `{v}`"))

@@ -48,7 +48,7 @@ fn end_of(ev: &Event, start: jiff::civil::DateTime, start_ms: i64, local: &TimeZ
     {
         return ms.max(start_ms);
     }
-    start_ms.saturating_add(ev.duration.as_millis() as i64)
+    start_ms.saturating_add(i64::try_from(ev.duration.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Every occurrence overlapping `[from_ms, to_ms)` whose summary contains

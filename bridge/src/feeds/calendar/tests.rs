@@ -220,7 +220,7 @@ fn bad_payloads_name_the_feed_and_the_line() {
     let e = parse_feed(&c, &broken).unwrap_err().to_string();
     assert!(
         e.starts_with(
-            "calendar `hours` (http://127.0.0.1:9/h.ics): `line 29`: DTEND: expected a date-time"
+            "calendar `hours` (http://127.0.0.1:9/…): `line 29`: DTEND: expected a date-time"
         ),
         "{e}"
     );
@@ -247,6 +247,37 @@ fn bad_payloads_name_the_feed_and_the_line() {
     assert!(
         e.contains("`line 30`: RRULE: BYSETPOS is not supported"),
         "{e}"
+    );
+    // Non-ASCII in a rule part is refused, not split inside a character.
+    for byday in ["€", "1€", "M€"] {
+        let e = parse_feed(
+            &c,
+            &OPENING.replace("BYDAY=MO,TU", &format!("BYDAY={byday},TU")),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("BYDAY: expected e.g. MO"), "{e}");
+    }
+    // A duration past i64 milliseconds ends at the end of time, not before
+    // its start.
+    let cal = parse_feed(
+        &c,
+        &OPENING.replacen(
+            "DTEND;TZID=Europe/Paris:20260105T190000",
+            "DURATION:PT9999999999999999S",
+            1,
+        ),
+    )
+    .expect("a long DURATION parses");
+    let occ = occurrences(
+        &cal,
+        ms("2026-01-05T00:00:00Z"),
+        ms("2026-01-06T00:00:00Z"),
+        None,
+    );
+    assert!(
+        !occ.is_empty() && occ.iter().all(|o| o.end_ms >= o.start_ms),
+        "{occ:?}"
     );
     // Cut at a line end (a connection dropped mid-transfer).
     let cut = OPENING[..OPENING.len() / 2].rfind("\r\n").unwrap() + 2;
@@ -333,4 +364,19 @@ fn the_config_file_refuses_bad_or_duplicate_calendar_ids() {
     let e =
         crate::config::Config::from_toml(&one.replace("file", "fichier"), "c.toml").unwrap_err();
     assert!(format!("{e:#}").contains("fichier"), "{e:#}");
+}
+
+#[test]
+fn urls_are_shown_without_their_secret_path() {
+    assert_eq!(
+        super::redact_url(
+            "https://calendar.google.com/calendar/ical/x%40group.calendar.google.com/private-y/basic.ics"
+        ),
+        "https://calendar.google.com/…"
+    );
+    assert_eq!(
+        super::redact_url("http://127.0.0.1:8080/hours.ics?token=s"),
+        "http://127.0.0.1:8080/…"
+    );
+    assert_eq!(super::redact_url("http://nas.local/"), "http://nas.local/");
 }

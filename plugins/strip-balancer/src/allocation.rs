@@ -15,7 +15,9 @@
 //!    every node above it. One that does not fit may take the slot of a
 //!    running laptop (`min_on_s` passed) whose battery is above its score by
 //!    more than `rotation_margin_pct`, if that frees enough: one such swap
-//!    per tick. Waiting lowers a score without bound, so every laptop,
+//!    per tick; the victim is switched off first and the newcomer on once
+//!    the victim's switch reports off (admission counts an outlet until
+//!    its switch reports off, so no room is filled before). Waiting lowers a score without bound, so every laptop,
 //!    unknown ones too, eventually charges (no starvation).
 //!
 //! A laptop stops wanting at its target and wants again below target − 2 %
@@ -23,7 +25,7 @@
 
 use crate::config::Config;
 use crate::plan::{Ctx, Strategy, Why};
-use crate::tree::limits::{self, Loads};
+use crate::tree::limits;
 
 /// Hysteresis of the target, % of battery.
 pub const RESUME_BELOW_PCT: f64 = 2.0;
@@ -121,7 +123,9 @@ impl Strategy for Balancer {
             .filter(|&i| sw[i] && on[i] && !ctx.cfg.outlets[i].always_on)
             .count();
         // 4. admission, with at most one rotation swap.
-        let mut loads = Loads::new(tree, ctx.draw_a, on);
+        // Outlets shed above, or commanded off at an earlier tick, count
+        // until their switch reports off: no room is filled before.
+        let mut loads = ctx.admission_loads(on);
         let mut waiting: Vec<(f64, usize)> = (0..n)
             // Not one switched off above in this same tick.
             .filter(|&i| sw[i] && !on[i] && !was_on[i] && !ctx.cfg.outlets[i].always_on)
@@ -147,9 +151,19 @@ impl Strategy for Balancer {
             if swapped {
                 continue;
             }
-            // The running laptop with the highest battery that frees enough.
+            // No swap while an outlet sharing a node with `c` is being
+            // switched off: that room is on its way (a swap's newcomer waits
+            // for its victim's off, so a second victim would be needless).
+            let unconfirmed_off = (0..n).any(|v| {
+                ctx.live[v] && !on[v] && tree.paths[c].iter().any(|&node| tree.is_under(v, node))
+            });
+            if unconfirmed_off {
+                continue;
+            }
+            // The running laptop with the highest battery that frees enough;
+            // only one on at the start of the tick (not one admitted above).
             let victim = (0..n)
-                .filter(|&v| sw[v] && on[v] && !ctx.cfg.outlets[v].always_on)
+                .filter(|&v| was_on[v] && sw[v] && on[v] && !ctx.cfg.outlets[v].always_on)
                 .filter(|&v| !ctx.min_on_held(v))
                 .filter(|&v| level(ctx, v) > s + ctx.cfg.rotation_margin_pct)
                 .filter(|&v| {
@@ -165,12 +179,11 @@ impl Strategy for Balancer {
                 })
                 .max_by(|&a, &b| level(ctx, a).total_cmp(&level(ctx, b)));
             if let Some(v) = victim {
+                // The victim goes off now; `c` is switched on at a later
+                // tick, once the victim's switch reports off (its draw
+                // counts until then), by admission above.
                 on[v] = false;
                 why[v] = Why::Rotation;
-                loads.add(tree, v, -ctx.draw_a[v]);
-                on[c] = true;
-                why[c] = Why::Charging;
-                loads.add(tree, c, ctx.draw_a[c]);
                 swapped = true;
             }
         }

@@ -5,7 +5,7 @@
 
 use crate::config::Config;
 use crate::plan::{Ctx, Strategy, Why};
-use crate::tree::limits::{self, Loads};
+use crate::tree::limits;
 
 /// Every outlet on, no limit: what a plain strip does.
 pub struct AllOn;
@@ -63,7 +63,7 @@ impl Strategy for FirstCome {
         for i in limits::shed(ctx.tree, ctx.draw_a, on, sw, &latest_first) {
             why[i] = Why::Limit;
         }
-        let mut loads = Loads::new(ctx.tree, ctx.draw_a, on);
+        let mut loads = ctx.admission_loads(on);
         let mut queue: Vec<usize> = (0..n)
             .filter(|&i| sw[i] && !on[i] && !ctx.views[i].stale())
             .filter(|&i| !ctx.cfg.outlets[i].always_on)

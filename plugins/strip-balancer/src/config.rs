@@ -320,7 +320,7 @@ impl Config {
         if let Some(t) = self.meter_timeout_s {
             positive("`meter_timeout_s`".into(), t)?;
         }
-        Ok(())
+        crate::entities::check(self)
     }
 }
 

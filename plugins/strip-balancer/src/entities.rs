@@ -24,12 +24,14 @@ pub const HOST_MAX: usize = 64;
 
 pub struct Publisher {
     per_outlet: bool,
+    /// The object ids declared: nothing else is published.
+    declared: std::collections::BTreeSet<String>,
     /// object id → (state, attributes) last sent.
     sent: BTreeMap<String, (String, String)>,
 }
 
 /// `switch.strip_a_1` → `strip_a_1`; other characters than `[a-z0-9_]` become `_`.
-fn object_of(id: &str) -> String {
+pub fn object_of(id: &str) -> String {
     let tail = id.split_once('.').map_or(id, |(_, t)| t);
     tail.chars()
         .map(|c| {
@@ -39,12 +41,65 @@ fn object_of(id: &str) -> String {
         .collect()
 }
 
+/// Per-outlet `allowed` entities when they and the nodes' fit in the host's cap.
+fn per_outlet(cfg: &Config, nodes: usize) -> bool {
+    cfg.outlets.len() + nodes <= HOST_MAX
+}
+
+/// The config check's part for entities: object ids must not collide
+/// (`switch.a_1` and `light.a_1`, strips `a-b` and `a_b`: both would
+/// publish `allowed_a_1` / `headroom_a_b`), and the declarations must fit
+/// the host's cap. The message names both items of a collision.
+pub fn check(cfg: &Config) -> Result<(), String> {
+    let mut outlets: BTreeMap<String, &str> = BTreeMap::new();
+    for o in &cfg.outlets {
+        if let Some(first) = outlets.insert(object_of(&o.switch), &o.switch) {
+            return Err(format!(
+                "config: outlets `{first}` and `{}` would both publish `allowed_{}` (object ids use [a-z0-9_] of the part after the domain); rename one",
+                o.switch,
+                object_of(&o.switch)
+            ));
+        }
+    }
+    let mut nodes: BTreeMap<String, &str> = BTreeMap::new();
+    let ids = cfg
+        .circuits
+        .iter()
+        .map(|c| &c.id)
+        .chain(cfg.strips.iter().map(|s| &s.id));
+    for id in ids {
+        if let Some(first) = nodes.insert(object_of(id), id) {
+            return Err(format!(
+                "config: circuits/strips `{first}` and `{id}` would both publish `headroom_{}` (object ids use [a-z0-9_]); rename one",
+                object_of(id)
+            ));
+        }
+    }
+    let n_nodes = cfg.circuits.len() + cfg.strips.len();
+    if !per_outlet(cfg, n_nodes) && cfg.strips.len() + n_nodes > HOST_MAX {
+        return Err(format!(
+            "config: {} circuits and {} strips need {} entities (a headroom per circuit and strip, an `allowed` per strip); the host accepts at most {HOST_MAX}",
+            cfg.circuits.len(),
+            cfg.strips.len(),
+            cfg.strips.len() + n_nodes
+        ));
+    }
+    Ok(())
+}
+
 impl Publisher {
     pub fn new(cfg: &Config, tree: &Tree) -> Publisher {
-        Publisher {
-            per_outlet: cfg.outlets.len() + tree.nodes.len() <= HOST_MAX,
+        let mut p = Publisher {
+            per_outlet: per_outlet(cfg, tree.nodes.len()),
+            declared: Default::default(),
             sent: BTreeMap::new(),
-        }
+        };
+        p.declared = p
+            .decls(cfg, tree)
+            .into_iter()
+            .map(|d| d.object_id)
+            .collect();
+        p
     }
 
     pub fn decls(&self, cfg: &Config, tree: &Tree) -> Vec<EntityDecl> {
@@ -69,7 +124,7 @@ impl Publisher {
                     .state_class("measurement"),
             );
         }
-        d.truncate(HOST_MAX);
+        // The config check refused more than HOST_MAX ([`check`]).
         d
     }
 
@@ -130,6 +185,9 @@ impl Publisher {
             } else {
                 attrs.to_string()
             };
+            if !self.declared.contains(&obj) {
+                continue;
+            }
             if self.sent.get(&obj) == Some(&(state.clone(), attrs_text.clone())) {
                 continue;
             }

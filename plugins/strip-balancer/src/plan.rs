@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::meter::OutletView;
 use crate::tree::Tree;
+use crate::tree::limits::Loads;
 
 /// Why an outlet is as it is (the `why` attribute of its `allowed` entity).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,9 +84,20 @@ pub struct Ctx<'a> {
     pub target_pct: &'a [f64],
     pub max_parallel: Option<u32>,
     pub memory: &'a [Memory],
+    /// Per outlet: may be drawing now, whatever was decided: its switch
+    /// reports on (or is unknown), or a `turn_on` is pending. A `turn_off`
+    /// is believed only once the switch reports off.
+    pub live: &'a [bool],
 }
 
 impl Ctx<'_> {
+    /// Committed load for admitting new load: outlets decided on, plus
+    /// those decided off whose switch has not reported off yet (a lost or
+    /// slow `turn_off` must not make room).
+    pub fn admission_loads(&self, on: &[bool]) -> Loads {
+        let counted: Vec<bool> = on.iter().zip(self.live).map(|(&o, &l)| o || l).collect();
+        Loads::new(self.tree, self.draw_a, &counted)
+    }
     /// Time since the outlet's last transition, s (∞ when never switched).
     pub fn since_switch_s(&self, i: usize) -> f64 {
         self.memory[i]

@@ -5,9 +5,12 @@
 //! 100 outlets stay within the host's 64 calls per output) and publishes
 //! the plugin's entities ([`crate::entities`]).
 //!
-//! A command counts as done for [`PENDING_MS`]; after that the switch's
-//! own state is believed again, so a refused or lost command is decided
-//! (and sent) again.
+//! A command in flight is what the strategy starts from for [`PENDING_MS`];
+//! after that the switch's own state is believed again, so a refused or
+//! lost command is decided (and sent) again. For load, an outlet counts as
+//! on while its switch reports on or a `turn_on` is pending: a pending
+//! `turn_off` frees room only once the switch reports off. Every
+//! `turn_off` of a tick is sent before any `turn_on`.
 
 use crate::config::{ClosedOff, Config};
 use crate::entities::Publisher;
@@ -72,6 +75,7 @@ impl<S: Strategy> Plugin<S> {
         let mut switchable = Vec::with_capacity(n);
         let mut draw = Vec::with_capacity(n);
         let mut target = Vec::with_capacity(n);
+        let mut live = Vec::with_capacity(n);
         let closed_all = !self.open && self.cfg.closed_off == ClosedOff::All;
         for i in 0..n {
             let o = &self.cfg.outlets[i];
@@ -84,11 +88,15 @@ impl<S: Strategy> Plugin<S> {
                 .commanded
                 .filter(|(_, t)| now_ms - t < PENDING_MS)
                 .map(|(c, _)| c);
-            // Unknown switch: it may be closed, so it counts as on.
+            // What the strategy starts from: the command in flight, else the
+            // switch; an unknown switch may be closed, so it counts as on.
             let is_on = match switch {
                 None => true,
                 Some(s) => pending.unwrap_or(s),
             };
+            // What may draw now: a pending `turn_off` is believed only once
+            // the switch reports off (a lost or slow one must not make room).
+            live.push(switch != Some(false) || pending == Some(true));
             if switch == Some(false) && pending != Some(true) {
                 mem.on_since_ms = None;
             }
@@ -102,7 +110,16 @@ impl<S: Strategy> Plugin<S> {
             let user_target = user.map_or(100.0, |u| u.target_pct);
             let measured = meter::measured_a(&self.cfg, i, now_ms);
             let strip_limit = self.tree.nodes[self.tree.strip_of[i]].limit_a;
-            let since = if is_on { mem.on_since_ms } else { Some(now_ms) };
+            // Settling counts from the later of our switch-on and the
+            // switch's own last change: an outlet switched on by a user, or
+            // on before a restart, or whose `turn_on` landed late, is not yet
+            // seen by its meter either.
+            let changed_ms = State::get(&o.switch).map(|s| s.last_changed_ms);
+            let since = match switch {
+                Some(true) => mem.on_since_ms.max(changed_ms),
+                _ if is_on => mem.on_since_ms,
+                _ => Some(now_ms),
+            };
             draw.push(meter::draw_a(
                 &self.cfg,
                 strip_limit,
@@ -154,6 +171,7 @@ impl<S: Strategy> Plugin<S> {
                 target_pct: &target,
                 max_parallel,
                 memory: &self.memory,
+                live: &live,
             };
             self.strategy.plan(&ctx, &mut on, &mut why);
         } else {
@@ -180,7 +198,9 @@ impl<S: Strategy> Plugin<S> {
         target: &[f64],
         out: &mut Output,
     ) {
-        let mut calls: BTreeMap<(String, &'static str), Vec<String>> = BTreeMap::new();
+        // Per (service, domain); `turn_off` sorts before `turn_on`, so every
+        // off is sent before any on.
+        let mut calls: BTreeMap<(&'static str, String), Vec<String>> = BTreeMap::new();
         for (i, o) in self.cfg.outlets.iter().enumerate() {
             let mem = &mut self.memory[i];
             let pending = mem
@@ -192,7 +212,7 @@ impl<S: Strategy> Plugin<S> {
                 let domain = o.switch.split_once('.').map_or("switch", |(d, _)| d);
                 let service = if on[i] { "turn_on" } else { "turn_off" };
                 calls
-                    .entry((domain.to_string(), service))
+                    .entry((service, domain.to_string()))
                     .or_default()
                     .push(o.switch.clone());
                 mem.commanded = Some((on[i], now_ms));
@@ -207,7 +227,7 @@ impl<S: Strategy> Plugin<S> {
                 mem.waiting_since_ms = Some(now_ms);
             }
         }
-        for ((domain, service), ids) in calls {
+        for ((service, domain), ids) in calls {
             out.call_with(&domain, service, &ids, Value::Null);
         }
     }

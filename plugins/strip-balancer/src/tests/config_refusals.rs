@@ -73,3 +73,61 @@ fn the_coworking_config_is_accepted_and_described() {
         hearth_plugin_sdk::serde_json::from_str(&d.config_schema).unwrap();
     assert_eq!(schema["required"], json!(["circuits", "strips", "outlets"]));
 }
+
+#[test]
+fn colliding_entity_object_ids_are_refused_naming_both() {
+    // `switch.a_1` and `light.a_1` would both publish `allowed_a_1`.
+    let mut c = coworking();
+    c["outlets"][1]["switch"] = json!("switch.a_1");
+    c["outlets"][2]["switch"] = json!("light.a_1");
+    refused::<StripBalancer>(c, &["`switch.a_1`", "`light.a_1`", "allowed_a_1"]);
+    // Strips `a-b` and `a_b` would both publish `headroom_a_b`.
+    let mut c = coworking();
+    c["strips"][0]["id"] = json!("a-b");
+    c["strips"][1]["id"] = json!("a_b");
+    for o in c["outlets"].as_array_mut().unwrap() {
+        let s = if o["strip"] == "a" { "a-b" } else { "a_b" };
+        o["strip"] = json!(s);
+    }
+    refused::<StripBalancer>(c, &["`a-b`", "`a_b`", "headroom_a_b"]);
+}
+
+#[test]
+fn more_entities_than_the_host_accepts_are_refused_not_truncated() {
+    // 30 strips on one circuit: 30 allowed + 31 headroom + … > 64 once
+    // per-strip; with 40 strips, 40 + 41 = 81.
+    let mut c = coworking();
+    let strips: Vec<_> = (0..40)
+        .map(|k| json!({"id": format!("s{k}"), "circuit": "wall", "max_current_a": 10}))
+        .collect();
+    let outlets: Vec<_> = (0..40)
+        .map(|k| {
+            json!({"switch": format!("switch.o{k}"), "strip": format!("s{k}"),
+            "current": format!("sensor.o{k}_current")})
+        })
+        .collect();
+    c["strips"] = json!(strips);
+    c["outlets"] = json!(outlets);
+    c["users"] = json!([]);
+    refused::<StripBalancer>(c, &["1 circuits and 40 strips", "81 entities", "64"]);
+}
+
+#[test]
+fn every_declared_entity_is_published_and_nothing_else() {
+    use crate::tests::World;
+    use hearth_plugin_sdk::Controller;
+    let p = StripBalancer::init(coworking()).unwrap();
+    let declared: Vec<String> = p
+        .describe()
+        .entities
+        .into_iter()
+        .map(|d| d.object_id)
+        .collect();
+    let mut w = World::<crate::allocation::Balancer>::new(coworking());
+    let out = w.tick();
+    let mut published: Vec<String> = out.entities().iter().map(|e| e.object_id.clone()).collect();
+    published.sort();
+    let mut d = declared.clone();
+    d.sort();
+    assert_eq!(published, d);
+}

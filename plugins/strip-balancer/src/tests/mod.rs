@@ -3,6 +3,7 @@
 //! sets, and an independent check of every node's committed load.
 
 mod behaviour;
+mod commands;
 mod config_refusals;
 mod property;
 mod scale;

@@ -26,11 +26,15 @@ async fn raw_connect(addr: &BrokerAddress, id: &str) -> TcpStream {
     body.extend_from_slice(id.as_bytes());
     let mut packet = vec![0x10, body.len() as u8];
     packet.extend_from_slice(&body);
-    let mut s = TcpStream::connect((addr.host.as_str(), addr.port))
-        .await
-        .unwrap();
-    s.write_all(&packet).await.unwrap();
-    s
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let mut s = TcpStream::connect((addr.host.as_str(), addr.port))
+            .await
+            .unwrap();
+        s.write_all(&packet).await.unwrap();
+        s
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{id}: could not connect within 10 s"))
 }
 
 /// Subscribes to its own topic, publishes there at QoS 1, and needs both
@@ -74,7 +78,10 @@ async fn takeover(kind: BrokerKind) {
         } else {
             // Connected and silent (a device whose Wi-Fi dropped).
             let mut connack = [0u8; 4];
-            old.read_exact(&mut connack).await.unwrap();
+            tokio::time::timeout(Duration::from_secs(10), old.read_exact(&mut connack))
+                .await
+                .unwrap_or_else(|_| panic!("{id}: no CONNACK within 10 s"))
+                .unwrap();
             assert_eq!(connack, [0x20, 2, 0, 0], "{id}: CONNACK");
             new_session(&broker.addr, &id).await;
             let mut rest = [0u8; 16];

@@ -9,7 +9,7 @@
 //! like rumqttd, so a broker started by a test or the demo outlives the
 //! runtime that started it.
 
-use super::sessions::{Sessions, TAKEOVER_WAIT, Takeover};
+use super::sessions::{DRAIN_WAIT, Sessions, TAKEOVER_WAIT, Takeover};
 use super::wire::{self, Direction, WireError};
 use bytes::BytesMut;
 use std::net::SocketAddr;
@@ -121,6 +121,12 @@ async fn relay(
             let (claim, takeover) = sessions.claim(id).await;
             match takeover {
                 Takeover::None => {}
+                Takeover::Superseded => {
+                    tracing::info!(
+                        "embedded MQTT broker: client id `{id}` connected again after {peer} did; {peer} is closed"
+                    );
+                    return;
+                }
                 Takeover::Closed => tracing::info!(
                     "embedded MQTT broker: client id `{id}` connected again from {peer}; its older connection was closed"
                 ),
@@ -128,7 +134,7 @@ async fn relay(
                     "embedded MQTT broker: client id `{id}` connected again from {peer}; its older connection did not close within {TAKEOVER_WAIT:?}"
                 ),
             }
-            Some(claim)
+            claim
         }
         None => None,
     };
@@ -180,8 +186,13 @@ async fn relay(
             }
             Ended::ToClient(Ok(())) => {
                 broker_closed = true;
-                let rest = tokio::time::timeout(LINGER, &mut to_broker).await;
-                (rest.ok().and_then(Result::err), None)
+                // rumqttd is done with this client: a newer connection
+                // with its id need not wait for the linger.
+                let rest = tokio::select! {
+                    r = tokio::time::timeout(LINGER, &mut to_broker) => r.ok().and_then(Result::err),
+                    () = &mut kicked => None,
+                };
+                (rest, None)
             }
             Ended::ToBroker(Err(e)) | Ended::ToClient(Err(e)) => (None, Some(e)),
             Ended::Kicked => (None, None),
@@ -200,7 +211,7 @@ async fn relay(
         drop((client_rx, client_tx));
         let _ = broker_tx.shutdown().await;
         let mut sink = [0u8; 4096];
-        let _ = tokio::time::timeout(TAKEOVER_WAIT, async {
+        let _ = tokio::time::timeout(DRAIN_WAIT, async {
             while matches!(broker_rx.read(&mut sink).await, Ok(n) if n > 0) {}
         })
         .await;

@@ -26,8 +26,11 @@ use tokio::sync::{Notify, watch};
 
 /// How long a new connection waits for the old one with its client id to
 /// be gone before going ahead anyway (rumqttd closes a link within
-/// milliseconds of its socket closing).
-pub const TAKEOVER_WAIT: Duration = Duration::from_secs(2);
+/// milliseconds of its socket closing). Longer than [`DRAIN_WAIT`], so a
+/// holder that is draining is waited for.
+pub const TAKEOVER_WAIT: Duration = Duration::from_secs(3);
+/// How long a kicked holder waits for rumqttd to close its side.
+pub const DRAIN_WAIT: Duration = Duration::from_secs(2);
 
 /// Client ids held by live relays.
 #[derive(Default, Clone)]
@@ -60,12 +63,16 @@ pub enum Takeover {
     Closed,
     /// A connection held it and did not close within [`TAKEOVER_WAIT`].
     TimedOut,
+    /// A newer connection with the id got it first: this one must close
+    /// (the older connection is the one MQTT disconnects).
+    Superseded,
 }
 
 impl Sessions {
     /// Takes `id` for a new connection, after closing any connection that
-    /// holds it.
-    pub async fn claim(&self, id: &str) -> (Claim, Takeover) {
+    /// holds it; `None` (with [`Takeover::Superseded`]) when a connection
+    /// newer than this one took it meanwhile.
+    pub async fn claim(&self, id: &str) -> (Option<Claim>, Takeover) {
         static SERIAL: AtomicU64 = AtomicU64::new(1);
         let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
         let deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
@@ -74,6 +81,7 @@ impl Sessions {
             let (kick, mut gone) = {
                 let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
                 match held.get(id) {
+                    Some(h) if h.serial > serial => return (None, Takeover::Superseded),
                     Some(h) if tokio::time::Instant::now() < deadline => {
                         (h.kick.clone(), h.gone.clone())
                     }
@@ -95,7 +103,7 @@ impl Sessions {
                             kick,
                             gone: gone_tx,
                         };
-                        return (claim, takeover);
+                        return (Some(claim), takeover);
                     }
                 }
             };
@@ -138,6 +146,7 @@ mod tests {
         let sessions = Sessions::default();
         let (old, t) = sessions.claim("plug").await;
         assert_eq!(t, Takeover::None);
+        let old = old.unwrap();
         let newer = tokio::spawn({
             let sessions = sessions.clone();
             async move { sessions.claim("plug").await }
@@ -152,8 +161,9 @@ mod tests {
             "the newcomer went ahead of the holder"
         );
         drop(old);
-        let (_newer, t) = newer.await.unwrap();
+        let (newer, t) = newer.await.unwrap();
         assert_eq!(t, Takeover::Closed);
+        assert!(newer.is_some());
         // Another id is not held up.
         let (_other, t) = sessions.claim("lamp").await;
         assert_eq!(t, Takeover::None);
@@ -166,6 +176,7 @@ mod tests {
         let started = tokio::time::Instant::now();
         let (newer, t) = sessions.claim("plug").await;
         assert_eq!(t, Takeover::TimedOut);
+        let newer = newer.unwrap();
         assert!(started.elapsed() >= TAKEOVER_WAIT);
         // The stuck holder ends late: the id stays the newer claim's.
         drop(stuck);
@@ -178,5 +189,42 @@ mod tests {
             .expect("the newer claim still holds the id");
         drop(newer);
         assert_eq!(third.await.unwrap(), Takeover::Closed);
+    }
+
+    #[tokio::test]
+    async fn of_two_waiting_connections_the_newer_one_wins() {
+        let sessions = Sessions::default();
+        let (holder, _) = sessions.claim("plug").await;
+        // The older newcomer behaves as a relay: holds the id until kicked.
+        let older = tokio::spawn({
+            let s = sessions.clone();
+            async move {
+                match s.claim("plug").await {
+                    (None, t) => t,
+                    (Some(c), _) => {
+                        tokio::time::timeout(Duration::from_secs(5), c.kicked())
+                            .await
+                            .expect("an older holder is kicked by the newer connection");
+                        Takeover::Closed
+                    }
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let newer = tokio::spawn({
+            let s = sessions.clone();
+            async move { s.claim("plug").await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(holder);
+        let (newer, t) = newer.await.unwrap();
+        assert!(newer.is_some(), "the newest connection keeps the id");
+        assert_eq!(t, Takeover::Closed);
+        // The older one lost at once, or held the id and was kicked.
+        let older = older.await.unwrap();
+        assert!(
+            matches!(older, Takeover::Superseded | Takeover::Closed),
+            "{older:?}"
+        );
     }
 }

@@ -110,7 +110,8 @@ impl HttpsGet {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| format!("HTTP handshake: {e}"))?;
-        let conn = tokio::spawn(conn);
+        // Aborted when this future ends or is dropped (the caller's timeout).
+        let _conn = AbortOnDrop(tokio::spawn(conn));
         let req = hyper::Request::get(path)
             .header(hyper::header::HOST, &authority)
             .header(
@@ -140,7 +141,14 @@ impl HttpsGet {
                 .map_err(|_| format!("the body is not UTF-8 text; expected {expected}"))
         }
         .await;
-        conn.abort();
         result
+    }
+}
+
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -84,6 +84,15 @@ impl<S: Strategy> Plugin<S> {
             if mem.last_switch_ms.is_none() {
                 mem.last_switch_ms = State::get(&o.switch).map(|s| s.last_changed_ms);
             }
+            // A switch that changed to the other state after our command
+            // (a user in HA) overrides it: the command is no longer pending.
+            let changed_ms = State::get(&o.switch).map(|s| s.last_changed_ms);
+            if let Some((c, t)) = mem.commanded
+                && switch == Some(!c)
+                && changed_ms.is_some_and(|ch| ch > t)
+            {
+                mem.commanded = None;
+            }
             let pending = mem
                 .commanded
                 .filter(|(_, t)| now_ms - t < PENDING_MS)
@@ -114,7 +123,6 @@ impl<S: Strategy> Plugin<S> {
             // switch's own last change: an outlet switched on by a user, or
             // on before a restart, or whose `turn_on` landed late, is not yet
             // seen by its meter either.
-            let changed_ms = State::get(&o.switch).map(|s| s.last_changed_ms);
             let since = match switch {
                 Some(true) => mem.on_since_ms.max(changed_ms),
                 _ if is_on => mem.on_since_ms,

@@ -5,6 +5,7 @@
 mod behaviour;
 mod commands;
 mod config_refusals;
+mod physical;
 mod property;
 mod scale;
 

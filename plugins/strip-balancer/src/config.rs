@@ -122,10 +122,16 @@ pub struct Config {
     /// alone, s (Tasmota's and Shelly's reports follow within seconds).
     #[serde(default = "default_settle_s")]
     pub settle_s: f64,
-    /// A meter not updated for this long counts as stale (full load), s.
-    /// None: only `unavailable`/missing/non-numeric meters are stale,
-    /// because HA does not bump `last_updated` for an identical report and
-    /// a steady draw would look stale.
+    /// A meter not updated for this long counts as stale (full load, and
+    /// its outlet is kept off), s. None (the default): only
+    /// `unavailable`/missing/non-numeric meters are stale, because HA (and
+    /// Hearth's store) does not move `last_updated` for an identical
+    /// report, so a steady reading (every off outlet at 0 A) would look
+    /// stale. The price: a meter that stops reporting but stays available
+    /// keeps its last value, and a load rising behind it is not seen. Set
+    /// it above the meter's report period, and only for meters whose
+    /// reports change: Tasmota reports every `TelePeriod` (300 s by
+    /// default) and on a change beyond `PowerDelta` when that is set.
     #[serde(default)]
     pub meter_timeout_s: Option<f64>,
     /// Voltage for power-only meters, V.

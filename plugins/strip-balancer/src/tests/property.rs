@@ -5,6 +5,9 @@
 //! under that node is off (its always-on loads alone exceed it). Loads jump
 //! above the headroom, always-on loads too; meters and switches drop out.
 //! Seeded (reproducible): a failure prints its case number and seed.
+//!
+//! This checks the plugin against its own model (commands applied at once,
+//! never lost); `physical.rs` checks the current actually drawn.
 
 use super::{Rng, World};
 use crate::allocation::Balancer;

@@ -366,11 +366,7 @@ fn detect_command(opts: &hearth::detect::DetectOptions) -> anyhow::Result<()> {
 
 fn simulate_command(opts: &hearth::twin::batch::SimulateOptions) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let (scenario, runs) = hearth::twin::batch::simulate(opts)?;
-    print!(
-        "{}",
-        hearth::twin::batch::report::summary_markdown(&scenario, &runs)
-    );
+    print!("{}", hearth::twin::batch::simulate_summary(opts)?);
     println!(
         "\nResults in {} ({:.1} s).",
         opts.out.display(),

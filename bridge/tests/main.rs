@@ -42,6 +42,7 @@ mod shelly_pro4pm;
 mod signals;
 mod simulate;
 mod takeover;
+mod simulate_coworking;
 mod tasmota_strip;
 mod twin;
 mod websocket;

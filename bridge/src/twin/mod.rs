@@ -42,6 +42,7 @@ pub mod breaker;
 pub mod building;
 pub mod circuit;
 pub mod controls;
+pub mod coworking;
 pub mod feeds_sim;
 pub mod house;
 pub mod node_sim;

@@ -15,6 +15,7 @@
 //! Each controller runs in its own thread with its own store, clock and
 //! plant ([`run`]); they share only the compiled code.
 
+pub mod coworking;
 pub mod plot;
 pub mod report;
 pub mod run;
@@ -86,6 +87,17 @@ fn label_of(wasm: &str) -> String {
     stem.strip_prefix("hearth_plugin_")
         .unwrap_or(stem)
         .replace('_', "-")
+}
+
+/// Runs the scenario (a house, or `kind = "coworking"`), writes the
+/// results directory and returns its `summary.md`.
+pub fn simulate_summary(opts: &SimulateOptions) -> anyhow::Result<String> {
+    if coworking::is_coworking(&opts.scenario) {
+        let (sc, runs) = coworking::simulate(opts)?;
+        return Ok(coworking::report::summary_markdown(&sc, &runs));
+    }
+    let (scenario, runs) = simulate(opts)?;
+    Ok(report::summary_markdown(&scenario, &runs))
 }
 
 /// Runs every controller and writes the results directory.

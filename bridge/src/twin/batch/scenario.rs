@@ -497,7 +497,7 @@ fn read(path: &Path) -> anyhow::Result<String> {
 }
 
 /// The file's TOML table with its `base` chain merged under it.
-fn load_table(path: &Path, depth: usize) -> anyhow::Result<toml::Table> {
+pub(crate) fn load_table(path: &Path, depth: usize) -> anyhow::Result<toml::Table> {
     ensure!(
         depth < 8,
         "{}: `base` chain deeper than 8 files",

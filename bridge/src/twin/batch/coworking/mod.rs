@@ -1,0 +1,110 @@
+//! `hearth simulate` on a coworking scenario (`kind = "coworking"`): the
+//! strip strategies (`builtin:strip-balancer`, `builtin:all-on`,
+//! `builtin:first-come`, `builtin:round-robin`, or any `.wasm`) each run
+//! through the same plugin host against the same [`crate::twin::coworking`]
+//! space, one thread each, and the results directory gets
+//! `summary.csv`, `summary.md`, `plot.svg`, `steps-<label>.csv` (one row a
+//! minute), `laptops-<label>.csv` and `log-<label>.txt`.
+
+pub mod plot;
+pub mod report;
+pub mod run;
+pub mod scenario;
+
+pub use run::{CoworkingMetrics, CoworkingOutcome};
+pub use scenario::{CoworkingScenario, is_coworking};
+
+use super::{ControllerRun, SimulateOptions};
+use crate::plugins::PluginConfig;
+use crate::plugins::engine::PluginEngine;
+use anyhow::{Context, bail};
+use std::path::Path;
+
+/// Runs every strategy named in `opts` and writes the results directory.
+pub fn simulate(
+    opts: &SimulateOptions,
+) -> anyhow::Result<(CoworkingScenario, Vec<CoworkingOutcome>)> {
+    let sc = CoworkingScenario::load(&opts.scenario, opts.start.as_deref(), opts.end.as_deref())?;
+    if opts.controllers.is_empty() {
+        bail!("name at least one --controller");
+    }
+    let controllers = opts
+        .controllers
+        .iter()
+        .map(|c| resolve(&sc, c))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let engine = PluginEngine::new()?;
+    let steps = ((sc.end_ms - sc.start_ms) as f64 / (sc.step_s * 1000.0)).ceil() as u64;
+    let bar = if opts.progress {
+        indicatif::ProgressBar::new(steps * controllers.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let on_step = || bar.inc(1);
+    let results: Vec<anyhow::Result<CoworkingOutcome>> = std::thread::scope(|s| {
+        let handles: Vec<_> = controllers
+            .iter()
+            .map(|c| s.spawn(|| run::run(&sc, &engine, c, &on_step)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a simulation thread panicked")))
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    let runs = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    write_results(&opts.out, &sc, &runs)?;
+    Ok((sc, runs))
+}
+
+/// `builtin:NAME`, `PATH.wasm` or `LABEL=PATH` with the scenario's
+/// `[controllers.<label>]` config, as the house's scenarios.
+fn resolve(sc: &CoworkingScenario, arg: &str) -> anyhow::Result<ControllerRun> {
+    let (label, wasm) = match arg.split_once('=') {
+        Some((l, w)) => (l.to_string(), w.to_string()),
+        None => (super::label_of(arg), arg.to_string()),
+    };
+    let spec = sc.controllers.get(&label).with_context(|| {
+        format!(
+            "controller `{arg}`: the scenario has no [controllers.{label}] (it has {:?})",
+            sc.controllers.keys().collect::<Vec<_>>()
+        )
+    })?;
+    let wasm = if !wasm.contains(['/', '.', ':']) {
+        spec.wasm
+            .clone()
+            .unwrap_or_else(|| format!("builtin:{wasm}"))
+    } else {
+        wasm
+    };
+    Ok(ControllerRun {
+        label: label.clone(),
+        plugin: PluginConfig {
+            name: label.replace('_', "-"),
+            wasm,
+            config: spec.config.clone(),
+            limits: spec.limits,
+            drives: None,
+        },
+    })
+}
+
+pub fn write_results(
+    dir: &Path,
+    sc: &CoworkingScenario,
+    runs: &[CoworkingOutcome],
+) -> anyhow::Result<()> {
+    use super::report::write;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for r in runs {
+        report::write_steps(dir, r)?;
+        report::write_log(dir, r)?;
+    }
+    write(&dir.join("summary.csv"), &report::summary_csv(runs))?;
+    write(&dir.join("summary.md"), &report::summary_markdown(sc, runs))?;
+    plot::write_svg(&dir.join("plot.svg"), sc, runs)?;
+    Ok(())
+}

@@ -93,6 +93,15 @@ pub struct Config {
     /// [`crate::discovery::mirror::MirrorConfig`], behaviour in
     /// [`crate::discovery::mirror`]).
     pub mirror: Option<crate::discovery::mirror::MirrorConfig>,
+    /// Helper `select` entities (keys in
+    /// [`crate::drivers::helpers::config::SelectConfig`], behaviour in
+    /// [`crate::drivers::helpers`]).
+    #[serde(default)]
+    pub select: Vec<crate::drivers::helpers::config::SelectConfig>,
+    /// Helper `number` entities (keys in
+    /// [`crate::drivers::helpers::config::NumberConfig`]).
+    #[serde(default)]
+    pub number: Vec<crate::drivers::helpers::config::NumberConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -353,6 +362,10 @@ impl Config {
         for (configured, id) in [
             (self.tariff.is_some(), crate::feeds::tariff_driver::DEVICE),
             (self.weather.is_some(), crate::feeds::weather_driver::DEVICE),
+            (
+                !self.select.is_empty() || !self.number.is_empty(),
+                crate::drivers::helpers::DEVICE,
+            ),
         ] {
             anyhow::ensure!(
                 !configured || !ids.contains(id),
@@ -368,6 +381,8 @@ impl Config {
         if let Some(m) = &self.mirror {
             m.validate().map_err(anyhow::Error::msg)?;
         }
+        crate::drivers::helpers::config::validate(&self.select, &self.number)
+            .map_err(anyhow::Error::msg)?;
         let mut names = std::collections::HashSet::new();
         for p in &self.plugins {
             anyhow::ensure!(

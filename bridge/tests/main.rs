@@ -20,6 +20,7 @@ mod discovery;
 mod faults;
 mod feeds;
 mod ha_history;
+mod helpers;
 mod history_states;
 mod house;
 mod house_demo;

@@ -113,6 +113,8 @@ pub fn answer(
         entity_category: None,
         climate: None,
         event_types: Vec::new(),
+        input: None,
+        icon: None,
     };
     let registered = store
         .upsert_device(

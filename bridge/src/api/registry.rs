@@ -80,6 +80,24 @@ impl Registry {
             put("max_temp", Some(json!(c.max_temp)));
             put("target_temp_step", Some(json!(c.temp_step)));
         }
+        match &spec.input {
+            Some(crate::entity::InputSpec::Select { options }) => {
+                put("options", Some(json!(options)));
+            }
+            Some(crate::entity::InputSpec::Number {
+                min,
+                max,
+                step,
+                mode,
+            }) => {
+                put("min", Some(json!(min)));
+                put("max", Some(json!(max)));
+                put("step", Some(json!(step)));
+                put("mode", Some(json!(mode)));
+            }
+            None => {}
+        }
+        put("icon", spec.icon.as_ref().map(|i| json!(i)));
         attrs.extend(state.attributes.clone());
         State {
             attributes: attrs,

@@ -125,6 +125,29 @@ pub fn parse_command(
             };
             Ok(vec![call("valve", service, data)])
         }
+        // HA publishes the option as it is (command_template `{{ value }}`);
+        // the router refuses one that is not among the options.
+        Component::Select => {
+            let mut data = Map::new();
+            data.insert("option".into(), text.into());
+            Ok(vec![call("select", "select_option", data)])
+        }
+        Component::Number => {
+            let word = text.trim();
+            let value: Value = match word.parse::<i64>() {
+                Ok(v) => v.into(),
+                Err(_) => word
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| bad("a number"))?
+                    .into(),
+            };
+            let mut data = Map::new();
+            // The router refuses a value outside min..max.
+            data.insert("value".into(), value);
+            Ok(vec![call("number", "set_value", data)])
+        }
         Component::Sensor | Component::BinarySensor | Component::Event => {
             Err(bad("nothing: this entity is read-only"))
         }
@@ -279,6 +302,26 @@ mod tests {
             format!("t: expected {VALVE_EXPECTED}, got `half`")
         );
         assert!(parse_command("t", Component::Valve, "valve.v", b"NaN").is_err());
+    }
+
+    #[test]
+    fn select_and_number_payloads_become_service_calls() {
+        let c = parse_command("t", Component::Select, "select.seat", b"Ana B").unwrap();
+        assert_eq!(
+            (c[0].domain.as_str(), c[0].service.as_str()),
+            ("select", "select_option")
+        );
+        assert_eq!(c[0].data["option"], "Ana B");
+        let c = parse_command("t", Component::Number, "number.limit", b"7.5").unwrap();
+        assert_eq!(
+            (c[0].domain.as_str(), c[0].service.as_str()),
+            ("number", "set_value")
+        );
+        assert_eq!(c[0].data["value"], 7.5);
+        for bad in [&b"seven"[..], b"NaN", b"inf", b""] {
+            let e = parse_command("t", Component::Number, "number.limit", bad).unwrap_err();
+            assert!(e.to_string().contains("expected a number"), "{e}");
+        }
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! Discovery configs and state payloads, as HA's MQTT integration reads them
 //! (HA docs "MQTT Discovery"; platform pages `sensor`, `binary_sensor`,
-//! `switch`, `climate`, `valve`).
+//! `switch`, `climate`, `valve`, `select`, `number`).
 //!
 //! Device-based configs use HA's abbreviations for the top-level keys it
 //! documents that way (`dev`, `o`, `cmps`, `p`); component configs use full
 //! key names, which HA accepts everywhere.
 
 use super::{Topics, units};
-use crate::entity::{Component, Device, EntitySpec, State};
+use crate::entity::{Component, Device, EntitySpec, InputSpec, State};
 use serde_json::{Map, Value, json};
 
 /// HA's `unique_id` and device identifier prefix.
@@ -80,6 +80,7 @@ pub fn component_config(topics: &Topics, spec: &EntitySpec) -> Result<Map<String
     if let Some(cat) = &spec.entity_category {
         c.insert("entity_category".into(), json!(cat));
     }
+    insert_opt(&mut c, "icon", &spec.icon);
     let state_topic = topics.state(dev, key);
     match spec.component {
         Component::Sensor => {
@@ -132,6 +133,7 @@ pub fn component_config(topics: &Topics, spec: &EntitySpec) -> Result<Map<String
             c.insert("state_topic".into(), json!(state_topic));
             c.insert("event_types".into(), json!(spec.event_types));
         }
+        Component::Select | Component::Number => input_config(&mut c, topics, spec)?,
         Component::Climate => {
             let climate = spec
                 .climate
@@ -174,6 +176,48 @@ pub fn component_config(topics: &Topics, spec: &EntitySpec) -> Result<Map<String
         }
     }
     Ok(c)
+}
+
+/// HA docs "MQTT Select": `options` (required), the option as the state
+/// and command payload. "MQTT Number": `min`, `max`, `step`, `mode`,
+/// `unit_of_measurement`, the number as the state and command payload.
+fn input_config(
+    c: &mut Map<String, Value>,
+    topics: &Topics,
+    spec: &EntitySpec,
+) -> Result<(), String> {
+    let (dev, key) = (spec.device_id.as_str(), spec.key.as_str());
+    c.insert("state_topic".into(), json!(topics.state(dev, key)));
+    c.insert("command_topic".into(), json!(topics.command(dev, key)));
+    match (&spec.input, spec.component) {
+        (Some(InputSpec::Select { options }), Component::Select) if !options.is_empty() => {
+            c.insert("options".into(), json!(options));
+        }
+        (
+            Some(InputSpec::Number {
+                min,
+                max,
+                step,
+                mode,
+            }),
+            Component::Number,
+        ) => {
+            c.insert("min".into(), json!(min));
+            c.insert("max".into(), json!(max));
+            c.insert("step".into(), json!(step));
+            c.insert("mode".into(), json!(mode));
+            insert_opt(c, "unit_of_measurement", &spec.unit);
+            insert_opt(c, "device_class", &spec.device_class);
+        }
+        _ => {
+            return Err(format!(
+                "{}: {} entity without its options or range",
+                spec.entity_id,
+                spec.component.as_str()
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn insert_opt(c: &mut Map<String, Value>, key: &str, v: &Option<String>) {
@@ -264,6 +308,8 @@ pub fn state_payload(spec: &EntitySpec, state: &State) -> Option<String> {
             }
             Some(state.state.clone())
         }
+        Component::Select => Some(state.state.clone()),
+        Component::Number => state.number().map(|_| state.state.clone()),
         Component::BinarySensor | Component::Switch => match state.state.as_str() {
             "on" => Some("ON".into()),
             "off" => Some("OFF".into()),
@@ -376,6 +422,50 @@ mod tests {
         ] {
             assert!(!c.contains_key(k), "{k}");
         }
+    }
+
+    #[test]
+    fn select_and_number_configs_carry_has_keys() {
+        let mut select = EntitySpec::new("helpers", "select_seat", Component::Select).named("Seat");
+        select.entity_id = "select.seat".into();
+        select.icon = Some("mdi:account".into());
+        select.input = Some(InputSpec::Select {
+            options: vec!["nobody".into(), "ana".into()],
+        });
+        let c = component_config(&Topics::default(), &select).unwrap();
+        assert_eq!(c["default_entity_id"], "select.seat");
+        assert_eq!(c["command_topic"], "hearth/helpers/select_seat/set");
+        assert_eq!(c["state_topic"], "hearth/helpers/select_seat/state");
+        assert_eq!(c["options"], json!(["nobody", "ana"]));
+        assert_eq!(c["icon"], "mdi:account");
+
+        let mut number = EntitySpec::new("helpers", "number_limit", Component::Number);
+        number.unit = Some("kWh".into());
+        number.input = Some(InputSpec::Number {
+            min: 0.0,
+            max: 20.0,
+            step: 0.5,
+            mode: "slider".into(),
+        });
+        let c = component_config(&Topics::default(), &number).unwrap();
+        for (k, v) in [
+            ("min", json!(0.0)),
+            ("max", json!(20.0)),
+            ("step", json!(0.5)),
+            ("mode", json!("slider")),
+            ("unit_of_measurement", json!("kWh")),
+            ("command_topic", json!("hearth/helpers/number_limit/set")),
+        ] {
+            assert_eq!(c[k], v, "{k}");
+        }
+        assert!(!c.contains_key("icon"));
+        // Without its options HA would refuse the config: Hearth does first.
+        select.input = None;
+        assert!(component_config(&Topics::default(), &select).is_err());
+        let mut st = valve_state("21.5", None);
+        assert_eq!(state_payload(&number, &st).as_deref(), Some("21.5"));
+        st.state = "many".into();
+        assert_eq!(state_payload(&number, &st), None);
     }
 
     #[test]

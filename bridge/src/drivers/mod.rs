@@ -10,12 +10,15 @@
 //!   (`POWER<n>`, `ENERGY` per channel or one total).
 //! - [`shelly_pro4pm`]: Shelly Pro 4PM metered 4-relay strips over Gen2 RPC
 //!   (HTTP polling or MQTT `NotifyStatus`).
+//! - [`helpers`]: Hearth-owned `select` and `number` entities (`[[select]]`,
+//!   `[[number]]`), HA's input_select/input_number over MQTT discovery.
 //! - [`crate::feeds::tariff_driver`] and [`crate::feeds::weather_driver`]:
 //!   the `[tariff]` and `[weather]` feeds (HTTP polling into entities and
 //!   the plugins' forecast series); they live beside their parsers, as does
 //!   [`crate::feeds::calendar`] (`[[calendar]]`: opening hours from .ics).
 
 pub mod esp32_node;
+pub mod helpers;
 pub mod retained;
 pub mod shelly;
 pub mod shelly_pro4pm;
@@ -64,6 +67,9 @@ pub fn start(config: &Config, ctx: &DriverContext) -> anyhow::Result<Vec<JoinHan
     }
     for strip in &config.shelly_pro4pm {
         tasks.push(shelly_pro4pm::spawn(strip.clone(), ctx)?);
+    }
+    if !config.select.is_empty() || !config.number.is_empty() {
+        tasks.push(helpers::spawn(&config.select, &config.number, ctx)?);
     }
     if let Some(tariff) = &config.tariff {
         tasks.push(crate::feeds::tariff_driver::spawn(tariff.clone(), ctx)?);

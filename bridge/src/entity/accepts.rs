@@ -20,12 +20,18 @@
 //!   with voluptuous' words; Hearth does the same. Hearth keeps fractional
 //!   positions (HA coerces to an integer).
 //!
+//! - `select.select_option`: the option must be one of the entity's
+//!   `options` (HA: `not_valid_option`).
+//! - `number.set_value`: the value must lie in `[min, max]`, bounds
+//!   inclusive (HA: `out_of_range`); an accepted value is rounded to the
+//!   nearest `min + n·step` (the frontend's grid; HA itself does not round).
+//!
 //! A refusal is a [`Refusal`]: the entity, the field, the value as it came,
 //! what is allowed, and which rule refused it (which decides HA's error
 //! code). It travels as [`super::ServiceError::NotAccepted`], so every
 //! source, a plugin included, gets the same typed answer.
 
-use super::{Component, EntitySpec};
+use super::{Component, EntitySpec, InputSpec};
 use serde_json::{Map, Value};
 
 /// Which rule refused a value; decides the error code HA answers with.
@@ -74,12 +80,13 @@ impl std::fmt::Display for Refusal {
         match &self.allowed {
             Allowed::Range { min, max, unit } => write!(
                 f,
-                "{}: {} {} is outside the accepted range{by} {} to {} {unit}",
+                "{}: {} {} is outside the accepted range{by} {} to {}{}{unit}",
                 self.entity,
                 self.field,
                 self.value,
                 number(*min),
-                number(*max)
+                number(*max),
+                if unit.is_empty() { "" } else { " " }
             ),
             Allowed::OneOf(words) => write!(
                 f,
@@ -124,14 +131,29 @@ impl Refusal {
                 unquoted(&self.value),
                 modes.join(", ")
             ),
+            (Allowed::OneOf(options), "option", _) => format!(
+                "Option {} is not valid for entity {}, valid options are: {}.",
+                unquoted(&self.value),
+                self.entity,
+                options.join(", ")
+            ),
+            (Allowed::Range { min, max, .. }, "value", _) => format!(
+                "Value {} for {} is outside valid range {} - {}.",
+                self.value,
+                self.entity,
+                python_float(*min),
+                python_float(*max)
+            ),
             _ => self.to_string(),
         }
     }
 
     /// HA's `translation_domain`, `translation_key` and placeholders, for
-    /// the refusals HA translates (its climate's).
+    /// the refusals HA translates (climate's, select's and number's; HA
+    /// core's `strings.json` of each).
     pub fn translation(&self) -> Option<Translation> {
         let mut placeholders = Map::new();
+        let mut domain = "climate";
         let key = match (&self.allowed, self.field.as_str(), self.rule) {
             (_, _, Rule::ServiceSchema) => return None,
             (Allowed::Range { min, max, .. }, "temperature", _) => {
@@ -145,10 +167,25 @@ impl Refusal {
                 placeholders.insert("modes".into(), modes.join(", ").into());
                 "not_valid_hvac_mode"
             }
+            (Allowed::OneOf(options), "option", _) => {
+                domain = "select";
+                placeholders.insert("entity_id".into(), self.entity.clone().into());
+                placeholders.insert("option".into(), unquoted(&self.value).into());
+                placeholders.insert("options".into(), options.join(", ").into());
+                "not_valid_option"
+            }
+            (Allowed::Range { min, max, .. }, "value", _) => {
+                domain = "number";
+                placeholders.insert("value".into(), self.value.clone().into());
+                placeholders.insert("entity_id".into(), self.entity.clone().into());
+                placeholders.insert("min_value".into(), python_float(*min).into());
+                placeholders.insert("max_value".into(), python_float(*max).into());
+                "out_of_range"
+            }
             _ => return None,
         };
         Some(Translation {
-            domain: "climate",
+            domain,
             key,
             placeholders,
         })
@@ -201,6 +238,34 @@ pub fn check(
         };
         return Err(refusal("position", v, allowed, Rule::ServiceSchema));
     }
+    match (spec.and_then(|s| s.input.as_ref()), service) {
+        (Some(InputSpec::Select { options }), "select_option") => {
+            if let Some(o) = data.get("option")
+                && !o.as_str().is_some_and(|o| options.iter().any(|x| x == o))
+            {
+                let allowed = Allowed::OneOf(options.clone());
+                return Err(refusal("option", o, allowed, Rule::Entity));
+            }
+        }
+        (Some(InputSpec::Number { min, max, step, .. }), "set_value") => {
+            if let Some(v) = data.get("value") {
+                let (min, max) = (*min, *max);
+                let Some(asked) = v.as_f64().filter(|x| (min..=max).contains(x)) else {
+                    let allowed = Allowed::Range { min, max, unit: "" };
+                    return Err(refusal("value", v, allowed, Rule::Entity));
+                };
+                // The grid starts at min, as the frontend's slider's does.
+                let on_step = tidy(round_to_step(asked - min, *step, 0.0, max - min) + min);
+                if on_step != asked {
+                    tracing::info!(
+                        "{entity_id}: value {asked} rounded to the entity's step {step} from {min}: {on_step}"
+                    );
+                    out.insert("value".into(), on_step.into());
+                }
+            }
+        }
+        _ => {}
+    }
     let Some(climate) = spec
         .filter(|s| s.component == Component::Climate)
         .and_then(|s| s.climate.as_ref())
@@ -243,8 +308,6 @@ fn round_to_step(x: f64, step: f64, min: f64, max: f64) -> f64 {
     if !(step.is_finite() && step > 0.0) {
         return x;
     }
-    // Rounded to 1e-9 so 0.1-steps give 22.3, not 22.300000000000001.
-    let tidy = |v: f64| (v * 1e9).round() / 1e9;
     let n = (x / step).round();
     let mut r = tidy(n * step);
     if r < min {
@@ -253,6 +316,11 @@ fn round_to_step(x: f64, step: f64, min: f64, max: f64) -> f64 {
         r = tidy((n - 1.0) * step);
     }
     if (min..=max).contains(&r) { r } else { x }
+}
+
+/// Rounded to 1e-9 so 0.1-steps give 22.3, not 22.300000000000001.
+fn tidy(v: f64) -> f64 {
+    (v * 1e9).round() / 1e9
 }
 
 #[cfg(test)]
@@ -371,6 +439,91 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    fn select() -> EntitySpec {
+        let mut s = EntitySpec::new("helpers", "select_seat", Component::Select);
+        s.entity_id = "select.seat".into();
+        s.input = Some(InputSpec::Select {
+            options: vec!["nobody".into(), "ana".into()],
+        });
+        s
+    }
+
+    fn number() -> EntitySpec {
+        let mut s = EntitySpec::new("helpers", "number_limit", Component::Number);
+        s.entity_id = "number.limit".into();
+        s.input = Some(InputSpec::Number {
+            min: 1.0,
+            max: 10.0,
+            step: 0.5,
+            mode: "box".into(),
+        });
+        s
+    }
+
+    #[test]
+    fn select_options_outside_the_list_are_refused_with_has_words() {
+        let spec = select();
+        let ask = |o: Value| {
+            check(
+                "select.seat",
+                Some(&spec),
+                "select_option",
+                &data(json!({"option": o})),
+            )
+        };
+        assert!(ask(json!("ana")).is_ok());
+        for bad in [json!("bob"), json!("Ana"), json!("")] {
+            let r = ask(bad.clone()).unwrap_err();
+            assert_eq!(
+                (r.field.as_str(), r.rule),
+                ("option", Rule::Entity),
+                "{bad}"
+            );
+        }
+        let r = ask(json!("bob")).unwrap_err();
+        assert_eq!(
+            r.ha_message(),
+            "Option bob is not valid for entity select.seat, valid options are: nobody, ana."
+        );
+        let t = r.translation().unwrap();
+        assert_eq!((t.domain, t.key), ("select", "not_valid_option"));
+        assert_eq!(
+            Value::Object(t.placeholders),
+            json!({"entity_id": "select.seat", "option": "bob", "options": "nobody, ana"})
+        );
+    }
+
+    #[test]
+    fn number_values_outside_min_max_are_refused_and_others_rounded_to_the_step() {
+        let spec = number();
+        let ask = |v: Value| {
+            check(
+                "number.limit",
+                Some(&spec),
+                "set_value",
+                &data(json!({"value": v})),
+            )
+        };
+        for bad in [json!(0.99), json!(10.01), json!(1e308), json!(-1e308)] {
+            let r = ask(bad.clone()).unwrap_err();
+            assert_eq!((r.field.as_str(), r.rule), ("value", Rule::Entity), "{bad}");
+        }
+        let r = ask(json!(11)).unwrap_err();
+        assert_eq!(
+            r.ha_message(),
+            "Value 11 for number.limit is outside valid range 1.0 - 10.0."
+        );
+        let t = r.translation().unwrap();
+        assert_eq!((t.domain, t.key), ("number", "out_of_range"));
+        assert_eq!(t.placeholders["min_value"], "1.0");
+        let sent = |v: f64| ask(json!(v)).unwrap()["value"].as_f64().unwrap();
+        assert_eq!(sent(1.0), 1.0);
+        assert_eq!(sent(10.0), 10.0);
+        assert_eq!(sent(3.3), 3.5);
+        assert_eq!(sent(3.2), 3.0);
+        assert_eq!(sent(9.9), 10.0);
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub enum Component {
     /// event, with `event_type` and the event's data as attributes. Hearth
     /// only publishes events (alerts), so plugins cannot declare one.
     Event,
+    /// HA's `select`: the state is one of the entity's `options`.
+    Select,
+    /// HA's `number`: the state is a number within `min`..`max`.
+    Number,
 }
 
 impl Component {
@@ -48,6 +52,8 @@ impl Component {
             Component::Climate => "climate",
             Component::Valve => "valve",
             Component::Event => "event",
+            Component::Select => "select",
+            Component::Number => "number",
         }
     }
 
@@ -58,6 +64,8 @@ impl Component {
             "switch" => Component::Switch,
             "climate" => Component::Climate,
             "valve" => Component::Valve,
+            "select" => Component::Select,
+            "number" => Component::Number,
             _ => return None,
         })
     }
@@ -89,6 +97,23 @@ pub struct ClimateSpec {
     pub temp_step: f64,
 }
 
+/// What a `select` or `number` accepts (HA docs "MQTT Select", "MQTT
+/// Number"); [`accepts`] checks commands against it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputSpec {
+    /// The options, in the order HA shows them.
+    Select { options: Vec<String> },
+    /// Bounds inclusive, in the entity's unit; `mode` is HA's `box`,
+    /// `slider` or `auto`.
+    Number {
+        min: f64,
+        max: f64,
+        step: f64,
+        mode: String,
+    },
+}
+
 /// An entity's static description (HA's entity registry + discovery facts).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntitySpec {
@@ -108,6 +133,10 @@ pub struct EntitySpec {
     pub climate: Option<ClimateSpec>,
     /// An `event` entity's `event_types` (HA requires the list).
     pub event_types: Vec<String>,
+    /// A `select`'s options or a `number`'s range.
+    pub input: Option<InputSpec>,
+    /// HA's `icon`, e.g. `mdi:account`.
+    pub icon: Option<String>,
 }
 
 impl EntitySpec {
@@ -125,6 +154,8 @@ impl EntitySpec {
             entity_category: None,
             climate: None,
             event_types: Vec::new(),
+            input: None,
+            icon: None,
         }
     }
 

@@ -86,6 +86,10 @@ pub enum Commanded {
     /// `valve.set_valve_position` (%, HA's `current_position`) when the
     /// valve reports a position, else `open_valve` / `close_valve`.
     Valve { position: Option<f64>, open: bool },
+    /// `select.select_option`.
+    Select { option: String },
+    /// `number.set_value`, in the entity's unit.
+    Number { value: f64 },
 }
 
 impl Commanded {
@@ -123,6 +127,8 @@ impl Commanded {
                 };
                 Some(Commanded::Valve { position, open })
             }
+            Component::Select => Some(Commanded::Select { option: s.into() }),
+            Component::Number => state.number().map(|value| Commanded::Number { value }),
             _ => None,
         }
     }
@@ -133,6 +139,8 @@ impl Commanded {
             Commanded::Climate { .. } => "climate",
             Commanded::Switch { .. } => "switch",
             Commanded::Valve { .. } => "valve",
+            Commanded::Select { .. } => "select",
+            Commanded::Number { .. } => "number",
         }
     }
 
@@ -179,6 +187,16 @@ impl Commanded {
                         None if *open => out.push(("open_valve", Map::new())),
                         None => out.push(("close_valve", Map::new())),
                     }
+                }
+            }
+            (Commanded::Select { option }, cur) => {
+                if cur != Some(self) {
+                    out.push(("select_option", data(json!({ "option": option }))));
+                }
+            }
+            (Commanded::Number { value }, cur) => {
+                if cur != Some(self) {
+                    out.push(("set_value", data(json!({ "value": value }))));
                 }
             }
         }

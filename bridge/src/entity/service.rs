@@ -156,6 +156,20 @@ const POSITION: Field = Field {
     description: "Valve opening, % (0 closed, 100 fully open)",
 };
 
+const OPTION: Field = Field {
+    name: "option",
+    required: true,
+    kind: FieldKind::Text,
+    description: "One of the select's options",
+};
+
+const VALUE: Field = Field {
+    name: "value",
+    required: true,
+    kind: FieldKind::Number,
+    description: "Within the number's min and max, in its unit; rounded to its step",
+};
+
 /// Every service Hearth handles (HA's names and fields).
 pub const SERVICES: &[ServiceDef] = &[
     ServiceDef {
@@ -218,6 +232,37 @@ pub const SERVICES: &[ServiceDef] = &[
         domain: "valve",
         service: "stop_valve",
         fields: &[],
+    },
+    ServiceDef {
+        domain: "select",
+        service: "select_option",
+        fields: &[OPTION],
+    },
+    // HA's `cycle` field is not taken: next/previous always wrap around.
+    ServiceDef {
+        domain: "select",
+        service: "select_next",
+        fields: &[],
+    },
+    ServiceDef {
+        domain: "select",
+        service: "select_previous",
+        fields: &[],
+    },
+    ServiceDef {
+        domain: "select",
+        service: "select_first",
+        fields: &[],
+    },
+    ServiceDef {
+        domain: "select",
+        service: "select_last",
+        fields: &[],
+    },
+    ServiceDef {
+        domain: "number",
+        service: "set_value",
+        fields: &[VALUE],
     },
 ];
 

@@ -273,6 +273,8 @@ impl Mirror {
             entity_category: d.entity_category.clone(),
             climate: None,
             event_types: Vec::new(),
+            input: None,
+            icon: None,
         };
         if let Err(e) = self.store.upsert_entity(spec) {
             if fresh_device {

@@ -61,9 +61,8 @@ impl SpaceSpec {
         if !(1..=26).contains(&self.strips) || !(1..=64).contains(&self.outlets_per_strip) {
             return Err("`space.strips` must be 1–26 and `outlets_per_strip` 1–64".into());
         }
-        if !(self.lamp_w.is_finite() && self.lamp_w >= 0.0)
-            || !(self.breaker_reset_s.is_finite() && self.breaker_reset_s >= 0.0)
-        {
+        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+        if !non_negative(self.lamp_w) || !non_negative(self.breaker_reset_s) {
             return Err("`space.lamp_w` and `space.breaker_reset_s` must be ≥ 0".into());
         }
         Ok(())
@@ -238,14 +237,13 @@ impl Space {
     /// `dt_s` seconds from `t_ms`: laptops charge or drain, the breakers
     /// carry the outlets' currents; returns the wall energy per outlet, Wh.
     pub fn step(&mut self, t_ms: i64, dt_s: f64) -> Vec<f64> {
+        let loads: Vec<(f64, f64)> = (0..self.outlets.len()).map(|o| self.load(o)).collect();
         let mut wh = vec![0.0; self.outlets.len()];
-        for o in 0..self.outlets.len() {
-            let (amps, watts) = self.load(o);
-            let id = self.outlets[o].id;
-            self.tree
-                .set_demand(id, if self.outlets[o].relay_on { amps } else { 0.0 });
-            let live = self.live(o);
-            if self.outlets[o].lamp && live {
+        for (o, (amps, watts)) in loads.into_iter().enumerate() {
+            let outlet = &self.outlets[o];
+            let demand = if outlet.relay_on { amps } else { 0.0 };
+            self.tree.set_demand(outlet.id, demand);
+            if outlet.lamp && self.live(o) {
                 wh[o] = watts * dt_s / 3600.0;
             }
         }

@@ -139,7 +139,7 @@ pub fn run(
     let wall_start = Instant::now();
     let step_ms = (sc.step_s * 1000.0).round() as i64;
     let (clock, hand) = Clock::manual(sc.start_ms);
-    let store = EntityStore::new(clock.clone());
+    let store = EntityStore::new(clock);
     let laptops = sc.laptops.iter().cloned().map(Laptop::new).collect();
     let mut space = Space::new(sc.space.clone(), laptops)?;
     register(&store, &space)?;

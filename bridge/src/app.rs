@@ -144,6 +144,20 @@ impl Bridge {
         if let Some(r) = &recorder {
             tasks.push(record_alerts(&alerts, r.clone(), shutdown.clone()));
         }
+        // Host-side, so billing does not depend on the balancing plugin.
+        if let Some(u) = &config.usage {
+            tasks.push(crate::usage::spawn(
+                u,
+                crate::usage::UsageContext {
+                    store: store.clone(),
+                    router: router.clone(),
+                    alerts: alerts.clone(),
+                    recorder: recorder.clone(),
+                    clock,
+                    shutdown: shutdown.clone(),
+                },
+            )?);
+        }
         let engine =
             PluginEngine::with_cache(CodeCache::new(Some(data_dir.join("cache").join("plugins"))))?;
         let plugins = Arc::new(PluginManager::new(

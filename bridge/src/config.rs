@@ -93,6 +93,9 @@ pub struct Config {
     /// [`crate::discovery::mirror::MirrorConfig`], behaviour in
     /// [`crate::discovery::mirror`]).
     pub mirror: Option<crate::discovery::mirror::MirrorConfig>,
+    /// Per-user metering and billing (keys in [`crate::usage::UsageConfig`],
+    /// behaviour in [`crate::usage`]).
+    pub usage: Option<crate::usage::UsageConfig>,
     /// Helper `select` entities (keys in
     /// [`crate::drivers::helpers::config::SelectConfig`], behaviour in
     /// [`crate::drivers::helpers`]).
@@ -380,6 +383,9 @@ impl Config {
         }
         if let Some(m) = &self.mirror {
             m.validate().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(u) = &self.usage {
+            u.validate(&ids).map_err(anyhow::Error::msg)?;
         }
         crate::drivers::helpers::config::validate(&self.select, &self.number)
             .map_err(anyhow::Error::msg)?;

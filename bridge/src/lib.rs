@@ -47,3 +47,4 @@ pub mod plugins;
 pub mod recorder;
 pub mod shutdown;
 pub mod twin;
+pub mod usage;

@@ -110,6 +110,11 @@ enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    /// Reports from the bridge's recorder database.
+    Report {
+        #[command(subcommand)]
+        what: ReportWhat,
+    },
     /// Run the bridge against real devices.
     Run {
         #[command(flatten)]
@@ -117,6 +122,32 @@ enum Command {
         /// TOML configuration file (see examples/server-room.toml).
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportWhat {
+    /// The billing table: per user, day, week and month, kWh in HP and HC
+    /// and € (README "Per-user metering and billing").
+    Usage {
+        /// First local date billed, YYYY-MM-DD.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        from: String,
+        /// Last local date billed (included), YYYY-MM-DD.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        to: String,
+        /// `csv` or `md` (Markdown table).
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// The bridge's data directory (its recorder database is `hearth.db` there).
+        #[arg(long, value_name = "DIR", default_value = hearth::app::DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// The database file, when `[recorder] path` puts it elsewhere.
+        #[arg(long, value_name = "FILE")]
+        db: Option<PathBuf>,
+        /// `monday` or `sunday`, as `[usage] week_starts`.
+        #[arg(long, default_value = "monday")]
+        week_starts: String,
     },
 }
 
@@ -269,6 +300,22 @@ async fn main() -> std::process::ExitCode {
             demo_command(common, scenario, speed, run_for).await
         }
         Command::Token { action, data_dir } => token_command(action, &data_dir),
+        Command::Report {
+            what:
+                ReportWhat::Usage {
+                    from,
+                    to,
+                    format,
+                    data_dir,
+                    db,
+                    week_starts,
+                },
+        } => {
+            let db = db.unwrap_or_else(|| data_dir.join(hearth::recorder::DB_FILE));
+            hearth::usage::report::command(&db, &from, &to, &format, &week_starts)
+                .map(|text| print!("{text}"))
+                .map_err(anyhow::Error::msg)
+        }
         Command::Plugin {
             action,
             url,

@@ -46,4 +46,5 @@ mod takeover;
 mod simulate_coworking;
 mod tasmota_strip;
 mod twin;
+mod usage;
 mod websocket;

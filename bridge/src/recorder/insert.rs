@@ -90,6 +90,7 @@ impl Inserter {
             }
             Row::Event(e) => event(tx, e),
             Row::Alert(a) => alert(tx, a),
+            Row::Usage(u) => crate::usage::ledger::insert(tx, u),
         }
     }
 

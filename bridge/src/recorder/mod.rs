@@ -299,6 +299,11 @@ impl Recorder {
         self.shared.push_one(Row::Alert(alert));
     }
 
+    /// Queues a billing increment (never dropped, even when the queue is full).
+    pub fn record_usage(&self, row: crate::usage::ledger::LedgerRow) {
+        self.shared.push_one(Row::Usage(row));
+    }
+
     /// Records the events fired through the API (`fire_event`, origin
     /// `REMOTE`), until the bus closes.
     pub fn watch_bus(&self, bus: &crate::api::events::EventBus) {

@@ -31,6 +31,8 @@ pub enum Row {
     },
     Event(EventRow),
     Alert(AlertRecord),
+    /// A billing increment ([`crate::usage::ledger`]); never dropped.
+    Usage(crate::usage::ledger::LedgerRow),
 }
 
 impl Row {

@@ -25,6 +25,8 @@
 //! - `statistics(metadata_id, start_ms, mean, min, max, state, sum)`: one
 //!   row per entity and hour (HA's long-term statistics).
 //! - `recorder_meta(key, value)`: bookkeeping (`statistics_until_ms`).
+//! - `usage_ledger(user, hour_ms, date, period, wh, eur)`: billing
+//!   ([`crate::usage::ledger`]).
 
 use super::RecorderError;
 use rusqlite::{Connection, OpenFlags};
@@ -129,6 +131,9 @@ pub fn open_writer(path: &Path) -> Result<Connection, RecorderError> {
         .map_err(&e)?;
     conn.set_prepared_statement_cache_capacity(32);
     migrate(&conn, path)?;
+    // Outside the versioned schema: files of any version 1 get it.
+    conn.execute_batch(crate::usage::ledger::CREATE_TABLE)
+        .map_err(&e)?;
     Ok(conn)
 }
 

@@ -480,5 +480,6 @@ fn describe(row: &Row) -> String {
         Row::Entity { entity_id, .. } => format!("metadata of {entity_id}"),
         Row::Event(e) => format!("event {}", e.event_type),
         Row::Alert(a) => format!("alert {} from {}", a.key, a.source),
+        Row::Usage(u) => format!("usage of {} at {}", u.user, u.hour_ms),
     }
 }

@@ -93,11 +93,10 @@ pub struct CoworkingScenario {
     pub controllers: BTreeMap<String, ControllerSpec>,
 }
 
-/// Whether the TOML at `path` says `kind = "coworking"`.
+/// Whether the TOML at `path` (with its `base` chain) says `kind = "coworking"`.
 pub fn is_coworking(path: &Path) -> bool {
-    std::fs::read_to_string(path)
+    crate::twin::batch::scenario::load_table(path, 0)
         .ok()
-        .and_then(|t| t.parse::<toml::Table>().ok())
         .and_then(|t| t.get("kind").and_then(|k| k.as_str().map(String::from)))
         .is_some_and(|k| k == "coworking")
 }

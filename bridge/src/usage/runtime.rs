@@ -666,4 +666,54 @@ mod tests {
         trigger.trigger();
         let _ = task.await;
     }
+
+    #[tokio::test]
+    async fn a_number_entity_overrides_the_configured_limit() {
+        let (clock, _hand) = Clock::manual(T0);
+        let store = store_with_strip(clock);
+        let mut limit = EntitySpec::new("strip1", "alice_limit", Component::Sensor);
+        limit.entity_id = "number.alice_limit".into();
+        store.upsert_entity(limit).unwrap();
+        let set = |id: &str, v: &str| store.set_state(id, v, Map::new()).unwrap();
+        let alerts = AlertHub::detached(clock);
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let cfg: UsageConfig = toml::from_str(
+            "[[users]]\nid = \"alice\"\nname = \"Alice\"\nlimit_kwh_day = 10\n\
+             limit_entity = \"number.alice_limit\"\n\
+             [[outlets]]\nenergy_entity = \"sensor.strip1_outlet1_energy\"\nswitch_entity = \"switch.strip1_outlet1\"\nuser = \"alice\"\n",
+        )
+        .unwrap();
+        let router = ServiceRouter::new(store.clone());
+        let task = spawn(
+            &cfg,
+            UsageContext {
+                store: store.clone(),
+                router,
+                alerts: alerts.clone(),
+                recorder: None,
+                clock,
+                shutdown,
+            },
+        )
+        .unwrap();
+        set(METER, "0");
+        set(METER, "400");
+        wait_state(&store, "sensor.alice_limit_day_progress", "4").await;
+        set("number.alice_limit", "0.4");
+        wait_state(&store, "sensor.alice_limit_day_progress", "100").await;
+        wait_state(&store, "binary_sensor.alice_over_limit", "on").await;
+        let p = store.get("sensor.alice_limit_day_progress").unwrap();
+        assert_eq!(p.attributes["limit_source"], json!("entity"));
+        assert!(
+            alerts
+                .get("usage/limit_alice_day_100")
+                .is_some_and(|a| a.active)
+        );
+        // 0 = no limit from the entity.
+        set("number.alice_limit", "0");
+        wait_state(&store, "sensor.alice_limit_day_progress", "unknown").await;
+        wait_state(&store, "binary_sensor.alice_over_limit", "off").await;
+        trigger.trigger();
+        let _ = task.await;
+    }
 }

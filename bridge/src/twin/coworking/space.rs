@@ -1,6 +1,7 @@
 //! The coworking space: strips of relay outlets under one wall circuit, a
-//! lamp that is always on, and laptops that arrive, take a free outlet
-//! (or queue for one), charge or drain, and leave.
+//! lamp that is always on (with an optional heater on the same outlet),
+//! and laptops that arrive, take a free outlet (or queue for one), charge
+//! or drain, and leave.
 //!
 //! Electrically it is a [`CircuitTree`]: the wall circuit's breaker (B16
 //! by default) over one breaker per strip (B10), outlets below. An
@@ -31,6 +32,45 @@ pub struct SpaceSpec {
     pub lamp_w: f64,
     /// s after a trip until someone resets the breaker.
     pub breaker_reset_s: f64,
+    /// A convector heater plugged on the lamp's always-on outlet (a winter
+    /// morning): a load the balancer cannot switch, only make room for.
+    pub heater: Option<HeaterSpec>,
+}
+
+/// An always-on appliance that runs in given periods.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaterSpec {
+    /// Draw while running, W (resistive, PF 1).
+    pub w: f64,
+    /// Periods it runs, `[from, to)` as RFC 3339 times.
+    pub on: Vec<[String; 2]>,
+}
+
+impl HeaterSpec {
+    /// The periods in ms since the epoch, checked.
+    pub fn periods(&self) -> Result<Vec<(i64, i64)>, String> {
+        if !(self.w.is_finite() && self.w >= 0.0) {
+            return Err(format!("`space.heater.w` must be ≥ 0 W, got {}", self.w));
+        }
+        self.on
+            .iter()
+            .map(|[from, to]| {
+                let ms = |t: &str| {
+                    t.parse::<jiff::Timestamp>()
+                        .map(|t| t.as_millisecond())
+                        .map_err(|e| {
+                            format!("`space.heater.on`: `{t}` is not an RFC 3339 time ({e})")
+                        })
+                };
+                let (a, b) = (ms(from)?, ms(to)?);
+                if a >= b {
+                    return Err(format!("`space.heater.on`: `{from}` is not before `{to}`"));
+                }
+                Ok((a, b))
+            })
+            .collect()
+    }
 }
 
 impl Default for SpaceSpec {
@@ -43,6 +83,7 @@ impl Default for SpaceSpec {
             outlets_per_strip: 8,
             lamp_w: 60.0,
             breaker_reset_s: 600.0,
+            heater: None,
         }
     }
 }
@@ -64,6 +105,9 @@ impl SpaceSpec {
         let non_negative = |v: f64| v.is_finite() && v >= 0.0;
         if !non_negative(self.lamp_w) || !non_negative(self.breaker_reset_s) {
             return Err("`space.lamp_w` and `space.breaker_reset_s` must be ≥ 0".into());
+        }
+        if let Some(h) = &self.heater {
+            h.periods()?;
         }
         Ok(())
     }
@@ -112,6 +156,10 @@ pub struct Space {
     /// Per breaker node (root, strips…): ms when it opened, for the reset.
     open_since: Vec<(NodeId, i64)>,
     pub trips: Vec<(i64, TripEvent)>,
+    /// The heater's periods, ms.
+    heater: Vec<(i64, i64)>,
+    /// Time of the last `people` or `step`: what loads draw now.
+    now_ms: i64,
 }
 
 impl Space {
@@ -142,7 +190,13 @@ impl Space {
             }
         }
         let presence = vec![Presence::NotYet; laptops.len()];
+        let heater = match &spec.heater {
+            Some(h) => h.periods().map_err(anyhow::Error::msg)?,
+            None => Vec::new(),
+        };
         Ok(Space {
+            heater,
+            now_ms: i64::MIN,
             spec,
             tree,
             root,
@@ -172,6 +226,7 @@ impl Space {
     /// takes the free outlet its index points at (seats spread over both
     /// strips, deterministically).
     pub fn people(&mut self, t_ms: i64) {
+        self.now_ms = t_ms;
         for i in 0..self.laptops.len() {
             let spec = &self.laptops[i].spec;
             match self.presence[i] {
@@ -209,7 +264,8 @@ impl Space {
     pub fn load(&self, outlet: usize) -> (f64, f64) {
         let o = &self.outlets[outlet];
         if o.lamp {
-            return (self.spec.lamp_w / self.spec.voltage_v, self.spec.lamp_w);
+            let w = self.spec.lamp_w + self.heater_w();
+            return (w / self.spec.voltage_v, w);
         }
         match o.occupant {
             Some(l) => {
@@ -217,6 +273,18 @@ impl Space {
                 (lap.wall_current_a(self.spec.voltage_v), lap.wall_power_w())
             }
             None => (0.0, 0.0),
+        }
+    }
+
+    /// What the heater draws now, W.
+    pub fn heater_w(&self) -> f64 {
+        let running = self
+            .heater
+            .iter()
+            .any(|&(a, b)| (a..b).contains(&self.now_ms));
+        match &self.spec.heater {
+            Some(h) if running => h.w,
+            _ => 0.0,
         }
     }
 
@@ -237,6 +305,7 @@ impl Space {
     /// `dt_s` seconds from `t_ms`: laptops charge or drain, the breakers
     /// carry the outlets' currents; returns the wall energy per outlet, Wh.
     pub fn step(&mut self, t_ms: i64, dt_s: f64) -> Vec<f64> {
+        self.now_ms = t_ms;
         let loads: Vec<(f64, f64)> = (0..self.outlets.len()).map(|o| self.load(o)).collect();
         let mut wh = vec![0.0; self.outlets.len()];
         for (o, (amps, watts)) in loads.into_iter().enumerate() {
@@ -321,6 +390,33 @@ mod tests {
             t += 1000;
         }
         assert!(!s.tree.tripped(s.root), "reset {} s after {at}", 600);
+    }
+
+    #[test]
+    fn the_heater_runs_in_its_periods_on_the_always_on_outlet() {
+        let spec = SpaceSpec {
+            heater: Some(HeaterSpec {
+                w: 2000.0,
+                on: vec![["1970-01-01T00:10:00Z".into(), "1970-01-01T00:20:00Z".into()]],
+            }),
+            ..SpaceSpec::default()
+        };
+        let mut s = Space::new(spec, Vec::new()).unwrap();
+        s.step(0, 1.0);
+        assert_eq!(s.metered(0).1, 60.0);
+        s.step(600_000, 1.0);
+        assert_eq!(s.metered(0).1, 2060.0);
+        s.step(1_200_000, 1.0);
+        assert_eq!(s.metered(0).1, 60.0);
+        let bad = SpaceSpec {
+            heater: Some(HeaterSpec {
+                w: 2000.0,
+                on: vec![["1970-01-01T00:20:00Z".into(), "1970-01-01T00:10:00Z".into()]],
+            }),
+            ..SpaceSpec::default()
+        };
+        let e = bad.check().unwrap_err();
+        assert!(e.contains("is not before"), "{e}");
     }
 
     #[test]

@@ -108,7 +108,7 @@ pub fn summary_markdown(sc: &CoworkingScenario, runs: &[CoworkingOutcome]) -> St
     let _ = writeln!(
         out,
         "From {} to {} ({:.1} h), step {} s. {} strips × {} outlets (B{:.0} each) under a \
-         B{:.0} wall circuit at {:.0} V, a {:.0} W lamp always on; {} laptops; Tempo HP/HC; \
+         B{:.0} wall circuit at {:.0} V, a {:.0} W lamp always on{}; {} laptops; Tempo HP/HC; \
          opening hours from the calendar. Laptops are judged at target when they leave \
          (or at the end); Jain's index is over battery gains (percentage points).\n",
         iso8601(sc.start_ms),
@@ -121,6 +121,14 @@ pub fn summary_markdown(sc: &CoworkingScenario, runs: &[CoworkingOutcome]) -> St
         sp.circuit_a,
         sp.voltage_v,
         sp.lamp_w,
+        match &sp.heater {
+            Some(h) => format!(
+                " (and a {:.0} W heater on its outlet, {} period(s))",
+                h.w,
+                h.on.len()
+            ),
+            None => String::new(),
+        },
         sc.laptops.len()
     );
     out.push_str(

@@ -2,57 +2,42 @@
 //!
 //! Each tick, in this order:
 //! 1. an outlet whose meter is stale is switched off (it counts as its
-//!    strip's full rating while on); a laptop at its target yields its
-//!    outlet once `min_on_s` has passed;
+//!    strip's full rating while on); one needing no charge (laptop at its
+//!    target, nothing plugged: [`crate::need`]) stays as it is;
 //! 2. **safety**: every node over its rating sheds switchable outlets
-//!    below it, highest battery first (unknown = 50 %), ignoring
-//!    `min_on_s` ([`limits::shed`]);
-//! 3. beyond `max_parallel` (tariff period), the highest batteries yield;
+//!    below it, those needing no charge first, then the highest battery
+//!    (unknown = 50 %), ignoring `min_on_s` ([`limits::shed`]);
+//! 3. beyond `max_parallel` (tariff period), in the same order, yield;
 //! 4. **admission**: laptops wanting charge (battery below target, or
 //!    unknown = "unknown need" at 50 %), lowest priority score first:
 //!    score = battery − `aging_pct_per_min` × minutes waited. Each is
 //!    switched on when `min_off_s` has passed and its assumed draw fits
-//!    every node above it. One that does not fit may take the slot of a
-//!    running laptop (`min_on_s` passed) whose battery is above its score by
-//!    more than `rotation_margin_pct`, if that frees enough: one such swap
-//!    per tick; the victim is switched off first and the newcomer on once
-//!    the victim's switch reports off (admission counts an outlet until
-//!    its switch reports off, so no room is filled before). Waiting lowers a score without bound, so every laptop,
+//!    every node above it. One that does not fit takes the slot of an
+//!    outlet on that needs no charge (`min_on_s` passed; it *yields its
+//!    slot*), else of a running laptop (`min_on_s` passed) whose battery is
+//!    above its score by more than `rotation_margin_pct`, if that frees
+//!    enough: one such swap per tick; the victim is switched off first and
+//!    the newcomer on once the victim's switch reports off (admission
+//!    counts an outlet until its switch reports off, so no room is filled
+//!    before). Waiting lowers a score without bound, so every laptop,
 //!    unknown ones too, eventually charges (no starvation).
 //!
-//! A laptop stops wanting at its target and wants again below target − 2 %
-//! ([`RESUME_BELOW_PCT`]), so one at the edge does not flap.
+//! A laptop stops wanting at its target and wants again below target −
+//! `resume_margin_pct`; at target it keeps its outlet until someone who
+//! wants charge waits for the room, so it neither drains nor flaps.
 
 use crate::config::Config;
 use crate::plan::{Ctx, Strategy, Why};
 use crate::tree::limits;
 
-/// Hysteresis of the target, % of battery.
-pub const RESUME_BELOW_PCT: f64 = 2.0;
 /// Priority of a laptop whose battery is unknown, %: mid, never last.
 pub const UNKNOWN_BATTERY_PCT: f64 = 50.0;
 
 pub struct Balancer;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Need {
-    Wants,
-    AtTarget,
-}
-
-fn need(ctx: &Ctx, i: usize, on: bool) -> Need {
-    match ctx.views[i].battery_pct {
-        None => Need::Wants,
-        Some(b) => {
-            let t = ctx.target_pct[i];
-            let resume = if on { t } else { t - RESUME_BELOW_PCT };
-            if b < resume {
-                Need::Wants
-            } else {
-                Need::AtTarget
-            }
-        }
-    }
+/// Why the outlet needs no charge; None: it wants charge (or unknown need).
+fn no_need(ctx: &Ctx, i: usize) -> Option<Why> {
+    ctx.views[i].no_need
 }
 
 fn level(ctx: &Ctx, i: usize) -> f64 {
@@ -79,25 +64,27 @@ impl Strategy for Balancer {
         let was_on = on.to_vec();
         let tree = ctx.tree;
         let sw = ctx.switchable;
-        // 1. stale meters off; laptops at target yield.
+        // 1. stale meters off; outlets needing no charge stay as they are
+        // (they yield to a waiting laptop at admission).
         for i in (0..n).filter(|&i| sw[i]) {
             if ctx.views[i].stale() {
                 on[i] = false;
                 why[i] = Why::MeterStale;
-            } else if need(ctx, i, on[i]) == Need::AtTarget {
-                if on[i] && ctx.min_on_held(i) {
-                    why[i] = Why::MinOn;
-                } else {
-                    on[i] = false;
-                    why[i] = Why::TargetReached;
-                }
+            } else if let Some(w) = no_need(ctx, i) {
+                why[i] = if on[i] { Why::NoOneWaiting } else { w };
             } else if on[i] {
                 why[i] = Why::Charging;
             }
         }
-        // 2. safety: highest battery first.
+        // Shed and cut first: those needing no charge, then the highest battery.
+        let fullest_first = |a: &usize, b: &usize| {
+            let key = |i: usize| (no_need(ctx, i).is_some(), level(ctx, i));
+            let (ka, kb) = (key(*a), key(*b));
+            kb.0.cmp(&ka.0).then(kb.1.total_cmp(&ka.1))
+        };
+        // 2. safety.
         let mut order: Vec<usize> = (0..n).filter(|&i| sw[i] && on[i]).collect();
-        order.sort_by(|&a, &b| level(ctx, b).total_cmp(&level(ctx, a)));
+        order.sort_by(fullest_first);
         for i in limits::shed(tree, ctx.draw_a, on, sw, &order) {
             why[i] = Why::Limit;
         }
@@ -106,7 +93,7 @@ impl Strategy for Balancer {
             .filter(|&i| sw[i] && on[i] && !ctx.cfg.outlets[i].always_on)
             .collect();
         if let Some(max) = ctx.max_parallel {
-            running.sort_by(|&a, &b| level(ctx, b).total_cmp(&level(ctx, a)));
+            running.sort_by(fullest_first);
             let mut excess = running.len().saturating_sub(max as usize);
             for &i in &running {
                 if excess == 0 {
@@ -129,7 +116,7 @@ impl Strategy for Balancer {
         let mut waiting: Vec<(f64, usize)> = (0..n)
             // Not one switched off above in this same tick.
             .filter(|&i| sw[i] && !on[i] && !was_on[i] && !ctx.cfg.outlets[i].always_on)
-            .filter(|&i| !ctx.views[i].stale() && need(ctx, i, false) == Need::Wants)
+            .filter(|&i| !ctx.views[i].stale() && no_need(ctx, i).is_none())
             .map(|i| (score(ctx, i), i))
             .collect();
         waiting.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -160,30 +147,39 @@ impl Strategy for Balancer {
             if unconfirmed_off {
                 continue;
             }
-            // The running laptop with the highest battery that frees enough;
-            // only one on at the start of the tick (not one admitted above).
-            let victim = (0..n)
-                .filter(|&v| was_on[v] && sw[v] && on[v] && !ctx.cfg.outlets[v].always_on)
-                .filter(|&v| !ctx.min_on_held(v))
-                .filter(|&v| level(ctx, v) > s + ctx.cfg.rotation_margin_pct)
-                .filter(|&v| {
-                    tree.paths[c].iter().all(|&node| {
-                        let freed = if tree.is_under(v, node) {
-                            ctx.draw_a[v]
-                        } else {
-                            0.0
-                        };
-                        loads.node_a[node] - freed + ctx.draw_a[c]
-                            <= tree.nodes[node].limit_a + 1e-9
-                    })
+            // Enough room for `c` once `v` is off, on every node above `c`.
+            let frees_enough = |v: usize| {
+                tree.paths[c].iter().all(|&node| {
+                    let freed = if tree.is_under(v, node) {
+                        ctx.draw_a[v]
+                    } else {
+                        0.0
+                    };
+                    loads.node_a[node] - freed + ctx.draw_a[c] <= tree.nodes[node].limit_a + 1e-9
                 })
-                .max_by(|&a, &b| level(ctx, a).total_cmp(&level(ctx, b)));
+            };
+            // Only one on at the start of the tick (not one admitted above).
+            let candidates = (0..n)
+                .filter(|&v| was_on[v] && sw[v] && on[v] && !ctx.cfg.outlets[v].always_on)
+                .filter(|&v| !ctx.min_on_held(v) && frees_enough(v));
+            // One needing no charge yields its slot first (the fullest);
+            // else the running laptop with the highest battery, by the margin.
+            let by_level = |a: &usize, b: &usize| level(ctx, *a).total_cmp(&level(ctx, *b));
+            let yielder = candidates
+                .clone()
+                .filter(|&v| no_need(ctx, v).is_some())
+                .max_by(by_level);
+            let victim = yielder.or_else(|| {
+                candidates
+                    .filter(|&v| level(ctx, v) > s + ctx.cfg.rotation_margin_pct)
+                    .max_by(by_level)
+            });
             if let Some(v) = victim {
                 // The victim goes off now; `c` is switched on at a later
                 // tick, once the victim's switch reports off (its draw
                 // counts until then), by admission above.
                 on[v] = false;
-                why[v] = Why::Rotation;
+                why[v] = no_need(ctx, v).unwrap_or(Why::Rotation);
                 swapped = true;
             }
         }

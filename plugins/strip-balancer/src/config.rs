@@ -49,6 +49,11 @@ pub struct OutletConfig {
     /// Who charges on it (a `users` id).
     #[serde(default)]
     pub user: Option<String>,
+    /// Who holds it, claimed at runtime: a HA `select` whose state is a
+    /// `users` id; `none`, `nobody`, `unknown`, `unavailable` or another
+    /// id = an empty seat. Not with `user`.
+    #[serde(default)]
+    pub user_entity: Option<String>,
 }
 
 /// A laptop's owner and where its battery level comes from.
@@ -62,6 +67,11 @@ pub struct UserConfig {
     /// Charged enough at this level, %.
     #[serde(default = "default_target_pct")]
     pub target_pct: f64,
+    /// `binary_sensor` that is `on` while the user is over their usage
+    /// limit (the bridge's `binary_sensor.<user>_over_limit`): their
+    /// outlets are kept off, `always_on` ones excepted.
+    #[serde(default)]
+    pub over_limit: Option<String>,
 }
 
 /// Off-peak/peak behaviour from a tariff period sensor (the bridge's
@@ -137,6 +147,10 @@ pub struct Config {
     /// Voltage for power-only meters, V.
     #[serde(default = "default_voltage_v")]
     pub voltage_v: f64,
+    /// A laptop that reached its target wants charge again only below
+    /// target − this, % of battery (against relay chatter).
+    #[serde(default = "default_resume_margin")]
+    pub resume_margin_pct: f64,
     /// Priority gained per minute of waiting, % of battery (rotation).
     #[serde(default = "default_aging")]
     pub aging_pct_per_min: f64,
@@ -188,6 +202,9 @@ fn default_aging() -> f64 {
     1.0
 }
 fn default_margin() -> f64 {
+    10.0
+}
+fn default_resume_margin() -> f64 {
     10.0
 }
 fn default_slot_s() -> f64 {
@@ -300,6 +317,12 @@ impl Config {
                     o.switch, o.strip
                 ));
             }
+            if let (Some(u), Some(e)) = (&o.user, &o.user_entity) {
+                return Err(format!(
+                    "config: outlet `{}` has both `user` (`{u}`) and `user_entity` (`{e}`); give one: a fixed user or the select naming who holds it",
+                    o.switch
+                ));
+            }
             if let Some(u) = &o.user
                 && !users.contains(u.as_str())
             {
@@ -320,6 +343,12 @@ impl Config {
         non_negative("settle_s", self.settle_s)?;
         non_negative("aging_pct_per_min", self.aging_pct_per_min)?;
         non_negative("rotation_margin_pct", self.rotation_margin_pct)?;
+        if !(0.0..100.0).contains(&self.resume_margin_pct) {
+            return Err(format!(
+                "config: `resume_margin_pct` must be in [0, 100) % (got {})",
+                self.resume_margin_pct
+            ));
+        }
         positive("`assumed_current_a`".into(), self.assumed_current_a)?;
         positive("`voltage_v`".into(), self.voltage_v)?;
         positive("`slot_s`".into(), self.slot_s)?;
@@ -351,10 +380,12 @@ pub fn schema() -> serde_json::Value {
                 "required": ["switch", "strip"],
                 "properties": {"switch": {"type": "string"}, "strip": {"type": "string"},
                     "current": {"type": "string"}, "power": {"type": "string"},
-                    "always_on": {"type": "boolean"}, "user": {"type": "string"}}}},
+                    "always_on": {"type": "boolean"}, "user": {"type": "string"},
+                    "user_entity": {"type": "string"}}}},
             "users": {"type": "array", "items": {"type": "object", "required": ["id"],
                 "properties": {"id": {"type": "string"}, "battery": {"type": "string"},
-                    "target_pct": {"type": "number", "exclusiveMinimum": 0, "maximum": 100}}}},
+                    "target_pct": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+                    "over_limit": {"type": "string"}}}},
             "min_on_s": {"type": "number", "minimum": 0, "default": 300},
             "min_off_s": {"type": "number", "minimum": 0, "default": 60},
             "assumed_current_a": {"type": "number", "exclusiveMinimum": 0, "default": 0.5},
@@ -363,6 +394,7 @@ pub fn schema() -> serde_json::Value {
             "voltage_v": {"type": "number", "exclusiveMinimum": 0, "default": 230},
             "aging_pct_per_min": {"type": "number", "minimum": 0, "default": 1},
             "rotation_margin_pct": {"type": "number", "minimum": 0, "default": 10},
+            "resume_margin_pct": {"type": "number", "minimum": 0, "exclusiveMaximum": 100, "default": 10},
             "max_parallel": {"type": "integer", "minimum": 0},
             "tariff": {"type": "object", "properties": {
                 "entity": {"type": "string", "default": "sensor.tariff_period"},

@@ -11,6 +11,8 @@
 //! - [`tree`]: the circuit tree as indices; [`tree::limits`]: committed
 //!   load per node, fitting and shedding;
 //! - [`meter`]: an outlet's switch, meter and committed draw (stale = full);
+//! - [`need`]: who holds an outlet, over-limit users, the target latch
+//!   and the empty seat;
 //! - [`tariff`]: off-peak/peak period and its targets and parallelism;
 //! - [`plan`]: what a strategy sees and decides, and why;
 //! - [`allocation`]: the balancer's strategy;
@@ -26,6 +28,7 @@ pub mod baselines;
 pub mod config;
 pub mod entities;
 pub mod meter;
+pub mod need;
 pub mod plan;
 pub mod plugin;
 pub mod tariff;

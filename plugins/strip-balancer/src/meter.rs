@@ -24,6 +24,9 @@ pub struct OutletView {
     pub draw_a: f64,
     /// Battery level of its user's laptop, %.
     pub battery_pct: Option<f64>,
+    /// Why it needs no charge (at target, nothing plugged); None: it
+    /// wants charge, or its need is unknown ([`crate::need::update`]).
+    pub no_need: Option<crate::plan::Why>,
 }
 
 impl OutletView {

@@ -13,8 +13,16 @@ pub enum Why {
     Charging,
     /// Off: switching it on would exceed a limit, or it was shed for one.
     Limit,
-    /// Off: its laptop is at its target.
+    /// Off: its laptop reached its target (and has not fallen below
+    /// target − `resume_margin_pct` since).
     TargetReached,
+    /// Off: an empty seat (`user_entity` names nobody) drawing ≈ 0 A when on.
+    NothingPlugged,
+    /// On, needing no charge (at target, or nothing plugged): kept on
+    /// while no one who wants charge waits for the room.
+    NoOneWaiting,
+    /// Off: its user's `over_limit` sensor is on.
+    OverLimit,
     /// Off: outside opening hours.
     Closed,
     /// Off: switched off less than `min_off_s` ago.
@@ -43,6 +51,9 @@ impl Why {
             Why::Charging => "charging",
             Why::Limit => "limit",
             Why::TargetReached => "target reached",
+            Why::NothingPlugged => "nothing plugged",
+            Why::NoOneWaiting => "no one waiting",
+            Why::OverLimit => "over limit",
             Why::Closed => "closed",
             Why::MinOff => "min_off",
             Why::MinOn => "min_on",
@@ -68,6 +79,13 @@ pub struct Memory {
     pub on_since_ms: Option<i64>,
     /// Since when it has waited for charge while off, ms (rotation's aging).
     pub waiting_since_ms: Option<i64>,
+    /// Target latch: the target in force when its laptop reached it, %;
+    /// None once below target − `resume_margin_pct` ([`crate::need`]).
+    pub satisfied_at_pct: Option<f64>,
+    /// An empty seat seen on, settled, drawing ≈ 0 A ([`crate::need`]).
+    pub nothing_plugged: bool,
+    /// The holder at the last tick (`users` index); outer None: not read yet.
+    pub holder: Option<Option<usize>>,
 }
 
 /// One tick's facts, for a strategy.

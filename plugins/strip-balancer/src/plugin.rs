@@ -1,9 +1,11 @@
 //! The shell every strategy runs in: reads the outlets, the batteries, the
-//! tariff period and the opening hours at each tick (1 s), switches every
-//! outlet off outside opening hours, lets the [`Strategy`] decide the rest,
-//! sends the changes (one `turn_on` and one `turn_off` call per domain, so
-//! 100 outlets stay within the host's 64 calls per output) and publishes
-//! the plugin's entities ([`crate::entities`]).
+//! tariff period, the outlets' holders and the opening hours at each tick
+//! (1 s), switches every outlet off outside opening hours and the outlets
+//! of users over their limit (`always_on` ones excepted), lets the
+//! [`Strategy`] decide the rest, sends the changes (one `turn_on` and one
+//! `turn_off` call per domain, so 100 outlets stay within the host's 64
+//! calls per output) and publishes the plugin's entities
+//! ([`crate::entities`]).
 //!
 //! A command in flight is what the strategy starts from for [`PENDING_MS`];
 //! after that the switch's own state is believed again, so a refused or
@@ -15,6 +17,7 @@
 use crate::config::{ClosedOff, Config};
 use crate::entities::Publisher;
 use crate::meter::{self, OutletView};
+use crate::need;
 use crate::plan::{Ctx, Memory, Strategy, Why};
 use crate::tariff::{self, strategy as tariff_strategy};
 use crate::tree::Tree;
@@ -44,8 +47,8 @@ pub struct Plugin<S: Strategy> {
     pub last_why: Vec<Why>,
 }
 
-/// What survives a restart: per switch, the last transition and the start
-/// of its wait (rotation fairness). Tolerant of any other plugin's state.
+/// What survives a restart: per switch, the last transition, the start
+/// of its wait (rotation fairness) and its target latch. Tolerant of any other plugin's state.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 struct Saved {
@@ -57,6 +60,9 @@ struct Saved {
 struct SavedOutlet {
     last_switch_ms: Option<i64>,
     waiting_since_ms: Option<i64>,
+    /// The target latch ([`crate::need`]): a laptop switched off at target
+    /// is not switched back on at the first tick after a restart.
+    satisfied_at_pct: Option<f64>,
 }
 
 impl<S: Strategy> Plugin<S> {
@@ -76,6 +82,7 @@ impl<S: Strategy> Plugin<S> {
         let mut draw = Vec::with_capacity(n);
         let mut target = Vec::with_capacity(n);
         let mut live = Vec::with_capacity(n);
+        let mut over_limit = Vec::with_capacity(n);
         let closed_all = !self.open && self.cfg.closed_off == ClosedOff::All;
         for i in 0..n {
             let o = &self.cfg.outlets[i];
@@ -109,10 +116,8 @@ impl<S: Strategy> Plugin<S> {
             if switch == Some(false) && pending != Some(true) {
                 mem.on_since_ms = None;
             }
-            let user = o
-                .user
-                .as_ref()
-                .and_then(|u| self.cfg.users.iter().find(|x| x.id == *u));
+            let holder = need::holder(&self.cfg, o);
+            let user = holder.map(|u| &self.cfg.users[u]);
             let battery = user
                 .and_then(|u| u.battery.as_deref())
                 .and_then(meter::battery_pct);
@@ -135,20 +140,37 @@ impl<S: Strategy> Plugin<S> {
                 since,
                 now_ms,
             ));
-            target.push(tariff_strategy::target_pct(&self.cfg, period, user_target));
-            switchable.push(switch.is_some() && (!o.always_on || closed_all));
-            on.push(is_on);
+            let target_pct = tariff_strategy::target_pct(&self.cfg, period, user_target);
+            target.push(target_pct);
+            let seen = need::Seen {
+                holder,
+                battery_pct: battery,
+                target_pct,
+                empty_seat: o.user_entity.is_some() && holder.is_none(),
+                on: switch == Some(true) && pending != Some(false),
+                settled: since.is_none_or(|t| (now_ms - t) as f64 >= self.cfg.settle_s * 1000.0),
+                measured_a: measured,
+            };
+            let no_need = need::update(&self.cfg, mem, &seen);
+            // Over its user's limit: kept off here, for every strategy.
+            let over = !o.always_on && switch.is_some() && need::over_limit(&self.cfg, holder);
+            over_limit.push(over);
+            switchable.push(!over && switch.is_some() && (!o.always_on || closed_all));
+            on.push(is_on && !over);
             views.push(OutletView {
                 switch,
                 measured_a: measured,
                 draw_a: *draw.last().unwrap_or(&0.0),
                 battery_pct: battery,
+                no_need,
             });
         }
         let mut why: Vec<Why> = (0..n)
             .map(|i| {
                 if views[i].switch.is_none() {
                     Why::Unreachable
+                } else if over_limit[i] {
+                    Why::OverLimit
                 } else if self.cfg.outlets[i].always_on {
                     Why::AlwaysOn
                 } else if on[i] {
@@ -184,13 +206,13 @@ impl<S: Strategy> Plugin<S> {
             self.strategy.plan(&ctx, &mut on, &mut why);
         } else {
             for i in 0..n {
-                if switchable[i] {
+                if switchable[i] || over_limit[i] {
                     on[i] = false;
                     why[i] = Why::Closed;
                 }
             }
         }
-        self.act(now_ms, &views, &on, &target, out);
+        self.act(now_ms, &views, &on, &over_limit, out);
         self.publisher
             .publish(&self.cfg, &self.tree, &on, &why, &draw, &self.memory, out);
         self.last_on = on;
@@ -203,7 +225,7 @@ impl<S: Strategy> Plugin<S> {
         now_ms: i64,
         views: &[OutletView],
         on: &[bool],
-        target: &[f64],
+        over_limit: &[bool],
         out: &mut Output,
     ) {
         // Per (service, domain); `turn_off` sorts before `turn_on`, so every
@@ -228,7 +250,7 @@ impl<S: Strategy> Plugin<S> {
                 mem.on_since_ms = on[i].then_some(now_ms);
             }
             // Rotation's aging: a wait starts when an outlet is off and wants charge.
-            let wants = views[i].battery_pct.is_none_or(|b| b < target[i]);
+            let wants = views[i].no_need.is_none() && !over_limit[i];
             if on[i] || !wants {
                 mem.waiting_since_ms = None;
             } else if mem.waiting_since_ms.is_none() {
@@ -265,10 +287,12 @@ impl<S: Strategy> Controller for Plugin<S> {
             reads.push(o.switch.clone());
             reads.extend(o.current.iter().cloned());
             reads.extend(o.power.iter().cloned());
+            reads.extend(o.user_entity.iter().cloned());
             drives.push(o.switch.clone());
         }
         for u in &self.cfg.users {
             reads.extend(u.battery.iter().cloned());
+            reads.extend(u.over_limit.iter().cloned());
         }
         reads.extend(self.cfg.tariff.iter().map(|t| t.entity.clone()));
         reads.extend(self.cfg.open.iter().cloned());
@@ -313,6 +337,7 @@ impl<S: Strategy> Controller for Plugin<S> {
                 let s = SavedOutlet {
                     last_switch_ms: m.last_switch_ms,
                     waiting_since_ms: m.waiting_since_ms,
+                    satisfied_at_pct: m.satisfied_at_pct,
                 };
                 (o.switch.clone(), s)
             })
@@ -326,6 +351,7 @@ impl<S: Strategy> Controller for Plugin<S> {
             if let Some(s) = saved.outlets.get(&o.switch) {
                 m.last_switch_ms = s.last_switch_ms;
                 m.waiting_since_ms = s.waiting_since_ms;
+                m.satisfied_at_pct = s.satisfied_at_pct;
             }
         }
         Ok(())

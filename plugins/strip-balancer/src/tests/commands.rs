@@ -105,7 +105,9 @@ fn a_lost_turn_off_makes_no_room_until_the_switch_reports_off() {
 fn every_turn_off_is_sent_before_any_turn_on_whatever_the_domain() {
     // `input_boolean` sorts before `switch`: the on must still come last.
     let sw = ["switch.o1", "input_boolean.o2", "light.o3"];
-    let mut w = World::<Balancer>::new(strip(5.0, &sw));
+    let mut cfg = strip(5.0, &sw);
+    cfg["users"][0]["over_limit"] = json!("binary_sensor.u1_over_limit");
+    let mut w = World::<Balancer>::new(cfg);
     w.battery("sensor.u1_battery", 10.0);
     w.battery("sensor.u2_battery", 85.0);
     w.battery("sensor.u3_battery", 85.0);
@@ -113,9 +115,9 @@ fn every_turn_off_is_sent_before_any_turn_on_whatever_the_domain() {
     w.set("sensor.o1_current", "1.5");
     w.now += 10_000;
     tick_losing(&mut w, &[]);
-    // o1 reaches its target while o2 and o3 want charge: the room for them
-    // exists without o1, so the ons go in the same tick, after the off.
-    w.battery("sensor.u1_battery", 85.0);
+    // o1's user goes over their limit while o2 and o3 want charge: the room
+    // for them exists without o1, so the ons go in the same tick, after the off.
+    w.set("binary_sensor.u1_over_limit", "on");
     w.battery("sensor.u2_battery", 20.0);
     w.battery("sensor.u3_battery", 30.0);
     let calls = sent(&tick_losing(&mut w, &[]));

@@ -131,3 +131,21 @@ fn every_declared_entity_is_published_and_nothing_else() {
     d.sort();
     assert_eq!(published, d);
 }
+
+#[test]
+fn a_fixed_user_and_a_user_entity_on_one_outlet_are_refused() {
+    let mut c = coworking();
+    c["outlets"][1]["user_entity"] = json!("select.seat_a2");
+    refused::<StripBalancer>(
+        c,
+        &[
+            "outlet `switch.a2`",
+            "`user`",
+            "`user_entity`",
+            "select.seat_a2",
+        ],
+    );
+    let mut c = coworking();
+    c["resume_margin_pct"] = json!(100);
+    refused::<StripBalancer>(c, &["resume_margin_pct", "[0, 100)"]);
+}

@@ -5,6 +5,7 @@
 mod behaviour;
 mod commands;
 mod config_refusals;
+mod holders;
 mod physical;
 mod property;
 mod scale;

@@ -1,8 +1,10 @@
-//! `hearth simulate` on the coworking day (issue 14, items 5–6): the four
-//! strip strategies, each a WASM plugin through the same host, against
-//! the same space and laptops. The test runs the morning rush (08:00–09:00
-//! local, everyone arrives in the first hour) with `--end`, to keep a
-//! debug build's run short.
+//! `hearth simulate` on the coworking scenarios (issue 14, items 5–6): the
+//! four strip strategies, each a WASM plugin through the same host, against
+//! the same space and laptops. The tests run the morning rush (08:00–09:00
+//! local, everyone arrives in the first hour) with `--start`/`--end`, to
+//! keep a debug build's run short. The limit test uses the winter day,
+//! where a 2 kW heater on the always-on outlet makes strip A's limit bind
+//! (laptops alone never load the 16 A circuit: coworking-day.toml).
 
 use hearth::twin::batch::SimulateOptions;
 use hearth::twin::batch::coworking::{self, CoworkingOutcome};
@@ -15,9 +17,10 @@ const STRATEGIES: [&str; 4] = [
     "builtin:round-robin",
 ];
 
-fn morning(out: &Path) -> Vec<CoworkingOutcome> {
-    let scenario: PathBuf =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scenarios/coworking-day.toml");
+fn morning(scenario: &str, out: &Path) -> Vec<CoworkingOutcome> {
+    let scenario: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/scenarios")
+        .join(scenario);
     let opts = SimulateOptions {
         scenario,
         start: Some("2026-01-13T08:00:00+01:00".into()),
@@ -39,7 +42,7 @@ fn metrics<'a>(runs: &'a [CoworkingOutcome], label: &str) -> &'a coworking::Cowo
 fn balancer_holds_every_limit_and_the_summary_compares_the_four() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let runs = morning(&out);
+    let runs = morning("coworking-winter-day.toml", &out);
     assert_eq!(runs.len(), 4);
     for r in &runs {
         assert_eq!(r.metrics.faults, 0, "{}: {:?}", r.label, r.faults);
@@ -54,6 +57,9 @@ fn balancer_holds_every_limit_and_the_summary_compares_the_four() {
     assert_eq!(bal.violation_count(), 0, "{bal:#?}");
     assert_eq!(bal.trips(), 0, "{bal:#?}");
     assert!(bal.relay_switches_per_h > 0.0, "it switched: {bal:#?}");
+    // The limit binds: without balancing, strip A's breaker trips.
+    let all = metrics(&runs, "all-on");
+    assert!(all.trips() > 0, "all-on must trip a breaker: {all:#?}");
 
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(
@@ -77,16 +83,27 @@ fn balancer_holds_every_limit_and_the_summary_compares_the_four() {
     assert!(svg.contains("wall circuit current"));
 }
 
-/// Issue 14's claims. They do not hold on this scenario yet (README,
-/// "Coworking simulation"): 15 plugged laptops peak at 13.9 A, so the
-/// 16 A circuit never binds, all-on never trips and first-come equals
-/// all-on, while the balancer stops laptops at their 80 % target and
-/// they drain under use (fewer at target, less energy, lower Jain).
+/// Issue 14's comparison claims over the whole winter day. They do not all
+/// hold (README, "Coworking simulation"): the balancer has 0 violations and
+/// 0 trips where all-on trips 5 times and first-come overshoots twice, and
+/// delivers a little more than first-come (12.41 against 12.38 kWh), but
+/// the share at target (90 %) and Jain's index (0.841) tie with first-come
+/// instead of beating it. Ignored, not deleted: it is the bar.
 #[test]
-#[ignore = "the balancer does not beat first-come on this scenario yet; see README"]
+#[ignore = "ties first-come on share at target and Jain's index; see README"]
 fn balancer_beats_first_come_and_all_on_trips() {
     let dir = tempfile::tempdir().unwrap();
-    let runs = morning(&dir.path().join("out"));
+    let scenario: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/scenarios/coworking-winter-day.toml");
+    let opts = SimulateOptions {
+        scenario,
+        start: None,
+        end: None,
+        controllers: STRATEGIES.iter().map(|s| s.to_string()).collect(),
+        out: dir.path().join("out"),
+        progress: false,
+    };
+    let (_, runs) = coworking::simulate(&opts).unwrap();
     let (bal, all, first) = (
         metrics(&runs, "strip-balancer"),
         metrics(&runs, "all-on"),

@@ -1,5 +1,6 @@
 //! 100 outlets under 10 circuits: the host's caps hold (≤ 64 declared
-//! entities, ≤ 64 calls and updates per output) and a tick stays cheap.
+//! entities, ≤ 64 calls and updates per output) and every limit holds;
+//! the tick time is printed, not asserted (see BENCHMARKS.md).
 
 use super::World;
 use crate::allocation::Balancer;
@@ -62,11 +63,10 @@ fn a_hundred_outlets_fit_the_host_caps_and_tick_cheaply() {
             }
         }
     }
+    // Printed for orientation only: timing is measured in benchmarks
+    // (`cargo bench -p hearth --bench balancer`, in WASM), never asserted.
     times.sort();
     let median = times[times.len() / 2];
     let p99 = times[times.len() * 99 / 100];
     eprintln!("tick, 100 outlets / 10 circuits, native harness: median {median:?}, p99 {p99:?}");
-    // Generous for unoptimised debug builds; a release build is ~10× faster.
-    let cap = if cfg!(debug_assertions) { 20 } else { 1 };
-    assert!(median.as_millis() < cap, "median {median:?}");
 }

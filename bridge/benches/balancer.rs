@@ -31,7 +31,7 @@ struct Outlet {
 
 fn main() {
     let (clock, time) = Clock::manual(1_796_000_000_000);
-    let store = EntityStore::new(clock.clone());
+    let store = EntityStore::new(clock);
     let (outlets, config) = space(&store);
     let engine = PluginEngine::new().unwrap();
     let pre = engine
@@ -41,7 +41,7 @@ fn main() {
     let state = HostState {
         plugin: "bench".into(),
         store: store.clone(),
-        clock: clock.clone(),
+        clock,
         limiter: MemoryCap::new(32 << 20),
         logs: Default::default(),
         forecasts: Default::default(),
@@ -163,7 +163,7 @@ fn laptops_move(store: &Arc<EntityStore>, outlets: &mut [Outlet], k: usize) {
         let on = store.get(&o.switch).is_some_and(|s| s.state == "on");
         let amps = match (&o.battery, on) {
             (None, _) => {
-                if (k / 600 + i) % 2 == 0 {
+                if (k / 600 + i).is_multiple_of(2) {
                     0.2
                 } else {
                     6.0
@@ -173,12 +173,12 @@ fn laptops_move(store: &Arc<EntityStore>, outlets: &mut [Outlet], k: usize) {
             (Some(_), false) => 0.0,
         };
         store
-            .set_state(&o.current, &format!("{amps:.2}"), Map::new())
+            .set_state(&o.current, format!("{amps:.2}"), Map::new())
             .unwrap();
         if let Some(b) = &o.battery {
             o.level = (o.level + if on { 0.02 } else { -0.005 }).clamp(0.0, 100.0);
             store
-                .set_state(b, &format!("{:.0}", o.level), Map::new())
+                .set_state(b, format!("{:.0}", o.level), Map::new())
                 .unwrap();
         }
     }

@@ -242,7 +242,10 @@ async fn a_hass_agent_battery_sensor_is_mirrored_read_only() {
         .current()
         .contains_key("homeassistant/sensor/marker/battery/config")
     {
-        panic!("Hearth's own config is not on the followed topic: {}", common::logs_since(0));
+        panic!(
+            "Hearth's own config is not on the followed topic: {}",
+            common::logs_since(0)
+        );
     }
     let logs = common::logs_since(mark);
     assert!(!logs.contains("homeassistant/sensor/marker/"), "{logs}");

@@ -26,8 +26,7 @@ pub fn check_url(key: &str, url: &str) -> Result<(), String> {
     let parsed = url::Url::parse(url).map_err(|e| {
         format!("{key} `{url}` is not a URL ({e}); expected http(s)://host[:port]/path")
     })?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty)
-    {
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
         return Err(format!(
             "{key} `{url}`: expected an http(s)://host[:port]/path URL"
         ));

@@ -120,7 +120,7 @@ impl HttpsGet {
             )
             .body(Empty::<Bytes>::new())
             .map_err(|e| format!("request: {e}"))?;
-        let result = async {
+        async {
             let resp = sender
                 .send_request(req)
                 .await
@@ -140,8 +140,7 @@ impl HttpsGet {
             String::from_utf8(body.to_vec())
                 .map_err(|_| format!("the body is not UTF-8 text; expected {expected}"))
         }
-        .await;
-        result
+        .await
     }
 }
 

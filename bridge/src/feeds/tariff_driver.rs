@@ -759,7 +759,10 @@ mod tests {
     fn tempo_config_takes_the_public_https_api_and_price_overrides() {
         cfg("kind = \"tempo\"").expect("the default https:// source is accepted");
         let e = cfg("kind = \"tempo\"\nurl = \"ftp://127.0.0.1/api\"").unwrap_err();
-        assert!(e.contains("expected an http(s)://host[:port]/path URL"), "{e}");
+        assert!(
+            e.contains("expected an http(s)://host[:port]/path URL"),
+            "{e}"
+        );
         let c = cfg("kind = \"tempo\"\nurl = \"http://127.0.0.1:9/api\"\n[prices]\nred_hp = 0.8\n")
             .unwrap();
         assert_eq!(c.prices.unwrap().red_hp, 0.8);

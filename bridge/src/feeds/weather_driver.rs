@@ -309,7 +309,11 @@ mod tests {
              &hourly=temperature_2m,shortwave_radiation&timezone=UTC&forecast_days=3"
         );
         let c = cfg("latitude = 48.86\nlongitude = 2.34").expect("the default https:// API");
-        assert!(c.request_url().starts_with(OPEN_METEO_URL), "{}", c.request_url());
+        assert!(
+            c.request_url().starts_with(OPEN_METEO_URL),
+            "{}",
+            c.request_url()
+        );
         let e = cfg("latitude = 91\nlongitude = 2.34\nurl = \"http://x/\"").unwrap_err();
         assert_eq!(e, "[weather] latitude must be -90 to 90 ° (got 91)");
         let e = cfg("latitude = 1\nlongitude = 2\nurl = \"http://x/\"\nforecast_days = 20")

@@ -255,6 +255,31 @@ impl EntityStore {
         if !inner.devices.contains_key(&spec.device_id) {
             return Err(StoreError::UnknownDevice(spec.entity_id, spec.device_id));
         }
+        // An id a foreign source (a mirrored discovery config, a REST post)
+        // took first goes back to Hearth's own device: anyone on the broker
+        // or with a token could otherwise keep a driver, plugin or the
+        // usage module from registering, and the bridge from starting.
+        let foreign = |inner: &Inner, device: &str| {
+            inner
+                .devices
+                .get(device)
+                .is_some_and(|d| is_foreign_owner(&d.owner))
+        };
+        if let Some(old) = inner
+            .entities
+            .get(&spec.entity_id)
+            .map(|e| e.spec.device_id.clone())
+            && old != spec.device_id
+            && foreign(&inner, &old)
+            && !foreign(&inner, &spec.device_id)
+        {
+            tracing::warn!(
+                "entity id {} is Hearth's ({}): the foreign entity that held it (device {old}) is removed",
+                spec.entity_id,
+                spec.device_id
+            );
+            inner.remove_entity(&spec.entity_id);
+        }
         if let Some(e) = inner.entities.get_mut(&spec.entity_id) {
             if e.spec.device_id != spec.device_id {
                 return Err(StoreError::EntityIdTaken(
@@ -660,6 +685,33 @@ mod tests {
         assert!(matches!(
             store.upsert_entity(EntitySpec::new("nope", "x", Component::Sensor)),
             Err(StoreError::UnknownDevice(..))
+        ));
+    }
+
+    #[test]
+    fn a_foreign_entity_gives_its_id_back_to_hearth_but_never_takes_hearths() {
+        let store = EntityStore::new(Clock::real());
+        store
+            .upsert_device("foreign:mirror", device("laptop"))
+            .unwrap();
+        store.upsert_device("usage", device("d")).unwrap();
+        let mut squatter = EntitySpec::new("laptop", "x", Component::Sensor);
+        squatter.entity_id = "sensor.d_a".into();
+        store.upsert_entity(squatter.clone()).unwrap();
+        store.set_state("sensor.d_a", "7", Map::new()).unwrap();
+        // Hearth's own registration takes the id back instead of failing.
+        store
+            .upsert_entity(EntitySpec::new("d", "a", Component::Sensor))
+            .unwrap();
+        assert_eq!(store.spec("sensor.d_a").unwrap().device_id, "d");
+        assert!(
+            store.get("sensor.d_a").is_none(),
+            "the squatter's state is gone"
+        );
+        // A foreign source cannot take it from Hearth.
+        assert!(matches!(
+            store.upsert_entity(squatter),
+            Err(StoreError::EntityIdTaken(..))
         ));
     }
 

@@ -293,7 +293,9 @@ impl Mirror {
             value: None,
             latest: None,
         };
-        let _ = self.store.set_state(&m.d.entity_id, m.shown(), Map::new());
+        if self.owns(&m) {
+            let _ = self.store.set_state(&m.d.entity_id, m.shown(), Map::new());
+        }
         tracing::info!(
             "{topic}: mirroring {} (state from {})",
             m.d.entity_id,
@@ -324,7 +326,9 @@ impl Mirror {
         let Some(m) = self.entities.remove(topic) else {
             return;
         };
-        self.store.remove_entity(&m.d.entity_id);
+        if self.owns(&m) {
+            self.store.remove_entity(&m.d.entity_id);
+        }
         if !self.entities.values().any(|o| o.device_id == m.device_id) {
             self.store.remove_device(&m.device_id);
         }
@@ -410,9 +414,19 @@ impl Mirror {
         let Some(m) = self.entities.get(config) else {
             return;
         };
+        if !self.owns(m) {
+            return; // Hearth's own entity took the id back (see upsert_entity)
+        }
         if let Err(e) = self.store.set_state(&m.d.entity_id, m.shown(), Map::new()) {
             self.warn(&m.d.state_topic, format_args!("{e}"));
         }
+    }
+
+    /// Whether the store's entity with `m`'s id is still the mirrored one.
+    fn owns(&self, m: &Mirrored) -> bool {
+        self.store
+            .spec(&m.d.entity_id)
+            .is_some_and(|s| s.device_id == m.device_id)
     }
 }
 

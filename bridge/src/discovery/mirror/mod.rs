@@ -48,6 +48,12 @@ pub const OWNER: &str = "foreign:mqtt";
 
 /// Prefix of mirrored device ids in the store (never in a topic).
 const DEVICE_PREFIX: &str = "mirror-";
+/// Mirrored entities at most (a coworking space's laptops are tens; each
+/// costs a subscription or more, and anyone on the broker can publish).
+pub const MAX_MIRRORED: usize = 512;
+/// Availability topics per mirrored entity (HA sets no limit; real
+/// configs have one or two).
+pub const MAX_AVAILABILITY: usize = 8;
 
 /// What a forwarded message is for.
 #[derive(Debug, Clone)]
@@ -197,7 +203,7 @@ impl Mirror {
         let d = match parsed {
             Ok(d) => d,
             Err(why) => {
-                tracing::warn!("{topic}: discovery config not mirrored: {why}");
+                self.warn(topic, format_args!("discovery config not mirrored: {why}"));
                 self.remove(topic);
                 return;
             }
@@ -210,14 +216,38 @@ impl Mirror {
             return; // the same config again (a retained copy on resubscribe)
         }
         self.remove(topic);
+        // Anyone on the broker can publish configs: their number, and the
+        // subscriptions each costs, are capped.
+        if self.entities.len() >= MAX_MIRRORED {
+            self.warn(
+                topic,
+                format_args!(
+                    "discovery config not mirrored: {MAX_MIRRORED} entities are mirrored already"
+                ),
+            );
+            return;
+        }
+        if d.availability.len() > MAX_AVAILABILITY {
+            self.warn(
+                topic,
+                format_args!(
+                    "discovery config not mirrored: {} availability topics, at most {MAX_AVAILABILITY}",
+                    d.availability.len()
+                ),
+            );
+            return;
+        }
         if let Err((t, why)) = &d.template {
-            tracing::warn!(
-                "{topic}: value_template `{t}` is not supported ({why}); {} stays unknown",
-                d.entity_id
+            self.warn(
+                topic,
+                format_args!(
+                    "value_template `{t}` is not supported ({why}); {} stays unknown",
+                    d.entity_id
+                ),
             );
         }
         if let Err(e) = self.add(topic, d) {
-            tracing::warn!("{topic}: discovery config not mirrored: {e}");
+            self.warn(topic, format_args!("discovery config not mirrored: {e}"));
         }
     }
 

@@ -342,6 +342,11 @@ impl Usage {
         let user = &mut self.users[u];
         for kind in PeriodKind::ALL {
             let tot = &mut user.totals[kind as usize];
+            // A reading from before the current period (handled after the
+            // roll-over) is in the ledger under its own period already.
+            if t < tot.start_ms {
+                continue;
+            }
             tot.wh += delta;
             tot.eur += eur;
             entities::publish_totals(
@@ -360,13 +365,14 @@ impl Usage {
         }
     }
 
-    /// Starts new periods whose time has come (totals back to zero).
+    /// Starts new periods whose time has come (totals back to zero). Only
+    /// forward: a late reading or a clock set back never reopens a period.
     fn roll_over(&mut self, now: i64) {
         for u in 0..self.users.len() {
             let mut rolled = false;
             for kind in PeriodKind::ALL {
                 let tot = self.users[u].totals[kind as usize];
-                if now >= tot.end_ms || now < tot.start_ms {
+                if now >= tot.end_ms {
                     let (start, end) = self.cal.period(kind, now);
                     self.users[u].totals[kind as usize] = Totals {
                         start_ms: start,

@@ -63,6 +63,9 @@ struct SavedOutlet {
     /// The target latch ([`crate::need`]): a laptop switched off at target
     /// is not switched back on at the first tick after a restart.
     satisfied_at_pct: Option<f64>,
+    /// Whose latch it is: the holder's user id (`""`: nobody). A seat that
+    /// changed hands while Hearth was down must not keep the latch.
+    holder: Option<String>,
 }
 
 impl<S: Strategy> Plugin<S> {
@@ -338,6 +341,10 @@ impl<S: Strategy> Controller for Plugin<S> {
                     last_switch_ms: m.last_switch_ms,
                     waiting_since_ms: m.waiting_since_ms,
                     satisfied_at_pct: m.satisfied_at_pct,
+                    holder: m.holder.map(|h| {
+                        h.and_then(|u| self.cfg.users.get(u))
+                            .map_or(String::new(), |u| u.id.clone())
+                    }),
                 };
                 (o.switch.clone(), s)
             })
@@ -352,6 +359,22 @@ impl<S: Strategy> Controller for Plugin<S> {
                 m.last_switch_ms = s.last_switch_ms;
                 m.waiting_since_ms = s.waiting_since_ms;
                 m.satisfied_at_pct = s.satisfied_at_pct;
+                // Restored as the holder of the latch, so the first tick
+                // sees a change of hands and drops it; an unknown id (a
+                // user removed from the config) counts as somebody else.
+                m.holder = s.holder.as_ref().map(|id| {
+                    if id.is_empty() {
+                        None
+                    } else {
+                        Some(
+                            self.cfg
+                                .users
+                                .iter()
+                                .position(|u| &u.id == id)
+                                .unwrap_or(usize::MAX),
+                        )
+                    }
+                });
             }
         }
         Ok(())

@@ -139,3 +139,33 @@ fn a_user_over_the_limit_has_their_outlets_kept_off_but_always_on_ones() {
     tick(&mut w, 1.5);
     assert!(w.is_on("switch.o2"));
 }
+
+#[test]
+fn a_target_latch_saved_for_one_holder_is_not_given_to_the_next() {
+    let mut cfg = seats();
+    cfg["outlets"] = json!([{"switch": "switch.o1", "strip": "s",
+        "current": "sensor.o1_current", "user_entity": "select.seat_1"}]);
+    let mut w = World::<Balancer>::new(cfg.clone());
+    w.set("select.seat_1", "bob");
+    w.battery("sensor.bob_battery", 85.0);
+    tick(&mut w, 1.5);
+    let why = w.why("switch.o1");
+    assert!(
+        ["target reached", "no one waiting"].contains(&why.as_str()),
+        "{why}"
+    );
+    let saved = w.h.save();
+    // Hearth restarts; meanwhile alice took the seat, at 75 % (above
+    // bob's resume point of 70 %, below her target of 80 %).
+    let mut fresh = World::<Balancer>::new(cfg);
+    fresh.h.restore(&saved).unwrap();
+    fresh.set("select.seat_1", "alice");
+    fresh.battery("sensor.alice_battery", 75.0);
+    tick(&mut fresh, 1.5);
+    tick(&mut fresh, 1.5);
+    assert!(
+        fresh.is_on("switch.o1"),
+        "alice charges: {}",
+        fresh.why("switch.o1")
+    );
+}

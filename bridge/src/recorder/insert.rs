@@ -90,7 +90,12 @@ impl Inserter {
             }
             Row::Event(e) => event(tx, e),
             Row::Alert(a) => alert(tx, a),
-            Row::Usage(u) => crate::usage::ledger::insert(tx, u),
+            Row::Usage { ledger, baseline } => {
+                if let Some(l) = ledger {
+                    crate::usage::ledger::insert(tx, l)?;
+                }
+                crate::usage::baseline::upsert(tx, baseline)
+            }
         }
     }
 

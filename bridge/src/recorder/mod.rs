@@ -299,9 +299,15 @@ impl Recorder {
         self.shared.push_one(Row::Alert(alert));
     }
 
-    /// Queues a billing increment (never dropped, even when the queue is full).
-    pub fn record_usage(&self, row: crate::usage::ledger::LedgerRow) {
-        self.shared.push_one(Row::Usage(row));
+    /// Queues a billing increment, if any, with the outlet's counter value
+    /// it counts up to; both commit in one transaction (never dropped, even
+    /// when the queue is full).
+    pub fn record_usage(
+        &self,
+        ledger: Option<crate::usage::ledger::LedgerRow>,
+        baseline: crate::usage::baseline::Baseline,
+    ) {
+        self.shared.push_one(Row::Usage { ledger, baseline });
     }
 
     /// Records the events fired through the API (`fire_event`, origin

@@ -31,8 +31,13 @@ pub enum Row {
     },
     Event(EventRow),
     Alert(AlertRecord),
-    /// A billing increment ([`crate::usage::ledger`]); never dropped.
-    Usage(crate::usage::ledger::LedgerRow),
+    /// A billing increment ([`crate::usage::ledger`]), if any, and the
+    /// outlet's counter value it counts up to ([`crate::usage::baseline`]),
+    /// in one row so that they commit together; never dropped.
+    Usage {
+        ledger: Option<crate::usage::ledger::LedgerRow>,
+        baseline: crate::usage::baseline::Baseline,
+    },
 }
 
 impl Row {

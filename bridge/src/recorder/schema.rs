@@ -27,6 +27,8 @@
 //! - `recorder_meta(key, value)`: bookkeeping (`statistics_until_ms`).
 //! - `usage_ledger(user, hour_ms, date, period, wh, eur)`: billing
 //!   ([`crate::usage::ledger`]).
+//! - `usage_baseline(entity_id, wh, updated_ms)`: each outlet's counter
+//!   value the ledger counted up to ([`crate::usage::baseline`]).
 
 use super::RecorderError;
 use rusqlite::{Connection, OpenFlags};
@@ -133,6 +135,8 @@ pub fn open_writer(path: &Path) -> Result<Connection, RecorderError> {
     migrate(&conn, path)?;
     // Outside the versioned schema: files of any version 1 get it.
     conn.execute_batch(crate::usage::ledger::CREATE_TABLE)
+        .map_err(&e)?;
+    conn.execute_batch(crate::usage::baseline::CREATE_TABLE)
         .map_err(&e)?;
     Ok(conn)
 }

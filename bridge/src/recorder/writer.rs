@@ -480,6 +480,9 @@ fn describe(row: &Row) -> String {
         Row::Entity { entity_id, .. } => format!("metadata of {entity_id}"),
         Row::Event(e) => format!("event {}", e.event_type),
         Row::Alert(a) => format!("alert {} from {}", a.key, a.source),
-        Row::Usage(u) => format!("usage of {} at {}", u.user, u.hour_ms),
+        Row::Usage { ledger, baseline } => match ledger {
+            Some(u) => format!("usage of {} at {}", u.user, u.hour_ms),
+            None => format!("usage baseline of {}", baseline.entity_id),
+        },
     }
 }

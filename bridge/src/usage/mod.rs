@@ -36,9 +36,12 @@
 //! Limits of attribution: a reading is attributed whole to the holder
 //! when it arrives (the meter's report period, 10 s to 300 s for Tasmota,
 //! is the resolution of a change of hands); energy used while the bridge
-//! was down goes to the holder at the first reading after start (the
-//! counter continues from its last recorded value).
+//! was down goes to the holder at the first reading after start: the
+//! counter continues from the value the ledger last counted ([`baseline`],
+//! written in the ledger's transaction), or from the last recorded reading
+//! when the database has no baseline for the outlet yet.
 
+pub mod baseline;
 pub mod config;
 pub mod entities;
 pub mod ledger;

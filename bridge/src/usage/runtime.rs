@@ -1,6 +1,7 @@
 //! The usage task: reads the store's changes, attributes, records,
 //! publishes and enforces limits.
 
+use super::baseline::{self, Baseline};
 use super::config::{OutletConfig, UsageConfig};
 use super::entities;
 use super::ledger::{self, LedgerRow};
@@ -124,17 +125,35 @@ pub fn spawn(cfg: &UsageConfig, ctx: UsageContext) -> anyhow::Result<JoinHandle<
             "usage: the recorder is disabled: no billing ledger, totals start from zero"
         );
     }
+    // One read connection for the baselines and the totals.
+    let conn = ctx.recorder.as_ref().and_then(|r| {
+        crate::recorder::schema::open_reader(r.path())
+            .map_err(|e| tracing::warn!("usage: totals and counters start afresh: {e}"))
+            .ok()
+    });
+    let baselines = conn
+        .as_ref()
+        .and_then(|c| {
+            baseline::load(c)
+                .map_err(|e| tracing::warn!("usage: reading the counters' baselines: {e}"))
+                .ok()
+        })
+        .unwrap_or_default();
     let outlets = cfg
         .outlets
         .iter()
         .map(|o| {
-            // Continue from the last recorded reading: what was used while
-            // the bridge was down is counted at the first new one.
-            let last = ctx
-                .store
-                .history(&o.energy_entity, now - BASELINE_LOOKBACK_MS, now)
-                .last()
-                .map(|(_, v)| *v);
+            // Continue from what the ledger last counted: what was used
+            // while the bridge was down is counted at the first new
+            // reading. The recorded history is only a fallback (a database
+            // from before baselines): it may lack dropped rows or already
+            // hold a reading from this start.
+            let last = baselines.get(&o.energy_entity).copied().or_else(|| {
+                ctx.store
+                    .history(&o.energy_entity, now - BASELINE_LOOKBACK_MS, now)
+                    .last()
+                    .map(|(_, v)| *v)
+            });
             Outlet {
                 cfg: o.clone(),
                 counter: Counter::from_reading(last),
@@ -153,7 +172,7 @@ pub fn spawn(cfg: &UsageConfig, ctx: UsageContext) -> anyhow::Result<JoinHandle<
         warned_no_tariff: false,
         seen: HashMap::new(),
     };
-    usage.restore(now);
+    usage.restore(conn.as_ref(), now);
     usage.publish_all(now);
     // Subscribed before returning: no reading falls between start and run.
     let (snapshot, events) = usage.ctx.store.subscribe();
@@ -163,17 +182,11 @@ pub fn spawn(cfg: &UsageConfig, ctx: UsageContext) -> anyhow::Result<JoinHandle<
 impl Usage {
     /// Totals of the current periods from the ledger; notifications the
     /// alert hub still holds for them.
-    fn restore(&mut self, now: i64) {
-        let conn = self.ctx.recorder.as_ref().and_then(|r| {
-            crate::recorder::schema::open_reader(r.path())
-                .map_err(|e| tracing::warn!("usage: totals start from zero: {e}"))
-                .ok()
-        });
+    fn restore(&mut self, conn: Option<&rusqlite::Connection>, now: i64) {
         for u in &mut self.users {
             for kind in PeriodKind::ALL {
                 let (start, end) = self.cal.period(kind, now);
                 let (wh, eur) = conn
-                    .as_ref()
                     .and_then(|c| {
                         ledger::totals_since(c, &u.id, start)
                             .map_err(|e| tracing::warn!("usage: reading the ledger: {e}"))
@@ -318,24 +331,41 @@ impl Usage {
 
     fn reading(&mut self, i: usize, state: &crate::entity::State) {
         let Some(wh) = state.number() else { return };
+        let before = self.outlets[i].counter.last();
         let delta = self.outlets[i].counter.advance(wh);
-        if delta <= 0.0 {
+        let after = self.outlets[i].counter.last();
+        if after == before {
             return;
         }
         let t = state.last_updated;
+        let baseline = after.map(|wh| Baseline {
+            entity_id: self.outlets[i].cfg.energy_entity.clone(),
+            wh,
+            updated_ms: t,
+        });
+        if delta <= 0.0 {
+            // A first reading: only the baseline moves.
+            if let (Some(r), Some(b)) = (&self.ctx.recorder, baseline) {
+                r.record_usage(None, b);
+            }
+            return;
+        }
         let holder = self.holder(i);
         let (price, period) = self.tariff();
         let eur = delta / 1000.0 * price;
         let user_id = holder.map_or(NOBODY.to_string(), |u| self.users[u].id.clone());
-        if let Some(r) = &self.ctx.recorder {
-            r.record_usage(LedgerRow {
-                user: user_id,
-                hour_ms: self.cal.hour_start(t),
-                date: self.cal.date(t).to_string(),
-                period,
-                wh: delta,
-                eur,
-            });
+        if let (Some(r), Some(b)) = (&self.ctx.recorder, baseline) {
+            r.record_usage(
+                Some(LedgerRow {
+                    user: user_id,
+                    hour_ms: self.cal.hour_start(t),
+                    date: self.cal.date(t).to_string(),
+                    period,
+                    wh: delta,
+                    eur,
+                }),
+                b,
+            );
         }
         let Some(u) = holder else { return };
         self.roll_over(t);
@@ -721,5 +751,82 @@ mod tests {
         wait_state(&store, "binary_sensor.alice_over_limit", "off").await;
         trigger.trigger();
         let _ = task.await;
+    }
+
+    /// Runs the usage task with a recorder on `dir` over a fresh store (a
+    /// restart); `before` sets readings before the task starts.
+    async fn run_with_recorder(
+        dir: &std::path::Path,
+        before: &[&str],
+        after: &[&str],
+        want_today: &str,
+    ) {
+        let (clock, _hand) = Clock::manual(T0);
+        let store = store_with_strip(clock);
+        let rec = Recorder::start(
+            &crate::recorder::RecorderConfig::default(),
+            dir.join("hearth.db"),
+            store.clone(),
+        )
+        .unwrap();
+        let set = |v: &str| store.set_state(METER, v, Map::new()).unwrap();
+        for v in before {
+            set(v);
+        }
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let cfg: UsageConfig = toml::from_str(
+            "[[users]]\nid = \"alice\"\nname = \"Alice\"\n\
+             [[outlets]]\nenergy_entity = \"sensor.strip1_outlet1_energy\"\nswitch_entity = \"switch.strip1_outlet1\"\nuser = \"alice\"\n",
+        )
+        .unwrap();
+        let task = spawn(
+            &cfg,
+            UsageContext {
+                store: store.clone(),
+                router: ServiceRouter::new(store.clone()),
+                alerts: AlertHub::detached(clock),
+                recorder: Some(rec.clone()),
+                clock,
+                shutdown,
+            },
+        )
+        .unwrap();
+        for v in after {
+            set(v);
+        }
+        wait_state(&store, "sensor.alice_energy_today", want_today).await;
+        trigger.trigger();
+        let _ = task.await;
+        rec.flush().await.unwrap();
+        rec.close().await;
+    }
+
+    fn ledger_wh(dir: &std::path::Path) -> f64 {
+        let conn = crate::recorder::schema::open_reader(&dir.join("hearth.db")).unwrap();
+        ledger::totals_since(&conn, "alice", 0).unwrap().0
+    }
+
+    #[tokio::test]
+    async fn energy_used_while_down_is_billed_once_at_the_first_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        // 100 Wh baseline, +300 Wh counted.
+        run_with_recorder(dir.path(), &[], &["100", "400"], "0.3").await;
+        assert_eq!(ledger_wh(dir.path()), 300.0);
+        // The driver reads 1000 Wh before the usage task starts: the
+        // 600 Wh used while down go to alice at that reading.
+        run_with_recorder(dir.path(), &["1000"], &[], "0.9").await;
+        assert_eq!(ledger_wh(dir.path()), 900.0);
+        // The state rows of 400 and 1000 Wh were dropped (the queue was
+        // full while the database refused writes; ledger rows never are):
+        // the recorded history ends at 100 Wh, the ledger's baseline at
+        // 1000, so 1200 Wh is +200, not +1100.
+        let conn = crate::recorder::schema::open_writer(&dir.path().join("hearth.db")).unwrap();
+        let n = conn
+            .execute("DELETE FROM states WHERE state != '100'", [])
+            .unwrap();
+        assert!(n >= 2, "{n} state rows deleted");
+        drop(conn);
+        run_with_recorder(dir.path(), &[], &["1200"], "1.1").await;
+        assert_eq!(ledger_wh(dir.path()), 1100.0);
     }
 }

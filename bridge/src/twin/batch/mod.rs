@@ -46,12 +46,21 @@ pub struct SimulateOptions {
 /// The controller's label and plugin config, its settings from the
 /// scenario's `[controllers.<label>]`.
 pub fn resolve_controller(scenario: &Scenario, arg: &str) -> anyhow::Result<ControllerRun> {
+    resolve_in(&scenario.controllers, arg)
+}
+
+/// [`resolve_controller`] over any scenario's `[controllers.<label>]`
+/// (the house's and the coworking space's).
+pub(crate) fn resolve_in(
+    controllers: &std::collections::BTreeMap<String, scenario::ControllerSpec>,
+    arg: &str,
+) -> anyhow::Result<ControllerRun> {
     let (label, wasm) = match arg.split_once('=') {
         Some((label, wasm)) => (label.to_string(), wasm.to_string()),
         None => (label_of(arg), arg.to_string()),
     };
-    let spec = scenario.controllers.get(&label).with_context(|| {
-        let known: Vec<&String> = scenario.controllers.keys().collect();
+    let spec = controllers.get(&label).with_context(|| {
+        let known: Vec<&String> = controllers.keys().collect();
         format!(
             "controller `{arg}`: the scenario has no [controllers.{label}] (it has {known:?}); \
              name one with LABEL=PATH"

@@ -14,8 +14,7 @@ pub mod scenario;
 pub use run::{CoworkingMetrics, CoworkingOutcome};
 pub use scenario::{CoworkingScenario, is_coworking};
 
-use super::{ControllerRun, SimulateOptions};
-use crate::plugins::PluginConfig;
+use super::SimulateOptions;
 use crate::plugins::engine::PluginEngine;
 use anyhow::{Context, bail};
 use std::path::Path;
@@ -31,7 +30,7 @@ pub fn simulate(
     let controllers = opts
         .controllers
         .iter()
-        .map(|c| resolve(&sc, c))
+        .map(|c| super::resolve_in(&sc.controllers, c))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let engine = PluginEngine::new()?;
     let steps = ((sc.end_ms - sc.start_ms) as f64 / (sc.step_s * 1000.0)).ceil() as u64;
@@ -58,38 +57,6 @@ pub fn simulate(
     let runs = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     write_results(&opts.out, &sc, &runs)?;
     Ok((sc, runs))
-}
-
-/// `builtin:NAME`, `PATH.wasm` or `LABEL=PATH` with the scenario's
-/// `[controllers.<label>]` config, as the house's scenarios.
-fn resolve(sc: &CoworkingScenario, arg: &str) -> anyhow::Result<ControllerRun> {
-    let (label, wasm) = match arg.split_once('=') {
-        Some((l, w)) => (l.to_string(), w.to_string()),
-        None => (super::label_of(arg), arg.to_string()),
-    };
-    let spec = sc.controllers.get(&label).with_context(|| {
-        format!(
-            "controller `{arg}`: the scenario has no [controllers.{label}] (it has {:?})",
-            sc.controllers.keys().collect::<Vec<_>>()
-        )
-    })?;
-    let wasm = if !wasm.contains(['/', '.', ':']) {
-        spec.wasm
-            .clone()
-            .unwrap_or_else(|| format!("builtin:{wasm}"))
-    } else {
-        wasm
-    };
-    Ok(ControllerRun {
-        label: label.clone(),
-        plugin: PluginConfig {
-            name: label.replace('_', "-"),
-            wasm,
-            config: spec.config.clone(),
-            limits: spec.limits,
-            drives: None,
-        },
-    })
 }
 
 pub fn write_results(

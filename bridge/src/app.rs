@@ -248,6 +248,14 @@ impl Bridge {
             },
             data_dir: data_dir.clone(),
         });
+        // Start returns once the bridge hears everything published from
+        // then on (drivers subscribed above; SUBACKs are asynchronous).
+        if !link.subscriptions_settled(Duration::from_secs(5)).await {
+            tracing::warn!(
+                "the MQTT broker {broker} did not acknowledge every subscription within 5 s; \
+                 messages published meanwhile may be missed"
+            );
+        }
         let http = SocketAddr::new(config.http.bind, config.http.port);
         let (http_addr, server) = api::server::serve(http, api, shutdown.clone()).await?;
         tasks.push(server);

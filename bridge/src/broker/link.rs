@@ -115,6 +115,14 @@ struct Sub {
 struct Shared {
     subs: Mutex<(bool, Vec<Sub>)>,
     stopping: AtomicBool,
+    /// SUBSCRIBEs sent on the current connection and SUBACKs received.
+    subacks: watch::Sender<SubAcks>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct SubAcks {
+    requested: u64,
+    acked: u64,
 }
 
 /// Cheap to clone; all clones share the connection.
@@ -161,6 +169,7 @@ impl MqttLink {
         let shared = Arc::new(Shared {
             subs: Mutex::new((false, Vec::new())),
             stopping: AtomicBool::new(false),
+            subacks: watch::channel(SubAcks::default()).0,
         });
         let (connected_tx, connected) = watch::channel(false);
         let link = MqttLink {
@@ -199,8 +208,22 @@ impl MqttLink {
             self.client
                 .try_subscribe(filter, QoS::AtLeastOnce)
                 .with_context(|| format!("subscribing to `{filter}`"))?;
+            self.shared.subacks.send_modify(|a| a.requested += 1);
         }
         Ok(rx)
+    }
+
+    /// Waits until the broker acknowledged every subscription made so far
+    /// (SUBACK), at most `timeout`; false if it did not. A message
+    /// published after this returned true reaches every subscription.
+    pub async fn subscriptions_settled(&self, timeout: Duration) -> bool {
+        let target = self.shared.subacks.borrow().requested;
+        let mut rx = self.shared.subacks.subscribe();
+        // A reconnect re-subscribes everything; `acked` then counts anew
+        // from where it stood, so the target stays reachable.
+        tokio::time::timeout(timeout, rx.wait_for(|a| a.acked >= target))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Publishes at QoS 1.
@@ -258,6 +281,9 @@ async fn run(
                 let _ = connected.send(true);
                 tracing::info!("connected to MQTT broker {addr}");
             }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                link.shared.subacks.send_modify(|a| a.acked += 1);
+            }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => {
                 // Let the DISCONNECT reach the socket.
                 let _ = tokio::time::timeout(Duration::from_millis(500), eventloop.poll()).await;
@@ -282,9 +308,12 @@ async fn run(
 fn on_connect(link: &MqttLink, birth: Option<&(String, String)>) {
     let mut subs = link.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
     subs.0 = true;
+    // SUBSCRIBEs of a lost connection are never acknowledged: count anew.
+    link.shared.subacks.send_modify(|a| a.requested = a.acked);
     for sub in &subs.1 {
-        if let Err(e) = link.client.try_subscribe(&sub.filter, QoS::AtLeastOnce) {
-            tracing::error!("re-subscribing to `{}` failed: {e}", sub.filter);
+        match link.client.try_subscribe(&sub.filter, QoS::AtLeastOnce) {
+            Ok(()) => link.shared.subacks.send_modify(|a| a.requested += 1),
+            Err(e) => tracing::error!("re-subscribing to `{}` failed: {e}", sub.filter),
         }
     }
     if let Some((topic, payload)) = birth

@@ -21,12 +21,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a bundled scenario against the digital twin: the server room
-    /// (thermostat plugin, AC) or the house (MPC plugin, valve, Tempo, forecast).
+    /// (thermostat plugin, AC), the house (MPC plugin, valve, Tempo, forecast)
+    /// or the coworking space (strip balancer, metered strips, laptops).
     Demo {
         #[command(flatten)]
         common: Common,
-        /// Which: `server-room` (examples/server-room.toml) or `house`
-        /// (examples/house.toml).
+        /// Which: `server-room` (examples/server-room.toml), `house`
+        /// (examples/house.toml) or `coworking` (examples/coworking.toml).
         #[arg(long, value_enum, default_value_t = DemoScenario::ServerRoom)]
         scenario: DemoScenario,
         /// Simulated seconds per wall second.
@@ -178,6 +179,7 @@ enum BenchWhat {
 enum DemoScenario {
     ServerRoom,
     House,
+    Coworking,
 }
 
 #[derive(Subcommand)]
@@ -450,6 +452,7 @@ async fn demo_command(
     match scenario {
         DemoScenario::ServerRoom => println!("{}", demo::run(opts).await?),
         DemoScenario::House => println!("{}", demo::house::run(opts).await?),
+        DemoScenario::Coworking => println!("{}", demo::coworking::run(opts).await?),
     }
     Ok(())
 }

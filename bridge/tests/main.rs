@@ -15,6 +15,7 @@ mod broker_logs;
 mod calendar;
 mod closed_loop;
 mod control;
+mod demo_coworking;
 mod detect;
 mod discovery;
 mod faults;

@@ -8,6 +8,7 @@
 //! room stayed in after the first cool-down, and the shortest AC on/off
 //! period against `min_cycle_duration`.
 
+pub mod coworking;
 pub mod house;
 
 use crate::app::Bridge;

@@ -164,7 +164,7 @@ pub fn services() -> Value {
             .iter()
             .map(|f| {
                 let selector = match f.kind {
-                    FieldKind::Number => json!({"number": {"mode": "box"}}),
+                    FieldKind::Number | FieldKind::Float => json!({"number": {"mode": "box"}}),
                     FieldKind::Text => json!({"text": {}}),
                 };
                 (

@@ -124,7 +124,12 @@ pub struct Field {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FieldKind {
+    /// A JSON number.
     Number,
+    /// HA's `vol.Coerce(float)`: a JSON number, or a string Python's
+    /// `float()` reads (`"5"`, `" 2.5 "`, `"1e3"`); the router hands the
+    /// driver the number ([`coerce`]). Python's `1_000` form is not read.
+    Float,
     Text,
 }
 
@@ -163,10 +168,11 @@ const OPTION: Field = Field {
     description: "One of the select's options",
 };
 
+// HA's number schema: `vol.Required(ATTR_VALUE): vol.Coerce(float)`.
 const VALUE: Field = Field {
     name: "value",
     required: true,
-    kind: FieldKind::Number,
+    kind: FieldKind::Float,
     description: "Within the number's min and max, in its unit; rounded to its step",
 };
 
@@ -286,6 +292,9 @@ pub fn validate(call: &ServiceCall) -> Result<(), ServiceError> {
             (Some(v), FieldKind::Number) if !v.as_f64().is_some_and(f64::is_finite) => {
                 return Err(invalid(f.name, "a number", v.to_string()));
             }
+            (Some(v), FieldKind::Float) if !as_float(v).is_some_and(f64::is_finite) => {
+                return Err(invalid(f.name, "a number", v.to_string()));
+            }
             (Some(v), FieldKind::Text) if !v.is_string() => {
                 return Err(invalid(f.name, "a string", v.to_string()));
             }
@@ -309,6 +318,37 @@ pub fn validate(call: &ServiceCall) -> Result<(), ServiceError> {
         }
     }
     Ok(())
+}
+
+/// A [`FieldKind::Float`] value as `vol.Coerce(float)` reads it: a number,
+/// or a string holding one (Python's `float()` strips surrounding
+/// whitespace).
+fn as_float(v: &Value) -> Option<f64> {
+    match v {
+        Value::String(s) => s.trim().parse().ok(),
+        other => other.as_f64(),
+    }
+}
+
+/// Replaces every [`FieldKind::Float`] string that reads as a finite
+/// number with that number, as HA's schema does before its service runs;
+/// anything else is left for [`validate`] to refuse as it came.
+pub fn coerce(call: &mut ServiceCall) {
+    let Some(def) = SERVICES
+        .iter()
+        .find(|d| d.domain == call.domain && d.service == call.service)
+    else {
+        return;
+    };
+    for f in def.fields.iter().filter(|f| f.kind == FieldKind::Float) {
+        if let Some(v) = call.data.get_mut(f.name)
+            && v.is_string()
+            && let Some(x) = as_float(v).filter(|x| x.is_finite())
+            && let Some(n) = serde_json::Number::from_f64(x)
+        {
+            *v = Value::Number(n);
+        }
+    }
 }
 
 /// A command for the driver that owns `entity_id`, after the envelope.
@@ -395,7 +435,8 @@ impl ServiceRouter {
 
     /// Validates, applies each target's safety envelope, and hands the call
     /// to the owning drivers. Fails on the first target that fails.
-    pub async fn call(&self, call: ServiceCall) -> Result<(), ServiceError> {
+    pub async fn call(&self, mut call: ServiceCall) -> Result<(), ServiceError> {
+        coerce(&mut call);
         let result = self.call_inner(&call).await;
         if let Err(e) = &result
             && self.refusals.admit(&format!(
@@ -567,6 +608,64 @@ mod tests {
         });
         router.call(target(22.3)).await.unwrap();
         assert_eq!(answered.await.unwrap(), json!(22.5));
+    }
+
+    #[tokio::test]
+    async fn number_set_value_coerces_a_numeric_string_as_has_schema_does() {
+        use crate::drivers::helpers::{config::NumberConfig, number_spec};
+        use crate::entity::fixtures::store_with_device;
+        let store = store_with_device("helpers");
+        let limit: NumberConfig =
+            toml::from_str("id = \"limit\"\nname = \"Limit\"\nmin = 0\nmax = 10\n").unwrap();
+        let spec = number_spec(&limit);
+        let id = spec.entity_id.clone();
+        store.upsert_entity(spec).unwrap();
+        store.set_availability("helpers", true);
+        store.set_state(&id, "0.0", Map::new()).unwrap();
+        let router = ServiceRouter::new(store);
+        let (tx, mut driver) = mpsc::channel(8);
+        router.register(&id, tx, SafetyEnvelope::default());
+        let set = |v: Value| {
+            let Value::Object(data) = json!({ "value": v }) else {
+                unreachable!()
+            };
+            ServiceCall::new(
+                "number",
+                "set_value",
+                &id,
+                data,
+                CallSource::Api("t".into()),
+            )
+        };
+        // The driver answers every command and passes on the value it got.
+        let (seen_tx, mut seen) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(cmd) = driver.recv().await {
+                let _ = seen_tx.send(cmd.data["value"].clone());
+                let _ = cmd.reply.send(Ok(()));
+            }
+        });
+        for (asked, sent) in [(json!("5"), 5.0), (json!(" 2.5 "), 3.0), (json!(5), 5.0)] {
+            let result =
+                tokio::time::timeout(Duration::from_secs(5), router.call(set(asked.clone())));
+            result
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{asked} refused: {e}"));
+            assert_eq!(seen.try_recv().unwrap().as_f64(), Some(sent), "{asked}");
+        }
+        for bad in [json!("five"), json!(""), json!("nan"), json!(true)] {
+            match router.call(set(bad.clone())).await {
+                Err(ServiceError::InvalidData { field, .. }) => assert_eq!(field, "value"),
+                other => panic!("{bad}: expected invalid data, got {other:?}"),
+            }
+            assert!(seen.try_recv().is_err(), "{bad} reached the driver");
+        }
+        // Out of range after coercion: the entity's refusal, as for a number.
+        match router.call(set(json!("11"))).await {
+            Err(ServiceError::NotAccepted(r)) => assert_eq!(r.value, "11.0"),
+            other => panic!("\"11\": expected out_of_range, got {other:?}"),
+        }
     }
 
     #[test]

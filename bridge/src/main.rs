@@ -146,9 +146,14 @@ enum ReportWhat {
         /// The database file, when `[recorder] path` puts it elsewhere.
         #[arg(long, value_name = "FILE")]
         db: Option<PathBuf>,
-        /// `monday` or `sunday`, as `[usage] week_starts`.
-        #[arg(long, default_value = "monday")]
-        week_starts: String,
+        /// `monday` or `sunday`, as `[usage] week_starts`; default: the
+        /// `--config` file's `[usage] week_starts`, else monday.
+        #[arg(long)]
+        week_starts: Option<String>,
+        /// The bridge's config file: weeks start on its `[usage] week_starts`,
+        /// as the live per-user `this week` entities (unless --week-starts).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -311,12 +316,20 @@ async fn main() -> std::process::ExitCode {
                     data_dir,
                     db,
                     week_starts,
+                    config,
                 },
         } => {
             let db = db.unwrap_or_else(|| data_dir.join(hearth::recorder::DB_FILE));
-            hearth::usage::report::command(&db, &from, &to, &format, &week_starts)
-                .map(|text| print!("{text}"))
-                .map_err(anyhow::Error::msg)
+            hearth::usage::report::command(
+                &db,
+                &from,
+                &to,
+                &format,
+                week_starts.as_deref(),
+                config.as_deref(),
+            )
+            .map(|text| print!("{text}"))
+            .map_err(anyhow::Error::msg)
         }
         Command::Plugin {
             action,

@@ -13,7 +13,9 @@
 //! ```
 //!
 //! Markdown (`--format md`): the same columns as a table. Energy of outlets
-//! nobody held is billed to user `none`.
+//! nobody held is billed to user `none`. Weeks start on `--week-starts`,
+//! else on the `[usage] week_starts` of the config given with `--config`
+//! (as the live `this week` entities), else on Monday.
 
 use super::ledger;
 use super::periods::{Calendar, PeriodKind, WeekStart};
@@ -124,17 +126,34 @@ pub fn bill(
     Ok(bills.into_values().collect())
 }
 
+/// The first day of a week for the report: `--week-starts` when given,
+/// else the bridge config's `[usage] week_starts` (`--config`), which the
+/// live per-user `this week` entities use ([`super::UsageConfig::calendar`]),
+/// else Monday, that setting's default.
+pub fn week_start_of(flag: Option<&str>, config: Option<&Path>) -> Result<WeekStart, String> {
+    if let Some(w) = flag {
+        return WeekStart::parse(w)
+            .ok_or_else(|| format!("--week-starts `{w}`: expected monday or sunday"));
+    }
+    let Some(path) = config else {
+        return Ok(WeekStart::default());
+    };
+    let config = crate::config::Config::load(path).map_err(|e| format!("--config: {e:#}"))?;
+    Ok(config.usage.map(|u| u.week_starts).unwrap_or_default())
+}
+
 /// `hearth report usage`: the rendered bill, or an error naming the flag.
+/// `week_starts` and `config` as [`week_start_of`].
 pub fn command(
     db: &Path,
     from: &str,
     to: &str,
     format: &str,
-    week_starts: &str,
+    week_starts: Option<&str>,
+    config: Option<&Path>,
 ) -> Result<String, String> {
     let format = Format::parse(format)?;
-    let week_starts = WeekStart::parse(week_starts)
-        .ok_or_else(|| format!("--week-starts `{week_starts}`: expected monday or sunday"))?;
+    let week_starts = week_start_of(week_starts, config)?;
     let rows = bill(
         db,
         parse_date("--from", from)?,
@@ -243,5 +262,69 @@ mod tests {
                 .unwrap_err()
                 .contains("--from `2026-13-01`")
         );
+    }
+
+    #[test]
+    fn without_the_flag_weeks_start_as_the_configs_usage_week_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hearth.db");
+        let mut conn = crate::recorder::schema::open_writer(&path).unwrap();
+        let tx = conn.transaction().unwrap();
+        // A Saturday and the Sunday after it.
+        for (hour, date) in [(1, "2026-12-05"), (2, "2026-12-06")] {
+            let row = LedgerRow {
+                user: "alice".into(),
+                hour_ms: hour,
+                date: date.into(),
+                period: "HP".into(),
+                wh: 1000.0,
+                eur: 0.2,
+            };
+            crate::usage::ledger::insert(&tx, &row).unwrap();
+        }
+        tx.commit().unwrap();
+        let config = dir.path().join("hearth.toml");
+        std::fs::write(
+            &config,
+            "[usage]\ntimezone = \"UTC\"\nweek_starts = \"sunday\"\n",
+        )
+        .unwrap();
+        let csv = command(
+            &path,
+            "2026-11-29",
+            "2026-12-12",
+            "csv",
+            None,
+            Some(&config),
+        )
+        .unwrap();
+        let weeks: Vec<&str> = csv.lines().filter(|l| l.contains(",week,")).collect();
+        // The live entities' calendar, from the same config.
+        let usage = crate::config::Config::load(&config).unwrap().usage.unwrap();
+        let cal = usage.calendar().unwrap();
+        let expected: Vec<String> = ["2026-12-05", "2026-12-06"]
+            .iter()
+            .map(|d| {
+                let first = cal.period_first_date(PeriodKind::Week, d.parse().unwrap());
+                let last = cal
+                    .next_first_date(PeriodKind::Week, first)
+                    .yesterday()
+                    .unwrap();
+                format!("alice,week,{first},{last},1.000,0.000,1.000,0.20")
+            })
+            .collect();
+        assert_eq!(weeks, expected, "{csv}");
+        // The flag still wins; without flag nor config, Monday.
+        for (flag, config, weeks) in [(Some("monday"), Some(config.as_path()), 1), (None, None, 1)]
+        {
+            let csv = command(&path, "2026-11-29", "2026-12-12", "csv", flag, config).unwrap();
+            assert_eq!(
+                csv.lines().filter(|l| l.contains(",week,")).count(),
+                weeks,
+                "{csv}"
+            );
+        }
+        let e = week_start_of(None, Some(&dir.path().join("nope.toml"))).unwrap_err();
+        assert!(e.starts_with("--config"), "{e}");
     }
 }

@@ -4,11 +4,17 @@
 //! messages; the link re-subscribes after a reconnect, publishes the birth
 //! message on every connect and leaves a last will, so `hearth/bridge/state`
 //! is `offline` whenever the bridge is gone, cleanly or not.
+//!
+//! A subscription ends when its receiver is dropped: the link then sends
+//! the broker an UNSUBSCRIBE for its filter (unless another live
+//! subscription has the same filter) and does not subscribe it again after
+//! a reconnect. A [`Subscription`] does this at once when dropped; a bare
+//! receiver from [`MqttLink::subscribe`] at the next message or connect.
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -115,8 +121,11 @@ struct Sub {
 struct Shared {
     subs: Mutex<(bool, Vec<Sub>)>,
     stopping: AtomicBool,
-    /// SUBSCRIBEs sent on the current connection and SUBACKs received.
+    /// SUBSCRIBEs and UNSUBSCRIBEs sent on the current connection, and
+    /// their SUBACKs and UNSUBACKs received.
     subacks: watch::Sender<SubAcks>,
+    /// PUBLISHes received from the broker, on every subscription.
+    received: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -170,6 +179,7 @@ impl MqttLink {
             subs: Mutex::new((false, Vec::new())),
             stopping: AtomicBool::new(false),
             subacks: watch::channel(SubAcks::default()).0,
+            received: AtomicU64::new(0),
         });
         let (connected_tx, connected) = watch::channel(false);
         let link = MqttLink {
@@ -213,9 +223,39 @@ impl MqttLink {
         Ok(rx)
     }
 
-    /// Waits until the broker acknowledged every subscription made so far
-    /// (SUBACK), at most `timeout`; false if it did not. A message
-    /// published after this returned true reaches every subscription.
+    /// Messages on topics matching `filter`, as a [`Subscription`]: when it
+    /// is dropped (its task aborted, say), the broker is told at once.
+    pub fn subscription(&self, filter: &str) -> anyhow::Result<Subscription> {
+        Ok(Subscription {
+            rx: Some(self.subscribe(filter)?),
+            link: self.clone(),
+        })
+    }
+
+    /// Whether a live subscription (its receiver not dropped) has `filter`.
+    pub fn is_subscribed(&self, filter: &str) -> bool {
+        let subs = self.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
+        subs.1
+            .iter()
+            .any(|s| s.filter == filter && !s.tx.is_closed())
+    }
+
+    /// PUBLISHes received from the broker so far, on all subscriptions.
+    pub fn messages_received(&self) -> u64 {
+        self.shared.received.load(Ordering::Relaxed)
+    }
+
+    /// Forgets the subscriptions whose receiver was dropped and sends the
+    /// broker an UNSUBSCRIBE for each filter no live subscription still has.
+    fn release_closed(&self) {
+        let mut subs = self.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
+        release_closed(self, &mut subs);
+    }
+
+    /// Waits until the broker acknowledged every SUBSCRIBE and UNSUBSCRIBE
+    /// sent so far (SUBACK, UNSUBACK), at most `timeout`; false if it did
+    /// not. A message published after this returned true reaches every
+    /// live subscription, and no ended one.
     pub async fn subscriptions_settled(&self, timeout: Duration) -> bool {
         let target = self.shared.subacks.borrow().requested;
         let mut rx = self.shared.subacks.subscribe();
@@ -267,6 +307,7 @@ async fn run(
         let event = eventloop.poll().await;
         match event {
             Ok(Event::Incoming(Packet::Publish(p))) => {
+                link.shared.received.fetch_add(1, Ordering::Relaxed);
                 let msg = Message {
                     topic: p.topic,
                     payload: p.payload,
@@ -281,7 +322,7 @@ async fn run(
                 let _ = connected.send(true);
                 tracing::info!("connected to MQTT broker {addr}");
             }
-            Ok(Event::Incoming(Packet::SubAck(_))) => {
+            Ok(Event::Incoming(Packet::SubAck(_) | Packet::UnsubAck(_))) => {
                 link.shared.subacks.send_modify(|a| a.acked += 1);
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => {
@@ -310,6 +351,8 @@ fn on_connect(link: &MqttLink, birth: Option<&(String, String)>) {
     subs.0 = true;
     // SUBSCRIBEs of a lost connection are never acknowledged: count anew.
     link.shared.subacks.send_modify(|a| a.requested = a.acked);
+    // Ended subscriptions are not subscribed again (the session is clean).
+    subs.1.retain(|s| !s.tx.is_closed());
     for sub in &subs.1 {
         match link.client.try_subscribe(&sub.filter, QoS::AtLeastOnce) {
             Ok(()) => link.shared.subacks.send_modify(|a| a.requested += 1),
@@ -328,7 +371,7 @@ fn on_connect(link: &MqttLink, birth: Option<&(String, String)>) {
 async fn dispatch(link: &MqttLink, msg: Message) {
     let targets: Vec<(mpsc::Sender<Message>, Arc<Semaphore>)> = {
         let mut subs = link.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
-        subs.1.retain(|s| !s.tx.is_closed());
+        release_closed(link, &mut subs);
         subs.1
             .iter()
             .filter(|s| rumqttc::matches(&msg.topic, &s.filter))
@@ -345,6 +388,54 @@ async fn dispatch(link: &MqttLink, msg: Message) {
         let mut msg = msg.clone();
         msg._queued = Some(Arc::new(permit));
         let _ = tx.send(msg).await;
+    }
+}
+
+/// [`MqttLink::release_closed`], under the lock of `subs`.
+fn release_closed(link: &MqttLink, subs: &mut (bool, Vec<Sub>)) {
+    if subs.1.iter().all(|s| !s.tx.is_closed()) {
+        return;
+    }
+    let (ended, live): (Vec<Sub>, Vec<Sub>) = std::mem::take(&mut subs.1)
+        .into_iter()
+        .partition(|s| s.tx.is_closed());
+    subs.1 = live;
+    if !subs.0 {
+        return; // never connected: nothing was subscribed at the broker
+    }
+    let mut filters: Vec<String> = ended.into_iter().map(|s| s.filter).collect();
+    filters.sort();
+    filters.dedup();
+    for filter in filters {
+        if subs.1.iter().any(|s| s.filter == filter) {
+            continue;
+        }
+        match link.client.try_unsubscribe(filter.clone()) {
+            Ok(()) => link.shared.subacks.send_modify(|a| a.requested += 1),
+            Err(e) => tracing::warn!("unsubscribing from `{filter}` failed: {e}"),
+        }
+    }
+}
+
+/// A subscription's messages; dropping it ends the subscription at the
+/// broker at once (UNSUBSCRIBE, unless another live subscription has the
+/// same filter).
+pub struct Subscription {
+    rx: Option<mpsc::Receiver<Message>>,
+    link: MqttLink,
+}
+
+impl Subscription {
+    /// The next message; `None` once the link is gone.
+    pub async fn recv(&mut self) -> Option<Message> {
+        self.rx.as_mut()?.recv().await
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        drop(self.rx.take());
+        self.link.release_closed();
     }
 }
 
@@ -372,5 +463,92 @@ mod tests {
         let err = BrokerAddress::parse("http://x").unwrap_err().to_string();
         assert!(err.contains("scheme `http`"), "{err}");
         assert!(BrokerAddress::parse("not a url").is_err());
+    }
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    async fn link(port: u16, id: &str) -> MqttLink {
+        let opts = LinkOptions {
+            client_id: id.into(),
+            will: None,
+            birth: None,
+        };
+        MqttLink::connect(&BrokerAddress::local(port), opts)
+            .await
+            .unwrap()
+    }
+
+    async fn next(rx: &mut mpsc::Receiver<Message>) -> Message {
+        tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("a message within 10 s")
+            .unwrap()
+    }
+
+    /// Publishes on `topic`, then on `t/ctl`, and returns how many PUBLISHes
+    /// `link` got from the broker once `t/ctl`'s arrived: 1 when `topic` is
+    /// not subscribed at the broker any more.
+    async fn received_for(
+        link: &MqttLink,
+        publisher: &MqttLink,
+        ctl: &mut mpsc::Receiver<Message>,
+        topic: &str,
+    ) -> u64 {
+        assert!(
+            link.subscriptions_settled(WAIT).await,
+            "UNSUBACK within 10 s"
+        );
+        let before = link.messages_received();
+        publisher.publish(topic, "x", false).await.unwrap();
+        publisher.publish("t/ctl", "after", false).await.unwrap();
+        assert_eq!(next(ctl).await.text(), "after");
+        link.messages_received() - before
+    }
+
+    #[tokio::test]
+    async fn ended_subscriptions_are_unsubscribed_at_the_broker() {
+        let port = crate::broker::EmbeddedBroker::free_port();
+        let _broker =
+            crate::broker::EmbeddedBroker::start(std::net::Ipv4Addr::LOCALHOST.into(), port)
+                .unwrap();
+        let link = link(port, "t-sub").await;
+        let publisher = link_for_publishing(port).await;
+        let mut ctl = link.subscribe("t/ctl").unwrap();
+        let mut sub = link.subscription("t/a").unwrap();
+        let bare = link.subscribe("t/b").unwrap();
+        let x1 = link.subscription("t/x").unwrap();
+        let mut x2 = link.subscription("t/x").unwrap();
+        assert!(link.subscriptions_settled(WAIT).await);
+        publisher.publish("t/a", "1", false).await.unwrap();
+        let got = tokio::time::timeout(WAIT, sub.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.text(), "1");
+
+        // A dropped Subscription: UNSUBSCRIBE at once.
+        drop(sub);
+        assert!(!link.is_subscribed("t/a"));
+        assert_eq!(received_for(&link, &publisher, &mut ctl, "t/a").await, 1);
+
+        // A dropped bare receiver: at the link's next message.
+        drop(bare);
+        publisher.publish("t/ctl", "wake", false).await.unwrap();
+        assert_eq!(next(&mut ctl).await.text(), "wake");
+        assert_eq!(received_for(&link, &publisher, &mut ctl, "t/b").await, 1);
+
+        // Another live subscription with the same filter keeps it.
+        drop(x1);
+        assert!(link.is_subscribed("t/x"));
+        assert_eq!(received_for(&link, &publisher, &mut ctl, "t/x").await, 2);
+        let got = tokio::time::timeout(WAIT, x2.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.text(), "x");
+    }
+
+    async fn link_for_publishing(port: u16) -> MqttLink {
+        link(port, "t-pub").await
     }
 }

@@ -19,4 +19,4 @@ pub mod sessions;
 pub mod wire;
 
 pub use embedded::EmbeddedBroker;
-pub use link::{BrokerAddress, Message, MqttLink, excerpt};
+pub use link::{BrokerAddress, Message, MqttLink, Subscription, excerpt};

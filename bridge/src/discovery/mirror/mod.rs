@@ -69,7 +69,8 @@ struct Mirrored {
     d: Discovered,
     device_id: String,
     generation: u64,
-    /// Subscriptions; aborting one drops its receiver, which unsubscribes.
+    /// Subscriptions; aborting one drops its [`crate::broker::Subscription`],
+    /// which sends the broker an UNSUBSCRIBE.
     forwarders: Vec<JoinHandle<()>>,
     /// Last rendered state string.
     value: Option<String>,
@@ -164,9 +165,12 @@ fn forward(
     kind: Kind,
     tx: mpsc::Sender<(Kind, Message)>,
 ) -> anyhow::Result<JoinHandle<()>> {
-    let mut rx = link.subscribe(filter)?;
+    // A `Subscription`: aborting the task drops it, which unsubscribes at
+    // the broker (a bare receiver would only be forgotten locally, at the
+    // link's next message, and stay subscribed at the broker).
+    let mut sub = link.subscription(filter)?;
     Ok(tokio::spawn(async move {
-        while let Some(msg) = rx.recv().await {
+        while let Some(msg) = sub.recv().await {
             if tx.send((kind.clone(), msg)).await.is_err() {
                 break;
             }
@@ -499,5 +503,113 @@ fn state_of(d: &Discovered, rendered: &str) -> Result<Option<String>, String> {
                 _ => Ok(Some(rendered.to_string())),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::{BrokerAddress, EmbeddedBroker, link::LinkOptions};
+    use crate::clock::Clock;
+    use std::time::Duration;
+
+    const WAIT: Duration = Duration::from_secs(10);
+    const CONFIG: &str = "homeassistant/sensor/lap/lap_battery/config";
+    const STATE: &str = "lap/battery";
+    const AVAILABILITY: &str = "lap/availability";
+
+    async fn link(port: u16, id: &str) -> MqttLink {
+        let opts = LinkOptions {
+            client_id: id.into(),
+            will: None,
+            birth: None,
+        };
+        MqttLink::connect(&BrokerAddress::local(port), opts)
+            .await
+            .unwrap()
+    }
+
+    /// Polls `cond` every 20 ms for up to 10 s.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        let waited = tokio::time::timeout(WAIT, async {
+            while !cond() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        assert!(waited.await.is_ok(), "not within 10 s: {what}");
+    }
+
+    #[tokio::test]
+    async fn a_removed_config_unsubscribes_its_state_and_availability_topics() {
+        let port = EmbeddedBroker::free_port();
+        let _broker = EmbeddedBroker::start(std::net::Ipv4Addr::LOCALHOST.into(), port).unwrap();
+        let link = link(port, "t-bridge").await;
+        let publisher = self::link(port, "t-agent").await;
+        let store = EntityStore::new(Clock::real());
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        let ctx = DriverContext {
+            store: store.clone(),
+            router: crate::entity::ServiceRouter::new(store.clone()),
+            link: link.clone(),
+            broker: BrokerAddress::local(port),
+            clock: Clock::real(),
+            shutdown,
+            forecasts: Arc::default(),
+        };
+        let cfg = MirrorConfig {
+            discovery: vec!["homeassistant/sensor/+/+/config".into()],
+            device_class: None,
+        };
+        let task = spawn(cfg, &ctx, &Topics::default()).unwrap();
+        let mut ctl = link.subscribe("t/ctl").unwrap();
+        assert!(link.subscriptions_settled(WAIT).await);
+        let config = serde_json::json!({
+            "name": "Battery",
+            "unique_id": "lap_battery",
+            "state_topic": STATE,
+            "availability_topic": AVAILABILITY,
+            "device_class": "battery",
+            "unit_of_measurement": "%",
+            "device": {"identifiers": ["lap"], "name": "lap"}
+        });
+        publisher
+            .publish(CONFIG, config.to_string(), true)
+            .await
+            .unwrap();
+        until("the state and availability topics followed", || {
+            link.is_subscribed(STATE) && link.is_subscribed(AVAILABILITY)
+        })
+        .await;
+        assert!(store.spec("sensor.lap_battery").is_some());
+
+        publisher.publish(CONFIG, "", true).await.unwrap();
+        until("the entity removed", || {
+            store.spec("sensor.lap_battery").is_none()
+        })
+        .await;
+        until("the topics left", || {
+            !link.is_subscribed(STATE) && !link.is_subscribed(AVAILABILITY)
+        })
+        .await;
+        // The broker was told: it sends nothing on those topics any more.
+        assert!(
+            link.subscriptions_settled(WAIT).await,
+            "UNSUBACKs within 10 s"
+        );
+        let before = link.messages_received();
+        publisher.publish(STATE, "50", false).await.unwrap();
+        publisher
+            .publish(AVAILABILITY, "online", false)
+            .await
+            .unwrap();
+        publisher.publish("t/ctl", "after", false).await.unwrap();
+        let got = tokio::time::timeout(WAIT, ctl.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.text(), "after");
+        assert_eq!(link.messages_received() - before, 1, "only t/ctl arrived");
+        task.abort();
+        publisher.publish(CONFIG, "", true).await.unwrap();
     }
 }

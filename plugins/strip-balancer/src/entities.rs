@@ -2,7 +2,9 @@
 //! `binary_sensor`, at most 64 declared and 64 updates per output):
 //!
 //! - per outlet `allowed_<switch object id>` (binary_sensor, `on` = may
-//!   be on), attribute `why` ([`Why`]) — when outlets and nodes fit in 64
+//!   be on), attributes `why` ([`Why`]) and `expected_a` (what switching
+//!   it on commits until its meter settles: its laptop's learned draw, else
+//!   `assumed_current_a`, A to 0.01) — when outlets and nodes fit in 64
 //!   declarations; else per strip `allowed_<strip>` (sensor: how many of
 //!   its outlets are allowed, attributes `{switch: why}`);
 //! - per circuit and strip `headroom_<id>` (sensor, A: rating minus
@@ -136,7 +138,7 @@ impl Publisher {
         on: &[bool],
         why: &[Why],
         draw_a: &[f64],
-        _memory: &[Memory],
+        memory: &[Memory],
         out: &mut Output,
     ) {
         let mut want: Vec<(String, String, Value)> = Vec::new();
@@ -146,7 +148,8 @@ impl Publisher {
                 want.push((
                     format!("allowed_{}", object_of(&o.switch)),
                     state.into(),
-                    json!({"why": why[i].as_str()}),
+                    json!({"why": why[i].as_str(), "expected_a":
+                        round2(memory[i].learned_draw_a.unwrap_or(cfg.assumed_current_a))}),
                 ));
             }
         } else {
@@ -196,4 +199,8 @@ impl Publisher {
             budget -= 1;
         }
     }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }

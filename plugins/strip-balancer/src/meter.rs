@@ -6,9 +6,11 @@
 //!   `meter_timeout_s` when set): the outlet's strip rating, the most it
 //!   can draw without tripping its strip (EVCC counts a silent meter as
 //!   full load; the strip rating is the precise conservative bound);
-//! - else the measured current (A, or W / `voltage_v`), raised to
-//!   `assumed_current_a` while it was switched on less than `settle_s` ago
-//!   (the meter may not have seen the new draw yet).
+//! - else the measured current (A, or W / `voltage_v`), raised to the
+//!   expected draw while it was switched on less than `settle_s` ago (the
+//!   meter may not have seen the new draw yet). The expected draw is the
+//!   laptop's own highest settled draw when it was seen charging
+//!   ([`crate::need`] learns it), else `assumed_current_a`.
 
 use crate::config::Config;
 use hearth_plugin_sdk::{Reading, State};
@@ -67,11 +69,13 @@ pub fn battery_pct(entity: &str) -> Option<f64> {
         .filter(|v| (0.0..=100.0).contains(v))
 }
 
-/// The committed draw if on, A (see the module doc).
+/// The committed draw if on, A (see the module doc); `expected_a`: what
+/// the outlet's load is expected to draw once on.
 pub fn draw_a(
     cfg: &Config,
     strip_limit_a: f64,
     measured: Option<f64>,
+    expected_a: f64,
     on_since_ms: Option<i64>,
     now_ms: i64,
 ) -> f64 {
@@ -80,11 +84,7 @@ pub fn draw_a(
         Some(m) => {
             let unsettled =
                 on_since_ms.is_some_and(|t| ((now_ms - t) as f64) < cfg.settle_s * 1000.0);
-            if unsettled {
-                m.max(cfg.assumed_current_a)
-            } else {
-                m
-            }
+            if unsettled { m.max(expected_a) } else { m }
         }
     }
 }

@@ -12,6 +12,15 @@
 //!   "unknown need" until it is seen on, settled, drawing under
 //!   [`PLUGGED_MIN_A`]: nothing is plugged, so it is not rotated in again
 //!   until it draws or its holder changes.
+//! - **Learned draw**: the highest settled current of the outlet's laptop
+//!   while on and charging, committed when it is switched on again
+//!   instead of `assumed_current_a` (a 0.9 A laptop fits in 1.0 A of
+//!   headroom that a 1.5 A assumption would keep idle for hours). Forgotten
+//!   when the laptop may have changed: a change of holder, the outlet seen
+//!   on drawing nothing (unplugged), its battery reading gone, or its
+//!   battery higher while the outlet was off (another laptop). A bigger
+//!   laptop slipping past these is seen at its first settled reading and
+//!   shed within the tick, as any load that grows.
 
 use crate::config::{Config, OutletConfig};
 use crate::plan::{Memory, Why};
@@ -71,7 +80,9 @@ pub fn update(cfg: &Config, mem: &mut Memory, s: &Seen) -> Option<Why> {
     if mem.holder.is_some_and(|h| h != s.holder) {
         mem.satisfied_at_pct = None;
         mem.nothing_plugged = false;
+        mem.learned_draw_a = None;
     }
+    learn_draw(mem, s);
     mem.holder = Some(s.holder);
     mem.satisfied_at_pct = match (s.battery_pct, mem.satisfied_at_pct) {
         (None, _) => None,
@@ -90,10 +101,31 @@ pub fn update(cfg: &Config, mem: &mut Memory, s: &Seen) -> Option<Why> {
         }
     }
     if mem.nothing_plugged {
+        mem.learned_draw_a = None;
         Some(Why::NothingPlugged)
     } else if mem.satisfied_at_pct.is_some() {
         Some(Why::TargetReached)
     } else {
         None
+    }
+}
+
+/// Updates [`Memory::learned_draw_a`] (see the module doc).
+fn learn_draw(mem: &mut Memory, s: &Seen) {
+    let rose_while_off =
+        !s.on && matches!((mem.last_battery_pct, s.battery_pct), (Some(a), Some(b)) if b > a + 0.5);
+    let gone = mem.last_battery_pct.is_some() && s.battery_pct.is_none();
+    if rose_while_off || gone {
+        mem.learned_draw_a = None;
+    }
+    mem.last_battery_pct = s.battery_pct;
+    if s.on && s.settled {
+        match s.measured_a {
+            Some(a) if a >= PLUGGED_MIN_A => {
+                mem.learned_draw_a = Some(mem.learned_draw_a.map_or(a, |l| l.max(a)));
+            }
+            Some(_) => mem.learned_draw_a = None,
+            None => {}
+        }
     }
 }

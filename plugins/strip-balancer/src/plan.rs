@@ -84,6 +84,12 @@ pub struct Memory {
     pub satisfied_at_pct: Option<f64>,
     /// An empty seat seen on, settled, drawing ≈ 0 A ([`crate::need`]).
     pub nothing_plugged: bool,
+    /// The highest settled draw of the laptop now on the outlet, A
+    /// ([`crate::need`]): what switching it on again commits, instead of
+    /// `assumed_current_a`. Forgotten when the laptop may have changed.
+    pub learned_draw_a: Option<f64>,
+    /// The battery level at the last tick, % (None: no reading).
+    pub last_battery_pct: Option<f64>,
     /// The holder at the last tick (`users` index); outer None: not read yet.
     pub holder: Option<Option<usize>>,
 }

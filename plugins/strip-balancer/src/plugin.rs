@@ -136,13 +136,6 @@ impl<S: Strategy> Plugin<S> {
                 _ if is_on => mem.on_since_ms,
                 _ => Some(now_ms),
             };
-            draw.push(meter::draw_a(
-                &self.cfg,
-                strip_limit,
-                measured,
-                since,
-                now_ms,
-            ));
             let target_pct = tariff_strategy::target_pct(&self.cfg, period, user_target);
             target.push(target_pct);
             let seen = need::Seen {
@@ -155,6 +148,15 @@ impl<S: Strategy> Plugin<S> {
                 measured_a: measured,
             };
             let no_need = need::update(&self.cfg, mem, &seen);
+            let expected = mem.learned_draw_a.unwrap_or(self.cfg.assumed_current_a);
+            draw.push(meter::draw_a(
+                &self.cfg,
+                strip_limit,
+                measured,
+                expected,
+                since,
+                now_ms,
+            ));
             // Over its user's limit: kept off here, for every strategy.
             let over = !o.always_on && switch.is_some() && need::over_limit(&self.cfg, holder);
             over_limit.push(over);
@@ -391,4 +393,16 @@ pub fn why_map<S: Strategy>(p: &Plugin<S>) -> Value {
         .map(|(o, w)| (o.switch.clone(), json!(w.as_str())))
         .collect();
     Value::Object(m)
+}
+
+/// What switching `switch` on commits until its meter settles, A (tests'
+/// limit oracle); None for a switch the config does not have.
+#[cfg(test)]
+pub fn expected_a<S: Strategy>(p: &Plugin<S>, switch: &str) -> Option<f64> {
+    let i = p.cfg.outlets.iter().position(|o| o.switch == switch)?;
+    Some(
+        p.memory[i]
+            .learned_draw_a
+            .unwrap_or(p.cfg.assumed_current_a),
+    )
 }

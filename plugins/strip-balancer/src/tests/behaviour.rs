@@ -46,7 +46,7 @@ fn an_always_on_load_jumping_sheds_highest_battery_first_within_one_tick() {
     let a4 = entity("allowed_a4").expect("allowed_a4 published");
     assert_eq!(
         (a4.state.as_str(), a4.attributes.as_str()),
-        ("off", r#"{"why":"limit"}"#)
+        ("off", r#"{"expected_a":1.5,"why":"limit"}"#)
     );
     assert_eq!(entity("headroom_a").unwrap().state, "0.5", "10 − 8 − 1.5 A");
     // a4 (30 %) and a3 (25 %) are the fullest on strip a; a2 (20 %) stays.

@@ -6,6 +6,7 @@ mod behaviour;
 mod commands;
 mod config_refusals;
 mod holders;
+mod learned_draw;
 mod physical;
 mod property;
 mod scale;
@@ -111,8 +112,10 @@ impl<S: Strategy> World<S> {
     /// Independent check of the limits rule after a tick: for every node,
     /// committed load ≤ rating, or every switchable outlet under it is off.
     /// Committed: switch on or unknown counts; meter unavailable = strip
-    /// rating; switched on < settle_s ago = at least assumed_current_a.
-    pub fn check_limits(&self) -> Result<(), String> {
+    /// rating; switched on < settle_s ago = at least its expected draw (the
+    /// plugin's `expected_a`: its laptop's learned draw, else
+    /// assumed_current_a).
+    pub fn check_limits(&mut self) -> Result<(), String> {
         let cfg = &self.cfg;
         let assumed = cfg["assumed_current_a"].as_f64().unwrap_or(0.5);
         let settle_ms = (cfg["settle_s"].as_f64().unwrap_or(5.0) * 1000.0) as i64;
@@ -139,7 +142,8 @@ impl<S: Strategy> World<S> {
             let measured = meter.and_then(|m| m.parse::<f64>().ok());
             let mut draw = measured.unwrap_or(limit[strip]);
             if measured.is_some() && self.on_at.get(sw).is_some_and(|t| self.now - t < settle_ms) {
-                draw = draw.max(assumed);
+                let expected = crate::plugin::expected_a(self.h.plugin(), sw);
+                draw = draw.max(expected.unwrap_or(assumed));
             }
             let switchable = !o["always_on"].as_bool().unwrap_or(false)
                 && matches!(state.as_deref(), Some("on" | "off"));

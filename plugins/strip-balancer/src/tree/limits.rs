@@ -3,8 +3,8 @@
 //!
 //! The committed load of a node is the sum, over the outlets below it that
 //! count as on, of their committed draw ([`crate::meter`]): the measured
-//! current; at least `assumed_current_a` while an outlet just switched on
-//! is not yet metered; its strip's full rating while its meter is stale.
+//! current; at least its expected draw (its laptop's learned draw, else
+//! `assumed_current_a`) while an outlet just switched on is not yet metered; its strip's full rating while its meter is stale.
 //! An outlet counts as on when it is on, commanded on, or its switch state
 //! is unknown (an unreachable relay may be closed).
 

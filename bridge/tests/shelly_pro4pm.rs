@@ -10,6 +10,7 @@ use hearth::app::Bridge;
 use hearth::drivers::shelly_pro4pm::ShellyPro4pmConfig;
 use hearth::entity::{CallSource, ServiceCall, ServiceError};
 use hearth::shutdown::{self, ShutdownTrigger};
+use hearth::twin::breaker::BreakerSpec;
 use hearth::twin::shelly_pro4pm_sim::{self, Pro4pmSim, Pro4pmSimConfig};
 use serde_json::Map;
 use std::time::Duration;
@@ -31,6 +32,8 @@ fn sim_cfg(mqtt: Option<(String, String, u16)>) -> Pro4pmSimConfig {
         voltage_v: 230.0,
         mqtt,
         notify_period_s: 0.2,
+        breaker: None,
+        circuit: None,
     }
 }
 
@@ -71,10 +74,14 @@ async fn mqtt_rig() -> Rig {
 
 /// The same over HTTP: the twin first (its address goes in the config).
 async fn http_rig() -> Rig {
+    http_rig_with(sim_cfg(None)).await
+}
+
+async fn http_rig_with(sim_cfg: Pro4pmSimConfig) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let (sim_power, off) = shutdown::channel();
     let (sim, addr, _tasks) =
-        shelly_pro4pm_sim::spawn(hearth::clock::Clock::real(), sim_cfg(None), off).unwrap();
+        shelly_pro4pm_sim::spawn(hearth::clock::Clock::real(), sim_cfg, off).unwrap();
     let c = ShellyPro4pmConfig {
         host: Some(addr.to_string()),
         ..cfg()
@@ -241,6 +248,36 @@ async fn over_http_an_offline_device_is_unavailable_and_refuses_commands() {
     let r = http_rig().await;
     wait_state(&r.bridge, "switch.p4_outlet1", "off").await;
     offline_refuses(&r).await;
+    r.bridge.stop().await;
+}
+
+/// The twin's own B16 breaker: an outlet drawing past its magnetic trip
+/// cuts it at once. The bridge reads 0 W with the switch still on, until
+/// the breaker is reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http_a_tripped_breaker_reads_zero_with_the_relay_on() {
+    let r = http_rig_with(Pro4pmSimConfig {
+        breaker: Some(BreakerSpec::b(16.0)),
+        ..sim_cfg(None)
+    })
+    .await;
+    let b = &r.bridge;
+    wait_state(b, "switch.p4_outlet1", "off").await;
+    call(b, "turn_on", "switch.p4_outlet1").await.unwrap();
+    wait_state(b, "sensor.p4_outlet1_power", "60").await;
+    // 87 A on a B16 (magnetic trip from 5·In = 80 A): open at once.
+    r.sim.set_load(0, 20_000.0);
+    wait_state(b, "sensor.p4_outlet1_power", "0").await;
+    wait_state(b, "sensor.p4_outlet1_current", "0").await;
+    assert!(r.sim.cut(0) && r.sim.cut(3));
+    assert_eq!(r.sim.breaker_trips().len(), 1);
+    assert_eq!(b.store.get("switch.p4_outlet1").unwrap().state, "on");
+    assert!(r.sim.relay(0));
+    r.sim.set_load(0, 60.0);
+    r.sim.reset_breaker();
+    wait_state(b, "sensor.p4_outlet1_power", "60").await;
+    assert!(!r.sim.cut(0));
+    r.sim_power.trigger();
     r.bridge.stop().await;
 }
 

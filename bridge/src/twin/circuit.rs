@@ -91,6 +91,11 @@ struct Outlet {
     demand_a: f64,
     /// s (tree time) since when a breaker above cuts it.
     cut_since_s: Option<f64>,
+    /// s (tree time) it has been live since it was added: what a device
+    /// integrates its energy over, so a cut between two of its readings
+    /// (however it ended: a reset through the device or directly on a
+    /// circuit above) counts nothing.
+    live_s: f64,
 }
 
 /// Breakers and outlets; see the module doc.
@@ -146,6 +151,7 @@ impl CircuitTree {
             node,
             demand_a: 0.0,
             cut_since_s: self.cut_by(node).then_some(self.elapsed_s),
+            live_s: 0.0,
         });
         Ok(OutletId(self.outlets.len() - 1))
     }
@@ -191,6 +197,20 @@ impl CircuitTree {
     /// s (tree time) since when `outlet` has been cut, `None` if live.
     pub fn cut_since_s(&self, outlet: OutletId) -> Option<f64> {
         self.outlets.get(outlet.0).and_then(|o| o.cut_since_s)
+    }
+
+    /// s (tree time) `outlet` has been live since it was added (0 for an
+    /// unknown outlet). Its difference between two moments is the time the
+    /// outlet was fed between them, whatever tripped or was reset between.
+    pub fn live_s(&self, outlet: OutletId) -> f64 {
+        self.outlets.get(outlet.0).map_or(0.0, |o| o.live_s)
+    }
+
+    /// Adds `dt_s` to the live time of every outlet that is live now.
+    fn count_live(&mut self, dt_s: f64) {
+        for o in self.outlets.iter_mut().filter(|o| o.cut_since_s.is_none()) {
+            o.live_s += dt_s;
+        }
     }
 
     /// A `outlet` draws now: its demand if live, else 0.
@@ -302,6 +322,8 @@ impl CircuitTree {
             }
             self.elapsed_s = start + seg;
             left -= seg;
+            // Live through the whole segment: a cut takes effect at its end.
+            self.count_live(seg);
             self.update_cuts();
             if !tripping {
                 break;
@@ -314,6 +336,7 @@ impl CircuitTree {
                 node.breaker.step(amps[i], left);
             }
             self.elapsed_s += left;
+            self.count_live(left);
         }
         self.trips.extend(events.iter().cloned());
         events
@@ -393,6 +416,14 @@ impl SharedCircuits {
         t.sync(now_ms);
         let since = t.tree.cut_since_s(outlet)?;
         Some(t.to_ms(since))
+    }
+
+    /// Advances to `now_ms`; s `outlet` has been live (see
+    /// [`CircuitTree::live_s`]).
+    pub fn live_s(&self, outlet: OutletId, now_ms: i64) -> f64 {
+        let mut t = self.lock();
+        t.sync(now_ms);
+        t.tree.live_s(outlet)
     }
 
     /// Advances to `now_ms`; whether the breaker at `node` is open.
@@ -557,6 +588,21 @@ mod tests {
         assert!(t.is_cut(oa));
         t.reset(root);
         assert!(!t.is_cut(oa) && !t.is_cut(ob));
+    }
+
+    #[test]
+    fn live_time_stops_while_cut_and_resumes_on_reset() {
+        let (mut t, [root, ..], [oa, ob]) = two_strips();
+        t.set_demand(oa, 11.0);
+        t.set_demand(ob, 11.0);
+        let trips = t.step(30.0 * MIN);
+        assert_eq!(trips.len(), 1);
+        let at = trips[0].at_s;
+        assert!((t.live_s(oa) - at).abs() < 1e-9 && (t.live_s(ob) - at).abs() < 1e-9);
+        t.reset(root);
+        t.set_demand(oa, 0.0);
+        t.step(10.0);
+        assert!((t.live_s(oa) - at - 10.0).abs() < 1e-9, "{}", t.live_s(oa));
     }
 
     #[test]

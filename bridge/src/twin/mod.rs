@@ -9,7 +9,7 @@
 //! | ESP32 sensor node (temperature, humidity, RSSI, uptime) | MQTT, `hearth-node/<id>/…` ([`hearth_node_core`]) | [`node_sim`] |
 //! | Tasmota IR bridge driving the split AC | MQTT, `cmnd/<topic>/IRhvac` → `stat/<topic>/RESULT` | [`tasmota_sim`] |
 //! | Tasmota multi-relay metered power strip (relays, per-outlet loads, `ENERGY` per channel or total, LWT, optional breaker) | MQTT, `cmnd/<topic>/POWER<n>` → `stat/<topic>/RESULT`, `tele/<topic>/SENSOR` | [`tasmota_strip_sim`] |
-//! | Shelly Pro 4PM, 4 metered relays (settable loads, per-outlet supply cut for a breaker model) | HTTP RPC on 127.0.0.1 and MQTT RPC (`<prefix>/rpc`, `NotifyStatus` on `<prefix>/events/rpc`, `<prefix>/online`) | [`shelly_pro4pm_sim`] |
+//! | Shelly Pro 4PM, 4 metered relays (settable loads, optional breaker, may share a circuit with Tasmota strips) | HTTP RPC on 127.0.0.1 and MQTT RPC (`<prefix>/rpc`, `NotifyStatus` on `<prefix>/events/rpc`, `<prefix>/online`) | [`shelly_pro4pm_sim`] |
 //! | Shelly Plus Plug S feeding the AC | HTTP JSON-RPC (Gen2 API) on 127.0.0.1 | [`shelly_sim`] |
 //! | Tempo colours, Open-Meteo forecast, spot prices (the feeds' sources) | HTTP JSON on 127.0.0.1 (api-couleur-tempo.fr, RTE, Open-Meteo shapes) | [`feeds_sim`] |
 //! | The server room's knobs (outdoor temperature, IT load), not a device | MQTT, `hearth-twin/server-room/set` | [`controls`] |
@@ -29,7 +29,9 @@
 //!
 //! Strips hang in a [`circuit`] tree of IEC 60898-1 [`breaker`]s (thermal
 //! inverse-time with memory, magnetic instantaneous by B/C/D curve): a
-//! breaker held over its curve trips and cuts every outlet below it.
+//! breaker held over its curve trips and cuts every outlet below it. The
+//! Tasmota strip and the Pro 4PM share their metered-outlet logic (energy
+//! counted over the time each outlet was live) in `outlets`.
 //!
 //! The twin shares nothing with the bridge but the [`Clock`](crate::clock::Clock):
 //! all durations are simulated time, so a demo can run a day in a minute.
@@ -46,6 +48,7 @@ pub mod coworking;
 pub mod feeds_sim;
 pub mod house;
 pub mod node_sim;
+pub(crate) mod outlets;
 pub mod plant;
 pub mod room;
 pub mod server_room;

@@ -21,10 +21,25 @@
 //!
 //! Each outlet draws a settable resistive load while its relay is closed
 //! and its supply is on; energy integrates in sim time. The supply of each
-//! outlet can be cut from outside ([`Pro4pmSim::set_supply`]), for a
-//! breaker model to drive: the relay stays as it was, the outlet draws
-//! nothing. Powering the whole device off is stopping it (its `shutdown`):
-//! HTTP refuses connections, the broker publishes `online` = `false`.
+//! outlet can be cut from outside ([`Pro4pmSim::set_supply`]): the relay
+//! stays as it was, the outlet draws nothing.
+//!
+//! Breakers, as the Tasmota strip twin has them (the shared part is
+//! the crate-private `twin::outlets`): with [`Pro4pmSimConfig::breaker`] the
+//! device has its own IEC 60898-1 breaker (a node named after its device
+//! id), and with [`Pro4pmSimConfig::circuit`] it hangs under a circuit
+//! shared with other devices, Tasmota strips included; its outlets are
+//! `<device id>/switch:<n>` in the tree. While a breaker above an outlet
+//! is open the outlet reads 0 W / 0 A (`apower`, `current`) and counts no
+//! energy, its `output` unchanged, until the breaker is reset
+//! ([`Pro4pmSim::reset_breaker`], or on the circuit). Trips are logged
+//! (`twin breaker `<name>` tripped …`) and readable through
+//! [`Pro4pmSim::cut`] and [`Pro4pmSim::breaker_trips`]. A trip sends no
+//! notification of its own: the next periodic `NotifyStatus` (and any
+//! `GetStatus`) shows the cut.
+//!
+//! Powering the whole device off is stopping it (its `shutdown`): HTTP
+//! refuses connections, the broker publishes `online` = `false`.
 //!
 //! Simplifications: constant mains voltage, power factor 1, `by_minute` is
 //! not kept (three zeros), the device temperature is constant, no
@@ -47,6 +62,9 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::breaker::BreakerSpec;
+use super::circuit::{CircuitError, CircuitSlot, TripEvent};
+use super::outlets::{MeteredOutlets, Supply};
 use super::shelly_sim::{RpcError, code, query_params};
 use crate::clock::Clock;
 use crate::shutdown::Shutdown;
@@ -69,34 +87,18 @@ pub struct Pro4pmSimConfig {
     pub mqtt: Option<(String, String, u16)>,
     /// s of simulated time between full meter notifications.
     pub notify_period_s: f64,
+    /// The device's own breaker (a node named after its device id);
+    /// `None`: no breaker of its own.
+    pub breaker: Option<BreakerSpec>,
+    /// The circuit the device hangs under, shared with other devices;
+    /// `None`: its breaker (if any) is a root.
+    pub circuit: Option<CircuitSlot>,
 }
 
 #[derive(Debug)]
 struct State {
-    relays: [bool; OUTLETS],
-    supply: [bool; OUTLETS],
-    loads_w: [f64; OUTLETS],
-    energy_wh: [f64; OUTLETS],
+    outlets: MeteredOutlets,
     source: [String; OUTLETS],
-    integrated_ms: i64,
-}
-
-impl State {
-    fn power_w(&self, i: usize) -> f64 {
-        if self.relays[i] && self.supply[i] {
-            self.loads_w[i]
-        } else {
-            0.0
-        }
-    }
-
-    fn integrate(&mut self, now_ms: i64) {
-        let hours = (now_ms - self.integrated_ms).max(0) as f64 / 3_600_000.0;
-        for i in 0..OUTLETS {
-            self.energy_wh[i] += self.power_w(i) * hours;
-        }
-        self.integrated_ms = now_ms;
-    }
 }
 
 /// A handle on the running device, for tests, demos and a breaker model.
@@ -111,6 +113,11 @@ pub struct Pro4pmSim {
     notify: mpsc::UnboundedSender<Value>,
 }
 
+/// `shellypro4pm-<mac in lower case>`.
+fn device_id(mac: &str) -> String {
+    format!("shellypro4pm-{}", mac.to_ascii_lowercase())
+}
+
 fn round(v: f64, decimals: i32) -> f64 {
     let k = 10f64.powi(decimals);
     (v * k).round() / k
@@ -121,30 +128,54 @@ impl Pro4pmSim {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The device at rest (relays off), registered in its circuits.
+    fn new(
+        clock: Clock,
+        cfg: &Pro4pmSimConfig,
+        notify: mpsc::UnboundedSender<Value>,
+    ) -> Result<Self, CircuitError> {
+        let id = device_id(&cfg.mac);
+        let names: Vec<String> = (0..OUTLETS).map(|i| format!("{id}/switch:{i}")).collect();
+        let supply = Supply::attach(&id, &names, cfg.breaker, cfg.circuit.as_ref())?;
+        Ok(Pro4pmSim {
+            state: Arc::new(Mutex::new(State {
+                outlets: MeteredOutlets::new(
+                    cfg.loads_w.to_vec(),
+                    cfg.voltage_v,
+                    supply,
+                    clock.now_ms(),
+                ),
+                source: std::array::from_fn(|_| "init".to_string()),
+            })),
+            clock,
+            mac: cfg.mac.clone(),
+            voltage_v: cfg.voltage_v,
+            notify,
+        })
+    }
+
     /// `shellypro4pm-<mac in lower case>`, the device's `src`.
     pub fn device_id(&self) -> String {
-        format!("shellypro4pm-{}", self.mac.to_ascii_lowercase())
+        device_id(&self.mac)
     }
 
     /// Whether relay `id` (0-based) is closed.
     pub fn relay(&self, id: usize) -> bool {
-        self.lock().relays.get(id).copied().unwrap_or(false)
+        self.lock().outlets.relays.get(id).copied().unwrap_or(false)
     }
 
     /// Wh outlet `id` has delivered.
     pub fn energy_wh(&self, id: usize) -> f64 {
         let now = self.clock.now_ms();
         let mut s = self.lock();
-        s.integrate(now);
-        s.energy_wh.get(id).copied().unwrap_or(0.0)
+        s.outlets.integrate(now);
+        s.outlets.energy_wh(id).unwrap_or(0.0)
     }
 
     /// W outlet `id` draws now.
     pub fn power_w(&self, id: usize) -> f64 {
-        if id >= OUTLETS {
-            return 0.0;
-        }
-        self.lock().power_w(id)
+        let now = self.clock.now_ms();
+        self.lock().outlets.power_w(id, now)
     }
 
     /// Sets what outlet `id` draws when on (W).
@@ -153,27 +184,54 @@ impl Pro4pmSim {
             return;
         }
         let now = self.clock.now_ms();
-        self.lock().integrate(now);
-        self.lock().loads_w[id] = watts;
+        self.lock().outlets.change(now, |o| o.loads_w[id] = watts);
         self.notify_meters(id);
     }
 
     /// Feeds (`true`) or cuts (`false`) outlet `id`'s supply upstream of
-    /// its relay: what a tripped breaker does.
+    /// its relay, outside any breaker model (with one, its demand leaves
+    /// the circuits too).
     pub fn set_supply(&self, id: usize, on: bool) {
         if id >= OUTLETS {
             return;
         }
         let now = self.clock.now_ms();
-        self.lock().integrate(now);
-        self.lock().supply[id] = on;
+        self.lock().outlets.change(now, |o| o.fed[id] = on);
         self.notify_meters(id);
     }
 
+    /// Whether a breaker (the device's or a circuit's above it) cuts
+    /// outlet `id` (0-based) now.
+    pub fn cut(&self, id: usize) -> bool {
+        let now = self.clock.now_ms();
+        id < OUTLETS && self.lock().outlets.cut(id, now)
+    }
+
+    /// The trips of the device's own breaker so far, with their sim ms.
+    pub fn breaker_trips(&self) -> Vec<(i64, TripEvent)> {
+        let now = self.clock.now_ms();
+        self.lock().outlets.breaker_trips(now)
+    }
+
+    /// Closes the device's own breaker (no-op without one) and notifies
+    /// the meters. A circuit above is reset through its
+    /// [`SharedCircuits`](super::circuit::SharedCircuits).
+    pub fn reset_breaker(&self) {
+        let now = self.clock.now_ms();
+        self.lock().outlets.reset_breaker(now);
+        for id in 0..OUTLETS {
+            self.notify_meters(id);
+        }
+    }
+
     fn notify_meters(&self, id: usize) {
-        let (p, v) = (self.power_w(id), self.voltage_v);
+        let now = self.clock.now_ms();
+        let (p, a) = {
+            let s = self.lock();
+            (s.outlets.power_w(id, now), s.outlets.current_a(id, now))
+        };
         let params = json!({
-            format!("switch:{id}"): {"id": id, "apower": round(p, 1), "current": round(p / v, 3)}
+            format!("switch:{id}"): {"id": id, "apower": round(p, 1), "current": round(a, 3)}
         });
         let _ = self.notify.send(params);
     }
@@ -182,19 +240,20 @@ impl Pro4pmSim {
     pub fn switch_status(&self, id: usize) -> Value {
         let now = self.clock.now_ms();
         let mut s = self.lock();
-        s.integrate(now);
-        let p = s.power_w(id);
+        s.outlets.integrate(now);
+        let p = s.outlets.power_w(id, now);
+        let energy_wh = s.outlets.energy_wh(id).unwrap_or(0.0);
         let minute_ts = now.div_euclid(60_000) * 60;
         json!({
             "id": id,
             "source": s.source[id],
-            "output": s.relays[id],
+            "output": s.outlets.relays[id],
             "apower": round(p, 1),
             "voltage": round(self.voltage_v, 1),
             "freq": 50.0,
             "current": round(p / self.voltage_v, 3),
             "pf": if p > 0.0 { 1.0 } else { 0.0 },
-            "aenergy": {"total": round(s.energy_wh[id], 3), "by_minute": [0.0, 0.0, 0.0], "minute_ts": minute_ts},
+            "aenergy": {"total": round(energy_wh, 3), "by_minute": [0.0, 0.0, 0.0], "minute_ts": minute_ts},
             "temperature": {"tC": 38.5, "tF": 101.3},
         })
     }
@@ -211,9 +270,9 @@ impl Pro4pmSim {
         let now = self.clock.now_ms();
         let was_on = {
             let mut s = self.lock();
-            s.integrate(now);
-            let was = s.relays[id];
-            s.relays[id] = on;
+            let was = s
+                .outlets
+                .change(now, |o| std::mem::replace(&mut o.relays[id], on));
             s.source[id] = source.into();
             was
         };
@@ -321,20 +380,7 @@ pub fn spawn(
     shutdown: Shutdown,
 ) -> anyhow::Result<(Pro4pmSim, SocketAddr, Vec<JoinHandle<()>>)> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let sim = Pro4pmSim {
-        state: Arc::new(Mutex::new(State {
-            relays: [false; OUTLETS],
-            supply: [true; OUTLETS],
-            loads_w: cfg.loads_w,
-            energy_wh: [0.0; OUTLETS],
-            source: std::array::from_fn(|_| "init".to_string()),
-            integrated_ms: clock.now_ms(),
-        })),
-        clock,
-        mac: cfg.mac.clone(),
-        voltage_v: cfg.voltage_v,
-        notify: tx,
-    };
+    let sim = Pro4pmSim::new(clock, &cfg, tx)?;
     let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     std_listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(std_listener)?;
@@ -531,25 +577,25 @@ async fn serve(listener: tokio::net::TcpListener, sim: Pro4pmSim, mut shutdown: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::twin::breaker::Breaker;
+
+    fn config(mac: &str, loads_w: [f64; OUTLETS]) -> Pro4pmSimConfig {
+        Pro4pmSimConfig {
+            mac: mac.into(),
+            loads_w,
+            voltage_v: 230.0,
+            mqtt: None,
+            notify_period_s: 60.0,
+            breaker: None,
+            circuit: None,
+        }
+    }
 
     fn sim() -> (Pro4pmSim, mpsc::UnboundedReceiver<Value>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let clock = Clock::simulated_from(1_765_000_000_000, 1.0);
-        let s = Pro4pmSim {
-            state: Arc::new(Mutex::new(State {
-                relays: [false; OUTLETS],
-                supply: [true; OUTLETS],
-                loads_w: [60.0, 0.0, 0.0, 2300.0],
-                energy_wh: [0.0; OUTLETS],
-                source: std::array::from_fn(|_| "init".to_string()),
-                integrated_ms: clock.now_ms(),
-            })),
-            clock,
-            mac: "30c6f7aabbcc".into(),
-            voltage_v: 230.0,
-            notify: tx,
-        };
-        (s, rx)
+        let cfg = config("30c6f7aabbcc", [60.0, 0.0, 0.0, 2300.0]);
+        (Pro4pmSim::new(clock, &cfg, tx).unwrap(), rx)
     }
 
     #[test]
@@ -593,5 +639,137 @@ mod tests {
                 .unwrap()["model"],
             MODEL
         );
+    }
+
+    const T0: i64 = 1_765_000_000_000;
+
+    fn manual(cfg: &Pro4pmSimConfig) -> (Pro4pmSim, crate::clock::ManualTime) {
+        let (clock, time) = Clock::manual(T0);
+        let (tx, _rx) = mpsc::unbounded_channel();
+        (Pro4pmSim::new(clock, cfg, tx).unwrap(), time)
+    }
+
+    fn switch_on(s: &Pro4pmSim, id: usize) {
+        s.call("Switch.Set", &json!({"id": id, "on": true}), "HTTP_in")
+            .unwrap();
+    }
+
+    #[test]
+    fn an_overloaded_pro4pm_trips_its_breaker_and_reads_zero_until_reset() {
+        let mut cfg = config("30c6f7aabbcc", [1150.0; OUTLETS]);
+        cfg.breaker = Some(BreakerSpec::b(16.0));
+        let (s, time) = manual(&cfg);
+        for id in 0..OUTLETS {
+            switch_on(&s, id);
+        }
+        // 4 × 5 A = 20 A on a B16: the curve's time from cold.
+        let curve_ms = (Breaker::new(BreakerSpec::b(16.0))
+            .time_to_trip(20.0)
+            .expect("20 A trips a B16")
+            * 1000.0) as i64;
+        time.set(T0 + curve_ms - 2_000);
+        assert!((0..OUTLETS).all(|id| !s.cut(id) && s.power_w(id) == 1150.0));
+        time.set(T0 + curve_ms + 2_000);
+        let trips = s.breaker_trips();
+        assert_eq!(trips.len(), 1, "{trips:?}");
+        assert!((trips[0].0 - T0 - curve_ms).abs() <= 1, "{trips:?}");
+        assert_eq!(trips[0].1.name, "shellypro4pm-30c6f7aabbcc");
+        let energy_at_trip: Vec<f64> = (0..OUTLETS).map(|id| s.energy_wh(id)).collect();
+        for id in 0..OUTLETS {
+            // 1150 W up to the trip, nothing after.
+            let want = 1150.0 * (trips[0].0 - T0) as f64 / 3_600_000.0;
+            assert!(
+                (energy_at_trip[id] - want).abs() < 0.01,
+                "{energy_at_trip:?} vs {want}"
+            );
+        }
+        time.set(T0 + 3_600_000);
+        for (id, at_trip) in energy_at_trip.iter().enumerate() {
+            assert!(s.cut(id));
+            let st = s
+                .call("Switch.GetStatus", &json!({"id": id}), "HTTP_in")
+                .unwrap();
+            assert_eq!(st["output"], true, "the relay keeps its state");
+            assert_eq!(
+                (st["apower"].clone(), st["current"].clone()),
+                (json!(0.0), json!(0.0))
+            );
+            assert_eq!(st["aenergy"]["total"], json!(round(*at_trip, 3)));
+            assert_eq!(s.energy_wh(id), *at_trip, "no energy while cut");
+        }
+        // One outlet off, reset: 15 A holds and the others read again.
+        s.call("Switch.Set", &json!({"id": 3, "on": false}), "HTTP_in")
+            .unwrap();
+        s.reset_breaker();
+        time.set(T0 + 7_200_000);
+        assert!(!s.cut(0));
+        assert_eq!(s.switch_status(0)["apower"], 1150.0);
+        assert_eq!(s.switch_status(3)["apower"], 0.0);
+        let fed_h = (3_600_000.0 + (trips[0].0 - T0) as f64) / 3_600_000.0;
+        assert!(
+            (s.energy_wh(0) - 1150.0 * fed_h).abs() < 0.01,
+            "{}",
+            s.energy_wh(0)
+        );
+        assert_eq!(s.breaker_trips().len(), 1);
+    }
+
+    #[test]
+    fn a_pro4pm_and_a_tasmota_strip_trip_their_shared_circuit_together() {
+        use crate::twin::circuit::{CircuitTree, SharedCircuits};
+        use crate::twin::tasmota_strip_sim::{self as strip, SimMeter, StripSim, StripSimConfig};
+
+        let (clock, time) = Clock::manual(T0);
+        let circuits = SharedCircuits::new(CircuitTree::new());
+        let root = circuits
+            .with(|t| t.add_circuit("circuit", None, BreakerSpec::b(16.0)))
+            .unwrap();
+        let slot = CircuitSlot {
+            circuits: circuits.clone(),
+            parent: root,
+        };
+        // 10 A each, on breakers of their own that hold it; 20 A on the
+        // circuit's B16.
+        let mut cfg = config("30c6f7aabbcc", [2300.0, 0.0, 0.0, 0.0]);
+        cfg.breaker = Some(BreakerSpec::b(16.0));
+        cfg.circuit = Some(slot.clone());
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let pro = Pro4pmSim::new(clock, &cfg, tx).unwrap();
+        switch_on(&pro, 0);
+        let strip_cfg = StripSimConfig {
+            topic: "strip".into(),
+            client_id: "strip".into(),
+            loads_w: vec![2300.0],
+            voltage_v: 230.0,
+            meter: SimMeter::PerChannel,
+            tele_period_s: 10.0,
+            breaker: Some(BreakerSpec::b(16.0)),
+            circuit: Some(slot),
+        };
+        let tas = StripSim::new(clock, &strip_cfg).unwrap();
+        strip::answer(&tas, "strip", "POWER1", b"ON");
+        let curve_ms = (Breaker::new(BreakerSpec::b(16.0))
+            .time_to_trip(20.0)
+            .unwrap()
+            * 1000.0) as i64;
+        time.set(T0 + curve_ms - 2_000);
+        assert!(!pro.cut(0) && !tas.cut(1));
+        time.set(T0 + curve_ms + 2_000);
+        assert!(circuits.tripped(root, T0 + curve_ms + 2_000));
+        assert!(pro.cut(0) && tas.cut(1), "the circuit cuts both devices");
+        assert!(pro.cut(1), "and the Pro 4PM's idle outlets");
+        assert!(pro.breaker_trips().is_empty() && tas.breaker_trips().is_empty());
+        assert_eq!(pro.switch_status(0)["apower"], 0.0);
+        assert!(pro.relay(0) && tas.relay(1));
+        // The Pro 4PM's outlet off, the circuit reset directly: the strip's
+        // 10 A alone holds, and the Pro 4PM counted nothing while cut.
+        let at_trip = pro.energy_wh(0);
+        pro.call("Switch.Set", &json!({"id": 0, "on": false}), "HTTP_in")
+            .unwrap();
+        time.set(T0 + 3_600_000);
+        circuits.reset(root, T0 + 3_600_000);
+        time.set(T0 + 7_200_000);
+        assert!(!pro.cut(0) && !tas.cut(1));
+        assert_eq!(pro.energy_wh(0), at_trip);
     }
 }

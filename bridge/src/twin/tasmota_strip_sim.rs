@@ -45,9 +45,8 @@ use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
 
 use super::breaker::BreakerSpec;
-use super::circuit::{
-    CircuitError, CircuitSlot, CircuitTree, NodeId, OutletId, SharedCircuits, TripEvent,
-};
+use super::circuit::{CircuitError, CircuitSlot, TripEvent};
+use super::outlets::{MeteredOutlets, Supply};
 use crate::clock::Clock;
 use crate::shutdown::Shutdown;
 
@@ -86,122 +85,15 @@ pub struct StripSimConfig {
     pub circuit: Option<CircuitSlot>,
 }
 
-/// The strip's place in a circuit tree.
-#[derive(Debug)]
-struct Supply {
-    circuits: SharedCircuits,
-    /// The strip's own breaker, if it has one.
-    breaker: Option<NodeId>,
-    /// One per outlet, outlet 1 first.
-    outlets: Vec<OutletId>,
-}
-
-impl Supply {
-    /// Registers the strip's breaker and outlets; `None` when the strip has
-    /// neither a breaker nor a circuit.
-    fn attach(cfg: &StripSimConfig) -> Result<Option<Supply>, CircuitError> {
-        let (circuits, parent) = match (&cfg.circuit, cfg.breaker) {
-            (None, None) => return Ok(None),
-            (Some(slot), _) => (slot.circuits.clone(), Some(slot.parent)),
-            (None, Some(_)) => (SharedCircuits::new(CircuitTree::new()), None),
-        };
-        circuits.with(|tree| {
-            let breaker = match cfg.breaker {
-                Some(spec) => Some(tree.add_circuit(&cfg.topic, parent, spec)?),
-                None => None,
-            };
-            let node = breaker
-                .or(parent)
-                .ok_or_else(|| CircuitError::UnknownNode {
-                    name: cfg.topic.clone(),
-                })?;
-            let outlets = (1..=cfg.loads_w.len())
-                .map(|n| tree.add_outlet(&format!("{}/{n}", cfg.topic), node))
-                .collect::<Result<_, _>>()?;
-            Ok(Some(Supply {
-                circuits: circuits.clone(),
-                breaker,
-                outlets,
-            }))
-        })
-    }
-}
-
-#[derive(Debug)]
-struct SimState {
-    relays: Vec<bool>,
-    loads_w: Vec<f64>,
-    /// kWh per outlet since the twin started.
-    energy_kwh: Vec<f64>,
-    /// Sim ms of the last energy integration.
-    integrated_ms: i64,
-    voltage_v: f64,
-    supply: Option<Supply>,
-}
-
-impl SimState {
-    /// Energy counted up to `now_ms` at the present loads, each outlet up
-    /// to the moment a breaker cut it.
-    fn integrate(&mut self, now_ms: i64) {
-        // A caller that read the clock before another took the lock (or a
-        // clock set back) has nothing left to count.
-        if now_ms <= self.integrated_ms {
-            return;
-        }
-        for i in 0..self.relays.len() {
-            if !self.relays[i] {
-                continue;
-            }
-            let live_until = match self.cut_since_ms(i, now_ms) {
-                Some(cut) => cut.clamp(self.integrated_ms, now_ms),
-                None => now_ms,
-            };
-            let hours = (live_until - self.integrated_ms).max(0) as f64 / 3_600_000.0;
-            self.energy_kwh[i] += self.loads_w[i] * hours / 1000.0;
-        }
-        self.integrated_ms = now_ms;
-    }
-
-    /// Since when a breaker has cut outlet `i` (0-based), advancing the
-    /// circuits to `now_ms`; `None`: live (or no breakers at all).
-    fn cut_since_ms(&self, i: usize, now_ms: i64) -> Option<i64> {
-        let s = self.supply.as_ref()?;
-        s.circuits.cut_since_ms(*s.outlets.get(i)?, now_ms)
-    }
-
-    /// W outlet `i` draws at `now_ms`.
-    fn power_w(&self, i: usize, now_ms: i64) -> f64 {
-        if self.relays[i] && self.cut_since_ms(i, now_ms).is_none() {
-            self.loads_w[i]
-        } else {
-            0.0
-        }
-    }
-
-    /// Tells the circuits what each outlet draws from `now_ms` on; call
-    /// after `integrate(now_ms)` and the change.
-    fn push_demands(&self, now_ms: i64) {
-        let Some(s) = &self.supply else { return };
-        for (i, outlet) in s.outlets.iter().enumerate() {
-            let amps = if self.relays[i] {
-                self.loads_w[i] / self.voltage_v
-            } else {
-                0.0
-            };
-            s.circuits.set_demand(*outlet, amps, now_ms);
-        }
-    }
-}
-
 /// A handle on the running strip, for tests and demos. Cheap to clone.
 #[derive(Clone)]
 pub struct StripSim {
-    state: Arc<Mutex<SimState>>,
+    state: Arc<Mutex<MeteredOutlets>>,
     clock: Clock,
 }
 
 impl StripSim {
-    fn lock(&self) -> std::sync::MutexGuard<'_, SimState> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MeteredOutlets> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -213,73 +105,57 @@ impl StripSim {
     /// Sets what outlet `n` draws when on (W).
     pub fn set_load(&self, n: usize, watts: f64) {
         let now = self.clock.now_ms();
-        let mut s = self.lock();
-        s.integrate(now);
-        if let Some(l) = s.loads_w.get_mut(n - 1) {
-            *l = watts;
-        }
-        s.push_demands(now);
+        self.lock().change(now, |s| {
+            if let Some(l) = s.loads_w.get_mut(n - 1) {
+                *l = watts;
+            }
+        });
     }
 
     /// Whether a breaker (the strip's or a circuit's above it) cuts outlet
     /// `n` (1-based) now.
     pub fn cut(&self, n: usize) -> bool {
         let now = self.clock.now_ms();
-        n >= 1 && self.lock().cut_since_ms(n - 1, now).is_some()
+        n >= 1 && self.lock().cut(n - 1, now)
     }
 
     /// The trips of the strip's own breaker so far, with their sim ms.
     pub fn breaker_trips(&self) -> Vec<(i64, TripEvent)> {
         let now = self.clock.now_ms();
-        let s = self.lock();
-        let Some(Supply {
-            circuits,
-            breaker: Some(node),
-            ..
-        }) = &s.supply
-        else {
-            return Vec::new();
-        };
-        let mut trips = circuits.trips(now);
-        trips.retain(|(_, e)| e.node == *node);
-        trips
+        self.lock().breaker_trips(now)
     }
 
     /// Closes the strip's own breaker (no-op without one). A circuit above
     /// is reset through its [`SharedCircuits`].
     pub fn reset_breaker(&self) {
         let now = self.clock.now_ms();
-        let mut s = self.lock();
-        s.integrate(now);
-        if let Some(Supply {
-            circuits,
-            breaker: Some(node),
-            ..
-        }) = &s.supply
-        {
-            circuits.reset(*node, now);
-        }
+        self.lock().reset_breaker(now);
     }
 
     /// kWh outlet `n` has delivered.
     pub fn energy_kwh(&self, n: usize) -> f64 {
-        self.lock().energy_kwh.get(n - 1).copied().unwrap_or(0.0)
+        let s = self.lock();
+        n.checked_sub(1)
+            .and_then(|i| s.energy_wh(i))
+            .map_or(0.0, |wh| wh / 1000.0)
     }
 }
 
 impl StripSim {
     /// The strip at rest (relays off), registered in its circuits.
-    fn new(clock: Clock, cfg: &StripSimConfig) -> Result<Self, CircuitError> {
-        let outlets = cfg.loads_w.len();
+    pub(crate) fn new(clock: Clock, cfg: &StripSimConfig) -> Result<Self, CircuitError> {
+        // Outlets are `<topic>/<n>` in the tree, 1 first.
+        let names: Vec<String> = (1..=cfg.loads_w.len())
+            .map(|n| format!("{}/{n}", cfg.topic))
+            .collect();
+        let supply = Supply::attach(&cfg.topic, &names, cfg.breaker, cfg.circuit.as_ref())?;
         Ok(StripSim {
-            state: Arc::new(Mutex::new(SimState {
-                relays: vec![false; outlets],
-                loads_w: cfg.loads_w.clone(),
-                energy_kwh: vec![0.0; outlets],
-                integrated_ms: clock.now_ms(),
-                voltage_v: cfg.voltage_v,
-                supply: Supply::attach(cfg)?,
-            })),
+            state: Arc::new(Mutex::new(MeteredOutlets::new(
+                cfg.loads_w.clone(),
+                cfg.voltage_v,
+                supply,
+                clock.now_ms(),
+            ))),
             clock,
         })
     }
@@ -385,9 +261,14 @@ fn relay_of(command: &str, outlets: usize) -> Option<usize> {
 }
 
 /// The (topic, payload) answers to one `cmnd/<topic>/<command>`.
-fn answer(sim: &StripSim, topic: &str, command: &str, payload: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn answer(
+    sim: &StripSim,
+    topic: &str,
+    command: &str,
+    payload: &[u8],
+) -> Vec<(String, String)> {
     let result = format!("stat/{topic}/RESULT");
-    let outlets = sim.lock().relays.len();
+    let outlets = sim.lock().len();
     if command.eq_ignore_ascii_case("STATE") {
         return vec![(result, state_object(sim).to_string())];
     }
@@ -395,11 +276,9 @@ fn answer(sim: &StripSim, topic: &str, command: &str, payload: &[u8]) -> Vec<(St
         return vec![(result, json!({"Command": "Unknown"}).to_string())];
     };
     let now = sim.clock.now_ms();
-    let on = {
-        let mut s = sim.lock();
-        s.integrate(now);
+    let text = String::from_utf8_lossy(payload).trim().to_ascii_uppercase();
+    let on = sim.lock().change(now, |s| {
         let current = s.relays[n - 1];
-        let text = String::from_utf8_lossy(payload).trim().to_ascii_uppercase();
         let next = match text.as_str() {
             "ON" | "1" => true,
             "OFF" | "0" => false,
@@ -407,9 +286,8 @@ fn answer(sim: &StripSim, topic: &str, command: &str, payload: &[u8]) -> Vec<(St
             _ => current, // empty (a query) or unrecognised: report only
         };
         s.relays[n - 1] = next;
-        s.push_demands(now);
         next
-    };
+    });
     let key = format!("POWER{n}");
     vec![
         (result, json!({ key.clone(): on_off(on) }).to_string()),
@@ -452,10 +330,12 @@ pub(crate) fn energy_object(sim: &StripSim, meter: SimMeter, voltage_v: f64) -> 
     let now = sim.clock.now_ms();
     let mut s = sim.lock();
     s.integrate(now);
-    let n = s.relays.len();
+    let n = s.len();
     let power: Vec<f64> = (0..n).map(|i| s.power_w(i, now)).collect();
     let current: Vec<f64> = power.iter().map(|p| p / voltage_v).collect();
-    let total = s.energy_kwh.clone();
+    let total: Vec<f64> = (0..n)
+        .map(|i| s.energy_wh(i).unwrap_or(0.0) / 1000.0)
+        .collect();
     let voltage = voltage_v.round();
     match meter {
         SimMeter::PerChannel => {
@@ -490,6 +370,7 @@ pub(crate) fn energy_object(sim: &StripSim, meter: SimMeter, voltage_v: f64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::twin::circuit::{CircuitTree, SharedCircuits};
 
     fn config(topic: &str, loads: &[f64]) -> StripSimConfig {
         StripSimConfig {
@@ -598,6 +479,41 @@ mod tests {
         assert_eq!(
             energy_object(&s, SimMeter::Total, 230.0)["Power"],
             json!(1495.0)
+        );
+    }
+
+    #[test]
+    fn a_parent_reset_directly_counts_no_energy_for_the_cut() {
+        let (clock, time) = Clock::manual(T0);
+        let circuits = SharedCircuits::new(CircuitTree::new());
+        let root = circuits
+            .with(|t| t.add_circuit("circuit", None, BreakerSpec::b(16.0)))
+            .unwrap();
+        let mut cfg = config("s", &[4600.0]);
+        cfg.circuit = Some(CircuitSlot {
+            circuits: circuits.clone(),
+            parent: root,
+        });
+        let s = StripSim::new(clock, &cfg).unwrap();
+        answer(&s, "s", "POWER1", b"ON");
+        // 20 A on the B16 circuit: it trips after a few minutes.
+        time.set(T0 + 600_000);
+        assert!(s.cut(1));
+        let trips = circuits.trips(T0 + 600_000);
+        assert_eq!(trips.len(), 1, "{trips:?}");
+        let live_ms = trips[0].0 - T0;
+        // Reset on the circuit itself, not through the strip, 20 min later;
+        // the strip reads its meter 100 s after that.
+        time.set(T0 + 1_800_000);
+        circuits.reset(root, T0 + 1_800_000);
+        time.set(T0 + 1_900_000);
+        let _ = energy_object(&s, SimMeter::PerChannel, 230.0);
+        assert!(!s.cut(1), "the cooled breaker holds 20 A for 100 s");
+        let want = 4.6 * (live_ms + 100_000) as f64 / 3_600_000.0;
+        assert!(
+            (s.energy_kwh(1) - want).abs() < 0.001,
+            "{} kWh counted, {want} kWh delivered",
+            s.energy_kwh(1)
         );
     }
 

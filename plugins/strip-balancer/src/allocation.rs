@@ -11,16 +11,21 @@
 //! 4. **admission**: laptops wanting charge (battery below target, or
 //!    unknown = "unknown need" at 50 %), lowest priority score first:
 //!    score = battery − `aging_pct_per_min` × minutes waited. Each is
-//!    switched on when `min_off_s` has passed and its assumed draw fits
-//!    every node above it. One that does not fit takes the slot of an
-//!    outlet on that needs no charge (`min_on_s` passed; it *yields its
-//!    slot*), else of a running laptop (`min_on_s` passed) whose battery is
-//!    above its score by more than `rotation_margin_pct`, if that frees
-//!    enough: one such swap per tick; the victim is switched off first and
-//!    the newcomer on once the victim's switch reports off (admission
-//!    counts an outlet until its switch reports off, so no room is filled
-//!    before). Waiting lowers a score without bound, so every laptop,
-//!    unknown ones too, eventually charges (no starvation).
+//!    switched on when `min_off_s` has passed and its expected draw fits
+//!    every node above it. The first that does not fit (the head) holds
+//!    the nodes where it does not fit, when switching loads off could make
+//!    room there: nobody behind it is admitted under them (small chargers
+//!    would otherwise take every bit of headroom and a big one wait for
+//!    ever). Room is made for the head by switching off, in one tick,
+//!    outlets on that need no charge (they *yield their slot*, fullest
+//!    first), then running laptops (`min_on_s` passed) whose battery is
+//!    above the head's score by more than `rotation_margin_pct`, highest
+//!    first, as many as it takes on every node it waits for, or none; the
+//!    head is switched on once they report off (admission counts an outlet
+//!    until its switch reports off, so no room is filled before). Waiting
+//!    lowers a score without bound, so every laptop, unknown ones too,
+//!    eventually charges (no starvation), if it can fit beside the loads
+//!    the balancer cannot switch.
 //!
 //! A laptop stops wanting at its target and wants again below target −
 //! `resume_margin_pct`; at target it keeps its outlet until someone who
@@ -120,6 +125,12 @@ impl Strategy for Balancer {
             .map(|i| (score(ctx, i), i))
             .collect();
         waiting.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // Nodes held for the head of the queue: the first laptop that does
+        // not fit (lowest score) and could fit once switchable loads go.
+        // Nobody behind it is admitted under them, or smaller chargers
+        // would fill every bit of headroom and a big one wait for ever.
+        let mut reserved = vec![false; tree.nodes.len()];
+        let mut head_seen = false;
         let mut swapped = false;
         for (s, c) in waiting {
             if ctx.min_off_held(c) {
@@ -127,7 +138,8 @@ impl Strategy for Balancer {
                 continue;
             }
             let room = ctx.max_parallel.is_none_or(|m| count < m as usize);
-            if room && loads.fits(tree, c, ctx.draw_a[c]) {
+            let blocked = tree.paths[c].iter().any(|&node| reserved[node]);
+            if room && !blocked && loads.fits(tree, c, ctx.draw_a[c]) {
                 on[c] = true;
                 why[c] = Why::Charging;
                 loads.add(tree, c, ctx.draw_a[c]);
@@ -135,53 +147,99 @@ impl Strategy for Balancer {
                 continue;
             }
             why[c] = if room { Why::Limit } else { Why::Parallel };
+            if head_seen || blocked {
+                continue;
+            }
+            head_seen = true;
+            // The nodes where `c` does not fit, if switchable loads could
+            // make room there (else it cannot be served now: no hold).
+            let binding: Vec<usize> = tree.paths[c]
+                .iter()
+                .copied()
+                .filter(|&node| {
+                    loads.node_a[node] + ctx.draw_a[c] > tree.nodes[node].limit_a + 1e-9
+                })
+                .collect();
+            if binding.iter().any(|&node| !could_fit(ctx, on, c, node)) {
+                continue;
+            }
+            for &node in &binding {
+                reserved[node] = true;
+            }
             if swapped {
                 continue;
             }
             // No swap while an outlet sharing a node with `c` is being
             // switched off: that room is on its way (a swap's newcomer waits
-            // for its victim's off, so a second victim would be needless).
+            // for its victims' off, so more victims would be needless).
             let unconfirmed_off = (0..n).any(|v| {
                 ctx.live[v] && !on[v] && tree.paths[c].iter().any(|&node| tree.is_under(v, node))
             });
             if unconfirmed_off {
                 continue;
             }
-            // Enough room for `c` once `v` is off, on every node above `c`.
-            let frees_enough = |v: usize| {
-                tree.paths[c].iter().all(|&node| {
-                    let freed = if tree.is_under(v, node) {
-                        ctx.draw_a[v]
-                    } else {
-                        0.0
-                    };
-                    loads.node_a[node] - freed + ctx.draw_a[c] <= tree.nodes[node].limit_a + 1e-9
-                })
-            };
-            // Only one on at the start of the tick (not one admitted above).
-            let candidates = (0..n)
+            // Victims on at the start of the tick (not one admitted above),
+            // past min_on, under a binding node: those needing no charge
+            // first (fullest first), then running laptops above `c`'s score
+            // by the margin, highest battery first — as many as it takes to
+            // make room on every binding node, or none.
+            let mut candidates: Vec<usize> = (0..n)
                 .filter(|&v| was_on[v] && sw[v] && on[v] && !ctx.cfg.outlets[v].always_on)
-                .filter(|&v| !ctx.min_on_held(v) && frees_enough(v));
-            // One needing no charge yields its slot first (the fullest);
-            // else the running laptop with the highest battery, by the margin.
-            let by_level = |a: &usize, b: &usize| level(ctx, *a).total_cmp(&level(ctx, *b));
-            let yielder = candidates
-                .clone()
-                .filter(|&v| no_need(ctx, v).is_some())
-                .max_by(by_level);
-            let victim = yielder.or_else(|| {
-                candidates
-                    .filter(|&v| level(ctx, v) > s + ctx.cfg.rotation_margin_pct)
-                    .max_by(by_level)
-            });
-            if let Some(v) = victim {
-                // The victim goes off now; `c` is switched on at a later
-                // tick, once the victim's switch reports off (its draw
-                // counts until then), by admission above.
-                on[v] = false;
-                why[v] = no_need(ctx, v).unwrap_or(Why::Rotation);
+                .filter(|&v| !ctx.min_on_held(v))
+                // Under a node it waits for; any, when only `max_parallel` holds it.
+                .filter(|&v| {
+                    binding.is_empty() || binding.iter().any(|&node| tree.is_under(v, node))
+                })
+                .filter(|&v| {
+                    no_need(ctx, v).is_some() || level(ctx, v) > s + ctx.cfg.rotation_margin_pct
+                })
+                .collect();
+            candidates.sort_by(fullest_first);
+            let mut freed = vec![0.0; tree.nodes.len()];
+            let mut victims = Vec::new();
+            let enough = |freed: &[f64], victims: usize| {
+                (room || victims > 0)
+                    && binding.iter().all(|&node| {
+                        loads.node_a[node] - freed[node] + ctx.draw_a[c]
+                            <= tree.nodes[node].limit_a + 1e-9
+                    })
+            };
+            for v in candidates {
+                if enough(&freed, victims.len()) {
+                    break;
+                }
+                for &node in &tree.paths[v] {
+                    freed[node] += ctx.draw_a[v];
+                }
+                victims.push(v);
+            }
+            if !victims.is_empty() && enough(&freed, victims.len()) {
+                // The victims go off now; `c` is switched on at a later
+                // tick, once their switches report off (their draw counts
+                // until then), by admission above, the nodes held for it.
+                for v in victims {
+                    on[v] = false;
+                    why[v] = no_need(ctx, v).unwrap_or(Why::Rotation);
+                }
                 swapped = true;
             }
         }
     }
+}
+
+/// Whether `c` would fit under `node` with every switchable outlet below it
+/// off: only loads the balancer cannot switch (always-on, unreachable)
+/// and outlets that may still draw after a `turn_off` (not yet reported
+/// off) stay.
+fn could_fit(ctx: &Ctx, on: &[bool], c: usize, node: usize) -> bool {
+    let tree = ctx.tree;
+    let fixed: f64 = (0..on.len())
+        .filter(|&i| i != c && tree.is_under(i, node))
+        .filter(|&i| {
+            let switchable = ctx.switchable[i] && !ctx.cfg.outlets[i].always_on;
+            (on[i] || ctx.live[i]) && !switchable
+        })
+        .map(|i| ctx.draw_a[i])
+        .sum();
+    fixed + ctx.draw_a[c] <= tree.nodes[node].limit_a + 1e-9
 }

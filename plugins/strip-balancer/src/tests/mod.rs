@@ -5,6 +5,7 @@
 mod behaviour;
 mod commands;
 mod config_refusals;
+mod head_of_line;
 mod holders;
 mod learned_draw;
 mod physical;

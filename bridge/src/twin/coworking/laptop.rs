@@ -96,6 +96,9 @@ pub struct Laptop {
     pub soc_pct: f64,
     /// Lowest state of charge while plugged, %.
     pub min_plugged_pct: f64,
+    /// Whether it ever had an outlet (a laptop that only queued has no
+    /// lowest level while plugged).
+    pub seated: bool,
     /// Wh taken from the wall.
     pub wall_wh: f64,
 }
@@ -107,6 +110,7 @@ impl Laptop {
             spec,
             soc_pct: soc,
             min_plugged_pct: soc,
+            seated: false,
             wall_wh: 0.0,
         }
     }
@@ -153,6 +157,13 @@ impl Laptop {
         wh
     }
 
+    /// `dt_s` seconds waiting for an outlet: the use drains the battery;
+    /// not a level reached while plugged.
+    pub fn wait(&mut self, dt_s: f64) {
+        let drained = self.spec.use_w * dt_s / 3600.0 / self.spec.capacity_wh * 100.0;
+        self.soc_pct = (self.soc_pct - drained).max(0.0);
+    }
+
     /// Wall energy to cover the use while plugged and bring the battery
     /// from its arrival level to its target, Wh (the request).
     pub fn requested_wh(&self) -> f64 {
@@ -192,6 +203,18 @@ mod tests {
         assert!((l.charge_power_w() - 30.0).abs() < 1e-12);
         l.soc_pct = 100.0;
         assert_eq!(l.charge_power_w(), 0.0);
+    }
+
+    #[test]
+    fn waiting_for_an_outlet_drains_but_is_no_level_while_plugged() {
+        let mut l = Laptop::new(spec());
+        // 20 W from 60 Wh for 18 min: −10 %, not a level reached plugged.
+        for _ in 0..1080 {
+            l.wait(1.0);
+        }
+        assert!((l.soc_pct - 40.0).abs() < 1e-9);
+        assert!((l.min_plugged_pct - 50.0).abs() < 1e-9);
+        assert_eq!(l.wall_wh, 0.0);
     }
 
     #[test]

@@ -257,6 +257,7 @@ impl Space {
             self.outlets[o].occupant = Some(i);
             self.presence[i] = Presence::Plugged(o);
             self.laptops[i].min_plugged_pct = self.laptops[i].soc_pct;
+            self.laptops[i].seated = true;
         }
     }
 
@@ -321,7 +322,7 @@ impl Space {
                 let powered = self.live(o);
                 wh[o] += self.laptops[i].step(powered, dt_s);
             } else if self.presence[i] == Presence::Queued {
-                self.laptops[i].step(false, dt_s);
+                self.laptops[i].wait(dt_s);
             }
         }
         let start_s = self.tree.elapsed_s();

@@ -427,6 +427,7 @@ fn metrics(
             .count(),
         lowest_plugged_pct: came
             .iter()
+            .filter(|l| l.seated)
             .map(|l| l.min_plugged_pct)
             .fold(f64::NAN, f64::min),
         jain_gain: jain,

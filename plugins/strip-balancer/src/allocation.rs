@@ -12,20 +12,19 @@
 //!    unknown = "unknown need" at 50 %), lowest priority score first:
 //!    score = battery − `aging_pct_per_min` × minutes waited. Each is
 //!    switched on when `min_off_s` has passed and its expected draw fits
-//!    every node above it. The first that does not fit (the head) holds
-//!    the nodes where it does not fit, when switching loads off could make
-//!    room there: nobody behind it is admitted under them (small chargers
-//!    would otherwise take every bit of headroom and a big one wait for
-//!    ever). Room is made for the head by switching off, in one tick,
-//!    outlets on that need no charge (they *yield their slot*, fullest
-//!    first), then running laptops (`min_on_s` passed) whose battery is
-//!    above the head's score by more than `rotation_margin_pct`, highest
-//!    first, as many as it takes on every node it waits for, or none; the
-//!    head is switched on once they report off (admission counts an outlet
-//!    until its switch reports off, so no room is filled before). Waiting
-//!    lowers a score without bound, so every laptop, unknown ones too,
-//!    eventually charges (no starvation), if it can fit beside the loads
-//!    the balancer cannot switch.
+//!    every node above it. For the first that does not fit and can be
+//!    helped, room is made by switching off in one tick outlets on that
+//!    need no charge (they *yield their slot*, fullest first), then
+//!    running laptops (`min_on_s` passed) whose battery is above its
+//!    battery by more than `rotation_margin_pct`, highest first, as many as
+//!    it takes on every node it waits for (a big charger is not left
+//!    waiting for one victim that frees enough), or none; it is switched on
+//!    once they report off (admission counts an outlet until its switch
+//!    reports off, so no room is filled before). Waiting lowers a score
+//!    without bound, so a laptop that waits comes first in line; running
+//!    laptops reach their target and yield, so every laptop, unknown ones
+//!    too, eventually charges if it fits beside the loads the balancer
+//!    cannot switch.
 //!
 //! A laptop stops wanting at its target and wants again below target −
 //! `resume_margin_pct`; at target it keeps its outlet until someone who
@@ -125,21 +124,16 @@ impl Strategy for Balancer {
             .map(|i| (score(ctx, i), i))
             .collect();
         waiting.sort_by(|a, b| a.0.total_cmp(&b.0));
-        // Nodes held for the head of the queue: the first laptop that does
-        // not fit (lowest score) and could fit once switchable loads go.
-        // Nobody behind it is admitted under them, or smaller chargers
-        // would fill every bit of headroom and a big one wait for ever.
-        let mut reserved = vec![false; tree.nodes.len()];
-        let mut head_seen = false;
+        // One swap per tick: room is made for the first laptop (lowest
+        // score) that does not fit and can be helped.
         let mut swapped = false;
-        for (s, c) in waiting {
+        for (_, c) in waiting {
             if ctx.min_off_held(c) {
                 why[c] = Why::MinOff;
                 continue;
             }
             let room = ctx.max_parallel.is_none_or(|m| count < m as usize);
-            let blocked = tree.paths[c].iter().any(|&node| reserved[node]);
-            if room && !blocked && loads.fits(tree, c, ctx.draw_a[c]) {
+            if room && loads.fits(tree, c, ctx.draw_a[c]) {
                 on[c] = true;
                 why[c] = Why::Charging;
                 loads.add(tree, c, ctx.draw_a[c]);
@@ -147,10 +141,6 @@ impl Strategy for Balancer {
                 continue;
             }
             why[c] = if room { Why::Limit } else { Why::Parallel };
-            if head_seen || blocked {
-                continue;
-            }
-            head_seen = true;
             // The nodes where `c` does not fit, if switchable loads could
             // make room there (else it cannot be served now: no hold).
             let binding: Vec<usize> = tree.paths[c]
@@ -160,13 +150,7 @@ impl Strategy for Balancer {
                     loads.node_a[node] + ctx.draw_a[c] > tree.nodes[node].limit_a + 1e-9
                 })
                 .collect();
-            if binding.iter().any(|&node| !could_fit(ctx, on, c, node)) {
-                continue;
-            }
-            for &node in &binding {
-                reserved[node] = true;
-            }
-            if swapped {
+            if swapped || binding.iter().any(|&node| !could_fit(ctx, on, c, node)) {
                 continue;
             }
             // No swap while an outlet sharing a node with `c` is being
@@ -191,7 +175,8 @@ impl Strategy for Balancer {
                     binding.is_empty() || binding.iter().any(|&node| tree.is_under(v, node))
                 })
                 .filter(|&v| {
-                    no_need(ctx, v).is_some() || level(ctx, v) > s + ctx.cfg.rotation_margin_pct
+                    no_need(ctx, v).is_some()
+                        || level(ctx, v) > level(ctx, c) + ctx.cfg.rotation_margin_pct
                 })
                 .collect();
             candidates.sort_by(fullest_first);
@@ -216,7 +201,7 @@ impl Strategy for Balancer {
             if !victims.is_empty() && enough(&freed, victims.len()) {
                 // The victims go off now; `c` is switched on at a later
                 // tick, once their switches report off (their draw counts
-                // until then), by admission above, the nodes held for it.
+                // until then), by admission above.
                 for v in victims {
                     on[v] = false;
                     why[v] = no_need(ctx, v).unwrap_or(Why::Rotation);

@@ -215,9 +215,12 @@ impl MqttLink {
             queued_bytes: Arc::new(Semaphore::new(SUB_QUEUE_BYTES)),
         });
         if subs.0 {
-            self.client
-                .try_subscribe(filter, QoS::AtLeastOnce)
-                .with_context(|| format!("subscribing to `{filter}`"))?;
+            if let Err(e) = self.client.try_subscribe(filter, QoS::AtLeastOnce) {
+                // Never at the broker: an UNSUBSCRIBE for it would get no
+                // UNSUBACK from rumqttd and stall `subscriptions_settled`.
+                subs.1.pop();
+                return Err(e).with_context(|| format!("subscribing to `{filter}`"));
+            }
             self.shared.subacks.send_modify(|a| a.requested += 1);
         }
         Ok(rx)
@@ -243,13 +246,6 @@ impl MqttLink {
     /// PUBLISHes received from the broker so far, on all subscriptions.
     pub fn messages_received(&self) -> u64 {
         self.shared.received.load(Ordering::Relaxed)
-    }
-
-    /// Forgets the subscriptions whose receiver was dropped and sends the
-    /// broker an UNSUBSCRIBE for each filter no live subscription still has.
-    fn release_closed(&self) {
-        let mut subs = self.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
-        release_closed(self, &mut subs);
     }
 
     /// Waits until the broker acknowledged every SUBSCRIBE and UNSUBSCRIBE
@@ -434,8 +430,16 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        // Under the lock: no one sees the subscription ended before its
+        // UNSUBSCRIBE is counted for `subscriptions_settled`.
+        let mut subs = self
+            .link
+            .shared
+            .subs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         drop(self.rx.take());
-        self.link.release_closed();
+        release_closed(&self.link, &mut subs);
     }
 }
 

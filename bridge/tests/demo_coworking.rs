@@ -16,7 +16,9 @@ async fn the_balancer_charges_the_morning_laptops_without_a_trip() {
     let data = tempfile::tempdir().unwrap();
     let report = hearth::demo::coworking::run_from(
         DemoOptions {
-            speed: 360.0,
+            // 240×: a wall stall of 100 ms on a loaded CI machine is 24
+            // simulated seconds of a meter not seen, not minutes.
+            speed: 240.0,
             run_for: Some(35.0),
             mqtt_url: None,
             mqtt_port: EmbeddedBroker::free_port(),
@@ -28,9 +30,13 @@ async fn the_balancer_charges_the_morning_laptops_without_a_trip() {
     .await
     .unwrap();
     println!("{report}");
-    assert_eq!(report.from, "07:55", "{report}");
-    // Start-up (compiling the balancer in a debug build) eats some of it.
-    assert!(report.simulated_h > 1.5, "{report}");
+    // The clock starts at 07:55; start-up (the bridge, the plugin from
+    // its cache) takes simulated minutes at this speed.
+    assert!(
+        report.from.as_str() >= "07:55" && report.from.as_str() < "08:30",
+        "{report}"
+    );
+    assert!(report.simulated_h > 1.0, "{report}");
     assert!(report.arrived >= 10, "{report}");
     // Laptops charged through the relays, and the bridge billed it.
     assert!(report.energy_kwh > 0.0, "{report}");

@@ -141,13 +141,13 @@ impl Strategy for Balancer {
                 continue;
             }
             why[c] = if room { Why::Limit } else { Why::Parallel };
-            // The nodes where `c` does not fit, if switchable loads could
-            // make room there (else it cannot be served now: no hold).
+            // The nodes where `c` does not fit; room is made only if
+            // switching loads off there can make enough.
             let binding: Vec<usize> = tree.paths[c]
                 .iter()
                 .copied()
                 .filter(|&node| {
-                    loads.node_a[node] + ctx.draw_a[c] > tree.nodes[node].limit_a + 1e-9
+                    loads.node_a[node] + ctx.draw_a[c] > limits::admission_limit(tree, node) + 1e-9
                 })
                 .collect();
             if swapped || binding.iter().any(|&node| !could_fit(ctx, on, c, node)) {
@@ -164,7 +164,7 @@ impl Strategy for Balancer {
             }
             // Victims on at the start of the tick (not one admitted above),
             // past min_on, under a binding node: those needing no charge
-            // first (fullest first), then running laptops above `c`'s score
+            // first (fullest first), then running laptops above `c`'s battery
             // by the margin, highest battery first — as many as it takes to
             // make room on every binding node, or none.
             let mut candidates: Vec<usize> = (0..n)
@@ -186,7 +186,7 @@ impl Strategy for Balancer {
                 (room || victims > 0)
                     && binding.iter().all(|&node| {
                         loads.node_a[node] - freed[node] + ctx.draw_a[c]
-                            <= tree.nodes[node].limit_a + 1e-9
+                            <= limits::admission_limit(tree, node) + 1e-9
                     })
             };
             for v in candidates {
@@ -226,5 +226,5 @@ fn could_fit(ctx: &Ctx, on: &[bool], c: usize, node: usize) -> bool {
         })
         .map(|i| ctx.draw_a[i])
         .sum();
-    fixed + ctx.draw_a[c] <= tree.nodes[node].limit_a + 1e-9
+    fixed + ctx.draw_a[c] <= limits::admission_limit(tree, node) + 1e-9
 }

@@ -187,12 +187,13 @@ fn an_outlet_switched_on_by_a_user_counts_at_least_the_assumed_draw_while_settli
 
 #[test]
 fn rotation_never_evicts_a_laptop_admitted_in_the_same_tick() {
-    // 3 A: o1 (20 %) runs; o2 (40 %, waited 30 min: score 10) and o3
-    // (30 %, waited 15 min: score 15) want. o2 is admitted first; o3 does
-    // not fit, and o2 (40 > 15 + 10) must not be its victim.
+    // 3.1 A (two 1.5 A laptops within the 1 % admission margin): o1
+    // (20 %) runs; o2 (40 %, waited 35 min: score 5) and o3 (25 %, waited
+    // 15 min: score 10) want. o2 is admitted first; o3 does not fit, and
+    // o2 (40 > 25 + 10) must not be its victim.
     let sw = ["switch.o1", "switch.o2", "switch.o3"];
-    let mut w = World::<Balancer>::new(strip(3.0, &sw));
-    for (k, b) in [20.0, 40.0, 30.0].iter().enumerate() {
+    let mut w = World::<Balancer>::new(strip(3.1, &sw));
+    for (k, b) in [20.0, 40.0, 25.0].iter().enumerate() {
         w.battery(&format!("sensor.u{}_battery", k + 1), *b);
     }
     w.set("switch.o1", "on");
@@ -200,7 +201,7 @@ fn rotation_never_evicts_a_laptop_admitted_in_the_same_tick() {
     w.now += 10_000;
     let t = w.now + 1000;
     let saved = json!({"outlets": {
-        "switch.o2": {"waiting_since_ms": t - 30 * 60_000},
+        "switch.o2": {"waiting_since_ms": t - 35 * 60_000},
         "switch.o3": {"waiting_since_ms": t - 15 * 60_000}}});
     w.h.restore(saved.to_string().as_bytes()).unwrap();
     let out = tick_losing(&mut w, &[]);

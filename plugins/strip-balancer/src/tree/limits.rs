@@ -13,6 +13,13 @@ use super::Tree;
 /// Tolerance of comparisons, A (float sums).
 const EPS_A: f64 = 1e-9;
 
+/// Share of a node's rating kept free when admitting new load: meters are
+/// accurate to about 1 % (IEC 62053-21 class 1; Shelly and calibrated
+/// Tasmota plugs) and report to 1 mA, so a node filled to its rating from
+/// readings can be a few mA over it in reality and flap. Shedding still
+/// acts at the rating itself.
+pub const ADMISSION_MARGIN: f64 = 0.01;
+
 /// Committed load per node, A.
 #[derive(Debug, Clone)]
 pub struct Loads {
@@ -33,11 +40,12 @@ impl Loads {
         Loads { node_a }
     }
 
-    /// Whether adding `extra_a` on `outlet` keeps every node above it within its rating.
+    /// Whether adding `extra_a` on `outlet` keeps every node above it
+    /// within its rating less [`ADMISSION_MARGIN`].
     pub fn fits(&self, tree: &Tree, outlet: usize, extra_a: f64) -> bool {
         tree.paths[outlet]
             .iter()
-            .all(|&n| self.node_a[n] + extra_a <= tree.nodes[n].limit_a + EPS_A)
+            .all(|&n| self.node_a[n] + extra_a <= admission_limit(tree, n) + EPS_A)
     }
 
     pub fn add(&mut self, tree: &Tree, outlet: usize, a: f64) {
@@ -54,6 +62,11 @@ impl Loads {
     pub fn over(&self, tree: &Tree, node: usize) -> bool {
         self.node_a[node] > tree.nodes[node].limit_a + EPS_A
     }
+}
+
+/// What new load may fill `node` up to, A: its rating less [`ADMISSION_MARGIN`].
+pub fn admission_limit(tree: &Tree, node: usize) -> f64 {
+    tree.nodes[node].limit_a * (1.0 - ADMISSION_MARGIN)
 }
 
 /// Switches off outlets until no node is over its rating: for each node

@@ -76,11 +76,8 @@ pub fn summary_csv(runs: &[CoworkingOutcome]) -> String {
             r.label,
             r.plugin,
             m.violation_count(),
-            m.nodes.iter().map(|n| n.seconds).sum::<f64>(),
-            m.nodes
-                .iter()
-                .map(|n| n.max_overshoot_a)
-                .fold(0.0, f64::max),
+            m.seconds_over(),
+            m.max_overshoot_a(),
             m.trips(),
             m.requested_kwh,
             m.delivered_kwh,
@@ -142,11 +139,8 @@ pub fn summary_markdown(sc: &CoworkingScenario, runs: &[CoworkingOutcome]) -> St
             "| {} | {} | {:.0} | {:.2} | {} | {:.2} | {:.2} | {}/{} ({:.0} %) | {:.1} | {:.3} | {:.1} | {:.3} | {} |",
             r.label,
             m.violation_count(),
-            m.nodes.iter().map(|n| n.seconds).sum::<f64>(),
-            m.nodes
-                .iter()
-                .map(|n| n.max_overshoot_a)
-                .fold(0.0, f64::max),
+            m.seconds_over(),
+            m.max_overshoot_a(),
             m.trips(),
             m.requested_kwh,
             m.delivered_kwh,

@@ -89,6 +89,17 @@ impl CoworkingMetrics {
     pub fn trips(&self) -> u64 {
         self.nodes.iter().map(|n| n.trips).sum()
     }
+    /// Seconds over a rating, summed over the wall circuit and the strips.
+    pub fn seconds_over(&self) -> f64 {
+        self.nodes.iter().map(|n| n.seconds).sum()
+    }
+    /// The largest overshoot of any node, A.
+    pub fn max_overshoot_a(&self) -> f64 {
+        self.nodes
+            .iter()
+            .map(|n| n.max_overshoot_a)
+            .fold(0.0, f64::max)
+    }
     pub fn at_target_share(&self) -> f64 {
         if self.laptops == 0 {
             return f64::NAN;

@@ -174,18 +174,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<HouseReport> {
     let (mut samples, mut mpc_samples) = (0u64, 0u64);
     let mut last_ms = started_ms;
     let mut next_log = started_ms + 3_600_000;
-    let deadline = opts
-        .run_for
-        .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
-    let mut terminate = std::pin::pin!(shutdown::termination());
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            _ = &mut terminate => break,
-        }
-        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-            break;
-        }
+    let mut pacer = super::Pacer::new(opts.run_for);
+    while pacer.tick(Duration::from_millis(50)).await {
         let s = twin.snapshot();
         let now = clock.now_ms();
         let price = store

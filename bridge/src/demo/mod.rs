@@ -69,6 +69,32 @@ impl DemoReport {
     }
 }
 
+/// A demo's wall-time loop: ticks until `--for` has passed or Ctrl-C.
+pub struct Pacer {
+    deadline: Option<tokio::time::Instant>,
+    terminate: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+}
+
+impl Pacer {
+    /// `run_for`: wall seconds, None = until Ctrl-C.
+    pub fn new(run_for: Option<f64>) -> Pacer {
+        Pacer {
+            deadline: run_for.map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s)),
+            terminate: Box::pin(shutdown::termination()),
+        }
+    }
+
+    /// Sleeps `period`; false once the run is over.
+    pub async fn tick(&mut self, period: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = &mut self.terminate => return false,
+        }
+        self.deadline
+            .is_none_or(|d| tokio::time::Instant::now() < d)
+    }
+}
+
 /// Builds the scenario config against a broker and the twin's plug.
 pub fn scenario_config(
     broker: &BrokerAddress,

@@ -194,18 +194,8 @@ pub async fn run_from(opts: DemoOptions, start_ms: Option<i64>) -> anyhow::Resul
 
     let started_ms = clock.now_ms();
     let mut next_log = started_ms - started_ms.rem_euclid(3_600_000) + 3_600_000;
-    let deadline = opts
-        .run_for
-        .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s));
-    let mut terminate = std::pin::pin!(shutdown::termination());
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
-            _ = &mut terminate => break,
-        }
-        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-            break;
-        }
+    let mut pacer = super::Pacer::new(opts.run_for);
+    while pacer.tick(Duration::from_millis(10)).await {
         twin.step(&store).await;
         let now = clock.now_ms();
         if now >= next_log {

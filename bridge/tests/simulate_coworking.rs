@@ -90,7 +90,7 @@ fn balancer_holds_every_limit_and_the_summary_compares_the_four() {
 /// the share at target (90 %) and Jain's index (0.841) tie with first-come
 /// instead of beating it. Ignored, not deleted: it is the bar.
 #[test]
-#[ignore = "ties first-come on share at target and Jain's index; see README"]
+#[ignore = "does not beat first-come on share at target and Jain's index; see README"]
 fn balancer_beats_first_come_and_all_on_trips() {
     let dir = tempfile::tempdir().unwrap();
     let scenario: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))

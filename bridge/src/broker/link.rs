@@ -450,6 +450,19 @@ fn queued_size(msg: &Message) -> u32 {
     u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
+/// A link to the local broker on `port` without will or birth, for tests.
+#[cfg(test)]
+pub(crate) async fn test_link(port: u16, id: &str) -> MqttLink {
+    let opts = LinkOptions {
+        client_id: id.into(),
+        will: None,
+        birth: None,
+    };
+    MqttLink::connect(&BrokerAddress::local(port), opts)
+        .await
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,16 +484,7 @@ mod tests {
 
     const WAIT: Duration = Duration::from_secs(10);
 
-    async fn link(port: u16, id: &str) -> MqttLink {
-        let opts = LinkOptions {
-            client_id: id.into(),
-            will: None,
-            birth: None,
-        };
-        MqttLink::connect(&BrokerAddress::local(port), opts)
-            .await
-            .unwrap()
-    }
+    use super::test_link as link;
 
     async fn next(rx: &mut mpsc::Receiver<Message>) -> Message {
         tokio::time::timeout(WAIT, rx.recv())

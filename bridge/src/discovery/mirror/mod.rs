@@ -509,7 +509,7 @@ fn state_of(d: &Discovered, rendered: &str) -> Result<Option<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::{BrokerAddress, EmbeddedBroker, link::LinkOptions};
+    use crate::broker::{BrokerAddress, EmbeddedBroker};
     use crate::clock::Clock;
     use std::time::Duration;
 
@@ -518,16 +518,7 @@ mod tests {
     const STATE: &str = "lap/battery";
     const AVAILABILITY: &str = "lap/availability";
 
-    async fn link(port: u16, id: &str) -> MqttLink {
-        let opts = LinkOptions {
-            client_id: id.into(),
-            will: None,
-            birth: None,
-        };
-        MqttLink::connect(&BrokerAddress::local(port), opts)
-            .await
-            .unwrap()
-    }
+    use crate::broker::link::test_link as link;
 
     /// Polls `cond` every 20 ms for up to 10 s.
     async fn until(what: &str, cond: impl Fn() -> bool) {

@@ -29,8 +29,15 @@
 //! A laptop stops wanting at its target and wants again below target −
 //! `resume_margin_pct`; at target it keeps its outlet until someone who
 //! wants charge waits for the room, so it neither drains nor flaps.
+//!
+//! Departures ([`crate::departure`]): an *urgent* laptop (it must charge
+//! now to reach its target before its user leaves) is admitted before the
+//! others, earliest departure first, and may take the slot of any running
+//! laptop without the rotation margin; urgent and *holding* laptops are
+//! never rotation victims, and are shed for a limit only after the others.
 
 use crate::config::Config;
+use crate::departure::Plan;
 use crate::plan::{Ctx, Strategy, Why};
 use crate::tree::limits;
 
@@ -75,16 +82,32 @@ impl Strategy for Balancer {
                 on[i] = false;
                 why[i] = Why::MeterStale;
             } else if let Some(w) = no_need(ctx, i) {
-                why[i] = if on[i] { Why::NoOneWaiting } else { w };
+                why[i] = match (on[i], ctx.views[i].plan) {
+                    (true, Plan::Holding) => Why::HoldingForDeparture,
+                    (true, _) => Why::NoOneWaiting,
+                    (false, _) => w,
+                };
             } else if on[i] {
-                why[i] = Why::Charging;
+                why[i] = match ctx.views[i].plan {
+                    Plan::Urgent { .. } => Why::DepartureSoon,
+                    _ => Why::Charging,
+                };
             }
         }
-        // Shed and cut first: those needing no charge, then the highest battery.
+        // Shed and cut first: those not racing a departure, then those
+        // needing no charge, then the highest battery.
         let fullest_first = |a: &usize, b: &usize| {
-            let key = |i: usize| (no_need(ctx, i).is_some(), level(ctx, i));
+            let key = |i: usize| {
+                (
+                    !ctx.views[i].plan.protected(),
+                    no_need(ctx, i).is_some(),
+                    level(ctx, i),
+                )
+            };
             let (ka, kb) = (key(*a), key(*b));
-            kb.0.cmp(&ka.0).then(kb.1.total_cmp(&ka.1))
+            kb.0.cmp(&ka.0)
+                .then(kb.1.cmp(&ka.1))
+                .then(kb.2.total_cmp(&ka.2))
         };
         // 2. safety.
         let mut order: Vec<usize> = (0..n).filter(|&i| sw[i] && on[i]).collect();
@@ -117,13 +140,20 @@ impl Strategy for Balancer {
         // Outlets shed above, or commanded off at an earlier tick, count
         // until their switch reports off: no room is filled before.
         let mut loads = ctx.admission_loads(on);
-        let mut waiting: Vec<(f64, usize)> = (0..n)
+        // Urgent laptops first, earliest departure first; then by score.
+        let mut waiting: Vec<((i64, f64), usize)> = (0..n)
             // Not one switched off above in this same tick.
             .filter(|&i| sw[i] && !on[i] && !was_on[i] && !ctx.cfg.outlets[i].always_on)
             .filter(|&i| !ctx.views[i].stale() && no_need(ctx, i).is_none())
-            .map(|i| (score(ctx, i), i))
+            .map(|i| {
+                let due = match ctx.views[i].plan {
+                    Plan::Urgent { departure_ms } => departure_ms,
+                    _ => i64::MAX,
+                };
+                ((due, score(ctx, i)), i)
+            })
             .collect();
-        waiting.sort_by(|a, b| a.0.total_cmp(&b.0));
+        waiting.sort_by(|a, b| a.0.0.cmp(&b.0.0).then(a.0.1.total_cmp(&b.0.1)));
         // One swap per tick: room is made for the first laptop (lowest
         // score) that does not fit and can be helped.
         let mut swapped = false;
@@ -132,10 +162,15 @@ impl Strategy for Balancer {
                 why[c] = Why::MinOff;
                 continue;
             }
+            let urgent = matches!(ctx.views[c].plan, Plan::Urgent { .. });
             let room = ctx.max_parallel.is_none_or(|m| count < m as usize);
             if room && loads.fits(tree, c, ctx.draw_a[c]) {
                 on[c] = true;
-                why[c] = Why::Charging;
+                why[c] = if urgent {
+                    Why::DepartureSoon
+                } else {
+                    Why::Charging
+                };
                 loads.add(tree, c, ctx.draw_a[c]);
                 count += 1;
                 continue;
@@ -174,8 +209,12 @@ impl Strategy for Balancer {
                 .filter(|&v| {
                     binding.is_empty() || binding.iter().any(|&node| tree.is_under(v, node))
                 })
+                // Not one racing its own departure; an urgent laptop may
+                // take any other slot, the rest need the margin.
+                .filter(|&v| !ctx.views[v].plan.protected())
                 .filter(|&v| {
-                    no_need(ctx, v).is_some()
+                    urgent
+                        || no_need(ctx, v).is_some()
                         || level(ctx, v) > level(ctx, c) + ctx.cfg.rotation_margin_pct
                 })
                 .collect();

@@ -72,6 +72,11 @@ pub struct UserConfig {
     /// outlets are kept off, `always_on` ones excepted.
     #[serde(default)]
     pub over_limit: Option<String>,
+    /// When the user leaves: an entity whose state is an RFC 3339 time
+    /// (`sensor` with `device_class: timestamp`, `input_datetime`). The
+    /// balancer then charges to the target by then ([`crate::departure`]).
+    #[serde(default)]
+    pub departure: Option<String>,
 }
 
 /// Off-peak/peak behaviour from a tariff period sensor (the bridge's
@@ -172,6 +177,17 @@ pub struct Config {
     /// Round-robin's slot length, s.
     #[serde(default = "default_slot_s")]
     pub slot_s: f64,
+    /// Battery % per minute assumed for a laptop's charging (on) and
+    /// draining (off) until learned from its readings ([`crate::departure`]).
+    #[serde(default = "default_rate")]
+    pub assumed_rate_pct_per_min: f64,
+    /// A laptop with a departure becomes urgent this long before it must
+    /// start charging to reach its target in time, and holds its slot at
+    /// target this long before it leaves, s. Covers people leaving early:
+    /// with departures told ±20 min, 30 min did better than 20 in the
+    /// coworking simulation (README).
+    #[serde(default = "default_departure_slack_s")]
+    pub departure_slack_s: f64,
 }
 
 fn default_target_pct() -> f64 {
@@ -209,6 +225,12 @@ fn default_resume_margin() -> f64 {
 }
 fn default_slot_s() -> f64 {
     900.0
+}
+fn default_rate() -> f64 {
+    1.0
+}
+fn default_departure_slack_s() -> f64 {
+    1800.0
 }
 
 impl Config {
@@ -352,6 +374,11 @@ impl Config {
         positive("`assumed_current_a`".into(), self.assumed_current_a)?;
         positive("`voltage_v`".into(), self.voltage_v)?;
         positive("`slot_s`".into(), self.slot_s)?;
+        positive(
+            "`assumed_rate_pct_per_min`".into(),
+            self.assumed_rate_pct_per_min,
+        )?;
+        non_negative("departure_slack_s", self.departure_slack_s)?;
         if let Some(t) = self.meter_timeout_s {
             positive("`meter_timeout_s`".into(), t)?;
         }
@@ -385,7 +412,7 @@ pub fn schema() -> serde_json::Value {
             "users": {"type": "array", "items": {"type": "object", "required": ["id"],
                 "properties": {"id": {"type": "string"}, "battery": {"type": "string"},
                     "target_pct": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
-                    "over_limit": {"type": "string"}}}},
+                    "over_limit": {"type": "string"}, "departure": {"type": "string"}}}},
             "min_on_s": {"type": "number", "minimum": 0, "default": 300},
             "min_off_s": {"type": "number", "minimum": 0, "default": 60},
             "assumed_current_a": {"type": "number", "exclusiveMinimum": 0, "default": 0.5},
@@ -403,7 +430,9 @@ pub fn schema() -> serde_json::Value {
                 "offpeak_max_parallel": {"type": "integer"}, "peak_max_parallel": {"type": "integer"}}},
             "open": {"type": "string"},
             "closed_off": {"enum": ["switchable", "all"], "default": "switchable"},
-            "slot_s": {"type": "number", "exclusiveMinimum": 0, "default": 900}
+            "slot_s": {"type": "number", "exclusiveMinimum": 0, "default": 900},
+            "assumed_rate_pct_per_min": {"type": "number", "exclusiveMinimum": 0, "default": 1},
+            "departure_slack_s": {"type": "number", "minimum": 0, "default": 1800}
         }
     })
 }

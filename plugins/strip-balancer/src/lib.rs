@@ -13,6 +13,8 @@
 //! - [`meter`]: an outlet's switch, meter and committed draw (stale = full);
 //! - [`need`]: who holds an outlet, over-limit users, the target latch
 //!   and the empty seat;
+//! - [`departure`]: charge-by-departure (urgent, holding) from learned
+//!   charge and drain rates;
 //! - [`tariff`]: off-peak/peak period and its targets and parallelism;
 //! - [`plan`]: what a strategy sees and decides, and why;
 //! - [`allocation`]: the balancer's strategy;
@@ -26,6 +28,7 @@
 pub mod allocation;
 pub mod baselines;
 pub mod config;
+pub mod departure;
 pub mod entities;
 pub mod meter;
 pub mod need;

@@ -29,6 +29,8 @@ pub struct OutletView {
     /// Why it needs no charge (at target, nothing plugged); None: it
     /// wants charge, or its need is unknown ([`crate::need::update`]).
     pub no_need: Option<crate::plan::Why>,
+    /// Against its user's departure ([`crate::departure`]).
+    pub plan: crate::departure::Plan,
 }
 
 impl OutletView {

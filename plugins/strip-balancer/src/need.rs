@@ -17,14 +17,19 @@
 //!   instead of `assumed_current_a` (a 0.9 A laptop fits in 1.0 A of
 //!   headroom that a 1.5 A assumption would keep idle for hours). Forgotten
 //!   when the laptop may have changed: a change of holder, the outlet seen
-//!   on drawing nothing (unplugged), its battery reading gone, or its
-//!   battery higher while the outlet was off (another laptop). A bigger
+//!   on drawing nothing (unplugged), its battery reading gone, its
+//!   battery higher while the outlet was off, or a jump of more than
+//!   [`SWAP_JUMP_PCT`] between two ticks (another laptop). A bigger
 //!   laptop slipping past these is seen at its first settled reading and
 //!   shed within the tick, as any load that grows.
 
 use crate::config::{Config, OutletConfig};
 use crate::plan::{Memory, Why};
 use hearth_plugin_sdk::State;
+
+/// A battery reading that moves more than this between two ticks (1 s)
+/// is another laptop, %.
+pub const SWAP_JUMP_PCT: f64 = 5.0;
 
 /// Below this an outlet on and settled has nothing plugged, A (≈ 5 W at
 /// 230 V: more than a relay's meter noise, less than any laptop charging).
@@ -77,10 +82,19 @@ pub struct Seen {
 /// ([`Why::TargetReached`], [`Why::NothingPlugged`]), None when it wants
 /// charge (or its need is unknown).
 pub fn update(cfg: &Config, mem: &mut Memory, s: &Seen) -> Option<Why> {
-    if mem.holder.is_some_and(|h| h != s.holder) {
+    // A battery that jumps between two ticks is another laptop on the
+    // seat (one leaving and the next sitting down within a second, on an
+    // outlet of a fixed `user`): no laptop charges or drains that fast.
+    let jumped = matches!((mem.last_battery_pct, s.battery_pct),
+        (Some(a), Some(b)) if (a - b).abs() > SWAP_JUMP_PCT);
+    if jumped || mem.holder.is_some_and(|h| h != s.holder) {
         mem.satisfied_at_pct = None;
         mem.nothing_plugged = false;
         mem.learned_draw_a = None;
+        mem.rate_anchor = None;
+        mem.rate_last_pct = None;
+        mem.charge_pct_per_min = None;
+        mem.drain_pct_per_min = None;
     }
     learn_draw(mem, s);
     mem.holder = Some(s.holder);

@@ -35,6 +35,11 @@ pub enum Why {
     MeterStale,
     /// Off: the most outlets at once are charging (`max_parallel`).
     Parallel,
+    /// On: must charge now to reach its target by its user's departure.
+    DepartureSoon,
+    /// On at its target: switched off, it would drain below it before
+    /// its user leaves.
+    HoldingForDeparture,
     /// Never switched (`always_on`).
     AlwaysOn,
     /// Round-robin: not its slot.
@@ -60,6 +65,8 @@ impl Why {
             Why::Rotation => "rotation",
             Why::MeterStale => "meter stale",
             Why::Parallel => "max parallel",
+            Why::DepartureSoon => "departure soon",
+            Why::HoldingForDeparture => "holding for departure",
             Why::AlwaysOn => "always on",
             Why::NotItsSlot => "not its slot",
             Why::Unreachable => "switch unreachable",
@@ -92,6 +99,13 @@ pub struct Memory {
     pub last_battery_pct: Option<f64>,
     /// The holder at the last tick (`users` index); outer None: not read yet.
     pub holder: Option<Option<usize>>,
+    /// Rate learning ([`crate::departure::learn_rates`]): the reading
+    /// (ms, %, on) a rate is measured from, and the last reading, %.
+    pub rate_anchor: Option<(i64, f64, bool)>,
+    pub rate_last_pct: Option<f64>,
+    /// Learned charge rate while on and drain rate while off, % per min.
+    pub charge_pct_per_min: Option<f64>,
+    pub drain_pct_per_min: Option<f64>,
 }
 
 /// One tick's facts, for a strategy.

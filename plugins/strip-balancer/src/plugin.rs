@@ -15,6 +15,7 @@
 //! `turn_off` of a tick is sent before any `turn_on`.
 
 use crate::config::{ClosedOff, Config};
+use crate::departure;
 use crate::entities::Publisher;
 use crate::meter::{self, OutletView};
 use crate::need;
@@ -147,7 +148,33 @@ impl<S: Strategy> Plugin<S> {
                 settled: since.is_none_or(|t| (now_ms - t) as f64 >= self.cfg.settle_s * 1000.0),
                 measured_a: measured,
             };
-            let no_need = need::update(&self.cfg, mem, &seen);
+            let mut no_need = need::update(&self.cfg, mem, &seen);
+            departure::learn_rates(
+                mem,
+                now_ms,
+                battery,
+                seen.on && seen.settled,
+                switch == Some(false) && pending != Some(true),
+            );
+            let plan = departure::plan(
+                &self.cfg,
+                mem,
+                &departure::Standing {
+                    battery_pct: battery,
+                    target_pct,
+                    // Below target wants charge for the plan even while
+                    // the latch holds: it must not leave short.
+                    wants: battery.is_some_and(|b| b < target_pct)
+                        && no_need != Some(Why::NothingPlugged),
+                    departure_ms: user
+                        .and_then(|u| u.departure.as_deref())
+                        .and_then(|e| departure::departure_ms(e, now_ms)),
+                },
+                now_ms,
+            );
+            if matches!(plan, departure::Plan::Urgent { .. }) {
+                no_need = None;
+            }
             let expected = mem.learned_draw_a.unwrap_or(self.cfg.assumed_current_a);
             draw.push(meter::draw_a(
                 &self.cfg,
@@ -168,6 +195,7 @@ impl<S: Strategy> Plugin<S> {
                 draw_a: *draw.last().unwrap_or(&0.0),
                 battery_pct: battery,
                 no_need,
+                plan,
             });
         }
         let mut why: Vec<Why> = (0..n)
@@ -298,6 +326,7 @@ impl<S: Strategy> Controller for Plugin<S> {
         for u in &self.cfg.users {
             reads.extend(u.battery.iter().cloned());
             reads.extend(u.over_limit.iter().cloned());
+            reads.extend(u.departure.iter().cloned());
         }
         reads.extend(self.cfg.tariff.iter().map(|t| t.entity.clone()));
         reads.extend(self.cfg.open.iter().cloned());

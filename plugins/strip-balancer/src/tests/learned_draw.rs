@@ -73,3 +73,20 @@ fn another_laptop_on_the_seat_is_committed_at_the_assumed_draw_again() {
     run(&mut w, 1.0, 10);
     assert!(!w.is_on("switch.o1"));
 }
+
+#[test]
+fn a_battery_that_jumps_down_is_another_laptop() {
+    // One laptop leaves and the next sits down within a second: the
+    // reading goes from 30 % to 4 % with no `unavailable` between.
+    let mut w = World::<Balancer>::new(config());
+    w.set("switch.h", "on");
+    w.battery("sensor.u1_battery", 30.0);
+    run(&mut w, 0.0, 20);
+    run(&mut w, 1.5, 3);
+    assert!(!w.is_on("switch.o1"));
+    w.battery("sensor.u1_battery", 4.0);
+    run(&mut w, 1.0, 10);
+    // Committed at the assumed 1.5 A again: 1.0 + 1.5 > 2 A.
+    assert!(!w.is_on("switch.o1"));
+    assert_eq!(w.why("switch.o1"), "limit");
+}

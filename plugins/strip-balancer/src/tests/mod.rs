@@ -5,6 +5,7 @@
 mod behaviour;
 mod commands;
 mod config_refusals;
+mod departures;
 mod head_of_line;
 mod holders;
 mod learned_draw;

@@ -25,6 +25,12 @@ pub struct ArrivalSpec {
     pub power_factor: [f64; 2],
     pub efficiency: f64,
     pub target_pct: f64,
+    /// Share of users who tell when they leave (0–1): their seat's
+    /// departure sensor gives it, as a booking app or a script would.
+    pub departure_declared_share: f64,
+    /// How far off a declared departure is, ± min (uniform): people
+    /// leave early or late.
+    pub departure_error_min: f64,
 }
 
 impl Default for ArrivalSpec {
@@ -41,12 +47,26 @@ impl Default for ArrivalSpec {
             power_factor: [0.9, 0.98],
             efficiency: 0.9,
             target_pct: 80.0,
+            departure_declared_share: 0.0,
+            departure_error_min: 0.0,
         }
     }
 }
 
 impl ArrivalSpec {
     pub fn check(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.departure_declared_share) {
+            return Err(format!(
+                "`laptops.departure_declared_share` must be 0–1, got {}",
+                self.departure_declared_share
+            ));
+        }
+        if !(self.departure_error_min.is_finite() && self.departure_error_min >= 0.0) {
+            return Err(format!(
+                "`laptops.departure_error_min` must be ≥ 0 min, got {}",
+                self.departure_error_min
+            ));
+        }
         for (what, [lo, hi]) in [
             ("arrive_after_open_h", self.arrive_after_open_h),
             ("stay_h", self.stay_h),
@@ -70,6 +90,9 @@ impl ArrivalSpec {
     pub fn draw(&self, blocks: &[(i64, i64)]) -> Vec<LaptopSpec> {
         let mut rng = fastrand::Rng::with_seed(self.seed);
         let mut pick = |[lo, hi]: [f64; 2]| lo + (hi - lo) * rng.f64();
+        // Declarations have their own stream: the laptops of a seed stay
+        // the same whatever is declared.
+        let mut declare = fastrand::Rng::with_seed(self.seed ^ 0xdec1_a4ed);
         let mut out = Vec::new();
         for (d, &(open, close)) in blocks.iter().enumerate() {
             for k in 0..self.count {
@@ -87,6 +110,13 @@ impl ArrivalSpec {
                     target_pct: self.target_pct,
                     arrive_ms: arrive,
                     leave_ms: leave,
+                    declared_leave_ms: None,
+                };
+                let (told, error) = (declare.f64(), declare.f64() * 2.0 - 1.0);
+                let spec = LaptopSpec {
+                    declared_leave_ms: (told < self.departure_declared_share)
+                        .then(|| leave + (error * self.departure_error_min * 60_000.0) as i64),
+                    ..spec
                 };
                 if arrive < close && spec.check().is_ok() {
                     out.push(spec);

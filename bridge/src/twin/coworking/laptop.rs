@@ -38,6 +38,9 @@ pub struct LaptopSpec {
     /// Arrival and departure, ms since the epoch.
     pub arrive_ms: i64,
     pub leave_ms: i64,
+    /// When its user says it leaves, ms (None: not told).
+    #[serde(default)]
+    pub declared_leave_ms: Option<i64>,
 }
 
 fn default_efficiency() -> f64 {
@@ -190,6 +193,7 @@ mod tests {
             target_pct: 80.0,
             arrive_ms: 0,
             leave_ms: 3_600_000,
+            declared_leave_ms: None,
         }
     }
 

@@ -364,6 +364,7 @@ mod tests {
             target_pct: 80.0,
             arrive_ms: arrive_s * 1000,
             leave_ms: leave_s * 1000,
+            declared_leave_ms: None,
         })
     }
 

@@ -36,12 +36,24 @@ pub fn write_steps(dir: &Path, r: &CoworkingOutcome) -> anyhow::Result<()> {
         );
     }
     write(&dir.join(format!("steps-{}.csv", r.label)), &out)?;
-    let mut out = String::from("laptop,initial_pct,final_pct,target_pct,min_plugged_pct,wall_wh\n");
+    let mut out = String::from(
+        "laptop,initial_pct,final_pct,target_pct,min_plugged_pct,wall_wh,arrive,leave,declared_leave\n",
+    );
     for l in &r.laptops {
+        let declared = l
+            .declared_leave_ms
+            .map_or(String::new(), crate::clock::iso8601);
         let _ = writeln!(
             out,
-            "{},{:.1},{:.1},{:.0},{:.1},{:.1}",
-            l.name, l.initial_pct, l.final_pct, l.target_pct, l.min_plugged_pct, l.wall_wh
+            "{},{:.1},{:.1},{:.0},{:.1},{:.1},{},{},{declared}",
+            l.name,
+            l.initial_pct,
+            l.final_pct,
+            l.target_pct,
+            l.min_plugged_pct,
+            l.wall_wh,
+            crate::clock::iso8601(l.arrive_ms),
+            crate::clock::iso8601(l.leave_ms),
         );
     }
     write(&dir.join(format!("laptops-{}.csv", r.label)), &out)

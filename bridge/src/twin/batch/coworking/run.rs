@@ -117,6 +117,10 @@ pub struct LaptopOutcome {
     pub target_pct: f64,
     pub min_plugged_pct: f64,
     pub wall_wh: f64,
+    /// Arrival and departure, and the departure its user told (ms).
+    pub arrive_ms: i64,
+    pub leave_ms: i64,
+    pub declared_leave_ms: Option<i64>,
 }
 
 pub struct CoworkingOutcome {
@@ -131,13 +135,16 @@ pub struct CoworkingOutcome {
     pub wall: Duration,
 }
 
-/// Entity ids of outlet `key`: switch, current, power, seat battery.
-pub fn entity_ids(key: &str) -> [String; 4] {
+/// Entity ids of outlet `key`: switch, current, power, seat battery,
+/// seat departure (the occupant's declared departure, `device_class:
+/// timestamp`).
+pub fn entity_ids(key: &str) -> [String; 5] {
     [
         format!("switch.{key}"),
         format!("sensor.{key}_current"),
         format!("sensor.{key}_power"),
         format!("sensor.{key}_battery"),
+        format!("sensor.{key}_departure"),
     ]
 }
 
@@ -316,6 +323,9 @@ pub fn run(
             target_pct: l.spec.target_pct,
             min_plugged_pct: l.min_plugged_pct,
             wall_wh: l.wall_wh,
+            arrive_ms: l.spec.arrive_ms,
+            leave_ms: l.spec.leave_ms,
+            declared_leave_ms: l.spec.declared_leave_ms,
         })
         .collect();
     Ok(CoworkingOutcome {
@@ -472,7 +482,7 @@ impl Reporter {
     ) -> anyhow::Result<()> {
         for o in 0..space.outlets.len() {
             let out = &space.outlets[o];
-            let [switch, current, power, battery] = entity_ids(&out.key);
+            let [switch, current, power, battery, departure] = entity_ids(&out.key);
             let (a, w) = space.metered(o);
             self.set(
                 store,
@@ -486,6 +496,11 @@ impl Reporter {
                     format!("{:.0}", space.laptops[l].soc_pct.floor())
                 });
                 self.set(store, &battery, b)?;
+                let d = out
+                    .occupant
+                    .and_then(|l| space.laptops[l].spec.declared_leave_ms)
+                    .map_or("unavailable".to_string(), crate::clock::iso8601);
+                self.set(store, &departure, d)?;
             }
         }
         self.set(store, PERIOD_SENSOR, sc.period_at(t).into())?;
@@ -522,7 +537,9 @@ fn register(store: &EntityStore, space: &Space) -> anyhow::Result<()> {
         let mut bat = EntitySpec::new(&dev, &format!("{stem}_battery"), Component::Sensor);
         bat.device_class = Some("battery".into());
         bat.unit = Some("%".into());
-        for spec in [cur, pow, bat] {
+        let mut dep = EntitySpec::new(&dev, &format!("{stem}_departure"), Component::Sensor);
+        dep.device_class = Some("timestamp".into());
+        for spec in [cur, pow, bat, dep] {
             store.upsert_entity(spec)?;
         }
         debug_assert!(store.spec(&entity_ids(&space.outlets[i].key)[3]).is_some());

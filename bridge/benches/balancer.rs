@@ -1,7 +1,7 @@
 //! Strip balancer tick time inside WASM (`cargo bench -p hearth --bench balancer`):
 //! `builtin:strip-balancer` over 100 metered outlets on 10 strips under 10
-//! circuits (a root and 9 sub-circuits), 90 laptops with battery sensors,
-//! through the production host (fuel metering and epoch deadline on, every
+//! circuits (a root and 9 sub-circuits), 90 laptops with battery and
+//! departure sensors, through the production host (fuel metering and epoch deadline on, every
 //! state read through the host's `get-state`). Each tick's switch calls are
 //! applied to the store and the laptops' draw and batteries move, so the
 //! plan keeps changing. Prints median and p99 of the `tick` call over 5 000
@@ -20,6 +20,8 @@ const STRIPS: usize = 10;
 const PER_STRIP: usize = 10;
 const TICKS: usize = 5_000;
 const WARM_UP: usize = 200;
+/// The bench's manual clock starts here, ms.
+const START_MS: i64 = 1_796_000_000_000;
 
 struct Outlet {
     switch: String,
@@ -30,7 +32,7 @@ struct Outlet {
 }
 
 fn main() {
-    let (clock, time) = Clock::manual(1_796_000_000_000);
+    let (clock, time) = Clock::manual(START_MS);
     let store = EntityStore::new(clock);
     let (outlets, config) = space(&store);
     let engine = PluginEngine::new().unwrap();
@@ -135,7 +137,16 @@ fn space(store: &Arc<EntityStore>) -> (Vec<Outlet>, Value) {
                     Component::Sensor,
                     &format!("{level:.0}"),
                 );
-                users.push(json!({"id": user, "battery": b}));
+                // Every user tells when they leave (the departure path
+                // reads one more state per outlet): 10–100 min after the
+                // bench's start, so some become urgent while it runs.
+                let leaves = START_MS + ((s * PER_STRIP + o) * 7 % 90 + 10) as i64 * 60_000;
+                let d = entity(
+                    format!("laptop_{o}_departure"),
+                    Component::Sensor,
+                    &hearth::clock::iso8601(leaves),
+                );
+                users.push(json!({"id": user, "battery": b, "departure": d}));
                 cfg["user"] = json!(user);
                 battery = Some(b);
             }

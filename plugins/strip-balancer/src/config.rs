@@ -73,7 +73,8 @@ pub struct UserConfig {
     #[serde(default)]
     pub over_limit: Option<String>,
     /// When the user leaves: an entity whose state is an RFC 3339 time
-    /// (`sensor` with `device_class: timestamp`, `input_datetime`). The
+    /// (a `sensor` with `device_class: timestamp`), or an `input_datetime`
+    /// with date and time (read from its `timestamp` attribute). The
     /// balancer then charges to the target by then ([`crate::departure`]).
     #[serde(default)]
     pub departure: Option<String>,
@@ -183,9 +184,9 @@ pub struct Config {
     pub assumed_rate_pct_per_min: f64,
     /// A laptop with a departure becomes urgent this long before it must
     /// start charging to reach its target in time, and holds its slot at
-    /// target this long before it leaves, s. Covers people leaving early:
-    /// with departures told ±20 min, 30 min did better than 20 in the
-    /// coworking simulation (README).
+    /// target this long before it leaves, and a departure past by more is
+    /// stale, s. It covers people leaving earlier than they said; 1800 was
+    /// chosen on seeds 1–4 of the scarce coworking simulation (README).
     #[serde(default = "default_departure_slack_s")]
     pub departure_slack_s: f64,
 }

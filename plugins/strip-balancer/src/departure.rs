@@ -16,16 +16,19 @@
 //!   its target by its departure (minutes left − minutes needed at the
 //!   learned rate ≤ `departure_slack_s`) comes before lowest-battery-first
 //!   and may take the slot of any running laptop that is not itself
-//!   urgent or holding (the earliest departure first: EDF, which meets
-//!   every deadline that can be met when one outlet at a time is the
-//!   bottleneck — Liu & Layland 1973);
+//!   urgent or holding, earliest departure first (EDF, the deadline
+//!   order of real-time scheduling, Liu & Layland 1973; here a heuristic:
+//!   one swap a tick and `min_on_s` keep it from EDF's optimality);
 //! - **holding**: a laptop at its target that, switched off now, would
-//!   drain below it before it leaves keeps its outlet (it is not rotated
-//!   out; the limits still shed it).
+//!   drain below it before it leaves keeps its outlet in the last
+//!   `departure_slack_s` (it is not rotated out).
 //!
-//! A laptop without a departure, without a battery reading, or whose
-//! departure has passed is neither: it is shared as before. Safety does
-//! not depend on any of this: shedding for a limit ignores it.
+//! A departure past by less than `departure_slack_s`, with the laptop
+//! still seated, means "leaving any minute" (urgent below target, holding
+//! at it); past by more, it is stale. A laptop without a departure or a
+//! battery reading is neither: it is shared as before. Safety does not
+//! depend on any of this: urgent and holding laptops are shed for a limit
+//! after the others, but shed until every node is within its rating.
 
 use crate::config::Config;
 use crate::plan::Memory;
@@ -60,17 +63,14 @@ impl Plan {
     }
 }
 
-/// A departure this long past, with the laptop still there, is stale (a
-/// sensor nobody updated), ms.
-pub const OVERDUE_MAX_MS: i64 = 2 * 3_600_000;
-
 /// The departure in `entity`'s state, ms since the epoch: an RFC 3339
 /// state, else (HA's `input_datetime`, whose state is a local time without
-/// offset) its `timestamp` attribute, Unix s. None when unavailable,
-/// neither, or more than [`OVERDUE_MAX_MS`] past. A departure just past,
-/// with the laptop still on its seat, is kept: its user is leaving any
-/// minute.
-pub fn departure_ms(entity: &str, now_ms: i64) -> Option<i64> {
+/// offset) its `timestamp` attribute, Unix s (a time-only
+/// `input_datetime` has seconds since midnight there: a 1970 time, stale).
+/// None when unavailable, neither, or more than `overdue_max_ms` past. A
+/// departure just past, with the laptop still on its seat, is kept: its
+/// user is leaving any minute.
+pub fn departure_ms(entity: &str, now_ms: i64, overdue_max_ms: i64) -> Option<i64> {
     let s = State::get(entity)?;
     if matches!(s.state.as_str(), "unavailable" | "unknown") {
         return None;
@@ -80,7 +80,7 @@ pub fn departure_ms(entity: &str, now_ms: i64) -> Option<i64> {
             let ts = s.attributes.get("timestamp")?.as_f64()?;
             ts.is_finite().then_some((ts * 1000.0) as i64)
         })
-        .filter(|&t| t > now_ms - OVERDUE_MAX_MS)
+        .filter(|&t| t > now_ms.saturating_sub(overdue_max_ms))
 }
 
 /// `YYYY-MM-DD[T ]HH:MM[:SS[.fff]](Z|±HH:MM)` → ms since the epoch.
@@ -123,9 +123,10 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     }
     let offset_min = match s.get(at..)? {
         "Z" | "z" => 0,
-        o if o.len() == 6 && matches!(&o[..1], "+" | "-") && &o[3..4] == ":" => {
+        // Bytes, not str slices: a multibyte character must not panic.
+        o if o.len() == 6 && matches!(o.as_bytes()[0], b'+' | b'-') && o.as_bytes()[3] == b':' => {
             let m = num(at + 1..at + 3)? * 60 + num(at + 4..at + 6)?;
-            if &o[..1] == "-" { -m } else { m }
+            if o.as_bytes()[0] == b'-' { -m } else { m }
         }
         _ => return None,
     };
@@ -219,7 +220,10 @@ pub fn plan(cfg: &Config, mem: &Memory, s: &Standing, now_ms: i64) -> Plan {
         let rate = mem.charge_pct_per_min.unwrap_or(assumed).max(1e-3);
         let need_min = (s.target_pct - b).max(0.0) / rate;
         if left_min - need_min <= slack_min {
-            return Plan::Urgent { departure_ms: dep };
+            // Overdue ones rank as leaving now, not before those that are.
+            return Plan::Urgent {
+                departure_ms: dep.max(now_ms),
+            };
         }
     } else if b >= s.target_pct && left_min <= slack_min {
         // Only in the last `departure_slack_s`: earlier, it may yield and
@@ -254,6 +258,9 @@ mod tests {
             "2026-01-13T16:30:00+0100",
             "2026-01-13T16:30:00.Z",
             "2026-01-13T1a:30:00Z",
+            "2026-01-13T16:30:00é1:00",
+            "2026-01-13T16:30:00+1é00",
+            "2026-01-13T16:30:00+01é0",
         ] {
             assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
         }
@@ -324,9 +331,7 @@ mod tests {
         assert_eq!(plan(&cfg, &mem, &s(90.0, -5, false), 0), Plan::Holding);
         assert_eq!(
             plan(&cfg, &mem, &s(70.0, -5, true), 0),
-            Plan::Urgent {
-                departure_ms: -5 * min
-            }
+            Plan::Urgent { departure_ms: 0 }
         );
         // No departure, or no battery: free.
         let none = Standing {

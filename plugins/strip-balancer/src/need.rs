@@ -28,7 +28,12 @@ use crate::plan::{Memory, Why};
 use hearth_plugin_sdk::State;
 
 /// A battery reading that moves more than this between two ticks (1 s)
-/// is another laptop, %.
+/// is another laptop, %. A sensor that reports seldom (every few minutes,
+/// or after the laptop slept) can move more than this on its own: then
+/// what was learned is forgotten needlessly (the assumed draw and rates
+/// are used again: conservative). A swap between two laptops within this
+/// of each other is not seen here; the holder's change or the learned
+/// draw's own checks may still see it.
 pub const SWAP_JUMP_PCT: f64 = 5.0;
 
 /// Below this an outlet on and settled has nothing plugged, A (≈ 5 W at
@@ -90,11 +95,7 @@ pub fn update(cfg: &Config, mem: &mut Memory, s: &Seen) -> Option<Why> {
     if jumped || mem.holder.is_some_and(|h| h != s.holder) {
         mem.satisfied_at_pct = None;
         mem.nothing_plugged = false;
-        mem.learned_draw_a = None;
-        mem.rate_anchor = None;
-        mem.rate_last_pct = None;
-        mem.charge_pct_per_min = None;
-        mem.drain_pct_per_min = None;
+        forget_laptop(mem);
     }
     learn_draw(mem, s);
     mem.holder = Some(s.holder);
@@ -124,13 +125,23 @@ pub fn update(cfg: &Config, mem: &mut Memory, s: &Seen) -> Option<Why> {
     }
 }
 
+/// Forgets what was learned of the laptop on the outlet (its draw, its
+/// charge and drain rates): another one may sit there now.
+fn forget_laptop(mem: &mut Memory) {
+    mem.learned_draw_a = None;
+    mem.rate_anchor = None;
+    mem.rate_last_pct = None;
+    mem.charge_pct_per_min = None;
+    mem.drain_pct_per_min = None;
+}
+
 /// Updates [`Memory::learned_draw_a`] (see the module doc).
 fn learn_draw(mem: &mut Memory, s: &Seen) {
     let rose_while_off =
         !s.on && matches!((mem.last_battery_pct, s.battery_pct), (Some(a), Some(b)) if b > a + 0.5);
     let gone = mem.last_battery_pct.is_some() && s.battery_pct.is_none();
     if rose_while_off || gone {
-        mem.learned_draw_a = None;
+        forget_laptop(mem);
     }
     mem.last_battery_pct = s.battery_pct;
     if s.on && s.settled {

@@ -166,9 +166,10 @@ impl<S: Strategy> Plugin<S> {
                     // the latch holds: it must not leave short.
                     wants: battery.is_some_and(|b| b < target_pct)
                         && no_need != Some(Why::NothingPlugged),
-                    departure_ms: user
-                        .and_then(|u| u.departure.as_deref())
-                        .and_then(|e| departure::departure_ms(e, now_ms)),
+                    departure_ms: user.and_then(|u| u.departure.as_deref()).and_then(|e| {
+                        let overdue_ms = (self.cfg.departure_slack_s * 1000.0) as i64;
+                        departure::departure_ms(e, now_ms, overdue_ms)
+                    }),
                 },
                 now_ms,
             );

@@ -145,4 +145,32 @@ mod tests {
                 .all(|l| l.leave_ms <= 11 * 3_600_000 && l.arrive_ms >= 0)
         );
     }
+
+    #[test]
+    fn declarations_do_not_change_the_laptops() {
+        let blocks = [(0, 11 * 3_600_000)];
+        let none = ArrivalSpec::default().draw(&blocks);
+        let told = ArrivalSpec {
+            departure_declared_share: 1.0,
+            departure_error_min: 20.0,
+            ..ArrivalSpec::default()
+        }
+        .draw(&blocks);
+        assert!(none.iter().all(|l| l.declared_leave_ms.is_none()));
+        assert_eq!(told.len(), none.len());
+        for (t, n) in told.iter().zip(&none) {
+            let d = t.declared_leave_ms.expect("every one told");
+            assert!((d - t.leave_ms).abs() <= 20 * 60_000, "{t:?}");
+            let same = LaptopSpec {
+                declared_leave_ms: None,
+                ..t.clone()
+            };
+            assert_eq!(&same, n);
+        }
+        // Some are off by more than a minute: the error is applied.
+        assert!(
+            told.iter()
+                .any(|l| (l.declared_leave_ms.unwrap() - l.leave_ms).abs() > 60_000)
+        );
+    }
 }

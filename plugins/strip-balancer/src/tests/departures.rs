@@ -11,9 +11,13 @@ use hearth_plugin_sdk::serde_json::{Value, json};
 /// A 2.5 A strip: room for one 1.5 A laptop at a time; u1 and u2 give
 /// departures; assumed 1 %/min, 10 min slack; no min on/off.
 fn config() -> Value {
+    config_with_strip(2.5)
+}
+
+fn config_with_strip(strip_a: f64) -> Value {
     json!({
         "circuits": [{"id": "wall", "max_current_a": 16}],
-        "strips": [{"id": "s", "circuit": "wall", "max_current_a": 2.5}],
+        "strips": [{"id": "s", "circuit": "wall", "max_current_a": strip_a}],
         "outlets": [
             {"switch": "switch.o1", "strip": "s", "current": "sensor.o1_current", "user": "u1"},
             {"switch": "switch.o2", "strip": "s", "current": "sensor.o2_current", "user": "u2"},
@@ -123,25 +127,61 @@ fn at_target_it_holds_its_slot_in_the_last_minutes_then_yields_after() {
     assert!(w.is_on("switch.o2"), "{}", w.why("switch.o2"));
     assert_eq!(w.why("switch.o2"), "holding for departure");
     assert!(!w.is_on("switch.o1"));
-    // The same at 95 %: it can yield and still leave at its target.
-    w.battery("sensor.u2_battery", 95.0);
+    // The same at 89 % (a step of less than SWAP_JUMP_PCT: the same
+    // laptop): it can yield and still leave at its target.
+    w.battery("sensor.u2_battery", 89.0);
     run(&mut w, 10);
     assert!(!w.is_on("switch.o2") && w.is_on("switch.o1"));
 }
 
 #[test]
-fn limits_still_shed_a_laptop_racing_its_departure() {
-    let mut w = World::<Balancer>::new(config());
+fn a_laptop_racing_its_departure_is_shed_last_but_shed() {
+    // A 3.5 A strip: both laptops fit at 1.5 A.
+    let mut w = World::<Balancer>::new(config_with_strip(3.5));
     w.battery("sensor.u1_battery", 50.0);
-    w.battery("sensor.u2_battery", 50.0);
+    w.battery("sensor.u2_battery", 30.0);
     w.set("sensor.u1_departure", &at(20));
     w.set("sensor.u2_departure", "unavailable");
     run(&mut w, 10);
-    assert!(w.is_on("switch.o1"));
+    assert!(w.is_on("switch.o1") && w.is_on("switch.o2"));
     assert_eq!(w.why("switch.o1"), "departure soon");
-    // Its charger draws 3 A on a 2.5 A strip: shed within the tick.
-    w.set("sensor.o1_current", "3.0");
+    // Both draw 2 A: 4 A > 3.5 A. Highest battery first would shed u1;
+    // u1 races its departure, so u2 goes.
+    w.set("sensor.o1_current", "2.0");
+    w.set("sensor.o2_current", "2.0");
     w.tick();
+    w.check_limits().unwrap();
+    assert!(w.is_on("switch.o1") && !w.is_on("switch.o2"));
+    // u1 alone draws 4 A: shed too, racing or not.
+    w.set("sensor.o1_current", "4.0");
+    w.set("sensor.o2_current", "0");
+    w.tick();
+    w.check_limits().unwrap();
     assert!(!w.is_on("switch.o1"));
     assert_eq!(w.why("switch.o1"), "limit");
+}
+
+#[test]
+fn a_laptop_latched_at_its_target_charges_again_when_its_departure_needs_it() {
+    let mut w = World::<Balancer>::new(config_with_strip(3.5));
+    w.set("sensor.u1_departure", &at(8 * 60));
+    w.set("sensor.u2_departure", &at(8 * 60));
+    w.battery("sensor.u2_battery", 30.0);
+    w.battery("sensor.u1_battery", 80.0);
+    run(&mut w, 5);
+    // u1 reached its target (latched until below 70 %); it is switched
+    // off by hand and drains to 76 %: still latched, so it stays off.
+    for b in [79.0, 77.0, 76.0] {
+        w.battery("sensor.u1_battery", b);
+        run(&mut w, 2);
+    }
+    w.set("switch.o1", "off");
+    run(&mut w, 2);
+    assert!(!w.is_on("switch.o1"));
+    assert_eq!(w.why("switch.o1"), "target reached");
+    // Its user now leaves in 10 min: 4 % short at 1 %/min + 10 min slack.
+    w.set("sensor.u1_departure", &at(10));
+    run(&mut w, 3);
+    assert!(w.is_on("switch.o1"), "{}", w.why("switch.o1"));
+    assert_eq!(w.why("switch.o1"), "departure soon");
 }

@@ -15,6 +15,8 @@
 //!   [`problem_sensor`] and the [`EntityDecl`] builder methods;
 //! - state across restarts and swaps: [`save_json`], [`restore_json`];
 //! - config: [`parse_config`];
+//! - time stamps: [`time`] (RFC 3339 with an offset, civil dates; no
+//!   time-zone database in the sandbox);
 //! - logging through the bridge: [`log`], [`info`], [`warn`], [`error`], [`debug`];
 //! - the outcome of each service call: [`Controller::on_call_result`]
 //!   (a [`CallResult`]: accepted, or refused with the host's reason);
@@ -68,6 +70,7 @@ use testing::fake_host as host;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+pub mod time;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};

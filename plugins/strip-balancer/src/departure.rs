@@ -83,70 +83,9 @@ pub fn departure_ms(entity: &str, now_ms: i64, overdue_max_ms: i64) -> Option<i6
         .filter(|&t| t > now_ms.saturating_sub(overdue_max_ms))
 }
 
-/// `YYYY-MM-DD[T ]HH:MM[:SS[.fff]](Z|±HH:MM)` → ms since the epoch.
-/// A time without an offset is refused: the plugin has no time zone.
-pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let t = s.get(r)?;
-        t.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| t.parse().ok())?
-    };
-    if b.len() < 17 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi) = (num(11..13)?, num(14..16)?);
-    if b[13] != b':' {
-        return None;
-    }
-    let mut at = 16;
-    let mut sec = 0;
-    let mut ms = 0;
-    if b.get(at) == Some(&b':') {
-        sec = num(at + 1..at + 3)?;
-        at += 3;
-        if b.get(at) == Some(&b'.') {
-            let start = at + 1;
-            let mut end = start;
-            while end < b.len() && b[end].is_ascii_digit() {
-                end += 1;
-            }
-            if end == start {
-                return None;
-            }
-            let frac = &s[start..end.min(start + 3)];
-            ms = frac.parse::<i64>().ok()? * 10_i64.pow(3 - frac.len() as u32);
-            at = end;
-        }
-    }
-    let offset_min = match s.get(at..)? {
-        "Z" | "z" => 0,
-        // Bytes, not str slices: a multibyte character must not panic.
-        o if o.len() == 6 && matches!(o.as_bytes()[0], b'+' | b'-') && o.as_bytes()[3] == b':' => {
-            let m = num(at + 1..at + 3)? * 60 + num(at + 4..at + 6)?;
-            if o.as_bytes()[0] == b'-' { -m } else { m }
-        }
-        _ => return None,
-    };
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let days = days_from_civil(y, mo, d);
-    Some(((days * 24 + h) * 60 + mi - offset_min) * 60_000 + sec * 1000 + ms)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+/// RFC 3339 with an offset → ms since the epoch (the SDK's parser, see
+/// [`hearth_plugin_sdk::time::parse_rfc3339_ms`]).
+pub use hearth_plugin_sdk::time::parse_rfc3339_ms;
 
 /// Learns the charge (`on`) or drain (off) rate from the battery reading
 /// `pct` at `now_ms` (see the module doc). `charging`: on and settled;
@@ -239,32 +178,6 @@ pub fn plan(cfg: &Config, mem: &Memory, s: &Standing, now_ms: i64) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_forms() {
-        // 2026-01-13T16:30:00Z = 1768321800 s.
-        let z = 1_768_321_800_000;
-        assert_eq!(parse_rfc3339_ms("2026-01-13T16:30:00Z"), Some(z));
-        assert_eq!(parse_rfc3339_ms("2026-01-13T17:30:00+01:00"), Some(z));
-        assert_eq!(parse_rfc3339_ms("2026-01-13 16:30:00+00:00"), Some(z));
-        assert_eq!(parse_rfc3339_ms("2026-01-13T16:30Z"), Some(z));
-        assert_eq!(parse_rfc3339_ms("2026-01-13T16:30:00.25Z"), Some(z + 250));
-        assert_eq!(parse_rfc3339_ms("2026-01-13T12:30:00-04:00"), Some(z));
-        for bad in [
-            "2026-01-13T16:30:00",
-            "2026-13-13T16:30:00Z",
-            "unknown",
-            "",
-            "2026-01-13T16:30:00+0100",
-            "2026-01-13T16:30:00.Z",
-            "2026-01-13T1a:30:00Z",
-            "2026-01-13T16:30:00é1:00",
-            "2026-01-13T16:30:00+1é00",
-            "2026-01-13T16:30:00+01é0",
-        ] {
-            assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn rates_are_learned_from_reading_edges() {

@@ -46,5 +46,6 @@ pub mod logging;
 pub mod plugins;
 pub mod recorder;
 pub mod shutdown;
+pub mod solar;
 pub mod twin;
 pub mod usage;

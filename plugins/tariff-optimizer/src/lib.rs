@@ -9,5 +9,24 @@
 //!
 //! - [`problem`]: what is planned (the contract between the plugin shell,
 //!   the solver, the LP export and `hearth plan`).
+//! - [`config`], [`time`]: the plugins' config and local times;
+//!   [`inputs`]: forecasts and entities → a [`problem::Problem`];
+//!   [`planner`]: the shell's view of a plan; [`drive`]: switch commands;
+//!   [`shell`]: the optimizer plugin; [`baselines`]: fixed-times and
+//!   off-peak-rule.
 
+pub mod baselines;
+pub mod config;
+pub mod drive;
+pub mod inputs;
+pub mod planner;
 pub mod problem;
+pub mod shell;
+pub mod time;
+
+/// The optimizer plugin (`builtin:tariff-optimizer`).
+pub use shell::TariffOptimizer;
+/// What a person does: loads at set hours (`builtin:fixed-times`).
+pub use baselines::fixed_times::FixedTimes;
+/// The French off-peak contactor (`builtin:off-peak-rule`).
+pub use baselines::off_peak_rule::OffPeakRule;

@@ -1,0 +1,425 @@
+//! What the optimizer reads, turned into a [`Problem`]: the plan grid, the
+//! host's forecasts sampled onto it (with documented fallbacks), and each
+//! load's entities.
+//!
+//! - The grid: steps of `step_s` aligned to multiples of `step_s` since the
+//!   epoch; step 0 is the step `now` is in (partly past), so a re-plan in
+//!   the middle of a step keeps its boundaries.
+//! - Forecast series (each sample holds until the next, NaN = a gap): the
+//!   mean over each step. Where a series is missing, or before its first
+//!   sample, or in a gap, the fallback applies: `price` → `import_price`,
+//!   `export-price` → `export_price`, `base-load` → `base_load_w`,
+//!   `pv-power` → 0 W (no PV). The last sample holds to the horizon's end.
+//! - Loads, in config order (the problem holds only those with something to
+//!   plan; [`Built::index`] maps them back):
+//!   - a machine (`sequence`): loaded (`ready` on) and not started: window
+//!     from step 0 to its `deadline` entity (RFC 3339; none, unavailable or
+//!     in the past: the end of the horizon / the programme's length, i.e.
+//!     as soon as possible); started (its relay switched on while loaded,
+//!     in [`Memory`]): `Sequence{started: Some(k)}`, k = steps since the
+//!     step it started in, so a re-plan never moves it; done when `ready`
+//!     goes off;
+//!   - an EV (`battery`): plugged and below target: energy
+//!     `(target − soc) × capacity / efficiency` by its departure (`deadline`
+//!     entity; none: the horizon's end), capped to what `max_w` can deliver
+//!     in the window (an overdue departure charges in step 0);
+//!   - a water heater (`thermal`): the tank temperature now, daily `ready`
+//!     (`at` local → the step starting at or before it; steps 1.. only) and
+//!     `draws` (heat Wh in the step containing `at`). Without a temperature
+//!     reading it is left out (and left enabled: its thermostat regulates).
+
+use crate::config::{Config, LoadConfig, SequenceConfig};
+use crate::problem::{Battery, Load, LoadKind, Problem, Sequence, Thermal};
+use crate::time::parse_rfc3339_ms;
+use hearth_plugin_sdk::{Reading, Sample, State, forecast};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Heat capacity of water, Wh/(l·K).
+pub const WATER_WH_PER_L_K: f64 = 1.163;
+
+/// Forecast series the optimizer reads.
+pub const PRICE: &str = "price";
+pub const EXPORT_PRICE: &str = "export-price";
+pub const PV_POWER: &str = "pv-power";
+pub const BASE_LOAD: &str = "base-load";
+
+/// The plan grid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grid {
+    pub start_ms: i64,
+    pub step_ms: i64,
+    pub steps: usize,
+}
+
+impl Grid {
+    pub fn new(cfg: &Config, now_ms: i64) -> Grid {
+        let step_ms = cfg.step_s as i64 * 1000;
+        Grid {
+            start_ms: now_ms.div_euclid(step_ms) * step_ms,
+            step_ms,
+            steps: cfg.steps(),
+        }
+    }
+
+    pub fn end_ms(&self) -> i64 {
+        self.start_ms + self.steps as i64 * self.step_ms
+    }
+
+    /// The step `t_ms` falls in (may be negative or ≥ steps).
+    pub fn step_of(&self, t_ms: i64) -> i64 {
+        (t_ms - self.start_ms).div_euclid(self.step_ms)
+    }
+}
+
+/// What the plugin remembers across re-plans (and restarts): the machines
+/// it started (load id → start time, ms).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Memory {
+    pub started: BTreeMap<String, i64>,
+}
+
+/// How much of a series came from the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coverage {
+    /// Every step from the series.
+    Full,
+    /// Some steps (or parts) from the fallback.
+    Partial,
+    /// No series: the fallback everywhere.
+    Missing,
+}
+
+/// The step-mean of a step series (each sample holds until the next; NaN:
+/// a gap) over each step of `grid`; `fallback` where it is not known.
+pub fn sample_onto(samples: &[Sample], grid: &Grid, fallback: f64) -> (Vec<f64>, Coverage) {
+    if samples.is_empty() {
+        return (vec![fallback; grid.steps], Coverage::Missing);
+    }
+    let mut out = Vec::with_capacity(grid.steps);
+    let mut unknown_ms = 0_i64;
+    for k in 0..grid.steps {
+        let (a, b) = (
+            grid.start_ms + k as i64 * grid.step_ms,
+            grid.start_ms + (k as i64 + 1) * grid.step_ms,
+        );
+        let mut sum = 0.0;
+        // Before the first sample.
+        let first = samples[0].time_ms;
+        if first > a {
+            let span = first.min(b) - a;
+            sum += fallback * span as f64;
+            unknown_ms += span;
+        }
+        for (i, s) in samples.iter().enumerate() {
+            let until = samples.get(i + 1).map_or(i64::MAX, |n| n.time_ms);
+            let (lo, hi) = (s.time_ms.max(a), until.min(b));
+            if hi <= lo {
+                continue;
+            }
+            let span = (hi - lo) as f64;
+            if s.value.is_finite() {
+                sum += s.value * span;
+            } else {
+                sum += fallback * span;
+                unknown_ms += hi - lo;
+            }
+        }
+        out.push(sum / grid.step_ms as f64);
+    }
+    let cov = if unknown_ms == 0 {
+        Coverage::Full
+    } else {
+        Coverage::Partial
+    };
+    (out, cov)
+}
+
+/// The host's `series` over the grid (with the sample in force at its
+/// start), sampled by [`sample_onto`].
+pub fn read_series(series: &str, grid: &Grid, fallback: f64) -> (Vec<f64>, Coverage) {
+    let mut s = forecast(series, grid.start_ms, grid.end_ms());
+    if s.first().is_none_or(|f| f.time_ms > grid.start_ms) {
+        // The bridge starts a range with the sample in force; a host that
+        // does not (or a series that starts later) is looked back a day.
+        let back = forecast(series, grid.start_ms - 86_400_000, grid.start_ms);
+        if let Some(last) = back.into_iter().rfind(|b| b.time_ms <= grid.start_ms) {
+            s.retain(|x| x.time_ms > last.time_ms);
+            s.insert(0, last);
+        }
+    }
+    sample_onto(&s, grid, fallback)
+}
+
+/// The problem built at one instant, and how.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub problem: Problem,
+    /// Config index of each of the problem's loads.
+    pub index: Vec<usize>,
+    /// How each forecast series was covered: (series, coverage).
+    pub coverage: Vec<(&'static str, Coverage)>,
+    /// Thermal loads left out for want of a temperature (config index).
+    pub blind_thermal: Vec<usize>,
+    /// Remarks worth a log line (a deadline already missed …).
+    pub notes: Vec<String>,
+}
+
+/// `binary_sensor` on/off (`None`: unavailable or missing).
+pub fn is_on(entity: &str) -> Option<bool> {
+    State::get(entity)?.is_on()
+}
+
+/// A timestamp entity's value, ms (`None`: unavailable, missing or not
+/// RFC 3339).
+pub fn timestamp_ms(entity: &str) -> Option<i64> {
+    let r = Reading::get(entity);
+    let s = r.state()?;
+    parse_rfc3339_ms(s.state.trim()).or_else(|| {
+        let ts = s.attributes.get("timestamp")?.as_f64()?;
+        ts.is_finite().then_some((ts * 1000.0) as i64)
+    })
+}
+
+/// A number entity's value.
+pub fn number(entity: &str) -> Option<f64> {
+    Reading::get(entity).number()
+}
+
+/// The programme's profile resampled onto plan steps of `step_s`: the
+/// mean power of each plan step from its start (the last step padded with
+/// 0 W).
+pub fn profile_on_grid(s: &SequenceConfig, step_s: u32) -> Vec<f64> {
+    let p = s.profile_step_s as f64;
+    let total = s.profile_w.len() as f64 * p;
+    let n = (total / step_s as f64 - 1e-9).ceil().max(1.0) as usize;
+    (0..n)
+        .map(|k| {
+            let (a, b) = (k as f64 * step_s as f64, (k + 1) as f64 * step_s as f64);
+            let wh: f64 = s
+                .profile_w
+                .iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    let (lo, hi) = ((i as f64 * p).max(a), ((i + 1) as f64 * p).min(b));
+                    w * (hi - lo).max(0.0)
+                })
+                .sum();
+            wh / step_s as f64
+        })
+        .collect()
+}
+
+/// Energy still to charge, Wh from the grid (0 at or above target).
+pub fn battery_need_wh(soc_pct: f64, target_pct: f64, capacity_wh: f64, efficiency: f64) -> f64 {
+    ((target_pct - soc_pct).max(0.0) / 100.0 * capacity_wh / efficiency).max(0.0)
+}
+
+/// A machine's state for the shell: loaded, started by us (and when).
+pub fn machine_started_step(grid: &Grid, started_ms: i64) -> usize {
+    grid.step_of(started_ms).min(0).unsigned_abs() as usize
+}
+
+/// Reads everything and builds the problem at `now_ms`.
+pub fn build(cfg: &Config, now_ms: i64, mem: &Memory) -> Built {
+    let grid = Grid::new(cfg, now_ms);
+    let (import_price, c1) = read_series(PRICE, &grid, cfg.import_price);
+    let (export_price, c2) = read_series(EXPORT_PRICE, &grid, cfg.export_price);
+    let (pv_w, c3) = read_series(PV_POWER, &grid, 0.0);
+    let (base_w, c4) = read_series(BASE_LOAD, &grid, cfg.base_load_w);
+    let coverage = vec![
+        (PRICE, c1),
+        (EXPORT_PRICE, c2),
+        (PV_POWER, c3),
+        (BASE_LOAD, c4),
+    ];
+    let steps = grid.steps;
+    let dt_h = cfg.step_s as f64 / 3600.0;
+    let mut loads = Vec::new();
+    let mut index = Vec::new();
+    let mut blind_thermal = Vec::new();
+    let mut notes = Vec::new();
+    let deadline_step = |entity: &Option<String>| -> Option<i64> {
+        entity
+            .as_deref()
+            .and_then(timestamp_ms)
+            .map(|t| grid.step_of(t))
+    };
+    for (i, l) in cfg.loads.iter().enumerate() {
+        let kind;
+        let (mut earliest, mut deadline) = (0, steps);
+        match l {
+            LoadConfig::Sequence(s) => {
+                let profile = profile_on_grid(s, cfg.step_s);
+                if let Some(&t0) = mem.started.get(&s.id) {
+                    let k = machine_started_step(&grid, t0).min(profile.len() - 1);
+                    kind = LoadKind::Sequence(Sequence {
+                        profile_w: profile,
+                        started: Some(k),
+                    });
+                } else if is_on(&s.ready) == Some(true) {
+                    let len = profile.len();
+                    if let Some(d) = deadline_step(&s.deadline) {
+                        if d < len as i64 {
+                            notes.push(format!(
+                                "{}: its deadline leaves less than the programme's {} steps: as soon as possible",
+                                s.id, len
+                            ));
+                        }
+                        deadline = (d.max(len as i64) as usize).min(steps);
+                    }
+                    kind = LoadKind::Sequence(Sequence {
+                        profile_w: profile,
+                        started: None,
+                    });
+                } else {
+                    continue;
+                }
+            }
+            LoadConfig::Battery(b) => {
+                if is_on(&b.plugged) != Some(true) {
+                    continue;
+                }
+                let Some(soc) = number(&b.soc) else {
+                    notes.push(format!("{}: {} has no reading: not charged", b.id, b.soc));
+                    continue;
+                };
+                let need = battery_need_wh(soc, b.target_pct, b.capacity_wh, b.efficiency);
+                if need <= 0.0 {
+                    continue;
+                }
+                if let Some(d) = deadline_step(&b.deadline) {
+                    if d < 1 {
+                        notes.push(format!("{}: departure overdue: charging now", b.id));
+                    }
+                    deadline = (d.max(1) as usize).min(steps);
+                }
+                let most = 0.999 * b.max_w * dt_h * deadline as f64;
+                if need > most {
+                    notes.push(format!(
+                        "{}: {:.0} Wh needed, at most {:.0} Wh by its departure",
+                        b.id, need, most
+                    ));
+                }
+                kind = LoadKind::Battery(Battery {
+                    max_w: b.max_w,
+                    energy_wh: need.min(most),
+                    semi_continuous: true,
+                });
+            }
+            LoadConfig::Thermal(t) => {
+                let Some(temp_c) = number(&t.temperature) else {
+                    blind_thermal.push(i);
+                    continue;
+                };
+                let mut ready: Vec<(usize, f64)> = Vec::new();
+                for r in &t.ready {
+                    for at in
+                        r.at.occurrences(grid.start_ms, grid.end_ms(), cfg.utc_offset_min)
+                    {
+                        let k = grid.step_of(at);
+                        if k >= 1 && (k as usize) < steps {
+                            ready.push((k as usize, r.min_c));
+                        }
+                    }
+                }
+                ready.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+                ready.dedup_by_key(|r| r.0);
+                let mut draw_wh = vec![0.0; steps];
+                for d in &t.draws {
+                    for at in
+                        d.at.occurrences(grid.start_ms, grid.end_ms(), cfg.utc_offset_min)
+                    {
+                        let k = grid.step_of(at);
+                        if (0..steps as i64).contains(&k) {
+                            draw_wh[k as usize] += d.wh;
+                        }
+                    }
+                }
+                kind = LoadKind::Thermal(Thermal {
+                    nominal_w: t.nominal_w,
+                    temp_c,
+                    capacity_wh_per_k: t.volume_l * WATER_WH_PER_L_K,
+                    loss_w_per_k: t.loss_w_per_k,
+                    ambient_c: t.ambient_c,
+                    max_c: t.max_c,
+                    ready,
+                    draw_wh,
+                });
+            }
+        }
+        earliest = earliest.min(deadline);
+        loads.push(Load {
+            id: l.id().to_string(),
+            earliest,
+            deadline,
+            kind,
+        });
+        index.push(i);
+    }
+    Built {
+        problem: Problem {
+            start_ms: grid.start_ms,
+            step_s: cfg.step_s,
+            steps,
+            import_price,
+            export_price,
+            pv_w,
+            base_w,
+            import_limit_w: cfg.import_limit_w,
+            export_limit_w: cfg.export_limit_w,
+            objective: cfg.objective,
+            loads,
+        },
+        index,
+        coverage,
+        blind_thermal,
+        notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(t: i64, v: f64) -> Sample {
+        Sample {
+            time_ms: t,
+            value: v,
+        }
+    }
+
+    #[test]
+    fn step_means_and_fallbacks() {
+        let g = Grid {
+            start_ms: 0,
+            step_ms: 1000,
+            steps: 3,
+        };
+        // 1 on [0, 500), 3 from 500 on: 2, 3, 3.
+        let (v, c) = sample_onto(&[s(0, 1.0), s(500, 3.0)], &g, 9.0);
+        assert_eq!((v, c), (vec![2.0, 3.0, 3.0], Coverage::Full));
+        // Starts at 1500: fallback 9 before; a gap [2000, 2500).
+        let (v, c) = sample_onto(&[s(1500, 1.0), s(2000, f64::NAN), s(2500, 3.0)], &g, 9.0);
+        assert_eq!((v, c), (vec![9.0, 5.0, 6.0], Coverage::Partial));
+        assert_eq!(sample_onto(&[], &g, 4.0), (vec![4.0; 3], Coverage::Missing));
+    }
+
+    #[test]
+    fn profiles_are_resampled_onto_the_grid() {
+        let seq: SequenceConfig = serde_json::from_value(serde_json::json!({
+            "id": "m", "switch": "switch.m", "ready": "binary_sensor.m",
+            "profile_w": [2000, 2000, 300, 300, 600], "profile_step_s": 900
+        }))
+        .unwrap();
+        assert_eq!(profile_on_grid(&seq, 1800), vec![2000.0, 300.0, 300.0]);
+        assert_eq!(
+            profile_on_grid(&seq, 900),
+            vec![2000.0, 2000.0, 300.0, 300.0, 600.0]
+        );
+        assert_eq!(profile_on_grid(&seq, 3600), vec![1150.0, 150.0]);
+        assert_eq!(battery_need_wh(35.0, 80.0, 40_000.0, 0.9), 20_000.0);
+        assert_eq!(battery_need_wh(85.0, 80.0, 40_000.0, 0.9), 0.0);
+    }
+}

@@ -1,0 +1,250 @@
+//! The optimizer plugin through the SDK's harness: planned starts, started
+//! machines never moved, re-plans on a deadline change, forecast fallbacks,
+//! memory across a restart.
+
+mod common;
+
+use common::*;
+use hearth_plugin_sdk::serde_json::{Value, json};
+use hearth_plugin_sdk::testing::Harness;
+use hearth_tariff_optimizer::TariffOptimizer;
+
+fn warned(h: &Harness<TariffOptimizer>, what: &str) -> usize {
+    h.logs().iter().filter(|(_, m)| m.contains(what)).count()
+}
+
+fn problem(out: &hearth_plugin_sdk::Output) -> Value {
+    attrs(out, "optim_status").expect("optim_status published")["problem"].clone()
+}
+
+/// A washing machine loaded at T0, done by `deadline`, prices `p`.
+fn loaded_machine(p: &[f64], deadline: i64) -> Harness<TariffOptimizer> {
+    let mut h = Harness::<TariffOptimizer>::new(config(vec![washing_machine()])).unwrap();
+    h.set_forecast("price", series(p));
+    h.set_state("switch.washing_machine", "off", Value::Null);
+    h.set_state("sensor.washing_machine_power", "0", Value::Null);
+    h.set_state(
+        "sensor.washing_machine_deadline",
+        &iso(deadline),
+        Value::Null,
+    );
+    h
+}
+
+#[test]
+fn a_machine_starts_at_its_planned_start_and_a_replan_never_moves_it() {
+    // Cheap 05:00-06:30 (steps 10-12): the programme's three 30-min steps
+    // (2000, 300, 350 W) fit exactly there.
+    let mut h = loaded_machine(&prices(0.30, 0.10, 10..13), T0 + 12 * HOUR);
+    let out = h.set_state("binary_sensor.washing_machine_ready", "on", Value::Null);
+    assert!(calls(&out).is_empty(), "{:?}", calls(&out));
+    let a = attrs(&out, "p_deferrable0").expect("replanned on loading");
+    assert_eq!(a["start"], json!(iso(T0 + 10 * STEP)), "{a}");
+    assert_eq!(a["load_id"], "washing_machine");
+    assert_eq!(a["deferrables_schedule"][10]["p_deferrable0"], "2000.00");
+
+    let mut t = T0;
+    let started = loop {
+        t += 5 * MIN;
+        assert!(t < T0 + 12 * HOUR, "never started");
+        let out = h.tick(t);
+        if !out.calls().is_empty() {
+            assert_eq!(calls(&out), ["turn_on switch.washing_machine"]);
+            break t;
+        }
+    };
+    assert_eq!(started, T0 + 10 * STEP, "started at its planned start");
+    h.set_state("switch.washing_machine", "on", Value::Null);
+    h.set_state("sensor.washing_machine_power", "2000", Value::Null);
+
+    // Now the running steps are dear and 10:00 is cheap: a plan from
+    // scratch would stop it and start it again at 10:00.
+    let mut dear = prices(0.30, 0.05, 20..23);
+    for p in &mut dear[10..13] {
+        *p = 1.0;
+    }
+    h.set_forecast("price", series(&dear));
+    let mut t = started;
+    while t < started + 3 * STEP {
+        t += 5 * MIN;
+        let out = h.tick(t);
+        assert!(calls(&out).is_empty(), "at {}: {:?}", iso(t), calls(&out));
+        let k = (((t - started) / STEP) as usize).min(2);
+        let load = &problem(&out)["loads"][0];
+        assert_eq!(load["kind"]["started"], json!(k), "{load}");
+        let sched = &attrs(&out, "p_deferrable0").unwrap()["deferrables_schedule"];
+        let want = ["2000.00", "300.00", "350.00"][k];
+        assert_eq!(sched[0]["p_deferrable0"], want, "{sched}");
+    }
+    // Done: the relay goes off.
+    let out = h.set_state("binary_sensor.washing_machine_ready", "off", Value::Null);
+    assert_eq!(calls(&out), ["turn_off switch.washing_machine"]);
+    assert!(h.plugin().memory().started.is_empty());
+}
+
+#[test]
+fn a_deadline_change_replans_at_once() {
+    // Cheapest at 15:00; done by 20:00 leaves it there.
+    let mut h = loaded_machine(&prices(0.30, 0.10, 30..33), T0 + 20 * HOUR);
+    let out = h.set_state("binary_sensor.washing_machine_ready", "on", Value::Null);
+    assert!(calls(&out).is_empty());
+    assert_eq!(
+        attrs(&out, "p_deferrable0").unwrap()["start"],
+        json!(iso(T0 + 30 * STEP))
+    );
+    // Needed in 90 min: the programme's length, so it starts now.
+    h.set_now(T0 + 2 * MIN);
+    let out = h.set_state(
+        "sensor.washing_machine_deadline",
+        &iso(T0 + 90 * MIN),
+        Value::Null,
+    );
+    assert_eq!(calls(&out), ["turn_on switch.washing_machine"]);
+    assert_eq!(
+        attrs(&out, "p_deferrable0").unwrap()["start"],
+        json!(iso(T0))
+    );
+    // A change of an entity that is no trigger does not re-plan.
+    let out = h.set_state("sensor.washing_machine_power", "1990", Value::Null);
+    assert!(out.is_empty());
+}
+
+#[test]
+fn missing_forecasts_fall_back_to_the_config_and_say_so_once() {
+    let mut h = Harness::<TariffOptimizer>::new(config(vec![washing_machine(), ev()])).unwrap();
+    h.set_state("binary_sensor.ev_plugged", "on", Value::Null);
+    h.set_state("sensor.ev_battery", "35", Value::Null);
+    h.set_state("sensor.ev_departure", &iso(T0 + 10 * HOUR), Value::Null);
+    h.tick(T0);
+    let out = h.tick(T0 + 5 * MIN);
+    let st = attrs(&out, "optim_status").unwrap();
+    assert_eq!(
+        st["fallbacks"],
+        json!(["price", "export-price", "pv-power", "base-load"])
+    );
+    let p = &st["problem"];
+    let all = |key: &str, v: f64| {
+        let s = p[key].as_array().unwrap();
+        assert_eq!(s.len(), 48, "{key}");
+        assert!(s.iter().all(|x| x.as_f64() == Some(v)), "{key}: {s:?}");
+    };
+    all("import_price", 0.25);
+    all("export_price", 0.04);
+    all("pv_w", 0.0);
+    all("base_w", 400.0);
+    // The EV: (80 − 35) % of 40 kWh / 0.9, by 10:00 (step 20).
+    let ev = &p["loads"][0];
+    assert_eq!(ev["id"], "ev");
+    assert!(
+        (ev["kind"]["energy_wh"].as_f64().unwrap() - 20_000.0).abs() < 1e-6,
+        "{ev}"
+    );
+    assert_eq!(ev["deadline"], 20);
+    assert_eq!(
+        warned(&h, "`price` is missing: using import_price 0.25 €/kWh"),
+        1
+    );
+    assert_eq!(
+        warned(&h, "`export-price` is missing: using export_price 0.04"),
+        1
+    );
+    assert_eq!(warned(&h, "`pv-power` is missing: using 0 W (no PV)"), 1);
+    assert_eq!(
+        warned(&h, "`base-load` is missing: using base_load_w 400 W"),
+        1
+    );
+
+    // Half a day of prices: the last sample holds on (a step series), so
+    // it covers the horizon, and the series is back.
+    h.set_forecast("price", series(&[0.2; 24]));
+    let out = h.tick(T0 + 10 * MIN);
+    let price = attrs(&out, "optim_status").unwrap()["problem"]["import_price"].clone();
+    assert_eq!(
+        (price[23].as_f64(), price[47].as_f64()),
+        (Some(0.2), Some(0.2))
+    );
+    assert_eq!(warned(&h, "forecast `price` is back"), 1);
+    // A gap (NaN) is on the fallback, said once.
+    h.set_forecast("price", series(&[0.2, f64::NAN, 0.2]));
+    for t in [15, 20] {
+        let out = h.tick(T0 + t * MIN);
+        let price = attrs(&out, "optim_status").unwrap()["problem"]["import_price"].clone();
+        assert_eq!(
+            (price[0].as_f64(), price[1].as_f64()),
+            (Some(0.2), Some(0.25))
+        );
+    }
+    assert_eq!(warned(&h, "`price` is incomplete over the horizon"), 1);
+    assert_eq!(warned(&h, "`price` is missing"), 1);
+}
+
+#[test]
+fn a_started_machine_survives_a_restart() {
+    // Cheap now: it starts at once.
+    let mut h = loaded_machine(&prices(0.30, 0.10, 0..3), T0 + 12 * HOUR);
+    let out = h.set_state("binary_sensor.washing_machine_ready", "on", Value::Null);
+    assert_eq!(calls(&out), ["turn_on switch.washing_machine"]);
+    let saved = h.save();
+
+    // A new instance (fresh host) an hour later, with dear prices now.
+    let mut h = Harness::<TariffOptimizer>::new(config(vec![washing_machine()])).unwrap();
+    h.restore(&saved).unwrap();
+    h.set_forecast("price", series(&prices(1.0, 0.10, 20..23)));
+    h.set_state("switch.washing_machine", "on", Value::Null);
+    h.set_state("sensor.washing_machine_power", "300", Value::Null);
+    h.set_state(
+        "sensor.washing_machine_deadline",
+        &iso(T0 + 12 * HOUR),
+        Value::Null,
+    );
+    h.set_now(T0 + 2 * STEP + MIN);
+    let out = h.set_state("binary_sensor.washing_machine_ready", "on", Value::Null);
+    assert!(calls(&out).is_empty(), "{:?}", calls(&out));
+    // Two steps of its programme are done: one is left.
+    assert_eq!(problem(&out)["loads"][0]["kind"]["started"], 2);
+    assert_eq!(
+        attrs(&out, "p_deferrable0").unwrap()["deferrables_schedule"][0]["p_deferrable0"],
+        "350.00"
+    );
+}
+
+#[test]
+fn a_refused_start_is_not_a_start() {
+    let mut h = loaded_machine(&prices(0.30, 0.10, 0..3), T0 + 12 * HOUR);
+    let out = h.set_state("binary_sensor.washing_machine_ready", "on", Value::Null);
+    assert_eq!(calls(&out), ["turn_on switch.washing_machine"]);
+    h.refuse(&out.calls()[0], "device unavailable");
+    let out = h.tick(T0 + 5 * MIN);
+    assert!(h.plugin().memory().started.contains_key("washing_machine"));
+    // Sent again after the refusal, and the start is counted from then.
+    assert_eq!(calls(&out), ["turn_on switch.washing_machine"]);
+    assert_eq!(h.plugin().memory().started["washing_machine"], T0 + 5 * MIN);
+}
+
+#[test]
+fn describe_declares_the_emhass_entities() {
+    let h = Harness::<TariffOptimizer>::new(config(vec![water_heater(), washing_machine(), ev()]))
+        .unwrap();
+    let d = h.describe();
+    let ids: Vec<&str> = d.entities.iter().map(|e| e.object_id.as_str()).collect();
+    for want in [
+        "p_deferrable0",
+        "temp_predicted0",
+        "p_deferrable1",
+        "p_deferrable2",
+        "p_pv_forecast",
+        "p_load_forecast",
+        "p_grid_forecast",
+        "total_cost_fun_value",
+        "optim_status",
+    ] {
+        assert!(ids.contains(&want), "{want} not in {ids:?}");
+    }
+    assert!(!ids.contains(&"temp_predicted1"));
+    assert_eq!(
+        d.drives,
+        ["switch.water_heater", "switch.washing_machine", "switch.ev"]
+    );
+    assert!(d.reads.iter().any(|r| r == "sensor.ev_departure"));
+    assert_eq!(d.tick_period_ms, 300_000);
+}

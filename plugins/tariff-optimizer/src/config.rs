@@ -317,6 +317,36 @@ impl LoadConfig {
     }
 }
 
+/// One load by its `kind`, errors prefixed with `loads[i]`.
+fn parse_load(i: usize, mut v: serde_json::Value) -> Result<LoadConfig, String> {
+    fn inner<T: serde::de::DeserializeOwned>(i: usize, v: serde_json::Value) -> Result<T, String> {
+        hearth_plugin_sdk::parse_config(v).map_err(|e| {
+            let e = e.strip_prefix("config: ").unwrap_or(&e);
+            match e.strip_prefix('`') {
+                Some(rest) => format!("config: `loads[{i}].{rest}"),
+                None => format!("config: `loads[{i}]`: {e}"),
+            }
+        })
+    }
+    let kind = match v.as_object_mut().map(|o| o.remove("kind")) {
+        None => {
+            return Err(format!(
+                "config: `loads[{i}]`: expected an object with a `kind`, got {v}"
+            ));
+        }
+        Some(k) => k,
+    };
+    match kind.as_ref().and_then(|k| k.as_str()) {
+        Some("thermal") => inner(i, v).map(LoadConfig::Thermal),
+        Some("sequence") => inner(i, v).map(LoadConfig::Sequence),
+        Some("battery") => inner(i, v).map(LoadConfig::Battery),
+        _ => Err(format!(
+            "config: `loads[{i}].kind`: expected `thermal`, `sequence` or `battery`, got {}",
+            kind.map_or("nothing".to_string(), |k| k.to_string())
+        )),
+    }
+}
+
 fn entity(key: &str, v: &str) -> Result<(), String> {
     match v.split_once('.') {
         Some((d, o)) if !d.is_empty() && !o.is_empty() && !v.contains(char::is_whitespace) => {
@@ -349,9 +379,29 @@ fn finite(key: &str, v: f64, unit: &str) -> Result<(), String> {
 }
 
 impl Config {
-    /// Parses and checks (see [`Config::check`]).
-    pub fn parse(value: serde_json::Value) -> Result<Config, String> {
-        let c: Config = hearth_plugin_sdk::parse_config(value)?;
+    /// Parses and checks (see [`Config::check`]). Each load is parsed on
+    /// its own by `kind`, so an error inside one names its full path
+    /// (`loads[0].ready[1].at`), which serde's tagged enums lose.
+    pub fn parse(mut value: serde_json::Value) -> Result<Config, String> {
+        let loads = value.as_object_mut().and_then(|o| o.remove("loads"));
+        let c = match loads {
+            Some(serde_json::Value::Array(items)) => {
+                value["loads"] = serde_json::Value::Array(Vec::new());
+                let mut c: Config = hearth_plugin_sdk::parse_config(value)?;
+                c.loads = items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| parse_load(i, v))
+                    .collect::<Result<_, _>>()?;
+                c
+            }
+            other => {
+                if let (Some(o), Some(m)) = (other, value.as_object_mut()) {
+                    m.insert("loads".into(), o);
+                }
+                hearth_plugin_sdk::parse_config(value)?
+            }
+        };
         c.check()?;
         Ok(c)
     }

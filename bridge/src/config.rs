@@ -19,6 +19,15 @@
 //! latitude = 48.86
 //! longitude = 2.34
 //! url = "http://127.0.0.1:8088/v1/forecast"
+//!
+//! [solar]                       # PV and base-load forecasts (crate::solar::forecast)
+//! base_load_sensor = "sensor.house_power"
+//! [[solar.arrays]]              # PVWatts v5 model; needs [weather]
+//! kwp = 4.0
+//! tilt_deg = 30
+//! azimuth_deg = 180             # from north: 180 = south
+//! lat = 48.86
+//! lon = 2.34
 //! ```
 //!
 //! `kind = "tou"` takes `timezone` and `windows = [{start = "HH:MM", price
@@ -74,6 +83,10 @@ pub struct Config {
     /// Open-Meteo forecast (device `weather`; keys in [`WeatherConfig`],
     /// behaviour in [`crate::feeds::weather_driver`]).
     pub weather: Option<WeatherConfig>,
+    /// PV arrays and the base-load sensor: the `pv-power` and `base-load`
+    /// forecasts (keys in [`crate::solar::forecast::SolarConfig`] and
+    /// [`crate::solar::PvArray`], behaviour in [`crate::solar::forecast`]).
+    pub solar: Option<crate::solar::forecast::SolarConfig>,
     /// Opening hours from iCalendar feeds, one `[[calendar]]` each (device
     /// `<id>`; keys in [`crate::feeds::calendar::CalendarConfig`], behaviour
     /// in [`crate::feeds::calendar`]).
@@ -365,6 +378,7 @@ impl Config {
         for (configured, id) in [
             (self.tariff.is_some(), crate::feeds::tariff_driver::DEVICE),
             (self.weather.is_some(), crate::feeds::weather_driver::DEVICE),
+            (self.solar.is_some(), crate::solar::forecast::DEVICE),
             (
                 !self.select.is_empty() || !self.number.is_empty(),
                 crate::drivers::helpers::DEVICE,
@@ -380,6 +394,10 @@ impl Config {
         }
         if let Some(w) = &self.weather {
             w.validate().map_err(anyhow::Error::msg)?;
+        }
+        if let Some(s) = &self.solar {
+            s.validate(self.weather.is_some())
+                .map_err(anyhow::Error::msg)?;
         }
         if let Some(m) = &self.mirror {
             m.validate().map_err(anyhow::Error::msg)?;

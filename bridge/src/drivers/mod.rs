@@ -75,7 +75,18 @@ pub fn start(config: &Config, ctx: &DriverContext) -> anyhow::Result<Vec<JoinHan
         tasks.push(crate::feeds::tariff_driver::spawn(tariff.clone(), ctx)?);
     }
     if let Some(weather) = &config.weather {
-        tasks.push(crate::feeds::weather_driver::spawn(weather.clone(), ctx)?);
+        let arrays = config
+            .solar
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.arrays.clone());
+        tasks.push(crate::feeds::weather_driver::spawn_with_pv(
+            weather.clone(),
+            arrays,
+            ctx,
+        )?);
+    }
+    if let Some(solar) = &config.solar {
+        tasks.extend(crate::solar::forecast::spawn_base_load(solar.clone(), ctx)?);
     }
     for calendar in &config.calendar {
         tasks.push(crate::feeds::calendar::spawn(calendar.clone(), ctx)?);

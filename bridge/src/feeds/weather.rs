@@ -37,6 +37,13 @@
 //! - `null` anywhere in a value array is a gap: no value there, and none
 //!   interpolated across it.
 //!
+//! - Optional, for the PV forecast ([`crate::solar::forecast`]):
+//!   `direct_normal_irradiance` (DNI) and `diffuse_radiation` (DHI), W/m²,
+//!   preceding-hour means like `shortwave_radiation`; `wind_speed_10m`,
+//!   instantaneous, in m/s when requested with `wind_speed_unit=ms` (an
+//!   answer in `km/h`, Open-Meteo's default unit, is converted). An answer
+//!   without them parses as before, with these series `None`.
+//!
 //! Units are checked against `hourly_units` when present (a `°F` answer,
 //! from `temperature_unit=fahrenheit`, is refused rather than misread).
 
@@ -252,10 +259,20 @@ pub struct OpenMeteoForecast {
     /// W/m² global horizontal, [`Aggregation::PrecedingMean`] over the
     /// sample spacing (1 h).
     pub radiation: TimeSeries,
+    /// W/m² direct normal (`direct_normal_irradiance`), preceding mean,
+    /// same times as `radiation`; `None` when the answer has none.
+    pub dni: Option<TimeSeries>,
+    /// W/m² diffuse horizontal (`diffuse_radiation`), preceding mean.
+    pub dhi: Option<TimeSeries>,
+    /// m/s at 10 m (`wind_speed_10m`), instant.
+    pub wind: Option<TimeSeries>,
 }
 
 const TEMPERATURE: &str = "temperature_2m";
 const RADIATION: &str = "shortwave_radiation";
+const DNI: &str = "direct_normal_irradiance";
+const DHI: &str = "diffuse_radiation";
+const WIND: &str = "wind_speed_10m";
 
 /// Reads an Open-Meteo `/v1/forecast` answer with `hourly=temperature_2m,
 /// shortwave_radiation` (see the module doc for the shape and semantics).
@@ -294,8 +311,25 @@ pub fn parse_open_meteo(input: &str, text: &str) -> Result<OpenMeteoForecast, Fe
         })?;
     let tz = TimeZone::fixed(offset);
 
+    let mut wind_factor = 1.0;
     if let Some(units) = root.opt_field("hourly_units")? {
-        for (key, unit) in [(TEMPERATURE, "°C"), (RADIATION, "W/m²")] {
+        if let Some(u) = units.opt_field(WIND)? {
+            wind_factor = match u.str("a unit string")? {
+                "m/s" => 1.0,
+                "km/h" => 1.0 / 3.6,
+                got => {
+                    return Err(u.error(format!(
+                        "expected unit \"m/s\" or \"km/h\", found \"{got}\" (request &wind_speed_unit=ms)"
+                    )));
+                }
+            };
+        }
+        for (key, unit) in [
+            (TEMPERATURE, "°C"),
+            (RADIATION, "W/m²"),
+            (DNI, "W/m²"),
+            (DHI, "W/m²"),
+        ] {
             if let Some(u) = units.opt_field(key)? {
                 let got = u.str("a unit string")?;
                 if got != unit {
@@ -324,13 +358,39 @@ pub fn parse_open_meteo(input: &str, text: &str) -> Result<OpenMeteoForecast, Fe
 
     let temperature = values(&hourly, TEMPERATURE, "a temperature in °C or null", &times)?;
     let radiation = values(&hourly, RADIATION, "an irradiance in W/m² or null", &times)?;
+    let mean = Aggregation::PrecedingMean { period_ms: spacing };
+    let optional = |key: &str,
+                    expected: &str,
+                    aggregation: Aggregation,
+                    factor: f64|
+     -> Result<Option<TimeSeries>, FeedError> {
+        if hourly.opt_field(key)?.is_none() {
+            return Ok(None);
+        }
+        let mut v = values(&hourly, key, expected, &times)?;
+        for s in &mut v {
+            s.value = s.value.map(|x| x * factor);
+        }
+        TimeSeries::new(aggregation, v).map(Some)
+    };
+    let dni = optional(DNI, "an irradiance in W/m² or null", mean, 1.0)?;
+    let dhi = optional(DHI, "an irradiance in W/m² or null", mean, 1.0)?;
+    let wind = optional(
+        WIND,
+        "a wind speed or null",
+        Aggregation::Instant,
+        wind_factor,
+    )?;
     Ok(OpenMeteoForecast {
         latitude,
         longitude,
         timezone,
         utc_offset_s,
         temperature: TimeSeries::new(Aggregation::Instant, temperature)?,
-        radiation: TimeSeries::new(Aggregation::PrecedingMean { period_ms: spacing }, radiation)?,
+        radiation: TimeSeries::new(mean, radiation)?,
+        dni,
+        dhi,
+        wind,
     })
 }
 
@@ -623,6 +683,43 @@ mod tests {
         );
         assert_eq!(holey.at(H + 1), None);
         assert_eq!(holey.mean(0, 3 * H), None);
+    }
+
+    #[test]
+    fn pv_variables_are_optional_and_wind_is_converted_to_m_s() {
+        assert_eq!(
+            (forecast().dni, forecast().dhi, forecast().wind),
+            (None, None, None)
+        );
+        let text = |wind_unit: &str| {
+            format!(
+                r#"{{"utc_offset_seconds":0,"hourly_units":{{"wind_speed_10m":"{wind_unit}","direct_normal_irradiance":"W/m²"}},
+                "hourly":{{"time":["2024-06-15T11:00","2024-06-15T12:00"],"temperature_2m":[20,21],
+                "shortwave_radiation":[700,720],"direct_normal_irradiance":[800,null],
+                "diffuse_radiation":[120,130],"wind_speed_10m":[3.6,7.2]}}}}"#
+            )
+        };
+        let f = parse_open_meteo("pv", &text("km/h")).unwrap();
+        let dni = f.dni.as_ref().unwrap();
+        assert_eq!(
+            dni.aggregation(),
+            Aggregation::PrecedingMean { period_ms: H }
+        );
+        assert_eq!(dni.points()[0].value, Some(800.0));
+        assert_eq!(dni.points()[1].value, None);
+        assert_eq!(
+            f.dhi.as_ref().unwrap().at(ms("2024-06-15T10:30:00Z")),
+            Some(120.0)
+        );
+        let wind = f.wind.as_ref().unwrap();
+        assert_eq!(wind.aggregation(), Aggregation::Instant);
+        assert!(close(wind.points()[0].value, 1.0) && close(wind.points()[1].value, 2.0));
+        let f = parse_open_meteo("pv", &text("m/s")).unwrap();
+        assert_eq!(f.wind.unwrap().points()[1].value, Some(7.2));
+        let e = parse_open_meteo("pv", &text("mph"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("wind_speed_unit=ms"), "{e}");
     }
 
     #[test]

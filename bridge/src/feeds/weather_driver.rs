@@ -5,9 +5,13 @@
 //!
 //! `[weather]` in the config (see [`WeatherConfig`]). Request, per
 //! Open-Meteo's docs (<https://open-meteo.com/en/docs>):
-//! `<url>?latitude=…&longitude=…&hourly=temperature_2m,shortwave_radiation&timezone=UTC&forecast_days=N`
+//! `<url>?latitude=…&longitude=…&hourly=temperature_2m,shortwave_radiation,direct_normal_irradiance,diffuse_radiation,wind_speed_10m&wind_speed_unit=ms&timezone=UTC&forecast_days=N`
 //! (N = `forecast_days`, default 3 so that now → +48 h is covered whatever
-//! the hour). The answer is read by [`parse_open_meteo`].
+//! the hour). The answer is read by [`parse_open_meteo`]. DNI, DHI and wind
+//! feed the PV forecast when `[solar]` has arrays
+//! ([`crate::solar::forecast`]: series `pv-power` and entity
+//! `sensor.pv_power_forecast`, refreshed with each poll and shown for now
+//! every 15 min).
 //!
 //! Entities (device `weather`):
 //!
@@ -33,6 +37,8 @@ use super::weather::{OpenMeteoForecast, parse_open_meteo};
 use crate::drivers::DriverContext;
 use crate::entity::{Component, Device, EntitySpec, format_number};
 use crate::forecast::{OUTDOOR_TEMPERATURE, SOLAR_IRRADIANCE};
+use crate::solar::PvArray;
+use crate::solar::forecast::{PV_ENTITY, PV_SERIES, publish_entity, pv_power_steps};
 use serde::Deserialize;
 use serde_json::Map;
 use std::time::Duration;
@@ -96,7 +102,8 @@ impl WeatherConfig {
         let url = self.url();
         let sep = if url.contains('?') { '&' } else { '?' };
         format!(
-            "{url}{sep}latitude={}&longitude={}&hourly=temperature_2m,shortwave_radiation\
+            "{url}{sep}latitude={}&longitude={}&hourly=temperature_2m,shortwave_radiation,\
+             direct_normal_irradiance,diffuse_radiation,wind_speed_10m&wind_speed_unit=ms\
              &timezone=UTC&forecast_days={}",
             self.latitude,
             self.longitude,
@@ -140,13 +147,29 @@ impl WeatherConfig {
 
 /// Starts the weather feed. The config must have been validated.
 pub fn spawn(cfg: WeatherConfig, ctx: &DriverContext) -> anyhow::Result<JoinHandle<()>> {
+    spawn_with_pv(cfg, Vec::new(), ctx)
+}
+
+/// Starts the weather feed and, when `arrays` is not empty, the PV forecast
+/// of their sum (`[solar]`, checked by
+/// [`crate::solar::forecast::SolarConfig::validate`]).
+pub fn spawn_with_pv(
+    cfg: WeatherConfig,
+    arrays: Vec<PvArray>,
+    ctx: &DriverContext,
+) -> anyhow::Result<JoinHandle<()>> {
     register(ctx)?;
+    if !arrays.is_empty() {
+        crate::solar::forecast::register(&ctx.store)?;
+    }
     let mut feed = WeatherFeed {
         http: HttpGet::new(Duration::from_secs_f64(cfg.http_timeout_s())),
         url: cfg.request_url(),
         ctx: ctx.clone(),
         forecast: None,
         failing: false,
+        arrays,
+        pv: Vec::new(),
     };
     let mut shutdown = ctx.shutdown.clone();
     let clock = ctx.clock;
@@ -224,6 +247,10 @@ struct WeatherFeed {
     ctx: DriverContext,
     forecast: Option<OpenMeteoForecast>,
     failing: bool,
+    /// PV arrays of `[solar]` (none: no PV forecast).
+    arrays: Vec<PvArray>,
+    /// The last PV forecast, steps (W).
+    pv: Vec<(i64, f64)>,
 }
 
 fn nan_for_gaps(samples: Vec<super::Sample>) -> Vec<(i64, f64)> {
@@ -254,6 +281,10 @@ impl WeatherFeed {
         }
         forecasts.publish(OUTDOOR_TEMPERATURE, temperature);
         forecasts.publish(SOLAR_IRRADIANCE, nan_for_gaps(f.radiation.steps()));
+        if !self.arrays.is_empty() {
+            self.pv = pv_power_steps(&self.arrays, &f);
+            forecasts.publish(PV_SERIES, self.pv.clone());
+        }
         self.forecast = Some(f);
         Ok(())
     }
@@ -287,6 +318,9 @@ impl WeatherFeed {
             Map::new(),
         );
         let _ = store.set_state(IRRADIANCE_ENTITY, show(f.radiation.at(now), 1), Map::new());
+        if !self.arrays.is_empty() {
+            publish_entity(store, PV_ENTITY, &self.pv, now);
+        }
     }
 }
 
@@ -306,7 +340,8 @@ mod tests {
         assert_eq!(
             c.request_url(),
             "http://127.0.0.1:1/v1/forecast?latitude=48.86&longitude=2.34\
-             &hourly=temperature_2m,shortwave_radiation&timezone=UTC&forecast_days=3"
+             &hourly=temperature_2m,shortwave_radiation,direct_normal_irradiance,\
+             diffuse_radiation,wind_speed_10m&wind_speed_unit=ms&timezone=UTC&forecast_days=3"
         );
         let c = cfg("latitude = 48.86\nlongitude = 2.34").expect("the default https:// API");
         assert!(

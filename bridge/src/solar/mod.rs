@@ -13,6 +13,7 @@
 //! interval's irradiance.
 
 pub mod clearsky;
+pub mod forecast;
 pub mod pvwatts;
 pub mod sun;
 pub mod transpose;

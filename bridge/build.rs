@@ -21,6 +21,9 @@ const PLUGINS: &[(&str, &str)] = &[
     ("hearth-plugin-all-on", "ALL_ON"),
     ("hearth-plugin-first-come", "FIRST_COME"),
     ("hearth-plugin-round-robin", "ROUND_ROBIN"),
+    ("hearth-plugin-tariff-optimizer", "TARIFF_OPTIMIZER"),
+    ("hearth-plugin-fixed-times", "FIXED_TIMES"),
+    ("hearth-plugin-off-peak-rule", "OFF_PEAK_RULE"),
 ];
 
 fn main() {

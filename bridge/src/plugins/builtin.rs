@@ -41,6 +41,21 @@ pub const BUILTIN: &[(&str, &[u8])] = &[
         "round-robin",
         include_bytes!(env!("HEARTH_PLUGIN_ROUND_ROBIN")),
     ),
+    // The tariff optimizer (a MILP plan of the house's flexible loads
+    // against prices, PV and base load) and the strategies it is compared
+    // with. See plugins/tariff-optimizer.
+    (
+        "tariff-optimizer",
+        include_bytes!(env!("HEARTH_PLUGIN_TARIFF_OPTIMIZER")),
+    ),
+    (
+        "fixed-times",
+        include_bytes!(env!("HEARTH_PLUGIN_FIXED_TIMES")),
+    ),
+    (
+        "off-peak-rule",
+        include_bytes!(env!("HEARTH_PLUGIN_OFF_PEAK_RULE")),
+    ),
 ];
 
 /// Resolves `builtin:<name>` or reads a `.wasm` file.

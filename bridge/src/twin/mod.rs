@@ -54,6 +54,7 @@ pub mod room;
 pub mod server_room;
 pub mod shelly_pro4pm_sim;
 pub mod shelly_sim;
+pub mod solar_house;
 pub mod tasmota_sim;
 pub mod tasmota_strip_sim;
 

@@ -20,6 +20,7 @@ pub mod plot;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod solar_house;
 
 pub use run::{ControllerRun, Metrics, RunOutcome};
 pub use scenario::Scenario;
@@ -98,12 +99,17 @@ fn label_of(wasm: &str) -> String {
         .replace('_', "-")
 }
 
-/// Runs the scenario (a house, or `kind = "coworking"`), writes the
-/// results directory and returns its `summary.md`.
+/// Runs the scenario (a house, `kind = "coworking"` or `kind =
+/// "solar-house"`), writes the results directory and returns its
+/// `summary.md`.
 pub fn simulate_summary(opts: &SimulateOptions) -> anyhow::Result<String> {
     if coworking::is_coworking(&opts.scenario) {
         let (sc, runs) = coworking::simulate(opts)?;
         return Ok(coworking::report::summary_markdown(&sc, &runs));
+    }
+    if solar_house::is_solar_house(&opts.scenario) {
+        let (sc, runs) = solar_house::simulate(opts)?;
+        return Ok(solar_house::report::summary_markdown(&sc, &runs));
     }
     let (scenario, runs) = simulate(opts)?;
     Ok(report::summary_markdown(&scenario, &runs))

@@ -70,12 +70,40 @@ fn paris() -> String {
 }
 
 /// `[tariff]`: EDF Tempo (HC 22:00–06:00, HP 06:00–22:00, Paris).
+/// Also the solar house's.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-struct Tempo {
+pub(crate) struct Tempo {
     prices: Option<TempoPrices>,
     default_colour: Option<TempoColour>,
     colours: BTreeMap<String, TempoColour>,
+}
+
+impl Tempo {
+    /// The tariff: its prices, days of `colours` known, others `default_colour`.
+    pub(crate) fn tariff(self) -> anyhow::Result<TempoTariff> {
+        let unknown_colour = match self.default_colour.unwrap_or(TempoColour::Blue) {
+            TempoColour::Blue => UnknownColour::Blue,
+            TempoColour::White => UnknownColour::White,
+            TempoColour::Red => UnknownColour::Red,
+        };
+        let mut tariff = TempoTariff::new(&TempoConfig {
+            prices: self.prices.unwrap_or_default(),
+            unknown_colour,
+        })?;
+        let mut days = Vec::new();
+        for (date, colour) in self.colours {
+            let d: Date = date.parse().map_err(|e| {
+                anyhow::anyhow!("`tariff.colours`: `{date}` is not a date (YYYY-MM-DD): {e}")
+            })?;
+            days.push(TempoDay {
+                date: d,
+                colour: Some(colour),
+            });
+        }
+        tariff.calendar_mut().merge(days);
+        Ok(tariff)
+    }
 }
 
 pub struct CoworkingScenario {
@@ -164,34 +192,9 @@ impl CoworkingScenario {
             .into_iter()
             .filter(|l| l.arrive_ms < end_ms && l.leave_ms > start_ms)
             .collect();
-        let unknown_colour = match f.tariff.default_colour.unwrap_or(TempoColour::Blue) {
-            TempoColour::Blue => UnknownColour::Blue,
-            TempoColour::White => UnknownColour::White,
-            TempoColour::Red => UnknownColour::Red,
-        };
-        let mut tariff = TempoTariff::new(&TempoConfig {
-            prices: f.tariff.prices.unwrap_or_default(),
-            unknown_colour,
-        })?;
-        let mut days = Vec::new();
-        for (date, colour) in f.tariff.colours {
-            let d: Date = date.parse().map_err(|e| {
-                anyhow::anyhow!("`tariff.colours`: `{date}` is not a date (YYYY-MM-DD): {e}")
-            })?;
-            days.push(TempoDay {
-                date: d,
-                colour: Some(colour),
-            });
-        }
-        tariff.calendar_mut().merge(days);
+        let tariff = f.tariff.tariff()?;
         let mut controllers = f.controllers;
-        if let Some(common) = &f.config {
-            for spec in controllers.values_mut() {
-                let mut merged = common.clone();
-                merge_json(&mut merged, std::mem::take(&mut spec.config));
-                spec.config = merged;
-            }
-        }
+        merge_common_config(&mut controllers, f.config.as_ref());
         Ok(CoworkingScenario {
             name: f.name,
             description: f.description,
@@ -223,6 +226,20 @@ impl CoworkingScenario {
     /// €/kWh at `t_ms`.
     pub fn price_at(&self, t_ms: i64) -> f64 {
         self.tariff.price_at(t_ms).unwrap_or(0.0)
+    }
+}
+
+/// Each controller's `config` over the scenario's common `[config]`.
+pub(crate) fn merge_common_config(
+    controllers: &mut BTreeMap<String, ControllerSpec>,
+    common: Option<&serde_json::Value>,
+) {
+    if let Some(common) = common {
+        for spec in controllers.values_mut() {
+            let mut merged = common.clone();
+            merge_json(&mut merged, std::mem::take(&mut spec.config));
+            spec.config = merged;
+        }
     }
 }
 

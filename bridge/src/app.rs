@@ -158,6 +158,18 @@ impl Bridge {
                 },
             )?);
         }
+        // Host-side too: the dashboard's figures whatever plugins run.
+        if let Some(e) = &config.energy {
+            tasks.push(crate::energy::spawn(
+                e,
+                crate::energy::EnergyContext {
+                    store: store.clone(),
+                    clock,
+                    shutdown: shutdown.clone(),
+                    data_dir: Some(data_dir.clone()),
+                },
+            )?);
+        }
         let engine =
             PluginEngine::with_cache(CodeCache::new(Some(data_dir.join("cache").join("plugins"))))?;
         let plugins = Arc::new(PluginManager::new(

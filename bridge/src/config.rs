@@ -72,6 +72,11 @@ pub struct Config {
     /// behaviour in [`crate::drivers::shelly_pro4pm`]).
     #[serde(default)]
     pub shelly_pro4pm: Vec<ShellyPro4pmConfig>,
+    /// Shelly Pro 3EM / Pro EM energy meters (keys in
+    /// [`crate::drivers::shelly_em::ShellyEmConfig`], behaviour in
+    /// [`crate::drivers::shelly_em`]).
+    #[serde(default)]
+    pub shelly_em: Vec<crate::drivers::shelly_em::ShellyEmConfig>,
     #[serde(default, rename = "plugin")]
     pub plugins: Vec<PluginConfig>,
     /// The plugin directory (`<data-dir>/plugins`) and its watch.
@@ -109,6 +114,9 @@ pub struct Config {
     /// Per-user metering and billing (keys in [`crate::usage::UsageConfig`],
     /// behaviour in [`crate::usage`]).
     pub usage: Option<crate::usage::UsageConfig>,
+    /// Energy accounting like HA's Energy dashboard (device `energy`; keys
+    /// in [`crate::energy::EnergyConfig`], behaviour in [`crate::energy`]).
+    pub energy: Option<crate::energy::EnergyConfig>,
     /// Helper `select` entities (keys in
     /// [`crate::drivers::helpers::config::SelectConfig`], behaviour in
     /// [`crate::drivers::helpers`]).
@@ -305,7 +313,8 @@ impl Config {
             .map(|s| &s.id)
             .chain(self.ir_ac.iter().map(|a| &a.id))
             .chain(self.tasmota_strip.iter().map(|s| &s.id))
-            .chain(self.shelly_pro4pm.iter().map(|s| &s.id));
+            .chain(self.shelly_pro4pm.iter().map(|s| &s.id))
+            .chain(self.shelly_em.iter().map(|s| &s.id));
         for id in device_ids {
             hearth_node_core::validate_node_id(id)
                 .map_err(|e| anyhow::anyhow!("device id `{id}`: {e}"))?;
@@ -345,6 +354,9 @@ impl Config {
         for strip in &self.shelly_pro4pm {
             strip.validate().map_err(anyhow::Error::msg)?;
         }
+        for meter in &self.shelly_em {
+            meter.validate().map_err(anyhow::Error::msg)?;
+        }
         for s in &self.shelly {
             anyhow::ensure!(
                 s.poll_interval_s.is_finite() && (0.1..=86_400.0).contains(&s.poll_interval_s),
@@ -378,6 +390,7 @@ impl Config {
         for (configured, id) in [
             (self.tariff.is_some(), crate::feeds::tariff_driver::DEVICE),
             (self.weather.is_some(), crate::feeds::weather_driver::DEVICE),
+            (self.energy.is_some(), crate::energy::entities::DEVICE),
             (self.solar.is_some(), crate::solar::forecast::DEVICE),
             (
                 !self.select.is_empty() || !self.number.is_empty(),
@@ -404,6 +417,9 @@ impl Config {
         }
         if let Some(u) = &self.usage {
             u.validate(&ids).map_err(anyhow::Error::msg)?;
+        }
+        if let Some(e) = &self.energy {
+            e.validate().map_err(anyhow::Error::msg)?;
         }
         crate::drivers::helpers::config::validate(&self.select, &self.number)
             .map_err(anyhow::Error::msg)?;

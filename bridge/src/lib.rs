@@ -39,6 +39,7 @@ pub mod demo;
 pub mod detect;
 pub mod discovery;
 pub mod drivers;
+pub mod energy;
 pub mod entity;
 pub mod feeds;
 pub mod forecast;

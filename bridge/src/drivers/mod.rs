@@ -10,6 +10,8 @@
 //!   (`POWER<n>`, `ENERGY` per channel or one total).
 //! - [`shelly_pro4pm`]: Shelly Pro 4PM metered 4-relay strips over Gen2 RPC
 //!   (HTTP polling or MQTT `NotifyStatus`).
+//! - [`shelly_em`]: Shelly Pro 3EM / Pro EM energy meters (grid and PV
+//!   production clamps) over Gen2 RPC, HTTP polling.
 //! - [`helpers`]: Hearth-owned `select` and `number` entities (`[[select]]`,
 //!   `[[number]]`), HA's input_select/input_number over MQTT discovery.
 //! - [`crate::feeds::tariff_driver`] and [`crate::feeds::weather_driver`]:
@@ -21,6 +23,7 @@ pub mod esp32_node;
 pub mod helpers;
 pub mod retained;
 pub mod shelly;
+pub mod shelly_em;
 pub mod shelly_pro4pm;
 pub mod tasmota_ir;
 pub mod tasmota_strip;
@@ -67,6 +70,9 @@ pub fn start(config: &Config, ctx: &DriverContext) -> anyhow::Result<Vec<JoinHan
     }
     for strip in &config.shelly_pro4pm {
         tasks.push(shelly_pro4pm::spawn(strip.clone(), ctx)?);
+    }
+    for meter in &config.shelly_em {
+        tasks.push(shelly_em::spawn(meter.clone(), ctx)?);
     }
     if !config.select.is_empty() || !config.number.is_empty() {
         tasks.push(helpers::spawn(&config.select, &config.number, ctx)?);

@@ -10,6 +10,7 @@
 //! | Tasmota IR bridge driving the split AC | MQTT, `cmnd/<topic>/IRhvac` → `stat/<topic>/RESULT` | [`tasmota_sim`] |
 //! | Tasmota multi-relay metered power strip (relays, per-outlet loads, `ENERGY` per channel or total, LWT, optional breaker) | MQTT, `cmnd/<topic>/POWER<n>` → `stat/<topic>/RESULT`, `tele/<topic>/SENSOR` | [`tasmota_strip_sim`] |
 //! | Shelly Pro 4PM, 4 metered relays (settable loads, optional breaker, may share a circuit with Tasmota strips) | HTTP RPC on 127.0.0.1 and MQTT RPC (`<prefix>/rpc`, `NotifyStatus` on `<prefix>/events/rpc`, `<prefix>/online`) | [`shelly_pro4pm_sim`] |
+//! | Shelly Pro 3EM / Pro EM energy meter (grid and PV clamps; settable signed power, import/export counters) | HTTP RPC on 127.0.0.1 (`EM`/`EMData`, `EM1`/`EM1Data`) | [`shelly_em_sim`] |
 //! | Shelly Plus Plug S feeding the AC | HTTP JSON-RPC (Gen2 API) on 127.0.0.1 | [`shelly_sim`] |
 //! | Tempo colours, Open-Meteo forecast, spot prices (the feeds' sources) | HTTP JSON on 127.0.0.1 (api-couleur-tempo.fr, RTE, Open-Meteo shapes) | [`feeds_sim`] |
 //! | The server room's knobs (outdoor temperature, IT load), not a device | MQTT, `hearth-twin/server-room/set` | [`controls`] |
@@ -52,6 +53,7 @@ pub(crate) mod outlets;
 pub mod plant;
 pub mod room;
 pub mod server_room;
+pub mod shelly_em_sim;
 pub mod shelly_pro4pm_sim;
 pub mod shelly_sim;
 pub mod solar_house;

@@ -1,0 +1,199 @@
+//! Shelly Pro 3EM / Pro EM energy meters over Gen2 RPC (`[[shelly_em]]`):
+//! a grid connection meter and/or a production meter (a clamp on the PV
+//! line), read by HTTP polling. Keys in [`config`] (with an example),
+//! entities in [`channels`], answers in [`rpc`] (with the vendor docs).
+//!
+//! Every `poll_interval_s`, per configured channel: `EM.GetStatus {id}` and
+//! `EMData.GetStatus {id}` (model `pro3em`, triphase) or `EM1.GetStatus
+//! {id}` and `EM1Data.GetStatus {id}` (model `proem`: the Pro EM, or a Pro
+//! 3EM in its monophase profile). Each channel has a `role`:
+//!
+//! - `grid`: power + import / − export, the import counter and the
+//!   export counter (`_ret`), for the energy dashboard's "grid
+//!   consumption" and "return to grid";
+//! - `production`: production power and counter, for "solar production".
+//!
+//! Counters are Wh, `total_increasing`: a counter reset on the device
+//! (`EMData.ResetCounters`, a replaced meter) reads as a fall to near
+//! zero, which HA's statistics and [`crate::energy`] count as a new cycle.
+//! A device that fails 3 polls in a row is offline: its entities are
+//! `unavailable` until a poll succeeds. A malformed answer is logged
+//! through the throttled bad-input warnings and skipped: the last good
+//! states stay. The driver writes nothing else (the meters have no relay
+//! this driver drives).
+
+pub mod channels;
+pub mod config;
+pub mod rpc;
+
+pub use config::{ChannelConfig, Model, Role, ShellyEmConfig};
+
+use super::DriverContext;
+use crate::drivers::shelly::{ShellyClient, ShellyError};
+use crate::entity::{Device, format_number};
+use crate::logging::Throttle;
+use serde_json::{Map, json};
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+const OWNER: &str = "shelly_em";
+
+/// A device is offline after this many failed polls in a row.
+pub const FAILURES_BEFORE_OFFLINE: u32 = 3;
+
+struct Meter {
+    cfg: ShellyEmConfig,
+    ctx: DriverContext,
+    offline: Option<String>,
+    failures: u32,
+    bad_input: Arc<Throttle>,
+}
+
+pub fn spawn(cfg: ShellyEmConfig, ctx: &DriverContext) -> anyhow::Result<JoinHandle<()>> {
+    ctx.store.upsert_device(
+        OWNER,
+        Device {
+            id: cfg.id.clone(),
+            name: cfg.name.clone(),
+            manufacturer: "Shelly".into(),
+            model: cfg.model.display().into(),
+            sw_version: None,
+            via_device: Some(crate::discovery::payload::BRIDGE_DEVICE.into()),
+        },
+    )?;
+    for ch in &cfg.channels {
+        for spec in channels::channel_entities(&cfg, ch) {
+            ctx.store.upsert_entity(spec)?;
+        }
+    }
+    let meter = Meter {
+        cfg,
+        ctx: ctx.clone(),
+        offline: None,
+        failures: 0,
+        bad_input: Throttle::new("bad input"),
+    };
+    Ok(tokio::spawn(meter.run()))
+}
+
+/// Why one channel's poll did not give a reading.
+enum PollError {
+    Transport(ShellyError),
+    Malformed(String, rpc::RpcError, String),
+}
+
+impl Meter {
+    async fn run(mut self) {
+        let mut client = ShellyClient::new(&self.cfg.url());
+        let mut shutdown = self.ctx.shutdown.clone();
+        loop {
+            self.poll(&mut client).await;
+            let wait = self.ctx.clock.sleep_ms(self.cfg.poll_interval_s * 1000.0);
+            tokio::select! {
+                _ = wait => {}
+                _ = shutdown.wait() => break,
+            }
+        }
+    }
+
+    async fn poll(&mut self, client: &mut ShellyClient) {
+        for i in 0..self.cfg.channels.len() {
+            match self.poll_channel(client, i).await {
+                Ok(()) => {}
+                Err(PollError::Malformed(source, e, body)) => self.warn(&source, &e, &body),
+                Err(PollError::Transport(e)) => return self.failed(e),
+            }
+        }
+        self.failures = 0;
+        if self.offline.is_some() {
+            self.set_offline(None);
+        }
+    }
+
+    async fn poll_channel(&self, client: &mut ShellyClient, i: usize) -> Result<(), PollError> {
+        let ch = &self.cfg.channels[i];
+        let id = ch.channel;
+        let (power_method, data_method) = match self.cfg.model {
+            Model::Pro3em => ("EM.GetStatus", "EMData.GetStatus"),
+            Model::Proem => ("EM1.GetStatus", "EM1Data.GetStatus"),
+        };
+        let p = client
+            .call(power_method, json!({"id": id}))
+            .await
+            .map_err(PollError::Transport)?;
+        let d = client
+            .call(data_method, json!({"id": id}))
+            .await
+            .map_err(PollError::Transport)?;
+        let malformed = |method: &str, e: rpc::RpcError, v: &serde_json::Value| {
+            PollError::Malformed(
+                format!("{} {method} id={id}", self.cfg.url()),
+                e,
+                v.to_string(),
+            )
+        };
+        let (power, counters) = match self.cfg.model {
+            Model::Pro3em => (
+                rpc::parse_em(id, &p).map_err(|e| malformed(power_method, e, &p))?,
+                rpc::parse_emdata(id, &d).map_err(|e| malformed(data_method, e, &d))?,
+            ),
+            Model::Proem => (
+                rpc::parse_em1(id, &p).map_err(|e| malformed(power_method, e, &p))?,
+                rpc::parse_em1data(id, &d).map_err(|e| malformed(data_method, e, &d))?,
+            ),
+        };
+        let values = channels::values(self.cfg.model, ch, &power, &counters);
+        for (s, v) in channels::sensors(self.cfg.model, ch).iter().zip(values) {
+            let Some(v) = v else { continue };
+            let _ = self.ctx.store.set_state(
+                &channels::entity_id(&self.cfg.id, ch, &s.suffix),
+                format_number(v, s.decimals),
+                Map::new(),
+            );
+        }
+        Ok(())
+    }
+
+    /// A malformed answer from `source` (URL + method), throttled.
+    fn warn(&self, source: &str, e: &dyn std::fmt::Display, payload: &str) {
+        if self.bad_input.admit(source) {
+            tracing::warn!(
+                "shelly_em `{}` {source}: {e} (payload `{}`); ignored",
+                self.cfg.id,
+                super::excerpt(payload.as_bytes())
+            );
+        }
+    }
+
+    fn failed(&mut self, e: ShellyError) {
+        self.failures += 1;
+        match &e {
+            ShellyError::Malformed { body, .. } => {
+                let body = body.clone();
+                self.warn("poll", &e, &body)
+            }
+            _ => tracing::warn!(
+                "Shelly {} `{}`: {e}",
+                self.cfg.model.display(),
+                self.cfg.name
+            ),
+        }
+        if self.failures == FAILURES_BEFORE_OFFLINE {
+            let why = format!("{} polls in a row failed, last: {e}", self.failures);
+            self.set_offline(Some(why));
+        }
+    }
+
+    fn set_offline(&mut self, why: Option<String>) {
+        let what = format!("Shelly {} `{}`", self.cfg.model.display(), self.cfg.name);
+        match (&self.offline, &why) {
+            (Some(_), None) => tracing::info!("{what} is online again"),
+            (None, Some(w)) => {
+                tracing::warn!("{what} is offline ({w}): its sensors are unavailable")
+            }
+            _ => {}
+        }
+        self.ctx.store.set_availability(&self.cfg.id, why.is_none());
+        self.offline = why;
+    }
+}

@@ -44,6 +44,7 @@ mod shelly_pro4pm;
 mod signals;
 mod simulate;
 mod simulate_coworking;
+mod solar_forecast;
 mod takeover;
 mod tasmota_strip;
 mod twin;

@@ -14,6 +14,12 @@
 //!   [`planner`]: the shell's view of a plan; [`drive`]: switch commands;
 //!   [`shell`]: the optimizer plugin; [`baselines`]: fixed-times and
 //!   off-peak-rule.
+//! - [`model`]: the problem as a solver-neutral MILP ([`model::build`]);
+//! - [`solve`]: solved by microlp with a node limit and a fallback chain
+//!   ([`solve::plan`] → [`plan::Plan`]);
+//! - [`check`]: every constraint checked on a plan;
+//! - [`rule`]: the greedy rule plan (the last fallback);
+//! - [`lp_file`]: the same model as CPLEX LP and free MPS.
 
 pub mod baselines;
 pub mod config;
@@ -23,6 +29,16 @@ pub mod planner;
 pub mod problem;
 pub mod shell;
 pub mod time;
+
+pub mod check;
+pub mod lp_file;
+pub mod model;
+pub mod plan;
+pub mod rule;
+pub mod solve;
+
+pub use plan::{LoadPlan, Plan, Status};
+pub use solve::{SolveConfig, plan};
 
 /// The optimizer plugin (`builtin:tariff-optimizer`).
 pub use shell::TariffOptimizer;

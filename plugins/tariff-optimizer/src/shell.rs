@@ -139,12 +139,15 @@ impl TariffOptimizer {
             ));
         }
         let reassert_ms = self.cfg.reassert_s as i64 * 1000;
+        // A schedule for every load (an `Infeasible` plan carries the rule
+        // plan's best effort); without one: machines start, EVs charge,
+        // water heaters are left to their thermostat.
+        let planned = outcome.load_w.len() == built.problem.loads.len();
         for (i, l) in self.cfg.loads.iter().enumerate() {
             let pi = built.index.iter().position(|&c| c == i);
             let now_w = pi
                 .and_then(|p| outcome.load_w.get(p))
                 .and_then(|w| w.first().copied());
-            let planned = outcome.status != "Infeasible";
             let on = match l {
                 LoadConfig::Sequence(s) => {
                     if self.mem.started.contains_key(&s.id) {

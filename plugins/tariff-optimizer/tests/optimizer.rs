@@ -8,6 +8,22 @@ use common::*;
 use hearth_plugin_sdk::serde_json::{Value, json};
 use hearth_plugin_sdk::testing::Harness;
 use hearth_tariff_optimizer::TariffOptimizer;
+use std::collections::BTreeMap;
+
+/// The relays follow `out`'s commands, as the twin's would; `relay` keeps
+/// the last command per switch.
+fn follow(
+    h: &mut Harness<TariffOptimizer>,
+    out: &hearth_plugin_sdk::Output,
+    relay: &mut BTreeMap<String, bool>,
+) {
+    for c in calls(out) {
+        let (service, entity) = c.split_once(' ').unwrap();
+        let on = service == "turn_on";
+        relay.insert(entity.to_string(), on);
+        h.set_state(entity, if on { "on" } else { "off" }, Value::Null);
+    }
+}
 
 fn warned(h: &Harness<TariffOptimizer>, what: &str) -> usize {
     h.logs().iter().filter(|(_, m)| m.contains(what)).count()
@@ -247,4 +263,103 @@ fn describe_declares_the_emhass_entities() {
     );
     assert!(d.reads.iter().any(|r| r == "sensor.ev_departure"));
     assert_eq!(d.tick_period_ms, 300_000);
+}
+
+#[test]
+fn the_house_is_planned_in_the_cheap_hours_at_local_times() {
+    // Local time is UTC+1: HC 22:00-06:00 local = steps 0-9 (T0 is 01:00
+    // local).
+    let mut c = config(vec![water_heater(), washing_machine(), ev()]);
+    c["utc_offset_min"] = json!(60);
+    // 12 h keeps the debug-build solves short.
+    c["horizon_h"] = json!(12);
+    let p: Vec<f64> = (0..96)
+        .map(|k| {
+            if k % 48 < 10 || k % 48 >= 42 {
+                0.15
+            } else {
+                0.25
+            }
+        })
+        .collect();
+    let mut h = Harness::<TariffOptimizer>::new(c).unwrap();
+    h.set_forecast("price", series(&p));
+    let mut relay = BTreeMap::new();
+    for s in ["switch.water_heater", "switch.washing_machine", "switch.ev"] {
+        h.set_state(s, "off", Value::Null);
+    }
+    for (e, v) in [
+        ("sensor.water_heater_temperature", "45".to_string()),
+        ("sensor.washing_machine_deadline", iso(T0 + 7 * HOUR)),
+        ("binary_sensor.washing_machine_ready", "on".into()),
+        ("sensor.ev_battery", "35".into()),
+        ("sensor.ev_departure", iso(T0 + 7 * HOUR)),
+        ("binary_sensor.ev_plugged", "on".into()),
+    ] {
+        let out = h.set_state(e, &v, Value::Null);
+        follow(&mut h, &out, &mut relay);
+    }
+    let out = h.tick(T0);
+    follow(&mut h, &out, &mut relay);
+    let st = attrs(&out, "optim_status").unwrap();
+    let status = state(&out, "optim_status").unwrap();
+    assert!(status == "Optimal" || status == "Feasible", "{status} {st}");
+    assert_eq!(st["violations"], json!([]), "{st}");
+    // 06:30 local is 05:30Z: step 11; the draw at 07:00 local, step 12
+    // (19:30 and 20:00 are past the 12 h horizon).
+    let heater = &st["problem"]["loads"][0]["kind"];
+    assert_eq!(heater["ready"], json!([[11, 50.0]]), "{heater}");
+    assert_eq!(heater["draw_wh"][12], 3500.0);
+    assert_eq!(heater["draw_wh"].as_array().unwrap().len(), 24);
+    assert_eq!(heater["capacity_wh_per_k"], 200.0 * 1.163);
+
+    let sched = |n: usize| -> Vec<f64> {
+        let a = attrs(&out, &format!("p_deferrable{n}")).unwrap();
+        a["deferrables_schedule"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e[format!("p_deferrable{n}")]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let (heat, machine, car) = (sched(0), sched(1), sched(2));
+    // The EV's 20 kWh (45 % of 40 kWh / 0.9), on/off at 3.7 kW (1850 Wh a
+    // step): 11 steps, the 10 of the night's HC and one more before 07:00Z.
+    let ev_wh: f64 = car.iter().map(|w| w * 0.5).sum();
+    assert_eq!(ev_wh, 11.0 * 1850.0, "{car:?}");
+    assert!(car[..10].iter().all(|w| *w == 3700.0), "{car:?}");
+    assert!(car[14..].iter().all(|w| *w == 0.0), "{car:?}");
+    // The machine runs its 3 steps in HC, done by 07:00Z.
+    let on: Vec<usize> = (0..24).filter(|&k| machine[k] > 0.0).collect();
+    assert!(on.len() == 3 && on[2] < 10, "{on:?}");
+    // The tank is predicted warm enough at 06:30 local.
+    let temps = attrs(&out, "temp_predicted0").unwrap()["predicted_temperatures"].clone();
+    let t11: f64 = temps[11]["temp_predicted0"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(t11 >= 50.0 - 1e-3, "{t11}");
+    // Heating before 06:30 happens in HC only.
+    assert!(heat[10..11].iter().all(|w| *w == 0.0), "{heat:?}");
+    // The relays follow step 0 of the plan.
+    for (n, sw) in ["switch.water_heater", "switch.washing_machine", "switch.ev"]
+        .iter()
+        .enumerate()
+    {
+        let on_now = sched(n)[0] > 0.0;
+        assert_eq!(on_now, relay.get(*sw) == Some(&true), "{sw}: {relay:?}");
+    }
+    // The objective published is the plan's.
+    let cost: f64 = state(&out, "total_cost_fun_value")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(cost > 0.0, "{cost}");
 }

@@ -1,6 +1,8 @@
 //! The PV-power and base-load forecasts end to end: a real bridge polling
 //! an Open-Meteo-shaped JSON from an HTTP server on 127.0.0.1, and reading
 //! a consumption sensor's history from the SQLite recorder. No internet.
+//! Expected values come from the model's public functions fed with what
+//! the server serves.
 
 use crate::common;
 
@@ -13,7 +15,7 @@ use hearth::recorder::{Recorder, RecorderConfig};
 use hearth::solar::forecast::{
     BASE_LOAD_ENTITY, BASE_LOAD_SERIES, PV_ENTITY, PV_SERIES, SolarConfig,
 };
-use hearth::solar::{PvArray, clearsky, sun};
+use hearth::solar::{PvArray, ThermalState, clearsky, sun};
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -134,6 +136,8 @@ async fn open_meteo_irradiance_becomes_a_pv_power_series_and_sensor() {
     assert_eq!(series.len(), 73, "{series:?}");
     assert!(series[72].1.is_nan() && series[72].0 == hours[71].0);
     let mut daytime = 0;
+    // PVWatts' stateful cell temperature, one per array, hour after hour.
+    let mut thermal = [ThermalState::default(), ThermalState::default()];
     for (i, (start, value)) in series[..72].iter().enumerate() {
         let (stamp, w, _, _) = hours[i];
         assert_eq!(*start, stamp - H);
@@ -150,7 +154,8 @@ async fn open_meteo_irradiance_becomes_a_pv_power_series_and_sensor() {
         };
         let want: f64 = [&south, &west]
             .iter()
-            .map(|a| a.ac_power_w(mid, w.ghi, w.dni, w.dhi, temp, wind))
+            .zip(thermal.iter_mut())
+            .map(|(a, th)| a.ac_power_w_dynamic(th, mid, w.ghi, w.dni, w.dhi, temp, wind, 1.0))
             .sum();
         assert!((value - want).abs() < 1e-6, "hour {i}: {value} vs {want}");
         if sun::position(mid, LAT, LON).zenith_deg > 91.0 {

@@ -29,7 +29,9 @@
 //! and wind are instants, interpolated at the middle too. An hour without
 //! DNI/DHI (an older answer, or nulls) is split from GHI with Erbs
 //! ([`super::clearsky::erbs`]); a missing temperature counts as 20 °C and a
-//! missing wind as 1 m/s. Each value is a step from the hour's start, like
+//! missing wind as 1 m/s. The cell temperature carries over from hour to
+//! hour (stateful Fuentes, [`PvArray::ac_power_w_dynamic`], restarted after
+//! a gap), as PVWatts does. Each value is a step from the hour's start, like
 //! `solar-irradiance`; an hour without GHI is a gap (NaN).
 //!
 //! **Base load** (`base-load` series, W; entity `sensor.base_load_forecast`):
@@ -48,8 +50,8 @@
 //! `[{"datetime": RFC 3339 step start, "value": W}, …]` from the current
 //! step on.
 
-use super::PvArray;
 use super::clearsky::erbs;
+use super::{PvArray, ThermalState};
 use crate::drivers::DriverContext;
 use crate::entity::{Component, Device, EntitySpec, EntityStore, format_number};
 use crate::feeds::weather::OpenMeteoForecast;
@@ -167,14 +169,18 @@ pub fn pv_power_steps(arrays: &[PvArray], f: &OpenMeteoForecast) -> Vec<(i64, f6
     };
     let mut out = Vec::with_capacity(f.radiation.points().len() + 1);
     let mut prev_end: Option<i64> = None;
+    let mut thermal = vec![ThermalState::default(); arrays.len()];
+    let dt_h = period as f64 / 3_600_000.0;
     for (i, p) in f.radiation.points().iter().enumerate() {
         let start = p.t_ms - period;
         if let Some(e) = prev_end.filter(|e| *e < start) {
             out.push((e, f64::NAN));
+            thermal.fill(ThermalState::default());
         }
         prev_end = Some(p.t_ms);
         let Some(ghi) = p.value else {
             out.push((start, f64::NAN));
+            thermal.fill(ThermalState::default());
             continue;
         };
         let mid = p.t_ms - period / 2;
@@ -186,7 +192,8 @@ pub fn pv_power_steps(arrays: &[PvArray], f: &OpenMeteoForecast) -> Vec<(i64, f6
         let wind = f.wind.as_ref().and_then(|w| w.at(mid)).unwrap_or(1.0);
         let power: f64 = arrays
             .iter()
-            .map(|a| {
+            .zip(thermal.iter_mut())
+            .map(|(a, th)| {
                 let (dni, dhi) = match (at(&f.dni, i), at(&f.dhi, i)) {
                     (Some(dni), Some(dhi)) => (dni, dhi),
                     _ => {
@@ -199,7 +206,7 @@ pub fn pv_power_steps(arrays: &[PvArray], f: &OpenMeteoForecast) -> Vec<(i64, f6
                         (x.dni, x.dhi)
                     }
                 };
-                a.ac_power_w(mid, ghi, dni, dhi, temp, wind)
+                a.ac_power_w_dynamic(th, mid, ghi, dni, dhi, temp, wind, dt_h)
             })
             .sum();
         out.push((start, power));
@@ -502,10 +509,22 @@ mod tests {
         assert_eq!(steps.len(), 25);
         assert_eq!(steps[0].0, day);
         assert!(steps[24].1.is_nan());
-        // The hour 11:00–12:00 (stamped 12:00): sun at 11:30.
-        let w = crate::solar::clearsky::weather(day + 11 * H + H / 2, lat, lon, 0.2);
-        let want = a.ac_power_w(day + 11 * H + H / 2, w.ghi, w.dni, w.dhi, 15.0, 2.0);
+        // The hour 11:00–12:00 (stamped 12:00): sun at 11:30, the module
+        // temperature carried from the hours before.
+        let mut th = ThermalState::default();
+        let mut want = 0.0;
+        for h in 0..12 {
+            let mid = day + h * H + H / 2;
+            let w = crate::solar::clearsky::weather(mid, lat, lon, 0.2);
+            want = a.ac_power_w_dynamic(&mut th, mid, w.ghi, w.dni, w.dhi, 15.0, 2.0, 1.0);
+        }
         assert_eq!(steps[11], (day + 11 * H, want));
+        let w = crate::solar::clearsky::weather(day + 11 * H + H / 2, lat, lon, 0.2);
+        let steady = a.ac_power_w(day + 11 * H + H / 2, w.ghi, w.dni, w.dhi, 15.0, 2.0);
+        assert!(
+            (want - steady).abs() < 0.01 * steady,
+            "{want} vs steady {steady}"
+        );
         assert!(want > 2000.0, "{want}");
         assert_eq!(steps[0].1, 0.0, "night");
         // Two arrays sum.

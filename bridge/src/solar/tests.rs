@@ -322,3 +322,112 @@ fn config_check_and_serde() {
     zero.kwp = f64::NAN;
     assert!(zero.check().is_err());
 }
+
+/// The whole year of the PVWatts export, when its path is given (the file
+/// is not in the repository): `HEARTH_PVWATTS_CSV=/path/pvwatts_8760_rackmount.csv
+/// cargo test -p hearth --lib solar::tests::pvwatts_v5_full_year -- --ignored --nocapture`.
+/// Prints the error distribution of hourly AC (hours above 20 % of the AC
+/// rating) and of annual energy, stateless (`ac_power_w`, steady-state
+/// Fuentes) and with the stateful Fuentes that PVWatts runs.
+#[test]
+#[ignore = "needs HEARTH_PVWATTS_CSV (pvlib tests/data/pvwatts_8760_rackmount.csv)"]
+fn pvwatts_v5_full_year() {
+    let Ok(path) = std::env::var("HEARTH_PVWATTS_CSV") else {
+        panic!("set HEARTH_PVWATTS_CSV to pvlib's tests/data/pvwatts_8760_rackmount.csv");
+    };
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut a = denver();
+    // pvwatts_8760_roofmount.csv is the same system, roof mount.
+    if path.contains("roof") {
+        a.mount = Mount::Roof;
+    }
+    let noct = a.mount.noct_installed_c();
+    let mut fuentes = pvwatts::Fuentes::new(noct);
+    let mut thermal = ThermalState::default();
+    let (mut errs, mut errs_lag) = (Vec::new(), Vec::new());
+    let (mut ours, mut ours_lag, mut theirs) = (0.0, 0.0, 0.0);
+    let mut worst = (0.0f64, 0usize);
+    for (n, line) in text.lines().enumerate().skip(18) {
+        let f: Vec<f64> = line
+            .split(',')
+            .map(|x| x.trim().parse().unwrap_or(f64::NAN))
+            .collect();
+        if f.len() < 11 || f[0].is_nan() {
+            continue;
+        }
+        let row = r(
+            n as u32 + 1,
+            f[0] as u32,
+            f[1] as u32,
+            f[2] as u32,
+            f[3],
+            f[4],
+            f[5],
+            f[6],
+            f[7],
+            f[8],
+            f[9],
+            f[10],
+            0.0,
+            0.0,
+        );
+        let t = t_mid(&row);
+        let g = ghi(&a, &row);
+        let ac = a.ac_power_w(t, g, row.dni, row.dhi, row.ta, row.wind);
+        let (_, p) = a.poa(t, g, row.dni, row.dhi);
+        // PVWatts sets Tcell = Tamb at night (pvlib's test notes it).
+        let tc = if p.global() > 0.0 {
+            fuentes.step(p.global(), row.ta, row.wind, 1.0)
+        } else {
+            fuentes = pvwatts::Fuentes::new(noct).with_state(row.ta, 0.0);
+            row.ta
+        };
+        let ac_lag = pvwatts::inverter(a.dc_power_w(&p, tc), a.inverter_w(), 0.96);
+        let dynamic =
+            a.ac_power_w_dynamic(&mut thermal, t, g, row.dni, row.dhi, row.ta, row.wind, 1.0);
+        assert!(
+            (dynamic - ac_lag).abs() < 1e-9,
+            "line {}: {dynamic} vs {ac_lag}",
+            row.line
+        );
+        ours += ac;
+        ours_lag += ac_lag;
+        theirs += row.ac;
+        if row.ac >= 0.2 * a.inverter_w() {
+            let e = rel(ac, row.ac).abs();
+            if e > worst.0 {
+                worst = (e, row.line as usize);
+            }
+            errs.push(e);
+            errs_lag.push(rel(ac_lag, row.ac).abs());
+        }
+    }
+    let pct = |v: &mut Vec<f64>, q: f64| {
+        v.sort_by(|x, y| x.partial_cmp(y).unwrap());
+        v[((v.len() - 1) as f64 * q) as usize] * 100.0
+    };
+    println!(
+        "{} hours >= 20 % of rating; |AC error| stateless: median {:.3} %, p95 {:.3} %, p99 {:.3} %, max {:.3} % (line {}); \
+         stateful Fuentes: median {:.3} %, p95 {:.3} %, max {:.3} %",
+        errs.len(),
+        pct(&mut errs, 0.5),
+        pct(&mut errs, 0.95),
+        pct(&mut errs, 0.99),
+        pct(&mut errs, 1.0),
+        worst.1,
+        pct(&mut errs_lag, 0.5),
+        pct(&mut errs_lag, 0.95),
+        pct(&mut errs_lag, 1.0),
+    );
+    println!(
+        "annual AC: PVWatts {:.1} kWh, ours {:.1} kWh ({:+.2} %), stateful {:.1} kWh ({:+.2} %)",
+        theirs / 1000.0,
+        ours / 1000.0,
+        rel(ours, theirs) * 100.0,
+        ours_lag / 1000.0,
+        rel(ours_lag, theirs) * 100.0
+    );
+    assert!(rel(ours, theirs).abs() < 0.01);
+    assert!(rel(ours_lag, theirs).abs() < 0.005);
+    assert!(pct(&mut errs_lag, 1.0) < 2.0);
+}

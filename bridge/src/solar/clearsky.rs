@@ -55,7 +55,7 @@ pub fn erbs(ghi: f64, zenith_deg: f64, dni_extra: f64) -> Irradiance {
     };
     let dhi = df * ghi;
     let dni = (ghi - dhi) / cz;
-    if zenith_deg > 87.0 || !(dni >= 0.0) {
+    if zenith_deg > 87.0 || dni.is_nan() || dni < 0.0 {
         return Irradiance {
             ghi,
             dni: 0.0,

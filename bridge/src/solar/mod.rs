@@ -148,12 +148,12 @@ impl PvArray {
             99.0,
             "a percentage, 0 to 99 (PVWatts default 14.08)",
         )?;
-        if let Some(kw) = self.inverter_kw {
-            if !(kw.is_finite() && kw > 0.0 && kw <= 10_000.0) {
-                return Err(format!(
-                    "inverter_kw = {kw}: expected the inverter's AC rating in kW, > 0"
-                ));
-            }
+        if let Some(kw) = self.inverter_kw
+            && !(kw.is_finite() && kw > 0.0 && kw <= 10_000.0)
+        {
+            return Err(format!(
+                "inverter_kw = {kw}: expected the inverter's AC rating in kW, > 0"
+            ));
         }
         if !(self.inverter_efficiency.is_finite()
             && self.inverter_efficiency > 0.5

@@ -31,6 +31,7 @@ struct Row {
 }
 
 #[rustfmt::skip]
+#[allow(clippy::too_many_arguments)]
 const fn r(line: u32, month: u32, day: u32, hour: u32, dni: f64, dhi: f64, ta: f64, wind: f64, poa: f64, tcell: f64, dc: f64, ac: f64, prev_poa: f64, prev_tcell: f64) -> Row {
     Row { line, month, day, hour, dni, dhi, ta, wind, poa, tcell, dc, ac, prev_poa, prev_tcell }
 }

@@ -18,6 +18,7 @@ mod control;
 mod demo_coworking;
 mod detect;
 mod discovery;
+mod energy;
 mod faults;
 mod feeds;
 mod ha_history;

@@ -35,8 +35,13 @@
 //! - figures ([`day`]): consumption = import + solar − export,
 //!   self-consumption = (solar − export) / solar, self-sufficiency =
 //!   (solar − export) / consumption. Consumption is published rising only
-//!   within a day (two meters read at different moments can make it dip
-//!   for a poll; a dip of a `total_increasing` sensor would be a reset);
+//!   within a day: two meters read at different moments can make it dip
+//!   for a poll, and a dip of a `total_increasing` sensor is a reset to
+//!   HA ("the integration ensures that the value cannot erroneously
+//!   decrease", HA developer docs, sensor state classes). The price: when
+//!   production is read before the export behind it, the published value
+//!   runs ahead of the true one by that export (one poll's worth, Wh at
+//!   5 s polls) until consumption grows past it;
 //! - increments and each meter's last counted reading go to `energy.db`
 //!   in the data directory ([`ledger`]); at start today's totals come
 //!   back from it and each counter continues from its baseline, so energy

@@ -191,6 +191,21 @@ impl EmSim {
         });
     }
 
+    /// Sets channel `ch`'s counters (Wh, spread evenly over its phases):
+    /// a replaced meter, or a reset followed by energy counted before
+    /// anyone read the zero.
+    pub fn set_counters(&self, ch: usize, import_wh: f64, export_wh: f64) {
+        self.with(|s| {
+            if let Some(phases) = s.channels.get_mut(ch) {
+                let n = phases.len() as f64;
+                for p in phases {
+                    p.import_wh = import_wh / n;
+                    p.export_wh = export_wh / n;
+                }
+            }
+        });
+    }
+
     fn em_status(&self, id: usize) -> Value {
         let v = self.cfg.voltage_v;
         self.with(|s| {

@@ -20,7 +20,8 @@
 //!     step it started in, so a re-plan never moves it; done when `ready`
 //!     goes off;
 //!   - an EV (`battery`): plugged and below target: energy
-//!     `(target − soc) × capacity / efficiency` by its departure (`deadline`
+//!     `(target − soc) × capacity / efficiency` (soc: the reading less half
+//!     its last digit, [`soc_floor_pct`]) by its departure (`deadline`
 //!     entity; none: the horizon's end), capped to what `max_w` can deliver
 //!     in the window (an overdue departure charges in step 0);
 //!   - a water heater (`thermal`): the tank temperature now, daily `ready`
@@ -187,6 +188,20 @@ pub fn number(entity: &str) -> Option<f64> {
     Reading::get(entity).number()
 }
 
+/// A battery's state of charge, %, at the low end of what its reading
+/// may stand for: a reading is rounded to its last digit ("80.0" may be
+/// 79.95, "80" may be 79.5), so half a unit of that digit is taken off.
+/// Charging "to 80 %" then never stops a hair below it.
+pub fn soc_floor_pct(entity: &str) -> Option<f64> {
+    let r = Reading::get(entity);
+    let s = r.state()?.state.trim().to_string();
+    let v = r.number()?;
+    let decimals = s.split_once('.').map_or(0, |(_, f)| {
+        f.chars().take_while(|c| c.is_ascii_digit()).count()
+    });
+    Some(v - 0.5 * 10f64.powi(-(decimals.min(6) as i32)))
+}
+
 /// The programme's profile resampled onto plan steps of `step_s`: the
 /// mean power of each plan step from its start (the last step padded with
 /// 0 W).
@@ -281,7 +296,7 @@ pub fn build(cfg: &Config, now_ms: i64, mem: &Memory) -> Built {
                 if is_on(&b.plugged) != Some(true) {
                     continue;
                 }
-                let Some(soc) = number(&b.soc) else {
+                let Some(soc) = soc_floor_pct(&b.soc) else {
                     notes.push(format!("{}: {} has no reading: not charged", b.id, b.soc));
                     continue;
                 };

@@ -148,11 +148,13 @@ fn missing_forecasts_fall_back_to_the_config_and_say_so_once() {
     all("export_price", 0.04);
     all("pv_w", 0.0);
     all("base_w", 400.0);
-    // The EV: (80 − 35) % of 40 kWh / 0.9, by 10:00 (step 20).
+    // The EV: (80 − 34.5) % of 40 kWh / 0.9 (a reading of 35 may be
+    // 34.5), by 10:00 (step 20).
     let ev = &p["loads"][0];
     assert_eq!(ev["id"], "ev");
+    let want = 45.5 / 100.0 * 40_000.0 / 0.9;
     assert!(
-        (ev["kind"]["energy_wh"].as_f64().unwrap() - 20_000.0).abs() < 1e-6,
+        (ev["kind"]["energy_wh"].as_f64().unwrap() - want).abs() < 1e-6,
         "{ev}"
     );
     assert_eq!(ev["deadline"], 20);
@@ -362,4 +364,25 @@ fn the_house_is_planned_in_the_cheap_hours_at_local_times() {
         .parse()
         .unwrap();
     assert!(cost > 0.0, "{cost}");
+}
+
+#[test]
+fn an_ev_reading_its_target_may_be_below_it() {
+    let mut h = Harness::<TariffOptimizer>::new(config(vec![ev()])).unwrap();
+    h.set_forecast("price", series(&prices(0.30, 0.10, 0..1)));
+    h.set_state("binary_sensor.ev_plugged", "on", Value::Null);
+    h.set_state("sensor.ev_departure", &iso(T0 + 10 * HOUR), Value::Null);
+    // "80.0" may be 79.95: 0.05 % of 40 kWh / 0.9 = 22.2 Wh still to go.
+    h.set_state("sensor.ev_battery", "80.0", Value::Null);
+    let out = h.tick(T0);
+    let ev = &problem(&out)["loads"][0];
+    let wh = ev["kind"]["energy_wh"].as_f64().unwrap();
+    assert!((wh - 0.05 / 100.0 * 40_000.0 / 0.9).abs() < 1e-6, "{ev}");
+    assert_eq!(calls(&out), ["turn_on switch.ev"]);
+    h.set_state("switch.ev", "on", Value::Null);
+    // "80.1" is at least 80.05: done.
+    h.set_state("sensor.ev_battery", "80.1", Value::Null);
+    let out = h.tick(T0 + 5 * MIN);
+    assert_eq!(problem(&out)["loads"], json!([]));
+    assert_eq!(calls(&out), ["turn_off switch.ev"]);
 }

@@ -6,7 +6,8 @@
 //!   Without `fixed_start`: started as soon as it is loaded;
 //! - an EV with `fixed_start`: charges from that time (if plugged in by
 //!   then; plugged later: from the next day's) until it reaches
-//!   `target_pct` or is unplugged; without `fixed_start`, from plug-in. An
+//!   `target_pct` (its reading less half its last digit,
+//!   [`inputs::soc_floor_pct`]) or is unplugged; without `fixed_start`, from plug-in. An
 //!   EV without a battery reading charges while plugged;
 //! - a water heater: enabled inside its `fixed_on` windows (default all
 //!   day); its own thermostat regulates.
@@ -46,7 +47,7 @@ impl FixedTimes {
             }
             LoadConfig::Battery(b) => {
                 let p = State::get(&b.plugged)?;
-                let below = inputs::number(&b.soc).is_none_or(|soc| soc < b.target_pct);
+                let below = inputs::soc_floor_pct(&b.soc).is_none_or(|soc| soc < b.target_pct);
                 Some(p.is_on()? && below && due(b.fixed_start, p.last_changed_ms, now, off))
             }
         });

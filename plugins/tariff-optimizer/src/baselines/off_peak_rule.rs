@@ -5,7 +5,8 @@
 //! - a machine: started at the first HC after it is loaded (at once if
 //!   loaded during HC), then run to the end (`ready` off) even into HP,
 //!   never split (the machines it started are remembered and saved);
-//! - an EV: charged only during HC, until `target_pct` (or unplugged).
+//! - an EV: charged only during HC, until `target_pct` (its reading less
+//!   half its last digit, [`inputs::soc_floor_pct`]) or unplugged.
 //!
 //! A `tariff_period` that is neither `HC` nor `HP` (unavailable) leaves
 //! every switch as it is (logged once).
@@ -84,7 +85,7 @@ impl OffPeakRule {
             }
             LoadConfig::Battery(b) => {
                 let plugged = inputs::is_on(&b.plugged)?;
-                let below = inputs::number(&b.soc).is_none_or(|soc| soc < b.target_pct);
+                let below = inputs::soc_floor_pct(&b.soc).is_none_or(|soc| soc < b.target_pct);
                 if !(plugged && below) {
                     return Some(false);
                 }

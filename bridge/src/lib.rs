@@ -21,6 +21,8 @@
 //! - [`drivers`]: native drivers (ESP32 sensor nodes, Tasmota IR gateways,
 //!   Shelly Gen2 plugs).
 //! - [`twin`]: the digital twin: simulated devices speaking the real protocols.
+//! - [`solar`]: the PV production model (PVWatts v5) and the `pv-power` /
+//!   `base-load` forecasts.
 //! - [`app`]: wires the parts into a running bridge; [`config`] is its file;
 //!   [`demo`] runs the bundled server-room scenario against the twin.
 //! - [`logging`]: every log field escaped and capped; per-source rate

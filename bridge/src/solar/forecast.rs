@@ -43,8 +43,11 @@
 //! with none of those weeks known fall back to the mean of the same step
 //! on every earlier day in the window (all days' profile); with no history
 //! at all the step is a gap. The sensor is a step function: each sample
-//! holds until the next (at most 24 h); a step needs half its length
-//! covered to count.
+//! holds until the next, however long (only changes are recorded; a
+//! non-numeric state such as `unavailable` is skipped, so the value before
+//! it holds on, also across a bridge downtime); a step needs half its
+//! length covered to count. A sensor whose unit is `kW` is converted to W (known
+//! when the entity is in the store); any other unit is taken as W.
 //!
 //! Both entities show the value for now, with attribute `forecasts`:
 //! `[{"datetime": RFC 3339 step start, "value": W}, …]` from the current
@@ -69,8 +72,6 @@ pub const BASE_LOAD_SERIES: &str = "base-load";
 
 const DAY_MS: i64 = 86_400_000;
 const WEEK_MS: i64 = 7 * DAY_MS;
-/// Longest a sample of the base-load sensor is held without a new one.
-const MAX_HOLD_MS: i64 = DAY_MS;
 
 /// `[solar]` in the config file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Default)]
@@ -218,7 +219,8 @@ pub fn pv_power_steps(arrays: &[PvArray], f: &OpenMeteoForecast) -> Vec<(i64, f6
 }
 
 /// Time-weighted mean of a step series over `[a, b)`: each sample holds
-/// until the next one (at most [`MAX_HOLD_MS`]). `None` when less than
+/// until the next one, however long (the store and the recorder keep
+/// changes only: a steady sensor has no new sample). `None` when less than
 /// half the range is covered.
 pub fn step_mean(samples: &[(i64, f64)], a: i64, b: i64) -> Option<f64> {
     if b <= a {
@@ -231,7 +233,7 @@ pub fn step_mean(samples: &[(i64, f64)], a: i64, b: i64) -> Option<f64> {
             break;
         }
         let next = samples.get(i + 1).map_or(i64::MAX, |n| n.0);
-        let end = next.min(t.saturating_add(MAX_HOLD_MS)).min(b);
+        let end = next.min(b);
         let start = (*t).max(a);
         if end > start && v.is_finite() {
             acc += v * (end - start) as f64;
@@ -361,7 +363,14 @@ pub fn base_load_now(
 ) -> Vec<(i64, f64)> {
     let weeks = cfg.base_load_weeks();
     let start = now_ms - weeks as i64 * WEEK_MS - DAY_MS - cfg.base_load_step_ms();
-    let samples = history_by_day(store, sensor, start, now_ms);
+    let mut samples = history_by_day(store, sensor, start, now_ms);
+    // A sensor in kW (HA lets either be a power unit) becomes W.
+    if store
+        .spec(sensor)
+        .is_some_and(|s| s.unit.as_deref() == Some("kW"))
+    {
+        samples.iter_mut().for_each(|(_, v)| *v *= 1000.0);
+    }
     base_load_steps(
         &samples,
         now_ms,
@@ -429,8 +438,11 @@ mod tests {
         assert_eq!(step_mean(&s, -H, 0), None);
         // Half covered: counts, over the covered part.
         assert_eq!(step_mean(&s, -30 * 60_000, 30 * 60_000), Some(100.0));
-        // A sample older than a day no longer holds.
-        assert_eq!(step_mean(&[(0, 5.0)], 2 * DAY_MS, 2 * DAY_MS + H), None);
+        // A steady sensor: its last change holds, however old.
+        assert_eq!(
+            step_mean(&[(0, 5.0)], 9 * DAY_MS, 9 * DAY_MS + H),
+            Some(5.0)
+        );
     }
 
     #[test]
@@ -538,6 +550,51 @@ mod tests {
             "{:?} vs {want}",
             erbs_steps[11]
         );
+    }
+
+    #[test]
+    fn a_kw_sensor_is_read_in_watts_from_the_store_history() {
+        use crate::clock::Clock;
+        let now = utc_ms(2026, 12, 7, 10, 0, 0);
+        let (clock, hand) = Clock::manual(now - 8 * DAY_MS);
+        let store = EntityStore::new(clock);
+        store
+            .upsert_device(
+                "test",
+                Device {
+                    id: "house".into(),
+                    name: "House".into(),
+                    manufacturer: "test".into(),
+                    model: "test".into(),
+                    sw_version: None,
+                    via_device: None,
+                },
+            )
+            .unwrap();
+        for (key, unit) in [("kw", "kW"), ("w", "W")] {
+            store
+                .upsert_entity(
+                    EntitySpec::new("house", key, Component::Sensor).measured(unit, "measurement"),
+                )
+                .unwrap();
+        }
+        for d in 0..8 {
+            hand.set(now - 8 * DAY_MS + d * DAY_MS);
+            store
+                .set_state("sensor.house_kw", "0.4", Map::new())
+                .unwrap();
+            store
+                .set_state("sensor.house_w", "400", Map::new())
+                .unwrap();
+        }
+        hand.set(now);
+        let cfg: SolarConfig =
+            toml::from_str("base_load_weeks = 1\nbase_load_horizon_h = 2").unwrap();
+        let kw = base_load_now(&store, &cfg, "sensor.house_kw", now);
+        let w = base_load_now(&store, &cfg, "sensor.house_w", now);
+        assert_eq!(kw.len(), 4 + 1);
+        assert!(kw[..4].iter().all(|(_, v)| *v == 400.0), "{kw:?}");
+        assert_eq!(kw[..4], w[..4]);
     }
 
     #[test]

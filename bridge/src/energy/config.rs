@@ -179,4 +179,32 @@ mod tests {
         }
         assert_eq!(period_key("Heures pleines"), "heures_pleines");
     }
+
+    #[test]
+    fn the_sections_are_read_and_checked_by_the_config_file() {
+        let text = "[[shelly_em]]\nid = \"meter\"\nname = \"Meter\"\nhost = \"10.0.0.5\"\nmodel = \"proem\"\n\
+                    [[shelly_em.channels]]\nrole = \"grid\"\nentity_prefix = \"grid\"\n\
+                    [energy]\ngrid_import = \"sensor.grid_import_energy\"\ntimezone = \"UTC\"\n";
+        let c = crate::config::Config::from_toml(text, "c.toml").unwrap();
+        assert_eq!(
+            c.shelly_em[0].channels[0].entity_prefix.as_deref(),
+            Some("grid")
+        );
+        assert_eq!(
+            c.energy.unwrap().grid_import.as_deref(),
+            Some("sensor.grid_import_energy")
+        );
+        let clash = text.replace("id = \"meter\"", "id = \"energy\"");
+        let e = crate::config::Config::from_toml(&clash, "c.toml").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("device id `energy` is taken"),
+            "{e:#}"
+        );
+        let bad = text.replace("role = \"grid\"", "role = \"grid\"\nchannel = 5");
+        let e = crate::config::Config::from_toml(&bad, "c.toml").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("channel 5 does not exist"),
+            "{e:#}"
+        );
+    }
 }

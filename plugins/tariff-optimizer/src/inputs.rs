@@ -26,7 +26,8 @@
 //!     in the window (an overdue departure charges in step 0);
 //!   - a water heater (`thermal`): the tank temperature now, daily `ready`
 //!     (`at` local → the step starting at or before it; steps 1.. only) and
-//!     `draws` (heat Wh in the step containing `at`). Without a temperature
+//!     `draws` (heat Wh in the step containing `at`, from now on: one
+//!     earlier in step 0 is in the temperature reading already). Without a temperature
 //!     reading it is left out (and left enabled: its thermostat regulates).
 
 use crate::config::{Config, LoadConfig, SequenceConfig};
@@ -342,10 +343,9 @@ pub fn build(cfg: &Config, now_ms: i64, mem: &Memory) -> Built {
                 ready.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
                 ready.dedup_by_key(|r| r.0);
                 let mut draw_wh = vec![0.0; steps];
+                // From now: a draw earlier in step 0 is in the reading already.
                 for d in &t.draws {
-                    for at in
-                        d.at.occurrences(grid.start_ms, grid.end_ms(), cfg.utc_offset_min)
-                    {
+                    for at in d.at.occurrences(now_ms, grid.end_ms(), cfg.utc_offset_min) {
                         let k = grid.step_of(at);
                         if (0..steps as i64).contains(&k) {
                             draw_wh[k as usize] += d.wh;

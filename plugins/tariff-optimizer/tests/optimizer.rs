@@ -386,3 +386,24 @@ fn an_ev_reading_its_target_may_be_below_it() {
     assert_eq!(problem(&out)["loads"], json!([]));
     assert_eq!(calls(&out), ["turn_off switch.ev"]);
 }
+
+#[test]
+fn a_draw_already_past_in_this_step_is_not_counted_again() {
+    let mut heater = water_heater();
+    heater["draws"] = json!([{"at": "00:10", "wh": 1000}]);
+    let mut h = Harness::<TariffOptimizer>::new(config(vec![heater])).unwrap();
+    h.set_state("sensor.water_heater_temperature", "55", Value::Null);
+    let draws =
+        |out: &hearth_plugin_sdk::Output| problem(out)["loads"][0]["kind"]["draw_wh"].clone();
+    let out = h.tick(T0 + 5 * MIN);
+    assert_eq!(
+        (draws(&out)[0].as_f64(), draws(&out)[47].as_f64()),
+        (Some(1000.0), Some(0.0))
+    );
+    // At 00:15 today's draw is in the reading; tomorrow's is past the horizon.
+    let out = h.tick(T0 + 15 * MIN);
+    assert_eq!(draws(&out)[0], 0.0);
+    // At 00:35 step 0 is 00:30: tomorrow's 00:10 is step 47.
+    let out = h.tick(T0 + 35 * MIN);
+    assert_eq!(draws(&out)[47], 1000.0);
+}

@@ -39,7 +39,8 @@
 //! over the same step 1, 2, … `base_load_weeks` weeks earlier (the same
 //! weekday and time of day, whatever the time zone; one hour off for the
 //! week after a daylight-saving change), from the recorder's history
-//! ([`crate::entity::EntityStore::history`]: memory, then SQLite). Steps
+//! ([`crate::entity::EntityStore::history`]: memory, then SQLite; with
+//! `[recorder] enabled = false` only the last 4096 changes in memory). Steps
 //! with none of those weeks known fall back to the mean of the same step
 //! on every earlier day in the window (all days' profile); with no history
 //! at all the step is a gap. The sensor is a step function: each sample

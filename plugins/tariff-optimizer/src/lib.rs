@@ -35,6 +35,7 @@ pub mod lp_file;
 pub mod model;
 pub mod plan;
 pub mod rule;
+pub mod samples;
 pub mod solve;
 
 pub use plan::{LoadPlan, Plan, Status};

@@ -78,10 +78,10 @@ pub fn to_lp(m: &LinearModel) -> String {
     if m.offset != 0.0 {
         obj.push((m.offset, "const_one".into()));
     }
-    if obj.is_empty() {
-        if let Some(v) = m.vars.first() {
-            obj.push((0.0, v.name.clone()));
-        }
+    if obj.is_empty()
+        && let Some(v) = m.vars.first()
+    {
+        obj.push((0.0, v.name.clone()));
     }
     terms(&mut out, &mut line, obj.into_iter());
     out.push_str(line.trim_end());

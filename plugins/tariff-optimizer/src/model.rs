@@ -28,6 +28,14 @@
 //!   exporting at once could pay): `imp_t ≤ cap_t·gx_t`,
 //!   `xp_t + xu_t·gx_t ≤ xu_t`. Elsewhere the LP never does both.
 //!
+//! - import cuts where PV exceeds the base load by `S_t > 0`: with the
+//!   power of on/off decisions `P_i·x_i` (`x_i` binary, at most one per
+//!   load and step), `imp_t ≥ Σ_i (P_i − S_t)⁺·x_i` (valid: `imp_t ≥ Σ P_i·x_i − S_t`
+//!   and `imp_t ≥ 0`, and `max(0, Σ P_i x_i − S) ≥ Σ (P_i − S)⁺ x_i` for
+//!   binaries). Without them the LP relaxation soaks up the surplus with
+//!   fractions of a 3.7 kW charger and branch and bound takes thousands of
+//!   nodes; for one load per step this is the convex hull of its cost.
+//!
 //! **Objective** (minimised; no constant term, [`LinearModel::offset`] is 0):
 //! - `cost`: `Σ price_t·imp_t·dt/1000` (€);
 //! - `profit`: cost `− Σ export_price_t·xp_t·dt/1000` (€);
@@ -80,18 +88,25 @@
 //! does not fit its window (`d − e < L`) is not planned (warning).
 //!
 //! **Thermal** (element `P`, capacity `C` Wh/K, loss `k` W/K, ambient
-//! `a`): binaries `on_t` in the window, `p_t = P·on_t`, tank temperature
-//! `T_t` (°C at the start of step `t`, `T_0` = now) by **explicit Euler**:
+//! `a`): in the window, `u_t ∈ [0, 1]`, the share of step `t` the element
+//! heats (`l0_u_t3`; with [`ModelOptions::thermal_on_off`], binaries
+//! `l0_on_t3` instead), `p_t = P·u_t`, tank temperature `T_t` (°C at the
+//! start of step `t`, `T_0` = now) by **explicit Euler**:
 //!
 //! ```text
-//! T_{t+1} = T_t + (P·on_t·dt − k·(T_t − a)·dt − draw_t) / C
+//! T_{t+1} = T_t + (P·u_t·dt − k·(T_t − a)·dt − draw_t) / C
 //! ```
 //!
 //! (`draw_t` = heat Wh drawn in step `t`). This is linear in `T` and `on`,
 //! so exact as an LP row. The thermostat: `T_{t+1} ≤ max(max_c, U_{t+1})`
 //! where `U` is the same recursion with the element off (a tank above
-//! `max_c` now may cool, not heat). Ready `(k, min)`: `T_k + short_r ≥ min`,
-//! `short_r ≥ 0` penalised in the objective.
+//! `max_c` now may cool, not heat). Ready `(k, min)`: `T_k ≥ min`, hard
+//! when a schedule is known to meet every ready temperature
+//! ([`tank_reachable`]), with the valid count cuts of `thermal_cuts`
+//! (the fewest heating steps between any earlier step and `k`, which the
+//! LP relaxation misses: they cut the branch and bound by orders of
+//! magnitude); otherwise soft, `T_k + short_r ≥ min`, `short_r ≥ 0`
+//! penalised in the objective (warning).
 //!
 //! **Battery** (`max_w`, energy `E`): continuous: `p_t ∈ [0, max_w]`,
 //! `Σ p·dt = min(E, max_w·W·dt)`; semi-continuous: binaries, `p = max_w·on`,
@@ -569,14 +584,14 @@ pub fn thermal_coeffs(p: &Problem, th: &crate::problem::Thermal) -> (f64, f64, V
 }
 
 /// Tank temperatures `T_0..=T_steps` with the element at `power_w` (the
-/// model's recursion, on = power > 0).
+/// model's recursion; the element's share of the step is `power/nominal`).
 pub fn simulate_tank(p: &Problem, th: &crate::problem::Thermal, power_w: &[f64]) -> Vec<f64> {
     let (a, b, c) = thermal_coeffs(p, th);
     let mut t = Vec::with_capacity(p.steps + 1);
     t.push(th.temp_c);
     for k in 0..p.steps {
-        let on = if power_w[k] > 0.5 * th.nominal_w {
-            1.0
+        let on = if th.nominal_w > 0.0 {
+            power_w[k] / th.nominal_w
         } else {
             0.0
         };
@@ -592,22 +607,38 @@ pub fn tank_upper(p: &Problem, th: &crate::problem::Thermal) -> Vec<f64> {
     u[1..].iter().map(|u| u.max(th.max_c)).collect()
 }
 
-/// Builds the model of `p` (which should pass [`Problem::check`]).
+/// Formulation choices that are not part of the problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ModelOptions {
+    /// A thermal load's element strictly on or off for whole steps
+    /// (binaries; exact but slow past a day: the LP relaxation heats
+    /// fractions of a step up to the thermostat, which whole steps cannot,
+    /// and a 48 h plan does not close its gap in 20 000 nodes). Default
+    /// `false`: it may heat any part of a step (the shell switches it off
+    /// once the step's planned energy is in, or the thermostat cuts it),
+    /// which makes the tank an LP.
+    pub thermal_on_off: bool,
+}
+
+/// Builds the model of `p` (which should pass [`Problem::check`]) with
+/// the default [`ModelOptions`].
 pub fn build(p: &Problem) -> Built {
+    build_with(p, &ModelOptions::default())
+}
+
+/// Builds the model of `p` (which should pass [`Problem::check`]).
+pub fn build_with(p: &Problem, opts: &ModelOptions) -> Built {
     let n = p.steps;
     let dt = p.dt_h();
     let mut m = LinearModel::default();
     let mut warnings = Vec::new();
     let cap = import_cap(p);
     let xcap = export_cap(p);
-    for t in 0..n {
-        if cap[t] > p.import_limit_w {
-            warnings.push(format!(
-                "step {t}: base load and started loads need {:.0} W from the grid, above the import limit {:.0} W",
-                cap[t], p.import_limit_w
-            ));
-            break;
-        }
+    if let Some(t) = (0..n).find(|&t| cap[t] > p.import_limit_w) {
+        warnings.push(format!(
+            "step {t}: base load and started loads need {:.0} W from the grid, above the import limit {:.0} W",
+            cap[t], p.import_limit_w
+        ));
     }
     let mut imp = Vec::with_capacity(n);
     let mut exp = Vec::with_capacity(n);
@@ -641,10 +672,29 @@ pub fn build(p: &Problem) -> Built {
                 LoadKind::Battery(_) => "battery",
             }
         ));
-        let lv = build_load(p, li, l, &s, &mut m, &mut warnings);
+        let lv = build_load(p, li, l, &s, opts, &mut m, &mut warnings);
         loads.push(lv);
     }
     let _ = dt;
+    // Import cuts where PV covers the base load: see `import_cuts`.
+    let fixed = fixed_power(p);
+    for t in 0..n {
+        let surplus = p.pv_w[t].max(0.0) - p.base_w[t] - fixed[t];
+        if surplus <= 0.0 {
+            continue;
+        }
+        let mut terms = vec![(imp[t], 1.0)];
+        for lv in &loads {
+            for &(v, c) in &lv.terms[t] {
+                if m.vars[v].kind != VarKind::Continuous && c > surplus {
+                    terms.push((v, -(c - surplus)));
+                }
+            }
+        }
+        if terms.len() > 1 {
+            m.add_row(format!("cut_imp_t{t}"), merge(terms), Cmp::Ge, 0.0);
+        }
+    }
     // Balance and exclusivity.
     for t in 0..n {
         let mut terms = vec![(imp[t], 1.0), (exp[t], -1.0)];
@@ -704,6 +754,7 @@ fn build_load(
     li: usize,
     l: &Load,
     s: &Spec,
+    opts: &ModelOptions,
     m: &mut LinearModel,
     warnings: &mut Vec<String>,
 ) -> LoadVars {
@@ -834,8 +885,17 @@ fn build_load(
             };
             let (a, b, c) = thermal_coeffs(p, th);
             let upper = tank_upper(p, th);
+            let on_off = opts.thermal_on_off;
             let on: Vec<Option<usize>> = (0..n)
-                .map(|t| (t >= e && t < d && th.nominal_w > 0.0).then(|| bin(m, "on", t)))
+                .map(|t| {
+                    (t >= e && t < d && th.nominal_w > 0.0).then(|| {
+                        if on_off {
+                            bin(m, "on", t)
+                        } else {
+                            m.add_var(format!("l{li}_u_t{t}"), 0.0, 1.0, VarKind::Continuous, 0.0)
+                        }
+                    })
+                })
                 .collect();
             for (t, v) in on.iter().enumerate() {
                 if let Some(v) = v {
@@ -867,6 +927,13 @@ fn build_load(
                 }
                 m.add_row(format!("l{li}_heat_t{t}"), terms, Cmp::Eq, rhs);
             }
+            let hard = tank_reachable(p, l, th);
+            if !hard {
+                warnings.push(format!(
+                    "load `{}`: the tank may not reach every ready temperature: they are soft ({SHORTFALL_PER_K} per K short)",
+                    l.id
+                ));
+            }
             for (r, &(k, min_c)) in th.ready.iter().enumerate() {
                 if k == 0 {
                     if th.temp_c < min_c {
@@ -880,27 +947,139 @@ fn build_load(
                 if k > n {
                     continue;
                 }
-                let sh = m.add_var(
-                    format!("l{li}_short_r{r}"),
-                    0.0,
-                    f64::INFINITY,
-                    VarKind::Continuous,
-                    SHORTFALL_PER_K,
-                );
-                m.add_row(
-                    format!("l{li}_ready_r{r}"),
-                    vec![(temps[k - 1], 1.0), (sh, 1.0)],
-                    Cmp::Ge,
-                    min_c,
-                );
+                let mut terms = vec![(temps[k - 1], 1.0)];
+                if !hard {
+                    let sh = m.add_var(
+                        format!("l{li}_short_r{r}"),
+                        0.0,
+                        f64::INFINITY,
+                        VarKind::Continuous,
+                        SHORTFALL_PER_K,
+                    );
+                    terms.push((sh, 1.0));
+                }
+                m.add_row(format!("l{li}_ready_r{r}"), terms, Cmp::Ge, min_c);
+                if hard && on_off {
+                    thermal_cuts(p, th, &on, li, r, k, min_c, m);
+                }
             }
-            lv.rounding
-                .push(Rounding::Each(on.iter().flatten().copied().collect()));
+            if on_off {
+                lv.rounding
+                    .push(Rounding::Each(on.iter().flatten().copied().collect()));
+            }
             lv.temps = temps;
         }
     }
     let _ = warnings;
     lv
+}
+
+/// Whether the tank can be at every ready temperature, found by a
+/// schedule: for each ready time in turn, while too cold, the latest off
+/// step of the window before it where the thermostat lets the element
+/// heat is switched on. (Sufficient, not necessary: when it fails the
+/// ready temperatures are soft.)
+pub fn tank_reachable(p: &Problem, l: &Load, th: &crate::problem::Thermal) -> bool {
+    let n = p.steps;
+    let upper = tank_upper(p, th);
+    let mut pw = vec![0.0; n];
+    let mut ready = th.ready.clone();
+    ready.sort_by_key(|r| r.0);
+    for &(k, min_c) in &ready {
+        if k == 0 {
+            if th.temp_c < min_c {
+                return false;
+            }
+            continue;
+        }
+        if k > n {
+            continue;
+        }
+        loop {
+            let temps = simulate_tank(p, th, &pw);
+            if temps[k] >= min_c {
+                break;
+            }
+            let next = (l.earliest..l.deadline.min(k)).rev().find(|&t| {
+                if pw[t] > 0.0 {
+                    return false;
+                }
+                pw[t] = th.nominal_w;
+                let temps = simulate_tank(p, th, &pw);
+                pw[t] = 0.0;
+                temps[1..].iter().zip(&upper).all(|(t, u)| *t <= *u)
+            });
+            match next {
+                Some(t) => pw[t] = th.nominal_w,
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+/// Valid inequalities for a hard ready temperature `min_c` at step `k`:
+/// from any step `s` before it, the tank is at most `Tmax_s` (the
+/// thermostat's bound carried forward with the element always on), so
+/// `T_k = a^(k−s)·T_s + Σ a^(k−1−t)·(b·on_t + c_t)` reaches `min_c` only
+/// if at least `N(s, k)` steps of `[s, k)` heat (the fewest, placed
+/// latest, that could). `Σ_{t∈[s,k)} on_t ≥ N(s, k)` is the rounded-up
+/// form the LP relaxation misses; only cuts not dominated by one over a
+/// shorter interval are added.
+#[allow(clippy::too_many_arguments)]
+fn thermal_cuts(
+    p: &Problem,
+    th: &crate::problem::Thermal,
+    on: &[Option<usize>],
+    li: usize,
+    r: usize,
+    k: usize,
+    min_c: f64,
+    m: &mut LinearModel,
+) {
+    let (a, b, c) = thermal_coeffs(p, th);
+    let upper = tank_upper(p, th);
+    let mut tmax = vec![th.temp_c; k + 1];
+    for s in 0..k {
+        let heat = if on[s].is_some() { b } else { 0.0 };
+        tmax[s + 1] = upper[s].min(a * tmax[s] + heat + c[s]);
+    }
+    let mut best = 0usize;
+    let mut d_s = 0.0; // Σ_{t=s}^{k−1} a^(k−1−t)·c_t
+    let mut a_pow = 1.0; // a^(k−1−s)
+    let mut weights: Vec<f64> = Vec::new(); // b·a^(k−1−t), latest first
+    let mut vars: Vec<usize> = Vec::new();
+    for s in (0..k).rev() {
+        d_s += a_pow * c[s];
+        if let Some(v) = on[s] {
+            weights.push(b * a_pow);
+            vars.push(v);
+        }
+        a_pow *= a;
+        let need = min_c - (a_pow * tmax[s] + d_s);
+        if need <= 1e-7 {
+            continue;
+        }
+        let mut acc = 0.0;
+        let mut count = None;
+        for (i, w) in weights.iter().enumerate() {
+            acc += w;
+            if acc >= need - 1e-7 {
+                count = Some(i + 1);
+                break;
+            }
+        }
+        let Some(nreq) = count else { continue };
+        if nreq > best {
+            best = nreq;
+            m.add_row(
+                format!("l{li}_cut_r{r}_t{s}"),
+                vars.iter().map(|&v| (v, 1.0)).collect(),
+                Cmp::Ge,
+                nreq as f64,
+            );
+        }
+    }
 }
 
 /// Run constraints on the on binaries `on` (one per window step).

@@ -38,6 +38,8 @@ pub struct SolveConfig {
     pub node_limit: Option<u64>,
     /// Relative gap at which the search may stop (0: prove optimality).
     pub mip_gap: f64,
+    /// Formulation choices ([`model::ModelOptions`]).
+    pub model: model::ModelOptions,
 }
 
 impl Default for SolveConfig {
@@ -45,6 +47,7 @@ impl Default for SolveConfig {
         SolveConfig {
             node_limit: Some(20_000),
             mip_gap: 0.0,
+            model: model::ModelOptions::default(),
         }
     }
 }
@@ -55,7 +58,7 @@ pub fn plan(p: &Problem, cfg: &SolveConfig) -> Plan {
     if let Err(reason) = p.check() {
         return invalid_plan(p, reason);
     }
-    let built = model::build(p);
+    let built = model::build_with(p, &cfg.model);
     let mut warnings = built.warnings.clone();
     let mut opts = SolveOptions::default();
     opts.node_limit = cfg.node_limit;

@@ -5,6 +5,7 @@
 use hearth_tariff_optimizer::check::violations;
 use hearth_tariff_optimizer::model::{self, Spec};
 use hearth_tariff_optimizer::problem::*;
+use hearth_tariff_optimizer::samples::house;
 use hearth_tariff_optimizer::{Plan, SolveConfig, Status, lp_file, solve};
 
 /// A tiny deterministic generator (Knuth's MMIX LCG).
@@ -37,7 +38,7 @@ impl Lcg {
 fn unlimited() -> SolveConfig {
     SolveConfig {
         node_limit: None,
-        mip_gap: 0.0,
+        ..SolveConfig::default()
     }
 }
 
@@ -182,9 +183,9 @@ fn load_candidates(p: &Problem, i: usize) -> Vec<Vec<f64>> {
         Spec::Steps { p_w, .. } => (0u32..1 << (d - e))
             .map(|mask| {
                 let mut pw = vec![0.0; n];
-                for t in e..d {
-                    if mask >> (t - e) & 1 == 1 {
-                        pw[t] = *p_w;
+                for (i, w) in pw[e..d].iter_mut().enumerate() {
+                    if mask >> i & 1 == 1 {
+                        *w = *p_w;
                     }
                 }
                 pw
@@ -334,130 +335,39 @@ fn milp_equals_brute_force_on_small_instances() {
     assert!(solved >= 50, "only {solved} feasible instances");
 }
 
-/// 00:00 local, `steps` of `step_s`: Tempo-like HP/HC prices, a 4 kWp
-/// PV bell, a water heater, a washing machine, an EV and a semi-continuous
-/// deferrable load with min on/off.
-fn house(steps: usize, step_s: u32) -> Problem {
-    let per_h = 3600 / step_s as usize;
-    let dt = step_s as f64 / 3600.0;
-    let hour = |t: usize| t as f64 / per_h as f64;
-    let import_price: Vec<f64> = (0..steps)
-        .map(|t| {
-            let h = hour(t) % 24.0;
-            if !(6.0..22.0).contains(&h) {
-                0.1568
-            } else {
-                0.2046
-            }
-        })
-        .collect();
-    let pv_w: Vec<f64> = (0..steps)
-        .map(|t| {
-            let h = hour(t) % 24.0 + 0.5 / per_h as f64;
-            if (7.0..19.0).contains(&h) {
-                4000.0 * 0.8 * (std::f64::consts::PI * (h - 7.0) / 12.0).sin().powi(2)
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let base_w = (0..steps)
-        .map(|t| 350.0 + 150.0 * ((t % 7) as f64 / 7.0))
-        .collect();
-    let at = |h: f64| (h * per_h as f64).round() as usize;
-    let mut draw_wh = vec![0.0; steps];
-    draw_wh[at(7.0)] = 3500.0;
-    if at(20.0) < steps {
-        draw_wh[at(20.0)] = 3500.0;
-    }
-    let mut ready = vec![(at(6.5), 50.0)];
-    if at(19.5) <= steps {
-        ready.push((at(19.5), 50.0));
-    }
-    let wm_profile: Vec<f64> = {
-        let q = [2000.0, 2000.0, 300.0, 300.0, 600.0, 100.0];
-        if step_s == 900 {
-            q.to_vec()
-        } else {
-            vec![2000.0, 300.0, 350.0]
-        }
-    };
-    let end = steps;
-    let ev_e = at(18.0).min(end - at(4.0));
-    Problem {
-        start_ms: 1_767_225_600_000,
-        step_s,
-        steps,
-        import_price,
-        export_price: vec![0.04; steps],
-        pv_w,
-        base_w,
-        import_limit_w: 9000.0,
-        export_limit_w: None,
-        objective: Objective::Cost,
-        loads: vec![
-            Load {
-                id: "water_heater".into(),
-                earliest: 0,
-                deadline: end,
-                kind: LoadKind::Thermal(Thermal {
-                    nominal_w: 2400.0,
-                    temp_c: 47.0,
-                    capacity_wh_per_k: 200.0 * 1.163,
-                    loss_w_per_k: 1.8,
-                    ambient_c: 18.0,
-                    max_c: 65.0,
-                    ready,
-                    draw_wh,
-                }),
-            },
-            Load {
-                id: "washing_machine".into(),
-                earliest: at(8.0),
-                deadline: at(22.0).min(end),
-                kind: LoadKind::Sequence(Sequence {
-                    profile_w: wm_profile,
-                    started: None,
-                }),
-            },
-            Load {
-                id: "ev".into(),
-                earliest: ev_e,
-                deadline: end,
-                kind: LoadKind::Battery(Battery {
-                    max_w: 3700.0,
-                    energy_wh: 14000.0,
-                    semi_continuous: true,
-                }),
-            },
-            deferrable(
-                "pool_pump",
-                0,
-                end,
-                Deferrable {
-                    nominal_w: 1000.0,
-                    energy_wh: 1000.0 * dt * (per_h * 3) as f64,
-                    semi_continuous: true,
-                    single_start: false,
-                    min_on_steps: per_h,
-                    min_off_steps: per_h,
-                    max_starts: Some(2),
-                    running_steps: 0,
-                },
-            ),
-        ],
-    }
-}
-
 #[test]
 fn every_constraint_holds_on_house_plans() {
-    for (steps, step_s) in [(48, 1800), (96, 900), (24, 1800)] {
+    // The default tank (any share of a step) on 24 h x 30 min, 24 h x
+    // 15 min and 48 h x 30 min; the strictly on/off element on 24 h.
+    for (steps, step_s, on_off) in [
+        (48, 1800, false),
+        (96, 900, false),
+        (96, 1800, false),
+        (24, 1800, false),
+        (48, 1800, true),
+        (24, 1800, true),
+    ] {
         let p = house(steps, step_s);
-        let plan = solve::plan(&p, &SolveConfig::default());
+        let cfg = SolveConfig {
+            model: model::ModelOptions {
+                thermal_on_off: on_off,
+            },
+            ..SolveConfig::default()
+        };
+        let plan = solve::plan(&p, &cfg);
         let v = violations(&p, &plan);
         assert!(v.is_empty(), "{steps}x{step_s}: {v:?}");
+        if on_off {
+            // Whole steps only.
+            assert!(
+                plan.loads[0]
+                    .power_w
+                    .iter()
+                    .all(|&w| w == 0.0 || w == 2400.0)
+            );
+        }
         eprintln!(
-            "{steps}x{step_s}s: {} objective {:.4} nodes {} warnings {:?}",
+            "{steps}x{step_s}s on/off {on_off}: {} objective {:.4} nodes {} warnings {:?}",
             plan.status.name(),
             plan.objective,
             plan.nodes,
@@ -659,7 +569,7 @@ fn the_fallback_engages_at_the_node_limit() {
         &p,
         &SolveConfig {
             node_limit: Some(1),
-            mip_gap: 0.0,
+            ..SolveConfig::default()
         },
     );
     eprintln!(
@@ -758,26 +668,42 @@ fn glpk_objective(args: &[&str], file: &std::path::Path) -> Option<f64> {
 
 #[test]
 fn glpk_solves_the_exported_files_to_the_same_objective() {
-    let p = glpk_instance();
-    let built = model::build(&p);
-    let plan = solve::plan(&p, &unlimited());
-    assert_eq!(plan.status, Status::Optimal, "{:?}", plan.warnings);
-    let ours = plan.solver_objective.unwrap();
-    let dir = std::env::temp_dir();
-    let lp = dir.join(format!("hearth-plan-{}.lp", std::process::id()));
-    let mps = dir.join(format!("hearth-plan-{}.mps", std::process::id()));
-    std::fs::write(&lp, lp_file::to_lp(&built.model)).unwrap();
-    std::fs::write(&mps, lp_file::to_mps(&built.model)).unwrap();
-    for (args, file) in [(["--lp"], &lp), (["--freemps"], &mps)] {
-        let Some(glpk) = glpk_objective(&args, file) else {
-            return;
+    // The default model (the tank an LP) and the strictly on/off element.
+    for on_off in [false, true] {
+        let p = glpk_instance();
+        let opts = model::ModelOptions {
+            thermal_on_off: on_off,
         };
-        eprintln!("{args:?}: ours {ours}, glpk {glpk}");
-        assert!(
-            (ours - glpk).abs() <= 1e-3 * glpk.abs().max(1.0),
-            "{args:?}: ours {ours} vs glpk {glpk}"
+        let built = model::build_with(&p, &opts);
+        assert!(built.model.is_mip());
+        let plan = solve::plan(
+            &p,
+            &SolveConfig {
+                model: opts,
+                ..unlimited()
+            },
         );
+        assert_eq!(plan.status, Status::Optimal, "{:?}", plan.warnings);
+        assert!(violations(&p, &plan).is_empty());
+        let ours = plan.solver_objective.unwrap();
+        assert!((ours - plan.objective).abs() <= 1e-9 * ours.abs().max(1.0));
+        let dir = std::env::temp_dir();
+        let tag = format!("{}-{on_off}", std::process::id());
+        let lp = dir.join(format!("hearth-plan-{tag}.lp"));
+        let mps = dir.join(format!("hearth-plan-{tag}.mps"));
+        std::fs::write(&lp, lp_file::to_lp(&built.model)).unwrap();
+        std::fs::write(&mps, lp_file::to_mps(&built.model)).unwrap();
+        for (args, file) in [(["--lp"], &lp), (["--freemps"], &mps)] {
+            let Some(glpk) = glpk_objective(&args, file) else {
+                return;
+            };
+            eprintln!("on/off {on_off} {args:?}: ours {ours}, glpk {glpk}");
+            assert!(
+                (ours - glpk).abs() <= 1e-3 * glpk.abs().max(1.0),
+                "{args:?}: ours {ours} vs glpk {glpk}"
+            );
+        }
+        let _ = std::fs::remove_file(&lp);
+        let _ = std::fs::remove_file(&mps);
     }
-    let _ = std::fs::remove_file(&lp);
-    let _ = std::fs::remove_file(&mps);
 }

@@ -325,7 +325,8 @@ async fn a_day_from_the_twin_is_counted_priced_survives_a_counter_reset_and_a_re
     b.stop().await;
 
     // 2 kWh while the bridge is down; after the restart the day's totals
-    // come back and those 2 kWh are counted once.
+    // come back and those 2 kWh are counted once, priced at the last tariff
+    // seen (HP 0.30 €: the tariff entity has no price yet after the start).
     twin.sim.set_power(0, 2000.0);
     twin.hours(1.0);
     twin.sim.set_power(0, 0.0);
@@ -337,7 +338,8 @@ async fn a_day_from_the_twin_is_counted_priced_survives_a_counter_reset_and_a_re
         ("sensor.energy_consumption_today", "18"),
         ("sensor.energy_self_consumption_today", "62.5"),
         ("sensor.energy_cost_hc_today", "0.8"),
-        ("sensor.energy_cost_hp_today", "2.1"),
+        ("sensor.energy_cost_hp_today", "2.7"),
+        ("sensor.energy_cost_today", "3.5"),
     ] {
         wait_state(&b, id, want).await;
     }

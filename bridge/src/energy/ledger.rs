@@ -9,7 +9,10 @@
 //!   (Wh) the ledger has counted up to, written in the same transaction
 //!   as the increments, so after a restart each counter continues exactly
 //!   where the ledger stopped: energy used while the bridge was down is
-//!   counted once, at the first reading after start.
+//!   counted once, at the first reading after start;
+//! - `energy_tariff(id = 0, price, period, updated_ms)`: the last tariff
+//!   seen, so that this energy is priced at it when the tariff entity has
+//!   no price yet after a start.
 //!
 //! Rows are written in batches (every half second and at shutdown); a
 //! crash loses at most the last batch *and* its baselines together, so
@@ -32,6 +35,12 @@ CREATE TABLE IF NOT EXISTS energy_ledger (
     PRIMARY KEY (quantity, hour_ms, period)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ix_energy_ledger_date ON energy_ledger(date);
+CREATE TABLE IF NOT EXISTS energy_tariff (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    price REAL NOT NULL,
+    period TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS energy_baseline (
     entity_id TEXT PRIMARY KEY NOT NULL,
     wh REAL NOT NULL,
@@ -75,8 +84,14 @@ impl Ledger {
         Ok(Ledger { conn })
     }
 
-    /// Increments and baselines, in one transaction.
-    pub fn write(&mut self, rows: &[Row], baselines: &[Baseline]) -> rusqlite::Result<()> {
+    /// Increments and baselines (and the last tariff seen), in one
+    /// transaction.
+    pub fn write(
+        &mut self,
+        rows: &[Row],
+        baselines: &[Baseline],
+        tariff: Option<(f64, &str, i64)>,
+    ) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut add = tx.prepare_cached(
@@ -95,8 +110,27 @@ impl Ledger {
             for b in baselines {
                 base.execute(params![b.entity_id, b.wh, b.updated_ms])?;
             }
+            if let Some((price, period, ms)) = tariff {
+                tx.prepare_cached(
+                    "INSERT INTO energy_tariff (id, price, period, updated_ms) VALUES (0, ?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET price = excluded.price, period = excluded.period,
+                     updated_ms = excluded.updated_ms",
+                )?
+                .execute(params![price, period, ms])?;
+            }
         }
         tx.commit()
+    }
+
+    /// The last tariff written: (€/kWh, period).
+    pub fn last_tariff(&self) -> rusqlite::Result<Option<(f64, String)>> {
+        self.conn
+            .query_row(
+                "SELECT price, period FROM energy_tariff WHERE id = 0",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
     }
 
     /// Every meter's baseline (entity id → Wh).
@@ -165,16 +199,20 @@ mod tests {
                 row("grid_import", 0, "HC", 50.0, 0.01),
             ],
             &[b(150.0)],
+            None,
         )
         .unwrap();
+        assert_eq!(l.last_tariff().unwrap(), None);
         l.write(
             &[row("grid_import", 3_600_000, "HP", 10.0, 0.003)],
             &[b(160.0)],
+            Some((0.3, "HP", 5)),
         )
         .unwrap();
         drop(l);
         let l = Ledger::open(&dir.path().join(FILE)).unwrap();
         assert_eq!(l.baselines().unwrap()["sensor.grid_import_energy"], 160.0);
+        assert_eq!(l.last_tariff().unwrap(), Some((0.3, "HP".to_string())));
         let t = l.totals(0, i64::MAX).unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!((t[0].1.as_str(), t[0].2), ("HC", 150.0));

@@ -30,7 +30,9 @@
 //! - grid import is priced at the `tariff_entity`'s price in force when
 //!   the reading arrives and added to the cost of its `period` attribute
 //!   (`HP`/`HC` with [`crate::feeds::tariff_driver`]; any label; `base`
-//!   without one; 0 € until the entity has a price). Export is not paid
+//!   without one). While the entity has no price (after a start, before
+//!   the feed's first answer) the last tariff seen is used, kept in
+//!   `energy.db`; 0 € before any was ever seen. Export is not paid
 //!   back here;
 //! - figures ([`day`]): consumption = import + solar − export,
 //!   self-consumption = (solar − export) / solar, self-sufficiency =

@@ -60,6 +60,8 @@ struct Energy {
     /// The tariff entity's state as of the event being handled.
     tariff_state: Option<State>,
     last_tariff: Option<(f64, String)>,
+    /// `last_tariff` changed since the ledger last had it.
+    tariff_dirty: bool,
     warned_no_tariff: bool,
 }
 
@@ -99,6 +101,14 @@ pub fn spawn(cfg: &EnergyConfig, ctx: EnergyContext) -> anyhow::Result<JoinHandl
             warned_unit: false,
         })
         .collect();
+    // Energy used while down is priced at the last tariff seen if the
+    // tariff entity has no price yet at the first reading.
+    let last_tariff = ledger.as_ref().and_then(|l| {
+        l.last_tariff()
+            .map_err(|e| tracing::warn!("energy: reading the last tariff: {e}"))
+            .ok()
+            .flatten()
+    });
     let (day_start, day_end) = cal.period(PeriodKind::Day, now);
     let mut energy = Energy {
         ctx,
@@ -114,7 +124,8 @@ pub fn spawn(cfg: &EnergyConfig, ctx: EnergyContext) -> anyhow::Result<JoinHandl
         published_consumption_wh: 0.0,
         periods: cfg.periods.iter().cloned().collect(),
         tariff_state: None,
-        last_tariff: None,
+        last_tariff,
+        tariff_dirty: false,
         warned_no_tariff: false,
     };
     entities::register(&energy.ctx.store, &cfg.devices, &cfg.periods)?;
@@ -287,7 +298,10 @@ impl Energy {
             .map(str::to_string);
         if let Some(p) = price {
             let t = (p, period.unwrap_or_else(|| NO_PERIOD.into()));
-            self.last_tariff = Some(t.clone());
+            if self.last_tariff.as_ref() != Some(&t) {
+                self.last_tariff = Some(t.clone());
+                self.tariff_dirty = true;
+            }
             return t;
         }
         if let Some(t) = &self.last_tariff {
@@ -368,7 +382,7 @@ impl Energy {
     }
 
     fn flush(&mut self) {
-        if self.rows.is_empty() && self.baselines.is_empty() {
+        if self.rows.is_empty() && self.baselines.is_empty() && !self.tariff_dirty {
             return;
         }
         let Some(l) = &mut self.ledger else {
@@ -377,10 +391,16 @@ impl Energy {
             return;
         };
         let baselines: Vec<Baseline> = self.baselines.values().cloned().collect();
-        match l.write(&self.rows, &baselines) {
+        let tariff = self
+            .last_tariff
+            .as_ref()
+            .filter(|_| self.tariff_dirty)
+            .map(|(p, period)| (*p, period.as_str(), self.ctx.clock.now_ms()));
+        match l.write(&self.rows, &baselines, tariff) {
             Ok(()) => {
                 self.rows.clear();
                 self.baselines.clear();
+                self.tariff_dirty = false;
             }
             // Kept for the next tick (the file may be locked a moment).
             Err(e) => tracing::warn!("energy: writing the ledger: {e}; retrying"),
@@ -529,7 +549,9 @@ mod tests {
         .unwrap();
         wait_state(&st2, "sensor.energy_grid_import_today", "12").await;
         wait_state(&st2, "sensor.energy_solar_today", "8").await;
-        wait_state(&st2, "sensor.energy_cost_tempo_rouge_today", "0.5").await;
+        // The kWh used while down, with no price yet: the last tariff seen.
+        wait_state(&st2, "sensor.energy_cost_tempo_rouge_today", "1").await;
+        wait_state(&st2, "sensor.energy_cost_today", "3.6").await;
         wait_state(&st2, "sensor.energy_device_ev_today", "7").await;
         // Midnight: a new day from zero.
         hand.set(T0 + 14 * 3_600_000);

@@ -297,6 +297,7 @@ fn milp_equals_brute_force_on_small_instances() {
     let mut solved = 0;
     let mut infeasible = 0;
     let mut nodes = 0;
+    let mut fallbacks = std::collections::BTreeMap::new();
     for case in 0..60 {
         let p = small_instance(&mut rng);
         p.check().unwrap();
@@ -326,12 +327,29 @@ fn milp_equals_brute_force_on_small_instances() {
                 );
                 let v = violations(&p, &plan);
                 assert!(v.is_empty(), "case {case}: {v:?}\n{p:?}\n{plan:?}");
+                // Cut at one node, the fallback chain still gives a plan
+                // that holds, never better than the optimum.
+                let cut = solve::plan(
+                    &p,
+                    &SolveConfig {
+                        node_limit: Some(1),
+                        ..SolveConfig::default()
+                    },
+                );
+                assert!(cut.objective >= bf - tol, "case {case}: {cut:?}");
+                if cut.status != Status::Rule {
+                    let v = violations(&p, &cut);
+                    assert!(v.is_empty(), "case {case} at 1 node: {v:?}\n{cut:?}");
+                }
+                *fallbacks.entry(cut.status.name()).or_insert(0) += 1;
                 solved += 1;
                 nodes += plan.nodes;
             }
         }
     }
-    eprintln!("brute force: {solved} optimal, {infeasible} infeasible, {nodes} nodes in all");
+    eprintln!(
+        "brute force: {solved} optimal, {infeasible} infeasible, {nodes} nodes in all; at 1 node: {fallbacks:?}"
+    );
     assert!(solved >= 50, "only {solved} feasible instances");
 }
 
@@ -387,6 +405,91 @@ fn every_constraint_holds_on_house_plans() {
             assert!(rule.objective >= plan.objective - 1e-9);
         }
     }
+}
+
+/// The house with a continuous EV charger and a continuous pool pump
+/// that keeps its min on/off and max starts.
+fn continuous_house(steps: usize, step_s: u32) -> Problem {
+    let mut p = house(steps, step_s);
+    if let LoadKind::Battery(b) = &mut p.loads[2].kind {
+        b.semi_continuous = false;
+        b.energy_wh = 13_333.0;
+    }
+    if let LoadKind::Deferrable(d) = &mut p.loads[3].kind {
+        d.semi_continuous = false;
+        d.energy_wh = 2_750.0;
+    }
+    p
+}
+
+#[test]
+fn continuous_loads_hold_every_constraint() {
+    for (steps, step_s) in [(48, 1800), (96, 900)] {
+        let p = continuous_house(steps, step_s);
+        let plan = solve::plan(&p, &SolveConfig::default());
+        assert_eq!(plan.status, Status::Optimal, "{:?}", plan.warnings);
+        let v = violations(&p, &plan);
+        assert!(v.is_empty(), "{steps}x{step_s}: {v:?}");
+        let ev: f64 = plan.loads[2].power_w.iter().sum::<f64>() * p.dt_h();
+        assert!((ev - 13_333.0).abs() < 1e-3, "{ev}");
+        // At most two runs of the pump, each at least min_on long.
+        let on: Vec<bool> = plan.loads[3].power_w.iter().map(|&w| w > 1e-3).collect();
+        let starts = (0..on.len())
+            .filter(|&t| on[t] && (t == 0 || !on[t - 1]))
+            .count();
+        assert!((1..=2).contains(&starts), "{starts} starts");
+        let rule = hearth_tariff_optimizer::rule::plan(&p);
+        assert!(violations(&p, &rule).is_empty());
+        assert!(rule.objective >= plan.objective - 1e-9);
+    }
+}
+
+#[test]
+fn what_the_problem_makes_impossible_is_reported() {
+    let mut p = house(48, 1800);
+    // A programme longer than its window, a tank that cannot be warm in
+    // time (cold now, ready in one step).
+    p.loads[1].deadline = p.loads[1].earliest + 2;
+    if let LoadKind::Thermal(th) = &mut p.loads[0].kind {
+        th.temp_c = 20.0;
+        th.ready.insert(0, (1, 50.0));
+    }
+    let plan = solve::plan(&p, &SolveConfig::default());
+    assert!(
+        matches!(plan.status, Status::Optimal | Status::Feasible { .. }),
+        "{:?}",
+        plan.status
+    );
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("washing_machine") && w.contains("infeasible window"))
+    );
+    assert!(plan.warnings.iter().any(|w| w.contains("water_heater")));
+    assert!(plan.loads[1].power_w.iter().all(|&w| w == 0.0));
+    // The tank heats from now, as much as it can.
+    assert_eq!(plan.loads[0].power_w[0], 2400.0);
+    assert!(
+        violations(&p, &plan).is_empty(),
+        "{:?}",
+        violations(&p, &plan)
+    );
+    // An import limit below what the machines need at once, every step:
+    // infeasible, and the plan says so with the rule plan's schedule.
+    let mut q = house(24, 1800);
+    q.import_limit_w = 2100.0;
+    let plan = solve::plan(&q, &SolveConfig::default());
+    assert!(
+        matches!(plan.status, Status::Infeasible { .. }),
+        "{:?}",
+        plan.status
+    );
+    assert_eq!(plan.loads.len(), 4);
+    // A malformed problem never panics.
+    let mut r = house(24, 1800);
+    r.pv_w.pop();
+    let plan = solve::plan(&r, &SolveConfig::default());
+    assert!(matches!(plan.status, Status::Infeasible { .. }));
 }
 
 #[test]

@@ -48,7 +48,11 @@ impl Status {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadPlan {
     pub id: String,
-    /// Mean power per step, W (len = steps).
+    /// Mean power per step, W (len = steps). A thermal load's element
+    /// heats `power_w / nominal_w` of the step (any share by default, see
+    /// [`crate::model::ModelOptions::thermal_on_off`]): the shell keeps
+    /// the relay on until the step's energy `power_w · dt` is in, or the
+    /// thermostat cuts it.
     pub power_w: Vec<f64>,
     /// Step at which its first run in the horizon begins (0 for a load
     /// that continues a run), `None` if it does not run.

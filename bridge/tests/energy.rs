@@ -220,6 +220,35 @@ async fn the_twin_feeds_the_driver_and_its_meters_are_discovered_as_energy_senso
     b.stop().await;
 }
 
+/// A channel the meter does not have (`em1:2` on a Pro EM): the device's
+/// refusal is logged, the other channels are read, the device stays
+/// available.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_the_meter_lacks_is_logged_and_the_others_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let twin = Twin::start();
+    let mark = common::log_mark();
+    let mut m = meter(twin.addr);
+    m.channels[1].channel = 2;
+    let b = common::history::start_bridge(dir.path(), |c| c.shelly_em.push(m)).await;
+    twin.sim.set_power(0, 700.0);
+    wait_state(&b, "sensor.grid_power", "700").await;
+    wait_for("the refusal logged", WAIT, || {
+        let logs = common::logs_since(mark);
+        logs.lines()
+            .find(|l| l.contains("EM1.GetStatus id=2") && l.contains("Bad id=2"))
+            .map(str::to_string)
+    })
+    .await;
+    // Several polls later: still available, the missing channel unknown.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(b.store.get("sensor.grid_power").unwrap().state, "700");
+    let pv = b.store.get("sensor.pv_power").map(|s| s.state);
+    assert!(pv.as_deref().is_none_or(|s| s == "unknown"), "pv {pv:?}");
+    twin.power.trigger();
+    b.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_day_from_the_twin_is_counted_priced_survives_a_counter_reset_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();

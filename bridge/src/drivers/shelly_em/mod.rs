@@ -17,9 +17,11 @@
 //! (`EMData.ResetCounters`, a replaced meter) reads as a fall to near
 //! zero, which HA's statistics and [`crate::energy`] count as a new cycle.
 //! A device that fails 3 polls in a row is offline: its entities are
-//! `unavailable` until a poll succeeds. A malformed answer is logged
-//! through the throttled bad-input warnings and skipped: the last good
-//! states stay. The driver writes nothing else (the meters have no relay
+//! `unavailable` until a poll succeeds. A malformed answer, or an error
+//! the device answers (−105 `Bad id` for a channel it does not have: the
+//! Pro EM has `em1:0` and `em1:1`, a Pro 3EM in its monophase profile up
+//! to `em1:2`), is logged through the throttled bad-input warnings and
+//! skipped: the last good states stay, the other channels are read. The driver writes nothing else (the meters have no relay
 //! this driver drives).
 
 pub mod channels;
@@ -78,8 +80,19 @@ pub fn spawn(cfg: ShellyEmConfig, ctx: &DriverContext) -> anyhow::Result<JoinHan
 
 /// Why one channel's poll did not give a reading.
 enum PollError {
+    /// No answer: counts towards offline.
     Transport(ShellyError),
+    /// The device answered with an error (e.g. −105 `Bad id` for a
+    /// channel it does not have): logged, the device stays online.
+    Refused(String, ShellyError),
     Malformed(String, rpc::RpcError, String),
+}
+
+fn classify(source: String, e: ShellyError) -> PollError {
+    match e {
+        ShellyError::Rpc { .. } => PollError::Refused(source, e),
+        other => PollError::Transport(other),
+    }
 }
 
 impl Meter {
@@ -101,6 +114,7 @@ impl Meter {
             match self.poll_channel(client, i).await {
                 Ok(()) => {}
                 Err(PollError::Malformed(source, e, body)) => self.warn(&source, &e, &body),
+                Err(PollError::Refused(source, e)) => self.warn(&source, &e, ""),
                 Err(PollError::Transport(e)) => return self.failed(e),
             }
         }
@@ -117,20 +131,17 @@ impl Meter {
             Model::Pro3em => ("EM.GetStatus", "EMData.GetStatus"),
             Model::Proem => ("EM1.GetStatus", "EM1Data.GetStatus"),
         };
+        let source = |method: &str| format!("{} {method} id={id}", self.cfg.url());
         let p = client
             .call(power_method, json!({"id": id}))
             .await
-            .map_err(PollError::Transport)?;
+            .map_err(|e| classify(source(power_method), e))?;
         let d = client
             .call(data_method, json!({"id": id}))
             .await
-            .map_err(PollError::Transport)?;
+            .map_err(|e| classify(source(data_method), e))?;
         let malformed = |method: &str, e: rpc::RpcError, v: &serde_json::Value| {
-            PollError::Malformed(
-                format!("{} {method} id={id}", self.cfg.url()),
-                e,
-                v.to_string(),
-            )
+            PollError::Malformed(source(method), e, v.to_string())
         };
         let (power, counters) = match self.cfg.model {
             Model::Pro3em => (
@@ -156,7 +167,12 @@ impl Meter {
 
     /// A malformed answer from `source` (URL + method), throttled.
     fn warn(&self, source: &str, e: &dyn std::fmt::Display, payload: &str) {
-        if self.bad_input.admit(source) {
+        if !self.bad_input.admit(source) {
+            return;
+        }
+        if payload.is_empty() {
+            tracing::warn!("shelly_em `{}` {source}: {e}; skipped", self.cfg.id);
+        } else {
             tracing::warn!(
                 "shelly_em `{}` {source}: {e} (payload `{}`); ignored",
                 self.cfg.id,

@@ -232,7 +232,8 @@ pub fn battery_need_wh(soc_pct: f64, target_pct: f64, capacity_wh: f64, efficien
     ((target_pct - soc_pct).max(0.0) / 100.0 * capacity_wh / efficiency).max(0.0)
 }
 
-/// A machine's state for the shell: loaded, started by us (and when).
+/// Steps of a programme already run: how many steps before the grid's
+/// step 0 the step it started in is (0: it started in the current step).
 pub fn machine_started_step(grid: &Grid, started_ms: i64) -> usize {
     grid.step_of(started_ms).min(0).unsigned_abs() as usize
 }
@@ -264,7 +265,8 @@ pub fn build(cfg: &Config, now_ms: i64, mem: &Memory) -> Built {
     };
     for (i, l) in cfg.loads.iter().enumerate() {
         let kind;
-        let (mut earliest, mut deadline) = (0, steps);
+        let earliest = 0;
+        let mut deadline = steps;
         match l {
             LoadConfig::Sequence(s) => {
                 let profile = profile_on_grid(s, cfg.step_s);
@@ -364,7 +366,6 @@ pub fn build(cfg: &Config, now_ms: i64, mem: &Memory) -> Built {
                 });
             }
         }
-        earliest = earliest.min(deadline);
         loads.push(Load {
             id: l.id().to_string(),
             earliest,

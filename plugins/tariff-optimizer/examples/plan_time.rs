@@ -25,6 +25,7 @@ fn main() {
         let cfg = SolveConfig {
             model: ModelOptions {
                 thermal_on_off: on_off,
+                ..Default::default()
             },
             ..SolveConfig::default()
         };

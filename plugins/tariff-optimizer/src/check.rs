@@ -8,8 +8,9 @@
 //! steps to run, energy capped to what the window holds, a programme that
 //! cannot fit is not planned), so what the problem itself makes impossible
 //! is a warning of the plan, not a violation. A tank below a ready
-//! temperature is a violation only when an off step before it could have
-//! heated without breaking the thermostat.
+//! temperature is a violation only when a step before it could have heated
+//! more (a tenth of the element) without breaking the thermostat or the
+//! import limit.
 
 use crate::model::{self, Runs, Spec};
 use crate::plan::{ON_W, Plan};
@@ -33,6 +34,8 @@ pub fn violations(p: &Problem, plan: &Plan) -> Vec<String> {
     {
         return vec!["the plan does not have the problem's shape".into()];
     }
+    let cap = model::import_cap(p);
+    let xcap = model::export_cap(p);
     let mut total = vec![0.0; n];
     for (l, lp) in p.loads.iter().zip(&plan.loads) {
         let id = &l.id;
@@ -190,11 +193,13 @@ pub fn violations(p: &Problem, plan: &Plan) -> Vec<String> {
                         continue;
                     }
                     let mut trial = pw.clone();
-                    // Could a step heat a little more (a tenth of the
-                    // element) without breaking the thermostat?
-                    let extra = 0.1 * th.nominal_w;
+                    // Could a step heat a little more (up to a tenth of
+                    // the element, within the import limit) without
+                    // breaking the thermostat?
                     let could = (e..d.min(k)).any(|t| {
-                        if trial[t] + extra > th.nominal_w + TOL_W {
+                        let room = cap[t] - plan.import_w[t] + plan.export_w[t];
+                        let extra = (0.1 * th.nominal_w).min(room).min(th.nominal_w - trial[t]);
+                        if extra <= 1e-3 * th.nominal_w {
                             return false;
                         }
                         let was = trial[t];
@@ -214,8 +219,6 @@ pub fn violations(p: &Problem, plan: &Plan) -> Vec<String> {
         }
     }
     // Grid.
-    let cap = model::import_cap(p);
-    let xcap = model::export_cap(p);
     for t in 0..n {
         let (imp, exp, u) = (plan.import_w[t], plan.export_w[t], plan.pv_used_w[t]);
         let tol = 1e-6 * cap[t].max(1.0);

@@ -618,6 +618,10 @@ pub struct ModelOptions {
     /// once the step's planned energy is in, or the thermostat cuts it),
     /// which makes the tank an LP.
     pub thermal_on_off: bool,
+    /// Every ready temperature soft, even when a schedule is known to
+    /// meet them ([`crate::solve::plan`] retries with it when the hard
+    /// ones make the problem infeasible, e.g. with the import limit).
+    pub soft_ready: bool,
 }
 
 /// Builds the model of `p` (which should pass [`Problem::check`]) with
@@ -927,7 +931,7 @@ fn build_load(
                 }
                 m.add_row(format!("l{li}_heat_t{t}"), terms, Cmp::Eq, rhs);
             }
-            let hard = tank_reachable(p, l, th);
+            let hard = !opts.soft_ready && tank_reachable(p, l, th);
             if !hard {
                 warnings.push(format!(
                     "load `{}`: the tank may not reach every ready temperature: they are soft ({SHORTFALL_PER_K} per K short)",

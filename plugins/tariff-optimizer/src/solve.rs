@@ -14,8 +14,11 @@
 //!    fixed and the rest re-solved as an LP; if that is feasible and the
 //!    plan passes [`crate::check::violations`] → [`Status::Relaxed`];
 //! 4. otherwise the greedy rule plan ([`crate::rule`]) → [`Status::Rule`];
-//! 5. microlp proves the problem infeasible → [`Status::Infeasible`] with
-//!    the reason and the rule plan's schedule (best effort).
+//! 5. microlp proves the problem infeasible → with a thermal load, once
+//!    more with every ready temperature soft
+//!    ([`model::ModelOptions::soft_ready`]); otherwise, or if still
+//!    infeasible, [`Status::Infeasible`] with the reason and the rule
+//!    plan's schedule (best effort).
 //!
 //! Every plan the solver returns is checked with
 //! [`crate::check::violations`]; one that violates (a numerical slip)
@@ -88,6 +91,24 @@ pub fn plan(p: &Problem, cfg: &SolveConfig) -> Plan {
                 "no schedule found within {} nodes",
                 cfg.node_limit.unwrap_or(0)
             ));
+        }
+        Err(microlp::Error::Infeasible)
+            if !cfg.model.soft_ready
+                && p.loads
+                    .iter()
+                    .any(|l| matches!(l.kind, crate::problem::LoadKind::Thermal(_))) =>
+        {
+            // The hard ready temperatures may be what cannot hold (with
+            // the import limit): again with them soft.
+            let mut soft = cfg.clone();
+            soft.model.soft_ready = true;
+            let mut plan = self::plan(p, &soft);
+            plan.warnings.insert(
+                0,
+                "infeasible with hard ready temperatures: planned with soft ones".into(),
+            );
+            plan.nodes += nodes;
+            return plan;
         }
         Err(microlp::Error::Infeasible) => {
             let reason = "the solver proved the problem infeasible (deadlines, import limit and run constraints cannot all hold); rule plan, best effort".to_string();

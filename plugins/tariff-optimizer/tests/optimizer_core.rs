@@ -369,6 +369,7 @@ fn every_constraint_holds_on_house_plans() {
         let cfg = SolveConfig {
             model: model::ModelOptions {
                 thermal_on_off: on_off,
+                ..Default::default()
             },
             ..SolveConfig::default()
         };
@@ -485,6 +486,18 @@ fn what_the_problem_makes_impossible_is_reported() {
         plan.status
     );
     assert_eq!(plan.loads.len(), 4);
+    // A tank the import limit keeps cold (the hard ready temperatures
+    // are infeasible): planned again with soft ones, heated as the limit
+    // allows.
+    let mut q = house(24, 1800);
+    q.loads.truncate(1);
+    q.import_limit_w = 520.0;
+    let plan = solve::plan(&q, &SolveConfig::default());
+    assert_eq!(plan.status, Status::Optimal, "{:?}", plan.warnings);
+    assert!(plan.warnings[0].contains("soft"), "{:?}", plan.warnings);
+    assert!(!plan.shortfalls(&q).is_empty());
+    assert!(plan.loads[0].power_w[0] > 0.0);
+    assert!(violations(&q, &plan).iter().all(|v| !v.contains("import")));
     // A malformed problem never panics.
     let mut r = house(24, 1800);
     r.pv_w.pop();
@@ -776,6 +789,7 @@ fn glpk_solves_the_exported_files_to_the_same_objective() {
         let p = glpk_instance();
         let opts = model::ModelOptions {
             thermal_on_off: on_off,
+            ..Default::default()
         };
         let built = model::build_with(&p, &opts);
         assert!(built.model.is_mip());

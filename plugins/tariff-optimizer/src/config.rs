@@ -120,6 +120,7 @@ pub enum LoadConfig {
     Thermal(ThermalConfig),
     Sequence(SequenceConfig),
     Battery(BatteryConfig),
+    Deferrable(DeferrableConfig),
 }
 
 /// A storage water heater on a relay (its own thermostat stays in charge
@@ -255,6 +256,89 @@ fn d_eff() -> f64 {
     0.9
 }
 
+/// Any load on a smart plug that needs so much energy (or so many hours)
+/// inside a daily window (a pool pump, a dehumidifier): EMHASS's
+/// deferrable load.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeferrableConfig {
+    pub id: String,
+    pub switch: String,
+    /// Its power sensor, W (optional): energy delivered is counted from it
+    /// while the relay is on, else at `nominal_w`.
+    #[serde(default)]
+    pub power: Option<String>,
+    pub nominal_w: f64,
+    /// Energy per daily window, Wh (or `hours` at `nominal_w`; one of the
+    /// two).
+    #[serde(default)]
+    pub energy_wh: Option<f64>,
+    #[serde(default)]
+    pub hours: Option<f64>,
+    /// Daily window, local (default `00:00`–`24:00`; `to` before `from`
+    /// wraps midnight).
+    #[serde(default = "d_from")]
+    pub from: LocalTime,
+    #[serde(default = "d_to")]
+    pub to: LocalTime,
+    /// On/off at `nominal_w` (default true: a relay), or any power up to it.
+    #[serde(default = "d_true")]
+    pub semi_continuous: bool,
+    /// One run per window, never split (default false).
+    #[serde(default)]
+    pub single_start: bool,
+    /// Shortest run and pause, s (rounded up to steps; default 0).
+    #[serde(default)]
+    pub min_on_s: u32,
+    #[serde(default)]
+    pub min_off_s: u32,
+    /// Most starts in the horizon (default none).
+    #[serde(default)]
+    pub max_starts: Option<u32>,
+    /// Fixed-times baseline: on from this local time in its window until
+    /// its energy is delivered (default: from the window's start).
+    #[serde(default)]
+    pub fixed_start: Option<LocalTime>,
+}
+
+fn d_from() -> LocalTime {
+    LocalTime(0)
+}
+fn d_to() -> LocalTime {
+    LocalTime(1440)
+}
+fn d_true() -> bool {
+    true
+}
+
+impl DeferrableConfig {
+    /// Energy per window, Wh.
+    pub fn energy(&self) -> f64 {
+        self.energy_wh
+            .unwrap_or_else(|| self.hours.unwrap_or(0.0) * self.nominal_w)
+    }
+
+    /// Length of the window, minutes (`from == to`: a whole day).
+    pub fn window_min(&self) -> u32 {
+        match (self.to.0 as i64 - self.from.0 as i64).rem_euclid(1440) {
+            0 => 1440,
+            m => m as u32,
+        }
+    }
+
+    /// The window `now_ms` is in, else the next one: (start, end), ms.
+    pub fn window(&self, now_ms: i64, utc_offset_min: i32) -> (i64, i64) {
+        let len = self.window_min() as i64 * 60_000;
+        let start = self.from.last_at_or_before(now_ms, utc_offset_min);
+        if now_ms < start + len {
+            (start, start + len)
+        } else {
+            let next = self.from.first_at_or_after(now_ms, utc_offset_min);
+            (next, next + len)
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for LocalTime {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -268,6 +352,7 @@ impl LoadConfig {
             LoadConfig::Thermal(t) => &t.id,
             LoadConfig::Sequence(s) => &s.id,
             LoadConfig::Battery(b) => &b.id,
+            LoadConfig::Deferrable(d) => &d.id,
         }
     }
 
@@ -276,6 +361,7 @@ impl LoadConfig {
             LoadConfig::Thermal(t) => &t.switch,
             LoadConfig::Sequence(s) => &s.switch,
             LoadConfig::Battery(b) => &b.switch,
+            LoadConfig::Deferrable(d) => &d.switch,
         }
     }
 
@@ -298,6 +384,7 @@ impl LoadConfig {
                 v.push(b.plugged.clone());
                 v.extend(b.deadline.clone());
             }
+            LoadConfig::Deferrable(d) => v.extend(d.power.clone()),
         }
         v
     }
@@ -306,7 +393,7 @@ impl LoadConfig {
     /// deadline moved, an EV plugged).
     pub fn triggers(&self) -> Vec<&str> {
         match self {
-            LoadConfig::Thermal(_) => vec![],
+            LoadConfig::Thermal(_) | LoadConfig::Deferrable(_) => vec![],
             LoadConfig::Sequence(s) => std::iter::once(s.ready.as_str())
                 .chain(s.deadline.as_deref())
                 .collect(),
@@ -340,8 +427,9 @@ fn parse_load(i: usize, mut v: serde_json::Value) -> Result<LoadConfig, String> 
         Some("thermal") => inner(i, v).map(LoadConfig::Thermal),
         Some("sequence") => inner(i, v).map(LoadConfig::Sequence),
         Some("battery") => inner(i, v).map(LoadConfig::Battery),
+        Some("deferrable") => inner(i, v).map(LoadConfig::Deferrable),
         _ => Err(format!(
-            "config: `loads[{i}].kind`: expected `thermal`, `sequence` or `battery`, got {}",
+            "config: `loads[{i}].kind`: expected `thermal`, `sequence`, `battery` or `deferrable`, got {}",
             kind.map_or("nothing".to_string(), |k| k.to_string())
         )),
     }
@@ -611,6 +699,40 @@ impl Config {
                         return Err(format!(
                             "config: `{}`: expected a time of day before 24:00",
                             k("fixed_start")
+                        ));
+                    }
+                }
+                LoadConfig::Deferrable(d) => {
+                    if let Some(p) = &d.power {
+                        entity(&k("power"), p)?;
+                    }
+                    positive(&k("nominal_w"), d.nominal_w, "W")?;
+                    match (d.energy_wh, d.hours) {
+                        (Some(e), None) => positive(&k("energy_wh"), e, "Wh")?,
+                        (None, Some(h)) => positive(&k("hours"), h, "h")?,
+                        _ => {
+                            return Err(format!(
+                                "config: `{}`: expected one of `energy_wh` and `hours`",
+                                k("energy_wh")
+                            ));
+                        }
+                    }
+                    for (key, t) in [("from", Some(d.from)), ("fixed_start", d.fixed_start)] {
+                        if t.is_some_and(|t| t.0 >= 1440) {
+                            return Err(format!(
+                                "config: `{}`: expected a time of day before 24:00",
+                                k(key)
+                            ));
+                        }
+                    }
+                    let most = d.nominal_w * d.window_min() as f64 / 60.0;
+                    if d.energy() > most {
+                        return Err(format!(
+                            "config: `{}`: {} Wh does not fit its window ({} min at {} W: {most} Wh)",
+                            k("energy_wh"),
+                            d.energy(),
+                            d.window_min(),
+                            d.nominal_w
                         ));
                     }
                 }

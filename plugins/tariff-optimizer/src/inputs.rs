@@ -28,10 +28,15 @@
 //!     (`at` local → the step starting at or before it; steps 1.. only) and
 //!     `draws` (heat Wh in the step containing `at`, from now on: one
 //!     earlier in step 0 is in the temperature reading already). Without a temperature
-//!     reading it is left out (and left enabled: its thermostat regulates).
+//!     reading it is left out (and left enabled: its thermostat regulates);
+//!   - any other load on a plug (`deferrable`): its daily window (the one
+//!     `now` is in, else the next; whole steps inside it) and the energy
+//!     still due in it (`energy_wh`, less what [`account`] counted); on now
+//!     (in its window): `running_steps` = steps since its relay turned on,
+//!     counting the current one, so a single-start run continues.
 
-use crate::config::{Config, LoadConfig, SequenceConfig};
-use crate::problem::{Battery, Load, LoadKind, Problem, Sequence, Thermal};
+use crate::config::{Config, DeferrableConfig, LoadConfig, SequenceConfig};
+use crate::problem::{Battery, Deferrable, Load, LoadKind, Problem, Sequence, Thermal};
 use crate::time::parse_rfc3339_ms;
 use hearth_plugin_sdk::{Reading, Sample, State, forecast};
 use serde::{Deserialize, Serialize};
@@ -80,6 +85,54 @@ impl Grid {
 #[serde(default)]
 pub struct Memory {
     pub started: BTreeMap<String, i64>,
+    /// Energy a deferrable load got in its current window (load id →).
+    pub delivered: BTreeMap<String, Delivered>,
+}
+
+/// Energy delivered to a deferrable load in one daily window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Delivered {
+    pub window_start_ms: i64,
+    pub wh: f64,
+    /// Counted up to here, ms.
+    pub counted_ms: i64,
+}
+
+/// Counts the energy `d` got since the last call, in its current window
+/// (restarting at 0 in a new window): while its relay reads on, at its
+/// power sensor's reading if it has one, else at `nominal_w`. Returns the
+/// energy delivered in the window `now_ms` is in (or 0 before a window).
+pub fn account(
+    d: &DeferrableConfig,
+    delivered: &mut BTreeMap<String, Delivered>,
+    now_ms: i64,
+    utc_offset_min: i32,
+) -> f64 {
+    let (ws, we) = d.window(now_ms, utc_offset_min);
+    let e = delivered.entry(d.id.clone()).or_insert(Delivered {
+        window_start_ms: ws,
+        wh: 0.0,
+        counted_ms: now_ms,
+    });
+    if e.window_start_ms != ws {
+        *e = Delivered {
+            window_start_ms: ws,
+            wh: 0.0,
+            counted_ms: now_ms.max(ws),
+        };
+    }
+    let (a, b) = (e.counted_ms.max(ws), now_ms.min(we));
+    if b > a && is_on(&d.switch) == Some(true) {
+        let w = d
+            .power
+            .as_deref()
+            .and_then(number)
+            .map_or(d.nominal_w, |w| w.max(0.0));
+        e.wh += w * (b - a) as f64 / 3_600_000.0;
+    }
+    e.counted_ms = e.counted_ms.max(now_ms);
+    if ws <= now_ms { e.wh } else { 0.0 }
 }
 
 /// How much of a series came from the host.
@@ -265,7 +318,7 @@ pub fn build(cfg: &Config, now_ms: i64, mem: &Memory) -> Built {
     };
     for (i, l) in cfg.loads.iter().enumerate() {
         let kind;
-        let earliest = 0;
+        let mut earliest = 0;
         let mut deadline = steps;
         match l {
             LoadConfig::Sequence(s) => {
@@ -324,6 +377,44 @@ pub fn build(cfg: &Config, now_ms: i64, mem: &Memory) -> Built {
                     max_w: b.max_w,
                     energy_wh: need.min(most),
                     semi_continuous: true,
+                });
+            }
+            LoadConfig::Deferrable(d) => {
+                let (ws, we) = d.window(now_ms, cfg.utc_offset_min);
+                let done = if ws <= now_ms {
+                    mem.delivered
+                        .get(&d.id)
+                        .filter(|x| x.window_start_ms == ws)
+                        .map_or(0.0, |x| x.wh)
+                } else {
+                    0.0
+                };
+                let energy_wh = d.energy() - done;
+                // Whole steps inside the window only.
+                let first = (ws - grid.start_ms + grid.step_ms - 1).div_euclid(grid.step_ms);
+                let last = grid.step_of(we);
+                earliest = first.clamp(0, steps as i64) as usize;
+                deadline = last.clamp(0, steps as i64) as usize;
+                if energy_wh <= 1e-6 || deadline <= earliest {
+                    continue;
+                }
+                let on = State::get(&d.switch).filter(|s| s.is_on() == Some(true));
+                let running_steps = match on {
+                    Some(s) if earliest == 0 => {
+                        grid.step_of(s.last_changed_ms).min(0).unsigned_abs() as usize + 1
+                    }
+                    _ => 0,
+                };
+                let steps_of = |s: u32| (s as f64 / cfg.step_s as f64).ceil() as usize;
+                kind = LoadKind::Deferrable(Deferrable {
+                    nominal_w: d.nominal_w,
+                    energy_wh,
+                    semi_continuous: d.semi_continuous,
+                    single_start: d.single_start,
+                    min_on_steps: steps_of(d.min_on_s),
+                    min_off_steps: steps_of(d.min_off_s),
+                    max_starts: d.max_starts,
+                    running_steps,
                 });
             }
             LoadConfig::Thermal(t) => {

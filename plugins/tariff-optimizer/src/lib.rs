@@ -41,9 +41,9 @@ pub mod solve;
 pub use plan::{LoadPlan, Plan, Status};
 pub use solve::{SolveConfig, plan};
 
-/// The optimizer plugin (`builtin:tariff-optimizer`).
-pub use shell::TariffOptimizer;
 /// What a person does: loads at set hours (`builtin:fixed-times`).
 pub use baselines::fixed_times::FixedTimes;
 /// The French off-peak contactor (`builtin:off-peak-rule`).
 pub use baselines::off_peak_rule::OffPeakRule;
+/// The optimizer plugin (`builtin:tariff-optimizer`).
+pub use shell::TariffOptimizer;

@@ -10,7 +10,8 @@
 //! plan says, and the problem fixes its remaining programme from step 0
 //! (`Sequence{started: Some(k)}`), so the plan agrees. A machine found
 //! running (relay on while loaded) that it did not start is adopted as
-//! started now.
+//! started now. A deferrable load's energy in its daily window is counted
+//! the same way ([`inputs::account`], saved too).
 //!
 //! Published entities (load N = the N-th of `loads`, from 0):
 //! `p_deferrable<N>` (W now; `deferrables_schedule`: `[{"date", "p_deferrable<N>"}]`,
@@ -127,6 +128,11 @@ impl TariffOptimizer {
     /// Reads, plans, drives and publishes.
     pub fn replan(&mut self, now: i64, out: &mut Output) {
         self.update_machines(now);
+        for l in &self.cfg.loads {
+            if let LoadConfig::Deferrable(d) = l {
+                inputs::account(d, &mut self.mem.delivered, now, self.cfg.utc_offset_min);
+            }
+        }
         let built = inputs::build(&self.cfg, now, &self.mem);
         self.log_inputs(&built);
         let outcome = planner::plan(&built.problem, self.cfg.node_limit);
@@ -175,6 +181,11 @@ impl TariffOptimizer {
                 LoadConfig::Thermal(_) => match pi {
                     Some(_) if planned => now_w.is_some_and(|w| w > 0.0),
                     _ => true,
+                },
+                LoadConfig::Deferrable(_) => match pi {
+                    Some(_) if !planned => true,
+                    Some(_) => now_w.is_some_and(|w| w > 0.0),
+                    None => false,
                 },
             };
             self.switches.drive(l.switch(), on, now, reassert_ms, out);

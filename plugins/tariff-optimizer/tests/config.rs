@@ -84,7 +84,7 @@ fn a_bad_config_names_the_key_and_what_was_expected() {
             with(&|c| {
                 c["loads"][0].as_object_mut().unwrap().remove("kind");
             }),
-            "config: `loads[0].kind`: expected `thermal`, `sequence` or `battery`, got nothing",
+            "config: `loads[0].kind`: expected `thermal`, `sequence`, `battery` or `deferrable`, got nothing",
         ),
         (
             with(&|c| {
@@ -134,11 +134,25 @@ fn a_bad_config_names_the_key_and_what_was_expected() {
         ),
         (
             with(&|c| c["loads"][1]["kind"] = json!("boiler")),
-            "config: `loads[1].kind`: expected `thermal`, `sequence` or `battery`, got \"boiler\"",
+            "config: `loads[1].kind`: expected `thermal`, `sequence`, `battery` or `deferrable`, got \"boiler\"",
         ),
         (
             with(&|c| c["loads"][3]["colour"] = json!("red")),
             "config: `loads[3].colour`: unknown field `colour`",
+        ),
+        (
+            with(&|c| {
+                c["loads"][0] = json!({"id": "pump", "kind": "deferrable", "switch": "switch.pump",
+                    "nominal_w": 1000, "hours": 2, "energy_wh": 2000});
+            }),
+            "config: `loads[0].energy_wh`: expected one of `energy_wh` and `hours`",
+        ),
+        (
+            with(&|c| {
+                c["loads"][0] = json!({"id": "pump", "kind": "deferrable", "switch": "switch.pump",
+                    "nominal_w": 1000, "hours": 3, "from": "22:00", "to": "00:00"});
+            }),
+            "config: `loads[0].energy_wh`: 3000 Wh does not fit its window (120 min at 1000 W: 2000 Wh)",
         ),
         (
             with(&|c| c["loads"] = json!([])),

@@ -10,22 +10,29 @@
 //!   [`inputs::soc_floor_pct`]) or is unplugged; without `fixed_start`, from plug-in. An
 //!   EV without a battery reading charges while plugged;
 //! - a water heater: enabled inside its `fixed_on` windows (default all
-//!   day); its own thermostat regulates.
+//!   day); its own thermostat regulates;
+//! - any other plug load (`deferrable`): on from `fixed_start` (default:
+//!   its window's start) until its energy for the window is delivered or
+//!   the window ends.
 //!
-//! Stateless: everything is read from the entities (a load's "since" is
-//! its `ready`/`plugged` entity's `last_changed`).
+//! A load's "since" is its `ready`/`plugged` entity's `last_changed`; the
+//! only memory is a deferrable load's energy in its window (saved).
 
 use super::{describe, drive_all};
 use crate::config::{Config, LoadConfig};
 use crate::drive::Switches;
-use crate::inputs;
+use crate::inputs::{self, Delivered};
 use crate::time::{LocalTime, in_window};
 use hearth_plugin_sdk::serde_json::Value;
-use hearth_plugin_sdk::{CallResult, Change, Controller, Description, Output, State, now_ms};
+use hearth_plugin_sdk::{
+    CallResult, Change, Controller, Description, Output, State, now_ms, restore_json, save_json,
+};
+use std::collections::BTreeMap;
 
 pub struct FixedTimes {
     cfg: Config,
     switches: Switches,
+    delivered: BTreeMap<String, Delivered>,
 }
 
 /// On since `since_ms`, and the first `start` at or after it has come.
@@ -37,7 +44,14 @@ impl FixedTimes {
     fn decide(&mut self, now: i64, out: &mut Output) {
         let off = self.cfg.utc_offset_min;
         let cfg = &self.cfg;
+        let delivered = &mut self.delivered;
         drive_all(cfg, &mut self.switches, now, out, |l| match l {
+            LoadConfig::Deferrable(d) => {
+                let got = inputs::account(d, delivered, now, off);
+                let (ws, we) = d.window(now, off);
+                let from = d.fixed_start.map_or(ws, |t| t.first_at_or_after(ws, off));
+                Some(from <= now && now < we && got < d.energy() - 1e-6)
+            }
             LoadConfig::Thermal(t) => {
                 Some(t.fixed_on.iter().any(|[a, b]| in_window(now, off, *a, *b)))
             }
@@ -59,6 +73,7 @@ impl Controller for FixedTimes {
         Ok(FixedTimes {
             cfg: Config::parse(config)?,
             switches: Switches::default(),
+            delivered: BTreeMap::new(),
         })
     }
 
@@ -75,10 +90,11 @@ impl Controller for FixedTimes {
     }
 
     fn save(&self) -> Vec<u8> {
-        Vec::new()
+        save_json(&self.delivered)
     }
 
-    fn restore(&mut self, _bytes: &[u8]) -> Result<(), String> {
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.delivered = restore_json(bytes)?;
         Ok(())
     }
 

@@ -5,6 +5,8 @@
 //! - a machine: started at the first HC after it is loaded (at once if
 //!   loaded during HC), then run to the end (`ready` off) even into HP,
 //!   never split (the machines it started are remembered and saved);
+//! - any other plug load (`deferrable`): on during HC inside its window
+//!   until its energy for the window is delivered;
 //! - an EV: charged only during HC, until `target_pct` (its reading less
 //!   half its last digit, [`inputs::soc_floor_pct`]) or unplugged.
 //!
@@ -14,14 +16,14 @@
 use super::{describe, drive_all};
 use crate::config::{Config, LoadConfig};
 use crate::drive::Switches;
-use crate::inputs;
+use crate::inputs::{self, Delivered};
 use hearth_plugin_sdk::serde_json::Value;
 use hearth_plugin_sdk::{
     CallResult, Change, Controller, Description, Output, State, info, now_ms, restore_json,
     save_json, warn,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub struct OffPeakRule {
     cfg: Config,
@@ -30,11 +32,12 @@ pub struct OffPeakRule {
     warned: bool,
 }
 
-/// Machines it started (load ids).
+/// Machines it started (load ids), deferrable loads' energy.
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 struct Saved {
     started_machines: BTreeSet<String>,
+    delivered: BTreeMap<String, Delivered>,
 }
 
 /// `HC` → true, `HP` → false, else none.
@@ -62,7 +65,14 @@ impl OffPeakRule {
             _ => {}
         }
         let mem = &mut self.mem;
+        let off = self.cfg.utc_offset_min;
         drive_all(&self.cfg, &mut self.switches, now, out, |l| match l {
+            LoadConfig::Deferrable(d) => {
+                let got = inputs::account(d, &mut mem.delivered, now, off);
+                let (ws, we) = d.window(now, off);
+                let due = ws <= now && now < we && got < d.energy() - 1e-6;
+                if due { hc } else { Some(false) }
+            }
             LoadConfig::Thermal(_) => hc,
             LoadConfig::Sequence(s) => {
                 let ready = inputs::is_on(&s.ready);

@@ -130,8 +130,7 @@ fn off_peak_rule_runs_it_in_hc_inside_its_window() {
     let seen = run(&mut h, T0 + 6 * HOUR, T0 + 27 * HOUR, |h, t| {
         let local = (t - T0) % (24 * HOUR);
         let hc = (12 * HOUR..12 * HOUR + 30 * MIN).contains(&local)
-            || local >= 22 * HOUR
-            || local < 6 * HOUR;
+            || !(6 * HOUR..22 * HOUR).contains(&local);
         Some(h.set_state(
             "sensor.tariff_period",
             if hc { "HC" } else { "HP" },

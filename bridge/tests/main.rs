@@ -45,6 +45,7 @@ mod shelly_pro4pm;
 mod signals;
 mod simulate;
 mod simulate_coworking;
+mod simulate_solar;
 mod solar_forecast;
 mod takeover;
 mod tasmota_strip;

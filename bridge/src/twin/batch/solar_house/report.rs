@@ -78,7 +78,9 @@ pub fn summary_csv(runs: &[SolarOutcome]) -> String {
             let _ = write!(out, ",{}_{k}", l.id());
         }
     }
-    out.push_str(",faults,tick_median_ms,tick_p99_ms,tick_max_ms,wall_s\n");
+    out.push_str(
+        ",tank_end_c,faults,tick_median_ms,tick_p99_ms,tick_max_ms,plugin_s,call_max_ms,wall_s\n",
+    );
     for r in runs {
         let m = &r.metrics;
         let _ = write!(
@@ -109,11 +111,14 @@ pub fn summary_csv(runs: &[SolarOutcome]) -> String {
         }
         let _ = writeln!(
             out,
-            ",{},{:.3},{:.3},{:.3},{:.2}",
+            ",{:.2},{},{:.3},{:.3},{:.3},{:.3},{:.3},{:.2}",
+            m.tank_end_c,
             m.faults,
             m.tick_median_ms,
             m.tick_p99_ms,
             m.tick_max_ms,
+            m.plugin_s,
+            m.call_max_ms,
             r.wall.as_secs_f64()
         );
     }
@@ -143,7 +148,9 @@ pub fn summary_markdown(sc: &SolarScenario, runs: &[SolarOutcome]) -> String {
          Self-consumption = PV used on site / PV produced; self-sufficiency = consumption covered by PV. \
          Deadlines: machines done by their \"done by\", the EV at its target when it leaves, the tank \
          at its minimum at each ready time. Starts: programmes or heating/charging runs begun; \
-         splits: a machine paused mid-programme, the EV stopped below its target.\n",
+         splits: a machine paused mid-programme, the EV stopped below its target. The tank's \
+         temperature at the end is heat left for the next day (each kelvin is {:.2} kWh): \
+         a controller that ends colder has spent less but left less.\n",
         iso8601(sc.start_ms),
         iso8601(sc.end_ms),
         (sc.end_ms - sc.start_ms) as f64 / 3.6e6,
@@ -161,13 +168,16 @@ pub fn summary_markdown(sc: &SolarScenario, runs: &[SolarOutcome]) -> String {
             .iter()
             .map(|l| l.id())
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        h.water_heater
+            .as_ref()
+            .map_or(0.0, |w| w.capacity_wh_per_k() / 1000.0)
     );
     out.push_str(
-        "| controller | net cost (€) | import cost (€) | export revenue (€) | import (kWh) | export (kWh) | PV (kWh) | self-consumption (%) | self-sufficiency (%) | peak import (kW) | s over limit | deadlines met/missed | starts WH/WM/DW/EV | splits WM/DW/EV | faults | tick median/p99 (ms) |\n",
+        "| controller | net cost (€) | import cost (€) | export revenue (€) | import (kWh) | export (kWh) | PV (kWh) | self-consumption (%) | self-sufficiency (%) | peak import (kW) | s over limit | deadlines met/missed | starts WH/WM/DW/EV | splits WM/DW/EV | tank at end (°C) | faults | tick median/p99 (ms) | longest call (ms) |\n",
     );
     out.push_str(
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in runs {
         let m = &r.metrics;
@@ -181,7 +191,7 @@ pub fn summary_markdown(sc: &SolarScenario, runs: &[SolarOutcome]) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "| {} | {:.3} | {:.3} | {:.3} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {:.0} | {}/{} | {} | {} | {} | {:.2}/{:.2} |",
+            "| {} | {:.3} | {:.3} | {:.3} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {:.0} | {}/{} | {} | {} | {:.1} | {} | {:.2}/{:.2} | {:.0} |",
             r.label,
             m.net_cost_eur,
             m.import_cost_eur,
@@ -197,9 +207,11 @@ pub fn summary_markdown(sc: &SolarScenario, runs: &[SolarOutcome]) -> String {
             m.deadlines_missed(),
             starts.join("/"),
             splits.join("/"),
+            m.tank_end_c,
             m.faults,
             m.tick_median_ms,
-            m.tick_p99_ms
+            m.tick_p99_ms,
+            m.call_max_ms
         );
     }
     out.push_str("\nPer load (kWh, deadlines met/missed, starts, splits):\n\n| controller |");

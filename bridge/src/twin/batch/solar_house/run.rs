@@ -28,6 +28,7 @@ use crate::entity::{Component, Device, EntitySpec, EntityStore, StoreEvent};
 use crate::feeds::tariff::PriceModel;
 use crate::forecast::{self, Forecasts};
 use crate::plugins::engine::{PluginEngine, wit};
+use crate::plugins::instance::PluginFault;
 use crate::plugins::logbook::{LogBook, LogLine};
 use crate::plugins::prepare::{self, HostServices};
 use crate::plugins::runner::to_wit_change;
@@ -104,6 +105,12 @@ pub struct SolarMetrics {
     pub tick_median_ms: f64,
     pub tick_p99_ms: f64,
     pub tick_max_ms: f64,
+    /// The tank at the end, °C (NaN: no water heater).
+    pub tank_end_c: f64,
+    /// Wall time in the plugin's calls (`on-state` and `tick`), s.
+    pub plugin_s: f64,
+    /// The longest call of either kind, ms.
+    pub call_max_ms: f64,
 }
 
 impl SolarMetrics {
@@ -213,22 +220,35 @@ pub fn run(
         reporter.report(&store, &house, sc, t, last_flows.as_ref())?;
         let mut faulted = false;
         for round in 0..MAX_ROUNDS {
-            let mut outs = Vec::new();
+            let mut outs: Vec<Result<wit::Output, PluginFault>> = Vec::new();
             while let Ok(ev) = events.try_recv() {
                 let StoreEvent::StateChanged(change) = ev else {
                     continue;
                 };
-                if !faulted && reads.contains(&change.entity_id) {
+                // After a trap the instance cannot be entered again: the
+                // rest of the changes wait for the fresh one.
+                let trapped = outs.last().is_some_and(|o| o.is_err());
+                if !faulted && !trapped && reads.contains(&change.entity_id) {
+                    let started = Instant::now();
                     outs.push(instance.on_state(&to_wit_change(&change)));
+                    let us = started.elapsed().as_secs_f64() * 1e6;
+                    m.plugin_s += us / 1e6;
+                    m.call_max_ms = m.call_max_ms.max(us / 1000.0);
                 }
             }
+            let trapped = outs.last().is_some_and(|o| o.is_err());
             if round == 0
+                && !faulted
+                && !trapped
                 && let Some(due) = next_tick
                 && t >= due
             {
                 let started = Instant::now();
                 outs.push(instance.tick(t));
-                tick_us.push(started.elapsed().as_secs_f64() * 1e6);
+                let us = started.elapsed().as_secs_f64() * 1e6;
+                tick_us.push(us);
+                m.plugin_s += us / 1e6;
+                m.call_max_ms = m.call_max_ms.max(us / 1000.0);
                 next_tick = Some(due + ((t - due) / tick_ms + 1) * tick_ms);
             }
             if outs.is_empty() {
@@ -362,6 +382,7 @@ fn finish_metrics(m: &mut SolarMetrics, house: &House, tick_us: &[f64], faults: 
         })
         .collect();
     m.faults = faults;
+    m.tank_end_c = house.water_heater.as_ref().map_or(f64::NAN, |w| w.temp_c);
     let mut ticks: Vec<f64> = tick_us.to_vec();
     ticks.sort_by(f64::total_cmp);
     let q = |p: f64| {

@@ -125,6 +125,19 @@ impl TariffOptimizer {
         }
     }
 
+    /// Whether a relay planned at `planned_w` (mean over step 0) of
+    /// `nominal_w` is on until the next re-plan. A share of a step (a
+    /// water heater's element, a continuous load) is on-time; the relay
+    /// only switches at re-plans, so it is on when the planned on-time is
+    /// at least half a re-plan period (`min(replan_s, step_s) / 2`); the
+    /// next re-plan, from the new readings, corrects the rest. An on/off
+    /// load's plan is 0 or `nominal_w`: on when planned.
+    fn on_now(&self, planned_w: Option<f64>, nominal_w: f64) -> bool {
+        let step_s = self.cfg.step_s as f64;
+        let on_s = planned_w.unwrap_or(0.0).max(0.0) / nominal_w * step_s;
+        on_s > 0.0 && on_s >= (self.cfg.replan_s as f64).min(step_s) / 2.0
+    }
+
     /// Reads, plans, drives and publishes.
     pub fn replan(&mut self, now: i64, out: &mut Output) {
         self.update_machines(now);
@@ -173,18 +186,18 @@ impl TariffOptimizer {
                         false
                     }
                 }
-                LoadConfig::Battery(_) => match pi {
+                LoadConfig::Battery(b) => match pi {
                     Some(_) if !planned => true,
-                    Some(_) => now_w.is_some_and(|w| w > 0.0),
+                    Some(_) => self.on_now(now_w, b.max_w),
                     None => false,
                 },
-                LoadConfig::Thermal(_) => match pi {
-                    Some(_) if planned => now_w.is_some_and(|w| w > 0.0),
+                LoadConfig::Thermal(t) => match pi {
+                    Some(_) if planned => self.on_now(now_w, t.nominal_w),
                     _ => true,
                 },
-                LoadConfig::Deferrable(_) => match pi {
+                LoadConfig::Deferrable(d) => match pi {
                     Some(_) if !planned => true,
-                    Some(_) => now_w.is_some_and(|w| w > 0.0),
+                    Some(_) => self.on_now(now_w, d.nominal_w),
                     None => false,
                 },
             };

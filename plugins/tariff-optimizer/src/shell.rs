@@ -127,15 +127,15 @@ impl TariffOptimizer {
 
     /// Whether a relay planned at `planned_w` (mean over step 0) of
     /// `nominal_w` is on until the next re-plan. A share of a step (a
-    /// water heater's element, a continuous load) is on-time; the relay
-    /// only switches at re-plans, so it is on when the planned on-time is
-    /// at least half a re-plan period (`min(replan_s, step_s) / 2`); the
-    /// next re-plan, from the new readings, corrects the rest. An on/off
-    /// load's plan is 0 or `nominal_w`: on when planned.
+    /// water heater's element, a continuous load) is on-time, and the relay
+    /// only switches at re-plans: it is on when any on-time is planned
+    /// (rounded up, so a tank planned to be just warm enough at a ready
+    /// time is not left a few tenths of a kelvin short: the solver sees
+    /// step 0 whole while part of it is past), except under 1 % of a step,
+    /// which is the LP's noise. The next re-plan, from the new readings,
+    /// corrects any excess. An on/off load's plan is 0 or `nominal_w`.
     fn on_now(&self, planned_w: Option<f64>, nominal_w: f64) -> bool {
-        let step_s = self.cfg.step_s as f64;
-        let on_s = planned_w.unwrap_or(0.0).max(0.0) / nominal_w * step_s;
-        on_s > 0.0 && on_s >= (self.cfg.replan_s as f64).min(step_s) / 2.0
+        planned_w.unwrap_or(0.0) >= 0.01 * nominal_w
     }
 
     /// Reads, plans, drives and publishes.

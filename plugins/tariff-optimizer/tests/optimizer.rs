@@ -409,12 +409,13 @@ fn a_draw_already_past_in_this_step_is_not_counted_again() {
 }
 
 #[test]
-fn a_tank_planned_for_a_share_of_this_step_is_heated_if_it_is_half_a_replan() {
+fn a_tank_planned_for_a_share_of_this_step_is_heated_unless_it_is_noise() {
     // Ready 50 °C at 00:30 only, step 0 dear (so it heats no more than it
-    // must), no draws.
+    // must), no draws, no loss.
     let mut heater = water_heater();
     heater["ready"] = json!([{"at": "00:30", "min_c": 50}]);
     heater["draws"] = json!([]);
+    heater["loss_w_per_k"] = json!(0);
     let run = |temp: &str| {
         let mut h = Harness::<TariffOptimizer>::new(config(vec![heater.clone()])).unwrap();
         let mut p = prices(0.20, 0.10, 2..96);
@@ -426,13 +427,13 @@ fn a_tank_planned_for_a_share_of_this_step_is_heated_if_it_is_half_a_replan() {
         let w: f64 = state(&out, "p_deferrable0").unwrap().parse().unwrap();
         (w, calls(&out))
     };
-    // 49.5 °C: 116 Wh to 50 °C and 28 Wh of loss in 30 min, ~12 % of the
-    // step (3.6 min), over half the 5-min re-plan: on.
-    let (w, c) = run("49.5");
-    assert!(w > 0.05 * 2400.0 && w < 0.2 * 2400.0, "{w}");
-    assert_eq!(c, ["turn_on switch.water_heater"]);
-    // 49.9 °C: ~4 % (1.3 min): off until the next re-plan.
+    // 49.9 °C: 23 Wh to 50 °C, ~2 % of the step (35 s): on (rounded up to
+    // the next re-plan).
     let (w, c) = run("49.9");
-    assert!(w > 0.0 && w < 0.06 * 2400.0, "{w}");
+    assert!(w > 0.015 * 2400.0 && w < 0.03 * 2400.0, "{w}");
+    assert_eq!(c, ["turn_on switch.water_heater"]);
+    // 49.99 °C: 2.3 Wh, 0.2 % of the step: noise, off.
+    let (w, c) = run("49.99");
+    assert!(w > 0.0 && w < 0.005 * 2400.0, "{w}");
     assert!(c.is_empty(), "{c:?}");
 }

@@ -88,6 +88,27 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// The tariff optimizer's problem at one instant of a solar-house
+    /// scenario, written as CPLEX LP (or MPS) for any solver to check;
+    /// prints the plan and `objective: <value>` in the file's units.
+    Plan {
+        /// A solar-house scenario TOML (examples/scenarios/solar-house-*.toml).
+        #[arg(long, value_name = "FILE")]
+        scenario: PathBuf,
+        /// The instant, RFC 3339 (default: the scenario's start); the
+        /// plan is the last re-plan at or before it.
+        #[arg(long, value_name = "ISO")]
+        at: Option<String>,
+        /// The scenario's controller label that plans.
+        #[arg(long, value_name = "LABEL", default_value = "tariff-optimizer")]
+        controller: String,
+        /// Write the problem in CPLEX LP format here.
+        #[arg(long, value_name = "OUT.lp")]
+        export_lp: Option<PathBuf>,
+        /// Write the problem in free MPS format here.
+        #[arg(long, value_name = "OUT.mps")]
+        export_mps: Option<PathBuf>,
+    },
     /// Score a `timestamp,value` CSV with an anomaly-detector plugin, row
     /// by row as live, and write `timestamp,value,anomaly_score`.
     Detect {
@@ -362,6 +383,27 @@ async fn main() -> std::process::ExitCode {
             tokio::task::spawn_blocking(move || simulate_command(&opts))
                 .await
                 .unwrap_or_else(|e| Err(anyhow::anyhow!("simulation: {e}")))
+        }
+        Command::Plan {
+            scenario,
+            at,
+            controller,
+            export_lp,
+            export_mps,
+        } => {
+            init_logging("error");
+            let opts = hearth::twin::batch::solar_house::plan::PlanOptions {
+                scenario,
+                at,
+                controller,
+                export_lp,
+                export_mps,
+            };
+            tokio::task::spawn_blocking(move || {
+                hearth::twin::batch::solar_house::plan::plan(&opts).map(|s| print!("{s}"))
+            })
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("plan: {e}")))
         }
         Command::Detect {
             plugin,

@@ -33,6 +33,7 @@ mod memory;
 mod mirror;
 mod node_removal;
 mod own_topics;
+mod plan;
 mod plugin_authoring;
 mod plugins;
 mod recorder;

@@ -608,7 +608,8 @@ pub fn tank_upper(p: &Problem, th: &crate::problem::Thermal) -> Vec<f64> {
 }
 
 /// Formulation choices that are not part of the problem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ModelOptions {
     /// A thermal load's element strictly on or off for whole steps
     /// (binaries; exact but slow past a day: the LP relaxation heats

@@ -93,6 +93,11 @@ pub struct Plan {
     /// What the plan could not honour, and why it fell back.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The model options the plan was found with (the soft ready
+    /// temperatures of a retry included), so the problem can be written
+    /// out as the solver saw it (`hearth plan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<crate::model::ModelOptions>,
 }
 
 /// The grid exchange of one step.
@@ -230,6 +235,7 @@ impl Plan {
             pv_used_w,
             loads,
             warnings,
+            model: None,
         }
     }
 

@@ -34,6 +34,9 @@ pub struct Outcome {
     /// Constraints the solver's plan broke (then the rule plan is used),
     /// and the core's warnings.
     pub violations: Vec<String>,
+    /// The model options the plan was found with (`None`: not the
+    /// solver's model, e.g. the rule plan).
+    pub model: Option<crate::model::ModelOptions>,
 }
 
 fn outcome(p: Plan, violations: Vec<String>) -> Outcome {
@@ -47,7 +50,12 @@ fn outcome(p: Plan, violations: Vec<String>) -> Outcome {
     if let Status::Infeasible { reason } = &p.status {
         notes.push(format!("infeasible: {reason}"));
     }
+    let model = match p.status {
+        Status::Rule => None,
+        _ => p.model,
+    };
     Outcome {
+        model,
         status: p.status.name().to_string(),
         objective: p.objective,
         gap,

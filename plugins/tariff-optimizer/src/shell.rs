@@ -279,7 +279,15 @@ impl TariffOptimizer {
             "planned_at": format_rfc3339(now_ms(), off),
         });
         if self.cfg.expose_problem {
+            // What `hearth plan` needs to write the model as it was
+            // solved: the problem, the model options, the full-precision
+            // objective (the entity's state is rounded).
             attrs["problem"] = hearth_plugin_sdk::serde_json::to_value(p).unwrap_or(Value::Null);
+            attrs["objective"] = json!(o.objective);
+            if let Some(m) = o.model {
+                attrs["thermal_on_off"] = json!(m.thermal_on_off);
+                attrs["soft_ready"] = json!(m.soft_ready);
+            }
         }
         out.entity_with("optim_status", &o.status, attrs);
     }

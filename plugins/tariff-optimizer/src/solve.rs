@@ -57,7 +57,14 @@ impl Default for SolveConfig {
 
 /// Plans `p`: never panics on a problem that passes [`Problem::check`];
 /// one that does not gets an `Infeasible` plan with every load off.
+/// `Plan::model` says which model options the plan was found with.
 pub fn plan(p: &Problem, cfg: &SolveConfig) -> Plan {
+    let mut out = solve_once(p, cfg);
+    out.model.get_or_insert(cfg.model);
+    out
+}
+
+fn solve_once(p: &Problem, cfg: &SolveConfig) -> Plan {
     if let Err(reason) = p.check() {
         return invalid_plan(p, reason);
     }
@@ -285,5 +292,6 @@ fn invalid_plan(p: &Problem, reason: String) -> Plan {
             })
             .collect(),
         warnings: vec![format!("invalid problem: {reason}")],
+        model: None,
     }
 }

@@ -6,6 +6,7 @@
 //! directory gets `summary.csv`, `summary.md`, `plot.svg`,
 //! `steps-<label>.csv` (one row a minute) and `log-<label>.txt`.
 
+pub mod plan;
 pub mod plot;
 pub mod report;
 pub mod run;

@@ -37,7 +37,7 @@ use crate::twin::solar_house::house::Judgement;
 use crate::twin::solar_house::{House, LoadId};
 use anyhow::Context;
 use serde_json::Map;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -134,6 +134,10 @@ pub struct SolarOutcome {
     pub faults: Vec<String>,
     pub log: Vec<LogLine>,
     pub wall: Duration,
+    /// The plugin's own entities as it last published them (object id →
+    /// state and attributes): `hearth plan` reads the optimizer's
+    /// `optim_status` here.
+    pub plugin_entities: BTreeMap<String, (String, serde_json::Value)>,
 }
 
 pub fn run(
@@ -193,6 +197,7 @@ pub fn run(
             },
         );
     };
+    let mut plugin_entities = BTreeMap::new();
     let mut last_flows = None;
     let mut notes_seen = 0;
     let mut judged_seen = 0;
@@ -259,7 +264,14 @@ pub fn run(
                     crate::plugins::runner::check_output(&o)?;
                     Ok(o)
                 }) {
-                    Ok(o) => apply(&o, &drives, &by_switch, &mut house, &log),
+                    Ok(o) => {
+                        for e in &o.entities {
+                            let attrs = serde_json::from_str(&e.attributes)
+                                .unwrap_or(serde_json::Value::Null);
+                            plugin_entities.insert(e.object_id.clone(), (e.state.clone(), attrs));
+                        }
+                        apply(&o, &drives, &by_switch, &mut house, &log)
+                    }
                     Err(fault) => {
                         faults.push(format!("{}: {fault}", iso8601(t)));
                         log("error", format!("faulted: {fault}; the relays hold"));
@@ -345,6 +357,7 @@ pub fn run(
         faults,
         log: logs.tail(&prepared.cfg.name, usize::MAX),
         wall: wall_start.elapsed(),
+        plugin_entities,
     })
 }
 

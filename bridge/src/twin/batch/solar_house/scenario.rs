@@ -237,3 +237,73 @@ impl SolarScenario {
         self.tariff.price_at(t_ms).unwrap_or(0.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/scenarios")
+            .join(name)
+    }
+
+    #[test]
+    fn the_example_scenarios_load_with_the_common_config_merged() {
+        for (file, days, offset) in [
+            ("solar-house-sunny.toml", 1, 120),
+            ("solar-house-cloudy.toml", 1, 120),
+            ("solar-house-red-day.toml", 1, 60),
+            ("solar-house-week.toml", 7, 120),
+        ] {
+            let path = example(file);
+            assert!(is_solar_house(&path), "{file}");
+            let sc = SolarScenario::load(&path, None, None).unwrap();
+            assert_eq!(sc.end_ms - sc.start_ms, days * 86_400_000, "{file}");
+            let h = &sc.house;
+            assert!(
+                h.pv.is_some()
+                    && h.water_heater.is_some()
+                    && h.washing_machine.is_some()
+                    && h.dishwasher.is_some()
+                    && h.ev.is_some(),
+                "{file}"
+            );
+            assert_eq!(sc.grid.import_limit_w, 12_000.0);
+            let names: Vec<&String> = sc.controllers.keys().collect();
+            assert_eq!(
+                names,
+                ["fixed-times", "off-peak-rule", "tariff-optimizer"],
+                "{file}"
+            );
+            for spec in sc.controllers.values() {
+                assert_eq!(spec.config["utc_offset_min"], offset, "{file}");
+                assert_eq!(spec.config["loads"].as_array().unwrap().len(), 4);
+            }
+        }
+        assert!(!is_solar_house(&example("coworking-day.toml")));
+        // Red day: HP at red's price from 06:00, HC from 22:00 local (CET).
+        let red = SolarScenario::load(&example("solar-house-red-day.toml"), None, None).unwrap();
+        let at = |s: &str| parse_instant("t", s).unwrap();
+        assert_eq!(red.period_at(at("2026-01-13T12:00:00+01:00")), "HP");
+        assert!((red.price_at(at("2026-01-13T12:00:00+01:00")) - 0.6468).abs() < 1e-9);
+        assert_eq!(red.period_at(at("2026-01-13T23:00:00+01:00")), "HC");
+    }
+
+    #[test]
+    fn a_bad_weather_table_names_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("bad.toml");
+        let base = example("solar-house-sunny.toml");
+        std::fs::write(
+            &f,
+            format!(
+                "base = {:?}\n[weather]\ncloud = [0.5, 0.5]\n",
+                base.display().to_string()
+            ),
+        )
+        .unwrap();
+        let e = SolarScenario::load(&f, None, None).err().unwrap();
+        assert!(format!("{e:#}").contains("`weather.cloud`"), "{e:#}");
+    }
+}

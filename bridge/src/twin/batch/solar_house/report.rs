@@ -67,7 +67,7 @@ pub fn write_log(dir: &Path, r: &SolarOutcome) -> anyhow::Result<()> {
     write(&dir.join(format!("log-{}.txt", r.label)), &out)
 }
 
-const COLUMNS: &str = "controller,plugin,net_cost_eur,import_cost_eur,export_revenue_eur,import_kwh,export_kwh,pv_kwh,consumption_kwh,self_consumption_pct,self_sufficiency_pct,peak_import_kw,seconds_over_limit,deadlines_met,deadlines_missed";
+const COLUMNS: &str = "controller,plugin,adjusted_cost_eur,stored_heat_eur,net_cost_eur,import_cost_eur,export_revenue_eur,import_kwh,export_kwh,pv_kwh,consumption_kwh,self_consumption_pct,self_sufficiency_pct,peak_import_kw,seconds_over_limit,deadlines_met,deadlines_missed";
 
 /// `summary.csv`: one row per controller; per load `<id>_kwh`,
 /// `<id>_met`, `<id>_missed`, `<id>_starts`, `<id>_splits`.
@@ -85,9 +85,11 @@ pub fn summary_csv(runs: &[SolarOutcome]) -> String {
         let m = &r.metrics;
         let _ = write!(
             out,
-            "{},{},{:.4},{:.4},{:.4},{:.3},{:.3},{:.3},{:.3},{:.1},{:.1},{:.3},{:.0},{},{}",
+            "{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.3},{:.3},{:.3},{:.3},{:.1},{:.1},{:.3},{:.0},{},{}",
             r.label,
             r.plugin,
+            m.adjusted_cost_eur,
+            m.stored_heat_eur,
             m.net_cost_eur,
             m.import_cost_eur,
             m.export_revenue_eur,
@@ -174,10 +176,10 @@ pub fn summary_markdown(sc: &SolarScenario, runs: &[SolarOutcome]) -> String {
             .map_or(0.0, |w| w.capacity_wh_per_k() / 1000.0)
     );
     out.push_str(
-        "| controller | net cost (€) | import cost (€) | export revenue (€) | import (kWh) | export (kWh) | PV (kWh) | self-consumption (%) | self-sufficiency (%) | peak import (kW) | s over limit | deadlines met/missed | starts WH/WM/DW/EV | splits WM/DW/EV | tank at end (°C) | faults | tick median/p99 (ms) | longest call (ms) |\n",
+        "| controller | cost adjusted for the tank's heat (€) | net cost (€) | import cost (€) | export revenue (€) | import (kWh) | export (kWh) | PV (kWh) | self-consumption (%) | self-sufficiency (%) | peak import (kW) | s over limit | deadlines met/missed | starts WH/WM/DW/EV | splits WM/DW/EV | tank at end (°C) | faults | tick median/p99 (ms) | longest call (ms) |\n",
     );
     out.push_str(
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in runs {
         let m = &r.metrics;
@@ -191,8 +193,9 @@ pub fn summary_markdown(sc: &SolarScenario, runs: &[SolarOutcome]) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "| {} | {:.3} | {:.3} | {:.3} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {:.0} | {}/{} | {} | {} | {:.1} | {} | {:.2}/{:.2} | {:.0} |",
+            "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {:.2} | {:.0} | {}/{} | {} | {} | {:.1} | {} | {:.2}/{:.2} | {:.0} |",
             r.label,
+            m.adjusted_cost_eur,
             m.net_cost_eur,
             m.import_cost_eur,
             m.export_revenue_eur,
@@ -285,14 +288,16 @@ pub fn verdict(runs: &[SolarOutcome]) -> Option<String> {
     let find = |l: &str| runs.iter().find(|r| r.label == l).map(|r| &r.metrics);
     let o = find(OPTIMIZER)?;
     let mut lines = vec![format!(
-        "- {OPTIMIZER}: net cost {:.3} €, {} deadlines met, {} missed.",
+        "- {OPTIMIZER}: cost {:.3} € adjusted for the tank's heat at the end (net cost {:.3} €, tank {:+.3} €), {} deadlines met, {} missed.",
+        o.adjusted_cost_eur,
         o.net_cost_eur,
+        o.stored_heat_eur,
         o.deadlines_met(),
         o.deadlines_missed()
     )];
     for b in BASELINES {
         let Some(m) = find(b) else { continue };
-        let lower = o.net_cost_eur < m.net_cost_eur;
+        let lower = o.adjusted_cost_eur < m.adjusted_cost_eur;
         let days = o
             .daily_net_cost_eur
             .iter()
@@ -300,13 +305,13 @@ pub fn verdict(runs: &[SolarOutcome]) -> Option<String> {
             .filter(|(a, b)| a < b)
             .count();
         lines.push(format!(
-            "- against {b}: net cost {:.3} € {} {:.3} € ({:+.3} €, {:+.1} %), lower on {days} of {} days; {b} met {} and missed {} deadlines.",
-            o.net_cost_eur,
+            "- against {b}: adjusted cost {:.3} € {} {:.3} € ({:+.3} €, {:+.1} %), net cost lower on {days} of {} days (daily costs are not adjusted); {b} met {} and missed {} deadlines.",
+            o.adjusted_cost_eur,
             if lower { "<" } else { "≥" },
-            m.net_cost_eur,
-            o.net_cost_eur - m.net_cost_eur,
-            if m.net_cost_eur.abs() > 1e-9 {
-                100.0 * (o.net_cost_eur - m.net_cost_eur) / m.net_cost_eur.abs()
+            m.adjusted_cost_eur,
+            o.adjusted_cost_eur - m.adjusted_cost_eur,
+            if m.adjusted_cost_eur.abs() > 1e-9 {
+                100.0 * (o.adjusted_cost_eur - m.adjusted_cost_eur) / m.adjusted_cost_eur.abs()
             } else {
                 f64::NAN
             },

@@ -107,6 +107,14 @@ pub struct SolarMetrics {
     pub tick_max_ms: f64,
     /// The tank at the end, °C (NaN: no water heater).
     pub tank_end_c: f64,
+    /// What bringing the tank back from its end temperature to its start
+    /// temperature would cost at the period's cheapest import price
+    /// (negative: heat left over, a credit), €. A controller that ends the
+    /// period with a colder tank has bought less heat, not saved it: the
+    /// comparison is on [`SolarMetrics::adjusted_cost_eur`].
+    pub stored_heat_eur: f64,
+    /// `net_cost_eur + stored_heat_eur`, €: what the verdict compares.
+    pub adjusted_cost_eur: f64,
     /// Wall time in the plugin's calls (`on-state` and `tick`), s.
     pub plugin_s: f64,
     /// The longest call of either kind, ms.
@@ -348,6 +356,8 @@ pub fn run(
         );
     }
     finish_metrics(&mut m, &house, &tick_us, faults.len() as u64);
+    m.stored_heat_eur = stored_heat_eur(sc, &house);
+    m.adjusted_cost_eur = m.net_cost_eur + m.stored_heat_eur;
     Ok(SolarOutcome {
         label: ctl.label.clone(),
         plugin: format!("{} {}", desc.name, desc.version),
@@ -359,6 +369,23 @@ pub fn run(
         wall: wall_start.elapsed(),
         plugin_entities,
     })
+}
+
+/// The tank's heat deficit at the end (start − end temperature, times its
+/// heat capacity; an element is 100 % efficient) priced at the cheapest
+/// import price of the period (sampled every 15 min), €. 0 without a tank.
+fn stored_heat_eur(sc: &SolarScenario, house: &House) -> f64 {
+    let (Some(spec), Some(w)) = (&sc.house.water_heater, &house.water_heater) else {
+        return 0.0;
+    };
+    let cheapest = (sc.start_ms..sc.end_ms)
+        .step_by(900_000)
+        .map(|t| sc.price_at(t))
+        .fold(f64::INFINITY, f64::min);
+    if !cheapest.is_finite() {
+        return 0.0;
+    }
+    (spec.initial_c - w.temp_c) * spec.capacity_wh_per_k() / 1000.0 * cheapest
 }
 
 fn finish_metrics(m: &mut SolarMetrics, house: &House, tick_us: &[f64], faults: u64) {

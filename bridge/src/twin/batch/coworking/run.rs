@@ -226,16 +226,23 @@ pub fn run(
         reporter.report(&store, &space, sc, t)?;
         let mut faulted = false;
         for round in 0..MAX_ROUNDS {
-            let mut outs = Vec::new();
+            let mut outs: Vec<Result<wit::Output, _>> = Vec::new();
             while let Ok(ev) = events.try_recv() {
                 let StoreEvent::StateChanged(change) = ev else {
                     continue;
                 };
-                if !faulted && reads.contains(&change.entity_id) {
+                // After a trap the instance cannot be entered again (each
+                // further call would count another fault): the rest of the
+                // changes are dropped, the fresh instance reads states.
+                let trapped = outs.last().is_some_and(|o| o.is_err());
+                if !faulted && !trapped && reads.contains(&change.entity_id) {
                     outs.push(instance.on_state(&to_wit_change(&change)));
                 }
             }
+            let trapped = outs.last().is_some_and(|o| o.is_err());
             if round == 0
+                && !faulted
+                && !trapped
                 && let Some(due) = next_tick
                 && t >= due
             {

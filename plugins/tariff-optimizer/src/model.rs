@@ -23,10 +23,12 @@
 //!   price); elsewhere all PV is used;
 //! - balance `imp_t − xp_t + pvu_t − Σ load_t = base_t + fixed_t`
 //!   (`pvu_t` replaced by the constant `pv_t` where it is not a variable);
-//! - `gx_t` binary only for the profit objective at steps where the export
-//!   price is at least the import price (the only case where importing and
-//!   exporting at once could pay): `imp_t ≤ cap_t·gx_t`,
-//!   `xp_t + xu_t·gx_t ≤ xu_t`. Elsewhere the LP never does both.
+//! - `gx_t` binary at steps where importing and exporting at once could
+//!   pay ([`exclusive`]: the import and export cost coefficients sum below
+//!   0, e.g. a negative import price under any objective, or the profit
+//!   objective with an export price at least the import price):
+//!   `imp_t ≤ cap_t·gx_t`, `xp_t + xu_t·gx_t ≤ xu_t`. Elsewhere the LP
+//!   never does both.
 //!
 //! - import cuts where PV exceeds the base load by `S_t > 0`: with the
 //!   power of on/off decisions `P_i·x_i` (`x_i` binary, at most one per
@@ -551,9 +553,14 @@ pub fn curtailable(p: &Problem, t: usize) -> bool {
             || (p.objective == Objective::Profit && p.export_price[t] < 0.0))
 }
 
-/// Whether the model forbids importing and exporting at once at `t`.
+/// Whether the model forbids importing and exporting at once at `t`:
+/// wherever 1 W imported and exported together has a negative cost (the
+/// LP would do both for a fake gain), under any objective: the profit
+/// objective with an export price at or above the import price, and any
+/// objective with a negative import price (spot) and PV to export.
 pub fn exclusive(p: &Problem, t: usize) -> bool {
-    p.objective == Objective::Profit && p.export_price[t] >= p.import_price[t]
+    let (ci, ce) = grid_costs(p, t);
+    ci + ce < 0.0 || (p.objective == Objective::Profit && p.export_price[t] >= p.import_price[t])
 }
 
 /// Objective coefficients of 1 W imported and exported for one step.

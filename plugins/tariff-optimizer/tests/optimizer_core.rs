@@ -824,3 +824,44 @@ fn glpk_solves_the_exported_files_to_the_same_objective() {
         let _ = std::fs::remove_file(&mps);
     }
 }
+
+/// A negative import price with PV under the cost objective: importing at
+/// the cap and exporting the same on top would "earn" the import price;
+/// the plan must do one or the other, never both.
+#[test]
+fn a_negative_import_price_never_imports_and_exports_at_once() {
+    for objective in [
+        Objective::Cost,
+        Objective::Profit,
+        Objective::SelfConsumption,
+    ] {
+        let p = Problem {
+            start_ms: 0,
+            step_s: 3600,
+            steps: 1,
+            import_price: vec![-0.05],
+            export_price: vec![0.0],
+            pv_w: vec![3000.0],
+            base_w: vec![500.0],
+            import_limit_w: 9000.0,
+            export_limit_w: None,
+            objective,
+            loads: vec![],
+        };
+        p.check().unwrap();
+        let plan = solve::plan(&p, &unlimited());
+        let (imp, exp) = (plan.import_w[0], plan.export_w[0]);
+        assert!(
+            imp * exp < 1e-6,
+            "{objective:?}: imports {imp} W and exports {exp} W at once"
+        );
+        // The exchange the plan values is the same one.
+        let x = hearth_tariff_optimizer::plan::dispatch(&p, 0, 0.0, 9000.0, 3000.0);
+        assert!(x.import_w * x.export_w < 1e-6, "{objective:?}: {x:?}");
+        assert!(
+            violations(&p, &plan).is_empty(),
+            "{:?}",
+            violations(&p, &plan)
+        );
+    }
+}

@@ -23,6 +23,11 @@ use crate::time::LocalTime;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeSet;
 
+/// The most plan steps a config may make (`horizon_h × 3600 / step_s`):
+/// beyond it a model is too large to solve each tick (10 080 steps of a
+/// week at 60 s made every tick fault).
+pub const MAX_STEPS: usize = 400;
+
 /// The whole config. Defaults are in the field docs.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -494,7 +499,7 @@ impl Config {
         Ok(c)
     }
 
-    /// Plan steps in the horizon.
+    /// Plan steps in the horizon (at most [`MAX_STEPS`]).
     pub fn steps(&self) -> usize {
         (self.horizon_h * 3600.0 / self.step_s as f64).round() as usize
     }
@@ -515,6 +520,14 @@ impl Config {
             return Err(format!(
                 "config: `horizon_h`: expected a whole number of steps of {} s, at most 168 h, got {}",
                 self.step_s, self.horizon_h
+            ));
+        }
+        if self.steps() > MAX_STEPS {
+            return Err(format!(
+                "config: `horizon_h`: {} h of {} s steps is {} plan steps, at most {MAX_STEPS}: use longer steps or a shorter horizon",
+                self.horizon_h,
+                self.step_s,
+                self.steps()
             ));
         }
         positive("import_limit_w", self.import_limit_w, "W")?;

@@ -168,3 +168,24 @@ fn a_bad_config_names_the_key_and_what_was_expected() {
         assert!(got.starts_with("config: "), "{got}");
     }
 }
+
+#[test]
+fn a_horizon_of_too_many_steps_is_refused() {
+    // 168 h of 60 s steps: 10 080 steps, a model no tick can solve.
+    let mut c = house();
+    c["step_s"] = json!(60);
+    c["horizon_h"] = json!(168);
+    let e = refused(c);
+    assert!(
+        e.contains("`horizon_h`") && e.contains("10080") && e.contains("400"),
+        "{e}"
+    );
+    // 400 steps is the most: 100 h of 900 s steps.
+    let mut c = house();
+    c["step_s"] = json!(900);
+    c["horizon_h"] = json!(100);
+    TariffOptimizer::init(c.clone()).unwrap();
+    c["horizon_h"] = json!(100.25);
+    let e = refused(c);
+    assert!(e.contains("401"), "{e}");
+}

@@ -168,12 +168,124 @@ impl Problem {
                 self.import_limit_w
             ));
         }
+        if let Some(x) = self.export_limit_w
+            && !(x.is_finite() && x >= 0.0)
+        {
+            return Err(format!("export_limit_w must be null or >= 0 W, got {x}"));
+        }
         for l in &self.loads {
             if l.earliest > l.deadline || l.deadline > self.steps {
                 return Err(format!(
                     "load `{}`: window {}..{} is outside the horizon of {} steps",
                     l.id, l.earliest, l.deadline, self.steps
                 ));
+            }
+            l.check(self.steps)
+                .map_err(|e| format!("load `{}`: {e}", l.id))?;
+        }
+        Ok(())
+    }
+}
+
+/// `v` is a number (`what` names it).
+fn finite(what: &str, v: f64) -> Result<(), String> {
+    if v.is_finite() {
+        Ok(())
+    } else {
+        Err(format!("{what} must be a finite number, got {v}"))
+    }
+}
+
+/// `v` is a number > 0 (it is divided by).
+fn positive(what: &str, v: f64) -> Result<(), String> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(format!("{what} must be a number > 0, got {v}"))
+    }
+}
+
+/// `v` is a number >= 0.
+fn non_negative(what: &str, v: f64) -> Result<(), String> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(())
+    } else {
+        Err(format!("{what} must be a number >= 0, got {v}"))
+    }
+}
+
+/// A step count at most the horizon's `steps`.
+fn within(what: &str, k: usize, steps: usize) -> Result<(), String> {
+    if k <= steps {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} is {k}, more than the horizon's {steps} steps"
+        ))
+    }
+}
+
+impl Load {
+    /// The first number of this load the model cannot take (the field
+    /// named): NaN or infinite, 0 or negative where it is divided by, a
+    /// step count beyond the horizon (`t + min_on` would overflow), a
+    /// series of the wrong length. A problem read from outside (`hearth
+    /// plan` reads the plugin's published one) is checked as a whole.
+    pub fn check(&self, steps: usize) -> Result<(), String> {
+        match &self.kind {
+            LoadKind::Deferrable(d) => {
+                positive("nominal_w", d.nominal_w)?;
+                finite("energy_wh", d.energy_wh)?;
+                within("min_on_steps", d.min_on_steps, steps)?;
+                within("min_off_steps", d.min_off_steps, steps)?;
+                within("running_steps", d.running_steps, steps)?;
+            }
+            LoadKind::Sequence(s) => {
+                if s.profile_w.is_empty() {
+                    return Err("profile_w is empty".into());
+                }
+                if let Some(k) = s.profile_w.iter().position(|w| !w.is_finite()) {
+                    return Err(format!(
+                        "profile_w[{k}] must be a finite number, got {}",
+                        s.profile_w[k]
+                    ));
+                }
+                if let Some(k) = s.started
+                    && k >= s.profile_w.len()
+                {
+                    return Err(format!(
+                        "started is {k}, past the programme's {} steps",
+                        s.profile_w.len()
+                    ));
+                }
+            }
+            LoadKind::Thermal(t) => {
+                positive("nominal_w", t.nominal_w)?;
+                finite("temp_c", t.temp_c)?;
+                positive("capacity_wh_per_k", t.capacity_wh_per_k)?;
+                non_negative("loss_w_per_k", t.loss_w_per_k)?;
+                finite("ambient_c", t.ambient_c)?;
+                finite("max_c", t.max_c)?;
+                for (i, &(k, c)) in t.ready.iter().enumerate() {
+                    within(&format!("ready[{i}] step"), k, steps)?;
+                    finite(&format!("ready[{i}] temperature"), c)?;
+                }
+                if t.draw_wh.len() != steps {
+                    return Err(format!(
+                        "draw_wh has {} values for {steps} steps",
+                        t.draw_wh.len()
+                    ));
+                }
+                if let Some(k) = t.draw_wh.iter().position(|w| !w.is_finite()) {
+                    return Err(format!(
+                        "draw_wh[{k}] must be a finite number, got {}",
+                        t.draw_wh[k]
+                    ));
+                }
+            }
+            LoadKind::Battery(b) => {
+                positive("max_w", b.max_w)?;
+                finite("energy_wh", b.energy_wh)?;
             }
         }
         Ok(())

@@ -865,3 +865,101 @@ fn a_negative_import_price_never_imports_and_exports_at_once() {
         );
     }
 }
+
+/// A problem from outside (`hearth plan` reads the published one) with a
+/// load number the model cannot take is refused, naming the load and the
+/// field, before any LP is written.
+#[test]
+fn a_load_with_a_bad_number_is_refused_by_name() {
+    type Edit = fn(&mut LoadKind);
+    let cases: Vec<(usize, &str, Edit)> = vec![
+        (0, "nominal_w", |k| {
+            if let LoadKind::Thermal(t) = k {
+                t.nominal_w = 0.0
+            }
+        }),
+        (0, "capacity_wh_per_k", |k| {
+            if let LoadKind::Thermal(t) = k {
+                t.capacity_wh_per_k = f64::NAN
+            }
+        }),
+        (0, "temp_c", |k| {
+            if let LoadKind::Thermal(t) = k {
+                t.temp_c = f64::INFINITY
+            }
+        }),
+        (0, "draw_wh has 3 values", |k| {
+            if let LoadKind::Thermal(t) = k {
+                t.draw_wh = vec![0.0; 3]
+            }
+        }),
+        (0, "draw_wh[5]", |k| {
+            if let LoadKind::Thermal(t) = k {
+                t.draw_wh[5] = f64::NAN
+            }
+        }),
+        (0, "ready[0] step", |k| {
+            if let LoadKind::Thermal(t) = k {
+                t.ready.insert(0, (49, 50.0))
+            }
+        }),
+        (1, "profile_w is empty", |k| {
+            if let LoadKind::Sequence(s) = k {
+                s.profile_w.clear()
+            }
+        }),
+        (1, "profile_w[1]", |k| {
+            if let LoadKind::Sequence(s) = k {
+                s.profile_w[1] = f64::NEG_INFINITY
+            }
+        }),
+        (2, "max_w", |k| {
+            if let LoadKind::Battery(b) = k {
+                b.max_w = -3700.0
+            }
+        }),
+        (2, "energy_wh", |k| {
+            if let LoadKind::Battery(b) = k {
+                b.energy_wh = f64::NAN
+            }
+        }),
+        (3, "nominal_w", |k| {
+            if let LoadKind::Deferrable(d) = k {
+                d.nominal_w = f64::INFINITY
+            }
+        }),
+        (3, "min_on_steps", |k| {
+            if let LoadKind::Deferrable(d) = k {
+                d.min_on_steps = usize::MAX
+            }
+        }),
+        (3, "min_off_steps", |k| {
+            if let LoadKind::Deferrable(d) = k {
+                d.min_off_steps = 49
+            }
+        }),
+        (3, "running_steps", |k| {
+            if let LoadKind::Deferrable(d) = k {
+                d.running_steps = 1000
+            }
+        }),
+    ];
+    house(48, 1800).check().unwrap();
+    for (i, field, edit) in cases {
+        let mut p = house(48, 1800);
+        edit(&mut p.loads[i].kind);
+        let id = p.loads[i].id.clone();
+        let e = p.check().expect_err(field);
+        assert!(
+            e.contains(&format!("load `{id}`")) && e.contains(field),
+            "{field}: {e}"
+        );
+        // The solver refuses it too, and writes no model.
+        let plan = solve::plan(&p, &SolveConfig::default());
+        assert!(
+            matches!(plan.status, Status::Infeasible { .. }),
+            "{field}: {:?}",
+            plan.status
+        );
+    }
+}

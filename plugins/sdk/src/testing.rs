@@ -259,6 +259,19 @@ impl<C: Controller> Harness<C> {
         self.answer(call, Some(reason));
     }
 
+    /// Answers `call` as refused with `reason`, stamped `emitted_ms`: the
+    /// live runner stamps a call with the time the plugin call that made
+    /// it began, earlier than the `now` the plugin saw (where
+    /// [`Harness::refuse`] stamps the harness's clock then).
+    pub fn refuse_emitted_at(&mut self, call: &ServiceCall, reason: &str, emitted_ms: i64) {
+        self.answer(call, Some(reason));
+        with(|h| {
+            if let Some(r) = h.results.back_mut() {
+                r.emitted_ms = emitted_ms;
+            }
+        });
+    }
+
     /// Answers `call` as accepted by its device.
     pub fn accept(&mut self, call: &ServiceCall) {
         self.answer(call, None);

@@ -406,14 +406,29 @@ impl Controller for TariffOptimizer {
                 result.entity_ids,
                 result.error.as_deref().unwrap_or("")
             ));
-            // A machine whose start was refused has not started.
+            // A machine whose start was refused has not started. The
+            // refused call is its `turn_on` of the machine's switch; the
+            // runner stamps it with the time the plugin call that made it
+            // began, at or a little before the `now` the start was
+            // recorded at (never equal to it in general). A re-assert of a
+            // running machine's relay comes `reassert_s` or more after its
+            // start (less the stamp's lead): refused, the start stays (its
+            // steps are run). Half of `reassert_s` (at least 1 s) tells
+            // them apart.
+            let slack_ms = (self.cfg.reassert_s as i64 * 500).max(1000);
             if result.service == "turn_on" {
                 for l in &self.cfg.loads {
                     if let LoadConfig::Sequence(s) = l
+                        && s.switch.split_once('.').map(|d| d.0) == Some(result.domain.as_str())
                         && result.entity_ids.contains(&s.switch)
-                        && self.mem.started.get(&s.id) == Some(&result.emitted_ms)
+                        && self
+                            .mem
+                            .started
+                            .get(&s.id)
+                            .is_some_and(|&t0| result.emitted_ms < t0 + slack_ms)
                     {
                         self.mem.started.remove(&s.id);
+                        info(&format!("{}: its start was refused: not started", s.id));
                     }
                 }
             }

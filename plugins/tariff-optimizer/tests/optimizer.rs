@@ -239,6 +239,42 @@ fn a_refused_start_is_not_a_start() {
     assert_eq!(h.plugin().memory().started["washing_machine"], T0 + 5 * MIN);
 }
 
+/// As the live runner reports it: the refused call is stamped with the
+/// time its plugin call began, a little before the `now` the plugin
+/// recorded its start at.
+#[test]
+fn a_refused_start_stamped_before_the_plugins_now_is_not_a_start() {
+    let mut h = loaded_machine(&prices(0.30, 0.10, 0..3), T0 + 12 * HOUR);
+    let out = h.set_state("binary_sensor.washing_machine_ready", "on", Value::Null);
+    assert_eq!(calls(&out), ["turn_on switch.washing_machine"]);
+    assert_eq!(h.plugin().memory().started["washing_machine"], T0);
+    h.refuse_emitted_at(&out.calls()[0], "device unavailable", T0 - 250);
+    let out = h.tick(T0 + 5 * MIN);
+    // Sent again after the refusal, and the start is counted from then.
+    assert_eq!(calls(&out), ["turn_on switch.washing_machine"]);
+    assert_eq!(h.plugin().memory().started["washing_machine"], T0 + 5 * MIN);
+    // A refused re-assert long after a start (the relay read off mid-run)
+    // leaves the start where it was: its steps are run.
+    h.accept(&out.calls()[0]);
+    h.set_state("switch.washing_machine", "on", Value::Null);
+    h.set_state("sensor.washing_machine_power", "2000", Value::Null);
+    h.tick(T0 + 10 * MIN);
+    h.set_state("switch.washing_machine", "off", Value::Null);
+    let mut t = T0 + 10 * MIN;
+    let out = loop {
+        t += 5 * MIN;
+        assert!(t < T0 + 2 * HOUR, "never re-asserted");
+        let out = h.tick(t);
+        if !out.calls().is_empty() {
+            break out;
+        }
+    };
+    assert_eq!(calls(&out), ["turn_on switch.washing_machine"]);
+    h.refuse_emitted_at(&out.calls()[0], "device unavailable", t - 250);
+    h.tick(t + 5 * MIN);
+    assert_eq!(h.plugin().memory().started["washing_machine"], T0 + 5 * MIN);
+}
+
 #[test]
 fn describe_declares_the_emhass_entities() {
     let h = Harness::<TariffOptimizer>::new(config(vec![water_heater(), washing_machine(), ev()]))

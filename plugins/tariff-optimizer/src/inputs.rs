@@ -18,7 +18,9 @@
 //!     as soon as possible); started (its relay switched on while loaded,
 //!     in [`Memory`]): `Sequence{started: Some(k)}`, k = steps since the
 //!     step it started in, so a re-plan never moves it; done when `ready`
-//!     goes off;
+//!     goes off, or when its programme's time is over and its power
+//!     sensor (if any) reads near 0 W ([`machine_over`]; then left out,
+//!     in [`Memory::done`], until `ready` goes off);
 //!   - an EV (`battery`): plugged and below target: energy
 //!     `(target − soc) × capacity / efficiency` (soc: the reading less half
 //!     its last digit, [`soc_floor_pct`]) by its departure (`deadline`
@@ -40,7 +42,7 @@ use crate::problem::{Battery, Deferrable, Load, LoadKind, Problem, Sequence, The
 use crate::time::parse_rfc3339_ms;
 use hearth_plugin_sdk::{Reading, Sample, State, forecast};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Heat capacity of water, Wh/(l·K).
 pub const WATER_WH_PER_L_K: f64 = 1.163;
@@ -87,6 +89,10 @@ pub struct Memory {
     pub started: BTreeMap<String, i64>,
     /// Energy a deferrable load got in its current window (load id →).
     pub delivered: BTreeMap<String, Delivered>,
+    /// Machines whose programme is over while `ready` still reads on (an
+    /// input_boolean nobody reset): left out of the plan until `ready`
+    /// goes off, so they are neither held on nor run again.
+    pub done: BTreeSet<String>,
 }
 
 /// Energy delivered to a deferrable load in one daily window.
@@ -291,6 +297,23 @@ pub fn machine_started_step(grid: &Grid, started_ms: i64) -> usize {
     grid.step_of(started_ms).min(0).unsigned_abs() as usize
 }
 
+/// Whether a started programme is over at `grid`'s step 0: its time is
+/// past (`k >= ` its steps) and its power sensor, if it has one with a
+/// reading, reads near 0 W (under 5 % of the profile's peak or under
+/// 10 W). A machine still drawing past its profile (a longer cycle than
+/// recorded) is not over: its last step's power stays planned.
+pub fn machine_over(s: &SequenceConfig, grid: &Grid, started_ms: i64, step_s: u32) -> bool {
+    let profile = profile_on_grid(s, step_s);
+    if machine_started_step(grid, started_ms) < profile.len() {
+        return false;
+    }
+    let peak = profile.iter().copied().fold(0.0, f64::max);
+    s.power
+        .as_deref()
+        .and_then(number)
+        .is_none_or(|w| w < (0.05 * peak).max(10.0))
+}
+
 /// Reads everything and builds the problem at `now_ms`.
 pub fn build(cfg: &Config, now_ms: i64, mem: &Memory) -> Built {
     let grid = Grid::new(cfg, now_ms);
@@ -323,7 +346,12 @@ pub fn build(cfg: &Config, now_ms: i64, mem: &Memory) -> Built {
         match l {
             LoadConfig::Sequence(s) => {
                 let profile = profile_on_grid(s, cfg.step_s);
+                if mem.done.contains(&s.id) {
+                    continue;
+                }
                 if let Some(&t0) = mem.started.get(&s.id) {
+                    // Past its profile but still drawing (see
+                    // [`machine_over`]): its last step's power holds.
                     let k = machine_started_step(&grid, t0).min(profile.len() - 1);
                     kind = LoadKind::Sequence(Sequence {
                         profile_w: profile,

@@ -8,7 +8,12 @@
 //! loaded is remembered as started (saved across restarts); from then on
 //! its relay stays on until the machine is done (`ready` off) whatever the
 //! plan says, and the problem fixes its remaining programme from step 0
-//! (`Sequence{started: Some(k)}`), so the plan agrees. A machine found
+//! (`Sequence{started: Some(k)}`), so the plan agrees. A machine whose
+//! programme's time is over and whose power sensor (if any) reads near
+//! 0 W is done even if `ready` stays on (an input_boolean nobody resets):
+//! its relay is switched off once, then left as the user leaves it, and it
+//! is not planned (nor adopted) again until `ready` goes off
+//! ([`inputs::machine_over`], [`Memory::done`]). A machine found
 //! running (relay on while loaded) that it did not start is adopted as
 //! started now. A deferrable load's energy in its daily window is counted
 //! the same way ([`inputs::account`], saved too).
@@ -56,16 +61,33 @@ impl TariffOptimizer {
         &self.mem
     }
 
-    /// Machines done or found running, before the problem is built.
-    fn update_machines(&mut self, now: i64) {
+    /// Machines done or found running, before the problem is built;
+    /// returns the machines whose programme just ended with `ready` still
+    /// on (their relay is switched off once).
+    fn update_machines(&mut self, now: i64) -> BTreeSet<String> {
+        let grid = inputs::Grid::new(&self.cfg, now);
+        let mut just_done = BTreeSet::new();
         for l in &self.cfg.loads {
             let LoadConfig::Sequence(s) = l else { continue };
             let ready = inputs::is_on(&s.ready);
-            if self.mem.started.contains_key(&s.id) {
+            if ready == Some(false) {
+                self.mem.done.remove(&s.id);
+            }
+            if let Some(&t0) = self.mem.started.get(&s.id) {
                 if ready == Some(false) {
                     self.mem.started.remove(&s.id);
                     info(&format!("{}: programme done ({} off)", s.id, s.ready));
+                } else if inputs::machine_over(s, &grid, t0, self.cfg.step_s) {
+                    self.mem.started.remove(&s.id);
+                    self.mem.done.insert(s.id.clone());
+                    just_done.insert(s.id.clone());
+                    info(&format!(
+                        "{}: programme over (its time is past, drawing ~0 W): relay off, not planned again until {} goes off",
+                        s.id, s.ready
+                    ));
                 }
+            } else if self.mem.done.contains(&s.id) {
+                // Over, `ready` still on: not adopted again.
             } else if ready == Some(true) && inputs::is_on(&s.switch) == Some(true) {
                 let drawing = s
                     .power
@@ -81,6 +103,7 @@ impl TariffOptimizer {
                 }
             }
         }
+        just_done
     }
 
     fn log_inputs(&mut self, built: &Built) {
@@ -140,7 +163,7 @@ impl TariffOptimizer {
 
     /// Reads, plans, drives and publishes.
     pub fn replan(&mut self, now: i64, out: &mut Output) {
-        self.update_machines(now);
+        let just_done = self.update_machines(now);
         for l in &self.cfg.loads {
             if let LoadConfig::Deferrable(d) = l {
                 inputs::account(d, &mut self.mem.delivered, now, self.cfg.utc_offset_min);
@@ -168,6 +191,14 @@ impl TariffOptimizer {
                 .and_then(|p| outcome.load_w.get(p))
                 .and_then(|w| w.first().copied());
             let on = match l {
+                LoadConfig::Sequence(s) if self.mem.done.contains(&s.id) => {
+                    // Over: its relay is switched off once, then left as
+                    // the user leaves it until `ready` goes off.
+                    if !just_done.contains(&s.id) {
+                        continue;
+                    }
+                    false
+                }
                 LoadConfig::Sequence(s) => {
                     if self.mem.started.contains_key(&s.id) {
                         true

@@ -275,6 +275,59 @@ fn a_refused_start_stamped_before_the_plugins_now_is_not_a_start() {
     assert_eq!(h.plugin().memory().started["washing_machine"], T0 + 5 * MIN);
 }
 
+/// `ready` stays on after the programme (an input_boolean nobody resets):
+/// once its time is over and it draws ~0 W, the machine is done: its
+/// relay goes off, it leaves the plan and is not run again.
+#[test]
+fn a_machine_past_its_programme_and_idle_is_done_though_ready_stays_on() {
+    // Cheap now: it starts at once; 3 steps of 30 min (2000, 300, 350 W).
+    let mut h = loaded_machine(&prices(0.30, 0.10, 0..3), T0 + 12 * HOUR);
+    let out = h.set_state("binary_sensor.washing_machine_ready", "on", Value::Null);
+    assert_eq!(calls(&out), ["turn_on switch.washing_machine"]);
+    h.set_state("switch.washing_machine", "on", Value::Null);
+    h.set_state("sensor.washing_machine_power", "2000", Value::Null);
+    // Its time is over but it still draws 300 W (a longer cycle than
+    // recorded): kept on, its last step's power planned.
+    let end = T0 + 3 * STEP;
+    h.set_state("sensor.washing_machine_power", "300", Value::Null);
+    let out = h.tick(end + 5 * MIN);
+    assert!(calls(&out).is_empty(), "{:?}", calls(&out));
+    assert_eq!(problem(&out)["loads"][0]["kind"]["started"], 2);
+    // Idle now: done, the relay goes off, nothing is planned.
+    h.set_state("sensor.washing_machine_power", "1.5", Value::Null);
+    let out = h.tick(end + 10 * MIN);
+    assert_eq!(calls(&out), ["turn_off switch.washing_machine"]);
+    h.set_state("switch.washing_machine", "off", Value::Null);
+    assert!(h.plugin().memory().started.is_empty());
+    assert_eq!(problem(&out)["loads"], json!([]));
+    // Not run again while `ready` stays on, even when it is cheap again,
+    // and a relay switched on by hand is left so.
+    let mut cheap = prices(0.30, 0.30, 0..0);
+    for p in &mut cheap[4..8] {
+        *p = 0.01;
+    }
+    h.set_forecast("price", series(&cheap));
+    let mut t = end + 10 * MIN;
+    while t < T0 + 5 * HOUR {
+        t += 5 * MIN;
+        if t == T0 + 4 * HOUR {
+            h.set_state("switch.washing_machine", "on", Value::Null);
+        }
+        let out = h.tick(t);
+        assert!(calls(&out).is_empty(), "at {}: {:?}", iso(t), calls(&out));
+    }
+    // A new load (ready off, then on) is planned again.
+    h.set_state("switch.washing_machine", "off", Value::Null);
+    h.set_state("binary_sensor.washing_machine_ready", "off", Value::Null);
+    let out = h.set_state("binary_sensor.washing_machine_ready", "on", Value::Null);
+    assert_eq!(problem(&out)["loads"][0]["id"], "washing_machine");
+    // It survives a restart.
+    let saved = h.save();
+    let mut h2 = Harness::<TariffOptimizer>::new(config(vec![washing_machine()])).unwrap();
+    h2.restore(&saved).unwrap();
+    assert_eq!(h2.plugin().memory(), h.plugin().memory());
+}
+
 #[test]
 fn describe_declares_the_emhass_entities() {
     let h = Harness::<TariffOptimizer>::new(config(vec![water_heater(), washing_machine(), ev()]))

@@ -142,8 +142,8 @@ pub struct SolarOutcome {
     pub faults: Vec<String>,
     pub log: Vec<LogLine>,
     pub wall: Duration,
-    /// The plugin's own entities as it last published them (object id →
-    /// state and attributes): `hearth plan` reads the optimizer's
+    /// The plugin's declared entities as it last published them (object
+    /// id → state and attributes; undeclared ids are ignored): `hearth plan` reads the optimizer's
     /// `optim_status` here.
     pub plugin_entities: BTreeMap<String, (String, serde_json::Value)>,
 }
@@ -178,6 +178,9 @@ pub fn run(
     let tick_ms = prepared.tick_ms() as i64;
     let reads: HashSet<String> = desc.reads.iter().cloned().collect();
     let drives: HashSet<String> = desc.drives.iter().cloned().collect();
+    // As the live runner: an object id the plugin did not declare is
+    // ignored (kept, it would grow without bound with fresh ids).
+    let declared: HashSet<String> = desc.entities.iter().map(|d| d.object_id.clone()).collect();
     let by_switch: HashMap<String, LoadId> = LoadId::ALL
         .iter()
         .filter(|&&l| house.has(l))
@@ -273,7 +276,11 @@ pub fn run(
                     Ok(o)
                 }) {
                     Ok(o) => {
-                        for e in &o.entities {
+                        for e in o
+                            .entities
+                            .iter()
+                            .filter(|e| declared.contains(&e.object_id))
+                        {
                             let attrs = serde_json::from_str(&e.attributes)
                                 .unwrap_or(serde_json::Value::Null);
                             plugin_entities.insert(e.object_id.clone(), (e.state.clone(), attrs));

@@ -50,8 +50,15 @@ fn glpk_objective(format: &str, file: &Path, dir: &Path) -> f64 {
         String::from_utf8_lossy(&status.stdout)
     );
     let report = std::fs::read_to_string(&out_file).unwrap();
-    assert!(
-        report.contains("INTEGER OPTIMAL") || report.contains("OPTIMAL"),
+    // `Status:     INTEGER OPTIMAL` (not `INTEGER NON-OPTIMAL`, which a
+    // substring test for `OPTIMAL` would accept).
+    let status = report
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("Status:"))
+        .map(str::trim);
+    assert_eq!(
+        status,
+        Some("INTEGER OPTIMAL"),
         "GLPK did not prove optimality:\n{report}"
     );
     let line = report
@@ -151,5 +158,43 @@ fn an_instant_outside_the_scenario_is_refused_by_name() {
     assert!(
         err.contains("--at") && err.contains("outside the scenario's period"),
         "{err}"
+    );
+}
+
+#[test]
+fn an_off_grid_instant_reads_the_last_replan_at_or_before_it() {
+    // 18:59:30 is inside the 18:59 step (60 s grid from 08:00); the run
+    // must not reach the 19:00 step, whose re-plan is after --at.
+    let at = "2026-06-16T18:59:30+02:00";
+    let out = hearth(&[
+        "plan",
+        "--scenario",
+        &scenario("solar-house-sunny.toml"),
+        "--at",
+        at,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "hearth plan failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `plan of tariff-optimizer at <planned_at>: …`
+    let planned = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("plan of "))
+        .and_then(|l| l.split_once(" at "))
+        .and_then(|(_, r)| r.split_once(": "))
+        .map(|(t, _)| t.to_string())
+        .unwrap_or_else(|| panic!("no `plan of … at <time>:` line in\n{stdout}"));
+    let planned: jiff::Timestamp = planned
+        .parse()
+        .unwrap_or_else(|e| panic!("{planned:?} is not RFC 3339: {e}"));
+    let at_ts: jiff::Timestamp = at.parse().unwrap();
+    assert!(planned <= at_ts, "planned at {planned}, after --at {at_ts}");
+    // The re-plans are every 5 min from 08:00 (replan_s = 300): 18:55.
+    assert!(
+        at_ts.as_second() - planned.as_second() < 300,
+        "planned at {planned}, more than a re-plan period before --at {at_ts}"
     );
 }

@@ -1,7 +1,8 @@
 //! `hearth plan`: the tariff optimizer's problem at one instant of a
 //! solar-house scenario, written for any solver to check.
 //!
-//! The scenario runs from its start to `--at` (default: its start) with
+//! The scenario runs from its start through the step (of its `step_s`
+//! grid from the start) containing `--at` (default: its start) with
 //! the optimizer (`builtin:tariff-optimizer`, or the `.wasm` of the
 //! scenario's `[controllers.tariff-optimizer]`) through the same plugin
 //! host as `hearth simulate`, with `expose_problem = true`: at each
@@ -148,8 +149,9 @@ pub fn plan(opts: &PlanOptions) -> anyhow::Result<String> {
     Ok(s)
 }
 
-/// Runs the scenario with the optimizer to `opts.at` and reads back the
-/// problem it last solved.
+/// Runs the scenario with the optimizer through the step containing
+/// `opts.at` and reads back the problem of its last re-plan at or before
+/// `--at`.
 pub fn plan_at(opts: &PlanOptions) -> anyhow::Result<PlanAt> {
     let probe = SolarScenario::load(&opts.scenario, None, None)?;
     let at_ms = match &opts.at {
@@ -164,8 +166,12 @@ pub fn plan_at(opts: &PlanOptions) -> anyhow::Result<PlanAt> {
             crate::clock::iso8601(probe.end_ms)
         );
     }
-    // Run through the step that contains `at`.
-    let end = crate::clock::iso8601(at_ms + (probe.step_s * 1000.0).ceil() as i64);
+    let end = crate::clock::iso8601(run_end_ms(
+        probe.start_ms,
+        probe.end_ms,
+        probe.step_s,
+        at_ms,
+    ));
     let sc = SolarScenario::load(&opts.scenario, None, Some(&end))?;
     let mut ctl = crate::twin::batch::resolve_in(&sc.controllers, &opts.controller)?;
     match &mut ctl.plugin.config {
@@ -212,6 +218,16 @@ pub fn plan_at(opts: &PlanOptions) -> anyhow::Result<PlanAt> {
     })
 }
 
+/// Where the run to `at` ends: the first step boundary (on the grid
+/// `start + k × step`) strictly after `at`, so the last step run is the
+/// one containing `at` and the last re-plan read back is at or before
+/// `at` (never past the scenario's end).
+fn run_end_ms(start_ms: i64, end_ms: i64, step_s: f64, at_ms: i64) -> i64 {
+    let step_ms = ((step_s * 1000.0).round() as i64).max(1);
+    let k = (at_ms - start_ms).div_euclid(step_ms) + 1;
+    (start_ms + k * step_ms).min(end_ms)
+}
+
 fn model_options(attrs: &Value) -> ModelOptions {
     let mut o = ModelOptions::default();
     if let Some(b) = attrs.get("thermal_on_off").and_then(Value::as_bool) {
@@ -221,4 +237,27 @@ fn model_options(attrs: &Value) -> ModelOptions {
         o.soft_ready = b;
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_end_ms;
+
+    #[test]
+    fn the_run_ends_at_the_first_step_boundary_after_at() {
+        let (start, end) = (1_000_000, 1_000_000 + 3_600_000);
+        // On the grid: the step starting at `at` is the last one run.
+        assert_eq!(
+            run_end_ms(start, end, 60.0, start + 120_000),
+            start + 180_000
+        );
+        // Off the grid: the step containing `at`, not the one after it.
+        assert_eq!(
+            run_end_ms(start, end, 60.0, start + 119_000),
+            start + 120_000
+        );
+        assert_eq!(run_end_ms(start, end, 60.0, start), start + 60_000);
+        // Never past the scenario's end.
+        assert_eq!(run_end_ms(start, end, 60.0, end - 1), end);
+    }
 }

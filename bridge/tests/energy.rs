@@ -249,6 +249,31 @@ async fn a_channel_the_meter_lacks_is_logged_and_the_others_are_read() {
     b.stop().await;
 }
 
+/// Every channel refused (`em1:2` and `em1:3` on a Pro EM): no value is
+/// read, so the polls failed and the meter goes offline, not online with
+/// nothing (or frozen values) behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_meter_whose_every_channel_is_refused_goes_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let twin = Twin::start();
+    let mut m = meter(twin.addr);
+    m.channels[0].channel = 2;
+    m.channels[1].channel = 3;
+    let b = common::history::start_bridge(dir.path(), |c| c.shelly_em.push(m)).await;
+    let store = b.store.clone();
+    // Three failed polls at 0.2 s.
+    let offline = common::try_wait(Duration::from_secs(5), || {
+        store.device("meter").filter(|(_, available)| !available)
+    })
+    .await;
+    assert!(
+        offline.is_some(),
+        "every channel refused, yet the meter is still available"
+    );
+    twin.power.trigger();
+    b.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_day_from_the_twin_is_counted_priced_survives_a_counter_reset_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -95,6 +95,17 @@ fn classify(source: String, e: ShellyError) -> PollError {
     }
 }
 
+/// Whether a poll that reached the meter succeeded: `read` channels were
+/// read, `last_error` is the last refused or malformed answer. It failed
+/// when no channel was read (with at least one error; a meter without
+/// channels has nothing to fail).
+fn poll_verdict(read: usize, last_error: Option<String>) -> Result<(), String> {
+    match (read, last_error) {
+        (0, Some(e)) => Err(format!("no channel read, last: {e}")),
+        _ => Ok(()),
+    }
+}
+
 impl Meter {
     async fn run(mut self) {
         let mut client = ShellyClient::new(&self.cfg.url());
@@ -109,18 +120,36 @@ impl Meter {
         }
     }
 
+    /// One poll of every channel. A channel refused or answered malformed
+    /// is logged and skipped; the meter is online if at least one channel
+    /// was read. When none was (every answer refused or malformed), the
+    /// poll failed: its values would otherwise stay frozen on a meter
+    /// reported online.
     async fn poll(&mut self, client: &mut ShellyClient) {
+        let mut read = 0;
+        let mut last_error = None;
         for i in 0..self.cfg.channels.len() {
             match self.poll_channel(client, i).await {
-                Ok(()) => {}
-                Err(PollError::Malformed(source, e, body)) => self.warn(&source, &e, &body),
-                Err(PollError::Refused(source, e)) => self.warn(&source, &e, ""),
+                Ok(()) => read += 1,
+                Err(PollError::Malformed(source, e, body)) => {
+                    self.warn(&source, &e, &body);
+                    last_error = Some(format!("{source}: {e}"));
+                }
+                Err(PollError::Refused(source, e)) => {
+                    self.warn(&source, &e, "");
+                    last_error = Some(format!("{source}: {e}"));
+                }
                 Err(PollError::Transport(e)) => return self.failed(e),
             }
         }
-        self.failures = 0;
-        if self.offline.is_some() {
-            self.set_offline(None);
+        match poll_verdict(read, last_error) {
+            Ok(()) => {
+                self.failures = 0;
+                if self.offline.is_some() {
+                    self.set_offline(None);
+                }
+            }
+            Err(why) => self.count_failure(why),
         }
     }
 
@@ -182,7 +211,6 @@ impl Meter {
     }
 
     fn failed(&mut self, e: ShellyError) {
-        self.failures += 1;
         match &e {
             ShellyError::Malformed { body, .. } => {
                 let body = body.clone();
@@ -194,8 +222,15 @@ impl Meter {
                 self.cfg.name
             ),
         }
+        self.count_failure(e.to_string());
+    }
+
+    /// A failed poll (`last`: why), already logged: offline at the
+    /// [`FAILURES_BEFORE_OFFLINE`]th in a row.
+    fn count_failure(&mut self, last: String) {
+        self.failures += 1;
         if self.failures == FAILURES_BEFORE_OFFLINE {
-            let why = format!("{} polls in a row failed, last: {e}", self.failures);
+            let why = format!("{} polls in a row failed, last: {last}", self.failures);
             self.set_offline(Some(why));
         }
     }
@@ -211,5 +246,17 @@ impl Meter {
         }
         self.ctx.store.set_availability(&self.cfg.id, why.is_none());
         self.offline = why;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::poll_verdict;
+
+    #[test]
+    fn a_poll_fails_when_no_channel_was_read() {
+        assert!(poll_verdict(0, Some("Bad id=2".into())).is_err());
+        assert!(poll_verdict(1, Some("Bad id=2".into())).is_ok());
+        assert!(poll_verdict(2, None).is_ok());
     }
 }

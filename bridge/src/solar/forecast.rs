@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! [solar]
-//! base_load_sensor = "sensor.house_power"  # W; optional: the base-load forecast
+//! base_load_sensor = "sensor.house_base_power"  # W; optional: the base-load forecast
 //! base_load_weeks = 4                      # same-weekday history, weeks (1..=12, default 4)
 //! base_load_step_min = 30                  # forecast step, min (divides 1440; default 30)
 //! base_load_horizon_h = 48                 # h ahead (1..=168, default 48)
@@ -50,6 +50,13 @@
 //! length covered to count. A sensor whose unit is `kW` is converted to W (known
 //! when the entity is in the store); any other unit is taken as W.
 //!
+//! The sensor must **exclude the loads the tariff optimizer plans**: the
+//! optimizer takes `base-load` as everything it does not plan and adds its
+//! own loads on top, so a whole-house sensor (`sensor.house_power`) counts
+//! the water heater, EV, machines … twice (at their past times in the
+//! forecast, and where the optimizer places them). Use e.g. a template
+//! sensor house − water heater − EV − machines; nothing is subtracted here.
+//!
 //! Both entities show the value for now, with attribute `forecasts`:
 //! `[{"datetime": RFC 3339 step start, "value": W}, …]` from the current
 //! step on.
@@ -81,7 +88,8 @@ pub struct SolarConfig {
     /// PV arrays (`[[solar.arrays]]`); the forecast is their sum.
     #[serde(default)]
     pub arrays: Vec<PvArray>,
-    /// Entity id of the house's consumption in W.
+    /// Entity id of the house's consumption in W, without the loads the
+    /// tariff optimizer plans (it adds those on top of `base-load`).
     pub base_load_sensor: Option<String>,
     pub base_load_weeks: Option<u32>,
     pub base_load_step_min: Option<u32>,

@@ -15,7 +15,7 @@
 //!   NAME.toml                sample sidecar: [config], [limits], drives
 //!   README.md                build, load, swap
 //!   hearth-plugin-sdk/       the SDK, vendored: Cargo.toml, src/lib.rs,
-//!                            src/testing.rs, wit/controller.wit
+//!                            src/testing.rs, src/time.rs, wit/controller.wit
 //! ```
 //!
 //! The vendored SDK is this repository's `plugins/sdk` and `wit/` at build
@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 
 const SDK_LIB: &str = include_str!("../../../plugins/sdk/src/lib.rs");
 const SDK_TESTING: &str = include_str!("../../../plugins/sdk/src/testing.rs");
+const SDK_TIME: &str = include_str!("../../../plugins/sdk/src/time.rs");
 const SDK_MANIFEST: &str = include_str!("../../../plugins/sdk/Cargo.toml");
 const WORKSPACE_MANIFEST: &str = include_str!("../../../Cargo.toml");
 const WIT: &str = include_str!("../../../wit/controller.wit");
@@ -516,6 +517,7 @@ fn files(name: &str) -> anyhow::Result<Vec<(String, String)>> {
             "hearth-plugin-sdk/src/testing.rs".into(),
             SDK_TESTING.into(),
         ),
+        ("hearth-plugin-sdk/src/time.rs".into(), SDK_TIME.into()),
         ("hearth-plugin-sdk/wit/controller.wit".into(), WIT.into()),
     ])
 }
@@ -656,6 +658,16 @@ mod tests {
         ] {
             assert!(dir.join(f).is_file(), "{f} missing");
         }
+        // Every source file of the SDK is vendored (a module added to the
+        // SDK without its file here broke the scaffold's build).
+        let sdk_src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk/src");
+        for e in std::fs::read_dir(&sdk_src).unwrap().flatten() {
+            let f = format!("hearth-plugin-sdk/src/{}", e.file_name().to_string_lossy());
+            assert!(
+                dir.join(&f).is_file(),
+                "{f} is not vendored by the scaffold"
+            );
+        }
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
         let cargo: toml::Table = toml::from_str(&read("Cargo.toml")).unwrap();
         assert_eq!(cargo["package"]["name"].as_str(), Some("my-plugin"));
@@ -673,6 +685,7 @@ mod tests {
         );
         assert!(read("src/lib.rs").contains("hearth_plugin_sdk::testing::Harness"));
         assert_eq!(read("hearth-plugin-sdk/src/testing.rs"), SDK_TESTING);
+        assert_eq!(read("hearth-plugin-sdk/src/time.rs"), SDK_TIME);
         let tc: toml::Table = toml::from_str(&read("rust-toolchain.toml")).unwrap();
         assert_eq!(tc["toolchain"]["channel"].as_str(), Some("1.95.0"));
         assert!(read("README.md").contains("target/wasm32-wasip2/release/my_plugin.wasm"));

@@ -174,6 +174,38 @@ pub fn run_all(
     results.into_iter().collect()
 }
 
+/// Runs `run` for every controller, one thread each, with a progress bar
+/// of `steps_each` steps per controller (hidden unless `progress`); the
+/// coworking and solar-house simulators share it.
+pub(crate) fn run_each<T: Send>(
+    controllers: &[ControllerRun],
+    steps_each: u64,
+    progress: bool,
+    run: impl Fn(&ControllerRun, &(dyn Fn() + Sync)) -> anyhow::Result<T> + Sync,
+) -> anyhow::Result<Vec<T>> {
+    let bar = if progress {
+        indicatif::ProgressBar::new(steps_each * controllers.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let on_step = || bar.inc(1);
+    let results: Vec<anyhow::Result<T>> = std::thread::scope(|s| {
+        let handles: Vec<_> = controllers
+            .iter()
+            .map(|c| s.spawn(|| run(c, &on_step)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a simulation thread panicked")))
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    results.into_iter().collect()
+}
+
 pub fn write_results(dir: &Path, scenario: &Scenario, runs: &[RunOutcome]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for r in runs {

@@ -33,27 +33,9 @@ pub fn simulate(opts: &SimulateOptions) -> anyhow::Result<(SolarScenario, Vec<So
         .collect::<anyhow::Result<Vec<_>>>()?;
     let engine = PluginEngine::new()?;
     let steps = ((sc.end_ms - sc.start_ms) as f64 / (sc.step_s * 1000.0)).ceil() as u64;
-    let bar = if opts.progress {
-        indicatif::ProgressBar::new(steps * controllers.len() as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let on_step = || bar.inc(1);
-    let results: Vec<anyhow::Result<SolarOutcome>> = std::thread::scope(|s| {
-        let handles: Vec<_> = controllers
-            .iter()
-            .map(|c| s.spawn(|| run::run(&sc, &engine, c, &on_step)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a simulation thread panicked")))
-            })
-            .collect()
-    });
-    bar.finish_and_clear();
-    let runs = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    let runs = super::run_each(&controllers, steps, opts.progress, |c, on_step| {
+        run::run(&sc, &engine, c, on_step)
+    })?;
     write_results(&opts.out, &sc, &runs)?;
     Ok((sc, runs))
 }

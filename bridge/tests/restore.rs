@@ -146,6 +146,7 @@ impl Site {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commanded_states_return_after_a_clean_restart_and_reach_the_devices() {
+    let _apart = common::CARGO_BUILD.lock().await;
     let broker = common::broker(BrokerKind::Embedded);
     let clock = Clock::simulated(SPEED);
     let dir = tempfile::tempdir().unwrap();

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scaffolded_plugin_builds_loads_and_drives_the_twin() {
+    let _apart = common::CARGO_BUILD.lock().await;
     let parent = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["plugin", "new", "probe-plugin", "--dir"])

@@ -170,6 +170,15 @@ impl Harness {
     }
 }
 
+/// Held by a test that runs a cargo build (the scaffold test) and by the
+/// restore test that is known not to survive one beside it: in two CI
+/// runs out of three, `restore::commanded_states_return…` never saw its
+/// restored states (150 s) while the scaffold's cargo build ran on the
+/// same 2 cores, and it passed whenever they did not overlap. The root
+/// cause (likely a restore window counted in the 60× simulated time that
+/// a starved bridge overruns) is not found yet; this keeps them apart.
+pub static CARGO_BUILD: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Logs go to stderr for `cargo test -- --nocapture` and into a buffer the
 /// bad-input tests read.
 pub static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());

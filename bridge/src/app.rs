@@ -55,7 +55,7 @@ impl Bridge {
     pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Bridge> {
         let (trigger, shutdown) = shutdown::channel();
         let broker = match &config.mqtt.url {
-            Some(url) => BrokerAddress::parse(url)?,
+            Some(url) => BrokerAddress::parse(url)?.with_ca_file(config.mqtt.ca_file.as_deref())?,
             None => {
                 let b = EmbeddedBroker::start(config.mqtt.bind, config.mqtt.port)?;
                 BrokerAddress::local(b.addr.port())

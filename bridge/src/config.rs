@@ -131,9 +131,13 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
-    /// External broker, `mqtt://[user[:password]@]host[:port]`. Unset: the
-    /// embedded broker starts.
+    /// External broker, `mqtt://[user[:password]@]host[:port]` or
+    /// `mqtts://…` (TLS). Unset: the embedded broker starts.
     pub url: Option<String>,
+    /// PEM CA the external broker's certificate must chain to (`mqtts://`
+    /// only; e.g. `<data>/tls/ca.pem` from `hearth certs init`). Unset:
+    /// Mozilla's roots.
+    pub ca_file: Option<PathBuf>,
     /// Port of the embedded broker.
     #[serde(default = "default_mqtt_port")]
     pub port: u16,
@@ -149,6 +153,7 @@ impl Default for MqttConfig {
     fn default() -> Self {
         MqttConfig {
             url: None,
+            ca_file: None,
             port: default_mqtt_port(),
             bind: default_bind(),
             base_topic: default_base(),

@@ -13,40 +13,81 @@
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, Outgoing, Packet, QoS};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
-/// Where the broker is: `mqtt://[user[:password]@]host[:port]`.
-#[derive(Debug, Clone, PartialEq)]
+/// Where the broker is: `mqtt://[user[:password]@]host[:port]`, or
+/// `mqtts://…` (TLS, port 8883 by default; the CA is `[mqtt] ca_file` or
+/// Mozilla's roots, see [`super::client`]). Debug and Display never show
+/// the password.
+#[derive(Clone)]
 pub struct BrokerAddress {
     pub host: String,
     pub port: u16,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// TLS towards the broker (`mqtts://`), `None` for plain MQTT.
+    pub tls: Option<super::client::ClientTls>,
+}
+
+impl PartialEq for BrokerAddress {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.host, self.port, &self.username, &self.password, self.tls.is_some())
+            == (&other.host, other.port, &other.username, &other.password, other.tls.is_some())
+    }
+}
+
+impl std::fmt::Debug for BrokerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerAddress")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl BrokerAddress {
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let url = url::Url::parse(text).with_context(|| {
-            format!("MQTT URL `{text}` is not a URL (expected mqtt://host:port)")
-        })?;
-        if url.scheme() != "mqtt" && url.scheme() != "tcp" {
-            bail!(
-                "MQTT URL `{text}`: scheme `{}` is not supported (expected mqtt://)",
-                url.scheme()
-            );
-        }
+        // Errors never quote the text: it may hold a password.
+        let url = url::Url::parse(text)
+            .context("the MQTT URL is not a URL (expected mqtt://host:port or mqtts://host:port)")?;
+        let tls = match url.scheme() {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" => true,
+            other => bail!(
+                "MQTT URL `{}`: scheme `{other}` is not supported (expected mqtt:// or mqtts://)",
+                redacted(&url)
+            ),
+        };
         let host = url.host_str().filter(|h| !h.is_empty());
-        let host = host.with_context(|| format!("MQTT URL `{text}` has no host"))?;
+        let host = host.with_context(|| format!("MQTT URL `{}` has no host", redacted(&url)))?;
         Ok(BrokerAddress {
             host: host.trim_matches(['[', ']']).to_string(),
-            port: url.port().unwrap_or(1883),
+            port: url.port().unwrap_or(if tls { 8883 } else { 1883 }),
             username: Some(url.username()).filter(|u| !u.is_empty()).map(decode),
             password: url.password().map(decode),
+            tls: tls.then(super::client::ClientTls::default),
         })
+    }
+
+    /// Trusts the CA in `ca_file` (an `mqtts://` address only; a CA for a
+    /// plain address is a configuration error, named).
+    pub fn with_ca_file(mut self, ca_file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        if let Some(path) = ca_file {
+            anyhow::ensure!(
+                self.tls.is_some(),
+                "[mqtt] ca_file is set but the url is plain mqtt://: use mqtts://{}:8883",
+                self.host
+            );
+            self.tls = Some(super::client::ClientTls::with_ca_file(path)?);
+        }
+        Ok(self)
     }
 
     pub fn local(port: u16) -> Self {
@@ -55,8 +96,18 @@ impl BrokerAddress {
             port,
             username: None,
             password: None,
+            tls: None,
         }
     }
+}
+
+/// The URL without its password, for messages.
+fn redacted(url: &url::Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    url.to_string()
 }
 
 /// URL user info is percent-encoded (`p%40ss` for `p@ss`); brokers want it plain.
@@ -69,7 +120,8 @@ fn decode(part: &str) -> String {
 impl std::fmt::Display for BrokerAddress {
     // Never shows the password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "mqtt://{}:{}", self.host, self.port)
+        let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
     }
 }
 
@@ -156,16 +208,13 @@ pub const SUB_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 impl MqttLink {
     /// Connects and waits (up to 10 s) for the broker's CONNACK.
     pub async fn connect(addr: &BrokerAddress, opts: LinkOptions) -> anyhow::Result<Self> {
-        let mut mqtt = MqttOptions::new(&opts.client_id, &addr.host, addr.port);
+        let mut mqtt = super::client::options(&opts.client_id, addr)?;
         mqtt.set_keep_alive(Duration::from_secs(30));
         mqtt.set_max_packet_size(
             super::embedded::MAX_PAYLOAD + 1024,
             super::embedded::MAX_PAYLOAD + 1024,
         );
         mqtt.set_clean_session(true);
-        if let (Some(u), p) = (&addr.username, &addr.password) {
-            mqtt.set_credentials(u, p.clone().unwrap_or_default());
-        }
         if let Some((topic, payload)) = &opts.will {
             mqtt.set_last_will(LastWill::new(
                 topic,
@@ -477,8 +526,13 @@ mod tests {
         let a = BrokerAddress::parse("mqtt://me:p%40ss%3Aw@h").unwrap();
         assert_eq!(a.password.as_deref(), Some("p@ss:w"));
         assert_eq!(BrokerAddress::parse("mqtt://127.0.0.1").unwrap().port, 1883);
-        let err = BrokerAddress::parse("http://x").unwrap_err().to_string();
+        let err = BrokerAddress::parse("http://u:hunter2@x").unwrap_err().to_string();
         assert!(err.contains("scheme `http`"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(!format!("{a:?}").contains("p@ss"));
+        let a = BrokerAddress::parse("mqtts://u:pw@broker.lan").unwrap();
+        assert_eq!((a.port, a.tls.is_some()), (8883, true));
+        assert_eq!(a.to_string(), "mqtts://broker.lan:8883");
         assert!(BrokerAddress::parse("not a url").is_err());
     }
 

@@ -9,8 +9,10 @@
 //! - [`wire`]: the MQTT 3.1.1 packet rewrite the front applies (why: rumqttd
 //!   0.20 lets a non-retained empty publish erase a retained message).
 //! - [`link`]: the bridge's one client connection.
+//! - [`client`]: rumqttc options (credentials, TLS) for any of Hearth's clients.
 
 pub mod allocator;
+pub mod client;
 pub mod embedded;
 pub mod front;
 pub mod link;

@@ -12,7 +12,7 @@
 
 use crate::broker::BrokerAddress;
 use bytes::Bytes;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -40,14 +40,11 @@ pub async fn retained_message(
         fastrand::u32(..),
         N.fetch_add(1, Ordering::Relaxed)
     );
-    let mut opts = MqttOptions::new(client_id, &broker.host, broker.port);
+    let mut opts = crate::broker::client::options(&client_id, broker)?;
     opts.set_clean_session(true);
     opts.set_keep_alive(Duration::from_secs(10));
     let max = crate::broker::embedded::MAX_PAYLOAD + 1024;
     opts.set_max_packet_size(max, max);
-    if let Some(user) = &broker.username {
-        opts.set_credentials(user, broker.password.clone().unwrap_or_default());
-    }
     let (client, mut events) = AsyncClient::new(opts, 8);
     client.subscribe(topic, QoS::AtMostOnce).await?;
     let answer = wait_for_retained(&mut events, topic, within).await;
@@ -100,7 +97,7 @@ mod tests {
     async fn publish(addr: &BrokerAddress, topic: &str, payload: &[u8], retain: bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let opts = MqttOptions::new("retained-test-publisher", &addr.host, addr.port);
+            let opts = rumqttc::MqttOptions::new("retained-test-publisher", &addr.host, addr.port);
             let (client, mut events) = AsyncClient::new(opts, 8);
             client
                 .publish(topic, QoS::AtLeastOnce, retain, payload.to_vec())

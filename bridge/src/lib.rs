@@ -48,6 +48,7 @@ pub mod forecast;
 pub mod logging;
 pub mod plugins;
 pub mod recorder;
+pub mod security;
 pub mod shutdown;
 pub mod solar;
 pub mod twin;

@@ -110,6 +110,7 @@ impl Sensor {
             humidity: Some(((hum * 10.0).round() / 10.0) as f32),
             rssi: Some(rssi as i16),
             uptime: Some(uptime_s),
+            age_ms: None,
         }
     }
 }

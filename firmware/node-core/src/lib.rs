@@ -16,6 +16,26 @@
 //! The bridge creates the node's Home Assistant device from the announce
 //! message alone: no configuration is needed on the bridge side.
 //!
+//! # Readings sent late (`age_ms`)
+//!
+//! A reading taken while the node could not publish (Wi-Fi or broker down)
+//! is kept in an [`buffer::OfflineBuffer`] and sent after the reconnection
+//! with [`Telemetry::age_ms`]: the milliseconds between the reading and its
+//! sending (the node's monotonic clock; it needs no wall clock). The
+//! receiver dates it `receive time − age_ms`. Absent means "taken now": a
+//! live reading carries no `age_ms`, so its payload is what it was before
+//! the field existed, and older bridges, which ignore unknown fields, still
+//! take live readings (a late reading they take as current). Hearth's
+//! bridge records a late reading at its own time and never lets it replace
+//! a newer state; it refuses ages above 7 days.
+//!
+//! # Other modules
+//!
+//! - [`seal`]: the sealed secrets partition (Wi-Fi and MQTT credentials,
+//!   AES-256-GCM under a key derived from an eFuse key).
+//! - [`buffer`]: the offline buffer.
+//! - [`backoff`]: reconnection delays (1 s doubling to 60 s, ±20 % jitter).
+//!
 //! # Valve (optional actuator)
 //!
 //! A node may drive one motorised heating valve (e.g. a 0–10 V actuator
@@ -44,6 +64,10 @@ use core::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 pub use heapless;
+
+pub mod backoff;
+pub mod buffer;
+pub mod seal;
 
 /// Root of every node topic.
 pub const TOPIC_ROOT: &str = "hearth-node";
@@ -250,6 +274,11 @@ pub struct Telemetry {
     /// s since boot
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime: Option<u32>,
+    /// ms between the reading and its sending; absent: taken now. Set on
+    /// readings sent from the [`buffer::OfflineBuffer`] after a reconnection
+    /// (see "Readings sent late" above).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_ms: Option<u32>,
 }
 
 impl Telemetry {
@@ -513,6 +542,7 @@ mod tests {
             humidity: None,
             rssi: Some(-61),
             uptime: Some(42),
+            age_ms: None,
         };
         let mut buf = [0u8; 128];
         let json = encode(&t, &mut buf).unwrap();
@@ -522,6 +552,45 @@ mod tests {
         // The bridge parses with serde_json; both must agree.
         let via_std: Telemetry = serde_json::from_str(text).unwrap();
         assert_eq!(via_std, t);
+    }
+
+    #[test]
+    fn telemetry_with_age_round_trips_and_old_payloads_decode() {
+        let t = Telemetry {
+            temperature: Some(21.25),
+            age_ms: Some(90_000),
+            ..Default::default()
+        };
+        let mut buf = [0u8; 128];
+        let json = encode(&t, &mut buf).unwrap();
+        assert_eq!(json, br#"{"temperature":21.25,"age_ms":90000}"#);
+        assert_eq!(decode_telemetry(json).unwrap(), t);
+        let via_std: Telemetry = serde_json::from_slice(json).unwrap();
+        assert_eq!(via_std, t);
+        // What nodes before age_ms send: a current reading.
+        let old = br#"{"temperature":21.25,"rssi":-61,"uptime":42}"#;
+        assert_eq!(decode_telemetry(old).unwrap().age_ms, None);
+        // A reading from a buffer: the same encoding, with its age.
+        let mut b = buffer::OfflineBuffer::<2>::new();
+        b.push(
+            Telemetry {
+                temperature: Some(21.25),
+                ..Default::default()
+            },
+            10_000,
+        );
+        let late = b.pop(100_000).unwrap();
+        let mut buf2 = [0u8; 128];
+        assert_eq!(encode(&late, &mut buf2).unwrap(), json);
+        // The largest telemetry still fits the 128-byte buffer the twin uses.
+        let max = Telemetry {
+            temperature: Some(-39.99),
+            humidity: Some(99.99),
+            rssi: Some(-120),
+            uptime: Some(u32::MAX),
+            age_ms: Some(u32::MAX),
+        };
+        assert!(encode(&max, &mut buf2).is_ok());
     }
 
     #[test]

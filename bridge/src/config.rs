@@ -56,6 +56,9 @@ pub struct Config {
     pub homeassistant: HaConfig,
     #[serde(default)]
     pub http: HttpConfig,
+    /// TLS on the embedded broker (keys in [`TlsConfig`]); present: MQTT
+    /// over TLS on `[mqtt] tls_port`, plain MQTT only on `[mqtt] plain_bind`.
+    pub tls: Option<TlsConfig>,
     /// Directory for state the bridge keeps (default `./hearth-data`).
     pub data_dir: Option<PathBuf>,
     #[serde(default)]
@@ -141,12 +144,64 @@ pub struct MqttConfig {
     /// Port of the embedded broker.
     #[serde(default = "default_mqtt_port")]
     pub port: u16,
-    /// Address the embedded broker listens on.
+    /// Address the embedded broker listens on (with `[tls]`: its TLS
+    /// listener's address; plain MQTT then listens on `plain_bind`).
     #[serde(default = "default_bind")]
     pub bind: std::net::IpAddr,
     /// Root of Hearth's topics.
     #[serde(default = "default_base")]
     pub base_topic: String,
+    /// Port of the embedded broker's MQTT-over-TLS listener (with `[tls]`).
+    #[serde(default = "default_tls_port")]
+    pub tls_port: u16,
+    /// Address of the plain MQTT listener (on `port`) when `[tls]` is on.
+    #[serde(default = "default_bind")]
+    pub plain_bind: std::net::IpAddr,
+    /// Username/password (or client certificate) and topic rights on the
+    /// embedded broker; default: on with `[tls]`, off without.
+    pub auth: Option<bool>,
+    /// Mosquitto password file (default `<data_dir>/mqtt/passwd`).
+    pub passwd_file: Option<PathBuf>,
+    /// Mosquitto ACL file (default `<data_dir>/mqtt/acl`).
+    pub acl_file: Option<PathBuf>,
+}
+
+impl MqttConfig {
+    /// Whether the embedded broker authenticates clients and enforces the
+    /// ACL: `auth`, else whether `[tls]` is configured.
+    pub fn auth_enabled(&self, tls: bool) -> bool {
+        self.auth.unwrap_or(tls)
+    }
+}
+
+/// `[tls]`: certificates of the embedded broker (made by `hearth certs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA that signs client certificates (default `<data_dir>/tls/ca.pem`).
+    pub ca_file: Option<PathBuf>,
+    /// Server certificate chain (default `<data_dir>/tls/server.pem`).
+    pub cert_file: Option<PathBuf>,
+    /// Server private key (default `<data_dir>/tls/server.key`).
+    pub key_file: Option<PathBuf>,
+    /// Seconds a client has to finish its TLS handshake (and, on the
+    /// broker, to send its CONNECT after it).
+    #[serde(default = "default_handshake_timeout")]
+    pub handshake_timeout_s: f64,
+    /// Connections the broker front keeps at once (TLS and plain); more
+    /// are closed at once.
+    #[serde(default = "default_tls_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_tls_port() -> u16 {
+    8883
+}
+fn default_handshake_timeout() -> f64 {
+    10.0
+}
+fn default_tls_max_connections() -> usize {
+    256
 }
 
 impl Default for MqttConfig {
@@ -157,6 +212,11 @@ impl Default for MqttConfig {
             port: default_mqtt_port(),
             bind: default_bind(),
             base_topic: default_base(),
+            tls_port: default_tls_port(),
+            plain_bind: default_bind(),
+            auth: None,
+            passwd_file: None,
+            acl_file: None,
         }
     }
 }
@@ -291,6 +351,19 @@ impl Config {
 
     /// Checks what serde cannot: ids, references, ranges.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(tls) = &self.tls {
+            anyhow::ensure!(
+                tls.handshake_timeout_s.is_finite()
+                    && (0.1..=600.0).contains(&tls.handshake_timeout_s),
+                "[tls] handshake_timeout_s must be 0.1 to 600 s (got {})",
+                tls.handshake_timeout_s
+            );
+            anyhow::ensure!(
+                (1..=100_000).contains(&tls.max_connections),
+                "[tls] max_connections must be 1 to 100000 (got {})",
+                tls.max_connections
+            );
+        }
         anyhow::ensure!(
             (16..=1_000_000).contains(&self.http.max_pending_messages),
             "[http] max_pending_messages must be 16 to 1000000 (got {})",
@@ -462,6 +535,24 @@ mod tests {
         let c = Config::from_toml(&text, "examples/server-room.toml").unwrap();
         assert_eq!(c.ir_ac.len(), 1);
         assert_eq!(c.plugins.len(), 1);
+    }
+
+    #[test]
+    fn tls_turns_auth_on_unless_told_otherwise() {
+        let c = Config::from_toml("", "c.toml").unwrap();
+        assert!(c.tls.is_none() && !c.mqtt.auth_enabled(c.tls.is_some()));
+        let c = Config::from_toml("[tls]\n", "c.toml").unwrap();
+        let tls = c.tls.as_ref().unwrap();
+        assert_eq!((tls.handshake_timeout_s, tls.max_connections), (10.0, 256));
+        assert_eq!(
+            (c.mqtt.tls_port, c.mqtt.plain_bind.to_string()),
+            (8883, "127.0.0.1".into())
+        );
+        assert!(c.mqtt.auth_enabled(true));
+        let c = Config::from_toml("[tls]\n[mqtt]\nauth = false\n", "c.toml").unwrap();
+        assert!(!c.mqtt.auth_enabled(true));
+        let e = Config::from_toml("[tls]\nmax_connections = 0\n", "c.toml").unwrap_err();
+        assert!(format!("{e:#}").contains("max_connections"), "{e:#}");
     }
 
     #[test]

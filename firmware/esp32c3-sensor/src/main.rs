@@ -53,8 +53,10 @@ const OFFLINE_READINGS: usize = 240;
 /// MQTT keep-alive: three reading periods (every reading is a PUBLISH).
 const KEEP_ALIVE_S: u16 = 90;
 /// The watchdog resets the chip when the main loop has not taken a reading
-/// for this long (4 periods; the longest bounded wait in a session is ~75 s).
-const WATCHDOG: esp_hal::time::Duration = esp_hal::time::Duration::from_secs(150);
+/// for this long (10 periods). Every network wait has a deadline; the longest
+/// chain (DNS 10 s, TCP 15 s, TLS 30 s, CONNECT and two publishes 30 s each)
+/// is under 150 s, so only a real hang (or a driver stuck) trips it.
+const WATCHDOG: esp_hal::time::Duration = esp_hal::time::Duration::from_secs(300);
 /// While the sealed secrets do not open: wait this long, then reset and retry.
 const FAIL_CLOSED_RETRY: Duration = Duration::from_secs(300);
 

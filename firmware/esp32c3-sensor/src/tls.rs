@@ -13,7 +13,6 @@ use embedded_tls::{
     Aes128GcmSha256, Certificate, CryptoProvider, CryptoRngCore, NoClock, TlsVerifier,
     pki::CertVerifier,
 };
-use esp_hal::rng::Trng;
 
 /// The largest server certificate chain the verifier copies (DER bytes).
 pub const MAX_CHAIN: usize = 4096;
@@ -22,14 +21,15 @@ pub const MAX_CA_DER: usize = 1536;
 
 pub type Suite = Aes128GcmSha256;
 
-/// The crypto provider: the hardware TRNG and the pinned-CA verifier.
-pub struct PinnedCa<'a> {
-    rng: Trng,
+/// The crypto provider: a cryptographic RNG (the firmware: the hardware
+/// TRNG) and the pinned-CA verifier.
+pub struct PinnedCa<'a, R> {
+    rng: R,
     verifier: CertVerifier<'a, Suite, NoClock, MAX_CHAIN>,
 }
 
-impl<'a> PinnedCa<'a> {
-    pub fn new(rng: Trng, ca_der: &'a [u8]) -> Self {
+impl<'a, R: CryptoRngCore> PinnedCa<'a, R> {
+    pub fn new(rng: R, ca_der: &'a [u8]) -> Self {
         PinnedCa {
             rng,
             verifier: CertVerifier::new(Certificate::X509(ca_der)),
@@ -37,7 +37,7 @@ impl<'a> PinnedCa<'a> {
     }
 }
 
-impl CryptoProvider for PinnedCa<'_> {
+impl<R: CryptoRngCore> CryptoProvider for PinnedCa<'_, R> {
     type CipherSuite = Suite;
     type Signature = p256::ecdsa::DerSignature;
 

@@ -1,0 +1,1 @@
+//! Empty: the tests are in tests/ (they include ../src/tls.rs and ../src/mqtt.rs).

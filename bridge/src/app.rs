@@ -4,7 +4,8 @@
 //! `offline` last (retained; it is also the MQTT last will).
 
 use crate::api::{self, Api, ApiOptions, auth::Authenticator};
-use crate::broker::{BrokerAddress, EmbeddedBroker, MqttLink, link::LinkOptions};
+use crate::broker::embedded::bridge_credentials;
+use crate::broker::{BrokerAddress, BrokerOptions, EmbeddedBroker, MqttLink, link::LinkOptions};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::discovery::payload::BRIDGE_DEVICE;
@@ -54,11 +55,27 @@ impl Bridge {
     /// Starts everything the config asks for.
     pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Bridge> {
         let (trigger, shutdown) = shutdown::channel();
+        let data_dir = config
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let broker = match &config.mqtt.url {
             Some(url) => BrokerAddress::parse(url)?.with_ca_file(config.mqtt.ca_file.as_deref())?,
             None => {
-                let b = EmbeddedBroker::start(config.mqtt.bind, config.mqtt.port)?;
-                BrokerAddress::local(b.addr.port())
+                // Unconfigured: anonymous plain MQTT, as before [tls] existed.
+                let opts = BrokerOptions::from_config(&config, &data_dir)?;
+                let auth = opts.access.is_some();
+                let b = EmbeddedBroker::start_with(opts)?;
+                let mut local = BrokerAddress::local(b.addr.port());
+                if config.tls.is_some() && !b.addr.ip().is_unspecified() {
+                    local.host = b.addr.ip().to_string();
+                }
+                if auth {
+                    let (user, password) = bridge_credentials(&data_dir)?;
+                    local.username = Some(user);
+                    local.password = Some(password);
+                }
+                local
             }
         };
         let topics = Topics {
@@ -75,10 +92,6 @@ impl Bridge {
         let link = MqttLink::connect(&broker, opts).await?;
 
         register_bridge_device(&store)?;
-        let data_dir = config
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| anyhow::anyhow!("data directory {}: {e}", data_dir.display()))?;
         // The recorder subscribes before any driver runs, so history has

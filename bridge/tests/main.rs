@@ -12,6 +12,7 @@ mod common;
 mod alerts;
 mod bad_input;
 mod broker_logs;
+mod broker_tls;
 mod calendar;
 mod closed_loop;
 mod control;

@@ -1,27 +1,127 @@
 //! The embedded MQTT broker: rumqttd in a thread of its own, MQTT 3.1.1 on
-//! 127.0.0.1 unless configured otherwise. Users who outgrow one machine point
-//! `--mqtt-url` at Mosquitto, EMQX or HiveMQ instead; nothing else changes.
+//! 127.0.0.1 unless configured otherwise (with `[tls]`: MQTT over TLS,
+//! authentication and topic rights in [`super::front`]). Users who outgrow
+//! one machine point `--mqtt-url` at Mosquitto, EMQX or HiveMQ instead;
+//! nothing else changes.
 
+use super::access::{Access, FrontStats};
+use super::front;
+use super::tls::TlsFiles;
+use crate::config::Config;
+use crate::security::{BRIDGE_USER, SecurityPaths};
 use anyhow::Context;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Largest MQTT payload accepted (bytes): room for device-based discovery.
 pub const MAX_PAYLOAD: usize = 256 * 1024;
 
 pub struct EmbeddedBroker {
-    /// Where clients connect: Hearth's front (`front.rs`).
+    /// Where clients connect: Hearth's front (`front.rs`), plain MQTT.
     pub addr: SocketAddr,
+    /// The front's MQTT-over-TLS listener, when configured.
+    pub tls_addr: Option<SocketAddr>,
     /// rumqttd's own loopback listener behind the front. Only benchmarks
     /// use it, to measure what the front costs: clients connecting here
     /// bypass the front's fixes.
     pub rumqttd: SocketAddr,
+    /// What the front counted (refusals, denials, connections over the cap).
+    pub stats: Arc<FrontStats>,
+}
+
+/// How the embedded broker listens and whom it lets in; [`Self::plain`]
+/// is the default (anonymous plain MQTT on one address).
+pub struct BrokerOptions {
+    /// The plain MQTT listener.
+    pub plain: SocketAddr,
+    /// The MQTT-over-TLS listener and its certificates.
+    pub tls: Option<(SocketAddr, TlsFiles)>,
+    /// Password file and ACL (see [`super::access`]); `None`: anonymous.
+    pub access: Option<Arc<Access>>,
+    /// Connections the front keeps at once; `None`: no cap of its own.
+    pub max_connections: Option<usize>,
+    /// Time a client has to finish its TLS handshake and, with access
+    /// control, to send its CONNECT.
+    pub handshake_timeout: Duration,
+}
+
+impl BrokerOptions {
+    pub fn plain(addr: SocketAddr) -> Self {
+        BrokerOptions {
+            plain: addr,
+            tls: None,
+            access: None,
+            max_connections: None,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// From the config: unchanged (`[mqtt] bind`:`port`, anonymous) without
+    /// `[tls]` and `[mqtt] auth`; with `[tls]`, TLS on `bind`:`tls_port`
+    /// and plain on `plain_bind`:`port`; with auth, the password file and
+    /// ACL of the data directory (or `[mqtt] passwd_file`, `acl_file`).
+    pub fn from_config(config: &Config, data_dir: &Path) -> anyhow::Result<Self> {
+        let mqtt = &config.mqtt;
+        let Some(tls) = &config.tls else {
+            let mut opts = Self::plain(SocketAddr::new(mqtt.bind, mqtt.port));
+            opts.access = access(config, data_dir)?;
+            return Ok(opts);
+        };
+        let paths = SecurityPaths::new(data_dir);
+        let files = TlsFiles {
+            ca: tls.ca_file.clone().unwrap_or_else(|| paths.ca_cert()),
+            cert: tls.cert_file.clone().unwrap_or_else(|| paths.server_cert()),
+            key: tls.key_file.clone().unwrap_or_else(|| paths.server_key()),
+        };
+        Ok(BrokerOptions {
+            plain: SocketAddr::new(mqtt.plain_bind, mqtt.port),
+            tls: Some((SocketAddr::new(mqtt.bind, mqtt.tls_port), files)),
+            access: access(config, data_dir)?,
+            max_connections: Some(tls.max_connections),
+            handshake_timeout: Duration::from_secs_f64(tls.handshake_timeout_s),
+        })
+    }
+}
+
+fn access(config: &Config, data_dir: &Path) -> anyhow::Result<Option<Arc<Access>>> {
+    if !config.mqtt.auth_enabled(config.tls.is_some()) {
+        return Ok(None);
+    }
+    let paths = SecurityPaths::new(data_dir);
+    let passwd = config
+        .mqtt
+        .passwd_file
+        .clone()
+        .unwrap_or_else(|| paths.passwd());
+    let acl = config.mqtt.acl_file.clone().unwrap_or_else(|| paths.acl());
+    let access = Access::load(&passwd, &acl)
+        .context("MQTT authentication is on ([tls] or [mqtt] auth): run `hearth certs init` first, or set [mqtt] auth = false")?;
+    Ok(Some(Arc::new(access)))
+}
+
+/// The bridge's own credential when the embedded broker authenticates:
+/// user `hearth-bridge`, password from `<data>/mqtt/bridge.password`.
+pub fn bridge_credentials(data_dir: &Path) -> anyhow::Result<(String, String)> {
+    let path = SecurityPaths::new(data_dir).bridge_password();
+    let password = std::fs::read_to_string(&path)
+        .with_context(|| format!("the bridge's MQTT password file {}", path.display()))?;
+    Ok((BRIDGE_USER.to_string(), password.trim_end().to_string()))
 }
 
 impl EmbeddedBroker {
-    /// Starts the broker in a thread of its own.
+    /// Starts the broker in a thread of its own (anonymous, plain MQTT on
+    /// `bind`:`port`).
     pub fn start(bind: IpAddr, port: u16) -> anyhow::Result<Self> {
-        let addr = SocketAddr::new(bind, port);
+        Self::start_with(BrokerOptions::plain(SocketAddr::new(bind, port)))
+    }
+
+    /// Starts the broker with TLS, authentication and topic rights as
+    /// `opts` say.
+    pub fn start_with(opts: BrokerOptions) -> anyhow::Result<Self> {
+        let addr = opts.plain;
         // Clients connect to the front (see `front`), which relays to
         // rumqttd on a loopback port only it uses. Binding here also gives
         // the user a clear error (rumqttd logs a failed bind and carries on).
@@ -29,6 +129,22 @@ impl EmbeddedBroker {
             format!("embedded MQTT broker cannot listen on {addr}: pass --mqtt-port PORT, or --mqtt-url to use an external broker")
         })?;
         let addr = listener.local_addr().unwrap_or(addr);
+        let mut listeners = vec![front::Listener {
+            socket: listener,
+            tls: None,
+        }];
+        let mut tls_addr = None;
+        if let Some((at, files)) = &opts.tls {
+            let acceptor = super::tls::acceptor(files)?;
+            let socket = TcpListener::bind(at).with_context(|| {
+                format!("embedded MQTT broker cannot listen for TLS on {at}: set [mqtt] tls_port")
+            })?;
+            tls_addr = Some(socket.local_addr().unwrap_or(*at));
+            listeners.push(front::Listener {
+                socket,
+                tls: Some(acceptor),
+            });
+        }
         let inner = SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), Self::free_port());
         let config = config(inner);
         std::thread::Builder::new()
@@ -40,13 +156,29 @@ impl EmbeddedBroker {
                 }
             })
             .context("starting the broker thread")?;
-        super::front::spawn(listener, inner, MAX_PAYLOAD).context("starting the broker front")?;
+        let stats = Arc::new(FrontStats::default());
+        let mut front_opts = front::FrontOptions::plain(MAX_PAYLOAD);
+        front_opts.stats = stats.clone();
+        front_opts.max_connections = opts.max_connections;
+        front_opts.handshake_timeout = opts.handshake_timeout;
+        if opts.access.is_some() {
+            front_opts.connect_wait = opts.handshake_timeout;
+        }
+        front_opts.access = opts.access;
+        front::spawn(listeners, inner, front_opts).context("starting the broker front")?;
         // Readiness is checked by the clients: they wait for the broker's
         // CONNACK (a bare TCP probe makes rumqttd log a spurious error).
-        tracing::info!("embedded MQTT broker listening on mqtt://{addr}");
+        match tls_addr {
+            Some(t) => {
+                tracing::info!("embedded MQTT broker listening on mqtts://{t} and mqtt://{addr}")
+            }
+            None => tracing::info!("embedded MQTT broker listening on mqtt://{addr}"),
+        }
         Ok(EmbeddedBroker {
             addr,
+            tls_addr,
             rumqttd: inner,
+            stats,
         })
     }
 

@@ -3,20 +3,27 @@
 //! by packet, with the one rewrite [`super::wire`] explains (rumqttd would
 //! otherwise let a non-retained empty publish erase a retained message).
 //!
-//! This is the place DESIGN.md §8 reserves for TLS, authentication and topic
-//! rights: rumqttd only ever sees plain MQTT from this front. The front owns
+//! DESIGN.md §8: TLS is terminated here ([`super::tls`], each handshake in
+//! a task of its own under a timeout), and with authentication on every
+//! CONNECT is checked and every PUBLISH and SUBSCRIBE judged by
+//! [`super::access`] before rumqttd sees it; rumqttd only ever sees plain
+//! MQTT from this front. Unconfigured (the default), the front relays
+//! anonymous plain MQTT with the rewrite alone. The front owns
 //! its accept loop and relays; it runs on a thread and runtime of its own,
 //! like rumqttd, so a broker started by a test or the demo outlives the
 //! runtime that started it.
 
+use super::access::{Access, FrontStats, Guard, Verdict};
 use super::sessions::{DRAIN_WAIT, Sessions, TAKEOVER_WAIT, Takeover};
 use super::wire::{self, Direction, WireError};
 use bytes::BytesMut;
 use std::net::SocketAddr;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{Semaphore, mpsc};
 
 /// How long a new client waits for rumqttd's loopback listener: it binds
 /// in its own thread right after the front starts, well under a second.
@@ -25,50 +32,187 @@ const BROKER_READY: Duration = Duration::from_secs(5);
 /// [`wire::EMPTY_MARK`]; this slack keeps a relay from ever refusing it.
 const TO_CLIENT_SLACK: usize = 64 * 1024;
 /// How long a new client may take to send its first packet (rumqttd's
-/// `connection_timeout_ms` in [`super::embedded`]).
-const CONNECT_WAIT: Duration = Duration::from_secs(60);
+/// `connection_timeout_ms` in [`super::embedded`]), unless configured.
+pub const CONNECT_WAIT: Duration = Duration::from_secs(60);
 /// How long one direction may stay open after the other ended (a client
 /// that neither closes nor speaks after rumqttd dropped it).
 const LINGER: Duration = Duration::from_secs(5);
+/// At most one "connection cap reached" warning per this interval.
+const CAP_WARNING_EVERY: Duration = Duration::from_secs(10);
+/// Answers the front itself sends a client (acks of denied packets)
+/// queued before the client's reading side waits.
+const ANSWERS_QUEUED: usize = 32;
 
-/// Starts the front on `listener`, relaying to rumqttd at `broker`.
-/// `max_packet` is rumqttd's `max_payload_size` (its limit on a packet's
-/// remaining length): bigger packets are refused here before buffering.
-pub fn spawn(
-    listener: std::net::TcpListener,
+/// One listening socket of the front: plain MQTT, or MQTT over TLS.
+pub struct Listener {
+    pub socket: std::net::TcpListener,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// How the front treats clients. [`FrontOptions::plain`] is the default:
+/// anonymous, no cap.
+pub struct FrontOptions {
+    /// rumqttd's `max_payload_size` (its limit on a packet's remaining
+    /// length): bigger packets are refused here before buffering.
+    pub max_packet: usize,
+    /// Authentication and topic rights; `None`: everyone, everything.
+    pub access: Option<Arc<Access>>,
+    /// Connections at once (all listeners); more are closed at once.
+    pub max_connections: Option<usize>,
+    /// Time a client has to finish its TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Time a client has to send its first packet (CONNECT).
+    pub connect_wait: Duration,
+    pub stats: Arc<FrontStats>,
+}
+
+impl FrontOptions {
+    pub fn plain(max_packet: usize) -> Self {
+        FrontOptions {
+            max_packet,
+            access: None,
+            max_connections: None,
+            handshake_timeout: Duration::from_secs(10),
+            connect_wait: CONNECT_WAIT,
+            stats: Arc::default(),
+        }
+    }
+}
+
+/// What every connection of one front shares.
+struct Front {
     broker: SocketAddr,
-    max_packet: usize,
+    opts: FrontOptions,
+    sessions: Sessions,
+    cap: Option<Arc<Semaphore>>,
+    /// When the last cap warning was logged, and refusals since.
+    cap_warned: Mutex<(Option<Instant>, u64)>,
+}
+
+/// Starts the front on `listeners`, relaying to rumqttd at `broker`.
+pub fn spawn(
+    listeners: Vec<Listener>,
+    broker: SocketAddr,
+    opts: FrontOptions,
 ) -> anyhow::Result<()> {
-    listener.set_nonblocking(true)?;
+    for l in &listeners {
+        l.socket.set_nonblocking(true)?;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()?;
+    let front = Arc::new(Front {
+        broker,
+        cap: opts.max_connections.map(|n| Arc::new(Semaphore::new(n))),
+        opts,
+        sessions: Sessions::default(),
+        cap_warned: Mutex::new((None, 0)),
+    });
     std::thread::Builder::new()
         .name("mqtt-front".into())
-        .spawn(move || runtime.block_on(accept(listener, broker, max_packet)))?;
+        .spawn(move || {
+            runtime.block_on(async move {
+                let accepts: Vec<_> = listeners
+                    .into_iter()
+                    .map(|l| tokio::spawn(accept(l, front.clone())))
+                    .collect();
+                for a in accepts {
+                    let _ = a.await;
+                }
+            })
+        })?;
     Ok(())
 }
 
-async fn accept(listener: std::net::TcpListener, broker: SocketAddr, max_packet: usize) {
-    let listener = match tokio::net::TcpListener::from_std(listener) {
+async fn accept(listener: Listener, front: Arc<Front>) {
+    let tls = listener.tls;
+    let listener = match tokio::net::TcpListener::from_std(listener.socket) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("embedded MQTT broker front cannot accept connections: {e}");
             return;
         }
     };
-    let sessions = Sessions::default();
     loop {
         match listener.accept().await {
             Ok((client, peer)) => {
-                tokio::spawn(relay(client, peer, broker, max_packet, sessions.clone()));
+                let permit = match &front.cap {
+                    None => None,
+                    Some(cap) => match cap.clone().try_acquire_owned() {
+                        Ok(permit) => Some(permit),
+                        Err(_) => {
+                            front.over_cap(peer);
+                            continue;
+                        }
+                    },
+                };
+                let (front, tls) = (front.clone(), tls.clone());
+                tokio::spawn(async move {
+                    serve(client, peer, tls, front).await;
+                    drop(permit);
+                });
             }
             Err(e) => {
                 // Out of file descriptors and the like: pause, then go on.
                 tracing::warn!("embedded MQTT broker: accepting a connection failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+impl Front {
+    /// A connection over the cap was closed: warn, at most every
+    /// [`CAP_WARNING_EVERY`], with the count since the last warning.
+    fn over_cap(&self, peer: SocketAddr) {
+        self.opts.stats.over_cap.fetch_add(1, Ordering::Relaxed);
+        let mut warned = self.cap_warned.lock().unwrap_or_else(|e| e.into_inner());
+        warned.1 += 1;
+        if warned.0.is_none_or(|t| t.elapsed() >= CAP_WARNING_EVERY) {
+            tracing::warn!(
+                "embedded MQTT broker: {} connection(s) closed at once (latest from {peer}): the front is at its cap of {} connections ([tls] max_connections)",
+                warned.1,
+                self.opts.max_connections.unwrap_or_default()
+            );
+            *warned = (Some(Instant::now()), 0);
+        }
+    }
+}
+
+/// One client connection: the TLS handshake if any, then the relay.
+async fn serve(
+    client: TcpStream,
+    peer: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    front: Arc<Front>,
+) {
+    let _ = client.set_nodelay(true);
+    let Some(acceptor) = tls else {
+        let (rx, tx) = client.into_split();
+        return relay(rx, tx, peer, None, &front).await;
+    };
+    let stats = &front.opts.stats;
+    match tokio::time::timeout(front.opts.handshake_timeout, acceptor.accept(client)).await {
+        Ok(Ok(stream)) => {
+            let cn = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(super::tls::common_name);
+            let (rx, tx) = tokio::io::split(stream);
+            relay(rx, tx, peer, cn, &front).await;
+        }
+        Ok(Err(e)) => {
+            stats.failed_handshakes.fetch_add(1, Ordering::Relaxed);
+            tracing::info!("embedded MQTT broker: TLS handshake with {peer} failed: {e}");
+        }
+        Err(_) => {
+            stats.failed_handshakes.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                "embedded MQTT broker: {peer} did not finish its TLS handshake within {:?}; closed",
+                front.opts.handshake_timeout
+            );
         }
     }
 }
@@ -81,27 +225,32 @@ enum Ended {
     Kicked,
 }
 
-async fn relay(
-    client: TcpStream,
+async fn relay<R, W>(
+    mut client_rx: R,
+    mut client_tx: W,
     peer: SocketAddr,
-    broker: SocketAddr,
-    max_packet: usize,
-    sessions: Sessions,
-) {
-    let _ = client.set_nodelay(true);
-    let (mut client_rx, mut client_tx) = client.into_split();
+    cert_cn: Option<String>,
+    front: &Front,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let (broker, max_packet, sessions) = (front.broker, front.opts.max_packet, &front.sessions);
+    let stats = &*front.opts.stats;
+    let wait = front.opts.connect_wait;
     // The first packet is read before rumqttd hears of the client: when it
     // is a CONNECT, an older connection with its client id goes first.
     let mut first = BytesMut::with_capacity(8 * 1024);
-    let len = match tokio::time::timeout(
-        CONNECT_WAIT,
-        read_packet(&mut client_rx, &mut first, max_packet),
-    )
-    .await
+    let len = match tokio::time::timeout(wait, read_packet(&mut client_rx, &mut first, max_packet))
+        .await
     {
         Ok(Ok(Some(len))) => len,
         Ok(Ok(None)) => return,
         Ok(Err(RelayError::Wire(e))) => {
+            tracing::warn!("embedded MQTT broker: client {peer} dropped: {e}");
+            return;
+        }
+        Ok(Err(RelayError::Refused(e))) => {
             tracing::warn!("embedded MQTT broker: client {peer} dropped: {e}");
             return;
         }
@@ -110,10 +259,37 @@ async fn relay(
             return;
         }
         Err(_) => {
-            tracing::debug!(
-                "embedded MQTT broker: client {peer} sent no packet in {CONNECT_WAIT:?}"
-            );
+            tracing::debug!("embedded MQTT broker: client {peer} sent no packet in {wait:?}");
             return;
+        }
+    };
+    // With access control, the CONNECT is judged before anything else (a
+    // refused client never reaches rumqttd nor closes an older session).
+    let guard = match &front.opts.access {
+        None => None,
+        Some(access) => {
+            let verdict = match wire::parse_connect(&first[..len]) {
+                Some(connect) => access.authenticate(&connect, cert_cn.as_deref()),
+                None => {
+                    tracing::warn!(
+                        "embedded MQTT broker: client {peer} dropped: its first packet is not an MQTT 3.1/3.1.1 CONNECT"
+                    );
+                    return;
+                }
+            };
+            match verdict {
+                Ok(guard) => Some(guard),
+                Err((code, why)) => {
+                    stats.refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        "embedded MQTT broker: client {peer} refused (CONNACK {code}): {why}"
+                    );
+                    let _ = client_tx.write_all(&wire::connack(code)).await;
+                    let _ = client_tx.flush().await;
+                    let _ = client_tx.shutdown().await;
+                    return;
+                }
+            }
         }
     };
     let claim = match wire::connect_client_id(&first[..len]) {
@@ -149,19 +325,25 @@ async fn relay(
     // Whether rumqttd closed its side (its link has ended and told its router).
     let mut broker_closed = false;
     {
-        let to_broker = pump(
+        let (answer_tx, answer_rx) = match guard {
+            Some(_) => {
+                let (tx, rx) = mpsc::channel(ANSWERS_QUEUED);
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let to_broker = pump_to_broker(
             &mut client_rx,
             &mut broker_tx,
-            Direction::ToBroker,
             max_packet,
             first,
+            guard.as_ref().zip(answer_tx).map(|(g, tx)| (g, tx, stats)),
         );
-        let to_client = pump(
+        let to_client = pump_to_client(
             &mut broker_rx,
             &mut client_tx,
-            Direction::ToClient,
             max_packet + TO_CLIENT_SLACK,
-            BytesMut::with_capacity(8 * 1024),
+            guard.as_ref().zip(answer_rx),
         );
         let kicked = async {
             match &claim {
@@ -201,6 +383,9 @@ async fn relay(
             Some(RelayError::Wire(e)) => {
                 tracing::warn!("embedded MQTT broker: client {peer} dropped: {e}")
             }
+            Some(RelayError::Refused(e)) => {
+                tracing::warn!("embedded MQTT broker: client {peer} dropped: {e}")
+            }
             Some(RelayError::Io(e)) => tracing::debug!("embedded MQTT broker: client {peer}: {e}"),
             None => {}
         }
@@ -220,8 +405,8 @@ async fn relay(
 
 /// Reads into `buf` until it holds one whole packet; its length, or `None`
 /// when the peer closed first.
-async fn read_packet(
-    from: &mut OwnedReadHalf,
+async fn read_packet<R: AsyncRead + Unpin>(
+    from: &mut R,
     buf: &mut BytesMut,
     max_packet: usize,
 ) -> Result<Option<usize>, RelayError> {
@@ -254,34 +439,115 @@ enum RelayError {
     Wire(#[from] WireError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// A packet the access check cannot judge.
+    #[error("{0}")]
+    Refused(&'static str),
 }
 
-/// Relays packets from `from` to `to` (starting with what `buf` already
-/// holds), rewritten per [`wire::rewrite`], until `from` closes (then
-/// closes `to`'s writing side).
-async fn pump(
-    from: &mut OwnedReadHalf,
-    to: &mut OwnedWriteHalf,
-    direction: Direction,
+/// Relays packets from the client to rumqttd (starting with what `buf`
+/// already holds: the CONNECT first), rewritten per [`wire::rewrite`] and,
+/// with access control, judged by the connection's [`Guard`] (its answers
+/// go to the client through the channel), until the client closes (then
+/// closes rumqttd's writing side).
+async fn pump_to_broker<R, W>(
+    from: &mut R,
+    to: &mut W,
     max_packet: usize,
     mut buf: BytesMut,
-) -> Result<(), RelayError> {
+    guard: Option<(&Guard, mpsc::Sender<Vec<u8>>, &FrontStats)>,
+) -> Result<(), RelayError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut out = Vec::with_capacity(8 * 1024);
+    // The CONNECT was judged before the relay started.
+    let mut connect = true;
     loop {
         while let Some(len) = wire::packet_len(&buf, max_packet)? {
             let packet = buf.split_to(len);
-            match wire::rewrite(&packet, direction)? {
+            let mut replaced = None;
+            if let Some((guard, answers, stats)) = &guard
+                && !std::mem::take(&mut connect)
+            {
+                match guard.inspect(&packet, stats) {
+                    Verdict::Forward(new) => replaced = new,
+                    Verdict::Answer(answer) => {
+                        if let Some(answer) = answer {
+                            // The client's side may be gone already.
+                            let _ = answers.send(answer).await;
+                        }
+                        continue;
+                    }
+                    Verdict::Close(why) => return Err(RelayError::Refused(why)),
+                }
+            }
+            let packet = replaced.as_deref().unwrap_or(&packet);
+            match wire::rewrite(packet, Direction::ToBroker)? {
                 Some(new) => out.extend_from_slice(&new),
-                None => out.extend_from_slice(&packet),
+                None => out.extend_from_slice(packet),
             }
         }
         if !out.is_empty() {
             to.write_all(&out).await?;
+            to.flush().await?;
             out.clear();
         }
         if from.read_buf(&mut buf).await? == 0 {
             let _ = to.shutdown().await;
             return Ok(());
+        }
+    }
+}
+
+/// Relays packets from rumqttd to the client, unmarked per
+/// [`wire::rewrite`], SUBACKs patched by the connection's [`Guard`] and
+/// the guard's own answers mixed in, until rumqttd closes (then closes the
+/// client's writing side).
+async fn pump_to_client<R, W>(
+    from: &mut R,
+    to: &mut W,
+    max_packet: usize,
+    mut guard: Option<(&Guard, mpsc::Receiver<Vec<u8>>)>,
+) -> Result<(), RelayError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut out = Vec::with_capacity(8 * 1024);
+    loop {
+        while let Some(len) = wire::packet_len(&buf, max_packet)? {
+            let packet = buf.split_to(len);
+            let patched = match &guard {
+                Some((g, _)) if wire::kind(&packet) == wire::SUBACK => g.patch_suback(&packet),
+                _ => None,
+            };
+            let packet = patched.as_deref().unwrap_or(&packet);
+            match wire::rewrite(packet, Direction::ToClient)? {
+                Some(new) => out.extend_from_slice(&new),
+                None => out.extend_from_slice(packet),
+            }
+        }
+        if !out.is_empty() {
+            to.write_all(&out).await?;
+            to.flush().await?;
+            out.clear();
+        }
+        let answer = async {
+            match &mut guard {
+                Some((_, answers)) => answers.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            read = from.read_buf(&mut buf) => {
+                if read? == 0 {
+                    let _ = to.shutdown().await;
+                    return Ok(());
+                }
+            }
+            Some(answer) = answer => out.extend_from_slice(&answer),
         }
     }
 }

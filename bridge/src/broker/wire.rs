@@ -25,8 +25,8 @@
 /// 4 bytes is sent to rumqttd 4 bytes longer.
 pub const EMPTY_MARK: &[u8] = b"\0HE\0";
 
-const CONNECT: u8 = 1;
-const PUBLISH: u8 = 3;
+pub const CONNECT: u8 = 1;
+pub const PUBLISH: u8 = 3;
 
 /// Why a packet cannot be forwarded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -206,6 +206,168 @@ pub fn connect_client_id(packet: &[u8]) -> Option<&str> {
         .filter(|id| !id.is_empty())
 }
 
+/// What the front's access check reads from a CONNECT (MQTT 3.1 or 3.1.1,
+/// §3.1.2-3.1.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connect<'a> {
+    /// May be empty (MQTT 3.1.1 lets the broker assign one).
+    pub client_id: &'a str,
+    /// The will's topic, when the CONNECT has a will.
+    pub will_topic: Option<&'a str>,
+    pub username: Option<&'a str>,
+    pub password: Option<&'a [u8]>,
+}
+
+/// Parses a CONNECT packet (one complete packet as cut by [`packet_len`]);
+/// `None` for any other packet, another protocol level, a malformed one, or
+/// one whose client id, will topic or username is not UTF-8.
+pub fn parse_connect(packet: &[u8]) -> Option<Connect<'_>> {
+    if packet.first()? >> 4 != CONNECT {
+        return None;
+    }
+    let body = &packet[body_start(packet)?..];
+    let mut at = 0;
+    let field = |at: &mut usize| -> Option<&[u8]> {
+        let len = usize::from(u16::from_be_bytes([*body.get(*at)?, *body.get(*at + 1)?]));
+        let start = *at + 2;
+        let end = start.checked_add(len).filter(|&e| e <= body.len())?;
+        *at = end;
+        Some(&body[start..end])
+    };
+    field(&mut at)?; // protocol name
+    let level = *body.get(at)?;
+    let flags = *body.get(at + 1)?;
+    if !matches!(level, 3 | 4) || flags & 0x01 != 0 {
+        return None;
+    }
+    at += 4; // level, flags, keep alive
+    let client_id = text(field(&mut at)?)?;
+    let will_topic = if flags & 0x04 != 0 {
+        let topic = text(field(&mut at)?)?;
+        field(&mut at)?; // will message
+        Some(topic)
+    } else {
+        None
+    };
+    let username = match flags & 0x80 {
+        0 => None,
+        _ => Some(text(field(&mut at)?)?),
+    };
+    let password = match flags & 0x40 {
+        0 => None,
+        _ => Some(field(&mut at)?),
+    };
+    Some(Connect {
+        client_id,
+        will_topic,
+        username,
+        password,
+    })
+}
+
+/// CONNACK with `code` (MQTT 3.1.1 §3.2.2.3: 4 bad user name or password,
+/// 5 not authorized), session present 0.
+pub fn connack(code: u8) -> [u8; 4] {
+    [0x20, 2, 0, code]
+}
+
+/// PUBACK (`kind` 4), PUBREC (5) or PUBCOMP (7) for `packet_id`.
+pub fn ack(kind: u8, packet_id: u16) -> [u8; 4] {
+    let [hi, lo] = packet_id.to_be_bytes();
+    [kind << 4, 2, hi, lo]
+}
+
+/// The packet type (upper nibble of the first byte).
+pub fn kind(packet: &[u8]) -> u8 {
+    packet.first().map_or(0, |b| b >> 4)
+}
+
+/// Packet types the front looks at beyond CONNECT and PUBLISH.
+pub const PUBREL: u8 = 6;
+pub const SUBSCRIBE: u8 = 8;
+pub const SUBACK: u8 = 9;
+
+/// A PUBLISH's topic, QoS and packet id (0 at QoS 0); `None` when
+/// malformed or the topic is not UTF-8.
+pub fn parse_publish(packet: &[u8]) -> Option<(&str, u8, u16)> {
+    let first = *packet.first()?;
+    if first >> 4 != PUBLISH {
+        return None;
+    }
+    let body = &packet[body_start(packet)?..];
+    let qos = (first >> 1) & 0b11;
+    let len = usize::from(u16::from_be_bytes([*body.first()?, *body.get(1)?]));
+    let topic = std::str::from_utf8(body.get(2..2 + len)?).ok()?;
+    let id = match qos {
+        0 => 0,
+        _ => u16::from_be_bytes([*body.get(2 + len)?, *body.get(3 + len)?]),
+    };
+    Some((topic, qos, id))
+}
+
+/// The packet id of a PUBREL (or any two-byte acknowledgement).
+pub fn ack_id(packet: &[u8]) -> Option<u16> {
+    let body = packet.get(body_start(packet)?..)?;
+    Some(u16::from_be_bytes([*body.first()?, *body.get(1)?]))
+}
+
+/// A SUBSCRIBE's packet id and (filter, requested QoS) list (§3.8); `None`
+/// when malformed, empty or a filter is not UTF-8.
+pub fn parse_subscribe(packet: &[u8]) -> Option<(u16, Vec<(&str, u8)>)> {
+    if kind(packet) != SUBSCRIBE {
+        return None;
+    }
+    let body = &packet[body_start(packet)?..];
+    let id = u16::from_be_bytes([*body.first()?, *body.get(1)?]);
+    let mut at = 2;
+    let mut filters = Vec::new();
+    while at < body.len() {
+        let len = usize::from(u16::from_be_bytes([*body.get(at)?, *body.get(at + 1)?]));
+        let end = (at + 2).checked_add(len)?;
+        let filter = std::str::from_utf8(body.get(at + 2..end)?).ok()?;
+        filters.push((filter, *body.get(end)?));
+        at = end + 1;
+    }
+    (!filters.is_empty()).then_some((id, filters))
+}
+
+/// A SUBSCRIBE with packet id `id` and `filters` (first byte 0x82).
+pub fn subscribe(id: u16, filters: &[(&str, u8)]) -> Vec<u8> {
+    let mut body = id.to_be_bytes().to_vec();
+    for (filter, qos) in filters {
+        body.extend_from_slice(&(filter.len() as u16).to_be_bytes());
+        body.extend_from_slice(filter.as_bytes());
+        body.push(*qos);
+    }
+    packet(0x82, &[&body])
+}
+
+/// A SUBACK's packet id and return codes (§3.9).
+pub fn parse_suback(packet: &[u8]) -> Option<(u16, &[u8])> {
+    if kind(packet) != SUBACK {
+        return None;
+    }
+    let body = &packet[body_start(packet)?..];
+    let id = u16::from_be_bytes([*body.first()?, *body.get(1)?]);
+    Some((id, &body[2..]))
+}
+
+/// A SUBACK with packet id `id` and `codes` (0x80: failure).
+pub fn suback(id: u16, codes: &[u8]) -> Vec<u8> {
+    packet(SUBACK << 4, &[&id.to_be_bytes(), codes])
+}
+
+fn text(bytes: &[u8]) -> Option<&str> {
+    std::str::from_utf8(bytes).ok()
+}
+
+/// Where a packet's body starts (after the remaining length).
+fn body_start(packet: &[u8]) -> Option<usize> {
+    (1..packet.len().min(5))
+        .find(|&i| packet[i] & 0x80 == 0)
+        .map(|i| i + 1)
+}
+
 /// A packet from its first byte and body parts (remaining length encoded).
 fn packet(first: u8, parts: &[&[u8]]) -> Vec<u8> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
@@ -329,6 +491,97 @@ mod tests {
         ] {
             assert_eq!(rewrite(&untouched, Direction::ToBroker), Ok(None));
         }
+    }
+
+    /// A CONNECT with optional will topic, username and password.
+    fn full_connect(
+        id: &str,
+        will: Option<&str>,
+        user: Option<&str>,
+        pass: Option<&[u8]>,
+    ) -> Vec<u8> {
+        let mut flags = 0x02;
+        let mut tail = Vec::new();
+        let mut put = |bytes: &[u8]| {
+            tail.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+            tail.extend_from_slice(bytes);
+        };
+        put(id.as_bytes());
+        if let Some(t) = will {
+            flags |= 0x04;
+            put(t.as_bytes());
+            put(b"offline");
+        }
+        if let Some(u) = user {
+            flags |= 0x80;
+            put(u.as_bytes());
+        }
+        if let Some(p) = pass {
+            flags |= 0x40;
+            put(p);
+        }
+        let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, flags, 0, 30];
+        body.extend_from_slice(&tail);
+        packet(0x10, &[&body])
+    }
+
+    #[test]
+    fn connect_credentials_and_will_topic_are_read() {
+        let c = full_connect(
+            "n1",
+            Some("hearth-node/n1/status"),
+            Some("n1"),
+            Some(b"s3cr:t"),
+        );
+        assert_eq!(
+            parse_connect(&c),
+            Some(Connect {
+                client_id: "n1",
+                will_topic: Some("hearth-node/n1/status"),
+                username: Some("n1"),
+                password: Some(&b"s3cr:t"[..]),
+            })
+        );
+        let anonymous = full_connect("", None, None, None);
+        let parsed = parse_connect(&anonymous).unwrap();
+        assert_eq!(
+            (parsed.client_id, parsed.username, parsed.password),
+            ("", None, None)
+        );
+        let user_only = full_connect("x", None, Some("ha"), None);
+        assert_eq!(parse_connect(&user_only).unwrap().username, Some("ha"));
+        // Cut short, a reserved flag, another packet: not a CONNECT.
+        assert_eq!(parse_connect(&c[..c.len() - 1]), None);
+        let mut reserved = anonymous.clone();
+        reserved[9] |= 1;
+        assert_eq!(parse_connect(&reserved), None);
+        assert_eq!(parse_connect(&publish("a", b"x", 0, false)), None);
+        // The client id helper agrees.
+        assert_eq!(connect_client_id(&c), Some("n1"));
+    }
+
+    #[test]
+    fn subscribe_and_suback_round_trip() {
+        let sent = subscribe(9, &[("a/#", 1), ("b/+/c", 0)]);
+        assert_eq!(packet_len(&sent, 100), Ok(Some(sent.len())));
+        assert_eq!(
+            parse_subscribe(&sent),
+            Some((9, vec![("a/#", 1), ("b/+/c", 0)]))
+        );
+        assert_eq!(parse_subscribe(&sent[..sent.len() - 1]), None);
+        assert_eq!(parse_subscribe(&subscribe(1, &[])), None);
+        let ack = suback(9, &[1, 0x80]);
+        assert_eq!(ack, vec![0x90, 4, 0, 9, 1, 0x80]);
+        assert_eq!(parse_suback(&ack), Some((9, &[1u8, 0x80][..])));
+        let p = publish("hearth-node/n1/telemetry", b"{}", 1, false);
+        assert_eq!(parse_publish(&p), Some(("hearth-node/n1/telemetry", 1, 7)));
+        assert_eq!(
+            parse_publish(&publish("t", b"", 0, true)),
+            Some(("t", 0, 0))
+        );
+        assert_eq!(ack_id(&[0x62, 2, 1, 2]), Some(258));
+        assert_eq!(super::ack(7, 258), [0x70, 2, 1, 2]);
+        assert_eq!(connack(5), [0x20, 2, 0, 5]);
     }
 
     #[test]

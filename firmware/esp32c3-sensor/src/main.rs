@@ -24,7 +24,7 @@ use embassy_executor::Spawner;
 use embassy_futures::select::select;
 use embassy_net::{IpAddress, Stack, dns::DnsQueryType, tcp::TcpSocket};
 use embassy_time::{Duration, Instant, Timer, with_timeout};
-use embedded_tls::{TlsConfig, TlsConnection, TlsContext};
+use embedded_tls::{TlsConnection, TlsContext};
 use esp_backtrace as _;
 use esp_hal::{
     clock::CpuClock,
@@ -343,8 +343,8 @@ async fn session(
 
     let mut tls: TlsConnection<'_, _, tls::Suite> =
         TlsConnection::new(socket, bufs.tls_rx, bufs.tls_tx);
-    let config = TlsConfig::new().with_server_name(host);
-    let provider = tls::PinnedCa::new(app.rng.clone(), ca_der);
+    let config = tls::config_for(host);
+    let provider = tls::PinnedCa::new(app.rng.clone(), ca_der, host);
     with_timeout(
         Duration::from_secs(30),
         tls.open(TlsContext::new(&config, provider)),

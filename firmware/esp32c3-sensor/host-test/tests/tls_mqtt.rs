@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use embedded_io_adapters::tokio_1::FromTokio;
-use embedded_tls::{TlsConfig, TlsConnection, TlsContext, TlsError};
+use embedded_tls::{TlsConnection, TlsContext, TlsError};
 use mqtt::{ConnectOptions, MqttError, Session};
 use mqttrs::{Connect, ConnectReturnCode, Packet, Protocol, decode_slice, encode_slice};
 use rand_core::OsRng;
@@ -201,8 +201,8 @@ async fn open_tls<'a>(
 ) -> Result<TlsConnection<'a, FromTokio<TcpStream>, tls::Suite>, TlsError> {
     let tcp = TcpStream::connect(("127.0.0.1", b.tls_port)).await.unwrap();
     let mut conn = TlsConnection::new(FromTokio::new(tcp), read, write);
-    let config = TlsConfig::new().with_server_name(server_name);
-    let provider = tls::PinnedCa::new(OsRng, ca);
+    let config = tls::config_for(server_name);
+    let provider = tls::PinnedCa::new(OsRng, ca, server_name);
     timeout(WAIT, conn.open(TlsContext::new(&config, provider)))
         .await
         .expect("TLS handshake timed out")?;
@@ -385,6 +385,45 @@ async fn a_server_name_not_in_the_certificate_is_refused() {
         .err()
         .expect("a certificate without the name must be refused");
     assert!(matches!(err, TlsError::InvalidCertificate), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_reached_by_ip_address_is_verified_against_the_ip_sans() {
+    let b = broker("ip").await;
+    let ca = ca_der(&b, "ca");
+    let (mut rd, mut wr) = (vec![0u8; 16640], vec![0u8; 4096]);
+    // The server certificate has IP:127.0.0.1 (and DNS:localhost).
+    let conn = open_tls(&b, &ca, "127.0.0.1", &mut rd, &mut wr)
+        .await
+        .expect("127.0.0.1 is an IP SAN");
+    let status = format!("hearth-node/{DEVICE}/status");
+    let (mut tx, mut rx) = ([0u8; 768], [0u8; 256]);
+    Session::connect(conn, &mut tx, &mut rx, &options(PASSWORD, &status))
+        .await
+        .expect("CONNACK accepted over the IP-verified connection");
+
+    // Same server, but the node was told another address: refused.
+    let (mut rd, mut wr) = (vec![0u8; 16640], vec![0u8; 4096]);
+    let err = open_tls(&b, &ca, "127.0.0.2", &mut rd, &mut wr)
+        .await
+        .err()
+        .expect("an address that is not an IP SAN must be refused");
+    assert!(matches!(err, TlsError::InvalidCertificate), "{err:?}");
+
+    // The address matches but the chain does not lead to the pinned CA.
+    let other = ca_der(&b, "other-ca");
+    let (mut rd, mut wr) = (vec![0u8; 16640], vec![0u8; 4096]);
+    let err = open_tls(&b, &other, "127.0.0.1", &mut rd, &mut wr)
+        .await
+        .err()
+        .expect("another CA must be refused for an IP host too");
+    assert!(
+        matches!(
+            err,
+            TlsError::InvalidSignature | TlsError::InvalidCertificate
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,7 +2,8 @@
 //! with TLS 1.3 (Hearth's CA pinned) using node-core's topics and payloads,
 //! with credentials from a sealed flash partition.
 //!
-//! Modules: `secrets` (unseal with the HMAC peripheral), `net` (Wi-Fi, DHCP),
+//! Modules: `secrets` (the partition and the HMAC peripheral), `unseal`
+//! (opening the image, hardware-free), `net` (Wi-Fi, DHCP),
 //! `tls` (pinned-CA verification), `mqtt` (the session), `sensor` (SHT4x).
 //!
 //! The main loop takes a reading every `INTERVAL`; when the broker is
@@ -19,6 +20,7 @@ mod net;
 mod secrets;
 mod sensor;
 mod tls;
+mod unseal;
 
 use embassy_executor::Spawner;
 use embassy_futures::select::select;

@@ -29,6 +29,7 @@ mod house;
 mod house_demo;
 mod influx;
 mod input_limits;
+mod late_readings;
 mod log_forging;
 mod memory;
 mod mirror;

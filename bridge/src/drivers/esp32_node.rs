@@ -45,6 +45,21 @@
 //! not retained). The service call succeeds once the command is handed to
 //! the broker; the entity's state then follows the node's
 //! `valve/state` reports as the actuator travels.
+//!
+//! # Late readings (`age_ms`)
+//!
+//! A node sends the readings it took while offline after it reconnects,
+//! each with `age_ms` (node-core's "Readings sent late"). Such a reading is
+//! dated `receive time − age_ms`: the entity's state gets that time as its
+//! `last_updated` ([`EntityStore::set_state_at`](crate::entity::EntityStore::set_state_at)),
+//! so the recorder files it at the time it was taken. It is applied only if
+//! it is newer than the newest reading already taken from the node: a late
+//! reading never replaces a newer one (it is dropped, with a debug line;
+//! the recorder has no way in for a sample that is not a state). The state
+//! restored when a node comes back is not a reading: it does not hide the
+//! readings buffered during the outage. An `age_ms` above
+//! [`MAX_AGE_MS`] (7 days) is refused as a faulty node clock or buffer,
+//! logged with the payload.
 
 use super::{DriverContext, excerpt};
 use crate::entity::{Component, Device, DriverCommand, EntitySpec, SafetyEnvelope, ServiceError};
@@ -73,12 +88,17 @@ const MAX_EARLY_NODES: usize = 256;
 /// `{"position":100,"target":100}`; a bigger one is refused when parsed
 /// anyway, and keeping it would let one message pin up to 256 KB.
 const MAX_EARLY_VALVE_BYTES: usize = 256;
+/// Oldest late reading accepted (`age_ms`): 7 days.
+pub const MAX_AGE_MS: u32 = 7 * 24 * 3600 * 1000;
 
 /// What the driver knows of an announced node.
 struct Node {
     sensors: Vec<SensorKind>,
     interval_ms: i64,
     last_seen_ms: i64,
+    /// When the newest reading applied was taken (ms since the epoch);
+    /// a late reading at or before it is dropped.
+    newest_reading_ms: i64,
     /// Entity id of the node's valve, when it announced one.
     valve: Option<String>,
 }
@@ -476,6 +496,11 @@ fn handle(
                 sensors: a.sensors.to_vec(),
                 interval_ms: i64::from(a.interval_s.max(1)) * 1000,
                 last_seen_ms: ctx.clock.now_ms(),
+                // Kept across re-announces (at every reconnect).
+                newest_reading_ms: nodes
+                    .known
+                    .get(id)
+                    .map_or(i64::MIN, |n| n.newest_reading_ms),
                 valve,
             };
             nodes.known.insert(id.into(), known);
@@ -566,9 +591,35 @@ fn handle(
                     value,
                 });
             }
+            let now = ctx.clock.now_ms();
+            let taken = match reading_time(now, t.age_ms, known.newest_reading_ms) {
+                Reading::Current => None,
+                Reading::Late(at) => Some(at),
+                Reading::Superseded(at) => {
+                    tracing::debug!(
+                        "{topic}: late reading taken at {} is not newer than the last one from sensor node `{id}`; dropped",
+                        crate::clock::iso8601(at)
+                    );
+                    // Still a sign of life.
+                    known.last_seen_ms = now;
+                    ctx.store.set_availability(id, true);
+                    return Ok(());
+                }
+                Reading::TooOld(age) => {
+                    return Err(NodeError::Payload {
+                        topic: topic.into(),
+                        what: "telemetry",
+                        reason: format!(
+                            "age_ms {age} is more than 7 days ({MAX_AGE_MS} ms): the node's clock or buffer is wrong; reading ignored"
+                        ),
+                        payload: excerpt(payload),
+                    });
+                }
+            };
             // A node that sends data is alive, even if its status was lost.
-            known.last_seen_ms = ctx.clock.now_ms();
+            known.last_seen_ms = now;
             ctx.store.set_availability(id, true);
+            known.newest_reading_ms = taken.unwrap_or(now);
             for kind in &known.sensors {
                 if let Some(v) = t.value(*kind) {
                     let entity = crate::entity::entity_id_for(
@@ -582,16 +633,47 @@ fn handle(
                         } else {
                             0
                         };
-                    let _ = ctx.store.set_state(
-                        &entity,
-                        crate::entity::format_number(v, decimals),
-                        Map::new(),
-                    );
+                    let value = crate::entity::format_number(v, decimals);
+                    let _ = match taken {
+                        Some(at) => ctx.store.set_state_at(&entity, value, Map::new(), at),
+                        None => ctx.store.set_state(&entity, value, Map::new()),
+                    };
                 }
             }
         }
     }
     Ok(())
+}
+
+/// When a telemetry reading was taken, from its `age_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// No age (or 0): taken now.
+    Current,
+    /// Taken at this time (ms since the epoch), after the newest reading
+    /// applied: applied with its time.
+    Late(i64),
+    /// Taken at this time, not after the newest reading applied: dropped.
+    Superseded(i64),
+    /// `age_ms` over [`MAX_AGE_MS`]: refused.
+    TooOld(u32),
+}
+
+/// Classifies a reading received at `now_ms` with `age_ms`, given when the
+/// newest reading applied from the node was taken.
+pub fn reading_time(now_ms: i64, age_ms: Option<u32>, newest_ms: i64) -> Reading {
+    match age_ms {
+        None | Some(0) => Reading::Current,
+        Some(age) if age > MAX_AGE_MS => Reading::TooOld(age),
+        Some(age) => {
+            let at = now_ms - i64::from(age);
+            if at > newest_ms {
+                Reading::Late(at)
+            } else {
+                Reading::Superseded(at)
+            }
+        }
+    }
 }
 
 fn bad(topic: &str, what: &'static str, e: serde_json::Error, payload: &[u8]) -> NodeError {
@@ -640,6 +722,45 @@ mod tests {
             p("toggle", json!({})),
             Err(ServiceError::UnknownService(..))
         ));
+    }
+
+    #[test]
+    fn late_readings_are_dated_and_never_replace_newer_ones() {
+        let now = 1_700_000_000_000;
+        assert_eq!(reading_time(now, None, i64::MIN), Reading::Current);
+        assert_eq!(reading_time(now, Some(0), now), Reading::Current);
+        // First reading after a restart of the bridge: nothing newer.
+        assert_eq!(
+            reading_time(now, Some(90_000), i64::MIN),
+            Reading::Late(now - 90_000)
+        );
+        // Buffered readings, oldest first, each after the last applied.
+        assert_eq!(
+            reading_time(now, Some(30_000), now - 60_000),
+            Reading::Late(now - 30_000)
+        );
+        // One older than (or as old as) what is shown already: dropped.
+        assert_eq!(
+            reading_time(now, Some(60_000), now - 30_000),
+            Reading::Superseded(now - 60_000)
+        );
+        assert_eq!(
+            reading_time(now, Some(30_000), now - 30_000),
+            Reading::Superseded(now - 30_000)
+        );
+        // Seven days is the limit.
+        assert_eq!(
+            reading_time(now, Some(MAX_AGE_MS), i64::MIN),
+            Reading::Late(now - i64::from(MAX_AGE_MS))
+        );
+        assert_eq!(
+            reading_time(now, Some(MAX_AGE_MS + 1), i64::MIN),
+            Reading::TooOld(MAX_AGE_MS + 1)
+        );
+        assert_eq!(
+            reading_time(now, Some(u32::MAX), i64::MIN),
+            Reading::TooOld(u32::MAX)
+        );
     }
 
     #[test]

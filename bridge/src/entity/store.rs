@@ -391,8 +391,40 @@ impl EntityStore {
         state: impl Into<String>,
         attributes: Map<String, Value>,
     ) -> Result<(), StoreError> {
-        let now = self.clock.now_ms();
-        let state = state.into();
+        self.put_state(entity_id, state.into(), attributes, None)
+    }
+
+    /// Sets a state measured in the past, at `at_ms` (a reading a sensor
+    /// node kept while it was offline and sent late, with its age): the
+    /// state's `last_updated` (and `last_changed`, if the state string
+    /// changes) is `at_ms`, so the recorder, which records each state at its
+    /// `last_updated`, files it at the time it was measured, and the
+    /// in-memory history keeps it in time order. A time in the future is
+    /// taken as now. The caller decides whether the reading is newer than
+    /// what the entity shows (the store cannot: a state restored when a
+    /// device comes back carries the time of the restore, not of its
+    /// reading); see `drivers::esp32_node`.
+    pub fn set_state_at(
+        &self,
+        entity_id: &str,
+        state: impl Into<String>,
+        attributes: Map<String, Value>,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.put_state(entity_id, state.into(), attributes, Some(at_ms))
+    }
+
+    fn put_state(
+        &self,
+        entity_id: &str,
+        state: String,
+        attributes: Map<String, Value>,
+        at_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let now = match at_ms {
+            Some(at) => at.min(self.clock.now_ms()),
+            None => self.clock.now_ms(),
+        };
         super::limits::state(entity_id, &state)?;
         let mut inner = self.write();
         let device_available = inner
@@ -421,9 +453,10 @@ impl EntityStore {
         let last_changed = match &old {
             Some(o) if o.state == state => {
                 if o.attributes == attributes {
-                    return Ok(());
+                    return Ok(()); // unchanged, late or not (as live readings)
                 }
-                o.last_changed
+                // A past state never changed after it was updated.
+                o.last_changed.min(now)
             }
             _ => now,
         };
@@ -442,7 +475,9 @@ impl EntityStore {
             if entry.history.len() == HISTORY_LEN {
                 entry.history.pop_front();
             }
-            entry.history.push_back((now, v));
+            // In time order: a past state goes before any later sample.
+            let at = entry.history.iter().rposition(|(t, _)| *t <= now);
+            entry.history.insert(at.map_or(0, |i| i + 1), (now, v));
         }
         entry.state = Some(new.clone());
         let ev = StateChanged {
@@ -619,6 +654,41 @@ mod tests {
         }
         assert_eq!(n, 2);
         assert_eq!(store.history(&id, 0, i64::MAX).len(), 2);
+    }
+
+    #[test]
+    fn a_past_state_keeps_its_time_in_the_state_the_event_and_history() {
+        let now = 1_700_000_000_000;
+        let (clock, _) = Clock::manual(now);
+        let store = EntityStore::new(clock);
+        store.upsert_device("t", device("d")).unwrap();
+        store
+            .upsert_entity(EntitySpec::new("d", "a", Component::Sensor))
+            .unwrap();
+        store.set_state("sensor.d_a", "20", Map::new()).unwrap();
+        let (_, mut rx) = store.subscribe();
+        store
+            .set_state_at("sensor.d_a", "21", Map::new(), now - 60_000)
+            .unwrap();
+        let s = store.get("sensor.d_a").unwrap();
+        assert_eq!(
+            (s.last_updated, s.last_changed),
+            (now - 60_000, now - 60_000)
+        );
+        let Ok(StoreEvent::StateChanged(ev)) = rx.try_recv() else {
+            panic!("no state_changed")
+        };
+        // What the recorder files: the state's own time.
+        assert_eq!(ev.new_state.as_ref().unwrap().last_updated, now - 60_000);
+        // History stays in time order: the past sample before the live one.
+        let h = store.history("sensor.d_a", 0, i64::MAX);
+        assert_eq!(h.len(), 2);
+        assert_eq!(h, vec![(now - 60_000, 21.0), (now, 20.0)]);
+        // The future is now.
+        store
+            .set_state_at("sensor.d_a", "22", Map::new(), i64::MAX)
+            .unwrap();
+        assert_eq!(store.get("sensor.d_a").unwrap().last_updated, now);
     }
 
     #[test]

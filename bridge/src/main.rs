@@ -137,6 +137,12 @@ enum Command {
         #[command(subcommand)]
         what: ReportWhat,
     },
+    /// An ESP32-C3 sensor node's sealed secrets partition (`seal`) and
+    /// eFuse key (`keygen`).
+    Firmware {
+        #[command(subcommand)]
+        action: hearth::cli::firmware::FirmwareAction,
+    },
     /// Run the bridge against real devices.
     Run {
         #[command(flatten)]
@@ -328,6 +334,7 @@ async fn main() -> std::process::ExitCode {
             demo_command(common, scenario, speed, run_for).await
         }
         Command::Token { action, data_dir } => token_command(action, &data_dir),
+        Command::Firmware { action } => hearth::cli::firmware::run(action),
         Command::Report {
             what:
                 ReportWhat::Usage {

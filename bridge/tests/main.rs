@@ -22,6 +22,7 @@ mod discovery;
 mod energy;
 mod faults;
 mod feeds;
+mod firmware_seal;
 mod ha_history;
 mod helpers;
 mod history_states;

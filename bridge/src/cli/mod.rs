@@ -1,3 +1,4 @@
 //! Command-line front ends that are more than argument parsing.
 
+pub mod firmware;
 pub mod plugin;

@@ -20,6 +20,12 @@
 //! survived the way rumqttc intends: keep polling the event loop; it
 //! reconnects, and the `ConnAck` republishes everything.
 //!
+//! While the connection is down the node keeps measuring into node-core's
+//! [`OfflineBuffer`] (the firmware's code; [`OFFLINE_READINGS`] readings,
+//! the oldest dropped past that) and sends them after the reconnection,
+//! oldest first and before the fresh reading, each with its `age_ms`
+//! ([`flush_offline`]); the bridge files them at the time they were taken.
+//!
 //! A node whose [`NodeIo`] has a valve also announces it
 //! ([`ValveInfo`]), subscribes to `hearth-node/<id>/valve/set` and runs the
 //! valve protocol of [`hearth_node_core`]: a rejected payload is logged with
@@ -31,6 +37,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use hearth_node_core::buffer::OfflineBuffer;
 use hearth_node_core::{
     Announce, SensorKind, Telemetry, TopicKind, ValveActuator, ValveInfo, ValveState, encode,
     heapless, parse_valve_command, topic,
@@ -49,6 +56,9 @@ pub const MODEL: &str = "ESP32-C3 sensor node (twin)";
 const RECONNECT_WALL: Duration = Duration::from_millis(500);
 /// Simulated ms between `valve/state` reports while the valve moves.
 pub const VALVE_REPORT_MS: u64 = 5_000;
+/// Readings kept while disconnected (under the client's request queue of
+/// 64, so a whole buffer goes out at the reconnection).
+pub const OFFLINE_READINGS: usize = 32;
 
 /// What a simulated node measures and drives: the physical side of the
 /// twin, behind whatever lock it needs. Every method is given the clock's
@@ -146,8 +156,27 @@ pub fn announce_payload_with(
 /// A telemetry payload (JSON bytes).
 pub fn telemetry_payload(t: &Telemetry) -> Vec<u8> {
     let mut buf = [0u8; 128];
-    // Four bounded numbers: always fits.
+    // Five bounded numbers: always fits.
     encode(t, &mut buf).map(<[u8]>::to_vec).unwrap_or_default()
+}
+
+/// Sends the readings kept while offline, oldest first, each with its
+/// `age_ms` at `now_ms`; a reading `publish` refuses stays for the next
+/// reconnection (and the flush stops). Returns how many were sent.
+pub fn flush_offline<const N: usize>(
+    buffer: &mut OfflineBuffer<N>,
+    now_ms: u64,
+    mut publish: impl FnMut(Vec<u8>) -> bool,
+) -> u64 {
+    let mut sent = 0;
+    while let Some(t) = buffer.peek(now_ms) {
+        if !publish(telemetry_payload(&t)) {
+            break;
+        }
+        buffer.pop(now_ms);
+        sent += 1;
+    }
+    sent
 }
 
 /// Test and demo controls of a running node: pause its telemetry (the
@@ -166,6 +195,8 @@ struct Node {
     io: Arc<dyn NodeIo>,
     client: AsyncClient,
     sensor: std::sync::Mutex<Sensor>,
+    /// Readings taken while disconnected.
+    offline: std::sync::Mutex<OfflineBuffer<OFFLINE_READINGS>>,
     start_ms: i64,
     status_topic: String,
     announce_topic: String,
@@ -185,16 +216,30 @@ struct ValveTopics {
 }
 
 impl Node {
-    fn reading(&self) -> Vec<u8> {
+    fn reading(&self) -> Telemetry {
         let now = self.clock.now_ms();
         let room_c = self.io.temperature_c(now);
         let uptime = ((now - self.start_ms).max(0) / 1000) as u32;
-        let t = self
-            .sensor
+        self.sensor
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .read(room_c, uptime);
-        telemetry_payload(&t)
+            .read(room_c, uptime)
+    }
+
+    /// The node's clock for buffered readings, ms.
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms().max(0) as u64
+    }
+
+    /// Keeps a reading taken while disconnected.
+    fn keep_offline(&self, t: Telemetry) {
+        let mut buffer = self.offline.lock().unwrap_or_else(|e| e.into_inner());
+        if buffer.push(t, self.now_ms()).is_some() && buffer.dropped() == 1 {
+            tracing::warn!(
+                "twin node {}: offline buffer full ({OFFLINE_READINGS} readings): dropping the oldest",
+                self.cfg.node_id
+            );
+        }
     }
 
     /// What the firmware sends right after connecting. `try_publish`: the
@@ -217,11 +262,28 @@ impl Node {
             true,
             self.announce.clone(),
         );
+        // What was measured while offline, before the fresh reading (the
+        // bridge drops a late reading older than the newest it has).
+        let sent = {
+            let mut buffer = self.offline.lock().unwrap_or_else(|e| e.into_inner());
+            flush_offline(&mut buffer, self.now_ms(), |payload| {
+                self.client
+                    .try_publish(&self.telemetry_topic, QoS::AtMostOnce, false, payload)
+                    .is_ok()
+            })
+        };
+        if sent > 0 {
+            tracing::debug!(
+                "twin node {}: sent {sent} reading(s) taken while offline",
+                self.cfg.node_id
+            );
+            self.control.published.fetch_add(sent, Ordering::SeqCst);
+        }
         publish(
             &self.telemetry_topic,
             QoS::AtMostOnce,
             false,
-            self.reading(),
+            telemetry_payload(&self.reading()),
         );
         if let Some(v) = &self.valve {
             // Clean session: subscriptions do not survive a reconnection.
@@ -357,6 +419,7 @@ pub fn spawn_with(
         control,
         announce: announce_payload_with(&cfg, travel_s.map(|travel_s| ValveInfo { travel_s }))?,
         sensor: std::sync::Mutex::new(Sensor::new(cfg.seed)),
+        offline: std::sync::Mutex::new(OfflineBuffer::new()),
         start_ms: clock.now_ms(),
         cfg,
         clock,
@@ -466,20 +529,25 @@ async fn telemetry_loop(node: Arc<Node>, connected: Arc<AtomicBool>, mut shutdow
             _ = shutdown.wait() => return,
             _ = ticker.tick() => {}
         }
-        // A disconnected node measures nothing worth queueing: rumqttc would
-        // drop it on reconnection (clean session) anyway.
-        if connected.load(Ordering::Relaxed) && !node.control.paused.load(Ordering::SeqCst) {
-            let payload = node.reading();
-            match node
-                .client
-                .try_publish(&node.telemetry_topic, QoS::AtMostOnce, false, payload)
-            {
-                Ok(()) => {
-                    node.control.published.fetch_add(1, Ordering::SeqCst);
-                }
-                Err(e) => {
-                    tracing::debug!("twin node {}: telemetry dropped: {e}", node.cfg.node_id)
-                }
+        if node.control.paused.load(Ordering::SeqCst) {
+            continue;
+        }
+        // Disconnected: into the offline buffer (rumqttc would drop a
+        // queued QoS 0 message at the reconnection: clean session).
+        if !connected.load(Ordering::Relaxed) {
+            node.keep_offline(node.reading());
+            continue;
+        }
+        let payload = telemetry_payload(&node.reading());
+        match node
+            .client
+            .try_publish(&node.telemetry_topic, QoS::AtMostOnce, false, payload)
+        {
+            Ok(()) => {
+                node.control.published.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(e) => {
+                tracing::debug!("twin node {}: telemetry dropped: {e}", node.cfg.node_id)
             }
         }
     }
@@ -536,5 +604,40 @@ mod tests {
         assert_eq!(hearth_node_core::decode_telemetry(&bytes).unwrap(), t);
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(v["uptime"], 7);
+    }
+
+    #[test]
+    fn offline_readings_go_out_oldest_first_with_their_age() {
+        let mut sensor = Sensor::new(5);
+        let mut buffer = OfflineBuffer::<3>::new();
+        for i in 0..4u32 {
+            buffer.push(sensor.read(22.0, i * 10), u64::from(i) * 10_000);
+        }
+        assert_eq!(buffer.dropped(), 1, "the oldest went");
+        // The link refuses the second: it stays for the next reconnection.
+        let mut sent = Vec::new();
+        let n = flush_offline(&mut buffer, 60_000, |p| {
+            sent.push(p);
+            sent.len() < 2
+        });
+        assert_eq!((n, buffer.len()), (1, 2));
+        let mut sent = Vec::new();
+        assert_eq!(
+            flush_offline(&mut buffer, 70_000, |p| {
+                sent.push(p);
+                true
+            }),
+            2
+        );
+        let got: Vec<(Option<u32>, Option<u32>)> = sent
+            .iter()
+            .map(|p| hearth_node_core::decode_telemetry(p).unwrap())
+            .map(|t| (t.uptime, t.age_ms))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(Some(20), Some(50_000)), (Some(30), Some(40_000))]
+        );
+        assert!(buffer.is_empty());
     }
 }

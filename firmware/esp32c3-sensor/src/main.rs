@@ -32,7 +32,7 @@ use esp_hal::{
     clock::CpuClock,
     i2c::master::{Config as I2cConfig, I2c},
     ram,
-    rng::{Trng, TrngSource},
+    rng::Trng,
     rtc_cntl::{Rtc, Rwdt, RwdtStage, RwdtStageAction},
     system::software_reset,
     time::Rate,
@@ -141,10 +141,6 @@ async fn main(spawner: Spawner) -> ! {
     let timg0 = TimerGroup::new(peripherals.TIMG0);
     esp_rtos::start(timg0.timer0, peripherals.FROM_CPU_INTR0);
 
-    // True random numbers (TLS keys, jitter) while the TRNG source lives: main never returns.
-    let _trng_source = TrngSource::new(peripherals.RNG, peripherals.ADC1);
-    let rng = Trng::try_new().expect("TRNG source is enabled above");
-
     log::info!("hearth esp32c3-sensor {}", env!("CARGO_PKG_VERSION"));
 
     // Sealed secrets first: no Wi-Fi unless they open (fail closed).
@@ -193,13 +189,13 @@ async fn main(spawner: Spawner) -> ! {
         Err(e) => panic!("I2C config: {e:?}"),
     };
 
-    let seed = u64::from(rng.random()) << 32 | u64::from(rng.random());
-    let stack = match net::start(
+    // Also the true random number generator (TLS keys, jitter): the radio
+    // is its entropy source once the Wi-Fi driver is up.
+    let (stack, rng) = match net::start(
         &spawner,
         peripherals.WIFI,
         &secrets.wifi_ssid,
         &secrets.wifi_password,
-        seed,
     ) {
         Ok(s) => s,
         Err(e) => fail_closed(&e).await,

@@ -7,7 +7,7 @@ use embassy_executor::Spawner;
 use embassy_futures::select::{Either, select};
 use embassy_net::{Runner, Stack, StackResources};
 use embassy_time::{Duration, Timer};
-use esp_hal::peripherals::WIFI;
+use esp_hal::{peripherals::WIFI, rng::Trng};
 use esp_radio::wifi::{
     AuthenticationMethodConfig, Config, ControllerConfig, Interface, WifiController,
     sta::StationConfig,
@@ -31,6 +31,7 @@ pub enum NetError {
     BadPassword,
     Wifi,
     Spawn,
+    Rng,
 }
 
 impl core::fmt::Display for NetError {
@@ -40,19 +41,25 @@ impl core::fmt::Display for NetError {
             NetError::BadPassword => "the sealed Wi-Fi password is not valid (8..63 characters)",
             NetError::Wifi => "the Wi-Fi driver did not start",
             NetError::Spawn => "cannot start the network tasks",
+            NetError::Rng => {
+                "no true random numbers (the radio did not register as entropy source)"
+            }
         })
     }
 }
 
 /// Configures the station, starts the network stack and its tasks. The
 /// connection task (re)joins the access point forever; DHCP runs in the stack.
+///
+/// Also returns the true RNG: with the Wi-Fi driver initialised, the radio
+/// is the hardware RNG's entropy source (esp-radio registers it), so no
+/// `TrngSource` (the SAR ADC, which is not to be used alongside the radio).
 pub fn start(
     spawner: &Spawner,
     wifi: WIFI<'static>,
     ssid: &str,
     password: &str,
-    seed: u64,
-) -> Result<Stack<'static>, NetError> {
+) -> Result<(Stack<'static>, Trng), NetError> {
     let auth = if password.is_empty() {
         AuthenticationMethodConfig::Open
     } else {
@@ -71,6 +78,8 @@ pub fn start(
     )
     .map_err(|_| NetError::Wifi)?;
     let interface = Interface::station();
+    let rng = Trng::try_new().map_err(|_| NetError::Rng)?;
+    let seed = u64::from(rng.random()) << 32 | u64::from(rng.random());
 
     static RESOURCES: StaticCell<StackResources<3>> = StaticCell::new();
     let (stack, runner) = embassy_net::new(
@@ -81,7 +90,7 @@ pub fn start(
     );
     spawner.spawn(connection(controller).map_err(|_| NetError::Spawn)?);
     spawner.spawn(net_task(runner).map_err(|_| NetError::Spawn)?);
-    Ok(stack)
+    Ok((stack, rng))
 }
 
 #[embassy_executor::task]

@@ -37,6 +37,9 @@ enum Command {
         #[arg(long = "for", value_name = "SECONDS")]
         run_for: Option<f64>,
     },
+    /// TLS certificates, MQTT credentials and topic rights: the CA, the
+    /// server certificate, devices, and the files for an external Mosquitto.
+    Certs(hearth::cli::certs::CertsArgs),
     /// Long-lived access tokens for the WebSocket and REST APIs.
     Token {
         #[command(subcommand)]
@@ -335,6 +338,7 @@ async fn main() -> std::process::ExitCode {
         }
         Command::Token { action, data_dir } => token_command(action, &data_dir),
         Command::Firmware { action } => hearth::cli::firmware::run(action),
+        Command::Certs(args) => hearth::cli::certs::run(args),
         Command::Report {
             what:
                 ReportWhat::Usage {

@@ -14,6 +14,7 @@ mod bad_input;
 mod broker_logs;
 mod broker_tls;
 mod calendar;
+mod certs;
 mod closed_loop;
 mod control;
 mod demo_coworking;

@@ -1,4 +1,5 @@
 //! Command-line front ends that are more than argument parsing.
 
+pub mod certs;
 pub mod firmware;
 pub mod plugin;

@@ -7,6 +7,9 @@
 //! Layout under the data directory: [`SecurityPaths`].
 
 pub mod acl;
+pub mod certs;
+pub mod files;
+pub mod mosquitto;
 pub mod passwd;
 
 use std::path::{Path, PathBuf};

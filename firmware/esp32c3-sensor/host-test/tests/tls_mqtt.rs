@@ -7,6 +7,8 @@
 //! Certificates are made with the openssl CLI: an ECDSA P-256 CA and a
 //! server certificate for `localhost` (what `hearth certs` makes with rcgen).
 
+mod common;
+
 #[path = "../../src/mqtt.rs"]
 #[allow(dead_code)]
 mod mqtt;
@@ -14,17 +16,15 @@ mod mqtt;
 #[allow(dead_code)]
 mod tls;
 
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
+use common::{WAIT, free_port, run};
 use embedded_io_adapters::tokio_1::FromTokio;
 use embedded_tls::{TlsConnection, TlsContext, TlsError};
 use mqtt::{ConnectOptions, MqttError, Session};
-use mqttrs::{Connect, ConnectReturnCode, Packet, Protocol, decode_slice, encode_slice};
+use mqttrs::ConnectReturnCode;
 use rand_core::OsRng;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -32,18 +32,6 @@ const DEVICE: &str = "rack-1";
 const PASSWORD: &str = "device-s3cret";
 const WATCHER: &str = "watcher";
 const WATCHER_PASSWORD: &str = "w4tcher";
-const WAIT: Duration = Duration::from_secs(10);
-
-fn run(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .expect("spawn (openssl / mosquitto_passwd on PATH?)");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A CA (P-256) in `dir`: `<name>.pem`, `<name>.key`.
 fn make_ca(dir: &Path, name: &str) {
@@ -102,27 +90,11 @@ fn make_server_cert(dir: &Path, ca: &str) {
         .arg(dir.join("server.pem")));
 }
 
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Broker {
-    child: Child,
+    _mosquitto: common::Mosquitto,
     dir: PathBuf,
     tls_port: u16,
     plain_port: u16,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// Mosquitto with a TLS 1.3 listener (the server certificate from "ca") and
@@ -152,35 +124,13 @@ async fn broker(tag: &str) -> Broker {
         passwd = passwd.display(),
         d = dir.display(),
     );
-    std::fs::write(dir.join("mosquitto.conf"), conf).unwrap();
-    let child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(dir.join("mosquitto.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto on PATH");
-    let b = Broker {
-        child,
+    let m = common::mosquitto(dir.clone(), &conf, &[tls_port, plain_port]).await;
+    Broker {
+        _mosquitto: m,
         dir,
         tls_port,
         plain_port,
-    };
-    // Ready when both listeners accept.
-    let ready = async {
-        loop {
-            if TcpStream::connect(("127.0.0.1", b.tls_port)).await.is_ok()
-                && TcpStream::connect(("127.0.0.1", b.plain_port))
-                    .await
-                    .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    timeout(WAIT, ready).await.expect("mosquitto did not start");
-    b
+    }
 }
 
 fn ca_der(b: &Broker, name: &str) -> Vec<u8> {
@@ -209,99 +159,6 @@ async fn open_tls<'a>(
     Ok(conn)
 }
 
-/// A plain-TCP subscriber to `hearth-node/#` that collects (topic, payload, retain).
-async fn watcher(b: &Broker) -> tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>, bool)> {
-    let mut tcp = TcpStream::connect(("127.0.0.1", b.plain_port))
-        .await
-        .unwrap();
-    let mut buf = [0u8; 1024];
-    let n = encode_slice(
-        &Packet::Connect(Connect {
-            protocol: Protocol::MQTT311,
-            keep_alive: 60,
-            client_id: "watcher",
-            clean_session: true,
-            last_will: None,
-            username: Some(WATCHER),
-            password: Some(WATCHER_PASSWORD.as_bytes()),
-        }),
-        &mut buf,
-    )
-    .unwrap();
-    tcp.write_all(&buf[..n]).await.unwrap();
-    // SUBSCRIBE pid 1, "hearth-node/#" QoS 0 (encoded by hand: mqttrs's
-    // no_std topic list type is private).
-    let filter = b"hearth-node/#";
-    let mut sub = vec![
-        0x82,
-        (2 + 2 + filter.len() + 1) as u8,
-        0,
-        1,
-        0,
-        filter.len() as u8,
-    ];
-    sub.extend_from_slice(filter);
-    sub.push(0);
-    tcp.write_all(&sub).await.unwrap();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut subscribed_tx = Some(subscribed_tx);
-        let mut acc: Vec<u8> = Vec::new();
-        let mut chunk = [0u8; 2048];
-        loop {
-            let Ok(n) = tcp.read(&mut chunk).await else {
-                return;
-            };
-            if n == 0 {
-                return;
-            }
-            acc.extend_from_slice(&chunk[..n]);
-            while let Some(total) = frame_len(&acc) {
-                match decode_slice(&acc[..total]) {
-                    Ok(Some(Packet::Publish(p))) => {
-                        let _ = tx.send((p.topic_name.to_string(), p.payload.to_vec(), p.retain));
-                    }
-                    Ok(Some(Packet::Suback(_))) => {
-                        if let Some(s) = subscribed_tx.take() {
-                            let _ = s.send(());
-                        }
-                    }
-                    _ => {}
-                }
-                acc.drain(..total);
-            }
-        }
-    });
-    timeout(WAIT, subscribed_rx)
-        .await
-        .expect("watcher SUBACK timed out")
-        .unwrap();
-    rx
-}
-
-fn frame_len(buf: &[u8]) -> Option<usize> {
-    let mut len = 0usize;
-    for pos in 0..4 {
-        let b = *buf.get(1 + pos)?;
-        len += usize::from(b & 0x7F) << (7 * pos);
-        if b & 0x80 == 0 {
-            let total = 2 + pos + len;
-            return (buf.len() >= total).then_some(total);
-        }
-    }
-    None
-}
-
-async fn next_message(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>, bool)>,
-) -> (String, Vec<u8>, bool) {
-    timeout(WAIT, rx.recv())
-        .await
-        .expect("no message within 10 s")
-        .expect("watcher closed")
-}
-
 fn options<'a>(password: &'a str, will_topic: &'a str) -> ConnectOptions<'a> {
     ConnectOptions {
         client_id: DEVICE,
@@ -316,7 +173,7 @@ fn options<'a>(password: &'a str, will_topic: &'a str) -> ConnectOptions<'a> {
 #[tokio::test(flavor = "multi_thread")]
 async fn publishes_over_tls_with_the_pinned_ca_and_the_will_fires() {
     let b = broker("ok").await;
-    let mut messages = watcher(&b).await;
+    let mut messages = common::watcher(b.plain_port, WATCHER, WATCHER_PASSWORD).await;
     let ca = ca_der(&b, "ca");
     let (mut rd, mut wr) = (vec![0u8; 16640], vec![0u8; 4096]);
     let conn = open_tls(&b, &ca, "localhost", &mut rd, &mut wr)
@@ -340,17 +197,17 @@ async fn publishes_over_tls_with_the_pinned_ca_and_the_will_fires() {
         .expect("PUBACK for telemetry");
 
     assert_eq!(
-        next_message(&mut messages).await,
+        common::next_message(&mut messages).await,
         (status.clone(), b"online".to_vec(), false) // live delivery: retain flag cleared
     );
     assert_eq!(
-        next_message(&mut messages).await,
+        common::next_message(&mut messages).await,
         (telemetry, payload.to_vec(), false)
     );
 
     // The node vanishes (no DISCONNECT): the broker publishes the will.
     drop(session);
-    let (topic, payload, _) = next_message(&mut messages).await;
+    let (topic, payload, _) = common::next_message(&mut messages).await;
     assert_eq!(
         (topic.as_str(), payload.as_slice()),
         (status.as_str(), &b"offline"[..])

@@ -336,9 +336,39 @@ fn yes() -> bool {
     true
 }
 
+/// A TOML error as `origin: line L, column C, key `k`: message`, without
+/// toml's quote of the line: the line may hold a secret (`password =
+/// "…"`), and error messages must never show one.
+fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> anyhow::Error {
+    let Some(span) = e.span() else {
+        return anyhow::anyhow!("{origin}: {}", e.message());
+    };
+    let start = span.start.min(text.len());
+    let before = &text[..start];
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = text[line_start..start].chars().count() + 1;
+    let line = text[line_start..].lines().next().unwrap_or("").trim();
+    // The key (left of `=`) or the table header; never a value.
+    let key = if line.starts_with('[') {
+        line.split(']')
+            .next()
+            .map(|h| format!("{h}]"))
+            .unwrap_or_default()
+    } else {
+        line.split('=').next().unwrap_or("").trim().to_string()
+    };
+    let message = e.message().trim_end();
+    if key.is_empty() {
+        anyhow::anyhow!("{origin}: line {line_no}, column {column}: {message}")
+    } else {
+        anyhow::anyhow!("{origin}: line {line_no}, column {column}, at `{key}`: {message}")
+    }
+}
+
 impl Config {
     pub fn from_toml(text: &str, origin: &str) -> anyhow::Result<Self> {
-        let config: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        let config: Config = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
         config.validate().with_context(|| origin.to_string())?;
         Ok(config)
     }

@@ -49,6 +49,7 @@ pub mod logging;
 pub mod plugins;
 pub mod recorder;
 pub mod security;
+pub mod secret;
 pub mod shutdown;
 pub mod solar;
 pub mod twin;

@@ -46,6 +46,7 @@ mod restore;
 mod retained;
 mod scaffold;
 mod scripting;
+mod secrets;
 mod shelly_pro4pm;
 mod signals;
 mod simulate;

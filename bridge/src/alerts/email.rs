@@ -113,7 +113,7 @@ fn password(what: &str, cfg: &EmailConfig) -> anyhow::Result<String> {
         (Some(_), Some(_)) => {
             anyhow::bail!("{what}: set `password` or `password_file`, not both")
         }
-        (Some(p), None) => Ok(p.clone()),
+        (Some(p), None) => Ok(p.expose().to_string()),
         (None, Some(path)) => std::fs::read_to_string(path)
             .map(|p| p.trim_end_matches(['\r', '\n']).to_string())
             .map_err(|e| anyhow::anyhow!("{what}.password_file {}: {e}", path.display())),

@@ -41,6 +41,7 @@ pub use hub::{AlertError, AlertHub, HubOptions};
 pub use model::{Alert, AlertEvent, AlertEventKind, NewAlert, Notification, NotifyKind, Severity};
 pub use webhook::{WebhookFormat, webhook_body};
 
+use crate::secret::Secret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -110,9 +111,10 @@ pub struct EmailConfig {
     #[serde(default)]
     pub security: SmtpSecurity,
     pub username: Option<String>,
-    pub password: Option<String>,
+    /// `"…"`, `{ file = "…" }` or `{ env = "…" }` ([`Secret`]).
+    pub password: Option<Secret>,
     /// A file holding the password (trailing newline ignored), instead of
-    /// `password` in the config.
+    /// `password` in the config (same as `password = { file = "…" }`).
     pub password_file: Option<PathBuf>,
     /// `Hearth <hearth@example.com>` or a bare address.
     pub from: String,
@@ -140,15 +142,18 @@ pub struct WebhookConfig {
     /// Name in logs and delivery reports; default `webhook:<host>`.
     pub name: Option<String>,
     /// `http://` or `https://`; for `ntfy`, the server's root
-    /// (`https://ntfy.sh`): the topic goes in the body.
-    pub url: String,
+    /// (`https://ntfy.sh`): the topic goes in the body. A [`Secret`] (it
+    /// may carry a token, as Slack's and Discord's do): shown without its
+    /// query and token-like path segments.
+    pub url: Secret,
     #[serde(default)]
     pub format: WebhookFormat,
     /// The ntfy topic (required with `format = "ntfy"`).
     pub topic: Option<String>,
-    /// Extra request headers, e.g. `Authorization = "Bearer …"`.
+    /// Extra request headers, e.g. `Authorization = "Bearer …"`; values
+    /// are [`Secret`]s (`{ env = "…" }` works), never shown.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     /// PEM certificate(s) to trust besides the public roots (a private CA).
     pub ca_file: Option<PathBuf>,
     #[serde(default = "default_webhook_timeout")]

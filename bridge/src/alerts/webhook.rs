@@ -90,11 +90,10 @@ const ERROR_BODY: usize = 200;
 impl WebhookNotifier {
     /// Checks the config (`what` is its place, `alerts.webhook[0]`).
     pub fn new(what: &str, cfg: &WebhookConfig) -> anyhow::Result<WebhookNotifier> {
-        let url = url::Url::parse(&cfg.url).map_err(|e| {
-            anyhow::anyhow!(
-                "{what}.url: `{}` is not a URL like https://ntfy.sh ({e})",
-                cfg.url
-            )
+        // Messages quote the URL without user info or query values.
+        let shown = crate::secret::redact_url(cfg.url.expose());
+        let url = url::Url::parse(cfg.url.expose()).map_err(|e| {
+            anyhow::anyhow!("{what}.url: `{shown}` is not a URL like https://ntfy.sh ({e})")
         })?;
         let tls = match url.scheme() {
             "http" => None,
@@ -103,7 +102,7 @@ impl WebhookNotifier {
         };
         let host = url
             .host_str()
-            .ok_or_else(|| anyhow::anyhow!("{what}.url: `{}` has no host", cfg.url))?
+            .ok_or_else(|| anyhow::anyhow!("{what}.url: `{shown}` has no host"))?
             .to_string();
         let port = url.port_or_known_default().unwrap_or(80);
         let authority = match url.port() {
@@ -120,9 +119,11 @@ impl WebhookNotifier {
                 let name = HeaderName::try_from(k.as_str()).map_err(|_| {
                     anyhow::anyhow!("{what}.headers: `{k}` is not an HTTP header name")
                 })?;
-                let value = HeaderValue::try_from(v.as_str()).map_err(|_| {
+                let mut value = HeaderValue::try_from(v.expose()).map_err(|_| {
                     anyhow::anyhow!("{what}.headers.{k}: the value is not a valid header value")
                 })?;
+                // Kept out of hyper's Debug output too.
+                value.set_sensitive(true);
                 Ok((name, value))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -139,13 +140,15 @@ impl WebhookNotifier {
         })
     }
 
-    /// Where it posts, for names and errors (no query: it may hold a token).
+    /// Where it posts, for names and errors: no query, and no path
+    /// segment that looks like a token (Slack's and Discord's webhook URLs
+    /// carry theirs in the path; [`crate::secret::redact_path`]).
     pub fn target(&self) -> String {
         format!(
             "{}://{}{}",
             self.url.scheme(),
             self.authority,
-            self.url.path()
+            crate::secret::redact_path(self.url.path())
         )
     }
 

@@ -23,12 +23,13 @@ const MIN_WAIT: Duration = Duration::from_millis(5);
 /// Checks a feed URL from the config: `http://` or `https://host[:port]/…`.
 /// `key` names the config key in the error (`[tariff] url`).
 pub fn check_url(key: &str, url: &str) -> Result<(), String> {
+    let shown = crate::secret::redact_url(url);
     let parsed = url::Url::parse(url).map_err(|e| {
-        format!("{key} `{url}` is not a URL ({e}); expected http(s)://host[:port]/path")
+        format!("{key} `{shown}` is not a URL ({e}); expected http(s)://host[:port]/path")
     })?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
         return Err(format!(
-            "{key} `{url}`: expected an http(s)://host[:port]/path URL"
+            "{key} `{shown}`: expected an http(s)://host[:port]/path URL"
         ));
     }
     Ok(())
@@ -59,7 +60,9 @@ impl HttpGet {
         if url.starts_with("https://") {
             return self.https.text(url, expected).await;
         }
-        let err = |reason: String| FeedError::new(&format!("GET {url}"), "", reason);
+        // Named without credentials in its user info or query.
+        let shown = crate::secret::redact_url(url);
+        let err = |reason: String| FeedError::new(&format!("GET {shown}"), "", reason);
         let uri: hyper::Uri = url
             .parse()
             .map_err(|e| err(format!("not a valid URL ({e})")))?;

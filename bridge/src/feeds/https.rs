@@ -68,7 +68,9 @@ impl HttpsGet {
     /// The body of a `200` answer to `GET url` (https), as text; errors
     /// name the URL (as [`super::fetch::HttpGet::text`]).
     pub async fn text(&self, url: &str, expected: &str) -> Result<String, FeedError> {
-        let err = |reason: String| FeedError::new(&format!("GET {url}"), "", reason);
+        // Named without credentials in its user info or query.
+        let shown = crate::secret::redact_url(url);
+        let err = |reason: String| FeedError::new(&format!("GET {shown}"), "", reason);
         let secs = self.timeout.as_secs_f64();
         tokio::time::timeout(self.timeout, self.get(url, expected))
             .await

@@ -77,6 +77,7 @@ use crate::clock::iso8601;
 use crate::discovery::payload::BRIDGE_DEVICE;
 use crate::entity::{Component, EntitySpec, EntityStore, StoreEvent};
 use crate::feeds::fetch::Backoff;
+use crate::secret::Secret;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use anyhow::Context as _;
 use buffer::{Batch, Buffer};
@@ -130,7 +131,8 @@ pub struct InfluxConfig {
 /// Where the API token comes from.
 #[derive(Clone)]
 pub enum TokenSource {
-    Inline(String),
+    /// `token = "…"`, `{ file = "…" }` or `{ env = "…" }` (a [`Secret`]).
+    Inline(Secret),
     /// Read at start (trimmed), so the secret can stay out of the config.
     File(PathBuf),
 }
@@ -139,7 +141,7 @@ impl std::fmt::Debug for InfluxConfig {
     /// Everything but the token.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let token = match &self.token {
-            TokenSource::Inline(_) => "token = <hidden>".to_string(),
+            TokenSource::Inline(t) => format!("token = {t:?} ({})", t.describe_origin()),
             TokenSource::File(p) => format!("token_file = {}", p.display()),
         };
         f.debug_struct("InfluxConfig")
@@ -164,7 +166,7 @@ struct RawConfig {
     url: String,
     org: String,
     bucket: String,
-    token: Option<String>,
+    token: Option<Secret>,
     token_file: Option<PathBuf>,
     #[serde(default = "default_batch_size")]
     batch_size: usize,
@@ -223,10 +225,13 @@ impl TryFrom<RawConfig> for InfluxConfig {
                         .into(),
                 );
             }
-            (Some(t), None) if t.trim().is_empty() => {
-                return Err("[influxdb] token is empty; expected an InfluxDB API token".into());
+            (Some(t), None) if t.expose().trim().is_empty() => {
+                return Err(format!(
+                    "[influxdb] token ({}) is empty; expected an InfluxDB API token",
+                    t.describe_origin()
+                ));
             }
-            (Some(t), None) => TokenSource::Inline(t.trim().to_string()),
+            (Some(t), None) => TokenSource::Inline(t),
             (None, Some(p)) => TokenSource::File(p),
         };
         let range = |key: &str, v: u64, lo: u64, hi: u64, unit: &str| {
@@ -286,23 +291,25 @@ impl TryFrom<RawConfig> for InfluxConfig {
 /// path with `/api/v2/write`, so a path prefix (a reverse proxy's
 /// `/influx`) would be dropped without a word.
 fn check_url(url: &str) -> Result<(), String> {
+    // Messages quote the URL without user info or query values.
+    let shown = crate::secret::redact_url(url);
     let parsed = url::Url::parse(url).map_err(|e| {
-        format!("[influxdb] url `{url}` is not a URL ({e}); expected http(s)://host[:port]")
+        format!("[influxdb] url `{shown}` is not a URL ({e}); expected http(s)://host[:port]")
     })?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
         return Err(format!(
-            "[influxdb] url `{url}`: expected http(s)://host[:port]"
+            "[influxdb] url `{shown}`: expected http(s)://host[:port]"
         ));
     }
     if parsed.path() != "/" || parsed.query().is_some() || parsed.fragment().is_some() {
         return Err(format!(
-            "[influxdb] url `{url}`: expected http(s)://host[:port] with no path or query \
+            "[influxdb] url `{shown}`: expected http(s)://host[:port] with no path or query \
              (points go to <url>/api/v2/write; a path prefix is not supported)"
         ));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(format!(
-            "[influxdb] url `{url}`: expected no user:password@ (InfluxDB v2 authenticates \
+            "[influxdb] url `{shown}`: expected no user:password@ (InfluxDB v2 authenticates \
              with token or token_file)"
         ));
     }
@@ -333,7 +340,7 @@ impl InfluxConfig {
     /// The API token (reads `token_file`); errors name the file.
     pub fn read_token(&self) -> anyhow::Result<String> {
         match &self.token {
-            TokenSource::Inline(t) => Ok(t.clone()),
+            TokenSource::Inline(t) => Ok(t.expose().trim().to_string()),
             TokenSource::File(p) => {
                 let text = std::fs::read_to_string(p).with_context(|| {
                     format!(

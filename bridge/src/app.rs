@@ -282,10 +282,14 @@ impl Bridge {
             );
         }
         let http = SocketAddr::new(config.http.bind, config.http.port);
-        let (http_addr, server) = api::server::serve(http, api, shutdown.clone()).await?;
+        let tls = api::tls::TlsOptions::from_config(&config, &data_dir)
+            .map(|o| api::tls::ApiTls::load(&o))
+            .transpose()?;
+        let ws_scheme = if tls.is_some() { "wss" } else { "ws" };
+        let (http_addr, server) = api::server::serve(http, api, tls, shutdown.clone()).await?;
         tasks.push(server);
         tracing::info!(
-            "bridge running: MQTT {broker}, base topic `{}`, HA WebSocket API ws://{http_addr}/api/websocket",
+            "bridge running: MQTT {broker}, base topic `{}`, HA WebSocket API {ws_scheme}://{http_addr}/api/websocket",
             topics.base
         );
         Ok(Bridge {

@@ -278,6 +278,11 @@ pub struct HttpConfig {
     /// intervals is dropped.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_s: f64,
+    /// HTTPS/WSS on `port` (plain HTTP there is refused with 400). Default:
+    /// on when a `[tls]` section is present (certificate and key from
+    /// `<data_dir>/tls/server.pem`, `server.key` unless `[tls] cert_file`,
+    /// `key_file`), off otherwise.
+    pub tls: Option<bool>,
 }
 
 impl Default for HttpConfig {
@@ -290,6 +295,7 @@ impl Default for HttpConfig {
             auth_window_s: default_auth_window(),
             auth_timeout_s: default_auth_timeout(),
             heartbeat_s: default_heartbeat(),
+            tls: None,
         }
     }
 }

@@ -10,6 +10,7 @@
 mod common;
 
 mod alerts;
+mod api_tls;
 mod bad_input;
 mod broker_logs;
 mod broker_tls;

@@ -19,7 +19,7 @@ const SENSOR: &str = "sensor.server_room_temperature";
 /// Within the AC's envelope (16…30 °C) and not the configured 24 °C.
 const TARGET: f64 = 22.0;
 
-fn node_dir() -> PathBuf {
+pub(crate) fn node_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/scripting/node")
 }
 
@@ -39,7 +39,7 @@ fn require_tool(name: &str) {
 }
 
 /// `npm ci` once if the example's dependencies are not installed.
-fn ensure_node_modules(dir: &Path) {
+pub(crate) fn ensure_node_modules(dir: &Path) {
     require_tool("node");
     if dir
         .join("node_modules/home-assistant-js-websocket/package.json")
@@ -64,15 +64,15 @@ fn ensure_node_modules(dir: &Path) {
     );
 }
 
-struct Run {
-    success: bool,
-    status: String,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) success: bool,
+    pub(crate) status: String,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// Runs a command to completion, killing it after `timeout`.
-async fn run(mut cmd: Command, timeout: Duration) -> Run {
+pub(crate) async fn run(mut cmd: Command, timeout: Duration) -> Run {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

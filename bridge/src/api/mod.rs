@@ -15,6 +15,7 @@ pub mod post_state;
 pub mod registry;
 pub mod rest;
 pub mod server;
+pub mod tls;
 pub mod websocket;
 
 use crate::broker::MqttLink;

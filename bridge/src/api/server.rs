@@ -1,7 +1,8 @@
 //! The HTTP listener: routes `/api/health`, `/api/websocket` and the REST
-//! API; everything else is 404.
+//! API; everything else is 404. With `[http] tls` every connection goes
+//! through [`super::tls`] first (HTTPS/WSS; plain HTTP refused).
 
-use super::{Api, health, rest, websocket};
+use super::{Api, health, rest, tls::ApiTls, websocket};
 use crate::shutdown::Shutdown;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -12,9 +13,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+/// Listens on `addr` (HTTPS/WSS with `tls`, plain HTTP without).
 pub async fn serve(
     addr: SocketAddr,
     api: Arc<Api>,
+    tls: Option<ApiTls>,
     mut shutdown: Shutdown,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr)
@@ -29,23 +32,39 @@ pub async fn serve(
             };
             let Ok((stream, peer)) = conn else { continue };
             let _ = stream.set_nodelay(true);
-            let (api, sd) = (api.clone(), shutdown.clone());
+            let (api, sd, tls) = (api.clone(), shutdown.clone(), tls.clone());
+            // The handshake runs on the connection's own task: a client
+            // that never finishes it delays no one.
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let (api, sd) = (api.clone(), sd.clone());
-                    async move { Ok::<_, std::convert::Infallible>(route(req, peer, api, sd).await) }
-                });
-                // A client gets 30 s to send its request headers (slowloris).
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(std::time::Duration::from_secs(30))
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades()
-                    .await;
+                match tls {
+                    None => serve_connection(TokioIo::new(stream), peer, api, sd).await,
+                    Some(tls) => {
+                        if let Some(stream) = tls.accept(stream).await {
+                            serve_connection(TokioIo::new(stream), peer, api, sd).await;
+                        }
+                    }
+                }
             });
         }
     });
     Ok((bound, task))
+}
+
+async fn serve_connection<I>(io: I, peer: SocketAddr, api: Arc<Api>, sd: Shutdown)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let (api, sd) = (api.clone(), sd.clone());
+        async move { Ok::<_, std::convert::Infallible>(route(req, peer, api, sd).await) }
+    });
+    // A client gets 30 s to send its request headers (slowloris).
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(30))
+        .serve_connection(io, service)
+        .with_upgrades()
+        .await;
 }
 
 async fn route(

@@ -290,6 +290,45 @@ fn certs_init_issue_and_a_real_mosquitto() {
     let (ok, _, err) = hearth(&["certs", "init", "--data-dir", d]);
     assert!(!ok && err.contains("--force"), "{err}");
     assert_eq!(read(&p("tls/ca.pem")), ca_before);
+    // `certs server`: a new server certificate (another name) from the same
+    // CA; Mosquitto below runs on it.
+    let server_before = read(&p("tls/server.pem"));
+    hearth_ok(&["certs", "server", "--data-dir", d, "--san", "renewed.test"]);
+    assert_eq!(read(&p("tls/ca.pem")), ca_before);
+    assert_ne!(read(&p("tls/server.pem")), server_before);
+    assert_eq!(mode(&p("tls/server.key")), 0o600);
+    let server_pem = p("tls/server.pem").display().to_string();
+    let (ok, o, e) = run(
+        "openssl",
+        &s(&[
+            "verify",
+            "-CAfile",
+            &ca,
+            "-purpose",
+            "sslserver",
+            &server_pem,
+        ]),
+    );
+    assert!(ok, "renewed server certificate: {o} {e}");
+    let (ok, o, e) = run(
+        "openssl",
+        &s(&[
+            "x509",
+            "-noout",
+            "-ext",
+            "subjectAltName",
+            "-in",
+            &server_pem,
+        ]),
+    );
+    assert!(
+        ok && o.contains("DNS:renewed.test") && o.contains("DNS:localhost"),
+        "{o} {e}"
+    );
+    assert!(
+        !o.contains("hearth.test"),
+        "the new SANs replace the old: {o}"
+    );
     // Re-issuing replaces the device's block: the ACL is the same text, the
     // password is new.
     let acl_before = read(&p("mqtt/acl"));

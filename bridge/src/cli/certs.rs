@@ -11,6 +11,7 @@
 //!   a client certificate; the device's `user` block in the ACL is replaced
 //!   (re-issuing is idempotent on the ACL and gives a new password).
 //! - `revoke --device ID`: out of passwd and acl, its files deleted.
+//! - `server [--san ...]`: a new server certificate from the existing CA.
 //!
 //! Output says where files are and how to use them, never a secret.
 
@@ -80,6 +81,14 @@ pub enum CertsAction {
     Revoke {
         #[arg(long, value_name = "ID")]
         device: String,
+    },
+    /// A new server certificate from the existing CA (other names, or
+    /// renewal before its 2 years run out); the CA and credentials stay.
+    Server {
+        /// Another name or IP address clients use to reach the bridge
+        /// (repeatable).
+        #[arg(long = "san", value_name = "NAME|IP")]
+        sans: Vec<String>,
     },
 }
 
@@ -260,6 +269,7 @@ pub fn run(args: CertsArgs) -> anyhow::Result<()> {
             password: _,
         } => issue(&ctx.paths, &device, kind, topic.as_deref(), cert)?,
         CertsAction::Revoke { device } => revoke(&ctx.paths, &device)?,
+        CertsAction::Server { sans } => server(&ctx, &sans)?,
     };
     print!("{report}");
     Ok(())
@@ -305,7 +315,8 @@ fn init(ctx: &Context, sans: &[String], force: bool, ports: Ports) -> anyhow::Re
     if !force && (paths.ca_key().exists() || paths.ca_cert().exists()) {
         anyhow::bail!(
             "a CA already exists in {} (certificates and firmware trust it); \
-             --force replaces it (every certificate it signed then stops verifying)",
+             --force replaces it (every certificate it signed then stops verifying); \
+             `hearth certs server` makes a new server certificate with the same CA",
             paths.tls_dir().display()
         );
     }
@@ -407,6 +418,37 @@ fn init(ctx: &Context, sans: &[String], force: bool, ports: Ports) -> anyhow::Re
     Ok(r)
 }
 
+fn load_ca(paths: &SecurityPaths) -> anyhow::Result<Ca> {
+    if !paths.ca_cert().exists() {
+        anyhow::bail!(
+            "no CA in {}: run `hearth certs init` first",
+            paths.tls_dir().display()
+        );
+    }
+    let ca_cert = std::fs::read_to_string(paths.ca_cert())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", paths.ca_cert().display()))?;
+    let ca_key = std::fs::read_to_string(paths.ca_key())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", paths.ca_key().display()))?;
+    Ca::load(&ca_cert, &ca_key)
+}
+
+fn server(ctx: &Context, sans: &[String]) -> anyhow::Result<String> {
+    let paths = &ctx.paths;
+    let ca = load_ca(paths)?;
+    let names = certs::server_sans(&certs::hostname(), &ctx.binds, sans);
+    let server = ca.issue_server(&names)?;
+    files::write_private(&paths.server_key(), server.key_pem.as_bytes())?;
+    files::write_public(&paths.server_cert(), server.cert_pem.as_bytes())?;
+    Ok(format!(
+        "New server certificate {}, key {} (0600), signed by {}\n  for {}\n\
+         Restart the bridge / Mosquitto to use it (clients keep trusting the same CA).\n",
+        paths.server_cert().display(),
+        paths.server_key().display(),
+        paths.ca_cert().display(),
+        names.join(", ")
+    ))
+}
+
 fn issue(
     paths: &SecurityPaths,
     id: &str,
@@ -432,11 +474,7 @@ fn issue(
     let rules = device_rules(id, kind, topic);
     // Certificate first: if the CA cannot be loaded nothing is changed.
     let client = if cert {
-        let ca_cert = std::fs::read_to_string(paths.ca_cert())
-            .map_err(|e| anyhow::anyhow!("{}: {e}", paths.ca_cert().display()))?;
-        let ca_key = std::fs::read_to_string(paths.ca_key())
-            .map_err(|e| anyhow::anyhow!("{}: {e}", paths.ca_key().display()))?;
-        Some(Ca::load(&ca_cert, &ca_key)?.issue_client(id)?)
+        Some(load_ca(paths)?.issue_client(id)?)
     } else {
         None
     };

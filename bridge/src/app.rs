@@ -60,7 +60,22 @@ impl Bridge {
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let broker = match &config.mqtt.url {
-            Some(url) => BrokerAddress::parse(url)?.with_ca_file(config.mqtt.ca_file.as_deref())?,
+            Some(url) => {
+                let mut b =
+                    BrokerAddress::parse(url)?.with_ca_file(config.mqtt.ca_file.as_deref())?;
+                if let Some(password) = &config.mqtt.password {
+                    anyhow::ensure!(
+                        b.username.is_some(),
+                        "[mqtt] password needs a user in the url (mqtt://USER@host:port)"
+                    );
+                    anyhow::ensure!(
+                        b.password.is_none(),
+                        "[mqtt] password is set and the url has a password too; keep one"
+                    );
+                    b.password = Some(password.expose().to_string());
+                }
+                b
+            }
             None => {
                 // Unconfigured: anonymous plain MQTT, as before [tls] existed.
                 let opts = BrokerOptions::from_config(&config, &data_dir)?;

@@ -137,6 +137,10 @@ pub struct MqttConfig {
     /// External broker, `mqtt://[user[:password]@]host[:port]` or
     /// `mqtts://…` (TLS). Unset: the embedded broker starts.
     pub url: Option<String>,
+    /// The external broker's password for the url's user, kept out of the
+    /// url: `"…"`, `{ file = "…" }` or `{ env = "…" }`
+    /// ([`crate::secret::Secret`]).
+    pub password: Option<crate::secret::Secret>,
     /// PEM CA the external broker's certificate must chain to (`mqtts://`
     /// only; e.g. `<data>/tls/ca.pem` from `hearth certs init`). Unset:
     /// Mozilla's roots.
@@ -208,6 +212,7 @@ impl Default for MqttConfig {
     fn default() -> Self {
         MqttConfig {
             url: None,
+            password: None,
             ca_file: None,
             port: default_mqtt_port(),
             bind: default_bind(),

@@ -1,7 +1,7 @@
 //! Secrets never leak (issue 16 item 4): a bridge whose config holds an
 //! SMTP password, a webhook URL token and Authorization header, an
-//! InfluxDB token (from a file) and an MQTT password (in the broker URL,
-//! to a real Mosquitto) runs the paths that report errors — the SMTP
+//! InfluxDB token (from a file) and an MQTT password (`[mqtt] password`
+//! from a file, for the broker URL's user, to a real Mosquitto) runs the paths that report errors — the SMTP
 //! server refuses the login, the webhook answers 401, InfluxDB is
 //! unreachable — and wrong API tokens are presented over REST and
 //! WebSocket. None of the secret strings may appear in the logs, in
@@ -156,8 +156,13 @@ async fn configured_secrets_stay_out_of_logs_api_errors_and_the_recorder() {
     let secrets_dir = tempfile::tempdir().unwrap();
     let token_file = secrets_dir.path().join("influx-token");
     std::fs::write(&token_file, format!("{INFLUX_TOKEN}\n")).unwrap();
+    let mqtt_file = secrets_dir.path().join("mqtt-password");
+    std::fs::write(&mqtt_file, format!("{MQTT_PASSWORD}\n")).unwrap();
     let extra = format!(
         r#"
+[mqtt]
+password = {{ file = "{}" }}
+
 [[alerts.email]]
 name = "mail"
 host = "127.0.0.1"
@@ -183,6 +188,7 @@ flush_interval_ms = 100
 timeout_s = 2
 retry_max_ms = 500
 "#,
+        mqtt_file.display(),
         token_file.display()
     );
     let extra = hearth::config::Config::from_toml(&extra, "secrets test").unwrap();
@@ -190,8 +196,10 @@ retry_max_ms = 500
     assert_clean("the config's Debug output", format!("{extra:?}").as_bytes());
 
     let mut h = Harness::start(BrokerKind::Mosquitto, 60.0, move |c| {
+        // The user in the url, its password from a file.
         let url = c.mqtt.url.clone().unwrap();
-        c.mqtt.url = Some(url.replace("mqtt://", &format!("mqtt://hearth:{MQTT_PASSWORD}@")));
+        c.mqtt.url = Some(url.replace("mqtt://", "mqtt://hearth@"));
+        c.mqtt.password = extra.mqtt.password;
         c.alerts = extra.alerts;
         c.influxdb = extra.influxdb;
     })

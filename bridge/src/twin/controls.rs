@@ -20,7 +20,7 @@
 use super::plant::SharedPlant;
 use crate::clock::Clock;
 use crate::shutdown::Shutdown;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -88,19 +88,21 @@ impl RoomControl {
 /// other twin devices do.
 pub fn spawn(
     clock: Clock,
-    mqtt_host: &str,
-    mqtt_port: u16,
+    broker: &crate::broker::BrokerAddress,
     plant: SharedPlant,
     mut shutdown: Shutdown,
 ) {
     // Unique per twin: several twins may share a process (tests) or a broker.
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut opts = MqttOptions::new(
-        format!("hearth-twin-controls-{}-{n}", std::process::id()),
-        mqtt_host,
-        mqtt_port,
-    );
+    let id = format!("hearth-twin-controls-{}-{n}", std::process::id());
+    let mut opts = match crate::broker::client::options(&id, broker) {
+        Ok(opts) => opts,
+        Err(e) => {
+            tracing::error!("twin controls: cannot reach {broker}: {e:#}");
+            return;
+        }
+    };
     opts.set_keep_alive(Duration::from_secs(5));
     let (client, mut eventloop) = AsyncClient::new(opts, 16);
     tokio::spawn(async move {

@@ -364,10 +364,11 @@ impl HouseTwin {
     ) -> anyhow::Result<HouseHandle> {
         let house: SharedHouse = Arc::new(Mutex::new(House::new(&opts, clock.now_ms())?));
         let node = Arc::new(NodeControl::default());
+        let mut broker = crate::broker::BrokerAddress::local(mqtt_port);
+        broker.host = mqtt_host.to_string();
         node_sim::spawn_with(
             clock,
-            mqtt_host,
-            mqtt_port,
+            &broker,
             NodeSimConfig {
                 node_id: opts.node_id.clone(),
                 name: opts.node_name.clone(),

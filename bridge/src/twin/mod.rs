@@ -40,6 +40,7 @@
 //! [`TwinHandle`] for tests and demos (snapshots, compressor events, IR log,
 //! fault injection).
 
+pub mod access;
 pub mod batch;
 pub mod breaker;
 pub mod building;
@@ -60,6 +61,7 @@ pub mod solar_house;
 pub mod tasmota_sim;
 pub mod tasmota_strip_sim;
 
+pub use access::TwinAccess;
 pub use plant::{Plant, SharedPlant};
 pub use room::{AcMode, AcSettings, AcUnit, Room, RoomParams};
 pub use server_room::{AcSnapshot, ServerRoomTwin, TwinHandle, TwinOptions, TwinSnapshot};

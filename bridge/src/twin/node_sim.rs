@@ -42,11 +42,12 @@ use hearth_node_core::{
     Announce, SensorKind, Telemetry, TopicKind, ValveActuator, ValveInfo, ValveState, encode,
     heapless, parse_valve_command, topic,
 };
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::plant::{Plant, SharedPlant};
+use crate::broker::BrokerAddress;
 use crate::clock::Clock;
 use crate::shutdown::Shutdown;
 
@@ -357,18 +358,17 @@ impl Node {
     }
 }
 
-/// Connects node `cfg.node_id` to the broker and runs it until shutdown,
+/// Connects node `cfg.node_id` to `broker` and runs it until shutdown,
 /// reading the server room's plant.
 pub fn spawn(
     clock: Clock,
-    mqtt_host: &str,
-    mqtt_port: u16,
+    broker: &BrokerAddress,
     cfg: NodeSimConfig,
     plant: SharedPlant,
     control: Arc<NodeControl>,
     shutdown: Shutdown,
 ) -> anyhow::Result<JoinHandle<()>> {
-    spawn_with(clock, mqtt_host, mqtt_port, cfg, plant, control, shutdown)
+    spawn_with(clock, broker, cfg, plant, control, shutdown)
 }
 
 /// Connects node `cfg.node_id` to the broker and runs it until shutdown,
@@ -376,8 +376,7 @@ pub fn spawn(
 /// valve).
 pub fn spawn_with(
     clock: Clock,
-    mqtt_host: &str,
-    mqtt_port: u16,
+    broker: &BrokerAddress,
     cfg: NodeSimConfig,
     io: Arc<dyn NodeIo>,
     control: Arc<NodeControl>,
@@ -394,7 +393,9 @@ pub fn spawn_with(
         t(TopicKind::Telemetry)?,
     );
 
-    let mut opts = MqttOptions::new(format!("hearth-node-{}", cfg.node_id), mqtt_host, mqtt_port);
+    // `broker` carries the node's credential and TLS when it has them
+    // (`hearth demo --secure`), like the firmware's sealed secrets.
+    let mut opts = crate::broker::client::options(&format!("hearth-node-{}", cfg.node_id), broker)?;
     opts.set_keep_alive(Duration::from_secs(5));
     opts.set_last_will(LastWill::new(
         &status_topic,

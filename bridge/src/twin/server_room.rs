@@ -47,6 +47,8 @@ pub struct TwinOptions {
     pub shelly_name: String,
     /// Seed of every random draw (sensor noise, mains noise, MAC, client id).
     pub seed: u64,
+    /// How the MQTT devices authenticate (default: anonymous, plain).
+    pub access: super::TwinAccess,
 }
 
 impl Default for TwinOptions {
@@ -59,6 +61,7 @@ impl Default for TwinOptions {
             tasmota_topic: "tasmota_ir".into(),
             shelly_name: "Server room AC".into(),
             seed: 1,
+            access: Default::default(),
         }
     }
 }
@@ -123,10 +126,10 @@ impl ServerRoomTwin {
         tokio::spawn(physics(clock, plant.clone(), shutdown.clone()));
         let node = Arc::new(node_sim::NodeControl::default());
 
+        let access = |user: &str| opts.access.address(mqtt_host, mqtt_port, user);
         node_sim::spawn(
             clock,
-            mqtt_host,
-            mqtt_port,
+            &access(&opts.node_id),
             NodeSimConfig {
                 node_id: opts.node_id.clone(),
                 name: opts.node_name.clone(),
@@ -140,8 +143,7 @@ impl ServerRoomTwin {
 
         tasmota_sim::spawn(
             clock,
-            mqtt_host,
-            mqtt_port,
+            &access(&opts.tasmota_topic),
             TasmotaSimConfig {
                 topic: opts.tasmota_topic.clone(),
                 client_id: format!("DVES_{:06X}", id_seed & 0xFF_FFFF),
@@ -149,10 +151,15 @@ impl ServerRoomTwin {
             plant.clone(),
             ir_log.clone(),
             shutdown.clone(),
-        );
+        )?;
 
         // The demo's knobs: outdoor temperature and IT load over MQTT.
-        super::controls::spawn(clock, mqtt_host, mqtt_port, plant.clone(), shutdown.clone());
+        super::controls::spawn(
+            clock,
+            &access(super::access::CONTROLS_USER),
+            plant.clone(),
+            shutdown.clone(),
+        );
 
         // Espressif's 08:B6:1F prefix, 24 bits from the seed.
         let mac = format!("08B61F{:06X}", (id_seed >> 24) & 0xFF_FFFF);

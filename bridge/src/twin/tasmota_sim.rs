@@ -37,7 +37,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, LastWill, Packet, QoS};
 use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
 
@@ -501,19 +501,20 @@ pub struct TasmotaSimConfig {
 /// Connects the IR bridge and runs it until shutdown.
 pub fn spawn(
     clock: Clock,
-    mqtt_host: &str,
-    mqtt_port: u16,
+    broker: &crate::broker::BrokerAddress,
     cfg: TasmotaSimConfig,
     plant: SharedPlant,
     log: IrLog,
     shutdown: Shutdown,
-) -> JoinHandle<()> {
+) -> anyhow::Result<JoinHandle<()>> {
     let lwt = format!("tele/{}/LWT", cfg.topic);
-    let mut opts = MqttOptions::new(cfg.client_id.clone(), mqtt_host, mqtt_port);
+    let mut opts = crate::broker::client::options(&cfg.client_id, broker)?;
     opts.set_keep_alive(Duration::from_secs(5));
     opts.set_last_will(LastWill::new(&lwt, "Offline", QoS::AtLeastOnce, true));
     let (client, eventloop) = AsyncClient::new(opts, 64);
-    tokio::spawn(run(clock, cfg, client, eventloop, plant, log, shutdown))
+    Ok(tokio::spawn(run(
+        clock, cfg, client, eventloop, plant, log, shutdown,
+    )))
 }
 
 async fn run(

@@ -232,20 +232,27 @@ impl Node {
         self.clock.now_ms().max(0) as u64
     }
 
-    /// Keeps a reading taken while disconnected.
-    fn keep_offline(&self, t: Telemetry) {
+    /// Keeps a reading if the node is disconnected; `false` (not kept)
+    /// when connected. Decided under the buffer's lock, which the
+    /// reconnection holds from its flush until it marks the node
+    /// connected: a live reading never goes out before the buffered ones.
+    fn keep_if_offline(&self, t: Telemetry, connected: &AtomicBool) -> bool {
         let mut buffer = self.offline.lock().unwrap_or_else(|e| e.into_inner());
+        if connected.load(Ordering::Relaxed) {
+            return false;
+        }
         if buffer.push(t, self.now_ms()).is_some() && buffer.dropped() == 1 {
             tracing::warn!(
                 "twin node {}: offline buffer full ({OFFLINE_READINGS} readings): dropping the oldest",
                 self.cfg.node_id
             );
         }
+        true
     }
 
     /// What the firmware sends right after connecting. `try_publish`: the
     /// event loop is polled by the caller, so awaiting here could deadlock.
-    fn on_connack(&self) {
+    fn on_connack(&self, connected: &AtomicBool) {
         let publish = |topic: &str, qos, retain, payload: Vec<u8>| {
             if let Err(e) = self.client.try_publish(topic, qos, retain, payload) {
                 tracing::warn!("twin node {}: cannot queue {topic}: {e}", self.cfg.node_id);
@@ -267,11 +274,13 @@ impl Node {
         // bridge drops a late reading older than the newest it has).
         let sent = {
             let mut buffer = self.offline.lock().unwrap_or_else(|e| e.into_inner());
-            flush_offline(&mut buffer, self.now_ms(), |payload| {
+            let sent = flush_offline(&mut buffer, self.now_ms(), |payload| {
                 self.client
                     .try_publish(&self.telemetry_topic, QoS::AtMostOnce, false, payload)
                     .is_ok()
-            })
+            });
+            connected.store(true, Ordering::Relaxed);
+            sent
         };
         if sent > 0 {
             tracing::debug!(
@@ -461,8 +470,7 @@ async fn run(node: Arc<Node>, mut eventloop: rumqttc::EventLoop, mut shutdown: S
                         tracing::debug!("twin node {id}: connected");
                     }
                     failures = 0;
-                    connected.store(true, Ordering::Relaxed);
-                    node.on_connack();
+                    node.on_connack(&connected);
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     if node.valve.as_ref().is_some_and(|v| v.set == p.topic) {
@@ -535,11 +543,11 @@ async fn telemetry_loop(node: Arc<Node>, connected: Arc<AtomicBool>, mut shutdow
         }
         // Disconnected: into the offline buffer (rumqttc would drop a
         // queued QoS 0 message at the reconnection: clean session).
-        if !connected.load(Ordering::Relaxed) {
-            node.keep_offline(node.reading());
+        let t = node.reading();
+        if node.keep_if_offline(t, &connected) {
             continue;
         }
-        let payload = telemetry_payload(&node.reading());
+        let payload = telemetry_payload(&t);
         match node
             .client
             .try_publish(&node.telemetry_topic, QoS::AtMostOnce, false, payload)

@@ -36,6 +36,15 @@ enum Command {
         /// Exit 0 after this many wall seconds (default: until Ctrl-C).
         #[arg(long = "for", value_name = "SECONDS")]
         run_for: Option<f64>,
+        /// Server room only: TLS, credentials and topic rights everywhere
+        /// (certificates made in the data directory as `hearth certs
+        /// init`/`issue` would; the twin's devices connect over TLS with
+        /// their own credentials; the API is HTTPS/WSS).
+        #[arg(long)]
+        secure: bool,
+        /// With `--secure`: the embedded broker's MQTT-over-TLS port.
+        #[arg(long, value_name = "PORT", default_value_t = 8883)]
+        mqtt_tls_port: u16,
     },
     /// TLS certificates, MQTT credentials and topic rights: the CA, the
     /// server certificate, devices, and the files for an external Mosquitto.
@@ -332,9 +341,12 @@ async fn main() -> std::process::ExitCode {
             scenario,
             speed,
             run_for,
+            secure,
+            mqtt_tls_port,
         } => {
             init_logging(&common.log_level);
-            demo_command(common, scenario, speed, run_for).await
+            let secure = secure.then_some(mqtt_tls_port);
+            demo_command(common, scenario, speed, run_for, secure).await
         }
         Command::Token { action, data_dir } => token_command(action, &data_dir),
         Command::Firmware { action } => hearth::cli::firmware::run(action),
@@ -495,6 +507,7 @@ async fn demo_command(
     scenario: DemoScenario,
     speed: f64,
     run_for: Option<f64>,
+    secure: Option<u16>,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(
         speed.is_finite() && speed > 0.0 && speed <= 100_000.0,
@@ -506,10 +519,19 @@ async fn demo_command(
             "--for must be a positive number of seconds (got {s})"
         );
     }
+    anyhow::ensure!(
+        secure.is_none() || matches!(scenario, DemoScenario::ServerRoom),
+        "--secure runs the server-room scenario only"
+    );
+    anyhow::ensure!(
+        secure.is_none() || common.mqtt_url.is_none(),
+        "--secure starts the embedded broker with TLS: leave out --mqtt-url"
+    );
     prepare_data_dir(&common.data_dir)?;
     let opts = DemoOptions {
         speed,
         run_for,
+        secure,
         mqtt_url: common.mqtt_url,
         mqtt_port: common.mqtt_port.unwrap_or(1883),
         http_port: common.http_port,

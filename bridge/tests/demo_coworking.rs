@@ -16,6 +16,7 @@ async fn the_balancer_charges_the_morning_laptops_without_a_trip() {
     let data = tempfile::tempdir().unwrap();
     let report = hearth::demo::coworking::run_from(
         DemoOptions {
+            secure: None,
             // 240×: a wall stall of 100 ms on a loaded CI machine is 24
             // simulated seconds of a meter not seen, not minutes.
             speed: 240.0,

@@ -9,6 +9,7 @@ use hearth::demo::DemoOptions;
 async fn the_mpc_heats_the_demo_house_through_the_real_protocols() {
     let data = tempfile::tempdir().unwrap();
     let report = hearth::demo::house::run(DemoOptions {
+        secure: None,
         speed: 600.0,
         run_for: Some(40.0),
         mqtt_url: None,

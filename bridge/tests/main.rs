@@ -19,6 +19,7 @@ mod certs;
 mod closed_loop;
 mod control;
 mod demo_coworking;
+mod demo_secure;
 mod detect;
 mod discovery;
 mod energy;

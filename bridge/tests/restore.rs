@@ -362,6 +362,7 @@ async fn history_after_the_clock_went_back_shows_the_rows_and_the_demo_clock_con
 
     // The demo's clock starts after the last recorded row.
     let opts = hearth::demo::DemoOptions {
+        secure: None,
         speed: 60.0,
         run_for: None,
         mqtt_url: None,

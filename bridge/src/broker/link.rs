@@ -35,8 +35,19 @@ pub struct BrokerAddress {
 
 impl PartialEq for BrokerAddress {
     fn eq(&self, other: &Self) -> bool {
-        (&self.host, self.port, &self.username, &self.password, self.tls.is_some())
-            == (&other.host, other.port, &other.username, &other.password, other.tls.is_some())
+        (
+            &self.host,
+            self.port,
+            &self.username,
+            &self.password,
+            self.tls.is_some(),
+        ) == (
+            &other.host,
+            other.port,
+            &other.username,
+            &other.password,
+            other.tls.is_some(),
+        )
     }
 }
 
@@ -55,8 +66,9 @@ impl std::fmt::Debug for BrokerAddress {
 impl BrokerAddress {
     pub fn parse(text: &str) -> anyhow::Result<Self> {
         // Errors never quote the text: it may hold a password.
-        let url = url::Url::parse(text)
-            .context("the MQTT URL is not a URL (expected mqtt://host:port or mqtts://host:port)")?;
+        let url = url::Url::parse(text).context(
+            "the MQTT URL is not a URL (expected mqtt://host:port or mqtts://host:port)",
+        )?;
         let tls = match url.scheme() {
             "mqtt" | "tcp" => false,
             "mqtts" | "ssl" => true,
@@ -526,7 +538,9 @@ mod tests {
         let a = BrokerAddress::parse("mqtt://me:p%40ss%3Aw@h").unwrap();
         assert_eq!(a.password.as_deref(), Some("p@ss:w"));
         assert_eq!(BrokerAddress::parse("mqtt://127.0.0.1").unwrap().port, 1883);
-        let err = BrokerAddress::parse("http://u:hunter2@x").unwrap_err().to_string();
+        let err = BrokerAddress::parse("http://u:hunter2@x")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("scheme `http`"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
         assert!(!format!("{a:?}").contains("p@ss"));

@@ -10,6 +10,7 @@
 
 pub mod coworking;
 pub mod house;
+pub mod secure;
 
 use crate::app::Bridge;
 use crate::broker::{BrokerAddress, EmbeddedBroker};
@@ -33,6 +34,9 @@ pub struct DemoOptions {
     pub http_port: Option<u16>,
     /// Where access tokens live (`hearth token create --data-dir …`).
     pub data_dir: std::path::PathBuf,
+    /// `--secure` (server room only): TLS, credentials and topic rights,
+    /// with the embedded broker's MQTT-over-TLS on this port (0: any).
+    pub secure: Option<u16>,
 }
 
 /// What the demo measured on the twin.
@@ -160,18 +164,24 @@ pub fn broker(opts: &DemoOptions) -> anyhow::Result<BrokerAddress> {
 
 pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoReport> {
     let clock = resumed_clock(&opts, SERVER_ROOM_TOML, "examples/server-room.toml")?;
-    let broker = broker(&opts)?;
+    let mut twin_opts = TwinOptions::default();
+    // Kept for the demo's life: the secure broker's handle.
+    let (broker, _secure) = match opts.secure {
+        None => (broker(&opts)?, None),
+        Some(tls_port) => {
+            let s = secure::prepare(&opts.data_dir, opts.mqtt_port, tls_port, &twin_opts)?;
+            twin_opts.access = s.twin.clone();
+            (s.bridge.clone(), Some(s))
+        }
+    };
     let (twin_stop, twin_shutdown) = shutdown::channel();
-    let twin = ServerRoomTwin::start(
-        clock,
-        &broker.host,
-        broker.port,
-        TwinOptions::default(),
-        twin_shutdown,
-    )
-    .await?;
+    let twin =
+        ServerRoomTwin::start(clock, &broker.host, broker.port, twin_opts, twin_shutdown).await?;
     let mut config = scenario_config(&broker, &twin.shelly_url(), opts.http_port)?;
     config.data_dir = Some(opts.data_dir.clone());
+    if let Some(s) = &_secure {
+        secure::configure(&mut config, &s.bridge);
+    }
     let thermostat = config.plugins[0].config.clone();
     let num = |k: &str| thermostat.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
     let (target, tolerance, min_cycle) = (
@@ -185,17 +195,21 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoReport> {
         opts.speed
     );
     let bridge = Bridge::start(config, clock).await?;
+    match &_secure {
+        None => tracing::info!(
+            "point Home Assistant's MQTT integration at {} to see every device",
+            bridge.broker
+        ),
+        Some(s) => secure::log_how_to_connect(s, &opts.data_dir),
+    }
+    let ws = if opts.secure.is_some() { "wss" } else { "ws" };
     tracing::info!(
-        "point Home Assistant's MQTT integration at {} to see every device",
-        bridge.broker
-    );
-    tracing::info!(
-        "script it with HA's WebSocket API at ws://{}/api/websocket (token: `hearth token create --name me --data-dir {}`; see examples/scripting/)",
+        "script it with HA's WebSocket API at {ws}://{}/api/websocket (token: `hearth token create --name me --data-dir {}`; see examples/scripting/)",
         bridge.http_addr,
         opts.data_dir.display()
     );
     tracing::info!(
-        "swap the controller live: `hearth plugin swap thermostat builtin:custom-strategy --url ws://{}/api/websocket --token …` (a PI strategy; `builtin:thermostat` swaps back; see examples/custom-strategy/)",
+        "swap the controller live: `hearth plugin swap thermostat builtin:custom-strategy --url {ws}://{}/api/websocket --token …` (a PI strategy; `builtin:thermostat` swaps back; see examples/custom-strategy/)",
         bridge.http_addr
     );
     tracing::info!(

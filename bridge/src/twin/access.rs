@@ -47,7 +47,10 @@ mod tests {
     #[test]
     fn plain_and_anonymous_unless_told_otherwise() {
         let a = TwinAccess::default().address("127.0.0.1", 1883, "server-room");
-        assert_eq!((a.port, a.username.is_none(), a.tls.is_none()), (1883, true, true));
+        assert_eq!(
+            (a.port, a.username.is_none(), a.tls.is_none()),
+            (1883, true, true)
+        );
         let secure = TwinAccess {
             tls: Some((8883, ClientTls::default())),
             passwords: HashMap::from([("server-room".to_string(), "pw".to_string())]),

@@ -734,12 +734,50 @@ async fn mosquitto_clients_connect_with_the_ca_and_are_refused_without_it() {
     assert_eq!(broker.stats.refused.load(Ordering::Relaxed), 2);
 }
 
+/// Runs the real `hearth` binary (here: `hearth certs`).
+fn hearth_ok(args: &[&str]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .output()
+        .expect("hearth runs");
+    assert!(
+        out.status.success(),
+        "hearth {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `hearth certs init` and `issue`'s output, used as is by the whole
+/// bridge with `[tls]`: its own link authenticates as `hearth-bridge`, HA's
+/// credential sees discovery (and not the nodes' raw topics), and a node
+/// issued a password and a client certificate announces itself over TLS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn home_assistants_credential_sees_the_bridges_discovery_over_tls() {
-    let pki = make_pki();
+async fn a_bridge_on_hearth_certs_output_serves_ha_and_an_issued_node_over_tls() {
     common::init_logs();
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().display().to_string();
+    hearth_ok(&["certs", "init", "--data-dir", &dir]);
+    hearth_ok(&[
+        "certs",
+        "issue",
+        "--device",
+        "node-c",
+        "--cert",
+        "--data-dir",
+        &dir,
+    ]);
+    let read = |p: &str| {
+        std::fs::read_to_string(data.path().join(p))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let (ha_pw, node_pw) = (
+        read("mqtt/homeassistant.password"),
+        read("devices/node-c/password"),
+    );
     let mut config = hearth::config::Config {
-        data_dir: Some(pki.dir.path().to_path_buf()),
+        data_dir: Some(data.path().to_path_buf()),
         tls: Some(toml::from_str("").unwrap()),
         ..Default::default()
     };
@@ -750,24 +788,22 @@ async fn home_assistants_credential_sees_the_bridges_discovery_over_tls() {
         .await
         .expect("the bridge starts with [tls], authenticated as hearth-bridge");
     let addr: SocketAddr = ([127, 0, 0, 1], config.mqtt.tls_port).into();
+    let ca = data.path().join("tls/ca.pem");
     let (ha, mut ev) = tls_client(
         addr,
         "ha",
-        Some(("homeassistant", "pw-ha")),
-        tls_config(Some(&pki.ca()), None),
+        Some(("homeassistant", ha_pw.as_str())),
+        tls_config(Some(&ca), None),
     );
     connack(&mut ev).await.expect("HA's credential");
     ha.subscribe("homeassistant/#", QoS::AtLeastOnce)
         .await
         .unwrap();
-    let topic = until(&mut ev, |e| match e {
-        Event::Incoming(Packet::Publish(p)) if p.topic.ends_with("/config") => {
-            Some(p.topic.clone())
-        }
+    until(&mut ev, |e| match e {
+        Event::Incoming(Packet::Publish(p)) if p.topic.ends_with("/config") => Some(()),
         _ => None,
     })
     .await;
-    assert!(topic.starts_with("homeassistant/"), "{topic}");
     // HA may not read the nodes' raw topics.
     ha.subscribe("hearth-node/#", QoS::AtLeastOnce)
         .await
@@ -778,5 +814,48 @@ async fn home_assistants_credential_sees_the_bridges_discovery_over_tls() {
     })
     .await;
     assert_eq!(codes, vec![SubscribeReasonCode::Failure]);
+
+    // node-c by its password, then by its certificate alone, announces
+    // itself; HA gets its discovery config.
+    let (node, mut nev) = tls_client(
+        addr,
+        "node-c-pw",
+        Some(("node-c", node_pw.as_str())),
+        tls_config(Some(&ca), None),
+    );
+    connack(&mut nev).await.expect("node-c's issued password");
+    drop((node, nev));
+    let pki = Pki { dir: data };
+    let (node, mut nev) = tls_client(
+        addr,
+        "node-c",
+        None,
+        tls_config(Some(&ca), Some((&pki, "devices/node-c/client"))),
+    );
+    connack(&mut nev)
+        .await
+        .expect("node-c's issued certificate");
+    let announce = r#"{"id":"node-c","name":"Node C","model":"m","sw_version":"1","sensors":["temperature"],"interval_s":60}"#;
+    node.publish(
+        "hearth-node/node-c/announce",
+        QoS::AtLeastOnce,
+        true,
+        announce,
+    )
+    .await
+    .unwrap();
+    let n_task = tokio::spawn(async move { while nev.poll().await.is_ok() {} });
+    let topic = until(&mut ev, |e| match e {
+        Event::Incoming(Packet::Publish(p))
+            if p.topic.ends_with("/config")
+                && String::from_utf8_lossy(&p.payload).contains("node-c") =>
+        {
+            Some(p.topic.clone())
+        }
+        _ => None,
+    })
+    .await;
+    assert!(topic.starts_with("homeassistant/"), "{topic}");
+    n_task.abort();
     bridge.stop().await;
 }

@@ -859,3 +859,50 @@ async fn a_bridge_on_hearth_certs_output_serves_ha_and_an_issued_node_over_tls()
     n_task.abort();
     bridge.stop().await;
 }
+
+/// A CONNECT with user name and password, as bytes.
+fn raw_connect(id: &str, user: &str, password: &str) -> Vec<u8> {
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 60];
+    for field in [id, user, password] {
+        body.extend_from_slice(&(field.len() as u16).to_be_bytes());
+        body.extend_from_slice(field.as_bytes());
+    }
+    assert!(body.len() < 128);
+    let mut packet = vec![0x10, body.len() as u8];
+    packet.extend_from_slice(&body);
+    packet
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refused_connects_gives_a_bounded_log_without_forged_lines() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = make_pki();
+    let broker = start(&pki, |_| {});
+    let mark = common::log_mark();
+    let user = "flood\u{1b}[31muser\nforged line";
+    for i in 0..30 {
+        let mut s = tokio::net::TcpStream::connect(broker.addr).await.unwrap();
+        s.write_all(&raw_connect(&format!("flood-{i}"), user, "guess"))
+            .await
+            .unwrap();
+        let mut connack = [0u8; 4];
+        tokio::time::timeout(WAIT, s.read_exact(&mut connack))
+            .await
+            .expect("a CONNACK within the wait")
+            .unwrap();
+        assert_eq!(
+            connack,
+            [0x20, 2, 0, 4],
+            "refused: bad user name or password"
+        );
+    }
+    assert_eq!(broker.stats.refused.load(Ordering::Relaxed), 30);
+    let logs = common::logs_since(mark);
+    let escaped = "flood\\u{1b}[31muser\\nforged line";
+    let lines = logs.lines().filter(|l| l.contains(escaped)).count();
+    assert_eq!(lines, 10, "{logs}");
+    assert!(
+        !logs.lines().any(|l| l.starts_with("forged line")) && !logs.contains('\u{1b}'),
+        "{logs}"
+    );
+}

@@ -115,7 +115,10 @@ impl Access {
                 if !passwd.verify(user, password) {
                     return Err((
                         BAD_CREDENTIALS,
-                        format!("bad user name or password for user `{user}`"),
+                        format!(
+                            "bad user name or password for user `{}`",
+                            user.escape_debug()
+                        ),
                     ));
                 }
                 user.to_string()
@@ -124,7 +127,10 @@ impl Access {
             (None, Some(cn)) => {
                 return Err((
                     NOT_AUTHORIZED,
-                    format!("client certificate CN `{cn}` has no entry in the ACL"),
+                    format!(
+                        "client certificate CN `{}` has no entry in the ACL",
+                        cn.escape_debug()
+                    ),
                 ));
             }
             (None, None) => {
@@ -140,7 +146,11 @@ impl Access {
             if !acl.may_publish_client(&user, id, topic) {
                 return Err((
                     NOT_AUTHORIZED,
-                    format!("user `{user}` may not publish its will topic `{topic}`"),
+                    format!(
+                        "user `{}` may not publish its will topic `{}`",
+                        user.escape_debug(),
+                        topic.escape_debug()
+                    ),
                 ));
             }
         }
@@ -203,8 +213,8 @@ impl Guard {
         stats.denials_logged.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             "embedded MQTT broker: client `{}` (user `{}`) may not {what} `{}`; denied (logged once per topic for this connection)",
-            self.client_id,
-            self.user,
+            self.client_id.escape_debug(),
+            self.user.escape_debug(),
             name.escape_debug()
         );
     }

@@ -39,6 +39,11 @@ pub const CONNECT_WAIT: Duration = Duration::from_secs(60);
 const LINGER: Duration = Duration::from_secs(5);
 /// At most one "connection cap reached" warning per this interval.
 const CAP_WARNING_EVERY: Duration = Duration::from_secs(10);
+/// Refused CONNECTs and failed handshakes logged per interval of
+/// [`CAP_WARNING_EVERY`]; past this they are counted and the count logged
+/// once the next interval starts (a password-guessing client cannot fill
+/// the log).
+const REFUSALS_LOGGED: u32 = 10;
 /// Answers the front itself sends a client (acks of denied packets)
 /// queued before the client's reading side waits.
 const ANSWERS_QUEUED: usize = 32;
@@ -87,6 +92,42 @@ struct Front {
     cap: Option<Arc<Semaphore>>,
     /// When the last cap warning was logged, and refusals since.
     cap_warned: Mutex<(Option<Instant>, u64)>,
+    /// Refusal lines logged in the current interval.
+    refusals: Mutex<LogBudget>,
+}
+
+/// A per-interval budget of log lines.
+struct LogBudget {
+    since: Instant,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl LogBudget {
+    /// Whether one more line may be logged now; logs the count of lines
+    /// suppressed in the interval before, if any.
+    fn allow(&mut self) -> bool {
+        if self.since.elapsed() >= CAP_WARNING_EVERY {
+            if self.suppressed > 0 {
+                tracing::warn!(
+                    "embedded MQTT broker: {} more refused connections or failed TLS handshakes were not logged",
+                    self.suppressed
+                );
+            }
+            *self = LogBudget {
+                since: Instant::now(),
+                logged: 0,
+                suppressed: 0,
+            };
+        }
+        if self.logged < REFUSALS_LOGGED {
+            self.logged += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
 }
 
 /// Starts the front on `listeners`, relaying to rumqttd at `broker`.
@@ -108,6 +149,11 @@ pub fn spawn(
         opts,
         sessions: Sessions::default(),
         cap_warned: Mutex::new((None, 0)),
+        refusals: Mutex::new(LogBudget {
+            since: Instant::now(),
+            logged: 0,
+            suppressed: 0,
+        }),
     });
     std::thread::Builder::new()
         .name("mqtt-front".into())
@@ -163,6 +209,14 @@ async fn accept(listener: Listener, front: Arc<Front>) {
 }
 
 impl Front {
+    /// Whether a refusal may be logged now ([`REFUSALS_LOGGED`]).
+    fn log_refusal(&self) -> bool {
+        self.refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allow()
+    }
+
     /// A connection over the cap was closed: warn, at most every
     /// [`CAP_WARNING_EVERY`], with the count since the last warning.
     fn over_cap(&self, peer: SocketAddr) {
@@ -205,14 +259,18 @@ async fn serve(
         }
         Ok(Err(e)) => {
             stats.failed_handshakes.fetch_add(1, Ordering::Relaxed);
-            tracing::info!("embedded MQTT broker: TLS handshake with {peer} failed: {e}");
+            if front.log_refusal() {
+                tracing::info!("embedded MQTT broker: TLS handshake with {peer} failed: {e}");
+            }
         }
         Err(_) => {
             stats.failed_handshakes.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(
-                "embedded MQTT broker: {peer} did not finish its TLS handshake within {:?}; closed",
-                front.opts.handshake_timeout
-            );
+            if front.log_refusal() {
+                tracing::info!(
+                    "embedded MQTT broker: {peer} did not finish its TLS handshake within {:?}; closed",
+                    front.opts.handshake_timeout
+                );
+            }
         }
     }
 }
@@ -281,9 +339,11 @@ async fn relay<R, W>(
                 Ok(guard) => Some(guard),
                 Err((code, why)) => {
                     stats.refused.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        "embedded MQTT broker: client {peer} refused (CONNACK {code}): {why}"
-                    );
+                    if front.log_refusal() {
+                        tracing::warn!(
+                            "embedded MQTT broker: client {peer} refused (CONNACK {code}): {why}"
+                        );
+                    }
                     let _ = client_tx.write_all(&wire::connack(code)).await;
                     let _ = client_tx.flush().await;
                     let _ = client_tx.shutdown().await;

@@ -906,3 +906,82 @@ async fn a_flood_of_refused_connects_gives_a_bounded_log_without_forged_lines() 
         "{logs}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_id_in_use_by_another_user_is_refused_and_its_holder_stays() {
+    let pki = make_pki();
+    let broker = start(&pki, |_| {});
+    let tls_addr = broker.tls_addr.unwrap();
+    let ca = || tls_config(Some(&pki.ca()), None);
+    let (a, mut aev) = tls_client(tls_addr, "shared-id", Some(("node-a", "pw-a")), ca());
+    connack(&mut aev).await.unwrap();
+    // node-b may not take it over (it would close node-a's connection).
+    let (_b, mut bev) = tls_client(tls_addr, "shared-id", Some(("node-b", "pw-b")), ca());
+    assert_eq!(
+        refused(connack(&mut bev).await),
+        ConnectReturnCode::BadClientId
+    );
+    // node-a is still connected: a publish is acknowledged.
+    a.publish(
+        "hearth-node/node-a/status",
+        QoS::AtLeastOnce,
+        false,
+        "online",
+    )
+    .await
+    .unwrap();
+    until(&mut aev, |e| {
+        matches!(e, Event::Incoming(Packet::PubAck(_))).then_some(())
+    })
+    .await;
+    // The bridge's own client id neither.
+    let (_b, mut bev) = plain_client(
+        broker.addr,
+        "hearth-bridge-hearth",
+        Some(("hearth-bridge", "pw-bridge")),
+    );
+    connack(&mut bev).await.unwrap();
+    let (_x, mut xev) = tls_client(
+        tls_addr,
+        "hearth-bridge-hearth",
+        Some(("node-a", "pw-a")),
+        ca(),
+    );
+    assert_eq!(
+        refused(connack(&mut xev).await),
+        ConnectReturnCode::BadClientId
+    );
+    // Once node-a's clean session ends, the id is free again; a session
+    // rumqttd keeps (clean session 0) stays node-a's.
+    drop((a, aev));
+    let mut free = false;
+    for _ in 0..50 {
+        let (_b, mut bev) = tls_client(tls_addr, "shared-id", Some(("node-b", "pw-b")), ca());
+        if connack(&mut bev).await.is_ok() {
+            free = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(free, "the id is free once node-a's connection closed");
+    let mut opts = MqttOptions::new("kept-id", "localhost", tls_addr.port());
+    opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+        Arc::new(ca()),
+    )));
+    opts.set_credentials("node-a", "pw-a");
+    opts.set_clean_session(false);
+    let (a, mut aev) = AsyncClient::new(opts, 8);
+    connack(&mut aev).await.unwrap();
+    a.disconnect().await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while aev.poll().await.is_ok() {}
+    })
+    .await;
+    drop(aev);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_b, mut bev) = tls_client(tls_addr, "kept-id", Some(("node-b", "pw-b")), ca());
+    assert_eq!(
+        refused(connack(&mut bev).await),
+        ConnectReturnCode::BadClientId
+    );
+}

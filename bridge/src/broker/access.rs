@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 /// CONNACK return codes (MQTT 3.1.1 §3.2.2.3).
+pub const IDENTIFIER_REJECTED: u8 = 2;
 pub const BAD_CREDENTIALS: u8 = 4;
 pub const NOT_AUTHORIZED: u8 = 5;
 
@@ -156,6 +157,7 @@ impl Access {
         }
         Ok(Guard {
             user,
+            clean_session: connect.clean_session,
             client_id,
             acl,
             state: Mutex::new(GuardState::default()),
@@ -166,7 +168,8 @@ impl Access {
 /// One authenticated connection's rights and bookkeeping.
 pub struct Guard {
     pub user: String,
-    client_id: String,
+    pub client_id: String,
+    pub clean_session: bool,
     acl: Arc<Acl>,
     state: Mutex<GuardState>,
 }
@@ -322,6 +325,7 @@ mod tests {
             will_topic: None,
             username: user,
             password: pass,
+            clean_session: true,
         }
     }
 

@@ -17,6 +17,7 @@ use super::access::{Access, FrontStats, Guard, Verdict};
 use super::sessions::{DRAIN_WAIT, Sessions, TAKEOVER_WAIT, Takeover};
 use super::wire::{self, Direction, WireError};
 use bytes::BytesMut;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -94,6 +95,35 @@ struct Front {
     cap_warned: Mutex<(Option<Instant>, u64)>,
     /// Refusal lines logged in the current interval.
     refusals: Mutex<LogBudget>,
+    /// With access control: which user each client id belongs to (see
+    /// [`Front::own_client_id`]).
+    owners: Mutex<HashMap<String, Owner>>,
+}
+
+/// The user a client id belongs to: while it has live connections, and
+/// while rumqttd keeps its session (its last CONNECT had clean session 0).
+struct Owner {
+    user: String,
+    live: u32,
+    persistent: bool,
+}
+
+/// A live connection's hold on its client id; released when dropped.
+struct OwnerHold<'a> {
+    front: &'a Front,
+    id: String,
+}
+
+impl Drop for OwnerHold<'_> {
+    fn drop(&mut self) {
+        let mut owners = self.front.owners.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(o) = owners.get_mut(&self.id) {
+            o.live = o.live.saturating_sub(1);
+            if o.live == 0 && !o.persistent {
+                owners.remove(&self.id);
+            }
+        }
+    }
 }
 
 /// A per-interval budget of log lines.
@@ -149,6 +179,7 @@ pub fn spawn(
         opts,
         sessions: Sessions::default(),
         cap_warned: Mutex::new((None, 0)),
+        owners: Mutex::default(),
         refusals: Mutex::new(LogBudget {
             since: Instant::now(),
             logged: 0,
@@ -209,6 +240,32 @@ async fn accept(listener: Listener, front: Arc<Front>) {
 }
 
 impl Front {
+    /// Takes `guard`'s client id for its user, or says which user holds
+    /// it: a client of one user may not take over (close, or inherit the
+    /// kept session of) a client id another user's client is using, such
+    /// as the bridge's own link. An empty id (rumqttd assigns one) holds
+    /// nothing.
+    fn own_client_id(&self, guard: &Guard) -> Result<Option<OwnerHold<'_>>, String> {
+        if guard.client_id.is_empty() {
+            return Ok(None);
+        }
+        let mut owners = self.owners.lock().unwrap_or_else(|e| e.into_inner());
+        let owner = owners.entry(guard.client_id.clone()).or_insert(Owner {
+            user: guard.user.clone(),
+            live: 0,
+            persistent: false,
+        });
+        if owner.user != guard.user {
+            return Err(owner.user.clone());
+        }
+        owner.live += 1;
+        owner.persistent = !guard.clean_session;
+        Ok(Some(OwnerHold {
+            front: self,
+            id: guard.client_id.clone(),
+        }))
+    }
+
     /// Whether a refusal may be logged now ([`REFUSALS_LOGGED`]).
     fn log_refusal(&self) -> bool {
         self.refusals
@@ -351,6 +408,28 @@ async fn relay<R, W>(
                 }
             }
         }
+    };
+    let _hold = match &guard {
+        None => None,
+        Some(g) => match front.own_client_id(g) {
+            Ok(hold) => hold,
+            Err(owner) => {
+                stats.refused.fetch_add(1, Ordering::Relaxed);
+                if front.log_refusal() {
+                    tracing::warn!(
+                        "embedded MQTT broker: client {peer} refused (CONNACK 2): user `{}` may not use client id `{}`, which belongs to user `{}`",
+                        g.user.escape_debug(),
+                        g.client_id.escape_debug(),
+                        owner.escape_debug()
+                    );
+                }
+                let code = super::access::IDENTIFIER_REJECTED;
+                let _ = client_tx.write_all(&wire::connack(code)).await;
+                let _ = client_tx.flush().await;
+                let _ = client_tx.shutdown().await;
+                return;
+            }
+        },
     };
     let claim = match wire::connect_client_id(&first[..len]) {
         Some(id) => {

@@ -216,6 +216,8 @@ pub struct Connect<'a> {
     pub will_topic: Option<&'a str>,
     pub username: Option<&'a str>,
     pub password: Option<&'a [u8]>,
+    /// Clean session flag (0: the broker keeps the session after it ends).
+    pub clean_session: bool,
 }
 
 /// Parses a CONNECT packet (one complete packet as cut by [`packet_len`]);
@@ -262,6 +264,7 @@ pub fn parse_connect(packet: &[u8]) -> Option<Connect<'_>> {
         will_topic,
         username,
         password,
+        clean_session: flags & 0x02 != 0,
     })
 }
 
@@ -540,6 +543,7 @@ mod tests {
                 will_topic: Some("hearth-node/n1/status"),
                 username: Some("n1"),
                 password: Some(&b"s3cr:t"[..]),
+                clean_session: true,
             })
         );
         let anonymous = full_connect("", None, None, None);

@@ -208,6 +208,21 @@ fn check_topic(t: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A Shelly may write everything under its prefix: a prefix in Home
+/// Assistant's, Hearth's or another node's tree would let it forge
+/// discovery, bridge commands or another device's readings.
+fn check_shelly_prefix(prefix: &str) -> anyhow::Result<()> {
+    let first = prefix.split('/').next().unwrap_or_default();
+    let reserved = [HOMEASSISTANT_USER, "hearth", hearth_node_core::TOPIC_ROOT];
+    if first.starts_with('$') || first.starts_with("hearth-") || reserved.contains(&first) {
+        anyhow::bail!(
+            "Shelly MQTT prefix `{}`: its first level `{first}` is Home Assistant's or Hearth's (homeassistant, hearth, hearth-*, $…); give the device its own prefix with --topic",
+            prefix.escape_debug()
+        );
+    }
+    Ok(())
+}
+
 struct Context {
     paths: SecurityPaths,
     binds: Vec<IpAddr>,
@@ -471,6 +486,9 @@ fn issue(
             paths.tls_dir().display()
         );
     }
+    if kind == DeviceKind::Shelly {
+        check_shelly_prefix(topic.unwrap_or(id))?;
+    }
     let rules = device_rules(id, kind, topic);
     // Certificate first: if the CA cannot be loaded nothing is changed.
     let client = if cert {
@@ -591,6 +609,16 @@ mod tests {
         assert!(check_device_id("", DeviceKind::Shelly).is_err());
         assert!(check_device_id(BRIDGE_USER, DeviceKind::Shelly).is_err());
         assert!(check_topic("shellies/plug-1").is_ok());
+        assert!(check_shelly_prefix("shellyplus1pm-a8032ab1").is_ok());
+        for bad in [
+            "homeassistant",
+            "hearth/x",
+            "hearth-node/other",
+            "hearth-bridge",
+            "$SYS",
+        ] {
+            assert!(check_shelly_prefix(bad).is_err(), "{bad}");
+        }
         assert!(check_topic("a/#").is_err());
         assert!(check_topic("/a").is_err());
     }

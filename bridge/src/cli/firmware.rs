@@ -272,40 +272,9 @@ pub fn seal_command(opts: &SealOptions) -> anyhow::Result<usize> {
         .map_err(|e| anyhow::anyhow!("sealing for `{id}`: {e}"))?;
     // The plaintext buffer held every secret: clear it.
     plaintext.fill(0);
-    write_private(&opts.out, &image)?;
+    // 0600 through a temp file and a rename (security::files).
+    crate::security::files::write_private(&opts.out, &image)?;
     Ok(used)
-}
-
-/// Writes `bytes` to `path` with mode 0600 (a new file is created with it;
-/// an existing one is replaced by a new file, not reused with its mode).
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow::anyhow!("{}: not a file path", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        bail!("writing {}: {e}", path.display());
-    }
-    Ok(())
 }
 
 /// This machine's host name (the default `--mqtt-host`).

@@ -8,8 +8,9 @@ use crate::broker::BrokerAddress;
 use crate::broker::client::ClientTls;
 use std::collections::HashMap;
 
-/// The twin devices' way into the broker.
-#[derive(Clone, Debug, Default)]
+/// The twin devices' way into the broker. Debug shows users, not
+/// passwords.
+#[derive(Clone, Default)]
 pub struct TwinAccess {
     /// The broker's MQTT-over-TLS port and the CA to trust; `None`: plain
     /// MQTT on the port the twin was given.
@@ -17,6 +18,15 @@ pub struct TwinAccess {
     /// Password per MQTT user (the node id, the Tasmota topic,
     /// [`CONTROLS_USER`]); a user without one connects anonymously.
     pub passwords: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for TwinAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwinAccess")
+            .field("tls", &self.tls)
+            .field("users", &self.passwords.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// The MQTT user of the twin's knobs (`hearth-twin/…/set`).
@@ -60,5 +70,6 @@ mod tests {
         assert_eq!(a.username.as_deref(), Some("server-room"));
         assert!(a.tls.is_some());
         assert!(secure.address("h", 1, "other").username.is_none());
+        assert!(!format!("{secure:?}").contains("pw"), "{secure:?}");
     }
 }

@@ -9,6 +9,7 @@ use crate::common;
 use hearth::broker::access::Access;
 use hearth::broker::tls::TlsFiles;
 use hearth::broker::{BrokerOptions, EmbeddedBroker};
+use hearth::security::SecurityPaths;
 use hearth::security::passwd::Passwd;
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS,
@@ -113,6 +114,16 @@ fn make_pki() -> Pki {
         write(&format!("{name}.key"), key.serialize_pem());
     };
     client(&issuer, "node-a", "node-a");
+    // What `hearth certs issue --cert` leaves: node-a's certificate is the
+    // one in devices/node-a/client.pem; node-a-old (same CN, same CA) was
+    // issued before it.
+    std::fs::create_dir_all(dir.path().join("devices/node-a")).unwrap();
+    std::fs::copy(
+        dir.path().join("node-a.pem"),
+        dir.path().join("devices/node-a/client.pem"),
+    )
+    .unwrap();
+    client(&issuer, "node-a", "node-a-old");
     client(&issuer, "stranger", "stranger");
     let rogue = ca_params("Rogue CA");
     let rogue_key = KeyPair::generate().unwrap();
@@ -136,8 +147,9 @@ fn make_pki() -> Pki {
 fn start(pki: &Pki, tweak: impl FnOnce(&mut BrokerOptions)) -> EmbeddedBroker {
     common::init_logs();
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let access =
-        Access::load(&pki.path("mqtt/passwd"), &pki.path("mqtt/acl")).expect("passwd and ACL");
+    let access = Access::load(&pki.path("mqtt/passwd"), &pki.path("mqtt/acl"))
+        .expect("passwd and ACL")
+        .with_device_certs(SecurityPaths::new(pki.dir.path()));
     let mut opts = BrokerOptions {
         plain: any,
         tls: Some((any, pki.files())),
@@ -983,5 +995,367 @@ async fn a_client_id_in_use_by_another_user_is_refused_and_its_holder_stays() {
     assert_eq!(
         refused(connack(&mut bev).await),
         ConnectReturnCode::BadClientId
+    );
+}
+
+/// Reads what the peer sends until it closes or `wait` passes.
+async fn read_to_end_within(s: &mut tokio::net::TcpStream, wait: Duration) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(wait, async {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    got
+}
+
+/// A CONNECT with neither user name nor password.
+fn raw_anonymous_connect(id: &str) -> Vec<u8> {
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 60];
+    body.extend_from_slice(&(id.len() as u16).to_be_bytes());
+    body.extend_from_slice(id.as_bytes());
+    let mut packet = vec![0x10, body.len() as u8];
+    packet.extend_from_slice(&body);
+    packet
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rumqttd_behind_the_front_takes_only_the_fronts_own_login() {
+    use hearth::broker::front;
+    use tokio::io::AsyncWriteExt;
+    let pki = make_pki();
+    let broker = start(&pki, |_| {});
+    // Through the front: fine.
+    let (_c, mut ev) = plain_client(broker.addr, "via-front", Some(("node-a", "pw-a")));
+    connack(&mut ev).await.unwrap();
+    // Straight to rumqttd, with a client's real password or none: no session.
+    for connect in [
+        raw_connect("direct-1", "node-a", "pw-a"),
+        raw_connect("direct-2", "hearth-bridge", "pw-bridge"),
+        raw_anonymous_connect("direct-3"),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(broker.rumqttd)
+            .await
+            .unwrap();
+        s.write_all(&connect).await.unwrap();
+        let got = read_to_end_within(&mut s, Duration::from_secs(3)).await;
+        assert!(
+            !got.starts_with(&[0x20, 2, 0, 0]),
+            "rumqttd accepted a CONNECT that did not come from the front: {got:?}"
+        );
+    }
+    // What the front forwards: its own login, never the client's password.
+    let fake_rumqttd = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = fake_rumqttd.local_addr().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let front_addr = listener.local_addr().unwrap();
+    let access = Access::load(&pki.path("mqtt/passwd"), &pki.path("mqtt/acl")).unwrap();
+    let mut opts = front::FrontOptions::plain(64 * 1024);
+    opts.access = Some(Arc::new(access));
+    opts.upstream_login = Some(("internal".into(), "token-123".into()));
+    front::spawn(
+        vec![front::Listener {
+            socket: listener,
+            tls: None,
+        }],
+        upstream,
+        opts,
+    )
+    .unwrap();
+    let mut client = tokio::net::TcpStream::connect(front_addr).await.unwrap();
+    client
+        .write_all(&raw_connect("fwd", "node-a", "pw-a"))
+        .await
+        .unwrap();
+    fake_rumqttd.set_nonblocking(true).unwrap();
+    let fake = tokio::net::TcpListener::from_std(fake_rumqttd).unwrap();
+    let (mut up, _) = tokio::time::timeout(WAIT, fake.accept())
+        .await
+        .expect("the front connects upstream")
+        .unwrap();
+    let mut forwarded = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 256];
+        loop {
+            let n = up.read(&mut buf).await.unwrap();
+            assert!(n > 0, "upstream closed before a whole CONNECT");
+            forwarded.extend_from_slice(&buf[..n]);
+            if forwarded.len() >= 2 && forwarded.len() >= 2 + usize::from(forwarded[1]) {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the CONNECT is forwarded");
+    let c = hearth::broker::wire::parse_connect(&forwarded).expect("a CONNECT");
+    assert_eq!(
+        (c.client_id, c.username, c.password),
+        ("fwd", Some("internal"), Some(&b"token-123"[..]))
+    );
+    assert!(!forwarded.windows(4).any(|w| w == b"pw-a"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_is_cut_off_while_connected_and_an_old_certificate_is_refused() {
+    let pki = make_pki();
+    let broker = start(&pki, |_| {});
+    let tls_addr = broker.tls_addr.unwrap();
+    // An older certificate of node-a, signed by the CA: refused.
+    let (_o, mut oev) = tls_client(
+        tls_addr,
+        "old-cert",
+        None,
+        tls_config(Some(&pki.ca()), Some((&pki, "node-a-old"))),
+    );
+    assert_eq!(
+        refused(connack(&mut oev).await),
+        ConnectReturnCode::NotAuthorized
+    );
+    let (_a, mut aev) = tls_client(
+        tls_addr,
+        "node-a-cert",
+        None,
+        tls_config(Some(&pki.ca()), Some((&pki, "node-a"))),
+    );
+    connack(&mut aev).await.unwrap();
+    let (_b, mut bev) = plain_client(broker.addr, "node-b", Some(("node-b", "pw-b")));
+    connack(&mut bev).await.unwrap();
+    let (ha, mut hev) = plain_client(broker.addr, "ha", Some(("homeassistant", "pw-ha")));
+    connack(&mut hev).await.unwrap();
+    // Each event loop is polled in a task of its own; each ends with its
+    // connection.
+    let watch = |mut ev: EventLoop| {
+        tokio::spawn(async move {
+            loop {
+                match ev.poll().await {
+                    Ok(Event::Incoming(Packet::SubAck(s))) => {
+                        if s.return_codes.contains(&SubscribeReasonCode::Failure) {
+                            return "suback-failure";
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => return "closed",
+                }
+            }
+        })
+    };
+    let (a_task, b_task, h_task) = (watch(aev), watch(bev), watch(hev));
+    // `hearth certs revoke --device node-b`: out of passwd (atomic rename).
+    let passwd_path = pki.path("mqtt/passwd");
+    let mut pw = Passwd::load(&passwd_path).unwrap();
+    assert!(pw.remove("node-b"));
+    let tmp = pki.path("mqtt/passwd.tmp");
+    std::fs::write(&tmp, pw.to_file_text()).unwrap();
+    std::fs::rename(&tmp, &passwd_path).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), b_task)
+        .await
+        .expect("node-b is disconnected once revoked")
+        .unwrap();
+    assert_eq!(ended, "closed");
+    assert!(!a_task.is_finished() && !h_task.is_finished());
+    // HA loses its hearth/# right: its next SUBSCRIBE there is refused.
+    let acl_path = pki.path("mqtt/acl");
+    let acl = ACL.replace("topic readwrite hearth/#\n", "");
+    std::fs::write(&acl_path, &acl).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ha.subscribe("hearth/x", QoS::AtMostOnce).await.unwrap();
+    let ended = tokio::time::timeout(WAIT, h_task)
+        .await
+        .expect("HA's SUBACK")
+        .unwrap();
+    assert_eq!(
+        ended, "suback-failure",
+        "the new ACL applies to HA's next packet"
+    );
+    // node-a (certificate) out of the ACL: cut off.
+    let start = acl.find("user node-a").unwrap();
+    let end = acl.find("user node-b").unwrap();
+    std::fs::write(&acl_path, format!("{}{}", &acl[..start], &acl[end..])).unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), a_task)
+        .await
+        .expect("node-a is disconnected once out of the ACL")
+        .unwrap();
+    assert_eq!(ended, "closed");
+    assert_eq!(broker.stats.revoked.load(Ordering::Relaxed), 2);
+}
+
+/// A local address that is not loopback (the machine's LAN address), if any.
+fn lan_address() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("198.51.100.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lan_clients_cannot_take_loopbacks_slots_nor_one_address_all_of_them() {
+    use tokio::io::AsyncReadExt;
+    let Some(lan) = lan_address() else {
+        eprintln!("no non-loopback address on this machine: test skipped");
+        return;
+    };
+    let pki = make_pki();
+    let on_all = |cap: usize| {
+        move |o: &mut BrokerOptions| {
+            o.max_connections = Some(cap);
+            let (_, files) = o.tls.take().unwrap();
+            o.tls = Some(("0.0.0.0:0".parse().unwrap(), files));
+        }
+    };
+    let closed_at_once = |mut s: tokio::net::TcpStream| async move {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(2), s.read(&mut byte)).await;
+        matches!(read, Ok(Ok(0) | Err(_)))
+    };
+    // A LAN host fills the cap; loopback clients still get in.
+    let broker = start(&pki, on_all(8));
+    let to = SocketAddr::new(lan, broker.tls_addr.unwrap().port());
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(tokio::net::TcpStream::connect(to).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ninth = tokio::net::TcpStream::connect(to).await.unwrap();
+    assert!(
+        closed_at_once(ninth).await,
+        "the ninth LAN connection is closed"
+    );
+    assert_eq!(broker.stats.over_cap.load(Ordering::Relaxed), 1);
+    let (_c, mut ev) = plain_client(broker.addr, "local", Some(("hearth-bridge", "pw-bridge")));
+    connack(&mut ev)
+        .await
+        .expect("a loopback client connects while the LAN cap is full");
+    drop(held);
+    // One address holds at most PER_IP_CONNECTIONS.
+    let per_ip = hearth::broker::front::PER_IP_CONNECTIONS;
+    let broker = start(&pki, on_all(per_ip * 4));
+    let to = SocketAddr::new(lan, broker.tls_addr.unwrap().port());
+    let mut held = Vec::new();
+    for _ in 0..per_ip {
+        held.push(tokio::net::TcpStream::connect(to).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let one_more = tokio::net::TcpStream::connect(to).await.unwrap();
+    assert!(
+        closed_at_once(one_more).await,
+        "one connection too many from {lan}"
+    );
+    assert_eq!(broker.stats.over_ip_cap.load(Ordering::Relaxed), 1);
+    assert_eq!(broker.stats.over_cap.load(Ordering::Relaxed), 0);
+}
+
+/// An MQTT 5 CONNECT (protocol level 5, empty properties).
+fn raw_v5_connect(id: &str) -> Vec<u8> {
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60, 0];
+    body.extend_from_slice(&(id.len() as u16).to_be_bytes());
+    body.extend_from_slice(id.as_bytes());
+    let mut packet = vec![0x10, body.len() as u8];
+    packet.extend_from_slice(&body);
+    packet
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mqtt5_client_is_told_the_protocol_is_unsupported() {
+    use tokio::io::AsyncWriteExt;
+    let pki = make_pki();
+    let secure = start(&pki, |_| {});
+    let default = EmbeddedBroker::start(
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        EmbeddedBroker::free_port(),
+    )
+    .unwrap();
+    let mark = common::log_mark();
+    for (i, addr) in [secure.addr, default.addr, secure.addr]
+        .into_iter()
+        .enumerate()
+    {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(&raw_v5_connect(&format!("v5-{i}")))
+            .await
+            .unwrap();
+        let got = read_to_end_within(&mut s, WAIT).await;
+        assert_eq!(
+            got,
+            [0x20, 0x03, 0x00, 0x84, 0x00],
+            "CONNACK 0x84, then closed"
+        );
+    }
+    assert_eq!(secure.stats.unsupported_protocol.load(Ordering::Relaxed), 2);
+    let logs = common::logs_since(mark);
+    let lines: Vec<_> = logs.lines().filter(|l| l.contains("MQTT 3.1.1")).collect();
+    // One line per broker (rate-limited: the second client on `secure` is
+    // counted, not logged).
+    assert_eq!(lines.len(), 2, "{logs}");
+    assert!(lines[0].contains("protocol to 3.1.1"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_password_hash_does_not_stall_other_clients() {
+    // 100 000 PBKDF2 rounds (the most a password file may ask for).
+    let hash = format!("AAAAAAAAAAAAAAAA${}==", "A".repeat(86));
+    let slow = format!("slow:$7$100000${hash}\n");
+    let pki = make_pki();
+    let passwd_path = pki.path("mqtt/passwd");
+    let text = std::fs::read_to_string(&passwd_path).unwrap();
+    std::fs::write(&passwd_path, format!("{text}{slow}")).unwrap();
+    let t = Instant::now();
+    assert!(!Passwd::parse(&slow).unwrap().verify("slow", b"guess"));
+    let one = t.elapsed();
+    let broker = start(&pki, |_| {});
+    let (c, mut ev) = plain_client(broker.addr, "ha", Some(("homeassistant", "pw-ha")));
+    connack(&mut ev).await.unwrap();
+    c.subscribe("homeassistant/ping", QoS::AtMostOnce)
+        .await
+        .unwrap();
+    until(&mut ev, |e| {
+        matches!(e, Event::Incoming(Packet::SubAck(_))).then_some(())
+    })
+    .await;
+    // Several guessing clients of the slow user at once, then pings.
+    let guesses: Vec<_> = (0..2)
+        .map(|i| {
+            let addr = broker.addr;
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+                s.write_all(&raw_connect(&format!("g{i}"), "slow", "guess"))
+                    .await
+                    .unwrap();
+                let mut connack = [0u8; 4];
+                tokio::time::timeout(WAIT * 4, s.read_exact(&mut connack))
+                    .await
+                    .expect("a CONNACK within the wait")
+                    .unwrap();
+                connack
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut worst = Duration::ZERO;
+    for _ in 0..5 {
+        let t = Instant::now();
+        c.publish("homeassistant/ping", QoS::AtMostOnce, false, "x")
+            .await
+            .unwrap();
+        until(&mut ev, |e| {
+            matches!(e, Event::Incoming(Packet::Publish(_))).then_some(())
+        })
+        .await;
+        worst = worst.max(t.elapsed());
+    }
+    for g in guesses {
+        assert_eq!(g.await.unwrap(), [0x20, 2, 0, 4]);
+    }
+    eprintln!("one slow hash: {one:?}; worst ping meanwhile: {worst:?}");
+    assert!(
+        worst < one / 2,
+        "a ping waited {worst:?} while password hashes of {one:?} ran"
     );
 }

@@ -8,6 +8,7 @@ use super::access::{Access, FrontStats};
 use super::front;
 use super::tls::TlsFiles;
 use crate::config::Config;
+use crate::security::passwd::generate_password;
 use crate::security::{BRIDGE_USER, SecurityPaths};
 use anyhow::Context;
 use std::collections::HashMap;
@@ -15,6 +16,9 @@ use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The user name of the front's own login to rumqttd (with access control).
+pub const INTERNAL_USER: &str = "hearth-front-internal";
 
 /// Largest MQTT payload accepted (bytes): room for device-based discovery.
 pub const MAX_PAYLOAD: usize = 256 * 1024;
@@ -26,7 +30,9 @@ pub struct EmbeddedBroker {
     pub tls_addr: Option<SocketAddr>,
     /// rumqttd's own loopback listener behind the front. Only benchmarks
     /// use it, to measure what the front costs: clients connecting here
-    /// bypass the front's fixes.
+    /// bypass the front's fixes. With access control, rumqttd accepts only
+    /// the front's per-run internal login ([`INTERNAL_USER`] and a random
+    /// password no client sees), so nothing gets around the front.
     pub rumqttd: SocketAddr,
     /// What the front counted (refusals, denials, connections over the cap).
     pub stats: Arc<FrontStats>,
@@ -98,7 +104,8 @@ fn access(config: &Config, data_dir: &Path) -> anyhow::Result<Option<Arc<Access>
         .unwrap_or_else(|| paths.passwd());
     let acl = config.mqtt.acl_file.clone().unwrap_or_else(|| paths.acl());
     let access = Access::load(&passwd, &acl)
-        .context("MQTT authentication is on ([tls] or [mqtt] auth): run `hearth certs init` first, or set [mqtt] auth = false")?;
+        .context("MQTT authentication is on ([tls] or [mqtt] auth): run `hearth certs init` first, or set [mqtt] auth = false")?
+        .with_device_certs(paths);
     Ok(Some(Arc::new(access)))
 }
 
@@ -146,7 +153,13 @@ impl EmbeddedBroker {
             });
         }
         let inner = SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), Self::free_port());
-        let config = config(inner);
+        // With access control, rumqttd takes only the front's login: a
+        // fresh random password per run, known to this process alone.
+        let upstream_login = opts
+            .access
+            .as_ref()
+            .map(|_| (INTERNAL_USER.to_string(), generate_password()));
+        let config = config(inner, upstream_login.clone());
         std::thread::Builder::new()
             .name("mqtt-broker".into())
             .spawn(move || {
@@ -160,6 +173,8 @@ impl EmbeddedBroker {
         let mut front_opts = front::FrontOptions::plain(MAX_PAYLOAD);
         front_opts.stats = stats.clone();
         front_opts.max_connections = opts.max_connections;
+        front_opts.max_per_ip = opts.max_connections.map(|_| front::PER_IP_CONNECTIONS);
+        front_opts.upstream_login = upstream_login;
         front_opts.handshake_timeout = opts.handshake_timeout;
         if opts.access.is_some() {
             front_opts.connect_wait = opts.handshake_timeout;
@@ -227,12 +242,15 @@ pub const INCOMING_BATCH: usize = 100;
 /// What each knob really does was read from rumqttd 0.20's source
 /// (`router/logs.rs`, `segments/mod.rs`, `router/routing.rs`,
 /// `link/network.rs`).
-fn config(addr: SocketAddr) -> rumqttd::Config {
+/// `login`: the only user name and password rumqttd accepts (its
+/// `link/remote.rs` `handle_auth` drops a CONNECT without them, no CONNACK);
+/// `None`: anonymous.
+fn config(addr: SocketAddr, login: Option<(String, String)>) -> rumqttd::Config {
     let connections = rumqttd::ConnectionSettings {
         connection_timeout_ms: 60_000,
         max_payload_size: MAX_PAYLOAD,
         max_inflight_count: INCOMING_BATCH,
-        auth: None,
+        auth: login.map(|(user, password)| HashMap::from([(user, password)])),
         external_auth: None,
         // Only consulted when a publish matches no filter, which in 0.20
         // never creates a log (`DataLog::matches` answers `Some(empty)`):

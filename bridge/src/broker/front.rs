@@ -13,18 +13,18 @@
 //! like rumqttd, so a broker started by a test or the demo outlives the
 //! runtime that started it.
 
-use super::access::{Access, FrontStats, Guard, Verdict};
+use super::access::{Access, ClientCert, FrontStats, Guard, LogBudget, Verdict};
 use super::sessions::{DRAIN_WAIT, Sessions, TAKEOVER_WAIT, Takeover};
 use super::wire::{self, Direction, WireError};
 use bytes::BytesMut;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// How long a new client waits for rumqttd's loopback listener: it binds
 /// in its own thread right after the front starts, well under a second.
@@ -38,13 +38,12 @@ pub const CONNECT_WAIT: Duration = Duration::from_secs(60);
 /// How long one direction may stay open after the other ended (a client
 /// that neither closes nor speaks after rumqttd dropped it).
 const LINGER: Duration = Duration::from_secs(5);
-/// At most one "connection cap reached" warning per this interval.
+/// At most one "connection cap reached" warning (and one "MQTT 5 is not
+/// spoken here") per this interval.
 const CAP_WARNING_EVERY: Duration = Duration::from_secs(10);
-/// Refused CONNECTs and failed handshakes logged per interval of
-/// [`CAP_WARNING_EVERY`]; past this they are counted and the count logged
-/// once the next interval starts (a password-guessing client cannot fill
-/// the log).
-const REFUSALS_LOGGED: u32 = 10;
+/// Connections at once from one non-loopback address (with a cap): one
+/// LAN host cannot take every slot.
+pub const PER_IP_CONNECTIONS: usize = 32;
 /// Answers the front itself sends a client (acks of denied packets)
 /// queued before the client's reading side waits.
 const ANSWERS_QUEUED: usize = 32;
@@ -63,8 +62,18 @@ pub struct FrontOptions {
     pub max_packet: usize,
     /// Authentication and topic rights; `None`: everyone, everything.
     pub access: Option<Arc<Access>>,
-    /// Connections at once (all listeners); more are closed at once.
+    /// Connections at once from non-loopback addresses (all listeners);
+    /// more are closed at once. Loopback clients (the bridge's own link,
+    /// Home Assistant or devices on this host) have a cap of the same size
+    /// of their own, so LAN clients cannot lock them out.
     pub max_connections: Option<usize>,
+    /// Connections at once from one non-loopback address.
+    pub max_per_ip: Option<usize>,
+    /// With access control: the user name and password every forwarded
+    /// CONNECT carries instead of the client's (rumqttd accepts only
+    /// these, so nothing reaches it around the front, and a client's own
+    /// password never goes past the front).
+    pub upstream_login: Option<(String, String)>,
     /// Time a client has to finish its TLS handshake.
     pub handshake_timeout: Duration,
     /// Time a client has to send its first packet (CONNECT).
@@ -78,6 +87,8 @@ impl FrontOptions {
             max_packet,
             access: None,
             max_connections: None,
+            max_per_ip: None,
+            upstream_login: None,
             handshake_timeout: Duration::from_secs(10),
             connect_wait: CONNECT_WAIT,
             stats: Arc::default(),
@@ -90,11 +101,14 @@ struct Front {
     broker: SocketAddr,
     opts: FrontOptions,
     sessions: Sessions,
-    cap: Option<Arc<Semaphore>>,
+    admission: Admission,
     /// When the last cap warning was logged, and refusals since.
     cap_warned: Mutex<(Option<Instant>, u64)>,
-    /// Refusal lines logged in the current interval.
-    refusals: Mutex<LogBudget>,
+    /// Same for the per-address cap, and for MQTT 5 CONNECTs.
+    ip_cap_warned: Mutex<(Option<Instant>, u64)>,
+    v5_warned: Mutex<(Option<Instant>, u64)>,
+    /// Refusal, failed handshake and denial lines: one budget.
+    refusals: LogBudget,
     /// With access control: which user each client id belongs to (see
     /// [`Front::own_client_id`]).
     owners: Mutex<HashMap<String, Owner>>,
@@ -126,37 +140,87 @@ impl Drop for OwnerHold<'_> {
     }
 }
 
-/// A per-interval budget of log lines.
-struct LogBudget {
-    since: Instant,
-    logged: u32,
-    suppressed: u64,
+/// Connections held per non-loopback address.
+type ByIp = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// Who gets a connection slot: non-loopback peers share the cap and each
+/// address has its own smaller one; loopback peers have a cap of their own.
+struct Admission {
+    lan: Option<Arc<Semaphore>>,
+    local: Option<Arc<Semaphore>>,
+    per_ip: Option<usize>,
+    by_ip: ByIp,
 }
 
-impl LogBudget {
-    /// Whether one more line may be logged now; logs the count of lines
-    /// suppressed in the interval before, if any.
-    fn allow(&mut self) -> bool {
-        if self.since.elapsed() >= CAP_WARNING_EVERY {
-            if self.suppressed > 0 {
-                tracing::warn!(
-                    "embedded MQTT broker: {} more refused connections or failed TLS handshakes were not logged",
-                    self.suppressed
-                );
+/// Why a connection got no slot.
+#[derive(Debug, PartialEq, Eq)]
+enum NoSlot {
+    Cap,
+    PerIp,
+}
+
+/// A connection's slot; freed when dropped.
+struct Slot {
+    _permit: Option<OwnedSemaphorePermit>,
+    ip: Option<(IpAddr, ByIp)>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some((ip, by_ip)) = &self.ip {
+            let mut by_ip = by_ip.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = by_ip.get_mut(ip) {
+                *n -= 1;
+                if *n == 0 {
+                    by_ip.remove(ip);
+                }
             }
-            *self = LogBudget {
-                since: Instant::now(),
-                logged: 0,
-                suppressed: 0,
-            };
         }
-        if self.logged < REFUSALS_LOGGED {
-            self.logged += 1;
-            true
-        } else {
-            self.suppressed += 1;
-            false
+    }
+}
+
+impl Admission {
+    fn new(cap: Option<usize>, per_ip: Option<usize>) -> Self {
+        Admission {
+            lan: cap.map(|n| Arc::new(Semaphore::new(n))),
+            local: cap.map(|n| Arc::new(Semaphore::new(n))),
+            per_ip,
+            by_ip: Arc::default(),
         }
+    }
+
+    fn admit(&self, peer: IpAddr) -> Result<Slot, NoSlot> {
+        let peer = peer.to_canonical();
+        let permit = |sem: &Option<Arc<Semaphore>>| match sem {
+            None => Ok(None),
+            Some(s) => s
+                .clone()
+                .try_acquire_owned()
+                .map(Some)
+                .map_err(|_| NoSlot::Cap),
+        };
+        if peer.is_loopback() {
+            return Ok(Slot {
+                _permit: permit(&self.local)?,
+                ip: None,
+            });
+        }
+        let ip = match self.per_ip {
+            None => None,
+            Some(max) => {
+                let mut by_ip = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
+                let n = by_ip.entry(peer).or_insert(0);
+                if *n >= max {
+                    return Err(NoSlot::PerIp);
+                }
+                *n += 1;
+                Some((peer, self.by_ip.clone()))
+            }
+        };
+        // Built first so that a refusal by the cap gives the address slot back.
+        let mut slot = Slot { _permit: None, ip };
+        slot._permit = permit(&self.lan)?;
+        Ok(slot)
     }
 }
 
@@ -175,21 +239,29 @@ pub fn spawn(
         .build()?;
     let front = Arc::new(Front {
         broker,
-        cap: opts.max_connections.map(|n| Arc::new(Semaphore::new(n))),
+        admission: Admission::new(opts.max_connections, opts.max_per_ip),
         opts,
         sessions: Sessions::default(),
         cap_warned: Mutex::new((None, 0)),
+        ip_cap_warned: Mutex::new((None, 0)),
+        v5_warned: Mutex::new((None, 0)),
         owners: Mutex::default(),
-        refusals: Mutex::new(LogBudget {
-            since: Instant::now(),
-            logged: 0,
-            suppressed: 0,
-        }),
+        refusals: LogBudget::default(),
     });
     std::thread::Builder::new()
         .name("mqtt-front".into())
         .spawn(move || {
             runtime.block_on(async move {
+                if let Some(access) = front.opts.access.clone() {
+                    // Revocations reach live connections without a CONNECT.
+                    tokio::spawn(async move {
+                        let mut tick = tokio::time::interval(super::access::RELOAD_EVERY);
+                        loop {
+                            tick.tick().await;
+                            access.refresh();
+                        }
+                    });
+                }
                 let accepts: Vec<_> = listeners
                     .into_iter()
                     .map(|l| tokio::spawn(accept(l, front.clone())))
@@ -214,15 +286,12 @@ async fn accept(listener: Listener, front: Arc<Front>) {
     loop {
         match listener.accept().await {
             Ok((client, peer)) => {
-                let permit = match &front.cap {
-                    None => None,
-                    Some(cap) => match cap.clone().try_acquire_owned() {
-                        Ok(permit) => Some(permit),
-                        Err(_) => {
-                            front.over_cap(peer);
-                            continue;
-                        }
-                    },
+                let permit = match front.admission.admit(peer.ip()) {
+                    Ok(slot) => slot,
+                    Err(no) => {
+                        front.over_cap(peer, no);
+                        continue;
+                    }
                 };
                 let (front, tls) = (front.clone(), tls.clone());
                 tokio::spawn(async move {
@@ -266,29 +335,47 @@ impl Front {
         }))
     }
 
-    /// Whether a refusal may be logged now ([`REFUSALS_LOGGED`]).
+    /// Whether a refusal may be logged now (the shared [`LogBudget`]).
     fn log_refusal(&self) -> bool {
-        self.refusals
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .allow()
+        self.refusals.allow()
     }
 
-    /// A connection over the cap was closed: warn, at most every
-    /// [`CAP_WARNING_EVERY`], with the count since the last warning.
-    fn over_cap(&self, peer: SocketAddr) {
-        self.opts.stats.over_cap.fetch_add(1, Ordering::Relaxed);
-        let mut warned = self.cap_warned.lock().unwrap_or_else(|e| e.into_inner());
-        warned.1 += 1;
-        if warned.0.is_none_or(|t| t.elapsed() >= CAP_WARNING_EVERY) {
-            tracing::warn!(
-                "embedded MQTT broker: {} connection(s) closed at once (latest from {peer}): the front is at its cap of {} connections ([tls] max_connections)",
-                warned.1,
-                self.opts.max_connections.unwrap_or_default()
-            );
-            *warned = (Some(Instant::now()), 0);
+    /// A connection over a cap was closed: warn, at most every
+    /// [`CAP_WARNING_EVERY`] per cap, with the count since the last warning.
+    fn over_cap(&self, peer: SocketAddr, no: NoSlot) {
+        let stats = &self.opts.stats;
+        let (counter, warned) = match no {
+            NoSlot::Cap => (&stats.over_cap, &self.cap_warned),
+            NoSlot::PerIp => (&stats.over_ip_cap, &self.ip_cap_warned),
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(n) = every_interval(warned) {
+            let cap = self.opts.max_connections.unwrap_or_default();
+            match no {
+                NoSlot::Cap => tracing::warn!(
+                    "embedded MQTT broker: {n} connection(s) closed at once (latest from {peer}): the front is at its cap of {cap} connections ([tls] max_connections; loopback clients have a cap of their own)"
+                ),
+                NoSlot::PerIp => tracing::warn!(
+                    "embedded MQTT broker: {n} connection(s) closed at once (latest from {peer}): {} already has {} connections, the most one address may hold",
+                    peer.ip(),
+                    self.opts.max_per_ip.unwrap_or_default()
+                ),
+            }
         }
     }
+}
+
+/// Counts one event; `Some(count since the last line)` when a line may be
+/// logged now (at most one per [`CAP_WARNING_EVERY`]).
+fn every_interval(warned: &Mutex<(Option<Instant>, u64)>) -> Option<u64> {
+    let mut warned = warned.lock().unwrap_or_else(|e| e.into_inner());
+    warned.1 += 1;
+    if warned.0.is_none_or(|t| t.elapsed() >= CAP_WARNING_EVERY) {
+        let n = warned.1;
+        *warned = (Some(Instant::now()), 0);
+        return Some(n);
+    }
+    None
 }
 
 /// One client connection: the TLS handshake if any, then the relay.
@@ -306,13 +393,14 @@ async fn serve(
     let stats = &front.opts.stats;
     match tokio::time::timeout(front.opts.handshake_timeout, acceptor.accept(client)).await {
         Ok(Ok(stream)) => {
-            let cn = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(super::tls::common_name);
+            let cert = stream.get_ref().1.peer_certificates().and_then(|chain| {
+                Some(ClientCert {
+                    cn: super::tls::common_name(chain)?,
+                    der: chain.first()?.to_vec(),
+                })
+            });
             let (rx, tx) = tokio::io::split(stream);
-            relay(rx, tx, peer, cn, &front).await;
+            relay(rx, tx, peer, cert, &front).await;
         }
         Ok(Err(e)) => {
             stats.failed_handshakes.fetch_add(1, Ordering::Relaxed);
@@ -338,13 +426,15 @@ enum Ended {
     ToClient(Result<(), RelayError>),
     /// A newer connection took the client id over.
     Kicked,
+    /// Its login was revoked (why).
+    Revoked(String),
 }
 
 async fn relay<R, W>(
     mut client_rx: R,
     mut client_tx: W,
     peer: SocketAddr,
-    cert_cn: Option<String>,
+    cert: Option<ClientCert>,
     front: &Front,
 ) where
     R: AsyncRead + Unpin,
@@ -356,35 +446,49 @@ async fn relay<R, W>(
     // The first packet is read before rumqttd hears of the client: when it
     // is a CONNECT, an older connection with its client id goes first.
     let mut first = BytesMut::with_capacity(8 * 1024);
-    let len = match tokio::time::timeout(wait, read_packet(&mut client_rx, &mut first, max_packet))
-        .await
-    {
-        Ok(Ok(Some(len))) => len,
-        Ok(Ok(None)) => return,
-        Ok(Err(RelayError::Wire(e))) => {
-            tracing::warn!("embedded MQTT broker: client {peer} dropped: {e}");
-            return;
+    let mut len =
+        match tokio::time::timeout(wait, read_packet(&mut client_rx, &mut first, max_packet)).await
+        {
+            Ok(Ok(Some(len))) => len,
+            Ok(Ok(None)) => return,
+            Ok(Err(RelayError::Wire(e))) => {
+                tracing::warn!("embedded MQTT broker: client {peer} dropped: {e}");
+                return;
+            }
+            Ok(Err(RelayError::Refused(e))) => {
+                tracing::warn!("embedded MQTT broker: client {peer} dropped: {e}");
+                return;
+            }
+            Ok(Err(RelayError::Io(e))) => {
+                tracing::debug!("embedded MQTT broker: client {peer}: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("embedded MQTT broker: client {peer} sent no packet in {wait:?}");
+                return;
+            }
+        };
+    // rumqttd here speaks MQTT 3.1.1 only and would drop an MQTT 5 client
+    // without a word: tell it (and the user) why.
+    if wire::connect_level(&first[..len]) == Some(5) {
+        stats.unsupported_protocol.fetch_add(1, Ordering::Relaxed);
+        if let Some(n) = every_interval(&front.v5_warned) {
+            tracing::warn!(
+                "embedded MQTT broker: {n} MQTT 5 client(s) refused (latest {peer}, CONNACK 0x84 unsupported protocol version): Hearth's embedded broker speaks MQTT 3.1.1 (Home Assistant: set the MQTT integration's protocol to 3.1.1)"
+            );
         }
-        Ok(Err(RelayError::Refused(e))) => {
-            tracing::warn!("embedded MQTT broker: client {peer} dropped: {e}");
-            return;
-        }
-        Ok(Err(RelayError::Io(e))) => {
-            tracing::debug!("embedded MQTT broker: client {peer}: {e}");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!("embedded MQTT broker: client {peer} sent no packet in {wait:?}");
-            return;
-        }
-    };
+        let _ = client_tx.write_all(&wire::CONNACK_V5_UNSUPPORTED).await;
+        let _ = client_tx.flush().await;
+        let _ = client_tx.shutdown().await;
+        return;
+    }
     // With access control, the CONNECT is judged before anything else (a
     // refused client never reaches rumqttd nor closes an older session).
     let guard = match &front.opts.access {
         None => None,
         Some(access) => {
             let verdict = match wire::parse_connect(&first[..len]) {
-                Some(connect) => access.authenticate(&connect, cert_cn.as_deref()),
+                Some(connect) => access.authenticate(&connect, cert.as_ref()).await,
                 None => {
                     tracing::warn!(
                         "embedded MQTT broker: client {peer} dropped: its first packet is not an MQTT 3.1/3.1.1 CONNECT"
@@ -393,7 +497,22 @@ async fn relay<R, W>(
                 }
             };
             match verdict {
-                Ok(guard) => Some(guard),
+                Ok(guard) => {
+                    // rumqttd gets the front's own login, never the client's.
+                    if let Some((user, password)) = &front.opts.upstream_login {
+                        let Some(connect) =
+                            wire::with_login(&first[..len], user, password.as_bytes())
+                        else {
+                            return;
+                        };
+                        let rest = first.split_off(len);
+                        first.clear();
+                        first.extend_from_slice(&connect);
+                        first.extend_from_slice(&rest);
+                        len = connect.len();
+                    }
+                    Some(guard)
+                }
                 Err((code, why)) => {
                     stats.refused.fetch_add(1, Ordering::Relaxed);
                     if front.log_refusal() {
@@ -476,7 +595,10 @@ async fn relay<R, W>(
             &mut broker_tx,
             max_packet,
             first,
-            guard.as_ref().zip(answer_tx).map(|(g, tx)| (g, tx, stats)),
+            guard
+                .as_ref()
+                .zip(answer_tx)
+                .map(|(g, tx)| (g, tx, stats, &front.refusals)),
         );
         let to_client = pump_to_client(
             &mut broker_rx,
@@ -490,7 +612,22 @@ async fn relay<R, W>(
                 None => std::future::pending().await,
             }
         };
-        tokio::pin!(to_broker, to_client, kicked);
+        // On each reload of the password file and ACL: still allowed?
+        let revoked = async {
+            let (Some(access), Some(guard)) = (&front.opts.access, &guard) else {
+                return std::future::pending().await;
+            };
+            let mut changes = access.changes();
+            loop {
+                if changes.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
+                if let Err(why) = access.recheck(guard) {
+                    return why;
+                }
+            }
+        };
+        tokio::pin!(to_broker, to_client, kicked, revoked);
         // A direction that ends cleanly has closed its writing side; the
         // other then ends too (rumqttd drops a client whose socket closed,
         // and a client drops a broker that closed). An error drops both.
@@ -498,6 +635,7 @@ async fn relay<R, W>(
             r = &mut to_broker => Ended::ToBroker(r),
             r = &mut to_client => Ended::ToClient(r),
             () = &mut kicked => Ended::Kicked,
+            why = &mut revoked => Ended::Revoked(why),
         };
         let (rest, error) = match ended {
             Ended::ToBroker(Ok(())) => {
@@ -517,6 +655,11 @@ async fn relay<R, W>(
             }
             Ended::ToBroker(Err(e)) | Ended::ToClient(Err(e)) => (None, Some(e)),
             Ended::Kicked => (None, None),
+            Ended::Revoked(why) => {
+                stats.revoked.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("embedded MQTT broker: client {peer} disconnected: {why}");
+                (None, None)
+            }
         };
         match error.or(rest) {
             Some(RelayError::Wire(e)) => {
@@ -593,7 +736,7 @@ async fn pump_to_broker<R, W>(
     to: &mut W,
     max_packet: usize,
     mut buf: BytesMut,
-    guard: Option<(&Guard, mpsc::Sender<Vec<u8>>, &FrontStats)>,
+    guard: Option<(&Guard, mpsc::Sender<Vec<u8>>, &FrontStats, &LogBudget)>,
 ) -> Result<(), RelayError>
 where
     R: AsyncRead + Unpin,
@@ -606,10 +749,10 @@ where
         while let Some(len) = wire::packet_len(&buf, max_packet)? {
             let packet = buf.split_to(len);
             let mut replaced = None;
-            if let Some((guard, answers, stats)) = &guard
+            if let Some((guard, answers, stats, log)) = &guard
                 && !std::mem::take(&mut connect)
             {
-                match guard.inspect(&packet, stats) {
+                match guard.inspect(&packet, stats, log) {
                     Verdict::Forward(new) => replaced = new,
                     Verdict::Answer(answer) => {
                         if let Some(answer) = answer {
@@ -688,5 +831,34 @@ where
             }
             Some(answer) = answer => out.extend_from_slice(&answer),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lan_peers_cannot_take_loopbacks_slots_nor_one_address_all_of_them() {
+        let admission = Admission::new(Some(4), Some(3));
+        let lan = |n: u8| IpAddr::from([192, 0, 2, n]);
+        let mut held: Vec<Slot> = (0..3).map(|_| admission.admit(lan(1)).unwrap()).collect();
+        assert_eq!(admission.admit(lan(1)).err(), Some(NoSlot::PerIp));
+        held.push(admission.admit(lan(2)).unwrap());
+        // The cap is full for LAN peers, not for loopback ones.
+        assert_eq!(admission.admit(lan(3)).err(), Some(NoSlot::Cap));
+        let local: Vec<Slot> = (0..4)
+            .map(|_| admission.admit(IpAddr::from([127, 0, 0, 1])).unwrap())
+            .collect();
+        let mapped = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(admission.admit(mapped).err(), Some(NoSlot::Cap));
+        drop(local);
+        // A refusal by the cap did not keep lan(3)'s address slot; a freed
+        // slot is reusable.
+        assert_eq!(admission.by_ip.lock().unwrap().get(&lan(3)), None);
+        held.remove(0);
+        assert!(admission.admit(lan(1)).is_ok());
+        drop(held);
+        assert!(admission.by_ip.lock().unwrap().is_empty());
     }
 }

@@ -268,6 +268,64 @@ pub fn parse_connect(packet: &[u8]) -> Option<Connect<'_>> {
     })
 }
 
+/// The protocol level of a CONNECT packet (3: MQTT 3.1, 4: 3.1.1, 5:
+/// MQTT 5); `None` for another packet or a malformed one.
+pub fn connect_level(packet: &[u8]) -> Option<u8> {
+    if packet.first()? >> 4 != CONNECT {
+        return None;
+    }
+    let body = &packet[body_start(packet)?..];
+    let name_len = usize::from(u16::from_be_bytes([*body.first()?, *body.get(1)?]));
+    body.get(2 + name_len).copied()
+}
+
+/// The MQTT 5 CONNACK "Unsupported Protocol Version" (reason 0x84, no
+/// properties) the front answers an MQTT 5 CONNECT with (§3.2.2.2).
+pub const CONNACK_V5_UNSUPPORTED: [u8; 5] = [0x20, 0x03, 0x00, 0x84, 0x00];
+
+/// `packet` (a CONNECT, MQTT 3.1 or 3.1.1) with its user name and password
+/// replaced by `user` and `password`, everything else (flags, keep alive,
+/// client id, will) kept; `None` when it is not such a CONNECT.
+pub fn with_login(packet: &[u8], user: &str, password: &[u8]) -> Option<Vec<u8>> {
+    if packet.first()? >> 4 != CONNECT {
+        return None;
+    }
+    let body = &packet[body_start(packet)?..];
+    let mut at = 0;
+    let skip = |at: &mut usize| -> Option<()> {
+        let len = usize::from(u16::from_be_bytes([*body.get(*at)?, *body.get(*at + 1)?]));
+        *at = (*at + 2).checked_add(len).filter(|&e| e <= body.len())?;
+        Some(())
+    };
+    skip(&mut at)?; // protocol name
+    let level = *body.get(at)?;
+    let flags = *body.get(at + 1)?;
+    if !matches!(level, 3 | 4) || flags & 0x01 != 0 {
+        return None;
+    }
+    let flags_at = at + 1;
+    at += 4; // level, flags, keep alive
+    skip(&mut at)?; // client identifier
+    if flags & 0x04 != 0 {
+        skip(&mut at)?; // will topic
+        skip(&mut at)?; // will message
+    }
+    let user_len = u16::try_from(user.len()).ok()?;
+    let password_len = u16::try_from(password.len()).ok()?;
+    let mut head = body[..at].to_vec();
+    head[flags_at] = flags | 0xC0;
+    Some(packet_of(
+        packet[0],
+        &[
+            &head,
+            &user_len.to_be_bytes(),
+            user.as_bytes(),
+            &password_len.to_be_bytes(),
+            password,
+        ],
+    ))
+}
+
 /// CONNACK with `code` (MQTT 3.1.1 §3.2.2.3: 4 bad user name or password,
 /// 5 not authorized), session present 0.
 pub fn connack(code: u8) -> [u8; 4] {
@@ -373,6 +431,10 @@ fn body_start(packet: &[u8]) -> Option<usize> {
 
 /// A packet from its first byte and body parts (remaining length encoded).
 fn packet(first: u8, parts: &[&[u8]]) -> Vec<u8> {
+    packet_of(first, parts)
+}
+
+fn packet_of(first: u8, parts: &[&[u8]]) -> Vec<u8> {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     let mut out = Vec::with_capacity(len + 5);
     out.push(first);
@@ -562,6 +624,43 @@ mod tests {
         assert_eq!(parse_connect(&publish("a", b"x", 0, false)), None);
         // The client id helper agrees.
         assert_eq!(connect_client_id(&c), Some("n1"));
+    }
+
+    #[test]
+    fn the_login_is_replaced_and_the_rest_kept() {
+        let c = full_connect(
+            "n1",
+            Some("hearth-node/n1/status"),
+            Some("n1"),
+            Some(b"client-secret"),
+        );
+        let out = with_login(&c, "hearth-front", b"internal-token").unwrap();
+        assert!(!out.windows(13).any(|w| w == b"client-secret"));
+        assert_eq!(
+            parse_connect(&out),
+            Some(Connect {
+                client_id: "n1",
+                will_topic: Some("hearth-node/n1/status"),
+                username: Some("hearth-front"),
+                password: Some(&b"internal-token"[..]),
+                clean_session: true,
+            })
+        );
+        assert_eq!(packet_len(&out, 1000), Ok(Some(out.len())));
+        // A certificate login (no user name) gets one too.
+        let anonymous = full_connect("x", None, None, None);
+        let out = with_login(&anonymous, "u", b"p").unwrap();
+        let parsed = parse_connect(&out).unwrap();
+        assert_eq!(
+            (parsed.username, parsed.password),
+            (Some("u"), Some(&b"p"[..]))
+        );
+        assert_eq!(with_login(&publish("a", b"x", 0, false), "u", b"p"), None);
+        assert_eq!(connect_level(&c), Some(4));
+        let mut v5 = c.clone();
+        v5[8] = 5;
+        assert_eq!(connect_level(&v5), Some(5));
+        assert_eq!(with_login(&v5, "u", b"p"), None);
     }
 
     #[test]

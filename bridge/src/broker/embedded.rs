@@ -169,6 +169,9 @@ impl EmbeddedBroker {
                 }
             })
             .context("starting the broker thread")?;
+        if upstream_login.is_some() {
+            ensure_ours(inner)?;
+        }
         let stats = Arc::new(FrontStats::default());
         let mut front_opts = front::FrontOptions::plain(MAX_PAYLOAD);
         front_opts.stats = stats.clone();
@@ -204,6 +207,62 @@ impl EmbeddedBroker {
             .map(|a| a.port())
             .unwrap_or(0)
     }
+}
+
+/// With access control, waits until rumqttd listens on `inner` and fails if
+/// the listening socket is not this process's: [`EmbeddedBroker::free_port`]
+/// frees the port before rumqttd binds it, and a local process that took it
+/// meanwhile would receive every relayed connection. Where `/proc` cannot
+/// tell (not Linux), or rumqttd is not listening within the wait, it warns
+/// and goes on (the front then reports rumqttd missing per client).
+fn ensure_ours(inner: SocketAddr) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match listener_is_ours(inner.port()) {
+            Some(true) => return Ok(()),
+            Some(false) => anyhow::bail!(
+                "another process is listening on {inner}, the embedded MQTT broker's internal port; not starting (restart to pick another port)"
+            ),
+            None if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            None => {
+                tracing::warn!(
+                    "embedded MQTT broker: could not check who listens on its internal port {inner}"
+                );
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Whether every TCP socket listening on `port` (`/proc/net/tcp`, `tcp6`)
+/// is one of this process's (`/proc/self/fd`); `None` when none listens or
+/// `/proc` cannot tell.
+pub fn listener_is_ours(port: u16) -> Option<bool> {
+    let want = format!(":{port:04X}");
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st ... uid timeout inode
+            if f.len() > 9 && f[1].ends_with(&want) && f[3] == "0A" {
+                inodes.push(format!("socket:[{}]", f[9]));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return None;
+    }
+    let ours: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .ok()?
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    Some(inodes.iter().all(|i| ours.contains(i)))
 }
 
 /// Bytes of one segment of a subscription's in-memory log (rumqttd counts
@@ -286,5 +345,49 @@ fn config(addr: SocketAddr, login: Option<(String, String)>) -> rumqttd::Config 
         bridge: None,
         prometheus: None,
         metrics: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listener_of_another_process_is_told_apart() {
+        let ours = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = ours.local_addr().unwrap().port();
+        if std::fs::metadata("/proc/net/tcp").is_err() {
+            eprintln!("no /proc: skipped");
+            return;
+        }
+        assert_eq!(listener_is_ours(port), Some(true));
+        drop(ours);
+        assert_eq!(listener_is_ours(port), None);
+        // Another process listening (python3's socket module, as any local
+        // program could).
+        let port = EmbeddedBroker::free_port();
+        let script = format!(
+            "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',{port}))\ns.listen()\ntime.sleep(10)"
+        );
+        let Ok(mut child) = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .spawn()
+        else {
+            eprintln!("no python3: skipped");
+            return;
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut seen = None;
+        while std::time::Instant::now() < deadline && seen.is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+            seen = listener_is_ours(port);
+        }
+        // The broker would not start behind such a squatter.
+        let refused = ensure_ours(SocketAddr::from(([127, 0, 0, 1], port)));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(seen, Some(false));
+        let e = refused.unwrap_err().to_string();
+        assert!(e.contains("another process"), "{e}");
     }
 }

@@ -86,7 +86,7 @@ pub fn prepare(
         passwords.insert(user.to_string(), password.trim_end().to_string());
     }
 
-    let access = Access::load(&paths.passwd(), &paths.acl())?;
+    let access = Access::load(&paths.passwd(), &paths.acl())?.with_device_certs(paths.clone());
     let localhost = Ipv4Addr::LOCALHOST.into();
     let broker = EmbeddedBroker::start_with(BrokerOptions {
         plain: SocketAddr::new(localhost, plain_port),

@@ -213,9 +213,19 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoReport> {
         bridge.http_addr
     );
     tracing::info!(
-        "drive the room: publish {{\"outside_c\": 38, \"it_load_w\": 5000}} to `{}` on {} (see docs/writing-a-plugin.md, \"Driving the simulated room\")",
+        "drive the room: publish {{\"outside_c\": 38, \"it_load_w\": 5000}} to `{}` on {}{} (see docs/writing-a-plugin.md, \"Driving the simulated room\")",
         crate::twin::controls::CONTROL_TOPIC,
-        bridge.broker
+        bridge.broker,
+        match &_secure {
+            Some(_) => format!(
+                " as user `{}`, password in {}",
+                crate::twin::access::CONTROLS_USER,
+                crate::security::SecurityPaths::new(&opts.data_dir)
+                    .device_password(crate::twin::access::CONTROLS_USER)
+                    .display()
+            ),
+            None => String::new(),
+        }
     );
 
     let started_ms = clock.now_ms();

@@ -53,8 +53,10 @@ pub fn prepare(
         certs(CertsAction::Init {
             sans: Vec::new(),
             force: false,
-            mqtt_tls_port: 8883,
-            mqtt_port: 1883,
+            // What init prints and writes into mosquitto.conf: this demo's
+            // ports (8883 and 1883 when left to the defaults).
+            mqtt_tls_port: if tls_port == 0 { 8883 } else { tls_port },
+            mqtt_port: plain_port,
         })?;
     }
     let devices = [

@@ -16,8 +16,7 @@
 //! `<data_dir>/tls/server.pem` and `server.key`); errors name the file,
 //! never its content.
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,10 +60,11 @@ impl ApiTls {
     /// Loads the certificate and key; errors name the file and the key in
     /// the config that points at it.
     pub fn load(opts: &TlsOptions) -> anyhow::Result<ApiTls> {
-        let certs = read_certs(&opts.cert_file)?;
-        let key = read_key(&opts.key_file)?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        // The broker's loaders and provider: one way to read a PEM identity.
+        use crate::broker::tls::{certificates, private_key, provider};
+        let certs = certificates(&opts.cert_file).context("[http] tls")?;
+        let key = private_key(&opts.key_file).context("[http] tls")?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| anyhow::anyhow!("[http] tls: TLS setup: {e}"))?
             .with_no_client_auth()
@@ -157,41 +157,6 @@ async fn refuse_plain(mut stream: TcpStream) {
         }
     })
     .await;
-}
-
-fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let pem = std::fs::read(path).map_err(|e| {
-        anyhow::anyhow!(
-            "[http] tls: certificate {}: {e} (`hearth certs init --data-dir DIR` makes one)",
-            path.display()
-        )
-    })?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("[http] tls: certificate {}: {e}", path.display()))?;
-    anyhow::ensure!(
-        !certs.is_empty(),
-        "[http] tls: certificate {}: expected PEM certificates (-----BEGIN CERTIFICATE-----)",
-        path.display()
-    );
-    Ok(certs)
-}
-
-fn read_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
-    let pem = std::fs::read(path).map_err(|e| {
-        anyhow::anyhow!(
-            "[http] tls: private key {}: {e} (`hearth certs init --data-dir DIR` makes one)",
-            path.display()
-        )
-    })?;
-    // The parser's error could quote what it read: only the file is named.
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
-        anyhow::anyhow!(
-            "[http] tls: private key {}: expected a PEM private key \
-             (-----BEGIN PRIVATE KEY-----, RSA or EC)",
-            path.display()
-        )
-    })
 }
 
 impl TlsOptions {

@@ -66,12 +66,10 @@ impl ClientTls {
             }
             None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         }
-        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .context("rustls has no TLS version for the ring provider")?
-        .with_root_certificates(roots);
+        let builder = rustls::ClientConfig::builder_with_provider(super::tls::provider())
+            .with_safe_default_protocol_versions()
+            .context("rustls has no TLS version for the ring provider")?
+            .with_root_certificates(roots);
         Ok(match &self.client_auth {
             None => builder.with_no_client_auth(),
             Some(pair) => {

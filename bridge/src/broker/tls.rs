@@ -52,8 +52,7 @@ pub fn acceptor(files: &TlsFiles) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
 
 fn server_config(files: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
     let chain = certificates(&files.cert)?;
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| anyhow::anyhow!("TLS key file {}: {e}", files.key.display()))?;
+    let key = private_key(&files.key)?;
     let mut roots = rustls::RootCertStore::empty();
     for ca in certificates(&files.ca)? {
         roots
@@ -79,16 +78,40 @@ fn server_config(files: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
     Ok(config)
 }
 
-fn certificates(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+/// The PEM certificates of `path` (the broker's and the API's server
+/// certificate, the CA). Errors name the file.
+pub fn certificates(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| anyhow::anyhow!("certificate file {}: {e}", path.display()))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "certificate file {}: {e} (`hearth certs init --data-dir DIR` makes one)",
+                path.display()
+            )
+        })?;
     anyhow::ensure!(
         !certs.is_empty(),
-        "certificate file {} holds no certificate",
+        "certificate file {}: expected PEM certificates (-----BEGIN CERTIFICATE-----)",
         path.display()
     );
     Ok(certs)
+}
+
+/// The PEM private key of `path`. Errors name the file only: the
+/// parser's message could quote what it read.
+pub fn private_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
+    let pem = std::fs::read(path).map_err(|e| {
+        anyhow::anyhow!(
+            "private key {}: {e} (`hearth certs init --data-dir DIR` makes one)",
+            path.display()
+        )
+    })?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
+        anyhow::anyhow!(
+            "private key {}: expected a PEM private key (-----BEGIN PRIVATE KEY-----, RSA or EC)",
+            path.display()
+        )
+    })
 }
 
 /// The subject CN of a verified client certificate chain's leaf.

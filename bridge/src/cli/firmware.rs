@@ -279,14 +279,8 @@ pub fn seal_command(opts: &SealOptions) -> anyhow::Result<usize> {
 
 /// This machine's host name (the default `--mqtt-host`).
 fn hostname() -> anyhow::Result<String> {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname writes at most that.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    match std::str::from_utf8(&buf[..end]) {
-        Ok(h) if rc == 0 && !h.is_empty() => Ok(h.to_string()),
-        _ => bail!("cannot tell this machine's host name; give --mqtt-host"),
-    }
+    crate::security::certs::system_hostname()
+        .ok_or_else(|| anyhow::anyhow!("cannot tell this machine's host name; give --mqtt-host"))
 }
 
 #[cfg(test)]

@@ -93,18 +93,23 @@ fn dn(cn: &str) -> DistinguishedName {
 
 /// This machine's host name (`localhost` if it has none).
 pub fn hostname() -> String {
+    system_hostname().unwrap_or_else(|| "localhost".into())
+}
+
+/// This machine's host name, `None` when the system gives none.
+pub fn system_hostname() -> Option<String> {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname writes at most
     // that many bytes.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
     if rc != 0 {
-        return "localhost".into();
+        return None;
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    match std::str::from_utf8(&buf[..end]) {
-        Ok(s) if !s.is_empty() => s.to_string(),
-        _ => "localhost".into(),
-    }
+    std::str::from_utf8(&buf[..end])
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 impl Ca {

@@ -262,18 +262,7 @@ async fn home_assistant_js_websocket_works_over_wss() {
         Duration::from_secs(40),
     )
     .await;
-    assert!(
-        out.success,
-        "server-room.mjs --check over wss:// failed ({}):\n--- stdout\n{}--- stderr\n{}",
-        out.status, out.stdout, out.stderr
-    );
-    let line = out
-        .stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap();
-    let seen: Value = serde_json::from_str(line).unwrap();
+    let seen = out.check_result("server-room.mjs --check over wss://");
     assert!(seen["states"].as_u64().unwrap() >= 3, "{seen}");
     assert_eq!(seen["target_seen"].as_f64(), Some(22.0), "{seen}");
 

@@ -72,6 +72,25 @@ pub(crate) struct Run {
 }
 
 /// Runs a command to completion, killing it after `timeout`.
+impl Run {
+    /// What `server-room.mjs --check` found: the last JSON line of a run
+    /// that succeeded (panics naming `what` and the output otherwise).
+    pub(crate) fn check_result(&self, what: &str) -> Value {
+        assert!(
+            self.success,
+            "{what} failed ({}):\n--- stdout\n{}--- stderr\n{}",
+            self.status, self.stdout, self.stderr
+        );
+        let line = self
+            .stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or_else(|| panic!("no JSON line in {what}'s output:\n{}", self.stdout));
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+}
+
 pub(crate) async fn run(mut cmd: Command, timeout: Duration) -> Run {
     let mut child = cmd
         .stdin(Stdio::null())
@@ -150,18 +169,7 @@ async fn home_assistant_js_websocket_sets_the_ac_target() {
         .env("HEARTH_URL", format!("http://{}", h.bridge().http_addr))
         .env("HEARTH_TOKEN", &secret);
     let out = run(node, Duration::from_secs(40)).await;
-    assert!(
-        out.success,
-        "server-room.mjs --check failed ({}):\n--- stdout\n{}--- stderr\n{}",
-        out.status, out.stdout, out.stderr
-    );
-    let line = out
-        .stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_else(|| panic!("no JSON line in the script's output:\n{}", out.stdout));
-    let seen: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let seen = out.check_result("server-room.mjs --check");
     println!("{}", out.stdout.trim_end());
 
     assert_eq!(seen["ha_version"], "2025.1.0");

@@ -80,6 +80,11 @@ pub struct Config {
     /// [`crate::drivers::shelly_em`]).
     #[serde(default)]
     pub shelly_em: Vec<crate::drivers::shelly_em::ShellyEmConfig>,
+    /// Shelly Gen1 devices: Plug S, 1PM, EM (keys in
+    /// [`crate::drivers::shelly_gen1::ShellyGen1Config`], behaviour in
+    /// [`crate::drivers::shelly_gen1`]).
+    #[serde(default)]
+    pub shelly_gen1: Vec<crate::drivers::shelly_gen1::ShellyGen1Config>,
     #[serde(default, rename = "plugin")]
     pub plugins: Vec<PluginConfig>,
     /// The plugin directory (`<data-dir>/plugins`) and its watch.
@@ -433,7 +438,8 @@ impl Config {
             .chain(self.ir_ac.iter().map(|a| &a.id))
             .chain(self.tasmota_strip.iter().map(|s| &s.id))
             .chain(self.shelly_pro4pm.iter().map(|s| &s.id))
-            .chain(self.shelly_em.iter().map(|s| &s.id));
+            .chain(self.shelly_em.iter().map(|s| &s.id))
+            .chain(self.shelly_gen1.iter().map(|s| &s.id));
         for id in device_ids {
             hearth_node_core::validate_node_id(id)
                 .map_err(|e| anyhow::anyhow!("device id `{id}`: {e}"))?;
@@ -475,6 +481,9 @@ impl Config {
         }
         for meter in &self.shelly_em {
             meter.validate().map_err(anyhow::Error::msg)?;
+        }
+        for plug in &self.shelly_gen1 {
+            plug.validate().map_err(anyhow::Error::msg)?;
         }
         for s in &self.shelly {
             anyhow::ensure!(

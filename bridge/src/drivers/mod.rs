@@ -10,6 +10,8 @@
 //!   (`POWER<n>`, `ENERGY` per channel or one total).
 //! - [`shelly_pro4pm`]: Shelly Pro 4PM metered 4-relay strips over Gen2 RPC
 //!   (HTTP polling or MQTT `NotifyStatus`).
+//! - [`shelly_gen1`]: Shelly Gen1 (Plug S, 1PM, EM) over HTTP `/status`
+//!   and the `shellies/<id>/…` MQTT push, energy kept monotonic.
 //! - [`shelly_em`]: Shelly Pro 3EM / Pro EM energy meters (grid and PV
 //!   production clamps) over Gen2 RPC, HTTP polling.
 //! - [`helpers`]: Hearth-owned `select` and `number` entities (`[[select]]`,
@@ -24,6 +26,7 @@ pub mod helpers;
 pub mod retained;
 pub mod shelly;
 pub mod shelly_em;
+pub mod shelly_gen1;
 pub mod shelly_pro4pm;
 pub mod tasmota_ir;
 pub mod tasmota_strip;
@@ -73,6 +76,9 @@ pub fn start(config: &Config, ctx: &DriverContext) -> anyhow::Result<Vec<JoinHan
     }
     for meter in &config.shelly_em {
         tasks.push(shelly_em::spawn(meter.clone(), ctx)?);
+    }
+    for plug in &config.shelly_gen1 {
+        tasks.push(shelly_gen1::spawn(plug.clone(), ctx)?);
     }
     if !config.select.is_empty() || !config.number.is_empty() {
         tasks.push(helpers::spawn(&config.select, &config.number, ctx)?);

@@ -85,6 +85,11 @@ pub struct Config {
     /// [`crate::drivers::shelly_gen1`]).
     #[serde(default)]
     pub shelly_gen1: Vec<crate::drivers::shelly_gen1::ShellyGen1Config>,
+    /// Air conditioners behind Broadlink RM4 IR gateways (keys in
+    /// [`crate::drivers::broadlink::BroadlinkConfig`], behaviour in
+    /// [`crate::drivers::broadlink`]).
+    #[serde(default)]
+    pub broadlink: Vec<crate::drivers::broadlink::BroadlinkConfig>,
     #[serde(default, rename = "plugin")]
     pub plugins: Vec<PluginConfig>,
     /// The plugin directory (`<data-dir>/plugins`) and its watch.
@@ -448,6 +453,16 @@ impl Config {
                 "device id `bridge` is reserved for the bridge itself"
             );
             anyhow::ensure!(ids.insert(id.clone()), "device id `{id}` is used twice");
+        }
+        for b in &self.broadlink {
+            hearth_node_core::validate_node_id(&b.id)
+                .map_err(|e| anyhow::anyhow!("device id `{}`: {e}", b.id))?;
+            anyhow::ensure!(
+                b.id != "bridge",
+                "device id `bridge` is reserved for the bridge itself"
+            );
+            anyhow::ensure!(ids.insert(b.id.clone()), "device id `{}` is used twice", b.id);
+            b.validate()?;
         }
         for ac in &self.ir_ac {
             for (name, v) in [

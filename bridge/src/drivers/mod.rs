@@ -6,6 +6,8 @@
 //!   [`retained`] asks the broker for a retained message (a node's announce).
 //! - [`tasmota_ir`]: air conditioners behind a Tasmota IR bridge (`IRhvac`).
 //! - [`shelly`]: Shelly Gen2+ plugs over HTTP JSON-RPC.
+//! - [`broadlink`]: air conditioners behind a Broadlink RM4 IR gateway (its
+//!   UDP protocol, SmartIR code files); [`ir_climate`]: what IR AC drivers share.
 //! - [`tasmota_strip`]: Tasmota multi-relay metered strips over MQTT
 //!   (`POWER<n>`, `ENERGY` per channel or one total).
 //! - [`shelly_pro4pm`]: Shelly Pro 4PM metered 4-relay strips over Gen2 RPC
@@ -21,8 +23,10 @@
 //!   the plugins' forecast series); they live beside their parsers, as does
 //!   [`crate::feeds::calendar`] (`[[calendar]]`: opening hours from .ics).
 
+pub mod broadlink;
 pub mod esp32_node;
 pub mod helpers;
+pub mod ir_climate;
 pub mod retained;
 pub mod shelly;
 pub mod shelly_em;
@@ -64,6 +68,9 @@ pub fn start(config: &Config, ctx: &DriverContext) -> anyhow::Result<Vec<JoinHan
     }
     for ac in &config.ir_ac {
         tasks.push(tasmota_ir::spawn(ac.clone(), ctx)?);
+    }
+    for ac in &config.broadlink {
+        tasks.push(broadlink::spawn(ac.clone(), ctx)?);
     }
     for plug in &config.shelly {
         tasks.push(shelly::spawn(plug.clone(), ctx)?);

@@ -134,6 +134,19 @@ impl Bridge {
             router.clone(),
             shutdown.clone(),
         )?);
+        // Before the drivers and plugins: both raise alerts (an AC not
+        // following its IR commands, a plugin's first outputs).
+        let alerts = crate::alerts::AlertHub::start(
+            &config.alerts,
+            clock,
+            crate::alerts::HubOptions {
+                store: Some(store.clone()),
+                state_file: Some(data_dir.join("alerts.json")),
+            },
+        )?;
+        if let Some(r) = &recorder {
+            tasks.push(record_alerts(&alerts, r.clone(), shutdown.clone()));
+        }
         let forecasts = Arc::new(crate::forecast::Forecasts::default());
         let ctx = DriverContext {
             store: store.clone(),
@@ -143,6 +156,7 @@ impl Bridge {
             clock,
             shutdown: shutdown.clone(),
             forecasts: forecasts.clone(),
+            alerts: Some(alerts.clone()),
         };
         tasks.extend(drivers::start(&config, &ctx)?);
         if let Some(m) = &config.mirror {
@@ -160,18 +174,6 @@ impl Bridge {
         tasks.push(restorer.spawn_watch());
         restorer.apply_ready().await;
 
-        // Before the plugins: their first outputs may raise alerts.
-        let alerts = crate::alerts::AlertHub::start(
-            &config.alerts,
-            clock,
-            crate::alerts::HubOptions {
-                store: Some(store.clone()),
-                state_file: Some(data_dir.join("alerts.json")),
-            },
-        )?;
-        if let Some(r) = &recorder {
-            tasks.push(record_alerts(&alerts, r.clone(), shutdown.clone()));
-        }
         // Host-side, so billing does not depend on the balancing plugin.
         if let Some(u) = &config.usage {
             tasks.push(crate::usage::spawn(

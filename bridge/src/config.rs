@@ -487,6 +487,9 @@ impl Config {
                 "ir_ac `{}`: need min_temp < max_temp and target_temp within them (°C)",
                 ac.id
             );
+            ac.confirm()
+                .validate(&format!("ir_ac `{}`", ac.id))
+                .map_err(anyhow::Error::msg)?;
         }
         for strip in &self.tasmota_strip {
             strip.validate().map_err(anyhow::Error::msg)?;

@@ -33,6 +33,7 @@ mod house;
 mod house_demo;
 mod influx;
 mod input_limits;
+mod ir_confirm;
 mod late_readings;
 mod log_forging;
 mod memory;

@@ -4,7 +4,9 @@
 //!
 //! - [`esp32_node`]: Hearth sensor nodes over MQTT (`firmware/node-core` payloads);
 //!   [`retained`] asks the broker for a retained message (a node's announce).
-//! - [`tasmota_ir`]: air conditioners behind a Tasmota IR bridge (`IRhvac`).
+//! - [`tasmota_ir`]: air conditioners behind a Tasmota IR bridge (`IRhvac`);
+//!   [`ir_confirm`] checks on the AC's power meter that each IR command was
+//!   followed (re-sends, then a problem entity and an alert).
 //! - [`shelly`]: Shelly Gen2+ plugs over HTTP JSON-RPC.
 //! - [`broadlink`]: air conditioners behind a Broadlink RM4 IR gateway (its
 //!   UDP protocol, SmartIR code files); [`ir_climate`]: what IR AC drivers share.
@@ -26,6 +28,7 @@
 pub mod broadlink;
 pub mod esp32_node;
 pub mod helpers;
+pub mod ir_confirm;
 pub mod ir_climate;
 pub mod retained;
 pub mod shelly;
@@ -56,6 +59,9 @@ pub struct DriverContext {
     pub shutdown: Shutdown,
     /// Forecast series plugins read; the feeds publish into it.
     pub forecasts: Arc<crate::forecast::Forecasts>,
+    /// Where a driver raises its alerts (an AC not following its IR
+    /// commands); `None` where no hub runs (tools, unit tests).
+    pub alerts: Option<Arc<crate::alerts::AlertHub>>,
 }
 
 pub use crate::broker::excerpt;

@@ -13,9 +13,13 @@
 //!   controller plugin switches, like `generic_thermostat`'s heater switch.
 //!
 //! IR is one-way: the switch's state is what was last sent. Plugins re-send
-//! periodically (`keep_alive`).
+//! periodically (`keep_alive`). With a `power_sensor`, every command is
+//! confirmed on the AC's power meter ([`super::ir_confirm`]): re-sent when
+//! the AC did not follow within `confirm_delay_s`, and after `max_resends`
+//! re-sends `binary_sensor.<id>_ir_problem` turns on with one alert.
 
 use super::DriverContext;
+use super::ir_confirm::{self, IrConfirm, IrConfirmConfig, SendFn};
 use crate::entity::{
     ClimateSpec, Component, Device, DriverCommand, EntitySpec, SafetyEnvelope, ServiceError,
     StoreEvent,
@@ -42,11 +46,24 @@ pub struct IrAcConfig {
     pub fan_speed: String,
     /// Room temperature sensor shown as the climate's current temperature.
     pub temperature_sensor: Option<String>,
-    /// The AC's electrical power sensor (W), for `hvac_action`.
+    /// The AC's electrical power sensor (W), for `hvac_action` and to
+    /// confirm IR commands (without it, commands are not confirmed).
     pub power_sensor: Option<String>,
     /// W above which the compressor counts as running.
     #[serde(default = "default_running_power")]
     pub running_power_w: f64,
+    /// W above which the AC counts as on (its indoor fan runs; the
+    /// compressor may idle): confirms IR commands. Default 15 W.
+    #[serde(default = "ir_confirm::default_on_power_w")]
+    pub on_power_w: f64,
+    /// Simulated s to wait for the power to follow an IR command before
+    /// re-sending it. Default 60 s.
+    #[serde(default = "ir_confirm::default_confirm_delay_s")]
+    pub confirm_delay_s: f64,
+    /// Re-sends of a command the AC did not follow before its problem
+    /// entity turns on and an alert is raised. Default 2.
+    #[serde(default = "ir_confirm::default_max_resends")]
+    pub max_resends: u32,
     /// °C
     #[serde(default = "default_min_temp")]
     pub min_temp: f64,
@@ -82,6 +99,18 @@ fn default_min_off() -> f64 {
 
 const MODES: [&str; 2] = ["off", "cool"];
 
+impl IrAcConfig {
+    /// The IR confirmation keys.
+    pub fn confirm(&self) -> IrConfirmConfig {
+        IrConfirmConfig {
+            power_sensor: self.power_sensor.clone(),
+            on_power_w: self.on_power_w,
+            confirm_delay_s: self.confirm_delay_s,
+            max_resends: self.max_resends,
+        }
+    }
+}
+
 /// The `IRhvac` command for a power state, as Tasmota documents it.
 pub fn irhvac_payload(cfg: &IrAcConfig, power_on: bool, target: f64) -> Value {
     json!({
@@ -102,6 +131,7 @@ struct Ac {
     mode: String,
     target: f64,
     power_on: bool,
+    confirm: IrConfirm,
 }
 
 pub fn spawn(cfg: IrAcConfig, ctx: &DriverContext) -> anyhow::Result<JoinHandle<()>> {
@@ -126,6 +156,7 @@ pub fn spawn(cfg: IrAcConfig, ctx: &DriverContext) -> anyhow::Result<JoinHandle<
     let (climate_id, switch_id) = (climate.entity_id.clone(), power.entity_id.clone());
     ctx.store.upsert_entity(climate)?;
     ctx.store.upsert_entity(power)?;
+    let confirm = IrConfirm::start(&cfg.id, &cfg.name, &climate_id, cfg.confirm(), ctx)?;
 
     let (tx, mut commands) = mpsc::channel::<DriverCommand>(64);
     let range = SafetyEnvelope {
@@ -157,6 +188,7 @@ pub fn spawn(cfg: IrAcConfig, ctx: &DriverContext) -> anyhow::Result<JoinHandle<
         switch_id,
         mode: "cool".into(),
         power_on: false,
+        confirm,
     };
     ac.publish_state();
     let mut shutdown = ctx.shutdown.clone();
@@ -279,12 +311,18 @@ impl Ac {
         Ok(())
     }
 
+    /// Sends the whole remote state; the AC should end up `on` (confirmed
+    /// on its power meter, re-sent if not).
     async fn send(&mut self, on: bool) -> Result<(), ServiceError> {
-        let payload = irhvac_payload(&self.cfg, on, self.target);
+        let payload = irhvac_payload(&self.cfg, on, self.target).to_string();
         let topic = format!("cmnd/{}/IRhvac", self.cfg.tasmota_topic);
-        self.ctx
-            .link
-            .publish(&topic, payload.to_string(), false)
+        let link = self.ctx.link.clone();
+        let frame: SendFn = std::sync::Arc::new(move || {
+            let (link, topic, payload) = (link.clone(), topic.clone(), payload.clone());
+            Box::pin(async move { link.publish(&topic, payload, false).await })
+        });
+        self.confirm
+            .send(on, frame)
             .await
             .map_err(|e| ServiceError::Driver {
                 entity: self.switch_id.clone(),

@@ -24,7 +24,7 @@ use super::node_sim::{self, NodeSimConfig};
 use super::plant::{Plant, SharedPlant};
 use super::room::{AcMode, RoomParams};
 use super::shelly_sim::{self, FaultSwitch, ShellyFault, ShellySimConfig};
-use super::tasmota_sim::{self, IrLog, TasmotaSimConfig};
+use super::tasmota_sim::{self, IrFault, IrLog, TasmotaSimConfig};
 use crate::clock::Clock;
 use crate::shutdown::Shutdown;
 
@@ -118,6 +118,7 @@ impl ServerRoomTwin {
     ) -> anyhow::Result<TwinHandle> {
         let plant = Plant::new(opts.room, clock.now_ms()).shared();
         let ir_log = IrLog::default();
+        let ir_fault = IrFault::default();
         let fault = FaultSwitch::default();
         // Derive per-device seeds so each stream of noise is independent.
         let mut seeds = fastrand::Rng::with_seed(opts.seed);
@@ -150,6 +151,7 @@ impl ServerRoomTwin {
             },
             plant.clone(),
             ir_log.clone(),
+            ir_fault.clone(),
             shutdown.clone(),
         )?;
 
@@ -184,6 +186,7 @@ impl ServerRoomTwin {
             clock,
             plant,
             ir_log,
+            ir_fault,
             fault,
             shelly_addr,
             node,
@@ -212,6 +215,7 @@ pub struct TwinHandle {
     clock: Clock,
     plant: SharedPlant,
     ir_log: IrLog,
+    ir_fault: IrFault,
     fault: FaultSwitch,
     shelly_addr: SocketAddr,
     node: Arc<node_sim::NodeControl>,
@@ -276,6 +280,18 @@ impl TwinHandle {
     /// The last `IRhvac` payload received.
     pub fn last_ir_command(&self) -> Option<(i64, Value)> {
         self.ir_log.last()
+    }
+
+    /// The AC misses the next `n` IR commands (the IR bridge still
+    /// receives, logs and echoes them); `u32::MAX`: every command until
+    /// called again, 0: none.
+    pub fn ignore_ir_commands(&self, n: u32) {
+        self.ir_fault.ignore_next(n);
+    }
+
+    /// IR commands the AC missed so far.
+    pub fn ir_commands_ignored(&self) -> u64 {
+        self.ir_fault.missed()
     }
 
     /// Makes the plug misbehave from now on (`ShellyFault::None` to stop).

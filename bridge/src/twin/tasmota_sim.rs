@@ -33,7 +33,12 @@
 //!
 //! Every received `IRhvac` payload (valid or not) is kept in an [`IrLog`]
 //! with its sim time, for tests.
+//!
+//! Fault: [`IrFault::ignore_next`] makes the AC miss the next `n` frames
+//! (someone in the beam, a receiver out of sight): Tasmota still transmits
+//! and echoes them (logged as usual), the unit does not react.
 
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -490,6 +495,44 @@ impl IrLog {
     }
 }
 
+/// Frames the AC will not react to. Cheap to clone; shared with the twin
+/// handle.
+#[derive(Debug, Clone, Default)]
+pub struct IrFault {
+    /// Frames still to miss; `u32::MAX`: every frame.
+    pending: Arc<AtomicU32>,
+    missed: Arc<AtomicU64>,
+}
+
+impl IrFault {
+    /// The AC misses the next `n` IR frames (`u32::MAX`: all of them until
+    /// set again; 0: none).
+    pub fn ignore_next(&self, n: u32) {
+        self.pending.store(n, Ordering::SeqCst);
+    }
+
+    /// Frames the AC missed so far.
+    pub fn missed(&self) -> u64 {
+        self.missed.load(Ordering::SeqCst)
+    }
+
+    /// Whether the AC misses this frame (counts it down).
+    fn miss(&self) -> bool {
+        let missed = self
+            .pending
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
+                0 => None,
+                u32::MAX => Some(u32::MAX),
+                n => Some(n - 1),
+            })
+            .is_ok();
+        if missed {
+            self.missed.fetch_add(1, Ordering::SeqCst);
+        }
+        missed
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TasmotaSimConfig {
     /// Tasmota's `Topic` (`tasmota_ir`).
@@ -505,6 +548,7 @@ pub fn spawn(
     cfg: TasmotaSimConfig,
     plant: SharedPlant,
     log: IrLog,
+    fault: IrFault,
     shutdown: Shutdown,
 ) -> anyhow::Result<JoinHandle<()>> {
     let lwt = format!("tele/{}/LWT", cfg.topic);
@@ -513,7 +557,7 @@ pub fn spawn(
     opts.set_last_will(LastWill::new(&lwt, "Offline", QoS::AtLeastOnce, true));
     let (client, eventloop) = AsyncClient::new(opts, 64);
     Ok(tokio::spawn(run(
-        clock, cfg, client, eventloop, plant, log, shutdown,
+        clock, cfg, client, eventloop, plant, log, fault, shutdown,
     )))
 }
 
@@ -524,6 +568,7 @@ async fn run(
     mut eventloop: rumqttc::EventLoop,
     plant: SharedPlant,
     log: IrLog,
+    fault: IrFault,
     mut shutdown: Shutdown,
 ) {
     let cmnd_prefix = format!("cmnd/{}/", cfg.topic);
@@ -558,7 +603,7 @@ async fn run(
                     continue;
                 };
                 let reply = if command.eq_ignore_ascii_case("IRhvac") {
-                    handle_irhvac(&clock, &plant, &log, &p.payload)
+                    handle_irhvac(&clock, &plant, &log, &fault, &p.payload)
                 } else {
                     json!({"Command": "Unknown"}).to_string()
                 };
@@ -583,12 +628,22 @@ async fn run(
 }
 
 /// One `IRhvac` command: log it, decode it, drive the AC, build the RESULT.
-fn handle_irhvac(clock: &Clock, plant: &SharedPlant, log: &IrLog, payload: &[u8]) -> String {
+fn handle_irhvac(
+    clock: &Clock,
+    plant: &SharedPlant,
+    log: &IrLog,
+    fault: &IrFault,
+    payload: &[u8],
+) -> String {
     let now = clock.now_ms();
     let logged = serde_json::from_slice::<Value>(payload)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into_owned()));
     log.push(now, logged);
     match parse_irhvac(payload) {
+        Ok(cmd) if fault.miss() => {
+            tracing::debug!("twin tasmota: the AC missed IR {cmd:?}");
+            cmd.result_payload()
+        }
         Ok(cmd) => {
             let mut p = plant.lock().unwrap_or_else(|e| e.into_inner());
             let settings = cmd.ac_settings(p.ac.settings().mode);
@@ -709,6 +764,19 @@ mod tests {
         let text = wrong["IRHVAC"].as_str().unwrap();
         assert!(text.starts_with("Wrong Vendor (AIRWELL|AMCOR|"), "{text}");
         assert!(text.contains("|MITSUBISHI_AC|"));
+    }
+
+    #[test]
+    fn the_fault_misses_the_next_frames_then_none_or_all() {
+        let f = IrFault::default();
+        assert!(!f.miss());
+        f.ignore_next(2);
+        assert!(f.miss() && f.miss() && !f.miss());
+        f.ignore_next(u32::MAX);
+        assert!((0..100).all(|_| f.miss()));
+        f.ignore_next(0);
+        assert!(!f.miss());
+        assert_eq!(f.missed(), 102);
     }
 
     #[test]

@@ -546,6 +546,7 @@ mod tests {
             clock: Clock::real(),
             shutdown,
             forecasts: Arc::default(),
+            alerts: None,
         };
         let cfg = MirrorConfig {
             discovery: vec!["homeassistant/sensor/+/+/config".into()],

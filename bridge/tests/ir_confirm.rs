@@ -1,0 +1,240 @@
+//! Closed-loop IR (issue 17 item 5) against the twin: the bridge confirms
+//! each IR command on the AC's plug power (the twin's Shelly, polled every
+//! 5 s), re-sends the frame when the AC did not follow, and after
+//! `max_resends` turns `binary_sensor.server_room_ac_ir_problem` on with one
+//! alert; a later command the AC follows clears both. The twin's fault
+//! `ignore_ir_commands(n)` makes its AC miss IR frames.
+
+use crate::common;
+
+use common::{BrokerKind, Harness, Observer, wait_for};
+use hearth::alerts::{AlertEventKind, AlertHub};
+use hearth::entity::{CallSource, ServiceCall};
+use serde_json::{Map, Value, json};
+use std::time::Duration;
+
+const SPEED: f64 = 60.0;
+/// Simulated s per attempt (the default is 60 s).
+const DELAY_S: f64 = 20.0;
+const CLIMATE: &str = "climate.server_room_ac";
+const AC_POWER: &str = "switch.server_room_ac_power";
+const PLUG_POWER: &str = "sensor.server_room_ac_plug_power";
+const PROBLEM: &str = "binary_sensor.server_room_ac_ir_problem";
+const SOURCE: &str = "driver:server-room-ac";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Twin + bridge without the thermostat (the test sends every command),
+/// without a minimum off time, confirmation at 20 s per attempt and the
+/// default 2 re-sends; returns once the plug reports power.
+async fn start() -> Harness {
+    let h = Harness::start(BrokerKind::Embedded, SPEED, |c| {
+        c.plugins.clear();
+        c.ir_ac[0].min_off_s = 0.0;
+        c.ir_ac[0].confirm_delay_s = DELAY_S;
+    })
+    .await;
+    wait_for("the AC and its plug's power", WAIT, || {
+        let s = &h.bridge().store;
+        (s.get(CLIMATE).is_some_and(|c| c.state != "unavailable")
+            && s.get(PLUG_POWER).and_then(|p| p.number()).is_some()
+            && problem(&h).as_deref() == Some("off"))
+        .then_some(())
+    })
+    .await;
+    h
+}
+
+fn problem(h: &Harness) -> Option<String> {
+    h.bridge().store.get(PROBLEM).map(|s| s.state)
+}
+
+fn watts(h: &Harness) -> f64 {
+    let p = h.bridge().store.get(PLUG_POWER);
+    p.and_then(|p| p.number()).unwrap_or(f64::NAN)
+}
+
+async fn call(h: &Harness, domain: &str, service: &str, entity: &str, data: Value) {
+    let Value::Object(data) = data else {
+        panic!("data must be an object")
+    };
+    let call = ServiceCall::new(domain, service, entity, data, CallSource::Internal);
+    h.bridge()
+        .router
+        .call(call)
+        .await
+        .unwrap_or_else(|e| panic!("{domain}.{service} {entity}: {e}"));
+}
+
+/// The IR alerts the hub holds for the AC.
+fn ir_alerts(hub: &AlertHub) -> Vec<hearth::alerts::Alert> {
+    hub.list()
+        .into_iter()
+        .filter(|a| a.source == SOURCE)
+        .collect()
+}
+
+/// IR frames received since `from`.
+fn frames(h: &Harness, from: usize) -> Vec<Value> {
+    h.twin
+        .ir_commands()
+        .into_iter()
+        .skip(from)
+        .map(|(_, c)| c)
+        .collect()
+}
+
+/// Lets `attempts` confirmation windows pass (simulated time).
+async fn let_pass(h: &Harness, attempts: f64) {
+    tokio::time::sleep(h.clock.wall(attempts * DELAY_S * 1000.0)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_ir_command_is_resent_and_the_ac_follows() {
+    let h = start().await;
+    assert!(!h.twin.snapshot().ac.power, "the AC starts off");
+    let from = h.twin.ir_command_count();
+    h.twin.ignore_ir_commands(1);
+    let sent_ms = h.clock.now_ms();
+    call(&h, "switch", "turn_on", AC_POWER, json!({})).await;
+
+    wait_for("the AC on after a re-send", WAIT, || {
+        h.twin.snapshot().ac.power.then_some(())
+    })
+    .await;
+    wait_for("the plug showing the AC on", WAIT, || {
+        (watts(&h) > 15.0).then_some(())
+    })
+    .await;
+    // No further re-send once the power shows the AC on.
+    let_pass(&h, 2.5).await;
+    let ir = h.twin.ir_commands();
+    let sent: Vec<_> = ir.iter().skip(from).collect();
+    assert_eq!(
+        sent.len(),
+        2,
+        "the command and one re-send, nothing after: {sent:?}"
+    );
+    assert_eq!(sent[0].1, sent[1].1, "the re-send repeats the whole frame");
+    assert_eq!(sent[1].1["Power"], "On");
+    let gap_s = (sent[1].0 - sent[0].0) as f64 / 1000.0;
+    assert!(
+        gap_s >= DELAY_S - 1.0,
+        "re-sent {gap_s:.1} s after the command; the AC had {DELAY_S} s to follow"
+    );
+    assert!(
+        sent[0].0 >= sent_ms - 1000,
+        "the first frame is the command"
+    );
+    assert_eq!(h.twin.ir_commands_ignored(), 1);
+    assert_eq!(problem(&h).as_deref(), Some("off"));
+    assert!(ir_alerts(&h.bridge().alerts).is_empty());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ac_ignoring_every_command_raises_one_problem_until_it_follows_again() {
+    let h = start().await;
+    let mut events = h.bridge().alerts.subscribe();
+    let from = h.twin.ir_command_count();
+    h.twin.ignore_ir_commands(u32::MAX);
+    call(&h, "switch", "turn_on", AC_POWER, json!({})).await;
+
+    wait_for("the IR problem on", WAIT, || {
+        (problem(&h).as_deref() == Some("on")).then_some(())
+    })
+    .await;
+    let sent = frames(&h, from);
+    assert_eq!(sent.len(), 3, "the command and 2 re-sends: {sent:?}");
+    assert!(sent.iter().all(|f| *f == sent[0] && f["Power"] == "On"));
+    assert!(!h.twin.snapshot().ac.power, "the AC never followed");
+    let alerts = ir_alerts(&h.bridge().alerts);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let a = &alerts[0];
+    assert!(a.active && a.count == 1, "{a:?}");
+    assert_eq!(a.entity_id.as_deref(), Some(CLIMATE));
+    assert!(
+        a.message.contains(PLUG_POWER) && a.message.contains("did not turn on"),
+        "{}",
+        a.message
+    );
+    let attrs = h.bridge().store.get(PROBLEM).unwrap().attributes;
+    assert!(attrs["power_w"].as_f64().unwrap() <= 15.0, "{attrs:?}");
+
+    // From Home Assistant (the climate's MQTT command topic): a new target
+    // is sent, missed and re-sent; the problem stands, no second alert.
+    let ha = Observer::connect(&h.broker.addr, "cmnd/#").await;
+    let from = h.twin.ir_command_count();
+    ha.publish(
+        "hearth/server-room-ac/climate/set",
+        r#"{"temperature": 23}"#,
+    )
+    .await;
+    wait_for("the new target sent and re-sent twice", WAIT, || {
+        let sent = frames(&h, from);
+        (sent.len() == 3 && sent.iter().all(|f| f["Temp"] == 23.0)).then_some(())
+    })
+    .await;
+    let_pass(&h, 1.5).await;
+    assert_eq!(frames(&h, from).len(), 3, "no more re-sends");
+    assert_eq!(problem(&h).as_deref(), Some("on"));
+    let alerts = ir_alerts(&h.bridge().alerts);
+    assert!(
+        alerts.len() == 1 && alerts[0].active && alerts[0].count == 1,
+        "one alert, raised once: {alerts:?}"
+    );
+
+    // The AC follows again: the next command clears the problem and the alert.
+    h.twin.ignore_ir_commands(0);
+    let from = h.twin.ir_command_count();
+    call(
+        &h,
+        "climate",
+        "set_temperature",
+        CLIMATE,
+        json!({"temperature": 22}),
+    )
+    .await;
+    wait_for("the IR problem off", WAIT, || {
+        (problem(&h).as_deref() == Some("off")).then_some(())
+    })
+    .await;
+    assert!(h.twin.snapshot().ac.power, "the AC followed");
+    assert_eq!(frames(&h, from).len(), 1, "followed at once: no re-send");
+    let alerts = ir_alerts(&h.bridge().alerts);
+    assert!(
+        alerts.len() == 1 && !alerts[0].active,
+        "the alert cleared: {alerts:?}"
+    );
+
+    let mut kinds = Vec::new();
+    while let Ok(ev) = events.try_recv() {
+        if ev.alert.source == SOURCE {
+            kinds.push(ev.kind);
+        }
+    }
+    assert_eq!(
+        kinds,
+        [AlertEventKind::Raised, AlertEventKind::Cleared],
+        "one alert raised, then cleared"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_command_supersedes_a_pending_confirmation() {
+    let h = start().await;
+    let from = h.twin.ir_command_count();
+    h.twin.ignore_ir_commands(u32::MAX);
+    call(&h, "switch", "turn_on", AC_POWER, json!({})).await;
+    // Missed; before its re-send, the AC is switched off: the plug already
+    // shows it off, so the off is confirmed and the `on` never re-sent.
+    tokio::time::sleep(h.clock.wall(DELAY_S * 1000.0 / 4.0)).await;
+    call(&h, "switch", "turn_off", AC_POWER, Map::new().into()).await;
+    let_pass(&h, 3.5).await;
+    let sent = frames(&h, from);
+    let powers: Vec<_> = sent.iter().map(|f| f["Power"].clone()).collect();
+    assert_eq!(powers, [json!("On"), json!("Off")], "{sent:?}");
+    assert_eq!(problem(&h).as_deref(), Some("off"));
+    assert!(ir_alerts(&h.bridge().alerts).is_empty());
+    h.stop().await;
+}

@@ -504,24 +504,7 @@ impl Config {
             plug.validate().map_err(anyhow::Error::msg)?;
         }
         for s in &self.shelly {
-            anyhow::ensure!(
-                s.poll_interval_s.is_finite() && (0.1..=86_400.0).contains(&s.poll_interval_s),
-                "shelly `{}`: poll_interval_s must be between 0.1 and 86400 s",
-                s.id
-            );
-            if let Some(m) = s.min_off_s {
-                anyhow::ensure!(
-                    m.is_finite() && (0.0..=3600.0).contains(&m),
-                    "shelly `{}`: min_off_s must be between 0 and 3600 s",
-                    s.id
-                );
-            }
-            anyhow::ensure!(
-                s.url.starts_with("http://"),
-                "shelly `{}`: url must start with http:// (got `{}`)",
-                s.id,
-                s.url
-            );
+            s.validate().map_err(anyhow::Error::msg)?;
         }
         for cal in &self.calendar {
             hearth_node_core::validate_node_id(&cal.id)

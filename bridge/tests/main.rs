@@ -51,6 +51,7 @@ mod scaffold;
 mod scripting;
 mod secrets;
 mod shelly_pro4pm;
+mod shelly_push;
 mod signals;
 mod simulate;
 mod simulate_coworking;

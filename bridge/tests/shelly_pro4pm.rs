@@ -305,7 +305,7 @@ async fn malformed_notifications_are_logged_and_ignored() {
         ),
         (
             r#"{"method":"NotifyStatus","params":{"ts":1,"switch:7":{"output":true}}}"#,
-            "`switch:7` names a switch the Pro 4PM does not have",
+            "`switch:7` names a switch the device does not have",
         ),
         ("{not json", "expected a JSON object"),
     ];

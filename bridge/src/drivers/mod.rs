@@ -7,7 +7,9 @@
 //! - [`tasmota_ir`]: air conditioners behind a Tasmota IR bridge (`IRhvac`);
 //!   [`ir_confirm`] checks on the AC's power meter that each IR command was
 //!   followed (re-sends, then a problem entity and an alert).
-//! - [`shelly`]: Shelly Gen2+ plugs over HTTP JSON-RPC.
+//! - [`shelly`]: Shelly Gen2+ plugs over HTTP JSON-RPC, with MQTT push
+//!   (`NotifyStatus`) when `mqtt_prefix` is set; [`shelly_rpc`]: the Gen2
+//!   frame and status parsers it shares with the Pro 4PM.
 //! - [`broadlink`]: air conditioners behind a Broadlink RM4 IR gateway (its
 //!   UDP protocol, SmartIR code files); [`ir_climate`]: what IR AC drivers share.
 //! - [`tasmota_strip`]: Tasmota multi-relay metered strips over MQTT
@@ -35,6 +37,7 @@ pub mod shelly;
 pub mod shelly_em;
 pub mod shelly_gen1;
 pub mod shelly_pro4pm;
+pub mod shelly_rpc;
 pub mod tasmota_ir;
 pub mod tasmota_strip;
 

@@ -12,6 +12,7 @@
 //! | Shelly Pro 4PM, 4 metered relays (settable loads, optional breaker, may share a circuit with Tasmota strips) | HTTP RPC on 127.0.0.1 and MQTT RPC (`<prefix>/rpc`, `NotifyStatus` on `<prefix>/events/rpc`, `<prefix>/online`) | [`shelly_pro4pm_sim`] |
 //! | Shelly Pro 3EM / Pro EM energy meter (grid and PV clamps; settable signed power, import/export counters) | HTTP RPC on 127.0.0.1 (`EM`/`EMData`, `EM1`/`EM1Data`) | [`shelly_em_sim`] |
 //! | Shelly Plus Plug S feeding the AC | HTTP JSON-RPC (Gen2 API) on 127.0.0.1 | [`shelly_sim`] |
+//! | the same plug pushing over MQTT, with its power/current limits | `NotifyStatus` on `<prefix>/events/rpc`, `<prefix>/status/switch:0`, `<prefix>/online`, `<prefix>/rpc` | [`shelly_push_sim`] |
 //! | Tempo colours, Open-Meteo forecast, spot prices (the feeds' sources) | HTTP JSON on 127.0.0.1 (api-couleur-tempo.fr, RTE, Open-Meteo shapes) | [`feeds_sim`] |
 //! | The server room's knobs (outdoor temperature, IT load), not a device | MQTT, `hearth-twin/server-room/set` | [`controls`] |
 //! | House: ESP32 node `house` (room temperature, heating valve 0–100 %) on a 5R1C zone | MQTT, `hearth-node/house/…` incl. `valve/set`, `valve/state` | [`house`] |
@@ -56,6 +57,7 @@ pub mod room;
 pub mod server_room;
 pub mod shelly_em_sim;
 pub mod shelly_pro4pm_sim;
+pub mod shelly_push_sim;
 pub mod shelly_sim;
 pub mod solar_house;
 pub mod tasmota_sim;

@@ -21,8 +21,19 @@
 //!
 //! `Shelly.GetDeviceInfo`, `Shelly.GetStatus`, `Shelly.ListMethods`,
 //! `Switch.GetStatus`, `Switch.Set` (`{"id":0,"on":bool}` →
-//! `{"was_on":bool}`), `Switch.Toggle`. Method names match
+//! `{"was_on":bool}`), `Switch.Toggle`, `Switch.GetConfig`,
+//! `Switch.SetConfig` (`{"id":0,"config":{"power_limit":W,
+//! "current_limit":A}}` → `{"restart_required":false}`). Method names match
 //! case-insensitively.
+//!
+//! # Protection (Shelly "Switch": `power_limit`, `current_limit`, `errors`)
+//!
+//! Above `power_limit` W (default 2500, the Plus Plug S rating) or
+//! `current_limit` A (default 12) the plug opens its relay by itself
+//! (`source` `overpower`/`overcurrent`) and its status carries
+//! `"errors":["overpower"]` until the relay is switched on again. The check
+//! runs at every call and, with the MQTT side ([`super::shelly_push_sim`]),
+//! every tick of its watcher; an HTTP-only plug trips when next asked.
 //!
 //! # Errors
 //!
@@ -93,7 +104,12 @@ const METHODS: &[&str] = &[
     "Switch.GetStatus",
     "Switch.Set",
     "Switch.Toggle",
+    "Switch.GetConfig",
+    "Switch.SetConfig",
 ];
+/// W and A the plug protects at out of the box (Plus Plug S).
+pub const DEFAULT_POWER_LIMIT_W: f64 = 2500.0;
+pub const DEFAULT_CURRENT_LIMIT_A: f64 = 12.0;
 const MAX_BODY: usize = 64 * 1024;
 /// How long a `Timeout` fault keeps the client waiting (wall time).
 const HANG: Duration = Duration::from_secs(30);
@@ -158,6 +174,12 @@ pub struct ShellyDevice {
     pub name: String,
     /// Source of the last relay change (`init`, `HTTP_in`).
     source: String,
+    /// W above which the relay opens by itself.
+    pub power_limit_w: f64,
+    /// A above which the relay opens by itself.
+    pub current_limit_a: f64,
+    /// `overpower` / `overcurrent` since the last trip, until switched on.
+    pub errors: Vec<String>,
 }
 
 impl ShellyDevice {
@@ -166,7 +188,89 @@ impl ShellyDevice {
             mac: mac.to_ascii_uppercase(),
             name: name.to_string(),
             source: "init".into(),
+            power_limit_w: DEFAULT_POWER_LIMIT_W,
+            current_limit_a: DEFAULT_CURRENT_LIMIT_A,
+            errors: Vec::new(),
         }
+    }
+
+    /// Source of the last relay change.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The relay from the device itself (its button): clears the errors
+    /// when switching on, as any switch-on does.
+    pub fn set_relay(&mut self, plant: &mut Plant, on: bool, now_ms: i64, source: &str) -> bool {
+        self.source = source.into();
+        if on {
+            self.errors.clear();
+        }
+        plant.set_relay(on, now_ms)
+    }
+
+    /// Opens the relay if the load is above a limit; true if it tripped.
+    pub fn enforce_limits(&mut self, plant: &mut Plant, now_ms: i64, voltage_v: f64) -> bool {
+        plant.advance_to(now_ms);
+        if !plant.relay_on() {
+            return false;
+        }
+        let apower = plant.ac.electrical_w();
+        let why = if apower > self.power_limit_w {
+            "overpower"
+        } else if apower / voltage_v > self.current_limit_a {
+            "overcurrent"
+        } else {
+            return false;
+        };
+        tracing::info!(
+            "twin shelly {}: {apower} W over its limits ({} W, {} A): {why}, relay off",
+            self.id(),
+            self.power_limit_w,
+            self.current_limit_a
+        );
+        plant.set_relay(false, now_ms);
+        self.source = why.into();
+        self.errors = vec![why.into()];
+        true
+    }
+
+    /// `Switch.GetConfig` of switch 0.
+    pub fn switch_config(&self) -> Value {
+        json!({
+            "id": 0, "name": null, "initial_state": "restore_last", "auto_on": false,
+            "auto_on_delay": 60.0, "auto_off": false, "auto_off_delay": 60.0,
+            "power_limit": self.power_limit_w, "voltage_limit": 280,
+            "autorecover_voltage_errors": false, "current_limit": self.current_limit_a,
+        })
+    }
+
+    fn set_config(&mut self, params: &Value) -> Result<Value, RpcError> {
+        let Some(config) = params.get("config").and_then(Value::as_object) else {
+            return Err(RpcError::new(
+                code::INVALID_ARGUMENT,
+                "Missing required 'config'",
+            ));
+        };
+        let limit = |key: &str, max: f64| match config.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .filter(|x| (0.0..=max).contains(x))
+                .map(Some)
+                .ok_or_else(|| {
+                    RpcError::new(code::INVALID_ARGUMENT, format!("Invalid '{key}': {v}"))
+                }),
+        };
+        let p = limit("power_limit", 4000.0)?;
+        let a = limit("current_limit", 16.0)?;
+        if let Some(p) = p {
+            self.power_limit_w = p;
+        }
+        if let Some(a) = a {
+            self.current_limit_a = a;
+        }
+        Ok(json!({"restart_required": false}))
     }
 
     /// `shellyplusplugs-<mac in lower case>`, the device's `src`.
@@ -194,7 +298,7 @@ impl ShellyDevice {
     pub fn switch_status(&self, plant: &Plant, voltage_v: f64) -> Value {
         let apower = plant.ac.electrical_w();
         let t_c = plant.room.temp_c + 3.0 + 2.0 * apower / 1000.0;
-        json!({
+        let mut v = json!({
             "id": 0,
             "source": self.source,
             "output": plant.relay_on(),
@@ -208,7 +312,11 @@ impl ShellyDevice {
                 "minute_ts": plant.minute_ts_s(),
             },
             "temperature": { "tC": round(t_c, 1), "tF": round(t_c * 9.0 / 5.0 + 32.0, 1) },
-        })
+        });
+        if !self.errors.is_empty() {
+            v["errors"] = json!(self.errors);
+        }
+        v
     }
 
     /// One call: `method` with `params` at sim time `now_ms`. Relay methods
@@ -222,6 +330,7 @@ impl ShellyDevice {
         params: &Value,
     ) -> Result<Value, RpcError> {
         plant.advance_to(now_ms);
+        self.enforce_limits(plant, now_ms, voltage_v);
         match method.to_ascii_lowercase().as_str() {
             "shelly.getdeviceinfo" => Ok(self.device_info()),
             "shelly.getstatus" => Ok(json!({ "switch:0": self.switch_status(plant, voltage_v) })),
@@ -243,14 +352,24 @@ impl ShellyDevice {
                         RpcError::new(code::INVALID_ARGUMENT, "Invalid 'on': expected boolean")
                     })?,
                 };
-                self.source = "HTTP_in".into();
-                Ok(json!({ "was_on": plant.set_relay(on, now_ms) }))
+                let was_on = self.set_relay(plant, on, now_ms, "HTTP_in");
+                self.enforce_limits(plant, now_ms, voltage_v);
+                Ok(json!({ "was_on": was_on }))
             }
             "switch.toggle" => {
                 switch_id(params)?;
-                self.source = "HTTP_in".into();
                 let on = !plant.relay_on();
-                Ok(json!({ "was_on": plant.set_relay(on, now_ms) }))
+                let was_on = self.set_relay(plant, on, now_ms, "HTTP_in");
+                self.enforce_limits(plant, now_ms, voltage_v);
+                Ok(json!({ "was_on": was_on }))
+            }
+            "switch.getconfig" => {
+                switch_id(params)?;
+                Ok(self.switch_config())
+            }
+            "switch.setconfig" => {
+                switch_id(params)?;
+                self.set_config(params)
             }
             _ => Err(RpcError::new(
                 code::NO_HANDLER,
@@ -355,10 +474,13 @@ pub struct ShellySimConfig {
     pub seed: u64,
 }
 
+/// The device state shared by its HTTP and MQTT sides.
+pub type SharedDevice = Arc<Mutex<ShellyDevice>>;
+
 struct Server {
     clock: Clock,
     plant: SharedPlant,
-    device: Mutex<ShellyDevice>,
+    device: SharedDevice,
     rng: Mutex<fastrand::Rng>,
     fault: FaultSwitch,
     shutdown: Shutdown,
@@ -485,6 +607,19 @@ pub fn spawn(
     fault: FaultSwitch,
     shutdown: Shutdown,
 ) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let device = Arc::new(Mutex::new(ShellyDevice::new(&cfg.mac, &cfg.name)));
+    spawn_shared(clock, device, cfg.seed, plant, fault, shutdown)
+}
+
+/// [`spawn`] for a device whose state another side (MQTT) shares.
+pub fn spawn_shared(
+    clock: Clock,
+    device: SharedDevice,
+    seed: u64,
+    plant: SharedPlant,
+    fault: FaultSwitch,
+    shutdown: Shutdown,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     // std bind: synchronous, so the twin can start without `.await`.
     let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     std_listener.set_nonblocking(true)?;
@@ -493,8 +628,8 @@ pub fn spawn(
     let server = Arc::new(Server {
         clock,
         plant,
-        device: Mutex::new(ShellyDevice::new(&cfg.mac, &cfg.name)),
-        rng: Mutex::new(fastrand::Rng::with_seed(cfg.seed)),
+        device,
+        rng: Mutex::new(fastrand::Rng::with_seed(seed)),
         fault,
         shutdown: shutdown.clone(),
     });
@@ -675,6 +810,66 @@ mod tests {
         assert_eq!(s, 400);
         assert_eq!(r["error"]["code"], -32700);
         assert!(plant.relay_on(), "no call executed");
+    }
+
+    #[test]
+    fn a_load_above_the_power_limit_trips_the_relay_until_switched_on() {
+        let (mut dev, mut plant) = setup();
+        let (_, r) = frame(
+            &mut dev,
+            &mut plant,
+            T0,
+            json!({"id":1,"method":"Switch.SetConfig","params":{"id":0,"config":{"power_limit":1000}}}),
+        );
+        assert_eq!(r["result"], json!({"restart_required": false}));
+        let (_, r) = frame(
+            &mut dev,
+            &mut plant,
+            T0,
+            json!({"id":2,"method":"Switch.GetConfig","params":{"id":0}}),
+        );
+        assert_eq!(r["result"]["power_limit"], 1000.0);
+        assert_eq!(r["result"]["current_limit"], DEFAULT_CURRENT_LIMIT_A);
+        // The AC's 2300 W compressor is above 1000 W: the next look trips it.
+        let (_, r) = frame(
+            &mut dev,
+            &mut plant,
+            T0 + 1000,
+            json!({"id":3,"method":"Switch.GetStatus","params":{"id":0}}),
+        );
+        assert_eq!(r["result"]["output"], false);
+        assert_eq!(r["result"]["errors"], json!(["overpower"]));
+        assert_eq!(r["result"]["source"], "overpower");
+        assert!(!plant.relay_on());
+        // Raised limit, switched on: the error clears and the relay holds.
+        frame(
+            &mut dev,
+            &mut plant,
+            T0 + 2000,
+            json!({"id":4,"method":"Switch.SetConfig","params":{"id":0,"config":{"power_limit":2500}}}),
+        );
+        let (_, r) = frame(
+            &mut dev,
+            &mut plant,
+            T0 + 2000,
+            json!({"id":5,"method":"Switch.Set","params":{"id":0,"on":true}}),
+        );
+        assert_eq!(r["result"]["was_on"], false);
+        let (_, r) = frame(
+            &mut dev,
+            &mut plant,
+            T0 + 3000,
+            json!({"id":6,"method":"Switch.GetStatus","params":{"id":0}}),
+        );
+        assert_eq!(r["result"]["output"], true);
+        assert!(r["result"].get("errors").is_none());
+        let (_, r) = frame(
+            &mut dev,
+            &mut plant,
+            T0,
+            json!({"id":7,"method":"Switch.SetConfig","params":{"id":0,"config":{"power_limit":"x"}}}),
+        );
+        assert_eq!(r["error"]["code"], -103);
     }
 
     #[test]

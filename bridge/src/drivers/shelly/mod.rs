@@ -1,0 +1,258 @@
+//! Shelly Gen2+ plugs (Plus Plug S and kin), `[[shelly]]`: HTTP JSON-RPC
+//! for commands and polls, and, with `mqtt_prefix`, the device's own MQTT
+//! push so state and power arrive within a second of a change (Shelly
+//! "Gen2+ Device API": RPC Protocol, RPC Channels, Notifications; components
+//! `Shelly` and `Switch`, <https://shelly-api-docs.shelly.cloud/gen2/ComponentsAndServices/Switch>).
+//!
+//! | part | job |
+//! |---|---|
+//! | [`config`] | `[[shelly]]` keys, units and their checks |
+//! | [`http`] | `POST /rpc` client (one call, 5 s, errors naming URL and method) |
+//! | [`push`] | `<prefix>/events/rpc`, `<prefix>/status/switch:<n>`, `<prefix>/online` |
+//! | [`limits`] | `power_limit`/`current_limit` via `Switch.SetConfig`/`GetConfig`, the host envelope |
+//! | `plug` | the entities and availability |
+//! | [`crate::drivers::shelly_rpc`] | frame and status parsing, shared with the Pro 4PM |
+//!
+//! Entities: `switch.<id>` (outlet); `sensor.<id>_power` W, `_voltage` V,
+//! `_current` A, `_energy` Wh (`total_increasing`; `aenergy.total`),
+//! created on their first reading (unmetered models have none);
+//! `binary_sensor.<id>_problem` (on while the status carries `errors`, e.g.
+//! `overpower`, listed in its `errors` attribute); with limits configured,
+//! diagnostic `sensor.<id>_power_limit` W and `sensor.<id>_current_limit` A
+//! (what the device read back).
+//!
+//! Timing: without `mqtt_prefix`, `Switch.GetStatus` every
+//! `poll_interval_s`. With it, one poll at start, then a poll only when
+//! push has been silent for `poll_interval_s` (the fallback), and one when
+//! `<prefix>/online` turns `true`. Commands (`turn_on`/`turn_off`/`toggle`
+//! → `Switch.Set`/`Switch.Toggle`) go over HTTP and are confirmed by
+//! reading the state back. Limits are written once the device first
+//! answers, then read back.
+//!
+//! Bad input: a failed or malformed HTTP answer is logged with the URL and
+//! method; a malformed push frame with the device id, topic, component and
+//! field (throttled); either way the last good state is kept. The device
+//! is unavailable after 3 failed polls in a row, or while `<prefix>/online`
+//! is `false`; any answer or push frame brings it back.
+
+pub mod config;
+pub mod http;
+pub mod limits;
+mod plug;
+pub mod push;
+
+pub use config::ShellyConfig;
+pub use http::{ShellyClient, ShellyError};
+
+use super::DriverContext;
+use crate::entity::{DriverCommand, SafetyEnvelope, ServiceError};
+use http::DeviceInfo;
+use limits::Limits;
+use plug::Plug;
+use push::{Heard, Push};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Wall ms a loop turn waits at least, so a past-due poll never spins.
+const MIN_WAIT_MS: f64 = 10.0;
+
+pub fn spawn(cfg: ShellyConfig, ctx: &DriverContext) -> anyhow::Result<JoinHandle<()>> {
+    let plug = Plug::new(cfg, ctx)?;
+    let (tx, commands) = mpsc::channel::<DriverCommand>(16);
+    ctx.router.register(
+        &plug.switch_entity,
+        tx,
+        SafetyEnvelope {
+            min_off_s: plug.cfg.min_off_s,
+            ..SafetyEnvelope::default()
+        },
+    );
+    let push = match &plug.cfg.mqtt_prefix {
+        Some(prefix) => Some(Push::subscribe(&ctx.link, prefix, plug.cfg.switch_id)?),
+        None => None,
+    };
+    let driver = Driver {
+        client: ShellyClient::new(&plug.cfg.url),
+        plug,
+        named: false,
+        limits_done: false,
+        last_heard_ms: i64::MIN,
+    };
+    Ok(tokio::spawn(driver.run(push, commands)))
+}
+
+struct Driver {
+    plug: Plug,
+    client: ShellyClient,
+    named: bool,
+    /// Limits written and read back (or nothing to write).
+    limits_done: bool,
+    /// Clock ms of the last poll or push frame; `MIN`: poll now.
+    last_heard_ms: i64,
+}
+
+impl Driver {
+    async fn run(mut self, mut push: Option<Push>, mut commands: mpsc::Receiver<DriverCommand>) {
+        let ctx = self.plug.ctx.clone();
+        let mut shutdown = ctx.shutdown.clone();
+        let interval_ms = self.plug.cfg.poll_interval_s * 1000.0;
+        loop {
+            let due_ms = self.last_heard_ms.saturating_add(interval_ms as i64);
+            let wait_ms = (due_ms.saturating_sub(ctx.clock.now_ms()) as f64).max(0.0);
+            let wait = ctx.clock.sleep_ms(wait_ms);
+            let floor = tokio::time::sleep(std::time::Duration::from_millis(MIN_WAIT_MS as u64));
+            tokio::select! {
+                _ = async { tokio::join!(wait, floor) } => {
+                    self.poll().await;
+                }
+                Some(msg) = async { match push.as_mut() {
+                    Some(p) => p.recv().await,
+                    None => std::future::pending().await,
+                } } => {
+                    if let Some(p) = &push {
+                        self.on_push(p, &msg);
+                    }
+                }
+                Some(cmd) = commands.recv() => {
+                    if cmd.reply.is_closed() {
+                        continue; // the caller gave up (timed out): do not act late
+                    }
+                    let result = self.execute(&cmd.service).await;
+                    let _ = cmd.reply.send(result);
+                }
+                _ = shutdown.wait() => break,
+            }
+        }
+    }
+
+    fn on_push(&mut self, push: &Push, msg: &crate::broker::Message) {
+        match push.read(msg) {
+            Ok(Heard::Online(false)) => {
+                let why = format!("{} = false", msg.topic);
+                self.plug.mqtt_online(false, &why);
+            }
+            Ok(Heard::Online(true)) => {
+                self.plug.mqtt_online(true, "");
+                // Things may have changed while it was away: read now.
+                self.last_heard_ms = i64::MIN;
+            }
+            Ok(heard) => {
+                self.last_heard_ms = self.plug.ctx.clock.now_ms();
+                if self.plug.is_mqtt_offline() {
+                    self.plug.mqtt_online(true, "");
+                }
+                if let Heard::Status(s) = heard {
+                    self.plug.apply(&s);
+                }
+            }
+            Err(e) => self.plug.warn(&msg.topic, &e, &msg.payload),
+        }
+    }
+
+    /// One HTTP round: the device's name once, the limits once, the status.
+    async fn poll(&mut self) {
+        self.last_heard_ms = self.plug.ctx.clock.now_ms();
+        if !self.named {
+            match self.client.call("Shelly.GetDeviceInfo", json!({})).await {
+                Ok(v) => match serde_json::from_value::<DeviceInfo>(v) {
+                    Ok(info) => {
+                        self.named = true;
+                        let d = plug::device(&self.plug.cfg, Some(&info));
+                        tracing::info!(
+                            "Shelly `{}` is a {} (firmware {})",
+                            self.plug.name(),
+                            d.model,
+                            d.sw_version.as_deref().unwrap_or("?")
+                        );
+                        let _ = self.plug.ctx.store.upsert_device(plug::OWNER, d);
+                    }
+                    Err(e) => tracing::warn!(
+                        "shelly `{}` {} Shelly.GetDeviceInfo: unexpected shape: {e}",
+                        self.plug.cfg.id,
+                        self.plug.cfg.url
+                    ),
+                },
+                Err(e) => return self.plug.http_failed(&e),
+            }
+        }
+        if !self.limits_done {
+            self.write_limits().await;
+        }
+        match self.client.switch_status(self.plug.cfg.switch_id).await {
+            Ok(status) => {
+                self.plug.http_ok();
+                self.plug.apply(&status);
+            }
+            Err(e) => self.plug.http_failed(&e),
+        }
+    }
+
+    /// `Switch.SetConfig` with the configured limits, then `GetConfig`.
+    async fn write_limits(&mut self) {
+        let cfg = &self.plug.cfg;
+        let want = Limits {
+            power_limit_w: cfg.power_limit_w,
+            current_limit_a: cfg.current_limit_a,
+        };
+        if !want.any() {
+            self.limits_done = true;
+            return;
+        }
+        let id = cfg.switch_id;
+        let params = limits::set_config_params(id, want);
+        tracing::info!("Shelly `{}`: Switch.SetConfig {params}", cfg.name);
+        if let Err(e) = self.client.call("Switch.SetConfig", params).await {
+            // Retried at the next poll.
+            return tracing::warn!("Shelly `{}`: limits not written: {e}", self.plug.name());
+        }
+        match self
+            .client
+            .call("Switch.GetConfig", json!({"id": id}))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|v| limits::parse_config(&v))
+        {
+            Ok(got) => {
+                self.limits_done = true;
+                if let Some(diff) = limits::mismatch(want, got) {
+                    tracing::warn!(
+                        "Shelly `{}`: the device kept other limits than configured: {diff}",
+                        self.plug.name()
+                    );
+                }
+                self.plug.show_limits(got);
+            }
+            Err(e) => tracing::warn!(
+                "shelly `{}`: limits written but not read back: {e}",
+                self.plug.cfg.id
+            ),
+        }
+    }
+
+    async fn execute(&mut self, service: &str) -> Result<(), ServiceError> {
+        let id = self.plug.cfg.switch_id;
+        let (method, params) = match service {
+            "turn_on" => ("Switch.Set", json!({"id": id, "on": true})),
+            "turn_off" => ("Switch.Set", json!({"id": id, "on": false})),
+            "toggle" => ("Switch.Toggle", json!({"id": id})),
+            _ => {
+                return Err(ServiceError::UnknownService(
+                    "switch".into(),
+                    service.into(),
+                ));
+            }
+        };
+        tracing::info!("Shelly `{}`: {method} {params}", self.plug.name());
+        self.client
+            .call(method, params)
+            .await
+            .map_err(|e| ServiceError::Driver {
+                entity: self.plug.switch_entity.clone(),
+                reason: e.to_string(),
+            })?;
+        // Read back rather than assume.
+        self.poll().await;
+        Ok(())
+    }
+}

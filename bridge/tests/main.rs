@@ -50,6 +50,7 @@ mod retained;
 mod scaffold;
 mod scripting;
 mod secrets;
+mod shelly_gen1;
 mod shelly_pro4pm;
 mod shelly_push;
 mod signals;

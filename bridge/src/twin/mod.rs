@@ -11,6 +11,7 @@
 //! | Tasmota multi-relay metered power strip (relays, per-outlet loads, `ENERGY` per channel or total, LWT, optional breaker) | MQTT, `cmnd/<topic>/POWER<n>` → `stat/<topic>/RESULT`, `tele/<topic>/SENSOR` | [`tasmota_strip_sim`] |
 //! | Shelly Pro 4PM, 4 metered relays (settable loads, optional breaker, may share a circuit with Tasmota strips) | HTTP RPC on 127.0.0.1 and MQTT RPC (`<prefix>/rpc`, `NotifyStatus` on `<prefix>/events/rpc`, `<prefix>/online`) | [`shelly_pro4pm_sim`] |
 //! | Shelly Pro 3EM / Pro EM energy meter (grid and PV clamps; settable signed power, import/export counters) | HTTP RPC on 127.0.0.1 (`EM`/`EMData`, `EM1`/`EM1Data`) | [`shelly_em_sim`] |
+//! | Shelly Gen1 Plug S / 1PM / EM (settable load, watt-minute counter, reboot, offline, malformed payloads) | HTTP `/shelly`, `/status`, `/relay/0?turn=` on 127.0.0.1 and MQTT `shellies/<id>/…` | [`shelly_gen1_sim`] |
 //! | Shelly Plus Plug S feeding the AC | HTTP JSON-RPC (Gen2 API) on 127.0.0.1 | [`shelly_sim`] |
 //! | the same plug pushing over MQTT, with its power/current limits | `NotifyStatus` on `<prefix>/events/rpc`, `<prefix>/status/switch:0`, `<prefix>/online`, `<prefix>/rpc` | [`shelly_push_sim`] |
 //! | Tempo colours, Open-Meteo forecast, spot prices (the feeds' sources) | HTTP JSON on 127.0.0.1 (api-couleur-tempo.fr, RTE, Open-Meteo shapes) | [`feeds_sim`] |
@@ -56,6 +57,7 @@ pub mod plant;
 pub mod room;
 pub mod server_room;
 pub mod shelly_em_sim;
+pub mod shelly_gen1_sim;
 pub mod shelly_pro4pm_sim;
 pub mod shelly_push_sim;
 pub mod shelly_sim;

@@ -106,9 +106,18 @@ mod tests {
         assert_eq!(c.poll_interval_s, 30.0);
         for (extra, want) in [
             ("url = \"https://a\"", "must start with http://"),
-            ("url = \"http://a/status\"", "must be http://<address>[:port]"),
-            ("url = \"http://a\"\nmqtt_id = \"shellies/#\"", "mqtt_id `shellies/#`"),
-            ("url = \"http://a\"\npoll_interval_s = 0.0", "poll_interval_s must be"),
+            (
+                "url = \"http://a/status\"",
+                "must be http://<address>[:port]",
+            ),
+            (
+                "url = \"http://a\"\nmqtt_id = \"shellies/#\"",
+                "mqtt_id `shellies/#`",
+            ),
+            (
+                "url = \"http://a\"\npoll_interval_s = 0.0",
+                "poll_interval_s must be",
+            ),
             ("url = \"http://a\"\nmin_off_s = -1.0", "min_off_s must be"),
         ] {
             let e = parse(extra).validate().unwrap_err();

@@ -111,7 +111,8 @@ pub(crate) fn kind(v: &Value) -> &'static str {
 }
 
 fn object(body: &[u8]) -> Result<Map<String, Value>, BadField> {
-    let text = std::str::from_utf8(body).map_err(|e| BadField::NotJson(format!("not UTF-8: {e}")))?;
+    let text =
+        std::str::from_utf8(body).map_err(|e| BadField::NotJson(format!("not UTF-8: {e}")))?;
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(other) => Err(BadField::NotJson(format!("got {}", kind(&other)))),
@@ -132,7 +133,11 @@ pub fn ranged(
     };
     match v.as_f64() {
         Some(x) if x.is_finite() && (lo..=hi).contains(&x) => Ok(x),
-        Some(x) => Err(bad(field, expected, format!("{x}"))),
+        Some(_) => Err(bad(
+            field,
+            expected,
+            crate::broker::excerpt(v.to_string().as_bytes()),
+        )),
         None => Err(bad(field, expected, kind(v))),
     }
 }
@@ -155,7 +160,8 @@ fn is_valid(field: &str, o: &Map<String, Value>) -> Result<bool, BadField> {
 }
 
 fn entry<'a>(field: &str, v: &'a Value) -> Result<&'a Map<String, Value>, BadField> {
-    v.as_object().ok_or_else(|| bad(field, "an object", kind(v)))
+    v.as_object()
+        .ok_or_else(|| bad(field, "an object", kind(v)))
 }
 
 /// The `power` W field of a meter.
@@ -235,7 +241,13 @@ pub fn parse_status(body: &[u8]) -> Result<Status, BadField> {
                 VOLTAGE_LIMIT_V,
                 VOLTAGE_EXPECTED,
             )?,
-            total_wh: ranged(&f("total"), o.get("total"), 0.0, ENERGY_LIMIT_WH, ENERGY_EXPECTED)?,
+            total_wh: ranged(
+                &f("total"),
+                o.get("total"),
+                0.0,
+                ENERGY_LIMIT_WH,
+                ENERGY_EXPECTED,
+            )?,
             returned_wh: ranged(
                 &f("total_returned"),
                 o.get("total_returned"),
@@ -352,13 +364,30 @@ mod tests {
     #[test]
     fn bad_answers_name_the_field() {
         for (body, want) in [
-            (r#"{"relays":[{"ison":true}],"meters":[{"power":"abc","total":1}]}"#,
-                "meters[0].power: expected a number of W within ±100 kW, got a string"),
-            (r#"{"meters":[{"power":1e300,"total":1}]}"#, "meters[0].power: expected a number of W within ±100 kW, got 1e300"),
-            (r#"{"meters":[{"power":1,"total":-5}]}"#, "meters[0].total: expected a number of watt-minutes ≥ 0"),
-            (r#"{"relays":[{"ison":"on"}]}"#, "relays[0].ison: expected true or false, got a string"),
-            (r#"{"relays":{}}"#, "relays: expected an array, got an object"),
-            (r#"{"emeters":[{"power":1,"voltage":5000,"total":1,"total_returned":0}]}"#, "emeters[0].voltage: expected a number of V within 0–1000, got 5000"),
+            (
+                r#"{"relays":[{"ison":true}],"meters":[{"power":"abc","total":1}]}"#,
+                "meters[0].power: expected a number of W within ±100 kW, got a string",
+            ),
+            (
+                r#"{"meters":[{"power":1e300,"total":1}]}"#,
+                "meters[0].power: expected a number of W within ±100 kW, got 1e+300",
+            ),
+            (
+                r#"{"meters":[{"power":1,"total":-5}]}"#,
+                "meters[0].total: expected a number of watt-minutes ≥ 0",
+            ),
+            (
+                r#"{"relays":[{"ison":"on"}]}"#,
+                "relays[0].ison: expected true or false, got a string",
+            ),
+            (
+                r#"{"relays":{}}"#,
+                "relays: expected an array, got an object",
+            ),
+            (
+                r#"{"emeters":[{"power":1,"voltage":5000,"total":1,"total_returned":0}]}"#,
+                "emeters[0].voltage: expected a number of V within 0–1000, got 5000",
+            ),
             (r#"{"relays":[{"ison":tr"#, "expected a JSON object"),
             ("[1]", "expected a JSON object: got an array"),
         ] {
@@ -374,7 +403,8 @@ mod tests {
         let d = parse_shelly(br#"{"type":"SHPLG-S","mac":"C45BBE C18B12","auth":false,"fw":"20230913-112003/v1.14.0-gcb84623","num_outputs":1,"num_meters":1}"#).unwrap();
         assert_eq!(d.model, "SHPLG-S");
         assert!(parse_shelly(br#"{"mac":"x"}"#).is_err());
-        let v: Value = serde_json::from_str(r#"{"ison":true,"has_timer":false,"source":"http"}"#).unwrap();
+        let v: Value =
+            serde_json::from_str(r#"{"ison":true,"has_timer":false,"source":"http"}"#).unwrap();
         assert_eq!(parse_relay("relay/0", &v), Ok(true));
     }
 }

@@ -201,11 +201,23 @@ async fn run(
 }
 
 impl Plug {
-    /// A malformed answer or message from `source` (URL or topic), throttled.
-    fn warn(&self, source: &str, e: &dyn std::fmt::Display, payload: &[u8]) {
-        if self.bad_input.admit(source) {
+    /// A malformed HTTP answer from `url`, throttled per URL.
+    fn warn(&self, url: &str, e: &dyn std::fmt::Display, payload: &[u8]) {
+        if self.bad_input.admit(url) {
             tracing::warn!(
-                "shelly_gen1 `{}` {source}: {e} (payload `{}`); ignored, last good state kept",
+                "shelly_gen1 `{}` GET {url}: {e} (body `{}`); ignored, last good state kept",
+                self.cfg.id,
+                super::excerpt(payload)
+            );
+        }
+    }
+
+    /// A malformed MQTT message (the error names its topic), throttled
+    /// per topic.
+    fn warn_push(&self, topic: &str, e: &dyn std::fmt::Display, payload: &[u8]) {
+        if self.bad_input.admit(topic) {
+            tracing::warn!(
+                "shelly_gen1 `{}` MQTT {e} (payload `{}`); ignored, last good state kept",
                 self.cfg.id,
                 super::excerpt(payload)
             );
@@ -293,7 +305,13 @@ impl Plug {
         if self.meters.contains_key(&n) {
             return;
         }
-        self.sensor(&format!("relay{n}_power"), &format!("Relay {n} power"), "power", "W", "measurement");
+        self.sensor(
+            &format!("relay{n}_power"),
+            &format!("Relay {n} power"),
+            "power",
+            "W",
+            "measurement",
+        );
         self.sensor(
             &format!("relay{n}_energy"),
             &format!("Relay {n} energy"),
@@ -321,11 +339,28 @@ impl Plug {
             return;
         }
         let ch = format!("Channel {}", i + 1);
-        self.sensor(&format!("emeter{i}_power"), &format!("{ch} power"), "power", "W", "measurement");
-        self.sensor(&format!("emeter{i}_voltage"), &format!("{ch} voltage"), "voltage", "V", "measurement");
+        self.sensor(
+            &format!("emeter{i}_power"),
+            &format!("{ch} power"),
+            "power",
+            "W",
+            "measurement",
+        );
+        self.sensor(
+            &format!("emeter{i}_voltage"),
+            &format!("{ch} voltage"),
+            "voltage",
+            "V",
+            "measurement",
+        );
         for (what, total, device, label) in [
             ("total", "energy", "device_total", "energy"),
-            ("returned", "energy_returned", "device_returned", "energy returned"),
+            (
+                "returned",
+                "energy_returned",
+                "device_returned",
+                "energy returned",
+            ),
         ] {
             self.sensor(
                 &format!("emeter{i}_{total}"),
@@ -359,7 +394,10 @@ impl Plug {
     fn apply_relay(&mut self, n: usize, on: bool) {
         self.ensure_relay(n);
         self.relays.insert(n, on);
-        self.set(&switch_entity(&self.cfg.id, n), if on { "on" } else { "off" }.into());
+        self.set(
+            &switch_entity(&self.cfg.id, n),
+            if on { "on" } else { "off" }.into(),
+        );
     }
 
     fn apply_power(&mut self, n: usize, w: f64) {
@@ -385,7 +423,10 @@ impl Plug {
             }
             Reading::Stale => return,
         };
-        self.set(&relay_sensor(&id, n, "device_counter"), format_number(counter_wh, 2));
+        self.set(
+            &relay_sensor(&id, n, "device_counter"),
+            format_number(counter_wh, 2),
+        );
         self.set(&relay_sensor(&id, n, "energy"), format_number(total, 2));
     }
 
@@ -404,7 +445,10 @@ impl Plug {
             Reading::Total(t) | Reading::Reset(t) => t,
             Reading::Stale => return,
         };
-        self.set(&emeter_sensor(&id, i, device_key), format_number(device_wh, 2));
+        self.set(
+            &emeter_sensor(&id, i, device_key),
+            format_number(device_wh, 2),
+        );
         self.set(&emeter_sensor(&id, i, total_key), format_number(total, 2));
     }
 
@@ -412,7 +456,9 @@ impl Plug {
         self.ensure_emeter(i);
         let id = self.cfg.id.clone();
         match field {
-            EmeterField::PowerW(w) => self.set(&emeter_sensor(&id, i, "power"), format_number(w, 2)),
+            EmeterField::PowerW(w) => {
+                self.set(&emeter_sensor(&id, i, "power"), format_number(w, 2))
+            }
             EmeterField::VoltageV(v) => {
                 self.set(&emeter_sensor(&id, i, "voltage"), format_number(v, 1))
             }
@@ -426,7 +472,11 @@ impl Plug {
             self.apply_relay(n, *on);
         }
         for (n, m) in s.meters.iter().enumerate() {
-            if let Some(MeterReading { power_w, counter_wh }) = *m {
+            if let Some(MeterReading {
+                power_w,
+                counter_wh,
+            }) = *m
+            {
                 self.apply_power(n, power_w);
                 self.apply_counter(n, counter_wh);
             }
@@ -510,7 +560,7 @@ impl Plug {
         };
         let push = match mqtt::parse(&base, &msg.topic, &msg.payload) {
             Ok(p) => p,
-            Err(e) => return self.warn(&msg.topic, &e, &msg.payload),
+            Err(e) => return self.warn_push(&msg.topic, &e, &msg.payload),
         };
         match push {
             Push::Online(false) => {
@@ -589,13 +639,18 @@ impl Plug {
                             return Err(fail(format!(
                                 "{topic} {turn}: the device did not confirm within {} s (relay {n} reads {})",
                                 CONFIRM_TIMEOUT.as_secs(),
-                                self.relays.get(&n).map_or("unknown", |on| if *on { "on" } else { "off" })
+                                self.relays.get(&n).map_or("unknown", |on| if *on {
+                                    "on"
+                                } else {
+                                    "off"
+                                })
                             )));
                         }
                     };
                     self.on_push(&msg).await;
                     let base = self.base_topic.clone().unwrap_or_default();
-                    if let Ok(Push::Relay { n: m, on }) = mqtt::parse(&base, &msg.topic, &msg.payload)
+                    if let Ok(Push::Relay { n: m, on }) =
+                        mqtt::parse(&base, &msg.topic, &msg.payload)
                         && m == n
                         && !msg.retain
                         && expect.is_none_or(|want| want == on)

@@ -39,11 +39,23 @@ pub enum EmeterField {
 /// One pushed message, understood.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Push {
-    Relay { n: usize, on: bool },
-    PowerW { n: usize, w: f64 },
+    Relay {
+        n: usize,
+        on: bool,
+    },
+    PowerW {
+        n: usize,
+        w: f64,
+    },
     /// The relay meter's counter since boot, Wh.
-    CounterWh { n: usize, wh: f64 },
-    Emeter { i: usize, field: EmeterField },
+    CounterWh {
+        n: usize,
+        wh: f64,
+    },
+    Emeter {
+        i: usize,
+        field: EmeterField,
+    },
     Online(bool),
     Announce,
     /// A topic Hearth does not use (including its own commands).
@@ -65,20 +77,29 @@ pub fn device_command_topic(mqtt_id: &str) -> String {
     format!("{}/command", base(mqtt_id))
 }
 
-fn number(topic: &str, text: &str, lo: f64, hi: f64, expected: &'static str) -> Result<f64, BadField> {
+fn number(
+    topic: &str,
+    text: &str,
+    lo: f64,
+    hi: f64,
+    expected: &'static str,
+) -> Result<f64, BadField> {
     let got = |g: String| BadField::Field {
         field: topic.into(),
         expected,
         got: g,
     };
-    let x: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| got(format!("`{}`", crate::broker::excerpt(text.as_bytes()))))?;
+    let shown = || {
+        got(format!(
+            "`{}`",
+            crate::broker::excerpt(text.trim().as_bytes())
+        ))
+    };
+    let x: f64 = text.trim().parse().map_err(|_| shown())?;
     if x.is_finite() && (lo..=hi).contains(&x) {
         Ok(x)
     } else {
-        Err(got(format!("{x}")))
+        Err(shown())
     }
 }
 
@@ -101,8 +122,15 @@ pub fn parse(base: &str, topic: &str, payload: &[u8]) -> Result<Push, BadField> 
     let parts: Vec<&str> = rest.split('/').collect();
     let wanted = matches!(
         parts.as_slice(),
-        ["online"] | ["announce"] | ["relay", _] | ["relay", _, "power" | "energy"]
-            | ["emeter", _, "power" | "voltage" | "total" | "total_returned"]
+        ["online"]
+            | ["announce"]
+            | ["relay", _]
+            | ["relay", _, "power" | "energy"]
+            | [
+                "emeter",
+                _,
+                "power" | "voltage" | "total" | "total_returned"
+            ]
     );
     if !wanted {
         return Ok(Push::Other);
@@ -170,9 +198,13 @@ pub fn parse(base: &str, topic: &str, payload: &[u8]) -> Result<Push, BadField> 
                     VOLTAGE_LIMIT_V,
                     VOLTAGE_EXPECTED,
                 )?),
-                "total" => {
-                    EmeterField::TotalWh(number(topic, text, 0.0, ENERGY_LIMIT_WH, ENERGY_EXPECTED)?)
-                }
+                "total" => EmeterField::TotalWh(number(
+                    topic,
+                    text,
+                    0.0,
+                    ENERGY_LIMIT_WH,
+                    ENERGY_EXPECTED,
+                )?),
                 _ => EmeterField::ReturnedWh(number(
                     topic,
                     text,
@@ -201,20 +233,39 @@ mod tests {
     #[test]
     fn documented_topics_parse_in_w_and_wh() {
         assert_eq!(p("relay/0", b"on"), Ok(Push::Relay { n: 0, on: true }));
-        assert_eq!(p("relay/0", b"overpower"), Ok(Push::Relay { n: 0, on: false }));
-        assert_eq!(p("relay/0/power", b"60.25"), Ok(Push::PowerW { n: 0, w: 60.25 }));
-        assert_eq!(p("relay/0/energy", b"6000"), Ok(Push::CounterWh { n: 0, wh: 100.0 }));
+        assert_eq!(
+            p("relay/0", b"overpower"),
+            Ok(Push::Relay { n: 0, on: false })
+        );
+        assert_eq!(
+            p("relay/0/power", b"60.25"),
+            Ok(Push::PowerW { n: 0, w: 60.25 })
+        );
+        assert_eq!(
+            p("relay/0/energy", b"6000"),
+            Ok(Push::CounterWh { n: 0, wh: 100.0 })
+        );
         assert_eq!(
             p("emeter/1/power", b"-512.5"),
-            Ok(Push::Emeter { i: 1, field: EmeterField::PowerW(-512.5) })
+            Ok(Push::Emeter {
+                i: 1,
+                field: EmeterField::PowerW(-512.5)
+            })
         );
         assert_eq!(
             p("emeter/0/total_returned", b"12.5"),
-            Ok(Push::Emeter { i: 0, field: EmeterField::ReturnedWh(12.5) })
+            Ok(Push::Emeter {
+                i: 0,
+                field: EmeterField::ReturnedWh(12.5)
+            })
         );
         assert_eq!(p("online", b"false"), Ok(Push::Online(false)));
         assert_eq!(p("announce", br#"{"id":"x"}"#), Ok(Push::Announce));
-        assert_eq!(p("relay/0/command", b"on"), Ok(Push::Other), "our own command");
+        assert_eq!(
+            p("relay/0/command", b"on"),
+            Ok(Push::Other),
+            "our own command"
+        );
         assert_eq!(p("temperature", b"31.2"), Ok(Push::Other));
         assert_eq!(parse(B, "shellies/other/relay/0", b"on"), Ok(Push::Other));
     }
@@ -222,14 +273,34 @@ mod tests {
     #[test]
     fn bad_values_name_the_topic_and_the_expectation() {
         for (suffix, payload, want) in [
-            ("relay/0/power", &b"abc"[..], "relay/0/power: expected a number of W within ±100 kW, got `abc`"),
-            ("relay/0/power", b"1e300", "relay/0/power: expected a number of W within ±100 kW, got 1e300"),
-            ("relay/0/power", b"NaN", "got NaN"),
-            ("relay/0/energy", b"-5", "relay/0/energy: expected a number of watt-minutes"),
-            ("relay/0", b"maybe", "relay/0: expected on, off or overpower, got `maybe`"),
+            (
+                "relay/0/power",
+                &b"abc"[..],
+                "relay/0/power: expected a number of W within ±100 kW, got `abc`",
+            ),
+            (
+                "relay/0/power",
+                b"1e300",
+                "relay/0/power: expected a number of W within ±100 kW, got `1e300`",
+            ),
+            ("relay/0/power", b"NaN", "got `NaN`"),
+            (
+                "relay/0/energy",
+                b"-5",
+                "relay/0/energy: expected a number of watt-minutes",
+            ),
+            (
+                "relay/0",
+                b"maybe",
+                "relay/0: expected on, off or overpower, got `maybe`",
+            ),
             ("relay/9", b"on", "relay/9: expected a channel number 0–3"),
             ("online", b"yes", "online: expected true or false"),
-            ("relay/0/power", b"\xff\xfe", "relay/0/power: expected UTF-8 text, got invalid UTF-8"),
+            (
+                "relay/0/power",
+                b"\xff\xfe",
+                "relay/0/power: expected UTF-8 text, got invalid UTF-8",
+            ),
         ] {
             let e = p(suffix, payload).unwrap_err().to_string();
             assert!(e.starts_with(B) && e.contains(want), "{suffix}: {e}");

@@ -80,6 +80,11 @@ pub struct Config {
     /// [`crate::drivers::shelly_em`]).
     #[serde(default)]
     pub shelly_em: Vec<crate::drivers::shelly_em::ShellyEmConfig>,
+    /// Meross metered plugs over their local HTTP API (keys in
+    /// [`crate::drivers::meross::MerossConfig`], behaviour in
+    /// [`crate::drivers::meross`]).
+    #[serde(default)]
+    pub meross: Vec<crate::drivers::meross::MerossConfig>,
     /// Shelly Gen1 devices: Plug S, 1PM, EM (keys in
     /// [`crate::drivers::shelly_gen1::ShellyGen1Config`], behaviour in
     /// [`crate::drivers::shelly_gen1`]).
@@ -499,6 +504,16 @@ impl Config {
         }
         for meter in &self.shelly_em {
             meter.validate().map_err(anyhow::Error::msg)?;
+        }
+        for plug in &self.meross {
+            hearth_node_core::validate_node_id(&plug.id)
+                .map_err(|e| anyhow::anyhow!("meross id `{}`: {e}", plug.id))?;
+            anyhow::ensure!(
+                plug.id != "bridge" && ids.insert(plug.id.clone()),
+                "meross id `{}` is already a device id (or `bridge`)",
+                plug.id
+            );
+            plug.validate().map_err(anyhow::Error::msg)?;
         }
         for plug in &self.shelly_gen1 {
             plug.validate().map_err(anyhow::Error::msg)?;

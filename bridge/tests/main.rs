@@ -37,6 +37,7 @@ mod ir_confirm;
 mod late_readings;
 mod log_forging;
 mod memory;
+mod meross;
 mod mirror;
 mod node_removal;
 mod own_topics;

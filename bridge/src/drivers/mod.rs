@@ -12,6 +12,8 @@
 //!   frame and status parsers it shares with the Pro 4PM.
 //! - [`broadlink`]: air conditioners behind a Broadlink RM4 IR gateway (its
 //!   UDP protocol, SmartIR code files); [`ir_climate`]: what IR AC drivers share.
+//! - [`meross`]: Meross metered plugs (MSS310 family) over their signed local
+//!   HTTP API.
 //! - [`tasmota_strip`]: Tasmota multi-relay metered strips over MQTT
 //!   (`POWER<n>`, `ENERGY` per channel or one total).
 //! - [`shelly_pro4pm`]: Shelly Pro 4PM metered 4-relay strips over Gen2 RPC
@@ -32,6 +34,7 @@ pub mod esp32_node;
 pub mod helpers;
 pub mod ir_confirm;
 pub mod ir_climate;
+pub mod meross;
 pub mod retained;
 pub mod shelly;
 pub mod shelly_em;
@@ -83,6 +86,9 @@ pub fn start(config: &Config, ctx: &DriverContext) -> anyhow::Result<Vec<JoinHan
     }
     for plug in &config.shelly {
         tasks.push(shelly::spawn(plug.clone(), ctx)?);
+    }
+    for plug in &config.meross {
+        tasks.push(meross::spawn(plug.clone(), ctx)?);
     }
     for strip in &config.tasmota_strip {
         tasks.push(tasmota_strip::spawn(strip.clone(), ctx)?);

@@ -13,8 +13,13 @@
 //! between the two: above it the unit counts as on, at or below it as off.
 //! The compressor (hundreds of W) is not needed to confirm "on".
 //!
-//! One [`IrConfirm`] per AC, owned by its IR driver, which sends every
-//! command through [`IrConfirm::send`]. After a frame went out:
+//! One [`IrConfirm`] per AC, owned by its IR driver. A driver that can
+//! hand over a transmitter ([`SendFn`], e.g. an MQTT publish) sends every
+//! command through [`IrConfirm::send`] and the re-sends happen here. A
+//! driver whose transmitter is its own mutable state (a Broadlink session)
+//! calls [`IrConfirm::transmitted`] after each new command and re-transmits
+//! its current state when its [`Resends::next`] says so. After a frame
+//! went out:
 //! 1. wait up to `confirm_delay_s` (simulated time, the crate's
 //!    [`Clock`](crate::clock::Clock)) for the power to be on the expected
 //!    side of `on_power_w`; a reading already there counts (a keep-alive
@@ -28,9 +33,11 @@
 //!    Later failures while the problem stands do not raise it again.
 //!
 //! A later command that is confirmed turns the problem off and clears the
-//! alert. A newer command supersedes a pending confirmation: sends and
-//! re-sends hold one lock and a re-send goes out only if no command was sent
-//! since the one it repeats, so a stale frame never follows a newer one.
+//! alert. A newer command supersedes a pending confirmation: each command
+//! gets a generation number and a re-send goes out only while its command is
+//! the latest (checked under the transmit lock with [`IrConfirm::send`], in
+//! the driver's own loop with [`Resends::next`]), so a stale frame never
+//! follows a newer one.
 //!
 //! Not confirmed, and said so in the log:
 //! - without a `power_sensor` in the AC's config, confirmation is off (no
@@ -52,9 +59,10 @@ use crate::clock::Clock;
 use crate::entity::{Component, EntitySpec, EntityStore};
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 /// W above which the AC counts as on (its indoor fan runs): above standby
 /// (1–5 W), below any unit's fan-only draw (20–80 W).
@@ -138,10 +146,48 @@ pub type SendFn = Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send 
 /// A frame sent and awaiting confirmation.
 #[derive(Clone)]
 struct Pending {
-    /// Number of the send this confirms (see [`Inner::sent`]).
+    /// Number of the command this confirms (see [`Inner::generation`]).
     generation: u64,
     expect_on: bool,
-    send: SendFn,
+    /// `None`: the driver re-sends ([`Resends`]).
+    send: Option<SendFn>,
+}
+
+/// A re-send the driver makes itself.
+#[derive(Debug, Clone, Copy)]
+struct Resend {
+    generation: u64,
+    expect_on: bool,
+}
+
+/// Re-sends due, for a driver that transmits itself
+/// ([`IrConfirm::transmitted`]); from [`IrConfirm::take_resends`].
+pub struct Resends {
+    rx: Option<mpsc::Receiver<Resend>>,
+    generation: Arc<AtomicU64>,
+}
+
+impl Resends {
+    /// Resolves when the latest command must be re-transmitted, with the
+    /// power state it should leave the AC in; never, with confirmation off.
+    /// A request for a command older than the latest
+    /// [`transmitted`](IrConfirm::transmitted) one is dropped here, so a
+    /// driver that awaits this in its own loop never sends a stale frame.
+    /// Re-transmit without calling `transmitted` again.
+    pub async fn next(&mut self) -> bool {
+        let Some(rx) = self.rx.as_mut() else {
+            return std::future::pending().await;
+        };
+        loop {
+            match rx.recv().await {
+                Some(r) if r.generation == self.generation.load(Ordering::SeqCst) => {
+                    return r.expect_on;
+                }
+                Some(_) => continue,
+                None => return std::future::pending().await,
+            }
+        }
+    }
 }
 
 /// How a confirmation ended.
@@ -168,9 +214,13 @@ struct Inner {
     store: Arc<EntityStore>,
     clock: Clock,
     alerts: Option<Arc<AlertHub>>,
-    /// Held while a frame is transmitted; counts the sends of new commands.
-    sent: tokio::sync::Mutex<u64>,
+    /// Held while [`IrConfirm::send`] or a re-send transmits a frame.
+    transmit: tokio::sync::Mutex<()>,
+    /// Commands sent so far (the latest one's number).
+    generation: Arc<AtomicU64>,
     pending: watch::Sender<Option<Pending>>,
+    /// Re-sends asked of a driver that transmits itself.
+    resends: mpsc::Sender<Resend>,
     /// The problem entity is on (and the alert raised).
     problem: Mutex<bool>,
 }
@@ -179,6 +229,7 @@ struct Inner {
 /// its task ends at shutdown or when it is dropped.
 pub struct IrConfirm {
     inner: Option<Arc<Inner>>,
+    resends: Option<Resends>,
 }
 
 impl IrConfirm {
@@ -195,7 +246,10 @@ impl IrConfirm {
     ) -> anyhow::Result<IrConfirm> {
         let Some(power_sensor) = cfg.power_sensor.clone() else {
             tracing::info!("{name}: no power_sensor configured: IR commands are not confirmed");
-            return Ok(IrConfirm { inner: None });
+            return Ok(IrConfirm {
+                inner: None,
+                resends: None,
+            });
         };
         let spec = problem_spec(device_id);
         let problem_entity = spec.entity_id.clone();
@@ -209,6 +263,8 @@ impl IrConfirm {
                 .any(|a| a.active && a.source == source && a.key == ALERT_KEY)
         });
         let (pending, rx) = watch::channel(None);
+        let (resends, resends_rx) = mpsc::channel(4);
+        let generation = Arc::new(AtomicU64::new(0));
         let inner = Arc::new(Inner {
             device_id: device_id.into(),
             name: name.into(),
@@ -219,13 +275,44 @@ impl IrConfirm {
             store: ctx.store.clone(),
             clock: ctx.clock,
             alerts: ctx.alerts.clone(),
-            sent: tokio::sync::Mutex::new(0),
+            transmit: tokio::sync::Mutex::new(()),
+            generation: generation.clone(),
             pending,
+            resends,
             problem: Mutex::new(active),
         });
         inner.publish_problem(active, None);
         tokio::spawn(run(inner.clone(), rx, ctx.shutdown.clone()));
-        Ok(IrConfirm { inner: Some(inner) })
+        Ok(IrConfirm {
+            inner: Some(inner),
+            resends: Some(Resends {
+                rx: Some(resends_rx),
+                generation,
+            }),
+        })
+    }
+
+    /// The re-sends a driver that calls [`transmitted`](Self::transmitted)
+    /// must make (once; later calls get one that never fires).
+    pub fn take_resends(&mut self) -> Resends {
+        self.resends.take().unwrap_or(Resends {
+            rx: None,
+            generation: Arc::default(),
+        })
+    }
+
+    /// For a driver that transmits itself: a new command's frame went out
+    /// and should leave the AC on (`expect_on`) or off. Confirms it in the
+    /// background; re-sends come through [`Resends::next`].
+    pub fn transmitted(&self, expect_on: bool) {
+        if let Some(inner) = &self.inner {
+            let generation = inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+            inner.pending.send_replace(Some(Pending {
+                generation,
+                expect_on,
+                send: None,
+            }));
+        }
     }
 
     /// The problem entity's id, when confirmation is on.
@@ -241,13 +328,13 @@ impl IrConfirm {
         let Some(inner) = &self.inner else {
             return send().await;
         };
-        let mut sent = inner.sent.lock().await;
+        let _transmitting = inner.transmit.lock().await;
         let result = send().await;
-        *sent += 1;
+        let generation = inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let pending = result.is_ok().then(|| Pending {
-            generation: *sent,
+            generation,
             expect_on,
-            send,
+            send: Some(send),
         });
         inner.pending.send_replace(pending);
         result
@@ -312,8 +399,8 @@ impl Inner {
         let mut last = None;
         for attempt in 0..=self.cfg.max_resends {
             if attempt > 0 {
-                let sent = self.sent.lock().await;
-                if *sent != p.generation {
+                let _transmitting = self.transmit.lock().await;
+                if self.generation.load(Ordering::SeqCst) != p.generation {
                     return Outcome::Superseded;
                 }
                 tracing::info!(
@@ -324,8 +411,24 @@ impl Inner {
                     self.reading_text(last),
                     self.cfg.max_resends
                 );
-                if let Err(e) = (p.send)().await {
-                    tracing::warn!("{}: IR re-send failed: {e:#}", self.name);
+                match &p.send {
+                    Some(send) => {
+                        if let Err(e) = send().await {
+                            tracing::warn!("{}: IR re-send failed: {e:#}", self.name);
+                        }
+                    }
+                    None => {
+                        let resend = Resend {
+                            generation: p.generation,
+                            expect_on: p.expect_on,
+                        };
+                        if self.resends.try_send(resend).is_err() {
+                            tracing::warn!(
+                                "{}: IR re-send not queued (the driver is busy)",
+                                self.name
+                            );
+                        }
+                    }
                 }
             }
             let deadline = self.clock.now_ms() as f64 + delay_ms;
@@ -473,6 +576,28 @@ mod tests {
         assert!(bad(|c| c.on_power_w = f64::NAN).contains("ir_ac `ac`: on_power_w"));
         assert!(bad(|c| c.confirm_delay_s = 0.0).contains("confirm_delay_s must be 1 to 3600 s"));
         assert!(bad(|c| c.max_resends = 11).contains("max_resends must be 0 to 10"));
+    }
+
+    #[tokio::test]
+    async fn a_driver_is_never_asked_to_resend_an_older_command() {
+        let (tx, rx) = mpsc::channel(4);
+        let generation = Arc::new(AtomicU64::new(1));
+        let mut resends = Resends {
+            rx: Some(rx),
+            generation: generation.clone(),
+        };
+        let ask = |generation, expect_on| Resend {
+            generation,
+            expect_on,
+        };
+        // Asked for command 1, but command 2 (off) went out meanwhile.
+        tx.try_send(ask(1, true)).unwrap();
+        generation.store(2, Ordering::SeqCst);
+        tx.try_send(ask(2, false)).unwrap();
+        assert!(!resends.next().await, "only command 2's re-send comes out");
+        tx.try_send(ask(1, true)).unwrap();
+        let stale = tokio::time::timeout(Duration::from_millis(50), resends.next()).await;
+        assert!(stale.is_err(), "a stale request is dropped");
     }
 
     #[test]

@@ -21,7 +21,11 @@
 //! protection on the power switch.
 //!
 //! Every IR transmission goes through one place, `Ac::transmit`. IR is
-//! one-way: the state shown is what was last sent.
+//! one-way: the state shown is what was last sent. With a `power_sensor`,
+//! every command is confirmed on the AC's power meter
+//! ([`super::ir_confirm`]: `on_power_w`, `confirm_delay_s`, `max_resends`):
+//! re-sent when the AC did not follow, then
+//! `binary_sensor.<id>_ir_problem` on and one alert.
 //!
 //! Errors: a code file that does not load refuses the driver's start with
 //! the file and the missing key named. Unreachable gateway, refused
@@ -38,6 +42,7 @@ pub use protocol::{BroadlinkError, BroadlinkFound, discover};
 
 use super::DriverContext;
 use super::ir_climate::{self, ClimateView};
+use super::ir_confirm::{self, IrConfirm, IrConfirmConfig};
 use crate::entity::{
     ClimateSpec, Component, Device, DriverCommand, EntitySpec, InputSpec, ServiceError, StoreEvent,
 };
@@ -69,11 +74,24 @@ pub struct BroadlinkConfig {
     pub codes: PathBuf,
     /// Room temperature sensor shown as the climate's current temperature.
     pub temperature_sensor: Option<String>,
-    /// The AC's electrical power sensor (W), for `hvac_action`.
+    /// The AC's electrical power sensor (W), for `hvac_action` and to
+    /// confirm IR commands (without it, commands are not confirmed).
     pub power_sensor: Option<String>,
     /// W above which the AC counts as running.
     #[serde(default = "default_running_power")]
     pub running_power_w: f64,
+    /// W above which the AC counts as on (its indoor fan runs; the
+    /// compressor may idle): confirms IR commands. Default 15 W.
+    #[serde(default = "ir_confirm::default_on_power_w")]
+    pub on_power_w: f64,
+    /// Simulated s to wait for the power to follow an IR command before
+    /// re-sending it. Default 60 s.
+    #[serde(default = "ir_confirm::default_confirm_delay_s")]
+    pub confirm_delay_s: f64,
+    /// Re-sends of a command the AC did not follow before its problem
+    /// entity turns on and an alert is raised. Default 2.
+    #[serde(default = "ir_confirm::default_max_resends")]
+    pub max_resends: u32,
     /// °C; the code file's minimum when absent (never below it).
     pub min_temp: Option<f64>,
     /// °C; the code file's maximum when absent (never above it).
@@ -107,9 +125,22 @@ fn default_reconnect() -> f64 {
 }
 
 impl BroadlinkConfig {
+    /// The IR confirmation keys.
+    pub fn confirm(&self) -> IrConfirmConfig {
+        IrConfirmConfig {
+            power_sensor: self.power_sensor.clone(),
+            on_power_w: self.on_power_w,
+            confirm_delay_s: self.confirm_delay_s,
+            max_resends: self.max_resends,
+        }
+    }
+
     /// What serde cannot check (called from `Config::validate`).
     pub fn validate(&self) -> anyhow::Result<()> {
         let id = &self.id;
+        self.confirm()
+            .validate(&format!("broadlink `{id}`"))
+            .map_err(anyhow::Error::msg)?;
         for (name, v, lo, hi) in [
             ("min_off_s", self.min_off_s, 0.0, 3600.0),
             ("timeout_s", self.timeout_s, 0.05, 60.0),
@@ -180,6 +211,7 @@ struct Ac {
     power_on: bool,
     session: Option<Session>,
     last_error: Option<String>,
+    confirm: IrConfirm,
 }
 
 /// Starts one `[[broadlink]]` AC. Fails (naming the file and key) when its
@@ -265,6 +297,8 @@ pub fn spawn(cfg: BroadlinkConfig, ctx: &DriverContext) -> anyhow::Result<JoinHa
     );
     ctx.router.register(&fan_id, tx, Default::default());
 
+    let mut confirm = IrConfirm::start(&cfg.id, &cfg.name, &climate_id, cfg.confirm(), ctx)?;
+    let mut resends = confirm.take_resends();
     let (_, mut events) = ctx.store.subscribe();
     let first_mode = codes.modes[0].clone();
     let mut ac = Ac {
@@ -285,6 +319,7 @@ pub fn spawn(cfg: BroadlinkConfig, ctx: &DriverContext) -> anyhow::Result<JoinHa
         power_on: false,
         session: None,
         last_error: None,
+        confirm,
     };
     ac.publish_state();
     let mut shutdown = ctx.shutdown.clone();
@@ -305,6 +340,10 @@ pub fn spawn(cfg: BroadlinkConfig, ctx: &DriverContext) -> anyhow::Result<JoinHa
                 }
                 _ = tick.tick() => if ac.session.is_none() {
                     ac.connect().await;
+                },
+                // The AC did not follow the latest command: the same frame again.
+                on = resends.next() => if let Err(e) = ac.send_frame(on).await {
+                    tracing::warn!("{}: IR re-send failed: {e}", ac.cfg.name);
                 },
                 Some(ev) = events.recv() => {
                     if let StoreEvent::StateChanged(c) = ev {
@@ -489,10 +528,17 @@ impl Ac {
         Ok(changed)
     }
 
-    /// The one place an IR command leaves for the AC: the code for the
-    /// current mode, fan and target (or the off code), sent with
-    /// `send_data`. Closed-loop confirmation hooks here.
+    /// The one place an IR command leaves for the AC; confirmed on its
+    /// power meter ([`IrConfirm`]), which asks for re-sends of the latest.
     async fn transmit(&mut self, on: bool) -> Result<(), ServiceError> {
+        self.send_frame(on).await?;
+        self.confirm.transmitted(on);
+        Ok(())
+    }
+
+    /// The code for the current mode, fan and target (or the off code),
+    /// sent with `send_data`.
+    async fn send_frame(&mut self, on: bool) -> Result<(), ServiceError> {
         let entity = self.climate_id.clone();
         let driver_error = move |reason: String| ServiceError::Driver {
             entity: entity.clone(),

@@ -12,6 +12,7 @@ mod common;
 mod alerts;
 mod api_tls;
 mod bad_input;
+mod broadlink;
 mod broker_logs;
 mod broker_tls;
 mod calendar;

@@ -12,6 +12,7 @@
 //! | Shelly Pro 4PM, 4 metered relays (settable loads, optional breaker, may share a circuit with Tasmota strips) | HTTP RPC on 127.0.0.1 and MQTT RPC (`<prefix>/rpc`, `NotifyStatus` on `<prefix>/events/rpc`, `<prefix>/online`) | [`shelly_pro4pm_sim`] |
 //! | Shelly Pro 3EM / Pro EM energy meter (grid and PV clamps; settable signed power, import/export counters) | HTTP RPC on 127.0.0.1 (`EM`/`EMData`, `EM1`/`EM1Data`) | [`shelly_em_sim`] |
 //! | Shelly Gen1 Plug S / 1PM / EM (settable load, watt-minute counter, reboot, offline, malformed payloads) | HTTP `/shelly`, `/status`, `/relay/0?turn=` on 127.0.0.1 and MQTT `shellies/<id>/…` | [`shelly_gen1_sim`] |
+//! | Broadlink RM4 mini IR gateway driving the AC (SmartIR codes decoded back) | UDP on 127.0.0.1 (discovery, auth, AES-128-CBC, RM4 `send_data`) | [`broadlink_sim`] |
 //! | Shelly Plus Plug S feeding the AC | HTTP JSON-RPC (Gen2 API) on 127.0.0.1 | [`shelly_sim`] |
 //! | the same plug pushing over MQTT, with its power/current limits | `NotifyStatus` on `<prefix>/events/rpc`, `<prefix>/status/switch:0`, `<prefix>/online`, `<prefix>/rpc` | [`shelly_push_sim`] |
 //! | Meross MSS310 metered plug (settable load, relay, daily consumption, key, encrypted-firmware and offline modes) | HTTP `POST /config`, signed messages (md5), on 127.0.0.1 | [`meross_sim`] |
@@ -46,6 +47,7 @@
 pub mod access;
 pub mod batch;
 pub mod breaker;
+pub mod broadlink_sim;
 pub mod building;
 pub mod circuit;
 pub mod controls;

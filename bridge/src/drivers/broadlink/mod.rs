@@ -30,10 +30,11 @@
 //! Errors: a code file that does not load refuses the driver's start with
 //! the file and the missing key named. Unreachable gateway, refused
 //! `auth` (`broadlink <id>: authentication refused (error -7: Control key is
-//! expired)`), timeouts, bad checksums and truncated replies mark the
-//! device unavailable, raise the problem entity with the error and log it
-//! once per distinct error; the driver re-authenticates every
-//! `reconnect_s`. A command whose transmission fails returns the error.
+//! expired)`), timeouts, bad checksums and truncated replies raise the
+//! problem entity with the error and log it once per distinct error (the
+//! device stays available, so HA shows the problem); the driver
+//! re-authenticates every `reconnect_s`, and a command meanwhile tries once
+//! more and returns the error.
 
 pub mod protocol;
 pub mod smartir;
@@ -379,7 +380,6 @@ impl Ac {
                     tracing::info!("broadlink {}: gateway reachable again", self.cfg.id);
                 }
                 self.session = Some(s);
-                self.ctx.store.set_availability(&self.cfg.id, true);
                 let mut attrs = Map::new();
                 attrs.insert(
                     "last_success".into(),
@@ -392,7 +392,9 @@ impl Ac {
     }
 
     /// The gateway failed: drop the session, say why (once per distinct
-    /// error), mark the device unavailable.
+    /// error). The device stays available so the problem entity shows the
+    /// error in HA (an unavailable device hides its entities' states); a
+    /// command meanwhile tries to reconnect and fails with the error.
     fn link_failed(&mut self, e: &BroadlinkError) {
         self.session = None;
         let text = format!("broadlink {}: {e}", self.cfg.id);
@@ -407,7 +409,6 @@ impl Ac {
             .unwrap_or_default();
         attrs.insert("error".into(), text.clone().into());
         let _ = self.ctx.store.set_state(&self.problem_id, "on", attrs);
-        self.ctx.store.set_availability(&self.cfg.id, false);
         self.last_error = Some(text);
     }
 

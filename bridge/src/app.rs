@@ -159,6 +159,14 @@ impl Bridge {
             alerts: Some(alerts.clone()),
         };
         tasks.extend(drivers::start(&config, &ctx)?);
+        // After the configured drivers: a device they drive is never pending.
+        let lan = if config.lan_discovery.enabled {
+            let (lan, lan_tasks) = crate::lan::Lan::start(&config, &ctx, &topics.base)?;
+            tasks.extend(lan_tasks);
+            Some(lan)
+        } else {
+            None
+        };
         if let Some(m) = &config.mirror {
             tasks.push(discovery::mirror::spawn(m.clone(), &ctx, &topics)?);
         }
@@ -243,6 +251,12 @@ impl Bridge {
             plugins.clone(),
             shutdown.clone(),
         )?);
+        tasks.push(api::mqtt::spawn_devices(
+            &link,
+            &topics.base,
+            lan.clone(),
+            shutdown.clone(),
+        )?);
         if config.plugin_dir.watch {
             tracing::info!(
                 "watching {} for plugin changes (every {} s)",
@@ -289,6 +303,7 @@ impl Bridge {
                 ..ApiOptions::default()
             },
             data_dir: data_dir.clone(),
+            lan: lan.clone(),
         });
         // Start returns once the bridge hears everything published from
         // then on (drivers subscribed above; SUBACKs are asynchronous).

@@ -144,6 +144,15 @@ pub struct Config {
     /// [`crate::drivers::helpers::config::NumberConfig`]).
     #[serde(default)]
     pub number: Vec<crate::drivers::helpers::config::NumberConfig>,
+    /// Devices found on the network, listed as pending and adopted on
+    /// request (keys in [`crate::lan::LanDiscoveryConfig`], behaviour in
+    /// [`crate::lan`]).
+    #[serde(default)]
+    pub lan_discovery: crate::lan::LanDiscoveryConfig,
+    /// The file this config was read from ([`Config::load`] sets it; not a
+    /// key of the file): adopted devices are written there.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -402,7 +411,9 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
-        Self::from_toml(&text, &path.display().to_string())
+        let mut config = Self::from_toml(&text, &path.display().to_string())?;
+        config.file = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
+        Ok(config)
     }
 
     /// Checks what serde cannot: ids, references, ranges.
@@ -565,6 +576,7 @@ impl Config {
         if let Some(e) = &self.energy {
             e.validate().map_err(anyhow::Error::msg)?;
         }
+        self.lan_discovery.validate().map_err(anyhow::Error::msg)?;
         crate::drivers::helpers::config::validate(&self.select, &self.number)
             .map_err(anyhow::Error::msg)?;
         let mut names = std::collections::HashSet::new();

@@ -20,6 +20,8 @@
 //! - [`plugins`]: the wasmtime host for controller plugins (`wit/`).
 //! - [`drivers`]: native drivers (ESP32 sensor nodes, Tasmota IR gateways,
 //!   Shelly Gen2 plugs).
+//! - [`lan`]: devices found on the network (mDNS, Broadlink discovery),
+//!   listed as pending and adopted into the config on request.
 //! - [`twin`]: the digital twin: simulated devices speaking the real protocols.
 //! - [`solar`]: the PV production model (PVWatts v5) and the `pv-power` /
 //!   `base-load` forecasts.
@@ -45,6 +47,7 @@ pub mod energy;
 pub mod entity;
 pub mod feeds;
 pub mod forecast;
+pub mod lan;
 pub mod logging;
 pub mod plugins;
 pub mod recorder;

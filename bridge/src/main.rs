@@ -155,6 +155,26 @@ enum Command {
         #[command(subcommand)]
         action: hearth::cli::firmware::FirmwareAction,
     },
+    /// Devices a running bridge found on the network (`[lan_discovery]`),
+    /// through its WebSocket API: list them, adopt one into the config.
+    Device {
+        #[command(subcommand)]
+        action: DeviceAction,
+        /// The bridge's WebSocket API.
+        #[arg(
+            long,
+            env = "HEARTH_URL",
+            default_value = "ws://127.0.0.1:8099/api/websocket",
+            global = true
+        )]
+        url: String,
+        /// A long-lived access token (`hearth token create --name cli`).
+        #[arg(long, env = "HEARTH_TOKEN", global = true, hide_env_values = true)]
+        token: Option<String>,
+        /// Print the bridge's JSON answer as is.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Run the bridge against real devices.
     Run {
         #[command(flatten)]
@@ -240,6 +260,23 @@ enum TokenAction {
     Revoke {
         /// The id `list` shows.
         id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeviceAction {
+    /// Devices found and not adopted yet (id, kind, address, model).
+    Pending,
+    /// Write pending device ID into the bridge's config file and drive it.
+    Adopt {
+        id: String,
+        /// Friendly name (default: the device's own name, else its id).
+        #[arg(long)]
+        name: Option<String>,
+        /// A key of the device's config table, KEY=VALUE (repeat);
+        /// `id=…` renames the device; a Broadlink needs `codes=FILE`.
+        #[arg(long = "option", value_name = "KEY=VALUE")]
+        options: Vec<String>,
     },
 }
 
@@ -381,6 +418,12 @@ async fn main() -> std::process::ExitCode {
             token,
             json,
         } => plugin_command(action, url, token, json).await,
+        Command::Device {
+            action,
+            url,
+            token,
+            json,
+        } => device_command(action, url, token, json).await,
         Command::Run { common, config } => {
             init_logging(&common.log_level);
             run_command(common, config).await
@@ -642,6 +685,44 @@ async fn plugin_command(
             println!("Unloaded `{name}`; its entities are removed from Home Assistant")
         }
         PluginAction::New { .. } => {}
+    }
+    Ok(())
+}
+
+async fn device_command(
+    action: DeviceAction,
+    url: String,
+    token: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use hearth::cli::device as cli;
+    let token = token.ok_or_else(|| {
+        anyhow::anyhow!(
+            "a token is needed: pass --token or set HEARTH_TOKEN (create one with `hearth token create --name cli`)"
+        )
+    })?;
+    let mut client = hearth::cli::plugin::Target { url, token }.connect().await?;
+    let (kind, args) = match &action {
+        DeviceAction::Pending => ("hearth/devices/pending", serde_json::json!({})),
+        DeviceAction::Adopt { id, name, options } => (
+            "hearth/devices/adopt",
+            cli::adopt_request(id, name.as_deref(), options)?,
+        ),
+    };
+    let result = client.command(kind, args).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(());
+    }
+    match action {
+        DeviceAction::Pending => print!("{}", cli::format_pending(&result)),
+        DeviceAction::Adopt { .. } => println!(
+            "Adopted `{}` as [[{}]] `{}` (written to {}); its entities are in Home Assistant",
+            result["pending_id"].as_str().unwrap_or(""),
+            result["kind"].as_str().unwrap_or(""),
+            result["id"].as_str().unwrap_or(""),
+            result["config_file"].as_str().unwrap_or("")
+        ),
     }
     Ok(())
 }

@@ -34,6 +34,7 @@ mod house;
 mod house_demo;
 mod influx;
 mod input_limits;
+mod lan_discovery;
 mod ir_confirm;
 mod late_readings;
 mod log_forging;

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod calls;
 pub mod client;
+pub mod device_ops;
 pub mod events;
 pub mod ha;
 pub mod health;
@@ -64,6 +65,9 @@ pub struct Api {
     pub alerts: Arc<crate::alerts::AlertHub>,
     pub options: ApiOptions,
     pub data_dir: PathBuf,
+    /// Devices found on the network (`None` unless `[lan_discovery]
+    /// enabled`): `hearth/devices/pending|adopt`.
+    pub lan: Option<Arc<crate::lan::Lan>>,
 }
 
 impl Api {

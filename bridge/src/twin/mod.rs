@@ -14,6 +14,7 @@
 //! | Shelly Gen1 Plug S / 1PM / EM (settable load, watt-minute counter, reboot, offline, malformed payloads) | HTTP `/shelly`, `/status`, `/relay/0?turn=` on 127.0.0.1 and MQTT `shellies/<id>/…` | [`shelly_gen1_sim`] |
 //! | Broadlink RM4 mini IR gateway driving the AC (SmartIR codes decoded back) | UDP on 127.0.0.1 (discovery, auth, AES-128-CBC, RM4 `send_data`) | [`broadlink_sim`] |
 //! | Shelly Plus Plug S feeding the AC | HTTP JSON-RPC (Gen2 API) on 127.0.0.1 | [`shelly_sim`] |
+//! | mDNS announcements of twin Shelly devices (`_shelly._tcp`, `_http._tcp`) | mDNS/DNS-SD over multicast on loopback | [`mdns_sim`] |
 //! | the same plug pushing over MQTT, with its power/current limits | `NotifyStatus` on `<prefix>/events/rpc`, `<prefix>/status/switch:0`, `<prefix>/online`, `<prefix>/rpc` | [`shelly_push_sim`] |
 //! | Meross MSS310 metered plug (settable load, relay, daily consumption, key, encrypted-firmware and offline modes) | HTTP `POST /config`, signed messages (md5), on 127.0.0.1 | [`meross_sim`] |
 //! | Tempo colours, Open-Meteo forecast, spot prices (the feeds' sources) | HTTP JSON on 127.0.0.1 (api-couleur-tempo.fr, RTE, Open-Meteo shapes) | [`feeds_sim`] |
@@ -54,6 +55,7 @@ pub mod controls;
 pub mod coworking;
 pub mod feeds_sim;
 pub mod house;
+pub mod mdns_sim;
 pub mod meross_sim;
 pub mod node_sim;
 pub(crate) mod outlets;

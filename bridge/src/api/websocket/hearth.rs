@@ -5,6 +5,9 @@
 //!   "wasm": "builtin:custom-strategy"}`).
 //! - `hearth/devices/list` → `[{id, name, manufacturer, model, sw_version,
 //!   via_device, available, entities: [entity_id]}]`
+//! - `hearth/devices/pending` → the devices found on the network and not
+//!   adopted; `hearth/devices/adopt` `{device_id, name?, options?}` adopts one
+//!   (arguments and results of [`device_ops`](crate::api::device_ops)).
 //! - `hearth/history` `{entity_id, start_time, end_time?, kind?}` (RFC
 //!   3339 times; `end_time` defaults to now, inclusive) → `{entity_id,
 //!   source, <kind>}` where `kind` is
@@ -28,7 +31,7 @@ use super::commands::Outcome;
 use super::protocol::{self, Command, ERR_NOT_FOUND, Fields};
 use super::session::Session;
 use crate::api::calls::Failure;
-use crate::api::plugin_ops;
+use crate::api::{device_ops, plugin_ops};
 use crate::clock::iso8601;
 use serde_json::{Value, json};
 
@@ -38,6 +41,8 @@ pub fn handle(s: &mut Session, cmd: &Command) -> Option<Outcome> {
             let op = plugin_ops::Op::parse(&kind["hearth/plugins/".len()..])?;
             plugin(s, cmd, op)
         }
+        "hearth/devices/pending" => device(s, cmd, device_ops::Op::Pending),
+        "hearth/devices/adopt" => device(s, cmd, device_ops::Op::Adopt),
         "hearth/devices/list" => Fields::new(&cmd.msg, &[]).map_err(Failure::from).map(|_| {
             s.conn.send(protocol::result(cmd.id, devices(s)));
         }),
@@ -65,6 +70,30 @@ fn plugin(s: &mut Session, cmd: &Command, op: plugin_ops::Op) -> Outcome {
     s.calls.spawn(async move {
         let _permit = permit;
         match plugin_ops::run(manager, op, request).await {
+            Ok(v) => conn.send(protocol::result(id, v)),
+            Err(f) => conn.send(protocol::error(json!(id), f.code, &f.message)),
+        };
+    });
+    Ok(())
+}
+
+/// An adoption writes the config file and starts a driver: off the
+/// connection's loop, like plugin operations.
+fn device(s: &mut Session, cmd: &Command, op: device_ops::Op) -> Outcome {
+    let mut request = cmd.msg.clone();
+    request.remove("id");
+    request.remove("type");
+    let permit = s.calls_in_flight.clone().try_acquire_owned().map_err(|_| {
+        Failure::new(
+            protocol::ERR_HOME_ASSISTANT_ERROR,
+            "too many calls of this connection are still running; wait for their results",
+        )
+    })?;
+    let (lan, conn, id) = (s.api.lan.clone(), s.conn.clone(), cmd.id);
+    while s.calls.try_join_next().is_some() {}
+    s.calls.spawn(async move {
+        let _permit = permit;
+        match device_ops::run(lan, op, request).await {
             Ok(v) => conn.send(protocol::result(id, v)),
             Err(f) => conn.send(protocol::error(json!(id), f.code, &f.message)),
         };

@@ -10,6 +10,7 @@
 //! kind = "tempo"                # "tempo" | "tou" | "spot"
 //! source = "couleur-tempo"      # tempo: "couleur-tempo" (jourTempo API) | "rte" (calendar JSON at `url`)
 //! url = "http://127.0.0.1:8088/api"  # http:// or https:// (rustls, Mozilla's roots); default: the public API
+//! ca_file = "/etc/hearth/relay-ca.pem"  # optional: PEM CA an https url may chain to, besides Mozilla's roots
 //! poll_interval_s = 3600        # s; failures retry after retry_s (60), doubling
 //! unknown_colour = "white"      # price of days not yet published: blue | white | red | none
 //! [tariff.prices]               # €/kWh TTC, any of the six (defaults: regulated prices 2025-08-01)
@@ -19,6 +20,7 @@
 //! latitude = 48.86
 //! longitude = 2.34
 //! url = "http://127.0.0.1:8088/v1/forecast"
+//! ca_file = "/etc/hearth/relay-ca.pem"  # optional, as for [tariff]
 //!
 //! [solar]                       # PV and base-load forecasts (crate::solar::forecast)
 //! base_load_sensor = "sensor.house_power"

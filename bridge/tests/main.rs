@@ -26,6 +26,7 @@ mod discovery;
 mod energy;
 mod faults;
 mod feeds;
+mod feeds_https;
 mod firmware_seal;
 mod ha_history;
 mod helpers;

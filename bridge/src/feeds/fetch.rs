@@ -1,7 +1,7 @@
 //! What the feed drivers share: HTTP GETs (hyper's client over
 //! hyper-util's `HttpConnector` for `http://`, [`super::https`]'s rustls
-//! client with Mozilla's roots for `https://`), file reads, retry backoff
-//! and the clock-aware wait.
+//! client with Mozilla's roots, plus a feed's `ca_file`, for `https://`),
+//! file reads, retry backoff and the clock-aware wait.
 
 use super::FeedError;
 use super::https::HttpsGet;
@@ -51,6 +51,19 @@ impl HttpGet {
             https: HttpsGet::with_public_roots(timeout),
             timeout,
         }
+    }
+
+    /// [`HttpGet::new`] that also trusts the PEM CA certificate(s) in
+    /// `ca_file` for `https://` URLs (a private CA, a local relay's).
+    /// `key` names the config section in errors (`[tariff]`): a file that
+    /// cannot be read or holds no certificate is an error naming
+    /// `<key> ca_file <path>`.
+    pub fn with_ca(key: &str, ca_file: Option<&Path>, timeout: Duration) -> Result<Self, String> {
+        Ok(HttpGet {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            https: HttpsGet::new(key, ca_file, timeout)?,
+            timeout,
+        })
     }
 
     /// The body of a `200` answer to `GET url`, as text. `expected` says

@@ -104,11 +104,16 @@ impl HttpsGet {
             .map_err(|e| format!("connect to {authority}: {e}"))?;
         let name = ServerName::try_from(bare.clone())
             .map_err(|_| format!("`{bare}` is not a TLS server name"))?;
-        let stream = self
-            .tls
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS with {authority}: {e}"))?;
+        let stream = self.tls.connect(name, tcp).await.map_err(|e| {
+            let mut m = format!("TLS with {authority}: {e}");
+            if m.contains("UnknownIssuer") {
+                m.push_str(
+                    " (the server's certificate is not signed by a CA Hearth trusts: \
+                         Mozilla's roots, or the PEM file in `ca_file`)",
+                );
+            }
+            m
+        })?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| format!("HTTP handshake: {e}"))?;

@@ -12,8 +12,8 @@
 //!   shape in [`parse_couleur_tempo_day`]).
 //! - `kind = "tempo"`, `source = "rte"`: GETs `url`, which must answer RTE's
 //!   "Tempo Like Supply Contract" calendar JSON ([`parse_rte_tempo_calendar`]).
-//!   RTE's own API needs an OAuth2 token and TLS, neither of which Hearth
-//!   speaks yet: use a local relay.
+//!   RTE's own API needs an OAuth2 token, which Hearth does not speak yet:
+//!   use a local relay (over https with a private CA: `ca_file`).
 //! - `kind = "tou"`: windows and prices from the config ([`TouConfig`]); no
 //!   HTTP.
 //! - `kind = "spot"`: GETs `url`, or reads `file`, for a spot price list
@@ -134,6 +134,10 @@ pub struct TariffConfig {
     pub retry_s: Option<f64>,
     /// Wall-clock s one HTTP request may take (default 10).
     pub http_timeout_s: Option<f64>,
+    /// PEM CA certificate(s) an https:// `url`'s server may chain to,
+    /// besides Mozilla's roots (a private CA, a local relay's); tempo and
+    /// spot.
+    pub ca_file: Option<PathBuf>,
     /// h of price series published ahead of now (default 48).
     pub horizon_h: Option<f64>,
     /// tempo: the six prices, €/kWh ([`TempoPrices`]; unset ones keep
@@ -309,6 +313,7 @@ impl TariffConfig {
             ("poll_interval_s", self.poll_interval_s.is_some()),
             ("retry_s", self.retry_s.is_some()),
             ("http_timeout_s", self.http_timeout_s.is_some()),
+            ("ca_file", self.ca_file.is_some()),
         ] {
             only(
                 key,
@@ -369,6 +374,9 @@ impl TariffConfig {
             };
             check_url(&key, &url)?;
         }
+        if let Some(ca) = &self.ca_file {
+            HttpGet::with_ca("[tariff]", Some(ca), Duration::from_secs(1))?;
+        }
         self.initial_model()
             .and_then(|_| self.tou_periods())
             .map_err(|e| format!("[tariff] {e}"))
@@ -394,7 +402,12 @@ pub fn spawn(cfg: TariffConfig, ctx: &DriverContext) -> anyhow::Result<JoinHandl
         tou_periods: cfg
             .tou_periods()
             .map_err(|e| anyhow::anyhow!("[tariff] {e}"))?,
-        http: HttpGet::new(Duration::from_secs_f64(cfg.http_timeout_s())),
+        http: HttpGet::with_ca(
+            "[tariff]",
+            cfg.ca_file.as_deref(),
+            Duration::from_secs_f64(cfg.http_timeout_s()),
+        )
+        .map_err(anyhow::Error::msg)?,
         horizon_ms: (cfg.horizon_h() * 3_600_000.0) as i64,
         cfg,
         ctx: ctx.clone(),

@@ -74,6 +74,9 @@ pub struct WeatherConfig {
     pub http_timeout_s: Option<f64>,
     /// Days of forecast asked for, 1…16 (default 3).
     pub forecast_days: Option<u32>,
+    /// PEM CA certificate(s) an https:// `url`'s server may chain to,
+    /// besides Mozilla's roots (a private CA, a local relay's).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl WeatherConfig {
@@ -141,7 +144,11 @@ impl WeatherConfig {
         } else {
             "[weather] url (default)"
         };
-        check_url(key, &self.url())
+        check_url(key, &self.url())?;
+        if let Some(ca) = &self.ca_file {
+            HttpGet::with_ca("[weather]", Some(ca), Duration::from_secs(1))?;
+        }
+        Ok(())
     }
 }
 
@@ -163,7 +170,12 @@ pub fn spawn_with_pv(
         crate::solar::forecast::register(&ctx.store)?;
     }
     let mut feed = WeatherFeed {
-        http: HttpGet::new(Duration::from_secs_f64(cfg.http_timeout_s())),
+        http: HttpGet::with_ca(
+            "[weather]",
+            cfg.ca_file.as_deref(),
+            Duration::from_secs_f64(cfg.http_timeout_s()),
+        )
+        .map_err(anyhow::Error::msg)?,
         url: cfg.request_url(),
         ctx: ctx.clone(),
         forecast: None,

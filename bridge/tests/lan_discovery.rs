@@ -259,3 +259,108 @@ async fn requests_are_refused_when_discovery_is_off() {
     );
     bridge.stop().await;
 }
+
+/// A twin Broadlink RM4 mini on UDP 127.0.0.1 answers the discovery
+/// hello: pending as `broadlink-<mac>`; adoption without a code file is
+/// refused and names `codes`; with one, `[[broadlink]]` is written (host,
+/// MAC, codes) and its climate entity reaches HA discovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadlink_answering_discovery_is_pending_and_adopted_with_its_codes() {
+    use hearth::drivers::broadlink::smartir::SmartIrCodes;
+    use hearth::twin::broadlink_sim::{BroadlinkSim, BroadlinkSimConfig};
+    use hearth::twin::{Plant, RoomParams};
+    common::init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::real();
+    let (twin_stop, twin_off) = shutdown::channel();
+    let codes = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/ir-codes/smartir-climate-1381.json");
+    let plant = Plant::new(RoomParams::server_room(), clock.now_ms()).shared();
+    let sim = BroadlinkSim::spawn(
+        clock,
+        BroadlinkSimConfig::rm4_mini(SmartIrCodes::load(&codes).unwrap()),
+        plant,
+        twin_off,
+    )
+    .unwrap();
+    let original = format!(
+        "# Server room\n[homeassistant]\ndiscovery = \"entity\"\n[lan_discovery]\nenabled = true\nmdns = false\n# the twin gateway, not a broadcast\nbroadlink_broadcast = \"{}\"\ninterval_s = 1\n",
+        sim.addr()
+    );
+    let path = dir.path().join("hearth.toml");
+    std::fs::write(&path, &original).unwrap();
+    let mut config = Config::load(&path).unwrap();
+    config.mqtt.port = EmbeddedBroker::free_port();
+    config.http.port = 0;
+    config.data_dir = Some(dir.path().join("data"));
+    let bridge = Bridge::start(config, clock).await.expect("bridge starts");
+    let obs = Observer::connect(&bridge.broker, "#").await;
+
+    let mac: String = sim.mac().iter().map(|b| format!("{b:02x}")).collect();
+    let id = format!("broadlink-{mac}");
+    let list = wait_for("the Broadlink on the pending topic", WAIT, || {
+        retained_json(&obs, PENDING).filter(|l| ids(l).contains(&id))
+    })
+    .await;
+    let entry = &list.as_array().unwrap()[0];
+    assert_eq!(entry["kind"], "broadlink", "{entry}");
+    assert_eq!(entry["address"], sim.addr().to_string(), "{entry}");
+    assert_eq!(
+        entry["model"],
+        format!("0x{:04x}", sim.devtype()),
+        "{entry}"
+    );
+    assert_eq!(entry["found_by"], "broadlink", "{entry}");
+
+    obs.publish(
+        ADOPT,
+        &json!({"id": id, "transaction": "nocodes"}).to_string(),
+    )
+    .await;
+    let a = answer(&obs, "nocodes").await;
+    assert_eq!(a["status"], "error", "{a}");
+    assert!(
+        a["error"].as_str().unwrap().contains("options.codes"),
+        "{a}"
+    );
+
+    obs.publish(
+        ADOPT,
+        &json!({"id": id, "name": "Server room AC",
+                "options": {"id": "ac", "codes": codes.display().to_string()},
+                "transaction": "codes"})
+        .to_string(),
+    )
+    .await;
+    let a = answer(&obs, "codes").await;
+    assert_eq!(a["status"], "ok", "{a}");
+    assert_eq!(a["data"]["id"], "ac", "{a}");
+    let climate = wait_for("the adopted AC's climate in HA discovery", WAIT, || {
+        obs.current()
+            .keys()
+            .find(|t| t.starts_with("homeassistant/climate/ac/") && t.ends_with("/config"))
+            .cloned()
+    })
+    .await;
+    let cfg = retained_json(&obs, &climate).unwrap();
+    assert_eq!(cfg["device"]["name"], "Server room AC", "{cfg}");
+
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(written.starts_with(original.trim_end()), "{written}");
+    let reread = Config::from_toml(&written, "written").unwrap();
+    let b = &reread.broadlink[0];
+    assert_eq!(b.id, "ac");
+    assert_eq!(b.host, sim.addr().to_string());
+    let colons: Vec<String> = sim.mac().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(b.mac.as_deref(), Some(colons.join(":").as_str()));
+    // Discovery goes on every second: the adopted gateway stays off the list.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now = retained_json(&obs, PENDING).unwrap();
+    assert!(
+        !ids(&now).contains(&id),
+        "adopted Broadlink listed again: {now}"
+    );
+
+    bridge.stop().await;
+    twin_stop.trigger();
+}

@@ -24,7 +24,13 @@ use tokio::task::JoinHandle;
 
 /// Tables an adoption can write in this build (the kinds whose driver
 /// exists here).
-pub const ADOPTABLE: &[&str] = &["shelly", "shelly_pro4pm", "shelly_em"];
+pub const ADOPTABLE: &[&str] = &[
+    "shelly",
+    "shelly_gen1",
+    "shelly_pro4pm",
+    "shelly_em",
+    "broadlink",
+];
 
 /// What the config already drives: ids, `host:port` addresses, MACs.
 #[derive(Debug, Default, Clone)]
@@ -32,6 +38,14 @@ pub struct Configured {
     ids: HashSet<String>,
     addresses: HashSet<String>,
     macs: HashSet<String>,
+}
+
+/// `aa:bb:cc:dd:ee:ff`, `AA-BB-…` or `aabbcc…` → 12 lower-case hex digits.
+pub fn normalize_mac(mac: &str) -> String {
+    mac.chars()
+        .filter(char::is_ascii_hexdigit)
+        .collect::<String>()
+        .to_ascii_lowercase()
 }
 
 /// `http://host[:port][/…]` or `host[:port]` → `host:port` (port 80 when
@@ -67,6 +81,15 @@ impl Configured {
         for s in &c.shelly_em {
             me.add(&s.id, Some(&s.host), None);
         }
+        for s in &c.shelly_gen1 {
+            me.add(&s.id, Some(&s.url), None);
+        }
+        for m in &c.meross {
+            me.add(&m.id, Some(&m.url), None);
+        }
+        for b in &c.broadlink {
+            me.add(&b.id, Some(&b.host), b.mac.as_deref());
+        }
         for id in c
             .ir_ac
             .iter()
@@ -84,7 +107,7 @@ impl Configured {
             self.addresses.insert(normalize_address(a));
         }
         if let Some(m) = mac {
-            self.macs.insert(m.to_ascii_lowercase());
+            self.macs.insert(normalize_mac(m));
         }
     }
 
@@ -97,7 +120,9 @@ impl Configured {
             return Some(format!("a configured device has address {}", dev.address));
         }
         match &dev.mac {
-            Some(m) if self.macs.contains(m) => Some(format!("a configured device has MAC {m}")),
+            Some(m) if self.macs.contains(&normalize_mac(m)) => {
+                Some(format!("a configured device has MAC {m}"))
+            }
             _ => None,
         }
     }
@@ -240,6 +265,12 @@ impl Adopter {
             "shelly_em" => {
                 drivers::shelly_em::spawn(find(&config.shelly_em, id, |c| &c.id)?.clone(), ctx)
             }
+            "shelly_gen1" => {
+                drivers::shelly_gen1::spawn(find(&config.shelly_gen1, id, |c| &c.id)?.clone(), ctx)
+            }
+            "broadlink" => {
+                drivers::broadlink::spawn(find(&config.broadlink, id, |c| &c.id)?.clone(), ctx)
+            }
             other => anyhow::bail!("no driver for `{other}`"),
         }
     }
@@ -264,6 +295,23 @@ fn device_table(
     t["name"] = toml_edit::value(name);
     match dev.kind.as_str() {
         "shelly" | "shelly_gen1" => t["url"] = toml_edit::value(format!("http://{}", dev.address)),
+        "broadlink" => {
+            if !options.contains_key("codes") {
+                return Err(format!(
+                    "a Broadlink drives an AC by its IR codes: give `options.codes`, the SmartIR climate code file (e.g. examples/ir-codes/smartir-climate-1381.json) of the AC `{}` points at",
+                    dev.id
+                ));
+            }
+            t["host"] = toml_edit::value(dev.address.as_str());
+            if let Some(m) = &dev.mac {
+                let colons: Vec<String> = m
+                    .as_bytes()
+                    .chunks(2)
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect();
+                t["mac"] = toml_edit::value(colons.join(":"));
+            }
+        }
         _ => t["host"] = toml_edit::value(dev.address.as_str()),
     }
     for (k, v) in options {

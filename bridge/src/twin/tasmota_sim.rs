@@ -557,18 +557,21 @@ pub fn spawn(
     opts.set_last_will(LastWill::new(&lwt, "Offline", QoS::AtLeastOnce, true));
     let (client, eventloop) = AsyncClient::new(opts, 64);
     Ok(tokio::spawn(run(
-        clock, cfg, client, eventloop, plant, log, fault, shutdown,
+        clock,
+        cfg,
+        (client, eventloop),
+        plant,
+        (log, fault),
+        shutdown,
     )))
 }
 
 async fn run(
     clock: Clock,
     cfg: TasmotaSimConfig,
-    client: AsyncClient,
-    mut eventloop: rumqttc::EventLoop,
+    (client, mut eventloop): (AsyncClient, rumqttc::EventLoop),
     plant: SharedPlant,
-    log: IrLog,
-    fault: IrFault,
+    (log, fault): (IrLog, IrFault),
     mut shutdown: Shutdown,
 ) {
     let cmnd_prefix = format!("cmnd/{}/", cfg.topic);

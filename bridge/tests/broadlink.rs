@@ -34,7 +34,8 @@ fn twin() -> (BroadlinkSim, ShutdownTrigger) {
     let (power, off) = shutdown::channel();
     let clock = Clock::real();
     let plant = Plant::new(RoomParams::server_room(), clock.now_ms()).shared();
-    let sim = BroadlinkSim::spawn(clock, BroadlinkSimConfig::rm4_mini(codes()), plant, off).unwrap();
+    let sim =
+        BroadlinkSim::spawn(clock, BroadlinkSimConfig::rm4_mini(codes()), plant, off).unwrap();
     (sim, power)
 }
 
@@ -144,9 +145,15 @@ async fn a_refused_auth_is_named() {
         "broadlink ac: authentication refused (error -7: Control key is expired)"
     );
     // A command tries again and fails with the same error; nothing sent.
-    call(&bridge, "climate", "set_hvac_mode", "climate.ac", json!({"hvac_mode": "cool"}))
-        .await
-        .unwrap();
+    call(
+        &bridge,
+        "climate",
+        "set_hvac_mode",
+        "climate.ac",
+        json!({"hvac_mode": "cool"}),
+    )
+    .await
+    .unwrap();
     let refused = call(&bridge, "switch", "turn_on", "switch.ac_power", json!({}))
         .await
         .unwrap_err();
@@ -184,8 +191,14 @@ async fn climate_commands_reach_the_twin_ac_as_the_files_codes() {
     })
     .await;
     let climate = store.get("climate.ac").unwrap();
-    assert_eq!(climate.attributes["hvac_modes"], json!(["off", "heat", "cool"]));
-    assert_eq!(climate.attributes["fan_modes"], json!(["low", "mid", "high"]));
+    assert_eq!(
+        climate.attributes["hvac_modes"],
+        json!(["off", "heat", "cool"])
+    );
+    assert_eq!(
+        climate.attributes["fan_modes"],
+        json!(["low", "mid", "high"])
+    );
     assert_eq!(
         (
             &climate.attributes["min_temp"],
@@ -195,12 +208,24 @@ async fn climate_commands_reach_the_twin_ac_as_the_files_codes() {
     );
 
     // Setting mode and target while the AC is off sends nothing.
-    call(&bridge, "climate", "set_hvac_mode", "climate.ac", json!({"hvac_mode": "cool"}))
-        .await
-        .unwrap();
-    call(&bridge, "climate", "set_temperature", "climate.ac", json!({"temperature": 21}))
-        .await
-        .unwrap();
+    call(
+        &bridge,
+        "climate",
+        "set_hvac_mode",
+        "climate.ac",
+        json!({"hvac_mode": "cool"}),
+    )
+    .await
+    .unwrap();
+    call(
+        &bridge,
+        "climate",
+        "set_temperature",
+        "climate.ac",
+        json!({"temperature": 21}),
+    )
+    .await
+    .unwrap();
     assert!(sim.ir_log().is_empty(), "{:?}", sim.ir_log());
 
     call(&bridge, "switch", "turn_on", "switch.ac_power", json!({}))
@@ -209,24 +234,53 @@ async fn climate_commands_reach_the_twin_ac_as_the_files_codes() {
     assert_eq!(last_ir(&sim), Some(set("cool", "low", 21.0)));
     let s = sim.ac_settings();
     assert!(s.power);
-    assert_eq!((s.mode, s.set_temp_c, s.fan_speed.as_str()), (AcMode::Cool, 21.0, "low"));
+    // Room at 26 °C, set to 21: the compressor runs, as a plug would meter.
+    assert!(electrical_w(&sim) > 300.0, "{} W", electrical_w(&sim));
+    assert_eq!(
+        (s.mode, s.set_temp_c, s.fan_speed.as_str()),
+        (AcMode::Cool, 21.0, "low")
+    );
 
-    call(&bridge, "select", "select_option", "select.ac_fan", json!({"option": "high"}))
-        .await
-        .unwrap();
+    call(
+        &bridge,
+        "select",
+        "select_option",
+        "select.ac_fan",
+        json!({"option": "high"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(last_ir(&sim), Some(set("cool", "high", 21.0)));
-    call(&bridge, "climate", "set_temperature", "climate.ac", json!({"temperature": 26}))
-        .await
-        .unwrap();
+    call(
+        &bridge,
+        "climate",
+        "set_temperature",
+        "climate.ac",
+        json!({"temperature": 26}),
+    )
+    .await
+    .unwrap();
     assert_eq!(last_ir(&sim), Some(set("cool", "high", 26.0)));
-    call(&bridge, "climate", "set_hvac_mode", "climate.ac", json!({"hvac_mode": "heat"}))
-        .await
-        .unwrap();
+    call(
+        &bridge,
+        "climate",
+        "set_hvac_mode",
+        "climate.ac",
+        json!({"hvac_mode": "heat"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(last_ir(&sim), Some(set("heat", "high", 26.0)));
     assert_eq!(sim.ac_settings().mode, AcMode::Heat);
-    call(&bridge, "select", "select_option", "select.ac_fan", json!({"option": "mid"}))
-        .await
-        .unwrap();
+    call(
+        &bridge,
+        "select",
+        "select_option",
+        "select.ac_fan",
+        json!({"option": "mid"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(last_ir(&sim), Some(set("heat", "mid", 26.0)));
     let climate = store.get("climate.ac").unwrap();
     assert_eq!(climate.state, "heat");
@@ -235,24 +289,69 @@ async fn climate_commands_reach_the_twin_ac_as_the_files_codes() {
 
     // Out of the file's range: refused by the host envelope, nothing sent.
     let n = sim.ir_log().len();
-    let e = call(&bridge, "climate", "set_temperature", "climate.ac", json!({"temperature": 31}))
-        .await
-        .unwrap_err();
+    let e = call(
+        &bridge,
+        "climate",
+        "set_temperature",
+        "climate.ac",
+        json!({"temperature": 31}),
+    )
+    .await
+    .unwrap_err();
     assert!(e.to_string().contains("31"), "{e}");
-    let e = call(&bridge, "select", "select_option", "select.ac_fan", json!({"option": "turbo"}))
-        .await
-        .unwrap_err();
+    let e = call(
+        &bridge,
+        "select",
+        "select_option",
+        "select.ac_fan",
+        json!({"option": "turbo"}),
+    )
+    .await
+    .unwrap_err();
     assert!(e.to_string().contains("turbo"), "{e}");
     assert_eq!(sim.ir_log().len(), n);
 
     // Off: the file's off code, the remote's power off.
-    call(&bridge, "climate", "set_hvac_mode", "climate.ac", json!({"hvac_mode": "off"}))
-        .await
-        .unwrap();
+    call(
+        &bridge,
+        "climate",
+        "set_hvac_mode",
+        "climate.ac",
+        json!({"hvac_mode": "off"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(last_ir(&sim), Some(IrMeaning::Off));
     assert!(!sim.ac_settings().power);
     assert_eq!(store.get("switch.ac_power").unwrap().state, "off");
     assert!(sim.ir_log().iter().all(|e| !e.ignored));
+    assert!(electrical_w(&sim) < 15.0, "{} W", electrical_w(&sim));
+
+    // The AC ignores the next code (H5's closed loop re-sends on this);
+    // the gateway still acknowledges it, IR being one-way.
+    sim.ignore_next(1);
+    call(
+        &bridge,
+        "climate",
+        "set_hvac_mode",
+        "climate.ac",
+        json!({"hvac_mode": "cool"}),
+    )
+    .await
+    .unwrap();
+    call(&bridge, "switch", "turn_on", "switch.ac_power", json!({}))
+        .await
+        .unwrap();
+    let last = sim.ir_log().last().cloned().unwrap();
+    assert!(last.ignored);
+    assert_eq!(last.meaning, Some(set("cool", "mid", 26.0)));
+    assert!(!sim.ac_settings().power);
+}
+
+fn electrical_w(sim: &BroadlinkSim) -> f64 {
+    let plant = sim.plant();
+    let p = plant.lock().unwrap();
+    p.ac.electrical_w()
 }
 
 /// A corrupted reply (bad checksum, truncated, garbage) is an error that
@@ -266,8 +365,14 @@ async fn corrupted_replies_are_rejected_with_a_clear_error() {
 
     sim.set_reply_fault(Some(ReplyFault::BadChecksum), 1);
     let e = s.auth().await.unwrap_err();
-    assert!(matches!(e, BroadlinkError::Checksum { what: "auth", .. }), "{e}");
-    assert!(e.to_string().starts_with("auth reply has a wrong checksum"), "{e}");
+    assert!(
+        matches!(e, BroadlinkError::Checksum { what: "auth", .. }),
+        "{e}"
+    );
+    assert!(
+        e.to_string().starts_with("auth reply has a wrong checksum"),
+        "{e}"
+    );
 
     sim.set_reply_fault(Some(ReplyFault::Truncated), 1);
     let e = s.auth().await.unwrap_err();
@@ -287,7 +392,9 @@ async fn corrupted_replies_are_rejected_with_a_clear_error() {
 
     // Discovery skips what is not a valid reply.
     sim.set_reply_fault(Some(ReplyFault::BadChecksum), 100);
-    let found = discover(sim.addr(), Duration::from_millis(300)).await.unwrap();
+    let found = discover(sim.addr(), Duration::from_millis(300))
+        .await
+        .unwrap();
     assert!(found.is_empty(), "{found:?}");
     sim.set_reply_fault(None, 0);
 
@@ -308,11 +415,9 @@ async fn corrupted_replies_are_rejected_with_a_clear_error() {
 async fn a_bad_code_file_is_refused_with_its_message() {
     let (sim, _power) = twin();
     let dir = tempfile::tempdir().unwrap();
-    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(codes_path()).unwrap()).unwrap();
-    v["commands"]["cool"]
-        .as_object_mut()
-        .unwrap()
-        .remove("mid");
+    let mut v: Value =
+        serde_json::from_str(&std::fs::read_to_string(codes_path()).unwrap()).unwrap();
+    v["commands"]["cool"].as_object_mut().unwrap().remove("mid");
     let bad = dir.path().join("bad-codes.json");
     std::fs::write(&bad, v.to_string()).unwrap();
     let mut c = cfg(&sim);

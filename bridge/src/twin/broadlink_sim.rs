@@ -184,6 +184,11 @@ impl BroadlinkSim {
         self.state().log.clone()
     }
 
+    /// The plant the AC is part of (a plug twin on it meters the AC).
+    pub fn plant(&self) -> SharedPlant {
+        self.plant.clone()
+    }
+
     /// The AC's remote settings now.
     pub fn ac_settings(&self) -> AcSettings {
         let p = self.plant.lock().unwrap_or_else(|e| e.into_inner());

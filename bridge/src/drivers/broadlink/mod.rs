@@ -441,7 +441,11 @@ impl Ac {
             if let Some(t) = data.get("temperature").and_then(Value::as_f64) {
                 let t = self.codes.snap(t.clamp(self.min_temp, self.max_temp));
                 if t != self.target {
-                    tracing::info!("{}: target temperature {} → {t} °C", self.cfg.name, self.target);
+                    tracing::info!(
+                        "{}: target temperature {} → {t} °C",
+                        self.cfg.name,
+                        self.target
+                    );
                     self.target = t;
                     resend = true;
                 }
@@ -472,7 +476,10 @@ impl Ac {
             }
         } else if entity_id == self.fan_id {
             if service != "select_option" {
-                return Err(ServiceError::UnknownService("select".into(), service.into()));
+                return Err(ServiceError::UnknownService(
+                    "select".into(),
+                    service.into(),
+                ));
             }
             let fan = data
                 .get("option")

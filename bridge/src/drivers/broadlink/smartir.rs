@@ -149,7 +149,9 @@ impl SmartIrCodes {
                 .decode(s.trim())
                 .map_err(|e| fail(format!("`{key}` is not valid base64: {e}")))?;
             if bytes.len() < 4 {
-                return Err(fail(format!("`{key}` is too short for a Broadlink IR packet")));
+                return Err(fail(format!(
+                    "`{key}` is too short for a Broadlink IR packet"
+                )));
             }
             Ok(bytes)
         };

@@ -22,6 +22,7 @@ const KEY: &str = "9a7b3c1d0e2f4a6b8c0d1e2f3a4b5c6d";
 
 struct Rig {
     bridge: Bridge,
+    bridge_config: MerossConfig,
     sim: MerossSim,
     _sim_power: ShutdownTrigger,
     _dir: tempfile::TempDir,
@@ -53,9 +54,11 @@ async fn rig(key: &str, before: impl FnOnce(&MerossSim)) -> Rig {
         channel: 0,
         poll_interval_s: 0.2,
     };
+    let bridge_config = c.clone();
     let bridge = common::history::start_bridge(dir.path(), |conf| conf.meross.push(c)).await;
     Rig {
         bridge,
+        bridge_config,
         sim,
         _sim_power: sim_power,
         _dir: dir,
@@ -175,6 +178,28 @@ async fn switching_metering_and_consumption() {
         (meross_sim::MODEL, Some(meross_sim::FIRMWARE))
     );
     r.bridge.stop().await;
+}
+
+/// The total continues from the recorder's last value after a restart of
+/// the bridge (the plug kept running).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_energy_total_survives_a_bridge_restart() {
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .to_string();
+    let r = rig(KEY, |sim| sim.set_day_wh(&today, 100.0)).await;
+    wait_state(&r.bridge, "sensor.m1_energy", "0").await;
+    r.sim.set_day_wh(&today, 175.0);
+    wait_state(&r.bridge, "sensor.m1_energy", "75").await;
+    let cfg = r.bridge_config.clone();
+    r.bridge.stop().await;
+    let b = common::history::start_bridge(r._dir.path(), |conf| conf.meross.push(cfg)).await;
+    wait_state(&b, "sensor.m1_energy_today", "175").await;
+    wait_state(&b, "sensor.m1_energy", "75").await;
+    r.sim.set_day_wh(&today, 180.0);
+    wait_state(&b, "sensor.m1_energy", "80").await;
+    b.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,8 +23,9 @@
 //!   attribute `date`; falls to 0 at the device's midnight) and
 //!   `sensor.<id>_energy` (Wh counted since Hearth first read the plug,
 //!   `total_increasing`: the growth of each day's value, a new day counted
-//!   from 0; attributes `last_date` and `last_day_wh` let a restarted bridge
-//!   whose store still holds the state continue it).
+//!   from 0). After a bridge restart the total continues from the
+//!   recorder's last value (the first list read is then the new baseline:
+//!   what the plug used while the bridge was down is not counted).
 //!
 //! `switch.turn_on`/`turn_off`/`toggle` → `SET Appliance.Control.ToggleX`
 //! `{"togglex": {"channel", "onoff": 1|0}}`, then the state is read back.
@@ -66,6 +67,8 @@ use tokio::task::JoinHandle;
 const OWNER: &str = "meross";
 /// A device is offline after this many polls in a row without an answer.
 pub const FAILURES_BEFORE_OFFLINE: u32 = 3;
+/// How far back (ms) the recorder is asked for the total's last value.
+const RESUME_LOOKBACK_MS: i64 = 400 * 86_400_000;
 /// Longest wait between two attempts while the plug refuses Hearth.
 const MAX_BACKOFF_S: f64 = 3600.0;
 
@@ -100,7 +103,6 @@ pub fn spawn(cfg: MerossConfig, ctx: &DriverContext) -> anyhow::Result<JoinHandl
     let (tx, mut commands) = mpsc::channel::<DriverCommand>(16);
     ctx.router
         .register(&switch_id, tx, SafetyEnvelope::default());
-    let energy = EnergyTotal::restored(ctx.store.get(&energy_entity(&cfg.id)));
     let mut plug = Plug {
         client: MerossClient::new(&cfg.base_url(), cfg.key()),
         cfg,
@@ -112,7 +114,7 @@ pub fn spawn(cfg: MerossConfig, ctx: &DriverContext) -> anyhow::Result<JoinHandl
         refusal: None,
         refusals: 0,
         problem_known: false,
-        energy,
+        energy: None,
     };
     let mut shutdown = ctx.shutdown.clone();
     Ok(tokio::spawn(async move {
@@ -168,7 +170,9 @@ struct Plug {
     refusals: u32,
     /// The problem entity has a state (off after the first good poll).
     problem_known: bool,
-    energy: EnergyTotal,
+    /// `None` until the first consumption list (then resumed from the
+    /// recorder).
+    energy: Option<EnergyTotal>,
 }
 
 /// How one poll step ended when it did not succeed.
@@ -466,15 +470,21 @@ impl Plug {
         let today_id =
             crate::entity::entity_id_for(Component::Sensor, &self.cfg.id, "energy_today");
         let _ = store.set_state(&today_id, format_number(today.wh, 0), attrs);
-        self.energy.update(days);
-        let mut attrs = Map::new();
-        attrs.insert("last_date".into(), today.date.clone().into());
-        attrs.insert("last_day_wh".into(), today.wh.into());
-        let _ = store.set_state(
-            &energy_entity(&self.cfg.id),
-            format_number(self.energy.total_wh, 0),
-            attrs,
-        );
+        let entity = energy_entity(&self.cfg.id);
+        let energy = self.energy.get_or_insert_with(|| {
+            let now = self.ctx.clock.now_ms();
+            let last = store
+                .history(&entity, now - RESUME_LOOKBACK_MS, now)
+                .last()
+                .map(|(_, v)| *v)
+                .filter(|v| v.is_finite() && *v >= 0.0);
+            EnergyTotal {
+                total_wh: last.unwrap_or(0.0),
+                ..EnergyTotal::default()
+            }
+        });
+        energy.update(days);
+        let _ = store.set_state(&entity, format_number(energy.total_wh, 0), Map::new());
     }
 
     async fn execute(&mut self, service: &str) -> Result<(), ServiceError> {
@@ -518,27 +528,9 @@ struct EnergyTotal {
 }
 
 impl EnergyTotal {
-    /// Continues from the state the store holds at start, if any.
-    fn restored(state: Option<crate::entity::State>) -> EnergyTotal {
-        let mut t = EnergyTotal::default();
-        let Some(s) = state else { return t };
-        let (Some(total), Some(date), Some(wh)) = (
-            s.number(),
-            s.attributes.get("last_date").and_then(Value::as_str),
-            s.attributes.get("last_day_wh").and_then(Value::as_f64),
-        ) else {
-            return t;
-        };
-        if total.is_finite() && total >= 0.0 {
-            t.total_wh = total;
-            t.seen.insert(date.to_string(), wh);
-        }
-        t
-    }
-
     /// Adds what the days grew since last read; a day not seen before
     /// and newer than every seen day counts from 0. The first list read
-    /// without a restored state is the baseline.
+    /// is the baseline.
     fn update(&mut self, days: &[Day]) {
         if self.seen.is_empty() {
             self.seen = days.iter().map(|d| (d.date.clone(), d.wh)).collect();

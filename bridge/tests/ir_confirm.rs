@@ -238,3 +238,159 @@ async fn a_newer_command_supersedes_a_pending_confirmation() {
     assert!(ir_alerts(&h.bridge().alerts).is_empty());
     h.stop().await;
 }
+
+/// The same confirmation on the Broadlink driver: its UDP twin and a Shelly
+/// plug twin metering one AC, the bridge with `[[broadlink]]` confirming on
+/// the plug's power. The power meter sees the AC's power state, so the
+/// faults are injected on power changes (a missed new target while the AC
+/// stays on draws the same power and is not seen: see `ir_confirm`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broadlink_driver_resends_and_raises_its_problem_too() {
+    use hearth::app::Bridge;
+    use hearth::clock::Clock;
+    use hearth::config::Config;
+    use hearth::drivers::broadlink::smartir::SmartIrCodes;
+    use hearth::twin::broadlink_sim::{BroadlinkSim, BroadlinkSimConfig};
+    use hearth::twin::shelly_sim::{self, FaultSwitch, ShellySimConfig};
+    use hearth::twin::{Plant, RoomParams};
+
+    const AC_POWER: &str = "switch.office_ac_power";
+    const PROBLEM: &str = "binary_sensor.office_ac_ir_problem";
+    const PLUG_POWER: &str = "sensor.office_ac_plug_power";
+    common::init_logs();
+    let clock = Clock::simulated(SPEED);
+    let (stop, shutdown) = hearth::shutdown::channel();
+    let plant = Plant::new(RoomParams::server_room(), clock.now_ms()).shared();
+    let codes = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/ir-codes/smartir-climate-1381.json");
+    let gateway = BroadlinkSim::spawn(
+        clock,
+        BroadlinkSimConfig::rm4_mini(SmartIrCodes::load(&codes).unwrap()),
+        plant.clone(),
+        shutdown.clone(),
+    )
+    .unwrap();
+    let (plug, _) = shelly_sim::spawn(
+        clock,
+        ShellySimConfig {
+            mac: "08B61F0A0B0C".into(),
+            name: "Office AC plug".into(),
+            seed: 3,
+        },
+        plant,
+        FaultSwitch::default(),
+        shutdown,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        r#"data_dir = "{dir}"
+[mqtt]
+port = {mqtt}
+[http]
+port = 0
+[[shelly]]
+id = "office-ac-plug"
+name = "Office AC plug"
+url = "http://{plug}"
+poll_interval_s = 5
+[[broadlink]]
+id = "office-ac"
+name = "Office AC"
+host = "{gateway}"
+codes = "{codes}"
+power_sensor = "{PLUG_POWER}"
+min_off_s = 0
+timeout_s = 1
+reconnect_s = 0.3
+confirm_delay_s = {DELAY_S}
+"#,
+        dir = dir.path().display(),
+        mqtt = hearth::broker::EmbeddedBroker::free_port(),
+        gateway = gateway.addr(),
+        codes = codes.display(),
+    );
+    let config = Config::from_toml(&toml, "test").unwrap();
+    let bridge = Bridge::start(config, clock).await.expect("bridge starts");
+    let store = bridge.store.clone();
+    let state = |id: &str| store.get(id).map(|s| s.state);
+    wait_for(
+        "the gateway, the plug's power, the problem entity",
+        WAIT,
+        || {
+            (state("binary_sensor.office_ac_link_problem").as_deref() == Some("off")
+                && store.get(PLUG_POWER).and_then(|p| p.number()).is_some()
+                && state(PROBLEM).as_deref() == Some("off"))
+            .then_some(())
+        },
+    )
+    .await;
+    let call = |service: &'static str| {
+        let call = ServiceCall::new(
+            "switch",
+            service,
+            AC_POWER,
+            Map::new(),
+            CallSource::Internal,
+        );
+        let router = bridge.router.clone();
+        async move {
+            tokio::time::timeout(WAIT, router.call(call))
+                .await
+                .expect("the call returns")
+                .unwrap_or_else(|e| panic!("{service}: {e}"))
+        }
+    };
+    let sent_since = |from: usize| gateway.ir_log().into_iter().skip(from).collect::<Vec<_>>();
+
+    // One missed code: re-sent once, the AC follows.
+    gateway.ignore_next(1);
+    call("turn_on").await;
+    wait_for("the AC on after a re-send", WAIT, || {
+        gateway.ac_settings().power.then_some(())
+    })
+    .await;
+    let sent = sent_since(0);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent[0].ignored && !sent[1].ignored);
+    assert_eq!(sent[0].meaning, sent[1].meaning, "the same code again");
+
+    // Every code missed: the off is sent and re-sent twice, then one problem.
+    wait_for("the plug showing the AC on", WAIT, || {
+        (store.get(PLUG_POWER).and_then(|p| p.number()) > Some(15.0)).then_some(())
+    })
+    .await;
+    let mut events = bridge.alerts.subscribe();
+    gateway.ignore_next(u32::MAX);
+    let from = gateway.ir_log().len();
+    call("turn_off").await;
+    wait_for("the IR problem on", WAIT, || {
+        (state(PROBLEM).as_deref() == Some("on")).then_some(())
+    })
+    .await;
+    let sent = sent_since(from);
+    assert_eq!(sent.len(), 3, "the off and 2 re-sends: {sent:?}");
+    assert!(
+        sent.iter()
+            .all(|e| e.ignored && e.meaning == sent[0].meaning)
+    );
+    assert!(gateway.ac_settings().power, "the AC stayed on");
+
+    // Followed again: cleared.
+    gateway.ignore_next(0);
+    call("turn_off").await;
+    wait_for("the IR problem off", WAIT, || {
+        (state(PROBLEM).as_deref() == Some("off")).then_some(())
+    })
+    .await;
+    assert!(!gateway.ac_settings().power);
+    let mut kinds = Vec::new();
+    while let Ok(ev) = events.try_recv() {
+        if ev.alert.source == "driver:office-ac" {
+            kinds.push(ev.kind);
+        }
+    }
+    assert_eq!(kinds, [AlertEventKind::Raised, AlertEventKind::Cleared]);
+    bridge.stop().await;
+    stop.trigger();
+}

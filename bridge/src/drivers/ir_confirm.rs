@@ -49,6 +49,10 @@
 //! A plug whose relay is open reads 0 W: an AC commanded on behind it cannot
 //! follow, and the problem's message shows the reading.
 //!
+//! The meter shows the power state only: a new target or fan speed missed
+//! while the AC stays on (or off) draws what it drew and is confirmed. The
+//! controllers' periodic re-sends (`keep_alive`) correct those.
+//!
 //! The thermostat plugin's own `ac_not_cooling` problem (compressor power
 //! while too hot) is separate and unchanged: this checks the remote's
 //! power state, for every command source (plugins, HA, the API).

@@ -21,8 +21,7 @@
 use super::DriverContext;
 use super::ir_confirm::{self, IrConfirm, IrConfirmConfig, SendFn};
 use crate::entity::{
-    ClimateSpec, Component, Device, DriverCommand, EntitySpec, SafetyEnvelope, ServiceError,
-    StoreEvent,
+    ClimateSpec, Component, Device, DriverCommand, EntitySpec, ServiceError, StoreEvent,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -159,18 +158,13 @@ pub fn spawn(cfg: IrAcConfig, ctx: &DriverContext) -> anyhow::Result<JoinHandle<
     let confirm = IrConfirm::start(&cfg.id, &cfg.name, &climate_id, cfg.confirm(), ctx)?;
 
     let (tx, mut commands) = mpsc::channel::<DriverCommand>(64);
-    let range = SafetyEnvelope {
-        temperature_c: Some((cfg.min_temp, cfg.max_temp)),
-        ..Default::default()
-    };
-    ctx.router.register(&climate_id, tx.clone(), range);
-    ctx.router.register(
+    super::ir_climate::register(
+        ctx,
+        &climate_id,
         &switch_id,
         tx,
-        SafetyEnvelope {
-            min_off_s: Some(cfg.min_off_s),
-            ..Default::default()
-        },
+        (cfg.min_temp, cfg.max_temp),
+        cfg.min_off_s,
     );
 
     let mut results = ctx
@@ -354,31 +348,21 @@ impl Ac {
 
     fn publish_state(&self) {
         let store = &self.ctx.store;
-        let current = self
-            .cfg
-            .temperature_sensor
-            .as_deref()
-            .and_then(|s| store.get(s))
-            .and_then(|s| s.number());
-        let watts = self
-            .cfg
-            .power_sensor
-            .as_deref()
-            .and_then(|s| store.get(s))
-            .and_then(|s| s.number());
-        let action = match (self.mode.as_str(), self.power_on, watts) {
-            ("off", _, _) => "off",
-            (_, false, _) => "idle",
-            (_, true, Some(w)) if w < self.cfg.running_power_w => "idle",
-            _ => "cooling",
-        };
-        let mut attrs = Map::new();
-        attrs.insert("hvac_modes".into(), json!(MODES));
-        attrs.insert("min_temp".into(), json!(self.cfg.min_temp));
-        attrs.insert("max_temp".into(), json!(self.cfg.max_temp));
-        attrs.insert("temperature".into(), json!(self.target));
-        attrs.insert("current_temperature".into(), json!(current));
-        attrs.insert("hvac_action".into(), json!(action));
+        let modes = MODES.map(String::from);
+        let attrs = super::ir_climate::climate_attrs(
+            store,
+            &super::ir_climate::ClimateView {
+                modes: &modes,
+                mode: &self.mode,
+                power_on: self.power_on,
+                min_temp: self.cfg.min_temp,
+                max_temp: self.cfg.max_temp,
+                target: self.target,
+                temperature_sensor: self.cfg.temperature_sensor.as_deref(),
+                power_sensor: self.cfg.power_sensor.as_deref(),
+                running_power_w: self.cfg.running_power_w,
+            },
+        );
         let _ = store.set_state(&self.climate_id, self.mode.clone(), attrs);
         let _ = store.set_state(
             &self.switch_id,

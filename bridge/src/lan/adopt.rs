@@ -406,4 +406,35 @@ mod tests {
         assert_eq!(v["shelly"].as_array().unwrap().len(), 2);
         assert!(append_table("shelly = 1\n", "shelly", toml_edit::Table::new()).is_err());
     }
+
+    #[test]
+    fn the_written_table_says_where_it_came_from() {
+        let dev = PendingDevice {
+            id: "shellyplusplugs-a8032ab1c2d3".into(),
+            kind: "shelly".into(),
+            address: "10.0.0.7:80".into(),
+            model: "SNPL-00112EU".into(),
+            name: None,
+            mac: Some("a8032ab1c2d3".into()),
+            firmware: None,
+            found_by: "mdns".into(),
+            first_seen_ms: 0,
+            last_seen_ms: 0,
+        };
+        let mut opts = Map::new();
+        opts.insert("poll_interval_s".into(), serde_json::json!(2.5));
+        let t = device_table(&dev, "desk", "Desk", &opts, 1_796_659_708_000).unwrap();
+        let out = append_table("[mqtt]\nport = 1883\n", "shelly", t).unwrap();
+        assert!(
+            out.contains(
+                "\n\n# Adopted from the network (mdns, SNPL-00112EU a8032ab1c2d3) on 2026-12-07T"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("[[shelly]]\nid = \"desk\"\nname = \"Desk\"\nurl = \"http://10.0.0.7:80\"\npoll_interval_s = 2.5\n"), "{out}");
+        let mut bl = dev.clone();
+        bl.kind = "broadlink".into();
+        let e = device_table(&bl, "ac", "AC", &Map::new(), 0).unwrap_err();
+        assert!(e.contains("options.codes"), "{e}");
+    }
 }

@@ -42,7 +42,7 @@ pub fn spawn(
     cfg: &LanDiscoveryConfig,
     lan: Arc<Lan>,
     mut shutdown: crate::shutdown::Shutdown,
-) -> anyhow::Result<Option<JoinHandle<()>>> {
+) -> anyhow::Result<JoinHandle<()>> {
     let target: SocketAddr = cfg.broadlink_broadcast.parse().map_err(|e| {
         anyhow::anyhow!(
             "[lan_discovery] broadlink_broadcast `{}`: {e}",
@@ -51,7 +51,7 @@ pub fn spawn(
     })?;
     let every = Duration::from_secs_f64(cfg.interval_s);
     let listen = LISTEN.min(every);
-    Ok(Some(tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         let bad = crate::logging::Throttle::new("Broadlink discovery");
         loop {
             let round = tokio::select! {
@@ -75,5 +75,5 @@ pub fn spawn(
                 _ = shutdown.wait() => break,
             }
         }
-    })))
+    }))
 }

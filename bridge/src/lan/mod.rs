@@ -141,9 +141,7 @@ impl Lan {
             tasks.push(mdns::spawn(found_tx.clone(), ctx.shutdown.clone())?);
         }
         if cfg.broadlink {
-            if let Some(t) = broadlink::spawn(&cfg, lan.clone(), ctx.shutdown.clone())? {
-                tasks.push(t);
-            }
+            tasks.push(broadlink::spawn(&cfg, lan.clone(), ctx.shutdown.clone())?);
         }
         drop(found_tx);
         tasks.push(tokio::spawn(lan.clone().run(

@@ -44,7 +44,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -188,6 +188,8 @@ struct Inner {
     status_requests: AtomicU64,
     mqtt_commands: AtomicU64,
     http_commands: AtomicU64,
+    /// Connected and subscribed to its command topics.
+    subscribed: AtomicBool,
 }
 
 /// A handle on the running device. Cheap to clone.
@@ -233,6 +235,7 @@ impl ShellyGen1Sim {
                 status_requests: AtomicU64::new(0),
                 mqtt_commands: AtomicU64::new(0),
                 http_commands: AtomicU64::new(0),
+                subscribed: AtomicBool::new(false),
             }),
         };
         tokio::spawn(serve(listener, sim.clone(), shutdown.clone()));
@@ -338,6 +341,12 @@ impl ShellyGen1Sim {
     /// (consumed, returned) Wh of EM channel `i`.
     pub fn emeter_wh(&self, i: usize) -> (f64, f64) {
         self.now_state().em_wh.get(i).copied().unwrap_or_default()
+    }
+
+    /// Whether its MQTT client is connected and subscribed to its command
+    /// topics (a command sent before is lost, as with a real device).
+    pub fn mqtt_ready(&self) -> bool {
+        self.inner.subscribed.load(Ordering::Relaxed)
     }
 
     /// `GET /status` answers so far.
@@ -571,6 +580,9 @@ async fn run_mqtt(
                     publish_state();
                 }
             }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                sim.inner.subscribed.store(true, Ordering::Relaxed);
+            }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 if sim.offline() {
                     continue;
@@ -591,6 +603,7 @@ async fn run_mqtt(
             }
             Ok(_) => {}
             Err(e) => {
+                sim.inner.subscribed.store(false, Ordering::Relaxed);
                 if failures == 0 {
                     tracing::warn!("twin gen1 {me}: MQTT connection lost: {e}; reconnecting");
                 }
@@ -728,6 +741,7 @@ mod tests {
                 status_requests: AtomicU64::new(0),
                 mqtt_commands: AtomicU64::new(0),
                 http_commands: AtomicU64::new(0),
+                subscribed: AtomicBool::new(false),
             }),
         };
         time.set(3_600_000);

@@ -203,7 +203,11 @@ impl Plug {
         namespace: &str,
         payload: Value,
     ) -> Result<Value, MerossError> {
-        let ts = self.ctx.clock.now_ms().div_euclid(1000);
+        // Wall time, as meross_lan signs (`int(time())`), whatever the
+        // bridge's clock (a demo runs simulated time).
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         self.client.call(method, namespace, payload, ts).await
     }
 

@@ -106,6 +106,20 @@ async fn discovery_on_loopback_finds_the_twin() {
     assert_eq!(f.mac, sim.mac());
     assert_eq!(f.devtype, 0x520c);
     assert_eq!(f.name, "RM4 mini");
+
+    // A session asks the device itself; a configured MAC must match.
+    let s = Session::open(sim.addr(), None, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!((s.mac(), s.devtype()), (sim.mac(), 0x520c));
+    let wrong = Session::open(sim.addr(), Some([1, 2, 3, 4, 5, 6]), Duration::from_secs(1)).await;
+    assert_eq!(
+        wrong.err().map(|e| e.to_string()),
+        Some(format!(
+            "malformed discovery reply: the device at {} has MAC 34:ea:34:b2:11:07, the config says 01:02:03:04:05:06",
+            sim.addr()
+        ))
+    );
 }
 
 #[tokio::test]

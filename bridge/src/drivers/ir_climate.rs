@@ -1,6 +1,6 @@
-//! What IR air-conditioner drivers share (Broadlink today; the Tasmota one
-//! has the same shape): the host safety envelope they register, and the
-//! `climate` state they publish.
+//! What the IR air-conditioner drivers ([`super::tasmota_ir`],
+//! [`super::broadlink`]) share: the host safety envelope they register,
+//! and the `climate` state they publish.
 //!
 //! - Envelope: the climate's `temperature` within (min, max) °C, the power
 //!   switch's `min_off_s` compressor protection (an early `turn_on` is

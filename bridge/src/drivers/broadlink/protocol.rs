@@ -448,6 +448,30 @@ pub async fn discover(
     Ok(found)
 }
 
+/// The first valid discovery reply from `addr` itself within `timeout`.
+async fn hello(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<Option<BroadlinkFound>, BroadlinkError> {
+    let sock = socket_for(addr).await?;
+    let local = sock.local_addr().map_err(io)?;
+    let packet = hello_packet(&jiff::Zoned::now(), local);
+    sock.send_to(&packet, addr).await.map_err(io)?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = [0u8; 2048];
+    while let Ok(got) = tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await {
+        let (n, from) = got.map_err(io)?;
+        if from != addr {
+            continue;
+        }
+        match parse_hello_reply(&buf[..n], from) {
+            Ok(f) => return Ok(Some(f)),
+            Err(e) => tracing::warn!("broadlink {addr}: {e}"),
+        }
+    }
+    Ok(None)
+}
+
 /// An authenticated conversation with one device.
 pub struct Session {
     sock: UdpSocket,
@@ -461,27 +485,38 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session with the device at `addr`, not yet authenticated. Without
-    /// a MAC, the device is asked for it (discovery, unicast).
+    /// A session with the device at `addr`, not yet authenticated. The
+    /// device is asked for its MAC and type first (a unicast hello, as
+    /// python-broadlink's `Device.hello`); a configured `mac` must match
+    /// the answer, and is used alone (with an RM4 mini's type) when the
+    /// device does not answer discovery.
     pub async fn open(
         addr: SocketAddr,
         mac: Option<[u8; 6]>,
         timeout: Duration,
     ) -> Result<Self, BroadlinkError> {
-        let (mac, devtype) =
-            match mac {
-                Some(mac) => (mac, 0x520c),
-                None => {
-                    let found = discover(addr, timeout.min(RETRY)).await?;
-                    let f = found.into_iter().find(|f| f.addr == addr).ok_or(
-                        BroadlinkError::Timeout {
-                            what: "discovery",
-                            after: timeout.min(RETRY),
-                        },
-                    )?;
-                    (f.mac, f.devtype)
-                }
-            };
+        let wait = timeout.min(RETRY);
+        let found = hello(addr, wait).await?;
+        let (mac, devtype) = match (found, mac) {
+            (Some(f), Some(mac)) if f.mac != mac => {
+                return Err(BroadlinkError::Malformed {
+                    what: "discovery",
+                    reason: format!(
+                        "the device at {addr} has MAC {}, the config says {}",
+                        f.mac_string(),
+                        format_mac(&mac)
+                    ),
+                });
+            }
+            (Some(f), _) => (f.mac, f.devtype),
+            (None, Some(mac)) => (mac, 0x520c),
+            (None, None) => {
+                return Err(BroadlinkError::Timeout {
+                    what: "discovery",
+                    after: wait,
+                });
+            }
+        };
         Ok(Session {
             sock: socket_for(addr).await?,
             addr,

@@ -56,6 +56,15 @@ fn ids(list: &Value) -> Vec<String> {
         .collect()
 }
 
+fn entry_of(list: &Value, id: &str) -> Value {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| d["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no `{id}` in {list}"))
+}
+
 fn retained_json(obs: &Observer, topic: &str) -> Option<Value> {
     obs.current()
         .get(topic)
@@ -103,13 +112,7 @@ async fn a_shelly_announced_on_loopback_is_pending_then_adopted_over_mqtt() {
         || retained_json(&obs, PENDING).filter(|l| ids(l).contains(&plug.id)),
     )
     .await;
-    let entry = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["id"] == plug.id.as_str())
-        .unwrap()
-        .clone();
+    let entry = entry_of(&list, &plug.id);
     assert_eq!(entry["kind"], "shelly", "{entry}");
     assert_eq!(entry["address"], plug.http.to_string(), "{entry}");
     assert_eq!(entry["model"], hearth::twin::shelly_sim::MODEL, "{entry}");
@@ -302,7 +305,8 @@ async fn a_broadlink_answering_discovery_is_pending_and_adopted_with_its_codes()
         retained_json(&obs, PENDING).filter(|l| ids(l).contains(&id))
     })
     .await;
-    let entry = &list.as_array().unwrap()[0];
+    // Other tests' twins (and real devices) may be listed too.
+    let entry = entry_of(&list, &id);
     assert_eq!(entry["kind"], "broadlink", "{entry}");
     assert_eq!(entry["address"], sim.addr().to_string(), "{entry}");
     assert_eq!(
@@ -360,6 +364,86 @@ async fn a_broadlink_answering_discovery_is_pending_and_adopted_with_its_codes()
         !ids(&now).contains(&id),
         "adopted Broadlink listed again: {now}"
     );
+
+    bridge.stop().await;
+    twin_stop.trigger();
+}
+
+/// A Gen1 Plug S (the Gen1 twin) announced on `_http._tcp` only, as Gen1
+/// firmware does: `/shelly` tells it is Gen1 (`type`, no `gen`), so it is
+/// pending as `shelly_gen1` under its mDNS name and adopted over the
+/// WebSocket API into `[[shelly_gen1]]`, whose driver then reads its relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gen1_shelly_is_told_from_gen2_and_adopted_over_the_websocket_api() {
+    use hearth::twin::shelly_gen1_sim::{Gen1SimConfig, ShellyGen1Sim};
+    common::init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::real();
+    let (twin_stop, twin_off) = shutdown::channel();
+    let sim =
+        ShellyGen1Sim::start(clock, Gen1SimConfig::plug_s("C45BBEC18B12", 60.0), twin_off).unwrap();
+    let instance = sim.mqtt_id().to_string(); // shellyplug-s-C18B12, Gen1's host name
+    let _announced = mdns_sim::announce(&mdns_sim::ShellyAnnouncement {
+        id: instance.clone(),
+        http: sim.addr(),
+        generation: 1,
+        app: String::new(),
+        ver: String::new(),
+    })
+    .unwrap();
+    let original = "# Gen1 only\n[homeassistant]\ndiscovery = \"entity\"\n[lan_discovery]\nenabled = true\nbroadlink = false\n";
+    let path = dir.path().join("hearth.toml");
+    std::fs::write(&path, original).unwrap();
+    let mut config = Config::load(&path).unwrap();
+    config.mqtt.port = EmbeddedBroker::free_port();
+    config.http.port = 0;
+    config.data_dir = Some(dir.path().join("data"));
+    let bridge = Bridge::start(config, clock).await.expect("bridge starts");
+    let obs = Observer::connect(&bridge.broker, "#").await;
+
+    let id = instance.to_ascii_lowercase();
+    let list = wait_for("the Gen1 plug on the pending topic", WAIT, || {
+        retained_json(&obs, PENDING).filter(|l| ids(l).contains(&id))
+    })
+    .await;
+    // Other tests' twins (and real devices) may be listed too.
+    let entry = entry_of(&list, &id);
+    assert_eq!(entry["kind"], "shelly_gen1", "{entry}");
+    assert_eq!(entry["model"], "SHPLG-S", "{entry}");
+    assert_eq!(entry["mac"], "c45bbec18b12", "{entry}");
+
+    let (_, token) = hearth::api::auth::tokens::create(&dir.path().join("data"), "lan").unwrap();
+    let mut ws = Ws::auth(bridge.http_addr, &token).await;
+    let r = ws
+        .call(
+            json!({"type": "hearth/devices/adopt", "device_id": id, "name": "Kettle",
+                     "options": {"id": "kettle", "poll_interval_s": 1}}),
+        )
+        .await;
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(r["result"]["kind"], "shelly_gen1", "{r}");
+    let topic = wait_for("the Gen1 plug's switch in HA discovery", WAIT, || {
+        obs.current()
+            .keys()
+            .find(|t| t.starts_with("homeassistant/switch/kettle/") && t.ends_with("/config"))
+            .cloned()
+    })
+    .await;
+    let cfg = retained_json(&obs, &topic).unwrap();
+    let state_topic = cfg["state_topic"].as_str().unwrap().to_string();
+    let want = if sim.relay() { "on" } else { "off" };
+    wait_for("the Gen1 relay's state", WAIT, || {
+        obs.current()
+            .get(&state_topic)
+            .map(|p| String::from_utf8_lossy(p).to_ascii_lowercase())
+            .filter(|s| s == want)
+    })
+    .await;
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(written.starts_with(original.trim_end()), "{written}");
+    let reread = Config::from_toml(&written, "written").unwrap();
+    assert_eq!(reread.shelly_gen1[0].url, sim.url());
+    assert_eq!(reread.shelly_gen1[0].id, "kettle");
 
     bridge.stop().await;
     twin_stop.trigger();

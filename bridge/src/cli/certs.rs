@@ -67,7 +67,8 @@ pub enum CertsAction {
         /// What the device is: its topics.
         #[arg(long, value_enum, default_value_t = DeviceKind::Node)]
         kind: DeviceKind,
-        /// Tasmota: its `%topic%`; Shelly: its MQTT prefix (default: the id).
+        /// Tasmota: its `%topic%`; Shelly: its MQTT prefix; Shelly Gen1:
+        /// its MQTT id, `shellies/<T>/…` (default: the id).
         #[arg(long, value_name = "T")]
         topic: Option<String>,
         /// Also write a client certificate and key.
@@ -100,6 +101,9 @@ pub enum DeviceKind {
     Tasmota,
     /// Shelly Gen2 (P/#, P/rpc, P/command).
     Shelly,
+    /// Shelly Gen1 (shellies/T/#; reads shellies/T/+/+/command,
+    /// shellies/T/command, shellies/command).
+    Shelly1,
 }
 
 impl DeviceKind {
@@ -108,6 +112,7 @@ impl DeviceKind {
             DeviceKind::Node => "node",
             DeviceKind::Tasmota => "tasmota",
             DeviceKind::Shelly => "shelly",
+            DeviceKind::Shelly1 => "shelly1",
         }
     }
 }
@@ -146,6 +151,14 @@ pub fn device_rules(id: &str, kind: DeviceKind, topic: Option<&str>) -> Vec<Rule
             // `src`, `hearth-<id>` (drivers/shelly_pro4pm/mqtt.rs): issue
             // the device with its Hearth config id.
             w(format!("hearth-{id}/rpc")),
+        ],
+        // Gen1's fixed tree (drivers/shelly_gen1/mqtt.rs): its own
+        // subtree, its relay commands, and the broadcast `announce`.
+        DeviceKind::Shelly1 => vec![
+            w(format!("shellies/{t}/#")),
+            r(format!("shellies/{t}/+/+/command")),
+            r(format!("shellies/{t}/command")),
+            r("shellies/command".to_string()),
         ],
     }
 }
@@ -475,7 +488,7 @@ fn issue(
     if let Some(t) = topic {
         if kind == DeviceKind::Node {
             anyhow::bail!(
-                "--topic is for --kind tasmota or shelly (a node's topics come from its id)"
+                "--topic is for --kind tasmota, shelly or shelly1 (a node's topics come from its id)"
             );
         }
         check_topic(t)?;
@@ -488,6 +501,12 @@ fn issue(
     }
     if kind == DeviceKind::Shelly {
         check_shelly_prefix(topic.unwrap_or(id))?;
+    }
+    if kind == DeviceKind::Shelly1 && topic.unwrap_or(id).contains('/') {
+        anyhow::bail!(
+            "Shelly Gen1 MQTT id `{}`: one topic level (its topics are shellies/<id>/…)",
+            topic.unwrap_or(id).escape_debug()
+        );
     }
     let rules = device_rules(id, kind, topic);
     // Certificate first: if the CA cannot be loaded nothing is changed.
@@ -631,6 +650,8 @@ mod tests {
             ("n2", DeviceKind::Node, None),
             ("t1", DeviceKind::Tasmota, Some("strip")),
             ("s1", DeviceKind::Shelly, Some("shellypro4pm-a")),
+            ("g1", DeviceKind::Shelly1, Some("shellyplug-s-C18B12")),
+            ("g2", DeviceKind::Shelly1, None),
         ] {
             let block = acl::user_block(id, None, &device_rules(id, kind, topic));
             text = acl::replace_user_block(&text, id, &block);
@@ -657,6 +678,17 @@ mod tests {
         assert!(a.may_publish("s1", "hearth-s1/rpc"));
         assert!(a.may_subscribe("s1", "shellypro4pm-a/rpc"));
         assert!(!a.may_subscribe("s1", "shellypro4pm-a/#"));
+        let g1 = "shellies/shellyplug-s-C18B12";
+        assert!(a.may_publish("g1", &format!("{g1}/relay/0/energy")));
+        assert!(a.may_publish("g1", &format!("{g1}/online")));
+        assert!(!a.may_publish("g1", "shellies/g2/relay/0"));
+        assert!(!a.may_publish("g1", "shellies/command"));
+        assert!(a.may_subscribe("g1", &format!("{g1}/relay/0/command")));
+        assert!(a.may_subscribe("g1", &format!("{g1}/command")));
+        assert!(a.may_subscribe("g1", "shellies/command"));
+        assert!(!a.may_subscribe("g1", "shellies/g2/relay/0/command"));
+        assert!(!a.may_subscribe("g1", &format!("{g1}/#")));
+        assert!(a.may_publish("g2", "shellies/g2/relay/0/power"));
         assert!(a.may_subscribe(HOMEASSISTANT_USER, "homeassistant/#"));
         assert!(a.may_publish(HOMEASSISTANT_USER, "hearth/light/x/set"));
         assert!(!a.may_publish(HOMEASSISTANT_USER, "hearth-node/n1/valve/set"));

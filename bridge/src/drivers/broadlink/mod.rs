@@ -602,3 +602,44 @@ impl Ac {
         let _ = store.set_state(&self.fan_id, self.fan.clone(), Map::new());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &str) -> BroadlinkConfig {
+        toml::from_str(&format!(
+            "id = \"ac\"\nname = \"AC\"\nhost = \"192.168.1.70\"\ncodes = \"c.json\"\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn config_defaults_and_checks() {
+        let c = parse("");
+        assert_eq!(
+            (c.min_off_s, c.timeout_s, c.reconnect_s),
+            (180.0, 5.0, 30.0)
+        );
+        assert!(c.validate().is_ok());
+        let e = parse("mac = \"34:ea:34\"").validate().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "broadlink `ac`: mac `34:ea:34` is not like aa:bb:cc:dd:ee:ff"
+        );
+        let e = parse("timeout_s = 0").validate().unwrap_err();
+        assert!(e.to_string().contains("timeout_s must be between"), "{e}");
+        assert!(
+            toml::from_str::<BroadlinkConfig>("id = \"ac\"\nname = \"AC\"\nhost = \"h\"").is_err(),
+            "codes is required"
+        );
+    }
+
+    #[tokio::test]
+    async fn hosts_resolve_with_port_80_by_default() {
+        let a = resolve("192.168.1.70").await.unwrap();
+        assert_eq!(a, "192.168.1.70:80".parse().unwrap());
+        let a = resolve("127.0.0.1:8080").await.unwrap();
+        assert_eq!(a.port(), 8080);
+    }
+}

@@ -8,10 +8,13 @@
 //! Gen1 API reference, "Discovery").
 //!
 //! Browsing covers every interface mdns-sd enables by default (the IPv4
-//! and IPv6 addresses of each up interface, loopback included). Multicast
-//! on loopback works on Linux even without the `MULTICAST` flag on `lo`
-//! (the socket bound to 127.0.0.1 loops its own group traffic back), which
-//! is what the twin's announcer and the tests rely on: no `ip link` change.
+//! and IPv6 addresses of each up interface, loopback included). On each,
+//! mdns-sd joins 224.0.0.251 with that interface's address, sends with
+//! `IP_MULTICAST_IF` set to it and `IP_MULTICAST_LOOP` on (its default).
+//! That works on `lo` although `ip -br link` shows no `MULTICAST` flag
+//! there (Linux 6.18, as root and as an unprivileged user): the twin's
+//! announcer ([`crate::twin::mdns_sim`]) and the tests rely on it, with no
+//! `ip link set lo multicast on` and no other system change.
 
 use mdns_sd::{ServiceDaemon, ServiceEvent};
 use std::collections::BTreeMap;

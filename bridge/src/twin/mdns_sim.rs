@@ -5,11 +5,12 @@
 //! bridge's [`crate::lan`] discovery finds them exactly as it would find
 //! hardware (RFC 6762/6763 over UDP multicast, with mdns-sd).
 //!
-//! Announced on the IPv4 loopback interface only, with the address
-//! 127.0.0.1: the twin's HTTP servers listen there. Linux loops multicast
-//! back on `lo` although `ip link` shows no `MULTICAST` flag on it; no
-//! system change is needed (checked on the CI machines: kernel 6.x, as root
-//! and not).
+//! Announced on the IPv4 loopback interface only (mdns-sd's
+//! `IfKind::LoopbackV4`), with the address 127.0.0.1: the twin's HTTP
+//! servers listen there. Linux delivers the multicast on `lo` although
+//! `ip -br link` shows no `MULTICAST` flag on it; no system change is
+//! needed (checked on this project's machines, Linux 6.18, as root and as
+//! `nobody`; see [`crate::lan::mdns`]).
 //!
 //! [`announce`] starts one announcement and returns a [`MdnsAnnouncement`];
 //! dropping it (or [`MdnsAnnouncement::stop`]) sends the goodbye packets

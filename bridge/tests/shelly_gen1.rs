@@ -13,7 +13,7 @@ use hearth::broker::{BrokerAddress, EmbeddedBroker};
 use hearth::drivers::shelly_gen1::ShellyGen1Config;
 use hearth::entity::{CallSource, ServiceCall, ServiceError, StoreEvent};
 use hearth::shutdown::{self, ShutdownTrigger};
-use hearth::twin::shelly_gen1_sim::{Gen1SimConfig, ShellyGen1Sim};
+use hearth::twin::shelly_gen1_sim::{Gen1Model, Gen1SimConfig, ShellyGen1Sim};
 use serde_json::Map;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -391,4 +391,51 @@ async fn malformed_payloads_are_rejected_by_name_and_the_last_good_state_stays()
     wait_state(b, POWER, "75").await;
     assert_eq!(common::panics_since(panics), Vec::<String>::new());
     r.bridge.stop().await;
+}
+
+/// A Shelly EM: signed power per channel and its two Wh counters, pushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_em_reads_signed_power_and_its_consumed_and_returned_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = EmbeddedBroker::free_port();
+    let (_sim_power, off) = shutdown::channel();
+    let sc = Gen1SimConfig {
+        model: Gen1Model::Em,
+        mqtt: Some(BrokerAddress::local(port)),
+        update_period_s: 0.2,
+        ..Gen1SimConfig::plug_s("C45BBE0A0B0C", 500.0)
+    };
+    let sim = ShellyGen1Sim::start(hearth::clock::Clock::real(), sc, off).unwrap();
+    assert_eq!(sim.mqtt_id(), "shellyem-0A0B0C");
+    let b = start_bridge(dir.path(), port, cfg(&sim, true, 60.0)).await;
+    wait_for("the twin on the broker", WAIT, || {
+        sim.mqtt_ready().then_some(())
+    })
+    .await;
+    wait_state(&b, SWITCH, "off").await;
+    wait_state(&b, "sensor.g1_emeter0_voltage", "230").await;
+    sim.set_emeter_power(-1500.0); // a PV feed on channel 2
+    call(&b, "turn_on").await.unwrap();
+    wait_state(&b, "sensor.g1_emeter1_power", "-1500").await;
+    wait_state(&b, "sensor.g1_emeter0_power", "500").await;
+    let store = b.store.clone();
+    let returned = wait_for("returned energy counted", WAIT, || {
+        store
+            .get("sensor.g1_emeter1_energy_returned")
+            .and_then(|s| s.number())
+            .filter(|v| *v > 0.1)
+    })
+    .await;
+    assert!(
+        returned <= sim.emeter_wh(1).1 + 0.01,
+        "{returned} Wh vs the twin's {:?}",
+        sim.emeter_wh(1)
+    );
+    assert_eq!(state(&b, "sensor.g1_emeter1_energy"), "0");
+    let spec = b.store.spec("sensor.g1_emeter1_energy_returned").unwrap();
+    assert_eq!(spec.state_class.as_deref(), Some("total_increasing"));
+    assert!(b.store.spec(POWER).is_none(), "an EM has no relay meter");
+    let (device, _) = b.store.device("g1").unwrap();
+    assert_eq!(device.model, "EM");
+    b.stop().await;
 }

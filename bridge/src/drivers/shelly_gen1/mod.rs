@@ -4,7 +4,7 @@
 //! | transport | reads | writes | offline when |
 //! |---|---|---|---|
 //! | HTTP ([`http`]) | `GET /shelly` once, `GET /status` every `poll_interval_s` | `GET /relay/<n>?turn=on\|off\|toggle`, confirmed by the `ison` it answers | 3 requests in a row fail |
-//! | MQTT ([`mqtt`], `mqtt_id` set) | everything under `shellies/<mqtt_id>/` as it is pushed; `GET /status` only when push has been silent for `poll_interval_s` (fallback) | `on`/`off`/`toggle` on `shellies/<mqtt_id>/relay/<n>/command`, confirmed by the echoed `relay/<n>` within [`CONFIRM_TIMEOUT`] | `online` = `false` (the device's last will), or 3 fallback polls fail |
+//! | MQTT ([`mqtt`], `mqtt_id` set) | everything under `shellies/<mqtt_id>/` as it is pushed; `GET /status` only when push has been silent for `poll_interval_s` (fallback) | `on`/`off`/`toggle` on `shellies/<mqtt_id>/relay/<n>/command`, confirmed by the echoed `relay/<n>` within [`CONFIRM_TIMEOUT`] (at once when the relay already reads so) | `online` = `false` (the device's last will), or 3 fallback polls fail |
 //!
 //! Entities, created as the device shows what it has (its `/status`
 //! arrays, or the channels it pushes; at most 4 relays, 4 EM channels):
@@ -630,6 +630,10 @@ impl Plug {
                     .publish(&topic, turn, false)
                     .await
                     .map_err(|e| fail(format!("{topic} {turn}: {e:#}")))?;
+                // Already so: a device need not publish an unchanged relay.
+                if expect.is_some() && self.relays.get(&n).copied() == expect {
+                    return Ok(());
+                }
                 let deadline = tokio::time::Instant::now() + CONFIRM_TIMEOUT;
                 loop {
                     let msg = match tokio::time::timeout_at(deadline, rx.recv()).await {

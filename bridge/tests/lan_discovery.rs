@@ -448,3 +448,47 @@ async fn a_gen1_shelly_is_told_from_gen2_and_adopted_over_the_websocket_api() {
     bridge.stop().await;
     twin_stop.trigger();
 }
+
+/// A device that announces itself and then answers `/shelly` with a
+/// truncated body is not listed; the warning names it, its address and
+/// what was expected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_shelly_answer_is_named_and_not_listed() {
+    common::init_logs();
+    let mark = common::log_mark();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::real();
+    let (twin_stop, twin_off) = shutdown::channel();
+    let plug = mdns_sim::start_plus_plug(clock, "a8032ab1c2ee", "Broken", twin_off).unwrap();
+    plug.fault.set(hearth::twin::ShellyFault::MalformedJson);
+    let path = dir.path().join("hearth.toml");
+    std::fs::write(
+        &path,
+        "[lan_discovery]\nenabled = true\nbroadlink = false\n",
+    )
+    .unwrap();
+    let mut config = Config::load(&path).unwrap();
+    config.mqtt.port = EmbeddedBroker::free_port();
+    config.http.port = 0;
+    config.data_dir = Some(dir.path().join("data"));
+    let bridge = Bridge::start(config, clock).await.expect("bridge starts");
+    let want = format!(
+        "{} announced over mDNS: {} /shelly: expected a JSON object",
+        plug.id, plug.http
+    );
+    wait_for("the probe's warning", WAIT, || {
+        common::logs_since(mark)
+            .lines()
+            .find(|l| l.contains("WARN") && l.contains(&want))
+            .map(str::to_string)
+    })
+    .await;
+    let obs = Observer::connect(&bridge.broker, PENDING).await;
+    let pending = wait_for("the retained pending list", WAIT, || {
+        retained_json(&obs, PENDING)
+    })
+    .await;
+    assert!(!ids(&pending).contains(&plug.id), "{pending}");
+    bridge.stop().await;
+    twin_stop.trigger();
+}

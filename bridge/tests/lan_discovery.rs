@@ -451,9 +451,10 @@ async fn a_gen1_shelly_is_told_from_gen2_and_adopted_over_the_websocket_api() {
 
 /// A device that announces itself and then answers `/shelly` with a
 /// truncated body is not listed; the warning names it, its address and
-/// what was expected.
+/// what was expected Probed again every `interval_s`, it is listed once
+/// it answers well.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_malformed_shelly_answer_is_named_and_not_listed() {
+async fn a_malformed_shelly_answer_is_named_and_not_listed_until_it_answers_well() {
     common::init_logs();
     let mark = common::log_mark();
     let dir = tempfile::tempdir().unwrap();
@@ -464,7 +465,7 @@ async fn a_malformed_shelly_answer_is_named_and_not_listed() {
     let path = dir.path().join("hearth.toml");
     std::fs::write(
         &path,
-        "[lan_discovery]\nenabled = true\nbroadlink = false\n",
+        "[lan_discovery]\nenabled = true\nbroadlink = false\ninterval_s = 1\n",
     )
     .unwrap();
     let mut config = Config::load(&path).unwrap();
@@ -489,6 +490,14 @@ async fn a_malformed_shelly_answer_is_named_and_not_listed() {
     })
     .await;
     assert!(!ids(&pending).contains(&plug.id), "{pending}");
+    // Once it answers well, the next retry (interval_s) lists it. (After
+    // the first announcements are all probed: each one is probed too.)
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    plug.fault.set(hearth::twin::ShellyFault::None);
+    wait_for("the repaired plug listed", WAIT, || {
+        retained_json(&obs, PENDING).filter(|l| ids(l).contains(&plug.id))
+    })
+    .await;
     bridge.stop().await;
     twin_stop.trigger();
 }

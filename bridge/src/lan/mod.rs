@@ -37,7 +37,7 @@ use crate::drivers::DriverContext;
 use pending::{PendingDevice, PendingList};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -59,8 +59,9 @@ pub struct LanDiscoveryConfig {
     /// `255.255.255.255:80`, the broadcast Broadlink's app uses).
     #[serde(default = "default_broadcast")]
     pub broadlink_broadcast: String,
-    /// s between Broadlink discoveries, and between two probes of the same
-    /// mDNS announcement (default 60).
+    /// s between Broadlink discoveries, between two probes of the same
+    /// mDNS announcement, and between retries of a device whose `/shelly`
+    /// answer failed (default 60).
     #[serde(default = "default_interval")]
     pub interval_s: f64,
 }
@@ -227,46 +228,62 @@ impl Lan {
         let bad = crate::logging::Throttle::new("LAN discovery probes");
         // Address → (pending id, when probed): re-announcements within
         // `reprobe` only refresh last_seen.
-        let probed: Mutex<HashMap<String, (String, std::time::Instant)>> = Mutex::default();
+        let mut probed: HashMap<String, (String, std::time::Instant)> = HashMap::new();
+        // Announced but not answering `/shelly` well: probed again every
+        // `reprobe` (a device may announce once and be busy then).
+        let mut failed: HashMap<String, mdns::Found> = HashMap::new();
+        let mut retry = tokio::time::interval(reprobe);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        retry.tick().await;
         loop {
-            let f = tokio::select! {
-                f = found.recv() => match f { Some(f) => f, None => { shutdown.wait().await; break } },
+            let batch: Vec<mdns::Found> = tokio::select! {
+                f = found.recv() => match f {
+                    Some(f) => vec![f],
+                    None => { shutdown.wait().await; break }
+                },
+                _ = retry.tick() => failed.values().cloned().collect(),
                 _ = shutdown.wait() => break,
             };
-            let addr = f.addr.to_string();
-            let recent = probed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&addr)
-                .filter(|(_, at)| at.elapsed() < reprobe)
-                .map(|(id, _)| id.clone());
-            if let Some(id) = recent {
-                if let Some(mut d) = self.pending.get(&id) {
-                    d.last_seen_ms = self.now_ms();
-                    self.pending.upsert(d);
-                }
-                continue;
-            }
-            let probe = tokio::select! {
-                p = shelly_probe::probe(&addr) => p,
-                _ = shutdown.wait() => break,
-            };
-            let ident = match probe {
-                Ok(i) => i,
-                Err(e) => {
-                    if bad.admit(&addr) {
-                        tracing::warn!("LAN discovery: {} announced over mDNS: {e}", f.instance);
+            for f in batch {
+                let addr = f.addr.to_string();
+                let recent = probed
+                    .get(&addr)
+                    .filter(|(_, at)| at.elapsed() < reprobe)
+                    .map(|(id, _)| id.clone());
+                if let Some(id) = recent {
+                    if let Some(mut d) = self.pending.get(&id) {
+                        d.last_seen_ms = self.now_ms();
+                        self.pending.upsert(d);
                     }
                     continue;
                 }
-            };
-            let dev = pending_shelly(&f, &ident, self.now_ms());
-            probed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(addr, (dev.id.clone(), std::time::Instant::now()));
-            self.found(dev).await;
+                let probe = tokio::select! {
+                    p = shelly_probe::probe(&addr) => p,
+                    _ = shutdown.wait() => return self.stop_adopted().await,
+                };
+                let ident = match probe {
+                    Ok(i) => i,
+                    Err(e) => {
+                        if bad.admit(&addr) {
+                            tracing::warn!(
+                                "LAN discovery: {} announced over mDNS: {e}",
+                                f.instance
+                            );
+                        }
+                        failed.insert(addr, f);
+                        continue;
+                    }
+                };
+                failed.remove(&addr);
+                let dev = pending_shelly(&f, &ident, self.now_ms());
+                probed.insert(addr, (dev.id.clone(), std::time::Instant::now()));
+                self.found(dev).await;
+            }
         }
+        self.stop_adopted().await;
+    }
+
+    async fn stop_adopted(&self) {
         // Adopted drivers obey the same shutdown; wait for them a moment.
         let tasks = self.adopter.take_tasks();
         let _ = tokio::time::timeout(Duration::from_secs(2), async {

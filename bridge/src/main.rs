@@ -27,12 +27,14 @@ enum Command {
         #[command(flatten)]
         common: Common,
         /// Which: `server-room` (examples/server-room.toml), `house`
-        /// (examples/house.toml) or `coworking` (examples/coworking.toml).
+        /// (examples/house.toml), `coworking` (examples/coworking.toml) or
+        /// `plugs` (examples/plugs.toml: Shelly Gen1/Gen2, Meross, Broadlink).
         #[arg(long, value_enum, default_value_t = DemoScenario::ServerRoom)]
         scenario: DemoScenario,
-        /// Simulated seconds per wall second.
-        #[arg(long, default_value_t = 1.0)]
-        speed: f64,
+        /// Simulated seconds per wall second (default 1; plugs: 600, so a
+        /// short run shows an office's morning).
+        #[arg(long)]
+        speed: Option<f64>,
         /// Exit 0 after this many wall seconds (default: until Ctrl-C).
         #[arg(long = "for", value_name = "SECONDS")]
         run_for: Option<f64>,
@@ -244,6 +246,7 @@ enum DemoScenario {
     ServerRoom,
     House,
     Coworking,
+    Plugs,
 }
 
 #[derive(Subcommand)]
@@ -548,10 +551,14 @@ fn simulate_command(opts: &hearth::twin::batch::SimulateOptions) -> anyhow::Resu
 async fn demo_command(
     common: Common,
     scenario: DemoScenario,
-    speed: f64,
+    speed: Option<f64>,
     run_for: Option<f64>,
     secure: Option<u16>,
 ) -> anyhow::Result<()> {
+    let speed = speed.unwrap_or(match scenario {
+        DemoScenario::Plugs => demo::plugs::DEFAULT_SPEED,
+        _ => 1.0,
+    });
     anyhow::ensure!(
         speed.is_finite() && speed > 0.0 && speed <= 100_000.0,
         "--speed must be a positive number up to 100000 (got {speed})"
@@ -584,6 +591,7 @@ async fn demo_command(
         DemoScenario::ServerRoom => println!("{}", demo::run(opts).await?),
         DemoScenario::House => println!("{}", demo::house::run(opts).await?),
         DemoScenario::Coworking => println!("{}", demo::coworking::run(opts).await?),
+        DemoScenario::Plugs => println!("{}", demo::plugs::run(opts).await?),
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ mod certs;
 mod closed_loop;
 mod control;
 mod demo_coworking;
+mod demo_plugs;
 mod demo_secure;
 mod detect;
 mod discovery;

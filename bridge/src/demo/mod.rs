@@ -10,6 +10,7 @@
 
 pub mod coworking;
 pub mod house;
+pub mod plugs;
 pub mod secure;
 
 use crate::app::Bridge;

@@ -20,7 +20,7 @@
 //! Loads follow local time (Europe/Paris): the desk draws 140–220 W
 //! (a new value every 10 minutes) from 08:30 to 12:30 and 13:30 to 18:00,
 //! 35 W over lunch and 6 W at night; the printer idles at 7 W and prints
-//! jobs of 1–3 minutes at 520 W (the fuser) two or three times an hour
+//! jobs of 1–3 minutes at 520 W (the fuser) about twice an hour
 //! during working hours. Both patterns are drawn from a fixed seed, so two
 //! runs see the same day.
 //!
@@ -88,8 +88,8 @@ pub fn printer_w(t_ms: i64) -> f64 {
     if !working(local_minute(t_ms)) {
         return 7.0;
     }
-    // Two or three jobs an hour: one in 5 of each 20-minute slot's
-    // first 15 minutes… with a 60 % chance, 1–3 minutes long.
+    // About two jobs an hour: each 20-minute slot has one with a 60 %
+    // chance, starting in its first 15 minutes, 1–3 minutes long.
     let slot_ms = 1_200_000;
     let slot = t_ms.div_euclid(slot_ms);
     let into = t_ms - slot * slot_ms;
@@ -364,7 +364,7 @@ mod tests {
         assert_eq!(local_minute(at(8, 30)), 510.0);
         assert_eq!(desk_w(at(3, 0)), 6.0);
         assert_eq!(desk_w(at(13, 0)), 35.0);
-        let work: Vec<f64> = (0..24).map(|k| desk_w(at(9, 0) + k * 600_000)).collect();
+        let work: Vec<f64> = (0..21).map(|k| desk_w(at(9, 0) + k * 600_000)).collect();
         assert!(work.iter().all(|w| (140.0..=220.0).contains(w)), "{work:?}");
         assert!(
             work.windows(2).any(|w| w[0] != w[1]),

@@ -235,7 +235,11 @@ impl MqttLink {
                 true,
             ));
         }
-        let (client, eventloop) = AsyncClient::new(mqtt, 4096);
+        let (client, mut eventloop) = AsyncClient::new(mqtt, 4096);
+        // Each state publish out at once: with Nagle a burst of small
+        // publishes (a switch and its meters) waits ~40 ms for the ACK of
+        // the first (benches/push_latency.rs: p50 42 ms → under 1 ms).
+        eventloop.network_options.set_tcp_nodelay(true);
         let shared = Arc::new(Shared {
             subs: Mutex::new((false, Vec::new())),
             stopping: AtomicBool::new(false),

@@ -155,7 +155,11 @@ async fn a_misbehaving_shelly_is_named_and_its_last_state_kept() {
             ShellyFault::MalformedJson,
             "Switch.GetStatus: answer is not valid JSON-RPC",
         ),
-        (ShellyFault::WrongTypes, "invalid type"),
+        // The shared Gen2 parser names the component and the field.
+        (
+            ShellyFault::WrongTypes,
+            "Switch.GetStatus: answer is not valid JSON-RPC: switch:0.",
+        ),
         (ShellyFault::HttpError, "Switch.GetStatus"),
     ] {
         let mark = common::log_mark();

@@ -15,10 +15,11 @@
 //! - `<prefix>/rpc`: request frames, answered on `<src>/rpc` (no `src`: no
 //!   answer, as the firmware does), same methods as over HTTP.
 //!
-//! A watcher looks at the plant every [`WATCH_TICK`] (wall): it enforces
-//! the plug's limits ([`ShellyDevice::enforce_limits`]) and notifies the
-//! changes, so a change made over HTTP, over MQTT or on the plant (the AC's
-//! compressor) is pushed within a tick.
+//! A watcher looks at the plant every [`WATCH_TICK`] (wall), and at once
+//! after [`ShellyPushSim::set_relay`]: it enforces the plug's limits
+//! ([`ShellyDevice::enforce_limits`]) and notifies the changes, so a
+//! change made over HTTP, over MQTT or on the plant (the AC's compressor)
+//! is pushed within a tick.
 //!
 //! For tests: [`ShellyPushSim::set_connected`] drops the MQTT link (the
 //! broker sends the will) and brings it back; [`ShellyPushSim::set_muted`]
@@ -73,6 +74,8 @@ pub struct ShellyPushSim {
     muted: Arc<AtomicBool>,
     /// Connected to the broker now (CONNACK seen, link not dropped).
     up: Arc<AtomicBool>,
+    /// Wakes the watcher at once after a change made through the handle.
+    poke: Arc<tokio::sync::Notify>,
 }
 
 impl ShellyPushSim {
@@ -106,8 +109,12 @@ impl ShellyPushSim {
     /// Presses the plug's button: the relay to `on` (`source` `button`).
     pub fn set_relay(&self, on: bool) -> bool {
         let now = self.clock.now_ms();
-        let mut plant = self.plant.lock().unwrap_or_else(|e| e.into_inner());
-        self.dev().set_relay(&mut plant, on, now, "button")
+        let was_on = {
+            let mut plant = self.plant.lock().unwrap_or_else(|e| e.into_inner());
+            self.dev().set_relay(&mut plant, on, now, "button")
+        };
+        self.poke.notify_one();
+        was_on
     }
 
     pub fn relay_on(&self) -> bool {
@@ -215,6 +222,7 @@ pub fn spawn(
         connected: Arc::new(connected),
         muted: Arc::new(AtomicBool::new(false)),
         up: Arc::new(AtomicBool::new(false)),
+        poke: Arc::new(tokio::sync::Notify::new()),
     };
     tokio::spawn(run_mqtt(sim.clone(), cfg.broker, shutdown));
     Ok(sim)
@@ -243,6 +251,9 @@ async fn run_mqtt(sim: ShellyPushSim, broker: BrokerAddress, mut shutdown: Shutd
             true,
         ));
         let (client, mut eventloop) = AsyncClient::new(opts, 256);
+        // Small frames out at once (no Nagle wait for the previous
+        // frame's ACK), so the latency measured is the bridge's.
+        eventloop.network_options.set_tcp_nodelay(true);
         let mut tick = tokio::time::interval(WATCH_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last: Option<Value> = None;
@@ -260,7 +271,10 @@ async fn run_mqtt(sim: ShellyPushSim, broker: BrokerAddress, mut shutdown: Shutd
                     }
                     continue;
                 }
-                _ = tick.tick(), if up => {
+                _ = async { tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = sim.poke.notified() => {}
+                } }, if up => {
                     let status = sim.status_now();
                     if let Some(d) = delta(last.as_ref(), &status) {
                         // Muted: the change happens, its notification not.

@@ -1,7 +1,8 @@
 //! `hearth demo --scenario plugs`, end to end: the home office twin (a
 //! Shelly Plug S Gen1 and a Plus Plug S Gen2 pushing over MQTT, a Meross
 //! MSS310 over signed HTTP, a Broadlink RM4 mini over UDP driving the AC
-//! the Gen2 plug meters, a second RM4 only LAN discovery knows) and the
+//! the Gen2 plug meters, a second RM4 and a Plus Plug S only LAN discovery
+//! knows) and the
 //! bridge with `examples/plugs.toml`. The morning: plugs switched on, the
 //! AC switched on with its first IR frame ignored by the twin.
 
@@ -58,7 +59,13 @@ async fn the_office_plugs_meter_push_and_confirm_the_ac() {
     assert_eq!(report.push.len(), 2);
     for l in &report.push {
         assert!(l.latencies_s.len() >= 3, "{}: {report}", l.label);
-        assert_eq!(l.missed, 0, "{}: {report}", l.label);
+        // At 600× the compressor runs for ~190 wall ms: a longer stall of
+        // a loaded machine hides one run (superseded before it was seen).
+        assert!(
+            l.missed * 10 <= l.latencies_s.len(),
+            "{}: {report}",
+            l.label
+        );
         assert!(l.max_s().is_some_and(|m| m < 1.0), "{}: {report}", l.label);
     }
 
@@ -71,12 +78,12 @@ async fn the_office_plugs_meter_push_and_confirm_the_ac() {
     assert!(report.problems.len() >= 4, "{report}");
     assert!(report.problems_on().is_empty(), "{report}");
 
-    // The RM4 the config does not name waits for adoption.
-    assert!(
-        report
-            .pending
-            .iter()
-            .any(|p| p.starts_with("broadlink-34ea34c45d21")),
-        "{report}"
-    );
+    // The RM4 and the mDNS-announced plug the config does not name wait
+    // for adoption (other tests' twins may be listed too: same loopback).
+    for id in ["broadlink-34ea34c45d21", "shellyplusplugs-a8032ab1e7f0"] {
+        assert!(
+            report.pending.iter().any(|p| p.starts_with(id)),
+            "{id}: {report}"
+        );
+    }
 }

@@ -5,7 +5,10 @@
 //! the desk, a Meross MSS310 (signed local HTTP) on the printer, a Shelly
 //! Plus Plug S (Gen2, pushing over MQTT) feeding the air conditioner, and a
 //! Broadlink RM4 mini (UDP, AES) driving that AC with SmartIR's Midea codes;
-//! a second RM4 that the config does not name answers LAN discovery. The
+//! a second RM4 that the config does not name answers Broadlink discovery,
+//! and a Plus Plug S in the hallway is announced over mDNS (on loopback
+//! only; the bridge browses every interface, so real Shelly devices on the
+//! LAN are listed too). The
 //! bridge runs `examples/plugs.toml` against them on the same broker; every
 //! device reaches Home Assistant through discovery.
 //!

@@ -8,6 +8,7 @@
 //! | AC plug, Shelly Plus Plug S (Gen2) | [`ShellyPushSim`]: HTTP RPC + MQTT push | the AC of the office [`Plant`] |
 //! | IR gateway, Broadlink RM4 mini | [`BroadlinkSim`]: UDP, AES-128-CBC | the same AC, by SmartIR codes |
 //! | a second RM4 mini, not configured | [`BroadlinkSim`] | nothing: LAN discovery lists it as pending |
+//! | a Plus Plug S in the hallway, not configured | [`mdns_sim::start_plus_plug`]: HTTP RPC, announced over mDNS on loopback | nothing: pending too |
 //!
 //! The office is the twin's one-node room ([`crate::twin::room`]) sized
 //! for about 20 m²: C = 1.5 MJ/K, UA = 40 W/K, its heat the desk's and the
@@ -36,6 +37,7 @@ use crate::clock::Clock;
 use crate::drivers::broadlink::smartir::SmartIrCodes;
 use crate::shutdown::Shutdown;
 use crate::twin::broadlink_sim::{BroadlinkSim, BroadlinkSimConfig};
+use crate::twin::mdns_sim::{self, AnnouncedPlug};
 use crate::twin::meross_sim::{self, MerossSim, MerossSimConfig};
 use crate::twin::room::{COMPRESSOR_ELECTRICAL_W, FAN_ELECTRICAL_W};
 use crate::twin::shelly_gen1_sim::{Gen1SimConfig, ShellyGen1Sim};
@@ -46,6 +48,8 @@ use crate::twin::{Plant, RoomParams, SharedPlant};
 pub const MEROSS_KEY: &str = "office-printer-key";
 /// The Gen1 plug's MQTT id (`shellies/<id>/…`).
 pub const DESK_MQTT_ID: &str = "shellyplug-s-c18b12";
+/// The unconfigured hallway plug's MAC (its id `shellyplusplugs-<mac>`).
+pub const HALLWAY_MAC: &str = "a8032ab1e7f0";
 const SEED: u64 = 17;
 /// W of the two people during working hours.
 const PEOPLE_W: f64 = 200.0;
@@ -157,6 +161,9 @@ pub struct OfficeTwin {
     pub gateway: BroadlinkSim,
     /// Not in the bridge's config: found by LAN discovery.
     pub spare_gateway: BroadlinkSim,
+    /// Not in the bridge's config, announced over mDNS (`None`: the
+    /// announcement could not start; logged).
+    pub hallway: Option<AnnouncedPlug>,
     pub plant: SharedPlant,
     desk_power_entity: String,
     ac_power_entity: String,
@@ -199,7 +206,7 @@ impl OfficeTwin {
         let ac_plug = shelly_push_sim::spawn(
             clock,
             ShellyPushSimConfig {
-                mac: "A8032AB1C2D3".into(),
+                mac: "A8032AB1A11C".into(),
                 name: "AC plug".into(),
                 seed: SEED,
                 prefix: None,
@@ -226,8 +233,16 @@ impl OfficeTwin {
                 integrate: true,
                 ..MerossSimConfig::default()
             },
-            shutdown,
+            shutdown.clone(),
         )?;
+        let hallway = match mdns_sim::start_plus_plug(clock, HALLWAY_MAC, "Hallway plug", shutdown)
+        {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!("demo: the hallway plug is not announced over mDNS: {e:#}");
+                None
+            }
+        };
         let t = plant.lock().unwrap_or_else(|e| e.into_inner()).room.temp_c;
         Ok(OfficeTwin {
             clock,
@@ -236,6 +251,7 @@ impl OfficeTwin {
             ac_plug,
             gateway,
             spare_gateway,
+            hallway,
             plant,
             desk_power_entity: desk_power.into(),
             ac_power_entity: ac_power.into(),

@@ -414,8 +414,23 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
         let mut config = Self::from_toml(&text, &path.display().to_string())?;
-        config.file = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
+        let file = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        if let Some(dir) = file.parent() {
+            config.resolve_paths(dir);
+        }
+        config.file = Some(file);
         Ok(config)
+    }
+
+    /// Makes the file paths the config names relative to `dir` (the config
+    /// file's directory) absolute: `[[broadlink]] codes`. An absolute path
+    /// stays as it is.
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        for b in &mut self.broadlink {
+            if b.codes.is_relative() {
+                b.codes = dir.join(&b.codes);
+            }
+        }
     }
 
     /// Checks what serde cannot: ids, references, ranges.

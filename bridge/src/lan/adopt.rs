@@ -178,7 +178,10 @@ impl Adopter {
         if !ADOPTABLE.contains(&dev.kind.as_str()) {
             return Err(format!(
                 "`{}` is a `{}` ({}), and this build has no [[{}]] driver to adopt it with",
-                dev.id, dev.kind, dev.model, dev.kind
+                dev.id,
+                dev.kind,
+                clean(&dev.model),
+                dev.kind
             ));
         }
         let mut options = req.options;
@@ -188,6 +191,17 @@ impl Adopter {
             Some(other) => return Err(format!("options.id must be a string, got {other}")),
         };
         hearth_node_core::validate_node_id(&id).map_err(|e| format!("device id `{id}`: {e}"))?;
+        let name = req
+            .name
+            .or_else(|| dev.name.clone())
+            .unwrap_or_else(|| dev.id.clone());
+        let table = device_table(dev, &id, &name, &options, self.ctx.clock.now_ms())?;
+        let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+
+        // One adoption at a time from here: the checks below and the write
+        // must see the same file and the same configured set (two requests
+        // at once would otherwise both pass the checks).
+        let _writing = self.writing.lock().await;
         if let Some(why) = self.covers(dev) {
             return Err(format!("`{}` is already configured ({why})", dev.id));
         }
@@ -202,24 +216,28 @@ impl Adopter {
                 "device id `{id}` is already in use; pass another in options.id"
             ));
         }
-        let name = req
-            .name
-            .or_else(|| dev.name.clone())
-            .unwrap_or_else(|| dev.id.clone());
-        let table = device_table(dev, &id, &name, &options, self.ctx.clock.now_ms())?;
-
-        let _writing = self.writing.lock().await;
         let text = tokio::fs::read_to_string(&file)
             .await
             .map_err(|e| format!("reading config file {}: {e}", file.display()))?;
         let new_text = append_table(&text, &dev.kind, table)
             .map_err(|e| format!("config file {}: {e}", file.display()))?;
-        let config = Config::from_toml(&new_text, &file.display().to_string())
+        let mut config = Config::from_toml(&new_text, &file.display().to_string())
             .map_err(|e| format!("the device's table would make the config invalid: {e:#}"))?;
+        config.resolve_paths(&dir);
+        // A Broadlink's code file is read (off the runtime) before anything
+        // is written: a file that does not load refuses the adoption.
+        let codes = match config.broadlink.iter().find(|b| b.id == id) {
+            Some(b) if dev.kind == "broadlink" => Some(
+                drivers::broadlink::smartir::SmartIrCodes::load_async(b.codes.clone())
+                    .await
+                    .map_err(|e| format!("options.codes: {e}"))?,
+            ),
+            _ => None,
+        };
         write_replacing(&file, &new_text)
             .await
             .map_err(|e| format!("writing config file {}: {e}", file.display()))?;
-        let task = self.spawn(&dev.kind, &id, &config).map_err(|e| {
+        let task = self.spawn(&dev.kind, &id, &config, codes).map_err(|e| {
             format!(
                 "`{id}` is written to {} but its driver did not start: {e:#}",
                 file.display()
@@ -236,7 +254,7 @@ impl Adopter {
         tracing::info!(
             "adopted {} `{id}` ({}, {}) into {}",
             dev.kind,
-            dev.model,
+            clean(&dev.model),
             dev.address,
             file.display()
         );
@@ -249,7 +267,13 @@ impl Adopter {
         }))
     }
 
-    fn spawn(&self, kind: &str, id: &str, config: &Config) -> anyhow::Result<JoinHandle<()>> {
+    fn spawn(
+        &self,
+        kind: &str,
+        id: &str,
+        config: &Config,
+        codes: Option<drivers::broadlink::smartir::SmartIrCodes>,
+    ) -> anyhow::Result<JoinHandle<()>> {
         fn find<'a, T>(list: &'a [T], id: &str, get: impl Fn(&T) -> &str) -> anyhow::Result<&'a T> {
             list.iter()
                 .find(|c| get(c) == id)
@@ -269,7 +293,11 @@ impl Adopter {
                 drivers::shelly_gen1::spawn(find(&config.shelly_gen1, id, |c| &c.id)?.clone(), ctx)
             }
             "broadlink" => {
-                drivers::broadlink::spawn(find(&config.broadlink, id, |c| &c.id)?.clone(), ctx)
+                let cfg = find(&config.broadlink, id, |c| &c.id)?.clone();
+                match codes {
+                    Some(codes) => drivers::broadlink::spawn_with_codes(cfg, codes, ctx),
+                    None => drivers::broadlink::spawn(cfg, ctx),
+                }
             }
             other => anyhow::bail!("no driver for `{other}`"),
         }
@@ -315,17 +343,42 @@ fn device_table(
         _ => t["host"] = toml_edit::value(dev.address.as_str()),
     }
     for (k, v) in options {
+        if IDENTITY_KEYS.contains(&k.as_str()) {
+            return Err(format!(
+                "options.{k} is refused: `{k}` says which device this is, and adoption takes it from the device found (`{}` at {}); to name the device use `name`, to choose its id `options.id`",
+                dev.id, dev.address
+            ));
+        }
+        if k == "codes" && !v.is_string() {
+            return Err(format!(
+                "options.codes must be a path (a string: the SmartIR code file, relative to the config file's directory), got {v}"
+            ));
+        }
         t[k.as_str()] =
             toml_edit::Item::Value(json_to_toml(v).map_err(|e| format!("options.{k}: {e}"))?);
     }
+    // What the device said about itself goes into a comment: without
+    // control characters (a newline would end the comment and start TOML).
     t.decor_mut().set_prefix(format!(
         "\n# Adopted from the network ({}, {} {}) on {}.\n",
-        dev.found_by,
-        dev.model,
-        dev.mac.as_deref().unwrap_or(""),
+        clean(&dev.found_by),
+        clean(&dev.model),
+        clean(dev.mac.as_deref().unwrap_or("")),
         crate::clock::iso8601(now_ms)
     ));
     Ok(t)
+}
+
+/// Keys an adoption request may not set: they say which device the table
+/// drives (its address, MAC, MQTT topics), and come from the device found.
+/// (`options.id` is Hearth's id for it, checked and taken apart; `name` is
+/// the request's own field.)
+pub const IDENTITY_KEYS: &[&str] = &["url", "host", "mac", "mqtt_id", "mqtt_prefix", "name"];
+
+/// `text` without control characters, at most 64 characters: fit for a
+/// one-line comment or a log line.
+fn clean(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
 fn json_to_toml(v: &Value) -> Result<toml_edit::Value, String> {
@@ -405,6 +458,104 @@ mod tests {
         let v: toml::Value = toml::from_str(&out).unwrap();
         assert_eq!(v["shelly"].as_array().unwrap().len(), 2);
         assert!(append_table("shelly = 1\n", "shelly", toml_edit::Table::new()).is_err());
+    }
+
+    fn plug() -> PendingDevice {
+        PendingDevice {
+            id: "shellyplusplugs-a8032ab1c2d3".into(),
+            kind: "shelly".into(),
+            address: "10.0.0.7:80".into(),
+            model: "SNPL-00112EU".into(),
+            name: None,
+            mac: Some("a8032ab1c2d3".into()),
+            firmware: None,
+            found_by: "mdns".into(),
+            first_seen_ms: 0,
+            last_seen_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_model_with_a_newline_does_not_inject_a_table() {
+        let mut dev = plug();
+        dev.kind = "shelly_gen1".into();
+        dev.model =
+            "SHPLG-S\n[[shelly_gen1]]\nid = \"evil\"\nname = \"E\"\nurl = \"http://10.9.9.9\"\n#"
+                .into();
+        dev.mac = Some("a8032ab1c2d3\r\n[x]".into());
+        let t = device_table(&dev, "kettle", "Kettle", &Map::new(), 0).unwrap();
+        let out = append_table("[mqtt]\nport = 1883\n", "shelly_gen1", t).unwrap();
+        let v: toml::Value = toml::from_str(&out).unwrap();
+        let tables = v["shelly_gen1"].as_array().unwrap();
+        assert_eq!(tables.len(), 1, "one table, not an injected second: {out}");
+        assert_eq!(tables[0]["id"].as_str(), Some("kettle"));
+        assert!(v.get("x").is_none(), "{out}");
+        assert_eq!(
+            out.matches("[[shelly_gen1]]").count(),
+            2,
+            "the header and the comment's text: {out}"
+        );
+    }
+
+    #[test]
+    fn options_cannot_say_which_device_it_is() {
+        let dev = plug();
+        for key in ["url", "host", "mac", "mqtt_id", "mqtt_prefix", "name"] {
+            let mut opts = Map::new();
+            opts.insert(key.into(), serde_json::json!("http://10.0.0.99"));
+            let e = device_table(&dev, "desk", "Desk", &opts, 0).unwrap_err();
+            assert!(e.starts_with(&format!("options.{key} is refused")), "{e}");
+        }
+        let mut opts = Map::new();
+        opts.insert("codes".into(), serde_json::json!(7));
+        let mut bl = dev.clone();
+        bl.kind = "broadlink".into();
+        let e = device_table(&bl, "ac", "AC", &opts, 0).unwrap_err();
+        assert!(e.starts_with("options.codes must be a path"), "{e}");
+    }
+
+    /// Two requests at once adopting the same device under two ids: one
+    /// wins, the other is told it is configured (both used to pass the
+    /// checks before either wrote).
+    #[tokio::test]
+    async fn two_adoptions_at_once_write_one_table() {
+        use crate::broker::{BrokerAddress, EmbeddedBroker};
+        use crate::clock::Clock;
+        use crate::entity::EntityStore;
+        use std::sync::Arc;
+        let port = EmbeddedBroker::free_port();
+        let _broker = EmbeddedBroker::start(std::net::Ipv4Addr::LOCALHOST.into(), port).unwrap();
+        let link = crate::broker::link::test_link(port, "t-adopt").await;
+        let store = EntityStore::new(Clock::real());
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        let ctx = DriverContext {
+            store: store.clone(),
+            router: crate::entity::ServiceRouter::new(store.clone()),
+            link,
+            broker: BrokerAddress::local(port),
+            clock: Clock::real(),
+            shutdown,
+            forecasts: Arc::default(),
+            alerts: None,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hearth.toml");
+        std::fs::write(&file, "# mine\n").unwrap();
+        let adopter = Adopter::new(&Config::load(&file).unwrap(), ctx);
+        let mut dev = plug();
+        dev.address = "127.0.0.1:9".into();
+        let req = |id: &str| AdoptRequest {
+            name: None,
+            options: [("id".to_string(), serde_json::json!(id))]
+                .into_iter()
+                .collect(),
+        };
+        let (a, b) = tokio::join!(adopter.adopt(&dev, req("a")), adopter.adopt(&dev, req("b")));
+        assert!(a.is_ok() ^ b.is_ok(), "exactly one adoption: {a:?} {b:?}");
+        let e = a.err().or(b.err()).unwrap();
+        assert!(e.contains("is already configured"), "{e}");
+        let written = Config::load(&file).unwrap();
+        assert_eq!(written.shelly.len(), 1, "{written:?}");
     }
 
     #[test]

@@ -25,6 +25,16 @@ use std::time::Duration;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// `/shelly` is a few hundred bytes; more is not a Shelly.
 const MAX_BODY: usize = 16 * 1024;
+/// Longest model, type, name, id or firmware text kept from an answer
+/// (real ones are under 40 characters).
+pub const MAX_TEXT: usize = 64;
+
+/// Whether a text field of the answer is fit to list and to write into a
+/// config comment: 1 to [`MAX_TEXT`] characters, none of them a control
+/// character (a newline in a model would start a new TOML line).
+fn printable(s: &str) -> bool {
+    !s.is_empty() && s.chars().count() <= MAX_TEXT && !s.chars().any(char::is_control)
+}
 
 /// What `/shelly` says.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,7 +76,23 @@ pub fn parse(addr: &str, body: &[u8]) -> Result<ShellyIdentity, String> {
             crate::broker::excerpt(body)
         )
     })?;
-    let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    // Text the device says about itself: kept only when printable (the
+    // model and firmware end up in the config file's comment on adoption).
+    let field = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| printable(s))
+            .map(str::to_string)
+    };
+    let required = |k: &str, what: &str| {
+        field(k).ok_or_else(|| match v.get(k) {
+            Some(bad) => format!(
+                "{addr} /shelly: `{k}` must be 1 to {MAX_TEXT} printable characters, got {}",
+                crate::broker::excerpt(bad.to_string().as_bytes())
+            ),
+            None => format!("{addr} /shelly: {what}"),
+        })
+    };
     let mac = field("mac")
         .filter(|m| m.len() == 12 && m.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(|| {
@@ -83,8 +109,7 @@ pub fn parse(addr: &str, body: &[u8]) -> Result<ShellyIdentity, String> {
                 .filter(|g| (2..=16).contains(g))
                 .ok_or_else(|| format!("{addr} /shelly: `gen` must be 2 or more, got {g}"))?
                 as u32;
-            let model = field("model")
-                .ok_or_else(|| format!("{addr} /shelly: Gen{generation} answer without `model`"))?;
+            let model = required("model", &format!("Gen{generation} answer without `model`"))?;
             Ok(ShellyIdentity {
                 generation,
                 id: field("id").map(|s| s.to_ascii_lowercase()),
@@ -96,9 +121,10 @@ pub fn parse(addr: &str, body: &[u8]) -> Result<ShellyIdentity, String> {
             })
         }
         None => {
-            let model = field("type").ok_or_else(|| {
-                format!("{addr} /shelly: neither `gen` (Gen2+) nor `type` (Gen1) in the answer")
-            })?;
+            let model = required(
+                "type",
+                "neither `gen` (Gen2+) nor `type` (Gen1) in the answer",
+            )?;
             Ok(ShellyIdentity {
                 generation: 1,
                 id: None,
@@ -176,5 +202,27 @@ mod tests {
         let e = parse("10.0.0.7:80", br#"{"mac":"A8032AB1C2D3"}"#).unwrap_err();
         assert!(e.contains("neither `gen`"), "{e}");
         assert!(parse("a", b"{\"gen\":2,").unwrap_err().contains("JSON"));
+    }
+
+    #[test]
+    fn text_with_control_characters_or_too_long_is_not_taken() {
+        let inject = serde_json::json!({"type": "SHPLG-S\n[[shelly_gen1]]\nid = \"evil\"",
+            "mac": "A4CF12F45A6B", "fw": "v1\r\n"})
+        .to_string();
+        let e = parse("10.0.0.5:80", inject.as_bytes()).unwrap_err();
+        assert!(e.contains("`type` must be 1 to 64 printable"), "{e}");
+        let long = serde_json::json!({"gen": 2, "mac": "A8032AB1C2D3", "model": "M".repeat(65)});
+        let e = parse("10.0.0.6:80", long.to_string().as_bytes()).unwrap_err();
+        assert!(e.contains("`model`"), "{e}");
+        let fine = serde_json::json!({"gen": 2, "mac": "A8032AB1C2D3", "model": "SNPL-00112EU",
+            "ver": "1.0\u{7}", "name": "a\tb", "id": "x\ny"})
+        .to_string();
+        let i = parse("10.0.0.6:80", fine.as_bytes()).unwrap();
+        assert_eq!(i.model, "SNPL-00112EU");
+        assert_eq!(
+            (i.firmware, i.name, i.id),
+            (None, None, None),
+            "bad optional text dropped"
+        );
     }
 }

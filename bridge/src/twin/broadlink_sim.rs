@@ -198,13 +198,7 @@ impl BroadlinkSim {
     /// One datagram in, maybe one out.
     fn handle(&self, clock: &Clock, buf: &[u8]) -> Option<Vec<u8>> {
         let reply = if protocol::is_hello(buf) {
-            let stated = u16::from_le_bytes([buf[0x20], buf[0x21]]);
-            let mut zeroed = buf.to_vec();
-            zeroed[0x20] = 0;
-            zeroed[0x21] = 0;
-            if protocol::checksum(&zeroed) != stated {
-                return None;
-            }
+            protocol::verify_checksum("hello", buf).ok()?;
             protocol::hello_reply(self.cfg.devtype, &self.cfg.mac, &self.cfg.name, false)
         } else {
             let (h, encrypted) = protocol::decode_packet("request", buf).ok()?;
@@ -295,7 +289,7 @@ impl BroadlinkSim {
                     meaning,
                     ignored,
                 });
-                reply(0, &protocol::rm4_frame(cmd, &[]), &key)
+                reply(0, &protocol::rm4_frame(cmd, &[]).unwrap_or_default(), &key)
             }
             _ => reply(-4, &[], &protocol::INITIAL_KEY),
         }

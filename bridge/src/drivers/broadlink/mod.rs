@@ -70,8 +70,10 @@ pub struct BroadlinkConfig {
     pub host: String,
     /// `aa:bb:cc:dd:ee:ff`; asked from the device (discovery) when absent.
     pub mac: Option<String>,
-    /// SmartIR climate code file (JSON, Broadlink/Base64), relative to the
-    /// working directory, e.g. `examples/ir-codes/smartir-climate-1381.json`.
+    /// SmartIR climate code file (JSON, Broadlink/Base64, a regular file of
+    /// at most 1 MiB). A relative path is relative to the config file's
+    /// directory ([`crate::config::Config::load`] resolves it), e.g.
+    /// `ir-codes/smartir-climate-1381.json` beside the config.
     pub codes: PathBuf,
     /// Room temperature sensor shown as the climate's current temperature.
     pub temperature_sensor: Option<String>,
@@ -217,9 +219,21 @@ struct Ac {
 
 /// Starts one `[[broadlink]]` AC. Fails (naming the file and key) when its
 /// code file does not load or does not fit the config.
+/// Reads the code file (a bounded, blocking read of a regular file: this
+/// runs once at start; adoption reads it off the runtime and calls
+/// [`spawn_with_codes`]).
 pub fn spawn(cfg: BroadlinkConfig, ctx: &DriverContext) -> anyhow::Result<JoinHandle<()>> {
     let codes = SmartIrCodes::load(&cfg.codes)
         .map_err(|e| anyhow::anyhow!("broadlink `{}`: {e}", cfg.id))?;
+    spawn_with_codes(cfg, codes, ctx)
+}
+
+/// [`spawn`] with the code file already loaded.
+pub fn spawn_with_codes(
+    cfg: BroadlinkConfig,
+    codes: SmartIrCodes,
+    ctx: &DriverContext,
+) -> anyhow::Result<JoinHandle<()>> {
     let min_temp = cfg.min_temp.unwrap_or(codes.min_temp).max(codes.min_temp);
     let max_temp = cfg.max_temp.unwrap_or(codes.max_temp).min(codes.max_temp);
     anyhow::ensure!(
@@ -633,6 +647,21 @@ mod tests {
             toml::from_str::<BroadlinkConfig>("id = \"ac\"\nname = \"AC\"\nhost = \"h\"").is_err(),
             "codes is required"
         );
+    }
+
+    #[test]
+    fn a_relative_codes_path_is_relative_to_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hearth.toml");
+        std::fs::write(
+            &file,
+            "[[broadlink]]\nid = \"ac\"\nname = \"AC\"\nhost = \"h\"\ncodes = \"ir/c.json\"\n\n[[broadlink]]\nid = \"ac2\"\nname = \"AC2\"\nhost = \"h2\"\ncodes = \"/etc/c.json\"\n",
+        )
+        .unwrap();
+        let c = crate::config::Config::load(&file).unwrap();
+        let dir = std::path::absolute(dir.path()).unwrap();
+        assert_eq!(c.broadlink[0].codes, dir.join("ir/c.json"));
+        assert_eq!(c.broadlink[1].codes, PathBuf::from("/etc/c.json"));
     }
 
     #[tokio::test]

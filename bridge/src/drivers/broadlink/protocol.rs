@@ -173,7 +173,8 @@ fn le16(b: &[u8], at: usize) -> u16 {
 }
 
 /// The packet's checksum at 0x20 against its bytes (with 0x20–0x21 zeroed).
-fn verify_checksum(what: &'static str, buf: &[u8]) -> Result<(), BroadlinkError> {
+/// `buf` must hold at least 0x22 bytes.
+pub fn verify_checksum(what: &'static str, buf: &[u8]) -> Result<(), BroadlinkError> {
     let said = le16(buf, 0x20);
     let computed = checksum(buf)
         .wrapping_sub(buf[0x20] as u16)
@@ -363,13 +364,27 @@ pub fn decode_packet<'a>(
     Ok((h, &buf[HEADER_LEN..]))
 }
 
+/// Longest IR packet sent (bytes). Real ones are a few hundred bytes (a
+/// long AC frame under 1 KiB); the RM4 frame's length is a u16 and the
+/// whole command must fit one UDP datagram, so far longer data cannot be
+/// sent at all.
+pub const MAX_IR_CODE: usize = 16 * 1024;
+
 /// RM4 framing of a device command: `u16 len+4`, `u32 command`, data.
-pub fn rm4_frame(command: u32, data: &[u8]) -> Vec<u8> {
+/// Data longer than [`MAX_IR_CODE`] is refused (its length would not fit
+/// the u16 field, or the datagram).
+pub fn rm4_frame(command: u32, data: &[u8]) -> Result<Vec<u8>, String> {
+    if data.len() > MAX_IR_CODE {
+        return Err(format!(
+            "{} bytes of data, more than the {MAX_IR_CODE} an RM4 command carries",
+            data.len()
+        ));
+    }
     let mut p = Vec::with_capacity(6 + data.len());
     p.extend(((data.len() + 4) as u16).to_le_bytes());
     p.extend(command.to_le_bytes());
     p.extend(data);
-    p
+    Ok(p)
 }
 
 /// The inverse of [`rm4_frame`] on a decrypted (zero-padded) payload:
@@ -577,9 +592,9 @@ impl Session {
         command: u32,
         data: &[u8],
     ) -> Result<Vec<u8>, BroadlinkError> {
-        let plain = self
-            .request(what, CMD_COMMAND, &rm4_frame(command, data))
-            .await?;
+        let frame = rm4_frame(command, data)
+            .map_err(|reason| BroadlinkError::Malformed { what, reason })?;
+        let plain = self.request(what, CMD_COMMAND, &frame).await?;
         rm4_unframe(&plain)
             .map(|(_, d)| d.to_vec())
             .map_err(|reason| BroadlinkError::Malformed { what, reason })
@@ -659,6 +674,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn data_too_long_for_the_length_field_is_refused() {
+        let f = rm4_frame(RM_SEND_DATA, &[0x26; MAX_IR_CODE]).unwrap();
+        assert_eq!(le16(&f, 0) as usize, MAX_IR_CODE + 4);
+        // 65 534 bytes would wrap the u16 length to 2.
+        let e = rm4_frame(RM_SEND_DATA, &[0x26; 65_534]).unwrap_err();
+        assert!(e.starts_with("65534 bytes of data"), "{e}");
+    }
+
+    #[test]
     fn checksum_is_beaf_plus_bytes() {
         assert_eq!(checksum(&[]), 0xbeaf);
         assert_eq!(checksum(&[1, 2, 3]), 0xbeb5);
@@ -730,7 +754,11 @@ mod tests {
             id: 7,
             error: 0,
         };
-        let p = encode_packet(&h, &rm4_frame(RM_SEND_DATA, b"\x26\x00"), &INITIAL_KEY);
+        let p = encode_packet(
+            &h,
+            &rm4_frame(RM_SEND_DATA, b"\x26\x00").unwrap(),
+            &INITIAL_KEY,
+        );
         let (back, enc) = decode_packet("send_data", &p).unwrap();
         assert_eq!(back, h);
         let plain = decrypt(&INITIAL_KEY, enc).unwrap();

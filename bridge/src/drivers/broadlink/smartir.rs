@@ -64,11 +64,46 @@ fn tenths(t: f64) -> i64 {
     (t * 10.0).round() as i64
 }
 
+/// Largest code file read (SmartIR's biggest climate files are ~300 KiB).
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
 impl SmartIrCodes {
+    /// Reads and parses a code file: a regular file of at most
+    /// [`MAX_FILE_BYTES`] (a device node such as `/dev/zero` or a FIFO is
+    /// refused before reading, and no more than the cap is ever read).
+    /// Blocking: from async code use [`Self::load_async`].
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("SmartIR code file {}: {e}", path.display()))?;
+        use std::io::Read;
+        let fail = |what: String| format!("SmartIR code file {}: {what}", path.display());
+        let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+        let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(fail("not a regular file".into()));
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(fail(format!(
+                "{} bytes, more than the {MAX_FILE_BYTES} a code file may have",
+                meta.len()
+            )));
+        }
+        let mut text = String::new();
+        file.take(MAX_FILE_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| fail(e.to_string()))?;
+        if text.len() as u64 > MAX_FILE_BYTES {
+            return Err(fail(format!(
+                "grew past the {MAX_FILE_BYTES} bytes a code file may have while read"
+            )));
+        }
         Self::parse(&text, &path.display().to_string())
+    }
+
+    /// [`Self::load`] on the blocking pool (not on the async runtime).
+    pub async fn load_async(path: std::path::PathBuf) -> Result<Self, String> {
+        let shown = path.display().to_string();
+        tokio::task::spawn_blocking(move || Self::load(&path))
+            .await
+            .map_err(|e| format!("SmartIR code file {shown}: reading it failed: {e}"))?
     }
 
     /// Parses a file's text; errors start with `SmartIR code file <origin>`.
@@ -151,6 +186,13 @@ impl SmartIrCodes {
             if bytes.len() < 4 {
                 return Err(fail(format!(
                     "`{key}` is too short for a Broadlink IR packet"
+                )));
+            }
+            if bytes.len() > super::protocol::MAX_IR_CODE {
+                return Err(fail(format!(
+                    "`{key}` is {} bytes, longer than the {} an RM4 command carries",
+                    bytes.len(),
+                    super::protocol::MAX_IR_CODE
                 )));
             }
             Ok(bytes)
@@ -282,6 +324,30 @@ mod tests {
         );
         assert_eq!(c.lookup(c.off()), Some(&IrMeaning::Off));
         assert!(c.code("dry", "mid", 22.0).is_err());
+    }
+
+    #[test]
+    fn only_a_regular_file_of_at_most_1_mib_is_read() {
+        let e = SmartIrCodes::load(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.ends_with("not a regular file"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.json");
+        std::fs::write(&big, vec![b' '; MAX_FILE_BYTES as usize + 1]).unwrap();
+        let e = SmartIrCodes::load(&big).unwrap_err();
+        assert!(e.contains("more than the 1048576"), "{e}");
+    }
+
+    #[test]
+    fn a_code_longer_than_an_rm4_command_carries_is_refused() {
+        let text = std::fs::read_to_string(SAMPLE).unwrap();
+        let mut v: Value = serde_json::from_str(&text).unwrap();
+        let huge = base64::engine::general_purpose::STANDARD.encode(vec![0x26u8; 70_000]);
+        v["commands"]["off"] = Value::String(huge);
+        let e = SmartIrCodes::parse(&v.to_string(), "x.json").unwrap_err();
+        assert!(
+            e.contains("`commands.off` is 70000 bytes, longer than"),
+            "{e}"
+        );
     }
 
     #[test]

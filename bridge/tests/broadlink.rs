@@ -457,3 +457,86 @@ async fn a_bad_code_file_is_refused_with_its_message() {
         "{e}"
     );
 }
+
+/// A command whose transmission fails leaves the climate as the AC last
+/// received it: the target, fan and mode shown are not the refused ones
+/// (before, they were kept and shown at the next update though never sent).
+#[tokio::test]
+async fn a_failed_transmission_leaves_the_climate_unchanged() {
+    let (sim, _power) = twin();
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(&sim);
+    let bridge = common::history::start_bridge(dir.path(), |conf| conf.broadlink.push(c)).await;
+    let store = bridge.store.clone();
+    wait_for("the gateway authenticated", WAIT, || {
+        store
+            .get("binary_sensor.ac_link_problem")
+            .filter(|s| s.state == "off")
+    })
+    .await;
+    call(
+        &bridge,
+        "climate",
+        "set_temperature",
+        "climate.ac",
+        json!({"hvac_mode": "cool", "temperature": 22}),
+    )
+    .await
+    .unwrap();
+    call(
+        &bridge,
+        "select",
+        "select_option",
+        "select.ac_fan",
+        json!({"option": "low"}),
+    )
+    .await
+    .unwrap();
+    call(&bridge, "switch", "turn_on", "switch.ac_power", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(last_ir(&sim), Some(set("cool", "low", 22.0)));
+
+    // Every reply garbage: the send fails (and the reconnect with it).
+    sim.set_reply_fault(Some(ReplyFault::Garbage), 1000);
+    let e = call(
+        &bridge,
+        "climate",
+        "set_temperature",
+        "climate.ac",
+        json!({"hvac_mode": "heat", "temperature": 26}),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, ServiceError::Driver { .. }), "{e}");
+    let e = call(
+        &bridge,
+        "select",
+        "select_option",
+        "select.ac_fan",
+        json!({"option": "high"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, ServiceError::Driver { .. }), "{e}");
+    sim.set_reply_fault(None, 0);
+
+    // A command that changes nothing publishes the state: still the old one.
+    call(
+        &bridge,
+        "climate",
+        "set_hvac_mode",
+        "climate.ac",
+        json!({"hvac_mode": "cool"}),
+    )
+    .await
+    .unwrap();
+    let climate = store.get("climate.ac").unwrap();
+    assert_eq!(climate.state, "cool");
+    assert_eq!(climate.attributes["temperature"], json!(22.0));
+    assert_eq!(climate.attributes["fan_mode"], "low");
+    assert_eq!(store.get("select.ac_fan").unwrap().state, "low");
+    // (The twin did act on the heat code: only its reply was garbage. A
+    // lost reply cannot tell sent from not sent; the power meter's
+    // confirmation, with a power_sensor, is what catches that.)
+}

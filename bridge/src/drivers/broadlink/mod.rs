@@ -195,6 +195,14 @@ async fn resolve(host: &str) -> Result<SocketAddr, BroadlinkError> {
         .ok_or_else(|| BroadlinkError::Io(format!("`{host}` has no IPv4 address")))
 }
 
+/// What a climate command may change.
+struct Settings {
+    mode: String,
+    last_mode: String,
+    fan: String,
+    target: f64,
+}
+
 struct Ac {
     cfg: BroadlinkConfig,
     codes: SmartIrCodes,
@@ -448,46 +456,38 @@ impl Ac {
                 }
             }
             .map(String::from);
-            let mut resend = false;
-            if let Some(fan) = data.get("fan_mode").and_then(Value::as_str) {
-                resend |= self.set_fan(entity_id, fan)?;
+            // The new settings, checked whole before anything is sent or
+            // kept: a refused or failed command leaves the AC as it was.
+            let fan = match data.get("fan_mode").and_then(Value::as_str) {
+                Some(f) => self.check_fan(entity_id, f)?,
+                None => self.fan.clone(),
+            };
+            let target = match data.get("temperature").and_then(Value::as_f64) {
+                Some(t) => self.codes.snap(t.clamp(self.min_temp, self.max_temp)),
+                None => self.target,
+            };
+            let mode = mode.unwrap_or_else(|| self.mode.clone());
+            if !self.modes.contains(&mode) {
+                return Err(invalid(format!(
+                    "{entity_id}: hvac_mode `{mode}` is not one of {:?}",
+                    self.modes
+                )));
             }
-            if let Some(t) = data.get("temperature").and_then(Value::as_f64) {
-                let t = self.codes.snap(t.clamp(self.min_temp, self.max_temp));
-                if t != self.target {
-                    tracing::info!(
-                        "{}: target temperature {} → {t} °C",
-                        self.cfg.name,
-                        self.target
-                    );
-                    self.target = t;
-                    resend = true;
-                }
-            }
-            if let Some(mode) = mode {
-                if !self.modes.contains(&mode) {
-                    return Err(invalid(format!(
-                        "{entity_id}: hvac_mode `{mode}` is not one of {:?}",
-                        self.modes
-                    )));
-                }
-                if mode != self.mode {
-                    tracing::info!("{}: hvac mode {} → {mode}", self.cfg.name, self.mode);
-                    resend = true;
-                }
-                if mode != "off" {
-                    self.last_mode = mode.clone();
-                }
-                self.mode = mode;
-            }
-            if self.mode == "off" {
+            let changed = fan != self.fan || target != self.target || mode != self.mode;
+            let before = self.stage(mode, fan, target);
+            let sent = if self.mode == "off" {
                 if self.power_on {
-                    self.transmit(false).await?;
+                    self.transmit(false).await
+                } else {
+                    Ok(())
                 }
-            } else if resend && self.power_on {
+            } else if changed && self.power_on {
                 // The AC's own setpoint follows, so it never fights the controller.
-                self.transmit(true).await?;
-            }
+                self.transmit(true).await
+            } else {
+                Ok(())
+            };
+            self.settle(before, sent)?;
         } else if entity_id == self.fan_id {
             if service != "select_option" {
                 return Err(ServiceError::UnknownService(
@@ -495,14 +495,20 @@ impl Ac {
                     service.into(),
                 ));
             }
-            let fan = data
+            let option = data
                 .get("option")
                 .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            if self.set_fan(entity_id, &fan)? && self.power_on {
-                self.transmit(true).await?;
-            }
+                .unwrap_or_default();
+            let fan = self.check_fan(entity_id, option)?;
+            let changed = fan != self.fan;
+            let (mode, target) = (self.mode.clone(), self.target);
+            let before = self.stage(mode, fan, target);
+            let sent = if changed && self.power_on {
+                self.transmit(true).await
+            } else {
+                Ok(())
+            };
+            self.settle(before, sent)?;
         } else {
             let on = match service {
                 "turn_on" => true,
@@ -534,20 +540,68 @@ impl Ac {
         Ok(())
     }
 
-    /// Sets the fan speed; true when it changed.
-    fn set_fan(&mut self, entity_id: &str, fan: &str) -> Result<bool, ServiceError> {
+    /// `fan` when it is one of the file's fan modes.
+    fn check_fan(&self, entity_id: &str, fan: &str) -> Result<String, ServiceError> {
         if !self.codes.fan_modes.iter().any(|f| f == fan) {
             return Err(ServiceError::Validation(format!(
                 "{entity_id}: fan mode `{fan}` is not one of {:?}",
                 self.codes.fan_modes
             )));
         }
-        let changed = fan != self.fan;
-        if changed {
-            tracing::info!("{}: fan {} → {fan}", self.cfg.name, self.fan);
-            self.fan = fan.into();
+        Ok(fan.to_string())
+    }
+
+    /// Takes `mode`, `fan` and `target` (checked) as the settings the
+    /// next frame carries; returns the settings before, for [`Self::settle`].
+    fn stage(&mut self, mode: String, fan: String, target: f64) -> Settings {
+        let before = Settings {
+            mode: self.mode.clone(),
+            last_mode: self.last_mode.clone(),
+            fan: self.fan.clone(),
+            target: self.target,
+        };
+        if mode != self.mode {
+            tracing::info!("{}: hvac mode {} → {mode}", self.cfg.name, self.mode);
         }
-        Ok(changed)
+        if fan != self.fan {
+            tracing::info!("{}: fan {} → {fan}", self.cfg.name, self.fan);
+        }
+        if target != self.target {
+            tracing::info!(
+                "{}: target temperature {} → {target} °C",
+                self.cfg.name,
+                self.target
+            );
+        }
+        if mode != "off" {
+            self.last_mode = mode.clone();
+        }
+        (self.mode, self.fan, self.target) = (mode, fan, target);
+        before
+    }
+
+    /// Keeps the staged settings when `sent` succeeded; after a failed
+    /// transmission puts back `before`, so the entity shows what the AC
+    /// last received.
+    fn settle(
+        &mut self,
+        before: Settings,
+        sent: Result<(), ServiceError>,
+    ) -> Result<(), ServiceError> {
+        if sent.is_err() {
+            self.mode = before.mode;
+            self.last_mode = before.last_mode;
+            self.fan = before.fan;
+            self.target = before.target;
+            tracing::warn!(
+                "{}: the command was not sent; the AC keeps mode {}, fan {}, {} °C",
+                self.cfg.name,
+                self.mode,
+                self.fan,
+                self.target
+            );
+        }
+        sent
     }
 
     /// The one place an IR command leaves for the AC; confirmed on its

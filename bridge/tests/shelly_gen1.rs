@@ -173,6 +173,34 @@ async fn over_mqtt_commands_go_to_the_command_topic_and_are_confirmed_by_the_ech
     r.bridge.stop().await;
 }
 
+/// A command for a relay the bridge believes is already in that state is
+/// confirmed by the device (HTTP `/relay/<n>?turn=`, whose answer is the
+/// relay's state): a stale belief (a lost MQTT message) used to make it a
+/// silent no-op that "succeeded".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_matching_a_stale_belief_still_reaches_the_device() {
+    let r = rig(true, 60.0).await;
+    let b = &r.bridge;
+    wait_state(b, SWITCH, "off").await;
+    call(b, "turn_on").await.unwrap();
+    assert_eq!(state(b, SWITCH), "on");
+    // Switched off at the device, its message lost: the bridge still says
+    // on; and the device drops MQTT commands now.
+    r.sim.set_relay_unpublished(false);
+    r.sim.set_mqtt_deaf(true);
+    call(b, "turn_on").await.unwrap();
+    assert!(r.sim.relay(), "the device's relay is on again");
+    assert_eq!(r.sim.commands(), (1, 1), "the second over HTTP");
+    r.sim.set_mqtt_deaf(false);
+    assert_eq!(state(b, SWITCH), "on");
+    // Believed off while on: turn_off reaches it too.
+    r.sim.set_relay_unpublished(true);
+    call(b, "turn_off").await.unwrap();
+    call(b, "turn_off").await.unwrap();
+    assert!(!r.sim.relay());
+    r.bridge.stop().await;
+}
+
 /// Push is primary: with HTTP polling at 60 s, a change at the device is
 /// in the store within a second, and no poll carried it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,7 +288,10 @@ async fn the_energy_total_survives_a_bridge_restart() {
 
     // Rebooted meanwhile, then 60 watt-minutes: 110 + 1 Wh.
     r.sim.reboot();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for("the twin back from its reboot", WAIT, || {
+        r.sim.is_online().then_some(())
+    })
+    .await;
     r.sim.set_counter_wmin(60.0);
     let b = start_bridge(r.dir.path(), EmbeddedBroker::free_port(), c).await;
     wait_state(&b, COUNTER, "1").await;

@@ -187,6 +187,8 @@ struct Inner {
     out: mpsc::UnboundedSender<Out>,
     status_requests: AtomicU64,
     mqtt_commands: AtomicU64,
+    /// MQTT relay commands are dropped (a lost subscription, a busy device).
+    mqtt_deaf: std::sync::atomic::AtomicBool,
     http_commands: AtomicU64,
     /// Connected and subscribed to its command topics.
     subscribed: AtomicBool,
@@ -234,6 +236,7 @@ impl ShellyGen1Sim {
                 out,
                 status_requests: AtomicU64::new(0),
                 mqtt_commands: AtomicU64::new(0),
+                mqtt_deaf: Default::default(),
                 http_commands: AtomicU64::new(0),
                 subscribed: AtomicBool::new(false),
             }),
@@ -301,6 +304,23 @@ impl ShellyGen1Sim {
     /// The relay switched at the device (its button): published at once.
     pub fn set_relay(&self, on: bool) {
         self.switch(on);
+    }
+
+    /// The relay switched and its MQTT message lost (not published): what
+    /// the bridge believes goes stale.
+    pub fn set_relay_unpublished(&self, on: bool) {
+        self.now_state().relay = on;
+    }
+
+    /// Whether the device is powered and answering (false while
+    /// [`Self::set_offline`] or during a [`Self::reboot`]).
+    pub fn is_online(&self) -> bool {
+        !self.offline()
+    }
+
+    /// `true`: MQTT relay commands are dropped unobeyed (HTTP still works).
+    pub fn set_mqtt_deaf(&self, deaf: bool) {
+        self.inner.mqtt_deaf.store(deaf, Ordering::Relaxed);
     }
 
     fn switch(&self, on: bool) -> bool {
@@ -589,6 +609,9 @@ async fn run_mqtt(
                 }
                 let text = String::from_utf8_lossy(&p.payload).trim().to_string();
                 if p.topic == format!("{base}/relay/0/command") {
+                    if sim.inner.mqtt_deaf.load(Ordering::Relaxed) {
+                        continue;
+                    }
                     if sim.turn(&text).is_some() {
                         sim.inner.mqtt_commands.fetch_add(1, Ordering::Relaxed);
                         // `switch` queued the state; the echo follows it.

@@ -10,18 +10,28 @@
 //! counter (Wh) as a diagnostic sensor beside it, so both are recorded and
 //! a restarted bridge knows where the device was:
 //!
-//! - a reading below the last one by more than [`STALE_WH`] (or under half
-//!   of it) is a reboot: the offset grows by the last counter value;
+//! - a reading below the last one by more than [`STALE_WH`], or one at
+//!   most [`NEAR_ZERO_WH`] after one above it, is a reboot: the offset
+//!   grows by the last counter value;
 //! - a smaller drop is a stale reading (an HTTP answer taken just before
-//!   an MQTT message that arrived first): ignored;
+//!   an MQTT message that arrived first): ignored (a drop to under half
+//!   is not enough: with small counters, 4 Wh then a stale 1.9 Wh would
+//!   count the 4 Wh twice);
+//! - when polling, `/status` `uptime` going down is the sure sign of a
+//!   reboot ([`Meter::rebooted`]): the next reading is a new count,
+//!   whatever its size;
 //! - at start, the last recorded total and device counter ([`Meter::resume`])
 //!   give the offset; a first reading below the recorded counter means the
 //!   device rebooted while the bridge was away (the energy used between
 //!   the last record and that reboot is lost, never counted twice).
 
-/// Wh: a drop this large (or to under half) is a reset, a smaller one a
-/// stale reading (a few seconds of a 2.5 kW load is ~2 Wh).
+/// Wh: a drop this large is a reset, a smaller one a stale reading (a
+/// few seconds of a 2.5 kW load is ~2 Wh).
 pub const STALE_WH: f64 = 10.0;
+
+/// Wh: a counter at most this (30 watt-minutes), read after one above it,
+/// has started again from 0.
+pub const NEAR_ZERO_WH: f64 = 0.5;
 
 /// Wh per watt-minute.
 pub const WH_PER_WATT_MINUTE: f64 = 1.0 / 60.0;
@@ -47,6 +57,9 @@ pub struct Meter {
     /// The first reading continues from `offset_wh` (resumed without a
     /// counter).
     rebase: bool,
+    /// The device rebooted (its uptime went down): the next reading starts
+    /// a new count.
+    reboot: bool,
 }
 
 impl Meter {
@@ -58,6 +71,7 @@ impl Meter {
                 offset_wh: t - c,
                 last_counter_wh: Some(c),
                 rebase: false,
+                reboot: false,
             },
             // A total without its counter (or an odd pair): the next
             // reading continues from the total (what the device counted
@@ -66,9 +80,16 @@ impl Meter {
                 offset_wh: t,
                 last_counter_wh: None,
                 rebase: true,
+                reboot: false,
             },
             (None, _) => Meter::default(),
         }
+    }
+
+    /// The device restarted (its `uptime` went down): the next reading is
+    /// a count since that boot, added to what was counted before.
+    pub fn rebooted(&mut self) {
+        self.reboot = self.last_counter_wh.is_some();
     }
 
     /// A device counter reading (Wh, already checked finite and ≥ 0).
@@ -80,11 +101,16 @@ impl Meter {
             self.last_counter_wh = Some(counter_wh);
             return Reading::Total(self.offset_wh + counter_wh);
         };
+        if std::mem::take(&mut self.reboot) {
+            self.offset_wh += last;
+            self.last_counter_wh = Some(counter_wh);
+            return Reading::Reset(self.offset_wh + counter_wh);
+        }
         if counter_wh >= last {
             self.last_counter_wh = Some(counter_wh);
             return Reading::Total(self.offset_wh + counter_wh);
         }
-        if last - counter_wh > STALE_WH || counter_wh < last / 2.0 {
+        if last - counter_wh > STALE_WH || (counter_wh <= NEAR_ZERO_WH && last > NEAR_ZERO_WH) {
             self.offset_wh += last;
             self.last_counter_wh = Some(counter_wh);
             return Reading::Reset(self.offset_wh + counter_wh);
@@ -108,6 +134,33 @@ mod tests {
         // A stale reading (1 Wh older) changes nothing.
         assert_eq!(m.update(4.0), Reading::Stale);
         assert_eq!(m.update(6.0), Reading::Total(126.0));
+    }
+
+    /// Small counters: a stale 1.9 Wh after 4 Wh is not a reboot (it was
+    /// counted as one when any drop to under half was: 4.1 Wh then showed
+    /// 8.1 Wh).
+    #[test]
+    fn a_stale_small_drop_is_not_a_reset() {
+        let mut m = Meter::default();
+        assert_eq!(m.update(4.0), Reading::Total(4.0));
+        assert_eq!(m.update(1.9), Reading::Stale);
+        assert_eq!(m.update(4.1), Reading::Total(4.1));
+        // Back to (near) 0 from above it: a reboot.
+        assert_eq!(m.update(0.2), Reading::Reset(4.3));
+        assert_eq!(m.update(0.1), Reading::Stale, "0.1 after 0.2 is old");
+    }
+
+    /// `uptime` went down: a reboot, whatever the counter's size.
+    #[test]
+    fn a_known_reboot_counts_the_next_reading_as_a_new_count() {
+        let mut m = Meter::default();
+        assert_eq!(m.update(4.0), Reading::Total(4.0));
+        m.rebooted();
+        assert_eq!(m.update(1.9), Reading::Reset(5.9));
+        m.rebooted();
+        // Counted more since the boot than before it: still a new count.
+        assert_eq!(m.update(3.0), Reading::Reset(8.9));
+        assert_eq!(m.update(3.5), Reading::Total(9.4));
     }
 
     #[test]

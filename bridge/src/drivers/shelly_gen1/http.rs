@@ -97,6 +97,8 @@ pub struct Status {
     pub relays: Vec<bool>,
     pub meters: Vec<Option<MeterReading>>,
     pub emeters: Vec<Option<EmeterReading>>,
+    /// s since the device booted, when it says (a drop means a reboot).
+    pub uptime_s: Option<f64>,
 }
 
 pub(crate) fn kind(v: &Value) -> &'static str {
@@ -188,7 +190,13 @@ pub fn parse_relay(field: &str, v: &Value) -> Result<bool, BadField> {
 /// `GET /status`.
 pub fn parse_status(body: &[u8]) -> Result<Status, BadField> {
     let obj = object(body)?;
-    let mut s = Status::default();
+    let mut s = Status {
+        uptime_s: obj
+            .get("uptime")
+            .and_then(Value::as_f64)
+            .filter(|u| u.is_finite() && *u >= 0.0),
+        ..Status::default()
+    };
     for (n, r) in array(&obj, "relays")?.iter().enumerate() {
         s.relays.push(parse_relay(&format!("relays[{n}]"), r)?);
     }
@@ -352,6 +360,7 @@ mod tests {
             })]
         );
         assert!(s.emeters.is_empty());
+        assert_eq!(s.uptime_s, Some(3600.0));
         let em = r#"{"relays":[{"ison":false}],"emeters":[
             {"power":-512.3,"reactive":0,"voltage":231.2,"is_valid":true,"total":1234.5,"total_returned":99.0},
             {"power":0,"voltage":231.2,"is_valid":false,"total":0,"total_returned":0}]}"#;

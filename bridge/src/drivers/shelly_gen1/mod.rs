@@ -111,6 +111,8 @@ struct Plug {
     named: bool,
     /// Bridge clock ms of the last message pushed or poll answered.
     last_heard_ms: i64,
+    /// `/status` `uptime` (s) of the last poll: lower next time = a reboot.
+    uptime_s: Option<f64>,
     bad_input: Arc<Throttle>,
 }
 
@@ -136,6 +138,7 @@ pub fn spawn(cfg: ShellyGen1Config, ctx: &DriverContext) -> anyhow::Result<JoinH
         failures: 0,
         named: false,
         last_heard_ms: i64::MIN / 2,
+        uptime_s: None,
         bad_input: Throttle::new("bad input"),
     };
     Ok(tokio::spawn(run(plug, push, commands)))
@@ -468,6 +471,19 @@ impl Plug {
     }
 
     fn apply_status(&mut self, s: &Status) {
+        if let Some(up) = s.uptime_s {
+            if self.uptime_s.is_some_and(|before| up < before) {
+                tracing::info!(
+                    "Shelly `{}`: uptime went down ({} → {up} s): the device rebooted; its energy counters start again",
+                    self.cfg.name,
+                    self.uptime_s.unwrap_or_default()
+                );
+                for m in self.meters.values_mut().chain(self.em_totals.values_mut()) {
+                    m.rebooted();
+                }
+            }
+            self.uptime_s = Some(up);
+        }
         for (n, on) in s.relays.iter().enumerate() {
             self.apply_relay(n, *on);
         }
@@ -621,8 +637,15 @@ impl Plug {
                 self.cfg.name
             )));
         }
+        // The bridge believes the relay is already so: over MQTT a Gen1
+        // device need not publish an unchanged relay, so no echo would come,
+        // and a stale belief (a lost message) would make the command a
+        // silent no-op. HTTP `GET /relay/<n>?turn=` is sent instead: the
+        // device answers with the relay's state (its own word, at once), it
+        // needs no new topic, and a Gen1 device serves HTTP beside MQTT.
+        let already = expect.is_some() && self.relays.get(&n).copied() == expect;
         match (&self.cfg.mqtt_id, push.as_mut()) {
-            (Some(id), Some(rx)) => {
+            (Some(id), Some(rx)) if !already => {
                 let topic = mqtt::command_topic(id, n);
                 tracing::info!("Shelly `{}`: {topic} {turn}", self.cfg.name);
                 self.ctx
@@ -630,10 +653,6 @@ impl Plug {
                     .publish(&topic, turn, false)
                     .await
                     .map_err(|e| fail(format!("{topic} {turn}: {e:#}")))?;
-                // Already so: a device need not publish an unchanged relay.
-                if expect.is_some() && self.relays.get(&n).copied() == expect {
-                    return Ok(());
-                }
                 let deadline = tokio::time::Instant::now() + CONFIRM_TIMEOUT;
                 loop {
                     let msg = match tokio::time::timeout_at(deadline, rx.recv()).await {

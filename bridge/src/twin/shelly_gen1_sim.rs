@@ -188,7 +188,7 @@ struct Inner {
     status_requests: AtomicU64,
     mqtt_commands: AtomicU64,
     /// MQTT relay commands are dropped (a lost subscription, a busy device).
-    mqtt_deaf: std::sync::atomic::AtomicBool,
+    mqtt_deaf: AtomicBool,
     http_commands: AtomicU64,
     /// Connected and subscribed to its command topics.
     subscribed: AtomicBool,
@@ -763,6 +763,7 @@ mod tests {
                 out: tx,
                 status_requests: AtomicU64::new(0),
                 mqtt_commands: AtomicU64::new(0),
+                mqtt_deaf: AtomicBool::new(false),
                 http_commands: AtomicU64::new(0),
                 subscribed: AtomicBool::new(false),
             }),

@@ -163,9 +163,17 @@ async fn offline_and_back_through_the_online_topic() {
     let b = &r.bridge;
     wait_state(b, "switch.plug", "on", WAIT).await;
     push_live(&r).await;
+    let o = Observer::connect(&b.broker, &format!("{PREFIX}/online")).await;
     // The link drops: the broker publishes the will, `online` = false.
     r.sim.set_connected(false);
-    wait_state(b, "switch.plug", "unavailable", Duration::from_secs(10)).await;
+    wait_for("the will `online` = false on the broker", WAIT, || {
+        o.payloads_on(&format!("{PREFIX}/online"))
+            .last()
+            .filter(|p| *p == "false")
+            .map(|_| ())
+    })
+    .await;
+    wait_state(b, "switch.plug", "unavailable", WAIT).await;
     assert_eq!(
         state(b, "sensor.plug_power").as_deref(),
         Some("unavailable")

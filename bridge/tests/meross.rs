@@ -53,6 +53,7 @@ async fn rig(key: &str, before: impl FnOnce(&MerossSim)) -> Rig {
         key: Some(Secret::new(key)),
         channel: 0,
         poll_interval_s: 0.2,
+        min_off_s: None,
     };
     let bridge_config = c.clone();
     let bridge = common::history::start_bridge(dir.path(), |conf| conf.meross.push(c)).await;
@@ -194,11 +195,13 @@ async fn the_energy_total_survives_a_bridge_restart() {
     wait_state(&r.bridge, "sensor.m1_energy", "75").await;
     let cfg = r.bridge_config.clone();
     r.bridge.stop().await;
+    // 15 Wh more today while the bridge is down: counted after the restart.
+    r.sim.set_day_wh(&today, 190.0);
     let b = common::history::start_bridge(r._dir.path(), |conf| conf.meross.push(cfg)).await;
-    wait_state(&b, "sensor.m1_energy_today", "175").await;
-    wait_state(&b, "sensor.m1_energy", "75").await;
-    r.sim.set_day_wh(&today, 180.0);
-    wait_state(&b, "sensor.m1_energy", "80").await;
+    wait_state(&b, "sensor.m1_energy_today", "190").await;
+    wait_state(&b, "sensor.m1_energy", "90").await;
+    r.sim.set_day_wh(&today, 195.0);
+    wait_state(&b, "sensor.m1_energy", "95").await;
     b.stop().await;
 }
 
@@ -342,4 +345,37 @@ async fn malformed_answers_are_rejected_and_named() {
     }
     assert_eq!(common::panics_since(panics), Vec::<String>::new());
     r.bridge.stop().await;
+}
+
+/// `min_off_s` is the switch's safety envelope: a turn_on within it of the
+/// bridge's start (the off time before is unknown) is refused, and nothing
+/// reaches the plug (before, the switch had no envelope at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_off_s_guards_the_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim_power, off) = shutdown::channel();
+    let (sim, _task) = meross_sim::spawn(
+        hearth::clock::Clock::real(),
+        MerossSimConfig {
+            key: KEY.into(),
+            ..MerossSimConfig::default()
+        },
+        off,
+    )
+    .unwrap();
+    let c = MerossConfig {
+        id: "m1".into(),
+        name: "Fridge plug".into(),
+        url: sim.url(),
+        key: Some(Secret::new(KEY)),
+        channel: 0,
+        poll_interval_s: 0.2,
+        min_off_s: Some(600.0),
+    };
+    let b = common::history::start_bridge(dir.path(), |conf| conf.meross.push(c)).await;
+    wait_state(&b, "switch.m1_switch", "off").await;
+    let e = call(&b, "turn_on").await.unwrap_err().to_string();
+    assert!(e.contains("600"), "{e}");
+    assert!(!sim.relay(), "nothing reached the plug");
+    b.stop().await;
 }

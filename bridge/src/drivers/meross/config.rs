@@ -11,6 +11,7 @@
 //! key = { file = "/run/secrets/meross" } # the device key (the cloud account's key), or inline / { env = … }
 //! channel = 0                          # relay channel (0 on single plugs)
 //! poll_interval_s = 10                 # s between polls (3 requests each)
+//! min_off_s = 180                      # optional: s off before it may switch on again
 //! ```
 
 use crate::secret::Secret;
@@ -36,6 +37,10 @@ pub struct MerossConfig {
     /// s between polls.
     #[serde(default = "default_poll")]
     pub poll_interval_s: f64,
+    /// s the relay must stay off before it may switch on again (safety
+    /// envelope; set it when the plug feeds a compressor).
+    #[serde(default)]
+    pub min_off_s: Option<f64>,
 }
 
 fn default_poll() -> f64 {
@@ -86,6 +91,13 @@ impl MerossConfig {
                 self.poll_interval_s
             ));
         }
+        if let Some(m) = self.min_off_s
+            && !(m.is_finite() && (0.0..=3600.0).contains(&m))
+        {
+            return Err(format!(
+                "meross `{id}`: min_off_s must be between 0 and 3600 s (got {m})"
+            ));
+        }
         Ok(())
     }
 }
@@ -125,6 +137,10 @@ mod tests {
                 "poll_interval_s must be between",
             ),
             ("url = \"http://a\"\n", "`key` is missing"),
+            (
+                "url = \"http://a\"\nkey = \"k\"\nmin_off_s = -1.0\n",
+                "min_off_s must be between 0 and 3600",
+            ),
             (
                 "url = \"http://a\"\nkey = \"k\"\nkee = 1\n",
                 "unknown field `kee`",

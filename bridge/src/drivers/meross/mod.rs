@@ -101,8 +101,14 @@ pub fn spawn(cfg: MerossConfig, ctx: &DriverContext) -> anyhow::Result<JoinHandl
             .diagnostic(),
     )?;
     let (tx, mut commands) = mpsc::channel::<DriverCommand>(16);
-    ctx.router
-        .register(&switch_id, tx, SafetyEnvelope::default());
+    ctx.router.register(
+        &switch_id,
+        tx,
+        SafetyEnvelope {
+            min_off_s: cfg.min_off_s,
+            ..Default::default()
+        },
+    );
     let mut plug = Plug {
         client: MerossClient::new(&cfg.base_url(), cfg.key()),
         cfg,
@@ -469,25 +475,30 @@ impl Plug {
     fn set_consumption(&mut self, days: &[Day]) {
         let Some(today) = days.last() else { return };
         let store = &self.ctx.store;
-        let mut attrs = Map::new();
-        attrs.insert("date".into(), today.date.clone().into());
         let today_id =
             crate::entity::entity_id_for(Component::Sensor, &self.cfg.id, "energy_today");
-        let _ = store.set_state(&today_id, format_number(today.wh, 0), attrs);
         let entity = energy_entity(&self.cfg.id);
+        // Resumed (before today's value is overwritten): the recorder's
+        // last total, and its last energy_today as the baseline of today.
         let energy = self.energy.get_or_insert_with(|| {
             let now = self.ctx.clock.now_ms();
-            let last = store
-                .history(&entity, now - RESUME_LOOKBACK_MS, now)
-                .last()
-                .map(|(_, v)| *v)
-                .filter(|v| v.is_finite() && *v >= 0.0);
+            let last = |id: &str| {
+                store
+                    .history(id, now - RESUME_LOOKBACK_MS, now)
+                    .last()
+                    .map(|(_, v)| *v)
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+            };
             EnergyTotal {
-                total_wh: last.unwrap_or(0.0),
+                total_wh: last(&entity).unwrap_or(0.0),
+                resumed_today_wh: last(&today_id),
                 ..EnergyTotal::default()
             }
         });
         energy.update(days);
+        let mut attrs = Map::new();
+        attrs.insert("date".into(), today.date.clone().into());
+        let _ = store.set_state(&today_id, format_number(today.wh, 0), attrs);
         let _ = store.set_state(&entity, format_number(energy.total_wh, 0), Map::new());
     }
 
@@ -529,15 +540,27 @@ struct EnergyTotal {
     total_wh: f64,
     /// Each day's value as last read (the device's list, about a month).
     seen: BTreeMap<String, f64>,
+    /// The recorder's last `energy_today` (Wh) before a restart: the
+    /// first list's newest day counts its growth from it.
+    resumed_today_wh: Option<f64>,
 }
 
 impl EnergyTotal {
     /// Adds what the days grew since last read; a day not seen before
     /// and newer than every seen day counts from 0. The first list read
-    /// is the baseline.
+    /// is the baseline, except that its newest day grows from the resumed
+    /// `energy_today` when that is not above it. (The recorded value may
+    /// be of the day before, the date not being recorded: then less than
+    /// what was used is counted, never more.)
     fn update(&mut self, days: &[Day]) {
         if self.seen.is_empty() {
             self.seen = days.iter().map(|d| (d.date.clone(), d.wh)).collect();
+            let (Some(was), Some(today)) = (self.resumed_today_wh.take(), days.last()) else {
+                return;
+            };
+            if was <= today.wh {
+                self.total_wh += today.wh - was;
+            }
             return;
         }
         let newest = self.seen.keys().next_back().cloned().unwrap_or_default();
@@ -581,5 +604,24 @@ mod tests {
         t.update(&[day("2026-12-08", 10.0)]);
         t.update(&[day("2026-12-08", 15.0)]);
         assert_eq!(t.total_wh, 185.0);
+    }
+
+    #[test]
+    fn a_restart_counts_todays_growth_since_the_recorded_value() {
+        let mut t = EnergyTotal {
+            total_wh: 75.0,
+            resumed_today_wh: Some(175.0),
+            ..EnergyTotal::default()
+        };
+        t.update(&[day("2026-12-06", 900.0), day("2026-12-07", 190.0)]);
+        assert_eq!(t.total_wh, 90.0, "15 Wh used while the bridge was down");
+        // Recorded yesterday (900), today is a new, smaller count: baseline.
+        let mut t = EnergyTotal {
+            total_wh: 75.0,
+            resumed_today_wh: Some(900.0),
+            ..EnergyTotal::default()
+        };
+        t.update(&[day("2026-12-06", 900.0), day("2026-12-07", 30.0)]);
+        assert_eq!(t.total_wh, 75.0);
     }
 }

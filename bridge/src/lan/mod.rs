@@ -38,7 +38,7 @@ use pending::{PendingDevice, PendingList};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -60,8 +60,11 @@ pub struct LanDiscoveryConfig {
     #[serde(default = "default_broadcast")]
     pub broadlink_broadcast: String,
     /// s between Broadlink discoveries, between two probes of the same
-    /// mDNS announcement, and between retries of a device whose `/shelly`
-    /// answer failed (default 60).
+    /// mDNS announcement (a pending Shelly is probed again each interval),
+    /// and between retries of a device whose `/shelly` answer failed (for
+    /// 10 intervals). A pending device not seen for 3 intervals leaves the
+    /// list; the list holds at most 256 (the one seen longest ago goes).
+    /// Default 60.
     #[serde(default = "default_interval")]
     pub interval_s: f64,
 }
@@ -226,12 +229,16 @@ impl Lan {
     ) {
         self.publish().await;
         let bad = crate::logging::Throttle::new("LAN discovery probes");
-        // Address → (pending id, when probed): re-announcements within
-        // `reprobe` only refresh last_seen.
-        let mut probed: HashMap<String, (String, std::time::Instant)> = HashMap::new();
+        // Address → (pending id, when probed, the announcement): an
+        // announcement within `reprobe` only refreshes last_seen; a listed
+        // device is probed again every `reprobe` (mDNS does not re-announce
+        // for a long while), which keeps it from expiring while it answers.
+        let mut probed: HashMap<String, (String, Instant, mdns::Found)> = HashMap::new();
         // Announced but not answering `/shelly` well: probed again every
-        // `reprobe` (a device may announce once and be busy then).
-        let mut failed: HashMap<String, mdns::Found> = HashMap::new();
+        // `reprobe` (a device may announce once and be busy then), for
+        // RETRY_INTERVALS intervals from its first failure.
+        let mut failed: HashMap<String, (mdns::Found, Instant)> = HashMap::new();
+        let expire_after = reprobe * EXPIRE_INTERVALS;
         let mut retry = tokio::time::interval(reprobe);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         retry.tick().await;
@@ -241,15 +248,30 @@ impl Lan {
                     Some(f) => vec![f],
                     None => { shutdown.wait().await; break }
                 },
-                _ = retry.tick() => failed.values().cloned().collect(),
+                _ = retry.tick() => {
+                    self.expire(&mut probed, &mut failed, expire_after, reprobe * RETRY_INTERVALS)
+                        .await;
+                    failed
+                        .values()
+                        .map(|(f, _)| f.clone())
+                        .chain(
+                            probed
+                                .values()
+                                .filter(|(id, at, _)| {
+                                    at.elapsed() >= reprobe && self.pending.get(id).is_some()
+                                })
+                                .map(|(_, _, f)| f.clone()),
+                        )
+                        .collect()
+                }
                 _ = shutdown.wait() => break,
             };
             for f in batch {
                 let addr = f.addr.to_string();
                 let recent = probed
                     .get(&addr)
-                    .filter(|(_, at)| at.elapsed() < reprobe)
-                    .map(|(id, _)| id.clone());
+                    .filter(|(_, at, _)| at.elapsed() < reprobe)
+                    .map(|(id, ..)| id.clone());
                 if let Some(id) = recent {
                     if let Some(mut d) = self.pending.get(&id) {
                         d.last_seen_ms = self.now_ms();
@@ -270,17 +292,48 @@ impl Lan {
                                 f.instance
                             );
                         }
-                        failed.insert(addr, f);
+                        // Kept from its first failure: it expires unless it answers.
+                        let since = failed.get(&addr).map_or_else(Instant::now, |(_, t)| *t);
+                        probed.remove(&addr);
+                        failed.insert(addr, (f, since));
+                        cap(&mut failed, |(_, t)| *t);
                         continue;
                     }
                 };
                 failed.remove(&addr);
                 let dev = pending_shelly(&f, &ident, self.now_ms());
-                probed.insert(addr, (dev.id.clone(), std::time::Instant::now()));
+                probed.insert(addr, (dev.id.clone(), Instant::now(), f));
+                cap(&mut probed, |(_, t, _)| *t);
                 self.found(dev).await;
             }
         }
         self.stop_adopted().await;
+    }
+
+    /// Drops what has not been seen for `after`: pending devices (by
+    /// last_seen), probe records; and failing announcements retried for
+    /// `retry_for`. Publishes the list
+    /// when it changed.
+    async fn expire(
+        &self,
+        probed: &mut HashMap<String, (String, Instant, mdns::Found)>,
+        failed: &mut HashMap<String, (mdns::Found, Instant)>,
+        after: Duration,
+        retry_for: Duration,
+    ) {
+        probed.retain(|_, (_, at, _)| at.elapsed() < after);
+        failed.retain(|_, (_, since)| since.elapsed() < retry_for);
+        let gone = match Instant::now().checked_sub(after) {
+            Some(before) => self.pending.expire(before),
+            None => Vec::new(),
+        };
+        if !gone.is_empty() {
+            tracing::info!(
+                "LAN discovery: not seen for {} s, no longer pending: {gone:?}",
+                after.as_secs()
+            );
+            self.publish().await;
+        }
     }
 
     async fn stop_adopted(&self) {
@@ -292,6 +345,28 @@ impl Lan {
             }
         })
         .await;
+    }
+}
+
+/// A pending device, probe record or failing announcement not seen for
+/// this many discovery intervals is dropped.
+pub const EXPIRE_INTERVALS: u32 = 3;
+
+/// A device announced but not answering `/shelly` well is retried for
+/// this many intervals (then only a new announcement probes it again).
+pub const RETRY_INTERVALS: u32 = 10;
+
+/// Drops the oldest entries (by `when`) beyond [`pending::MAX_PENDING`].
+fn cap<V>(map: &mut HashMap<String, V>, when: impl Fn(&V) -> Instant) {
+    while map.len() > pending::MAX_PENDING {
+        let Some(oldest) = map
+            .iter()
+            .min_by_key(|(_, v)| when(v))
+            .map(|(k, _)| k.clone())
+        else {
+            return;
+        };
+        map.remove(&oldest);
     }
 }
 

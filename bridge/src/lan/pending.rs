@@ -8,8 +8,9 @@
 //! (the bridge's clock). The discovery loop writes; the API reads.
 
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::time::Instant;
 
 /// One device found and not adopted.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -44,10 +45,18 @@ impl PendingDevice {
     }
 }
 
+/// Most devices listed at once: a LAN that announces more (or a device
+/// inventing ids) pushes out the one seen longest ago.
+pub const MAX_PENDING: usize = 256;
+
 /// The list, shared by the discovery loop and the API.
 #[derive(Debug, Default)]
 pub struct PendingList {
     devices: Mutex<BTreeMap<String, PendingDevice>>,
+    /// When each device was last seen, in wall time (`last_seen_ms` is
+    /// the bridge's clock, which a demo runs faster); expiry and the cap
+    /// go by this. Locked after `devices`.
+    wall: Mutex<HashMap<String, Instant>>,
 }
 
 impl PendingList {
@@ -56,6 +65,8 @@ impl PendingList {
     /// new address/model/name/firmware; not a mere `last_seen`).
     pub fn upsert(&self, mut dev: PendingDevice) -> bool {
         let mut map = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+        let mut wall = self.wall.lock().unwrap_or_else(|e| e.into_inner());
+        wall.insert(dev.id.clone(), Instant::now());
         match map.get_mut(&dev.id) {
             Some(old) => {
                 dev.first_seen_ms = old.first_seen_ms;
@@ -67,10 +78,37 @@ impl PendingList {
                 !same
             }
             None => {
+                if map.len() >= MAX_PENDING
+                    && let Some(oldest) =
+                        map.keys().min_by_key(|id| wall.get(*id).copied()).cloned()
+                {
+                    tracing::info!(
+                        "LAN discovery: {MAX_PENDING} devices pending; `{oldest}`, seen longest ago, is dropped from the list"
+                    );
+                    map.remove(&oldest);
+                    wall.remove(&oldest);
+                }
                 map.insert(dev.id.clone(), dev);
                 true
             }
         }
+    }
+
+    /// Drops the devices last seen (wall time) before `before`; returns
+    /// their ids.
+    pub fn expire(&self, before: Instant) -> Vec<String> {
+        let mut map = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+        let mut wall = self.wall.lock().unwrap_or_else(|e| e.into_inner());
+        let old: Vec<String> = map
+            .keys()
+            .filter(|id| wall.get(*id).is_none_or(|t| *t < before))
+            .cloned()
+            .collect();
+        for id in &old {
+            map.remove(id);
+            wall.remove(id);
+        }
+        old
     }
 
     pub fn get(&self, id: &str) -> Option<PendingDevice> {
@@ -80,6 +118,10 @@ impl PendingList {
 
     pub fn remove(&self, id: &str) -> Option<PendingDevice> {
         let mut map = self.devices.lock().unwrap_or_else(|e| e.into_inner());
+        self.wall
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         map.remove(id)
     }
 
@@ -127,5 +169,26 @@ mod tests {
         assert!(l.upsert(dev("a", "10.0.0.3:80", 3000)), "new address");
         assert_eq!(l.get("a").unwrap().first_seen_ms, 1000);
         assert!(l.remove("a").is_some() && l.list().is_empty());
+    }
+
+    #[test]
+    fn the_list_is_capped_and_old_entries_expire() {
+        let l = PendingList::default();
+        for i in 0..MAX_PENDING as i64 + 10 {
+            // `keep` is refreshed all along: never the oldest.
+            l.upsert(dev("keep", "10.0.0.1:80", i));
+            l.upsert(dev(&format!("d{i}"), "10.0.0.2:80", i));
+            std::thread::sleep(std::time::Duration::from_micros(20));
+        }
+        assert_eq!(l.list().len(), MAX_PENDING);
+        assert!(l.get("keep").is_some());
+        assert!(l.get("d0").is_none() && l.get("d10").is_none());
+        assert!(l.get("d11").is_some());
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let cut = Instant::now();
+        l.upsert(dev("keep", "10.0.0.1:80", 999));
+        let gone = l.expire(cut);
+        assert_eq!(gone.len(), MAX_PENDING - 1);
+        assert_eq!(l.list().len(), 1, "only `keep`, seen after the cut");
     }
 }

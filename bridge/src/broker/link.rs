@@ -163,6 +163,18 @@ impl Message {
     pub fn text(&self) -> std::borrow::Cow<'_, str> {
         String::from_utf8_lossy(&self.payload)
     }
+
+    /// A message as a subscription would hand it over (unit tests of
+    /// drivers' message handling).
+    #[cfg(test)]
+    pub(crate) fn for_test(topic: &str, payload: &str, retain: bool) -> Message {
+        Message {
+            topic: topic.into(),
+            payload: Bytes::from(payload.to_owned()),
+            retain,
+            _queued: None,
+        }
+    }
 }
 
 /// Connection options: identity, last will and birth message.

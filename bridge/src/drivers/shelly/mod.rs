@@ -33,7 +33,8 @@
 //! method; a malformed push frame with the device id, topic, component and
 //! field (throttled); either way the last good state is kept. The device
 //! is unavailable after 3 failed polls in a row, or while `<prefix>/online`
-//! is `false`; any answer or push frame brings it back.
+//! is `false`; any answer or live push frame brings it back (a retained
+//! one does not: it may be hours old).
 
 pub mod config;
 pub mod http;
@@ -138,9 +139,16 @@ impl Driver {
                 self.last_heard_ms = i64::MIN;
             }
             Ok(heard) => {
-                self.last_heard_ms = self.plug.ctx.clock.now_ms();
-                if self.plug.is_mqtt_offline() {
-                    self.plug.mqtt_online(true, "");
+                // A retained status is the broker's memory, possibly of a
+                // device dead for hours (and the three topics arrive in no
+                // set order at start): its state is shown, but it neither
+                // counts as heard (the fallback poll stays due) nor undoes
+                // `online` = false. Only a live frame proves the device.
+                if !msg.retain {
+                    self.last_heard_ms = self.plug.ctx.clock.now_ms();
+                    if self.plug.is_mqtt_offline() {
+                        self.plug.mqtt_online(true, "");
+                    }
                 }
                 if let Heard::Status(s) = heard {
                     self.plug.apply(&s);
@@ -254,5 +262,69 @@ impl Driver {
         // Read back rather than assume.
         self.poll().await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::link::test_link;
+    use crate::broker::{BrokerAddress, EmbeddedBroker, Message};
+    use crate::clock::Clock;
+    use crate::entity::{EntityStore, ServiceRouter};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_retained_status_after_the_will_neither_revives_the_plug_nor_counts_as_heard() {
+        let port = EmbeddedBroker::free_port();
+        let _broker = EmbeddedBroker::start(std::net::Ipv4Addr::LOCALHOST.into(), port).unwrap();
+        let link = test_link(port, "t-shelly").await;
+        let store = EntityStore::new(Clock::real());
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        let ctx = DriverContext {
+            store: store.clone(),
+            router: ServiceRouter::new(store.clone()),
+            link: link.clone(),
+            broker: BrokerAddress::local(port),
+            clock: Clock::real(),
+            shutdown,
+            forecasts: Arc::default(),
+            alerts: None,
+        };
+        let cfg: ShellyConfig = toml::from_str(
+            "id = \"plug\"\nname = \"P\"\nurl = \"http://127.0.0.1:9\"\nmqtt_prefix = \"p\"\n",
+        )
+        .unwrap();
+        let push = Push::subscribe(&link, "p", 0).unwrap();
+        let mut d = Driver {
+            client: ShellyClient::new(&cfg.url),
+            plug: Plug::new(cfg, &ctx).unwrap(),
+            named: false,
+            limits_done: false,
+            last_heard_ms: 1_000,
+        };
+        let status = r#"{"id":0,"output":true,"apower":52.0,"voltage":230.0,"current":0.23,"aenergy":{"total":10.0}}"#;
+        // The order the broker's retained messages may take at start: the
+        // will first, then the status the device left hours ago.
+        d.on_push(&push, &Message::for_test("p/online", "false", true));
+        assert!(!store.device("plug").unwrap().1, "the will: offline");
+        d.on_push(&push, &Message::for_test("p/status/switch:0", status, true));
+        assert!(
+            !store.device("plug").unwrap().1,
+            "a retained status does not bring the plug back"
+        );
+        assert_eq!(
+            d.last_heard_ms, 1_000,
+            "nor does it delay the fallback poll"
+        );
+        assert!(!store.entity_available("switch.plug"));
+        // A live frame is the device speaking: back, and heard.
+        d.on_push(
+            &push,
+            &Message::for_test("p/status/switch:0", status, false),
+        );
+        assert!(store.device("plug").unwrap().1);
+        assert!(d.last_heard_ms > 1_000);
+        assert_eq!(store.get("switch.plug").unwrap().state, "on");
     }
 }

@@ -1,11 +1,11 @@
 //! The HTTP channel (Shelly "RPC Channels": HTTP): `POST /rpc` with a
 //! whole request frame `{"id","method","params"}`, the answer a response
 //! frame with `result` or `error` (Shelly "RPC Protocol"). One request at a
-//! time, 5 s to answer.
+//! time, 5 s to answer, at most [`MAX_BODY`] read.
 
 use crate::drivers::shelly_rpc::{self, OutletStatus};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -14,6 +14,9 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest answer read: a `Switch.GetStatus` or `Shelly.GetDeviceInfo` is
+/// well under 1 kB; a larger body is cut off as an error, not collected.
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// What went wrong talking to a plug.
 #[derive(Debug, thiserror::Error)]
@@ -102,10 +105,11 @@ impl ShellyClient {
             .map_err(|_| http_err("no answer within 5 s".into()))?
             .map_err(|e| http_err(e.to_string()))?;
         let status = resp.status().as_u16();
-        let bytes = tokio::time::timeout(HTTP_TIMEOUT, resp.into_body().collect())
+        let body = Limited::new(resp.into_body(), MAX_BODY);
+        let bytes = tokio::time::timeout(HTTP_TIMEOUT, body.collect())
             .await
             .map_err(|_| http_err("body not received within 5 s".into()))?
-            .map_err(|e| http_err(e.to_string()))?
+            .map_err(|e| http_err(format!("reading the body failed: {e}")))?
             .to_bytes();
         let malformed = |reason: String| ShellyError::Malformed {
             url: self.url.clone(),
@@ -161,6 +165,44 @@ impl ShellyClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Serves one HTTP answer whose JSON-RPC body is `len` bytes long.
+    async fn one_answer_of(len: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let head = r#"{"id":1,"result":{"pad":""#;
+            let tail = r#""}}"#;
+            let pad = "x".repeat(len - head.len() - tail.len());
+            let body = format!("{head}{pad}{tail}");
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(answer.as_bytes()).await;
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn an_answer_beyond_the_body_limit_is_an_error_not_collected() {
+        let mut c = ShellyClient::new(&one_answer_of(1024).await);
+        assert!(c.call("Shelly.GetDeviceInfo", json!({})).await.is_ok());
+        let mut c = ShellyClient::new(&one_answer_of(4 * MAX_BODY).await);
+        let e = c
+            .call("Shelly.GetDeviceInfo", json!({}))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("Shelly.GetDeviceInfo: HTTP request failed: reading the body failed"),
+            "{e}"
+        );
+    }
 
     #[tokio::test]
     async fn a_dead_address_is_named_with_the_method() {

@@ -14,7 +14,8 @@
 //! (`Switch.GetStatus`: `id`, `source`, `output`, `apower` W, `voltage` V,
 //! `current` A, `freq` Hz, `pf`, `aenergy.total` Wh, `temperature.tC`,
 //! `errors` — `overtemp`, `overpower`, `overvoltage`, `overcurrent`, shown
-//! only while one is present; `Switch.Set {id, on}` → `{was_on}`), at
+//! only while one is present, a `NotifyStatus` says they are gone with
+//! `"errors": null`; `Switch.Set {id, on}` → `{was_on}`), at
 //! <https://shelly-api-docs.shelly.cloud/gen2/ComponentsAndServices/Switch>.
 
 use serde_json::{Map, Value, json};
@@ -52,7 +53,8 @@ pub struct OutletStatus {
     /// `aenergy.total`, Wh since the device was made.
     pub energy_wh: Option<f64>,
     /// `errors` (`overpower`, …). A whole status without the field means
-    /// none ([`OutletStatus::whole`]); a partial one, unchanged.
+    /// none ([`OutletStatus::whole`]); a partial one, unchanged; `null` (how
+    /// a `NotifyStatus` says a key disappeared), none.
     pub errors: Option<Vec<String>>,
 }
 
@@ -181,8 +183,14 @@ pub fn parse_switch(id: usize, v: &Value) -> Result<OutletStatus, RpcError> {
             });
         }
     };
+    // "Certain status keys will only exist in certain situations. When
+    // such keys disappear from the status payload, the NotifyStatus payload
+    // which notifies about the change will include the key with a null
+    // value" (Shelly Gen2 "Notifications", NotifyStatus): `errors: null` is
+    // the errors gone, not "unchanged".
     let errors = match obj.get("errors") {
-        None | Some(Value::Null) => None,
+        None => None,
+        Some(Value::Null) => Some(Vec::new()),
         Some(Value::Array(a))
             if a.len() <= MAX_ERRORS
                 && a.iter()
@@ -472,6 +480,16 @@ mod tests {
                 .whole(),
         );
         assert_eq!(known.errors, Some(vec![]));
+        // Push only: the trip, then the device's word that the errors are
+        // gone (the key with a null value, Gen2 "Notifications").
+        known.merge(&parse_switch(0, &json!({"id":0,"errors":["overpower"]})).unwrap());
+        let n = parse_notification(
+            br#"{"method":"NotifyStatus","params":{"switch:0":{"id":0,"output":true,"errors":null}}}"#,
+        )
+        .unwrap()
+        .unwrap();
+        known.merge(&n[0].1);
+        assert_eq!(known.errors, Some(vec![]), "null: the errors are gone");
         let long = "x".repeat(100);
         for bad in [
             json!({"errors": "overpower"}),

@@ -184,9 +184,11 @@ fn delta(old: Option<&Value>, new: &Value) -> Option<Value> {
         out.insert("current".into(), new["current"].clone());
     }
     if changed("errors") {
+        // A key that disappears is notified with a null value (Shelly Gen2
+        // "Notifications", NotifyStatus).
         out.insert(
             "errors".into(),
-            new.get("errors").cloned().unwrap_or(json!([])),
+            new.get("errors").cloned().unwrap_or(Value::Null),
         );
     }
     (out.len() > 1).then_some(Value::Object(out))
@@ -372,7 +374,7 @@ mod tests {
         let d = delta(None, &a).unwrap();
         assert_eq!(d["output"], true);
         assert_eq!(d["apower"], 2.0);
-        assert_eq!(d["errors"], json!([]));
+        assert_eq!(d.get("errors"), Some(&Value::Null), "no errors: null");
         assert_eq!(delta(Some(&a), &a), None, "nothing changed, nothing sent");
         let mut b = a.clone();
         b["apower"] = json!(2300.0);
@@ -388,5 +390,7 @@ mod tests {
         let d = delta(Some(&b), &c).unwrap();
         assert_eq!(d["errors"], json!(["overpower"]));
         assert_eq!(d["source"], "overpower");
+        let d = delta(Some(&c), &b).unwrap();
+        assert_eq!(d.get("errors"), Some(&Value::Null), "gone: null");
     }
 }

@@ -123,24 +123,7 @@ pub fn spawn(cfg: ShellyGen1Config, ctx: &DriverContext) -> anyhow::Result<JoinH
         Some(id) => Some(ctx.link.subscribe(&format!("{}/#", mqtt::base(id)))?),
         None => None,
     };
-    let plug = Plug {
-        client: Gen1Client::new(&cfg.base_url()),
-        base_topic: cfg.mqtt_id.as_deref().map(mqtt::base),
-        cfg,
-        ctx: ctx.clone(),
-        commands_tx: tx,
-        switches: HashMap::new(),
-        relays: HashMap::new(),
-        meters: HashMap::new(),
-        emeters: HashSet::new(),
-        em_totals: HashMap::new(),
-        offline: None,
-        failures: 0,
-        named: false,
-        last_heard_ms: i64::MIN / 2,
-        uptime_s: None,
-        bad_input: Throttle::new("bad input"),
-    };
+    let plug = Plug::new(cfg, ctx, tx);
     Ok(tokio::spawn(run(plug, push, commands)))
 }
 
@@ -168,7 +151,7 @@ async fn run(
     mut commands: mpsc::Receiver<DriverCommand>,
 ) {
     let mut shutdown = plug.ctx.shutdown.clone();
-    plug.poll().await;
+    plug.poll(&mut push).await;
     if let Some(id) = plug.cfg.mqtt_id.clone() {
         // The device answers with its announce and its whole state.
         plug.ask(&id, "announce").await;
@@ -195,7 +178,7 @@ async fn run(
             _ = wait => {
                 let silent = (plug.ctx.clock.now_ms() - plug.last_heard_ms) as f64 >= interval_ms;
                 if plug.base_topic.is_none() || silent {
-                    plug.poll().await;
+                    plug.poll(&mut push).await;
                 }
             }
             _ = shutdown.wait() => break,
@@ -204,6 +187,27 @@ async fn run(
 }
 
 impl Plug {
+    fn new(cfg: ShellyGen1Config, ctx: &DriverContext, tx: mpsc::Sender<DriverCommand>) -> Plug {
+        Plug {
+            client: Gen1Client::new(&cfg.base_url()),
+            base_topic: cfg.mqtt_id.as_deref().map(mqtt::base),
+            cfg,
+            ctx: ctx.clone(),
+            commands_tx: tx,
+            switches: HashMap::new(),
+            relays: HashMap::new(),
+            meters: HashMap::new(),
+            emeters: HashSet::new(),
+            em_totals: HashMap::new(),
+            offline: None,
+            failures: 0,
+            named: false,
+            last_heard_ms: i64::MIN / 2,
+            uptime_s: None,
+            bad_input: Throttle::new("bad input"),
+        }
+    }
+
     /// A malformed HTTP answer from `url`, throttled per URL.
     fn warn(&self, url: &str, e: &dyn std::fmt::Display, payload: &[u8]) {
         if self.bad_input.admit(url) {
@@ -535,7 +539,7 @@ impl Plug {
     }
 
     /// `GET /shelly` (until it answered once), then `GET /status`.
-    async fn poll(&mut self) {
+    async fn poll(&mut self, push: &mut Option<mpsc::Receiver<Message>>) {
         if !self.named {
             match self.client.get("/shelly").await {
                 Ok(body) => match http::parse_shelly(&body) {
@@ -560,12 +564,29 @@ impl Plug {
             Ok(body) => {
                 self.answered();
                 match http::parse_status(&body) {
-                    Ok(s) => self.apply_status(&s),
+                    Ok(s) => self.apply_polled(&s, push).await,
                     Err(e) => self.warn(&self.client.url("/status"), &e, &body),
                 }
             }
             Err(e) => self.failed(&e),
         }
+    }
+
+    /// A `/status` answer, after the pushed messages already queued: they
+    /// were published before the answer (the device is one sender), so
+    /// taken after it their older counters would read as a drop, and a
+    /// drop over [`energy::STALE_WH`] as a reset (a whole counter added:
+    /// seen when a stalled task found the poll timer and queued pushes
+    /// ready together, and at start, where pushes queue during the first
+    /// poll). A message arriving after the answer is newer, or in flight
+    /// for milliseconds (a drop under `STALE_WH`: stale, ignored).
+    async fn apply_polled(&mut self, s: &Status, push: &mut Option<mpsc::Receiver<Message>>) {
+        if let Some(rx) = push.as_mut() {
+            while let Ok(msg) = rx.try_recv() {
+                self.on_push(&msg).await;
+            }
+        }
+        self.apply_status(s);
     }
 
     // ---- MQTT ----
@@ -595,10 +616,15 @@ impl Plug {
             Push::Other => return,
             _ => {}
         }
-        // Anything the device itself publishes means it is there.
-        self.heard();
-        if self.offline.is_some() && !msg.retain {
-            self.set_offline(None);
+        // Anything the device itself publishes live means it is there; a
+        // retained message is the broker's memory (maybe hours old): its
+        // value is shown, but it neither delays the fallback poll nor
+        // undoes `online` = false.
+        if !msg.retain {
+            self.heard();
+            if self.offline.is_some() {
+                self.set_offline(None);
+            }
         }
         match push {
             Push::Relay { n, on } => self.apply_relay(n, on),
@@ -710,5 +736,123 @@ impl Plug {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::link::test_link;
+    use crate::broker::{BrokerAddress, EmbeddedBroker};
+    use crate::clock::Clock;
+    use crate::entity::{EntityStore, ServiceRouter};
+    use crate::shutdown::ShutdownTrigger;
+
+    /// A plug `desk` (MQTT id `desk`) on a dead HTTP address, its push
+    /// channel fed by the test.
+    async fn plug() -> (
+        Plug,
+        mpsc::Sender<Message>,
+        Option<mpsc::Receiver<Message>>,
+        (EmbeddedBroker, ShutdownTrigger),
+    ) {
+        let port = EmbeddedBroker::free_port();
+        let broker = EmbeddedBroker::start(std::net::Ipv4Addr::LOCALHOST.into(), port).unwrap();
+        let link = test_link(port, "t-gen1").await;
+        let store = EntityStore::new(Clock::real());
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let ctx = DriverContext {
+            store: store.clone(),
+            router: ServiceRouter::new(store.clone()),
+            link,
+            broker: BrokerAddress::local(port),
+            clock: Clock::real(),
+            shutdown,
+            forecasts: Arc::default(),
+            alerts: None,
+        };
+        let cfg: ShellyGen1Config = toml::from_str(
+            "id = \"desk\"\nname = \"Desk\"\nurl = \"http://127.0.0.1:9\"\nmqtt_id = \"desk\"\n",
+        )
+        .unwrap();
+        store.upsert_device(OWNER, device(&cfg, None)).unwrap();
+        let (tx, _commands) = mpsc::channel(1);
+        let (push_tx, push_rx) = mpsc::channel(16);
+        (
+            Plug::new(cfg, &ctx, tx),
+            push_tx,
+            Some(push_rx),
+            (broker, trigger),
+        )
+    }
+
+    fn energy(wh: f64) -> Message {
+        let wm = format!("{}", wh / WH_PER_WATT_MINUTE);
+        Message::for_test("shellies/desk/relay/0/energy", &wm, false)
+    }
+
+    fn total(p: &Plug) -> String {
+        p.ctx
+            .store
+            .get(&relay_sensor("desk", 0, "energy"))
+            .unwrap()
+            .state
+    }
+
+    use energy::WH_PER_WATT_MINUTE;
+
+    /// The plugs demo's jump (807 Wh for 503): counters pushed before a
+    /// poll's answer but taken after it read as a drop of more than
+    /// STALE_WH, so as a reset.
+    #[tokio::test]
+    async fn counters_queued_before_a_poll_answer_are_taken_before_it() {
+        let (mut p, push_tx, mut push, _keep) = plug().await;
+        p.on_push(&energy(280.0)).await;
+        assert_eq!(total(&p), "280");
+        // The task stalled: two pushes queued, then the poll's answer.
+        push_tx.send(energy(290.0)).await.unwrap();
+        push_tx.send(energy(300.0)).await.unwrap();
+        let polled = Status {
+            relays: vec![true],
+            meters: vec![Some(MeterReading {
+                power_w: 2300.0,
+                counter_wh: 304.0,
+            })],
+            emeters: vec![],
+            uptime_s: Some(1000.0),
+        };
+        p.apply_polled(&polled, &mut push).await;
+        // What the loop would take next.
+        while let Ok(m) = push.as_mut().unwrap().try_recv() {
+            p.on_push(&m).await;
+        }
+        assert_eq!(total(&p), "304", "no counter added twice");
+        p.on_push(&energy(310.0)).await;
+        assert_eq!(total(&p), "310");
+    }
+
+    #[tokio::test]
+    async fn a_retained_message_after_the_will_neither_revives_the_plug_nor_counts_as_heard() {
+        let (mut p, _push_tx, _push, _keep) = plug().await;
+        p.on_push(&Message::for_test("shellies/desk/online", "false", true))
+            .await;
+        assert!(p.offline.is_some());
+        let heard = p.last_heard_ms;
+        p.on_push(&Message::for_test("shellies/desk/relay/0", "on", true))
+            .await;
+        p.on_push(&Message::for_test(
+            "shellies/desk/relay/0/energy",
+            "6000",
+            true,
+        ))
+        .await;
+        assert!(p.offline.is_some(), "retained: still offline");
+        assert!(!p.ctx.store.device("desk").unwrap().1);
+        assert_eq!(p.last_heard_ms, heard, "retained: not heard");
+        // A live message is the device speaking.
+        p.on_push(&Message::for_test("shellies/desk/relay/0", "on", false))
+            .await;
+        assert!(p.offline.is_none());
+        assert!(p.last_heard_ms > heard);
     }
 }

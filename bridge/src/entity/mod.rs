@@ -7,6 +7,7 @@ pub mod context;
 #[cfg(test)]
 mod fixtures;
 pub mod limits;
+pub mod problem;
 pub mod restore;
 pub mod safety;
 pub mod samples;

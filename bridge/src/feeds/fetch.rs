@@ -179,25 +179,6 @@ pub async fn sleep_until(clock: &crate::clock::Clock, at_ms: i64) {
     tokio::time::sleep(clock.wall(ms).max(MIN_WAIT)).await;
 }
 
-/// A feed's `problem` binary sensor: off with `last_success` after a good
-/// poll.
-pub fn problem_cleared(store: &crate::entity::EntityStore, entity_id: &str, now_ms: i64) {
-    let mut attrs = serde_json::Map::new();
-    attrs.insert("last_success".into(), crate::clock::iso8601(now_ms).into());
-    let _ = store.set_state(entity_id, "off", attrs);
-}
-
-/// The same sensor on after a failed poll, with the error; `last_success`
-/// stays.
-pub fn problem_raised(store: &crate::entity::EntityStore, entity_id: &str, error: &FeedError) {
-    let mut attrs = store
-        .get(entity_id)
-        .map(|s| s.attributes)
-        .unwrap_or_default();
-    attrs.insert("error".into(), error.to_string().into());
-    let _ = store.set_state(entity_id, "on", attrs);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

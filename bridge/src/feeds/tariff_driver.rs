@@ -648,7 +648,7 @@ impl TariffFeed {
             tracing::info!("tariff feed: {} answers again", self.source_name());
         }
         self.failing = false;
-        super::fetch::problem_cleared(&self.ctx.store, PROBLEM_ENTITY, self.ctx.clock.now_ms());
+        crate::entity::problem::cleared(&self.ctx.store, PROBLEM_ENTITY, self.ctx.clock.now_ms());
     }
 
     fn failed(&mut self, e: &FeedError, retry_ms: f64) {
@@ -657,7 +657,7 @@ impl TariffFeed {
             "tariff feed: {e}; keeping the last good data, retrying in {} s",
             format_number(retry_ms / 1000.0, 1)
         );
-        super::fetch::problem_raised(&self.ctx.store, PROBLEM_ENTITY, e);
+        crate::entity::problem::raised(&self.ctx.store, PROBLEM_ENTITY, &e.to_string());
     }
 
     /// The next instant after `now` when the model's price or period may

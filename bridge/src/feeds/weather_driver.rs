@@ -306,7 +306,7 @@ impl WeatherFeed {
             tracing::info!("weather feed: {} answers again", self.url);
         }
         self.failing = false;
-        super::fetch::problem_cleared(&self.ctx.store, PROBLEM_ENTITY, self.ctx.clock.now_ms());
+        crate::entity::problem::cleared(&self.ctx.store, PROBLEM_ENTITY, self.ctx.clock.now_ms());
     }
 
     fn failed(&mut self, e: &FeedError, retry_ms: f64) {
@@ -315,7 +315,7 @@ impl WeatherFeed {
             "weather feed: {e}; keeping the last good forecast, retrying in {} s",
             format_number(retry_ms / 1000.0, 1)
         );
-        super::fetch::problem_raised(&self.ctx.store, PROBLEM_ENTITY, e);
+        crate::entity::problem::raised(&self.ctx.store, PROBLEM_ENTITY, &e.to_string());
     }
 
     fn publish_states(&self, now: i64) {

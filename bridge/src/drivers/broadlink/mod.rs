@@ -402,12 +402,8 @@ impl Ac {
                     tracing::info!("broadlink {}: gateway reachable again", self.cfg.id);
                 }
                 self.session = Some(s);
-                let mut attrs = Map::new();
-                attrs.insert(
-                    "last_success".into(),
-                    crate::clock::iso8601(self.ctx.clock.now_ms()).into(),
-                );
-                let _ = self.ctx.store.set_state(&self.problem_id, "off", attrs);
+                let now = self.ctx.clock.now_ms();
+                crate::entity::problem::cleared(&self.ctx.store, &self.problem_id, now);
             }
             Err(e) => self.link_failed(&e),
         }
@@ -423,14 +419,7 @@ impl Ac {
         if self.last_error.as_deref() != Some(text.as_str()) {
             tracing::warn!("{text} ({} cannot be controlled)", self.cfg.name);
         }
-        let mut attrs = self
-            .ctx
-            .store
-            .get(&self.problem_id)
-            .map(|s| s.attributes)
-            .unwrap_or_default();
-        attrs.insert("error".into(), text.clone().into());
-        let _ = self.ctx.store.set_state(&self.problem_id, "on", attrs);
+        crate::entity::problem::raised(&self.ctx.store, &self.problem_id, &text);
         self.last_error = Some(text);
     }
 

@@ -283,12 +283,7 @@ impl Plug {
                 "{why}; asking again in {} s, then less and less often",
                 self.cfg.poll_interval_s * 2.0
             );
-            let mut attrs = Map::new();
-            attrs.insert("error".into(), why.clone().into());
-            let _ = self
-                .ctx
-                .store
-                .set_state(&problem_entity(&self.cfg.id), "on", attrs);
+            crate::entity::problem::raised(&self.ctx.store, &problem_entity(&self.cfg.id), &why);
             self.problem_known = true;
             self.refusal = Some(why);
         }
@@ -306,15 +301,8 @@ impl Plug {
         }
         self.refusals = 0;
         if !self.problem_known || was.is_some() {
-            let mut attrs = Map::new();
-            attrs.insert(
-                "last_success".into(),
-                crate::clock::iso8601(self.ctx.clock.now_ms()).into(),
-            );
-            let _ = self
-                .ctx
-                .store
-                .set_state(&problem_entity(&self.cfg.id), "off", attrs);
+            let now = self.ctx.clock.now_ms();
+            crate::entity::problem::cleared(&self.ctx.store, &problem_entity(&self.cfg.id), now);
             self.problem_known = true;
         }
     }

@@ -72,6 +72,22 @@ pub const RETRY_EVERY_MS: f64 = 30_000.0;
 /// sane minimum off time (the examples use 180 s).
 pub const RETRY_FOR_MS: i64 = 15 * 60_000;
 
+/// How far back (ms) [`last_recorded`] looks: a counter is continued from
+/// a record up to 400 days old.
+pub const RESUME_LOOKBACK_MS: i64 = 400 * 86_400_000;
+
+/// The last recorded value of a numeric entity (the recorder's, when it
+/// runs; what the store still holds otherwise) within
+/// [`RESUME_LOOKBACK_MS`] before `now_ms`, if finite and ≥ 0: where a
+/// driver continues an energy total after a restart.
+pub fn last_recorded(store: &EntityStore, entity_id: &str, now_ms: i64) -> Option<f64> {
+    store
+        .history(entity_id, now_ms - RESUME_LOOKBACK_MS, now_ms)
+        .last()
+        .map(|(_, v)| *v)
+        .filter(|v| v.is_finite() && *v >= 0.0)
+}
+
 /// The part of an entity's state that a command sets, per HA component.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "component", rename_all = "snake_case")]

@@ -67,8 +67,6 @@ use tokio::task::JoinHandle;
 const OWNER: &str = "meross";
 /// A device is offline after this many polls in a row without an answer.
 pub const FAILURES_BEFORE_OFFLINE: u32 = 3;
-/// How far back (ms) the recorder is asked for the total's last value.
-const RESUME_LOOKBACK_MS: i64 = 400 * 86_400_000;
 /// Longest wait between two attempts while the plug refuses Hearth.
 const MAX_BACKOFF_S: f64 = 3600.0;
 
@@ -470,13 +468,7 @@ impl Plug {
         // last total, and its last energy_today as the baseline of today.
         let energy = self.energy.get_or_insert_with(|| {
             let now = self.ctx.clock.now_ms();
-            let last = |id: &str| {
-                store
-                    .history(id, now - RESUME_LOOKBACK_MS, now)
-                    .last()
-                    .map(|(_, v)| *v)
-                    .filter(|v| v.is_finite() && *v >= 0.0)
-            };
+            let last = |id: &str| crate::entity::restore::last_recorded(store, id, now);
             EnergyTotal {
                 total_wh: last(&entity).unwrap_or(0.0),
                 resumed_today_wh: last(&today_id),

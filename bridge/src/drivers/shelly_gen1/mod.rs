@@ -58,9 +58,6 @@ pub const FAILURES_BEFORE_OFFLINE: u32 = 3;
 /// time): a Gen1 device publishes its relay within a few hundred ms.
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How far back (ms) the recorder is asked for the last energy values.
-const RESUME_LOOKBACK_MS: i64 = 400 * 86_400_000;
-
 /// The entity of relay `n`.
 pub fn switch_entity(device: &str, n: usize) -> String {
     entity_id_for(Component::Switch, device, &format!("relay{n}"))
@@ -300,12 +297,7 @@ impl Plug {
     /// The last recorded value of `entity_id` (the recorder's, when it runs).
     fn recorded(&self, entity_id: &str) -> Option<f64> {
         let now = self.ctx.clock.now_ms();
-        self.ctx
-            .store
-            .history(entity_id, now - RESUME_LOOKBACK_MS, now)
-            .last()
-            .map(|(_, v)| *v)
-            .filter(|v| v.is_finite() && *v >= 0.0)
+        crate::entity::restore::last_recorded(&self.ctx.store, entity_id, now)
     }
 
     fn ensure_meter(&mut self, n: usize) {

@@ -72,6 +72,12 @@ pub struct DriverContext {
 
 pub use crate::broker::excerpt;
 
+/// A polled device is offline (its entities unavailable) after this many
+/// failed requests in a row: one dropped request on Wi-Fi is not an
+/// outage. Shared by the Shelly (Gen1, Gen2, EM, Pro 4PM) and Meross
+/// drivers.
+pub const FAILURES_BEFORE_OFFLINE: u32 = 3;
+
 /// Starts every driver the config asks for.
 pub fn start(config: &Config, ctx: &DriverContext) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let mut tasks = Vec::new();

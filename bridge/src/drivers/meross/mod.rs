@@ -65,8 +65,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 const OWNER: &str = "meross";
-/// A device is offline after this many polls in a row without an answer.
-pub const FAILURES_BEFORE_OFFLINE: u32 = 3;
+use super::FAILURES_BEFORE_OFFLINE;
 /// Longest wait between two attempts while the plug refuses Hearth.
 const MAX_BACKOFF_S: f64 = 3600.0;
 

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 pub(super) const OWNER: &str = "shelly";
-const FAILURES_BEFORE_UNAVAILABLE: u32 = 3;
+use crate::drivers::FAILURES_BEFORE_OFFLINE as FAILURES_BEFORE_UNAVAILABLE;
 
 /// (key, name, device class, unit, state class, decimals) of each meter.
 const METERS: [(&str, &str, &str, &str, &str, usize); 4] = [

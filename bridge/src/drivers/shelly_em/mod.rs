@@ -40,8 +40,7 @@ use tokio::task::JoinHandle;
 
 const OWNER: &str = "shelly_em";
 
-/// A device is offline after this many failed polls in a row.
-pub const FAILURES_BEFORE_OFFLINE: u32 = 3;
+use super::FAILURES_BEFORE_OFFLINE;
 
 struct Meter {
     cfg: ShellyEmConfig,

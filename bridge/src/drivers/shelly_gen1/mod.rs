@@ -50,9 +50,7 @@ use tokio::task::JoinHandle;
 
 const OWNER: &str = "shelly_gen1";
 
-/// A device is offline after this many failed requests in a row (one
-/// dropped request on Wi-Fi is not an outage).
-pub const FAILURES_BEFORE_OFFLINE: u32 = 3;
+use super::FAILURES_BEFORE_OFFLINE;
 
 /// How long a command sent over MQTT waits for the device's echo (wall
 /// time): a Gen1 device publishes its relay within a few hundred ms.

@@ -8,9 +8,7 @@ use crate::entity::{DriverCommand, ServiceError};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-/// A device is offline after this many failed polls in a row (one
-/// dropped request on Wi-Fi is not an outage).
-pub const FAILURES_BEFORE_OFFLINE: u32 = 3;
+use crate::drivers::FAILURES_BEFORE_OFFLINE;
 
 pub(crate) async fn run(
     mut strip: Strip,

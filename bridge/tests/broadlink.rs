@@ -11,7 +11,7 @@ use hearth::clock::Clock;
 use hearth::drivers::broadlink::protocol::{BroadlinkError, Session};
 use hearth::drivers::broadlink::smartir::{IrMeaning, SmartIrCodes};
 use hearth::drivers::broadlink::{BroadlinkConfig, discover};
-use hearth::entity::{CallSource, ServiceCall, ServiceError};
+use hearth::entity::ServiceError;
 use hearth::shutdown::{self, ShutdownTrigger};
 use hearth::twin::broadlink_sim::{BroadlinkSim, BroadlinkSimConfig, ReplyFault};
 use hearth::twin::{AcMode, Plant, RoomParams};
@@ -58,29 +58,7 @@ reconnect_s = 0.3"#,
     c
 }
 
-async fn call(
-    bridge: &Bridge,
-    domain: &str,
-    service: &str,
-    entity_id: &str,
-    data: Value,
-) -> Result<(), ServiceError> {
-    let Value::Object(data) = data else {
-        panic!("data must be an object")
-    };
-    tokio::time::timeout(
-        WAIT,
-        bridge.router.call(ServiceCall::new(
-            domain,
-            service,
-            entity_id,
-            data,
-            CallSource::Internal,
-        )),
-    )
-    .await
-    .expect("the call returns")
-}
+use common::call;
 
 fn last_ir(sim: &BroadlinkSim) -> Option<IrMeaning> {
     sim.ir_log().last().and_then(|e| e.meaning.clone())

@@ -54,13 +54,7 @@ fn watts(h: &Harness) -> f64 {
 }
 
 async fn call(h: &Harness, domain: &str, service: &str, entity: &str, data: Value) {
-    let Value::Object(data) = data else {
-        panic!("data must be an object")
-    };
-    let call = ServiceCall::new(domain, service, entity, data, CallSource::Internal);
-    h.bridge()
-        .router
-        .call(call)
+    common::call(h.bridge(), domain, service, entity, data)
         .await
         .unwrap_or_else(|e| panic!("{domain}.{service} {entity}: {e}"));
 }

@@ -10,11 +10,10 @@ use crate::common;
 use common::wait_for;
 use hearth::app::Bridge;
 use hearth::drivers::meross::MerossConfig;
-use hearth::entity::{CallSource, ServiceCall, ServiceError};
+use hearth::entity::ServiceError;
 use hearth::secret::Secret;
 use hearth::shutdown::{self, ShutdownTrigger};
 use hearth::twin::meross_sim::{self, MerossFault, MerossSim, MerossSimConfig};
-use serde_json::Map;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -67,31 +66,16 @@ async fn rig(key: &str, before: impl FnOnce(&MerossSim)) -> Rig {
 }
 
 async fn call(bridge: &Bridge, service: &str) -> Result<(), ServiceError> {
-    bridge
-        .router
-        .call(ServiceCall::new(
-            "switch",
-            service,
-            "switch.m1_switch",
-            Map::new(),
-            CallSource::Internal,
-        ))
-        .await
+    let data = serde_json::json!({});
+    common::call(bridge, "switch", service, "switch.m1_switch", data).await
 }
 
 async fn wait_state(bridge: &Bridge, entity_id: &str, want: &str) {
-    let store = bridge.store.clone();
-    wait_for(&format!("{entity_id} = {want}"), WAIT, || {
-        store.get(entity_id).filter(|s| s.state == want)
-    })
-    .await;
+    common::wait_state(bridge, entity_id, want, WAIT).await;
 }
 
 fn state(bridge: &Bridge, entity_id: &str) -> String {
-    bridge
-        .store
-        .get(entity_id)
-        .map_or_else(|| "(none)".into(), |s| s.state)
+    common::state(bridge, entity_id).unwrap_or_else(|| "(none)".into())
 }
 
 /// The problem entity on, with its `error`.

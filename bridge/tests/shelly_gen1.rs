@@ -11,10 +11,9 @@ use common::wait_for;
 use hearth::app::Bridge;
 use hearth::broker::{BrokerAddress, EmbeddedBroker};
 use hearth::drivers::shelly_gen1::ShellyGen1Config;
-use hearth::entity::{CallSource, ServiceCall, ServiceError, StoreEvent};
+use hearth::entity::{ServiceError, StoreEvent};
 use hearth::shutdown::{self, ShutdownTrigger};
 use hearth::twin::shelly_gen1_sim::{Gen1Model, Gen1SimConfig, ShellyGen1Sim};
-use serde_json::Map;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -79,32 +78,15 @@ async fn rig(push: bool, poll_interval_s: f64) -> Rig {
 }
 
 async fn call(bridge: &Bridge, service: &str) -> Result<(), ServiceError> {
-    bridge
-        .router
-        .call(ServiceCall::new(
-            "switch",
-            service,
-            SWITCH,
-            Map::new(),
-            CallSource::Internal,
-        ))
-        .await
+    common::call(bridge, "switch", service, SWITCH, serde_json::json!({})).await
 }
 
 async fn wait_state(bridge: &Bridge, entity_id: &str, want: &str) {
-    let store = bridge.store.clone();
-    wait_for(&format!("{entity_id} = {want}"), WAIT, || {
-        store.get(entity_id).filter(|s| s.state == want)
-    })
-    .await;
+    common::wait_state(bridge, entity_id, want, WAIT).await;
 }
 
 fn state(bridge: &Bridge, entity_id: &str) -> String {
-    bridge
-        .store
-        .get(entity_id)
-        .map(|s| s.state)
-        .unwrap_or_default()
+    common::state(bridge, entity_id).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

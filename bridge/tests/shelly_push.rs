@@ -8,7 +8,7 @@
 
 use crate::common;
 
-use common::{Observer, wait_for};
+use common::{Observer, state, wait_for, wait_state};
 use hearth::app::Bridge;
 use hearth::broker::{BrokerAddress, EmbeddedBroker};
 use hearth::clock::Clock;
@@ -20,7 +20,7 @@ use hearth::twin::plant::Plant;
 use hearth::twin::room::{AcMode, AcSettings, COMPRESSOR_ELECTRICAL_W, RoomParams};
 use hearth::twin::shelly_push_sim::{self, ShellyPushSim, ShellyPushSimConfig};
 use serde_json::Map;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
 const PUSH: Duration = Duration::from_secs(1);
@@ -89,20 +89,6 @@ async fn rig(tweak: impl FnOnce(&mut ShellyConfig)) -> Rig {
 async fn push_live(r: &Rig) {
     let sim = r.sim.clone();
     wait_for("the twin's MQTT link", WAIT, || sim.mqtt_up().then_some(())).await;
-}
-
-fn state(b: &Bridge, entity_id: &str) -> Option<String> {
-    b.store.get(entity_id).map(|s| s.state)
-}
-
-async fn wait_state(b: &Bridge, entity_id: &str, want: &str, within: Duration) -> Duration {
-    let t = Instant::now();
-    let store = b.store.clone();
-    wait_for(&format!("{entity_id} = {want}"), within, || {
-        store.get(entity_id).filter(|s| s.state == want)
-    })
-    .await;
-    t.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

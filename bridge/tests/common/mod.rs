@@ -393,3 +393,54 @@ pub async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// How long [`call`] waits for a service call to return.
+pub const CALL_WAIT: Duration = Duration::from_secs(15);
+
+/// A service call as an automation makes it (`data`: a JSON object),
+/// through the router (so the safety envelope applies), within
+/// [`CALL_WAIT`].
+pub async fn call(
+    bridge: &Bridge,
+    domain: &str,
+    service: &str,
+    entity_id: &str,
+    data: serde_json::Value,
+) -> Result<(), hearth::entity::ServiceError> {
+    let serde_json::Value::Object(data) = data else {
+        panic!("data must be an object")
+    };
+    let call = hearth::entity::ServiceCall::new(
+        domain,
+        service,
+        entity_id,
+        data,
+        hearth::entity::CallSource::Internal,
+    );
+    tokio::time::timeout(CALL_WAIT, bridge.router.call(call))
+        .await
+        .unwrap_or_else(|_| {
+            panic!("{domain}.{service} {entity_id}: no answer within {CALL_WAIT:?}")
+        })
+}
+
+/// An entity's state in the bridge's store (`None`: no such entity).
+pub fn state(bridge: &Bridge, entity_id: &str) -> Option<String> {
+    bridge.store.get(entity_id).map(|s| s.state)
+}
+
+/// Until `entity_id` reads `want` (panics after `within`); how long it took.
+pub async fn wait_state(
+    bridge: &Bridge,
+    entity_id: &str,
+    want: &str,
+    within: Duration,
+) -> Duration {
+    let t = Instant::now();
+    let store = bridge.store.clone();
+    wait_for(&format!("{entity_id} = {want}"), within, || {
+        store.get(entity_id).filter(|s| s.state == want)
+    })
+    .await;
+    t.elapsed()
+}

@@ -32,6 +32,7 @@
 pub mod broadlink;
 pub mod esp32_node;
 pub mod helpers;
+pub mod http_client;
 pub mod ir_confirm;
 pub mod ir_climate;
 pub mod meross;

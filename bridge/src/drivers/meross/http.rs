@@ -4,12 +4,8 @@
 //! checked by [`super::message::check_answer`].
 
 use super::message::{self, MessageError};
+use crate::drivers::http_client::{HttpClient, HttpFailure};
 use crate::secret::Secret;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -53,7 +49,7 @@ impl MerossError {
 pub struct MerossClient {
     url: String,
     key: Secret,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: HttpClient,
 }
 
 impl MerossClient {
@@ -62,7 +58,7 @@ impl MerossClient {
         MerossClient {
             url: url.trim_end_matches('/').to_string(),
             key,
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            http: HttpClient::new(TIMEOUT, MAX_BODY),
         }
     }
 
@@ -92,22 +88,19 @@ impl MerossClient {
             payload,
         )
         .to_string();
-        let req = hyper::Request::post(&endpoint)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| transport(e.to_string()))?;
         let secs = TIMEOUT.as_secs();
-        let resp = tokio::time::timeout(TIMEOUT, self.http.request(req))
-            .await
-            .map_err(|_| transport(format!("no answer within {secs} s")))?
-            .map_err(|e| transport(format!("POST {endpoint} failed: {}", chain(&e))))?;
-        let status = resp.status();
-        let bytes =
-            tokio::time::timeout(TIMEOUT, Limited::new(resp.into_body(), MAX_BODY).collect())
-                .await
-                .map_err(|_| transport(format!("body not received within {secs} s")))?
-                .map_err(|e| transport(format!("reading the body failed: {e}")))?
-                .to_bytes();
+        let answer = self.http.post_json(&endpoint, body).await.map_err(|f| {
+            transport(match f {
+                HttpFailure::Build(e) => e,
+                HttpFailure::NoAnswer => format!("no answer within {secs} s"),
+                HttpFailure::Request(e) => format!("POST {endpoint} failed: {}", chain(&e)),
+                HttpFailure::BodyTimeout => format!("body not received within {secs} s"),
+                HttpFailure::Body(e) => format!("reading the body failed: {e}"),
+            })
+        })?;
+        let status = hyper::StatusCode::from_u16(answer.status)
+            .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        let bytes = answer.body;
         if !status.is_success() {
             return Err(transport(format!(
                 "HTTP {status} (body `{}`)",

@@ -3,12 +3,8 @@
 //! frame with `result` or `error` (Shelly "RPC Protocol"). One request at a
 //! time, 5 s to answer, at most [`MAX_BODY`] read.
 
+use crate::drivers::http_client::{HttpClient, HttpFailure};
 use crate::drivers::shelly_rpc::{self, OutletStatus};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -73,7 +69,7 @@ struct RpcError {
 /// A JSON-RPC client for one plug.
 pub struct ShellyClient {
     url: String,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: HttpClient,
     next_id: u64,
 }
 
@@ -81,7 +77,7 @@ impl ShellyClient {
     pub fn new(url: &str) -> Self {
         ShellyClient {
             url: url.trim_end_matches('/').to_string(),
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            http: HttpClient::new(HTTP_TIMEOUT, MAX_BODY),
             next_id: 1,
         }
     }
@@ -96,21 +92,20 @@ impl ShellyClient {
             method: method.into(),
             reason,
         };
-        let req = hyper::Request::post(format!("{}/rpc", self.url))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| http_err(e.to_string()))?;
-        let resp = tokio::time::timeout(HTTP_TIMEOUT, self.http.request(req))
+        let answer = self
+            .http
+            .post_json(&format!("{}/rpc", self.url), body)
             .await
-            .map_err(|_| http_err("no answer within 5 s".into()))?
-            .map_err(|e| http_err(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let body = Limited::new(resp.into_body(), MAX_BODY);
-        let bytes = tokio::time::timeout(HTTP_TIMEOUT, body.collect())
-            .await
-            .map_err(|_| http_err("body not received within 5 s".into()))?
-            .map_err(|e| http_err(format!("reading the body failed: {e}")))?
-            .to_bytes();
+            .map_err(|f| {
+                http_err(match f {
+                    HttpFailure::Build(e) => e,
+                    HttpFailure::NoAnswer => "no answer within 5 s".into(),
+                    HttpFailure::Request(e) => e.to_string(),
+                    HttpFailure::BodyTimeout => "body not received within 5 s".into(),
+                    HttpFailure::Body(e) => format!("reading the body failed: {e}"),
+                })
+            })?;
+        let (status, bytes) = (answer.status, answer.body);
         let malformed = |reason: String| ShellyError::Malformed {
             url: self.url.clone(),
             method: method.into(),

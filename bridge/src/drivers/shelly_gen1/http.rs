@@ -17,11 +17,8 @@
 //! the driver keeps the last good state. Nothing is clamped.
 
 use super::energy::WH_PER_WATT_MINUTE;
+use crate::drivers::http_client::{HttpClient, HttpFailure};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Map, Value};
 use std::time::Duration;
 
@@ -295,14 +292,14 @@ pub enum HttpError {
 /// GETs on one device; Gen1 closes the connection after each answer.
 pub struct Gen1Client {
     base: String,
-    http: Client<HttpConnector, Empty<Bytes>>,
+    http: HttpClient,
 }
 
 impl Gen1Client {
     pub fn new(base: &str) -> Self {
         Gen1Client {
             base: base.trim_end_matches('/').to_string(),
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            http: HttpClient::new(HTTP_TIMEOUT, MAX_BODY),
         }
     }
 
@@ -317,24 +314,19 @@ impl Gen1Client {
             url: url.clone(),
             reason,
         };
-        let req = hyper::Request::get(&url)
-            .body(Empty::new())
-            .map_err(|e| fail(e.to_string()))?;
-        let resp = tokio::time::timeout(HTTP_TIMEOUT, self.http.request(req))
-            .await
-            .map_err(|_| fail("no answer within 5 s".into()))?
-            .map_err(|e| fail(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let body = http_body_util::Limited::new(resp.into_body(), MAX_BODY);
-        let bytes = tokio::time::timeout(HTTP_TIMEOUT, body.collect())
-            .await
-            .map_err(|_| fail("body not received within 5 s".into()))?
-            .map_err(|e| fail(e.to_string()))?
-            .to_bytes();
-        if status != 200 {
+        let answer = self.http.get(&url).await.map_err(|f| {
+            fail(match f {
+                HttpFailure::Build(e) | HttpFailure::Body(e) => e,
+                HttpFailure::NoAnswer => "no answer within 5 s".into(),
+                HttpFailure::Request(e) => e.to_string(),
+                HttpFailure::BodyTimeout => "body not received within 5 s".into(),
+            })
+        })?;
+        if answer.status != 200 {
+            let status = answer.status;
             return Err(HttpError::Status { url, status });
         }
-        Ok(bytes)
+        Ok(answer.body)
     }
 }
 

@@ -105,7 +105,7 @@ impl Driver {
             let floor = tokio::time::sleep(std::time::Duration::from_millis(MIN_WAIT_MS as u64));
             tokio::select! {
                 _ = async { tokio::join!(wait, floor) } => {
-                    self.poll().await;
+                    self.poll(push.as_mut()).await;
                 }
                 Some(msg) = async { match push.as_mut() {
                     Some(p) => p.recv().await,
@@ -119,7 +119,7 @@ impl Driver {
                     if cmd.reply.is_closed() {
                         continue; // the caller gave up (timed out): do not act late
                     }
-                    let result = self.execute(&cmd.service).await;
+                    let result = self.execute(&cmd.service, push.as_mut()).await;
                     let _ = cmd.reply.send(result);
                 }
                 _ = shutdown.wait() => break,
@@ -159,7 +159,10 @@ impl Driver {
     }
 
     /// One HTTP round: the device's name once, the limits once, the status.
-    async fn poll(&mut self) {
+    /// Push frames queued meanwhile are taken before the status: they are
+    /// older than its answer (one sender), and taken after it a stale
+    /// frame would undo it (a command's read-back showing the old state).
+    async fn poll(&mut self, mut push: Option<&mut Push>) {
         self.last_heard_ms = self.plug.ctx.clock.now_ms();
         if !self.named {
             match self.client.call("Shelly.GetDeviceInfo", json!({})).await {
@@ -189,6 +192,11 @@ impl Driver {
         }
         match self.client.switch_status(self.plug.cfg.switch_id).await {
             Ok(status) => {
+                if let Some(p) = push.as_deref_mut() {
+                    while let Some(msg) = p.try_recv() {
+                        self.on_push(p, &msg);
+                    }
+                }
                 self.plug.http_ok();
                 self.plug.apply(&status);
             }
@@ -238,7 +246,11 @@ impl Driver {
         }
     }
 
-    async fn execute(&mut self, service: &str) -> Result<(), ServiceError> {
+    async fn execute(
+        &mut self,
+        service: &str,
+        push: Option<&mut Push>,
+    ) -> Result<(), ServiceError> {
         let id = self.plug.cfg.switch_id;
         let (method, params) = match service {
             "turn_on" => ("Switch.Set", json!({"id": id, "on": true})),
@@ -260,7 +272,7 @@ impl Driver {
                 reason: e.to_string(),
             })?;
         // Read back rather than assume.
-        self.poll().await;
+        self.poll(push).await;
         Ok(())
     }
 }
@@ -274,28 +286,102 @@ mod tests {
     use crate::entity::{EntityStore, ServiceRouter};
     use std::sync::Arc;
 
-    #[tokio::test]
-    async fn a_retained_status_after_the_will_neither_revives_the_plug_nor_counts_as_heard() {
+    /// A broker, a link to it and a driver context on it.
+    async fn context() -> (
+        DriverContext,
+        u16,
+        EmbeddedBroker,
+        crate::shutdown::ShutdownTrigger,
+    ) {
         let port = EmbeddedBroker::free_port();
-        let _broker = EmbeddedBroker::start(std::net::Ipv4Addr::LOCALHOST.into(), port).unwrap();
+        let broker = EmbeddedBroker::start(std::net::Ipv4Addr::LOCALHOST.into(), port).unwrap();
         let link = test_link(port, "t-shelly").await;
         let store = EntityStore::new(Clock::real());
-        let (_trigger, shutdown) = crate::shutdown::channel();
+        let (trigger, shutdown) = crate::shutdown::channel();
         let ctx = DriverContext {
             store: store.clone(),
             router: ServiceRouter::new(store.clone()),
-            link: link.clone(),
+            link,
             broker: BrokerAddress::local(port),
             clock: Clock::real(),
             shutdown,
             forecasts: Arc::default(),
             alerts: None,
         };
-        let cfg: ShellyConfig = toml::from_str(
-            "id = \"plug\"\nname = \"P\"\nurl = \"http://127.0.0.1:9\"\nmqtt_prefix = \"p\"\n",
-        )
-        .unwrap();
-        let push = Push::subscribe(&link, "p", 0).unwrap();
+        (ctx, port, broker, trigger)
+    }
+
+    /// Answers every `POST /rpc` with `result` (no id: accepted for any).
+    async fn rpc_server(result: serde_json::Value) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let body = json!({ "result": result }).to_string();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(answer.as_bytes()).await;
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn cfg(url: &str) -> ShellyConfig {
+        let text = format!("id = \"plug\"\nname = \"P\"\nurl = \"{url}\"\nmqtt_prefix = \"p\"\n");
+        toml::from_str(&text).unwrap()
+    }
+
+    /// A command's read-back (`off`) and, queued before it, a frame the
+    /// device sent earlier (`on`): the read-back stands.
+    #[tokio::test]
+    async fn a_frame_queued_before_a_read_back_does_not_undo_it() {
+        let (ctx, port, _broker, _trigger) = context().await;
+        let url = rpc_server(json!({"id":0,"output":false,"apower":0.0})).await;
+        let mut push = Push::subscribe(&ctx.link, "p", 0).unwrap();
+        let mut watch = ctx.link.subscribe("p/status/switch:0").unwrap();
+        assert!(
+            ctx.link
+                .subscriptions_settled(std::time::Duration::from_secs(5))
+                .await
+        );
+        let device = test_link(port, "t-device").await;
+        let on = r#"{"id":0,"output":true,"apower":52.0}"#;
+        device
+            .publish("p/status/switch:0", on, false)
+            .await
+            .unwrap();
+        // The link hands a message to every matching subscription at once.
+        tokio::time::timeout(std::time::Duration::from_secs(5), watch.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut d = Driver {
+            client: ShellyClient::new(&url),
+            plug: Plug::new(cfg(&url), &ctx).unwrap(),
+            named: true,
+            limits_done: true,
+            last_heard_ms: 1_000,
+        };
+        d.poll(Some(&mut push)).await;
+        // What the loop would take next.
+        while let Some(m) = push.try_recv() {
+            d.on_push(&push, &m);
+        }
+        assert_eq!(ctx.store.get("switch.plug").unwrap().state, "off");
+        assert_eq!(ctx.store.get("sensor.plug_power").unwrap().state, "0");
+    }
+
+    #[tokio::test]
+    async fn a_retained_status_after_the_will_neither_revives_the_plug_nor_counts_as_heard() {
+        let (ctx, _port, _broker, _trigger) = context().await;
+        let store = ctx.store.clone();
+        let cfg = cfg("http://127.0.0.1:9");
+        let push = Push::subscribe(&ctx.link, "p", 0).unwrap();
         let mut d = Driver {
             client: ShellyClient::new(&cfg.url),
             plug: Plug::new(cfg, &ctx).unwrap(),

@@ -63,6 +63,16 @@ impl Push {
         }
     }
 
+    /// A message already queued on any of the three topics, without
+    /// waiting.
+    pub fn try_recv(&mut self) -> Option<Message> {
+        self.events
+            .try_recv()
+            .or_else(|_| self.status.try_recv())
+            .or_else(|_| self.online.try_recv())
+            .ok()
+    }
+
     /// Reads one message.
     pub fn read(&self, msg: &Message) -> Result<Heard, RpcError> {
         if msg.topic == self.online_topic {

@@ -162,7 +162,7 @@ impl Driver {
     /// Push frames queued meanwhile are taken before the status: they are
     /// older than its answer (one sender), and taken after it a stale
     /// frame would undo it (a command's read-back showing the old state).
-    async fn poll(&mut self, mut push: Option<&mut Push>) {
+    async fn poll(&mut self, push: Option<&mut Push>) {
         self.last_heard_ms = self.plug.ctx.clock.now_ms();
         if !self.named {
             match self.client.call("Shelly.GetDeviceInfo", json!({})).await {
@@ -192,7 +192,7 @@ impl Driver {
         }
         match self.client.switch_status(self.plug.cfg.switch_id).await {
             Ok(status) => {
-                if let Some(p) = push.as_deref_mut() {
+                if let Some(p) = push {
                     while let Some(msg) = p.try_recv() {
                         self.on_push(p, &msg);
                     }

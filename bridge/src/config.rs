@@ -494,7 +494,11 @@ impl Config {
                 b.id != "bridge",
                 "device id `bridge` is reserved for the bridge itself"
             );
-            anyhow::ensure!(ids.insert(b.id.clone()), "device id `{}` is used twice", b.id);
+            anyhow::ensure!(
+                ids.insert(b.id.clone()),
+                "device id `{}` is used twice",
+                b.id
+            );
             b.validate()?;
         }
         for ac in &self.ir_ac {

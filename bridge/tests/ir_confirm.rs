@@ -67,6 +67,31 @@ fn ir_alerts(hub: &AlertHub) -> Vec<hearth::alerts::Alert> {
         .collect()
 }
 
+/// The kinds of `source`'s alert events up to its `Cleared` (waited for:
+/// the problem entity turns off before the hub broadcasts the clear), then
+/// whatever else is already queued.
+async fn kinds_until_cleared(
+    events: &mut tokio::sync::broadcast::Receiver<hearth::alerts::AlertEvent>,
+    source: &str,
+) -> Vec<AlertEventKind> {
+    let mut kinds = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !kinds.contains(&AlertEventKind::Cleared) {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(ev)) if ev.alert.source == source => kinds.push(ev.kind),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("alert events: {e}"),
+            Err(_) => break,
+        }
+    }
+    while let Ok(ev) = events.try_recv() {
+        if ev.alert.source == source {
+            kinds.push(ev.kind);
+        }
+    }
+    kinds
+}
+
 /// IR frames received since `from`.
 fn frames(h: &Harness, from: usize) -> Vec<Value> {
     h.twin
@@ -200,12 +225,7 @@ async fn an_ac_ignoring_every_command_raises_one_problem_until_it_follows_again(
         "the alert cleared: {alerts:?}"
     );
 
-    let mut kinds = Vec::new();
-    while let Ok(ev) = events.try_recv() {
-        if ev.alert.source == SOURCE {
-            kinds.push(ev.kind);
-        }
-    }
+    let kinds = kinds_until_cleared(&mut events, SOURCE).await;
     assert_eq!(
         kinds,
         [AlertEventKind::Raised, AlertEventKind::Cleared],
@@ -378,12 +398,7 @@ confirm_delay_s = {DELAY_S}
     })
     .await;
     assert!(!gateway.ac_settings().power);
-    let mut kinds = Vec::new();
-    while let Ok(ev) = events.try_recv() {
-        if ev.alert.source == "driver:office-ac" {
-            kinds.push(ev.kind);
-        }
-    }
+    let kinds = kinds_until_cleared(&mut events, "driver:office-ac").await;
     assert_eq!(kinds, [AlertEventKind::Raised, AlertEventKind::Cleared]);
     bridge.stop().await;
     stop.trigger();

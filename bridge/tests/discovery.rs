@@ -136,13 +136,14 @@ async fn discovery_round(kind: BrokerKind, mode: DiscoveryMode) {
     // All devices, and the plug's meters (created on its first status).
     // Components per device: bridge connection state, recorder problem and
     // alert events; node temperature,
-    // humidity, rssi, uptime; AC climate + power switch; plug switch + 4
-    // meters (created on its first status); plugin status, fault,
-    // over_temperature, ac_not_cooling, sensor_unavailable.
+    // humidity, rssi, uptime; AC climate + power switch + IR problem
+    // (closed-loop IR: the AC has a power sensor); plug switch + 4 meters +
+    // problem (the device's `errors`; created on its first status); plugin
+    // status, fault, over_temperature, ac_not_cooling, sensor_unavailable.
     let expected: BTreeMap<String, usize> = DEVICES
         .iter()
         .map(|d| d.to_string())
-        .zip([3, 4, 2, 5, 5])
+        .zip([3, 4, 3, 6, 5])
         .collect();
     let mut last = BTreeMap::new();
     let waited = common::try_wait(Duration::from_secs(30), || {

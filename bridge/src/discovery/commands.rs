@@ -148,6 +148,11 @@ pub fn parse_command(
             data.insert("value".into(), value);
             Ok(vec![call("number", "set_value", data)])
         }
+        // HA docs "MQTT Button": `payload_press`, default `PRESS`.
+        Component::Button => match text.trim() {
+            "PRESS" => Ok(vec![call("button", "press", Map::new())]),
+            _ => Err(bad("PRESS")),
+        },
         Component::Sensor | Component::BinarySensor | Component::Event => {
             Err(bad("nothing: this entity is read-only"))
         }

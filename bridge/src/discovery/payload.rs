@@ -134,6 +134,12 @@ pub fn component_config(topics: &Topics, spec: &EntitySpec) -> Result<Map<String
             c.insert("event_types".into(), json!(spec.event_types));
         }
         Component::Select | Component::Number => input_config(&mut c, topics, spec)?,
+        // HA docs "MQTT Button": a command topic only (HA keeps the time
+        // of the last press itself); `payload_press` defaults to `PRESS`.
+        Component::Button => {
+            c.insert("command_topic".into(), json!(topics.command(dev, key)));
+            insert_opt(&mut c, "device_class", &spec.device_class);
+        }
         Component::Climate => {
             let climate = spec
                 .climate
@@ -356,6 +362,8 @@ pub fn state_payload(spec: &EntitySpec, state: &State) -> Option<String> {
             });
             Some(v.to_string())
         }
+        // HA keeps a button's state (the last press) itself.
+        Component::Button => None,
     }
 }
 

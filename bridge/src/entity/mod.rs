@@ -42,6 +42,10 @@ pub enum Component {
     Select,
     /// HA's `number`: the state is a number within `min`..`max`.
     Number,
+    /// HA's `button`: stateless; its state is the time of the last press
+    /// (`button.press`). Node-RED's `ha-button` nodes create them
+    /// ([`crate::nodered`]).
+    Button,
 }
 
 impl Component {
@@ -55,6 +59,7 @@ impl Component {
             Component::Event => "event",
             Component::Select => "select",
             Component::Number => "number",
+            Component::Button => "button",
         }
     }
 

@@ -270,6 +270,11 @@ pub const SERVICES: &[ServiceDef] = &[
         service: "set_value",
         fields: &[VALUE],
     },
+    ServiceDef {
+        domain: "button",
+        service: "press",
+        fields: &[],
+    },
 ];
 
 /// Checks a call's domain, service and field types against [`SERVICES`].

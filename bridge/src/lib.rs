@@ -27,6 +27,8 @@
 //!   `base-load` forecasts.
 //! - [`app`]: wires the parts into a running bridge; [`config`] is its file;
 //!   [`demo`] runs the bundled server-room scenario against the twin.
+//! - [`dashboard`]: the built-in web dashboard (static files embedded in the
+//!   binary, served at `/` on the API's port; a client of the WebSocket API).
 //! - [`logging`]: every log field escaped and capped; per-source rate
 //!   limiting of warnings about bad input.
 //! - [`clock`] and [`shutdown`]: the shared clock (simulated under the twin)
@@ -39,6 +41,7 @@ pub mod broker;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dashboard;
 pub mod demo;
 pub mod detect;
 pub mod discovery;

@@ -1,5 +1,6 @@
-//! The HTTP listener: routes `/api/health`, `/api/websocket` and the REST
-//! API; everything else is 404. With `[http] tls` every connection goes
+//! The HTTP listener: routes `/api/health`, `/api/websocket`, the REST
+//! API and the dashboard (`/`, `/assets/…`, [`crate::dashboard`]);
+//! everything else is 404. With `[http] tls` every connection goes
 //! through [`super::tls`] first (HTTPS/WSS; plain HTTP refused).
 
 use super::{Api, health, rest, tls::ApiTls, websocket};
@@ -78,6 +79,7 @@ async fn route(
         (&Method::GET, "/api/health") => rest::json(StatusCode::OK, health::answer(&api)),
         (&Method::GET, "/api/websocket") => websocket::upgrade(req, peer, api, shutdown),
         (_, p) if p == "/api" || p.starts_with("/api/") => rest::answer(req, peer, &api).await,
+        (m, p) if crate::dashboard::serves(m, p) => crate::dashboard::answer(m, p, req.headers()),
         _ => rest::json(
             StatusCode::NOT_FOUND,
             json!({"message": "Not found; the API is under /api/ (/api/websocket, /api/states, /api/health)"}),

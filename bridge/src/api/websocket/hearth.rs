@@ -21,6 +21,8 @@
 //!
 //!   `source` is `recorder` (SQLite, plus memory for samples not committed
 //!   yet) or `memory` when the recorder is off (then only `samples`).
+//! - `hearth/energy/summary` `{period?}` → the energy page's figures
+//!   (shapes and units in [`energy`](super::energy)).
 //! - `hearth/alerts/list` `{active_only?}` → `[alert]` (active first; the
 //!   fields of [`Alert`](crate::alerts::Alert) plus `first_seen` and
 //!   `last_seen` in RFC 3339).

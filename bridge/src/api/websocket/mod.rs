@@ -8,6 +8,7 @@
 
 pub mod commands;
 pub mod connection;
+pub mod energy;
 pub mod hearth;
 pub mod history;
 pub mod history_stream;

@@ -1,0 +1,3 @@
+// This file has no imports on purpose
+// So it can easily be consumed by other TS projects
+export {};

@@ -304,6 +304,10 @@ impl Bridge {
             },
             data_dir: data_dir.clone(),
             lan: lan.clone(),
+            energy_summary: api::websocket::energy::SummarySources {
+                usage: config.usage.clone(),
+                energy: config.energy.clone(),
+            },
         });
         // Start returns once the bridge hears everything published from
         // then on (drivers subscribed above; SUBACKs are asynchronous).

@@ -68,6 +68,8 @@ pub struct Api {
     /// Devices found on the network (`None` unless `[lan_discovery]
     /// enabled`): `hearth/devices/pending|adopt`.
     pub lan: Option<Arc<crate::lan::Lan>>,
+    /// The `[usage]` and `[energy]` sections `hearth/energy/summary` reads.
+    pub energy_summary: websocket::energy::SummarySources,
 }
 
 impl Api {

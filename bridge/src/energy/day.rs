@@ -22,6 +22,21 @@ pub struct DayTotals {
 }
 
 impl DayTotals {
+    /// Adds a ledger increment of `source` (cost counts for grid import
+    /// only: export is not paid back here).
+    pub fn add(&mut self, source: &super::Source, period: &str, wh: f64, eur: f64) {
+        use super::Source;
+        match source {
+            Source::GridImport => {
+                self.import_wh += wh;
+                *self.cost.entry(period.to_string()).or_default() += eur;
+            }
+            Source::GridExport => self.export_wh += wh,
+            Source::Solar => self.solar_wh += wh,
+            Source::Device(id) => *self.devices.entry(id.clone()).or_default() += wh,
+        }
+    }
+
     pub fn consumption_wh(&self) -> f64 {
         (self.import_wh + self.solar_wh - self.export_wh).max(0.0)
     }

@@ -84,6 +84,17 @@ impl Ledger {
         Ok(Ledger { conn })
     }
 
+    /// Opens an existing ledger file for reading only (`hearth/energy/summary`
+    /// reads it while the energy task writes; WAL lets both run).
+    pub fn open_read_only(path: &Path) -> rusqlite::Result<Ledger> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Ledger { conn })
+    }
+
     /// Increments and baselines (and the last tariff seen), in one
     /// transaction.
     pub fn write(
@@ -155,6 +166,25 @@ impl Ledger {
         )?;
         let rows = stmt.query_map(params![from_ms, to_ms], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        rows.collect()
+    }
+
+    /// Rows of hours starting in `[from_ms, to_ms)`, by hour, quantity and period.
+    pub fn hourly(&self, from_ms: i64, to_ms: i64) -> rusqlite::Result<Vec<Row>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT quantity, hour_ms, date, period, wh, eur FROM energy_ledger
+             WHERE hour_ms >= ?1 AND hour_ms < ?2 ORDER BY hour_ms, quantity, period",
+        )?;
+        let rows = stmt.query_map(params![from_ms, to_ms], |r| {
+            Ok(Row {
+                quantity: r.get(0)?,
+                hour_ms: r.get(1)?,
+                date: r.get(2)?,
+                period: r.get(3)?,
+                wh: r.get(4)?,
+                eur: r.get(5)?,
+            })
         })?;
         rows.collect()
     }

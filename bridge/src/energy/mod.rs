@@ -66,7 +66,18 @@ pub mod ledger;
 mod runtime;
 
 pub use config::EnergyConfig;
-pub use runtime::{EnergyContext, spawn};
+pub use runtime::{EnergyContext, NO_PERIOD, spawn};
+
+/// Wh per unit of an energy reading in `unit` (`Wh`, `kWh`, `MWh`);
+/// `None` for any other unit or none (callers decide what none means).
+pub fn wh_per_unit(unit: Option<&str>) -> Option<f64> {
+    match unit {
+        Some("Wh") => Some(1.0),
+        Some("kWh") => Some(1000.0),
+        Some("MWh") => Some(1_000_000.0),
+        _ => None,
+    }
+}
 
 /// What a meter measures.
 #[derive(Debug, Clone, PartialEq, Eq)]

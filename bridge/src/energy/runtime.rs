@@ -155,22 +155,16 @@ impl Energy {
 
     /// Adds an increment to today's totals (a new period gets its sensor).
     fn add(&mut self, quantity: &str, period: &str, wh: f64, eur: f64) {
-        match Source::from_quantity(quantity) {
-            Some(Source::GridImport) => {
-                self.day.import_wh += wh;
-                if !self.periods.contains(period) {
-                    if let Err(e) = entities::register_period(&self.ctx.store, period) {
-                        tracing::warn!("energy: cost sensor of period `{period}`: {e}");
-                    }
-                    self.periods.insert(period.to_string());
-                }
-                *self.day.cost.entry(period.to_string()).or_default() += eur;
+        let Some(source) = Source::from_quantity(quantity) else {
+            return;
+        };
+        if source == Source::GridImport && !self.periods.contains(period) {
+            if let Err(e) = entities::register_period(&self.ctx.store, period) {
+                tracing::warn!("energy: cost sensor of period `{period}`: {e}");
             }
-            Some(Source::GridExport) => self.day.export_wh += wh,
-            Some(Source::Solar) => self.day.solar_wh += wh,
-            Some(Source::Device(id)) => *self.day.devices.entry(id).or_default() += wh,
-            None => {}
+            self.periods.insert(period.to_string());
         }
+        self.day.add(&source, period, wh, eur);
     }
 
     fn publish(&mut self) {
@@ -264,11 +258,10 @@ impl Energy {
                 .map(str::to_string)
         });
         let m = &mut self.meters[i];
-        match unit.as_deref() {
-            Some("Wh") => Some(1.0),
-            Some("kWh") => Some(1000.0),
-            Some("MWh") => Some(1_000_000.0),
-            other => {
+        match super::wh_per_unit(unit.as_deref()) {
+            Some(k) => Some(k),
+            None => {
+                let other = unit.as_deref();
                 if !m.warned_unit {
                     m.warned_unit = true;
                     match other {

@@ -65,6 +65,25 @@ pub fn totals_since(conn: &Connection, user: &str, from_ms: i64) -> rusqlite::Re
     )
 }
 
+/// Rows of hours starting in `[from_ms, to_ms)`, by hour, user and period.
+pub fn per_hour(conn: &Connection, from_ms: i64, to_ms: i64) -> rusqlite::Result<Vec<LedgerRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT user, hour_ms, date, period, wh, eur FROM usage_ledger
+         WHERE hour_ms >= ?1 AND hour_ms < ?2 ORDER BY hour_ms, user, period",
+    )?;
+    let rows = stmt.query_map(params![from_ms, to_ms], |r| {
+        Ok(LedgerRow {
+            user: r.get(0)?,
+            hour_ms: r.get(1)?,
+            date: r.get(2)?,
+            period: r.get(3)?,
+            wh: r.get(4)?,
+            eur: r.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
 /// A user's use on one local date in one tariff period.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DayRow {

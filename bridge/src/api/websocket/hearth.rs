@@ -49,6 +49,7 @@ pub fn handle(s: &mut Session, cmd: &Command) -> Option<Outcome> {
             s.conn.send(protocol::result(cmd.id, devices(s)));
         }),
         "hearth/history" => history(s, cmd),
+        "hearth/energy/summary" => super::energy::handle(s, cmd),
         "hearth/alerts/list" => alerts_list(s, cmd),
         "hearth/alerts/acknowledge" => alerts_acknowledge(s, cmd),
         _ => return None,

@@ -181,6 +181,7 @@ async fn swaps(store: Arc<EntityStore>) {
             forecasts: Default::default(),
             shutdown,
             alerts: hearth::alerts::AlertHub::detached(store.clock()),
+            metrics: None,
         },
         Some(data.path()),
     ));

@@ -55,6 +55,9 @@ impl Bridge {
     /// Starts everything the config asks for.
     pub async fn start(config: Config, clock: Clock) -> anyhow::Result<Bridge> {
         let (trigger, shutdown) = shutdown::channel();
+        // First: the parts built below count into it (`GET /metrics`).
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let mut broker_stats = None;
         let data_dir = config
             .data_dir
             .clone()
@@ -81,6 +84,7 @@ impl Bridge {
                 let opts = BrokerOptions::from_config(&config, &data_dir)?;
                 let auth = opts.access.is_some();
                 let b = EmbeddedBroker::start_with(opts)?;
+                broker_stats = Some(b.stats.clone());
                 let mut local = BrokerAddress::local(b.addr.port());
                 if config.tls.is_some() && !b.addr.ip().is_unspecified() {
                     local.host = b.addr.ip().to_string();
@@ -119,16 +123,20 @@ impl Bridge {
             }
             None => None,
         };
-        let mut tasks = Vec::new();
+        let mut tasks = vec![metrics.watch_store(&store, shutdown.clone())];
         let dopts = DiscoveryOptions {
             topics: topics.clone(),
             mode: config.homeassistant.discovery,
         };
-        let (publisher, sweep) =
-            Publisher::spawn(link.clone(), store.clone(), dopts, shutdown.clone())?;
+        let (publisher, sweep) = Publisher::spawn(
+            link.for_driver("discovery"),
+            store.clone(),
+            dopts,
+            shutdown.clone(),
+        )?;
         tasks.push(publisher);
         tasks.push(discovery::commands::spawn(
-            &link,
+            &link.for_driver("discovery"),
             topics.clone(),
             store.clone(),
             router.clone(),
@@ -219,6 +227,7 @@ impl Bridge {
                 forecasts: forecasts.clone(),
                 shutdown: shutdown.clone(),
                 alerts: alerts.clone(),
+                metrics: Some(metrics.clone()),
             },
             Some(&data_dir),
         ));
@@ -281,6 +290,15 @@ impl Bridge {
             Duration::from_secs(config.http.auth_window_s),
         )?);
         tasks.push(auth.spawn_watcher(shutdown.clone()));
+        metrics.watch(crate::metrics::Sources {
+            link: link.clone(),
+            store: store.clone(),
+            plugins: Arc::downgrade(&plugins),
+            recorder: recorder.clone(),
+            influx: influx.as_ref().map(|i| i.watch()),
+            broker: broker_stats,
+            alerts: alerts.clone(),
+        });
         let api = Arc::new(Api {
             store: store.clone(),
             router: router.clone(),
@@ -304,10 +322,16 @@ impl Bridge {
             },
             data_dir: data_dir.clone(),
             lan: lan.clone(),
+            nodered: crate::nodered::NodeRed::new(store.clone(), router.clone(), shutdown.clone()),
+            metrics: Some(metrics.clone()),
             energy_summary: api::websocket::energy::SummarySources {
                 usage: config.usage.clone(),
                 energy: config.energy.clone(),
             },
+            areas: Arc::new(crate::areas::AreaRegistry::open(
+                &data_dir,
+                &config.places(),
+            )?),
         });
         // Start returns once the bridge hears everything published from
         // then on (drivers subscribed above; SUBACKs are asynchronous).

@@ -31,6 +31,8 @@
 //!   binary, served at `/` on the API's port; a client of the WebSocket API).
 //! - [`logging`]: every log field escaped and capped; per-source rate
 //!   limiting of warnings about bad input.
+//! - [`metrics`]: `GET /metrics` (Prometheus text / OpenMetrics): what the
+//!   parts count, read at scrape time where they already keep it.
 //! - [`clock`] and [`shutdown`]: the shared clock (simulated under the twin)
 //!   and the one shutdown signal every task obeys.
 
@@ -52,6 +54,7 @@ pub mod feeds;
 pub mod forecast;
 pub mod lan;
 pub mod logging;
+pub mod metrics;
 pub mod plugins;
 pub mod recorder;
 pub mod secret;

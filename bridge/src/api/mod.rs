@@ -68,6 +68,9 @@ pub struct Api {
     /// Devices found on the network (`None` unless `[lan_discovery]
     /// enabled`): `hearth/devices/pending|adopt`.
     pub lan: Option<Arc<crate::lan::Lan>>,
+    /// `GET /metrics` and what the API counts itself (WebSocket clients);
+    /// `None`: 404.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// The `[usage]` and `[energy]` sections `hearth/energy/summary` reads.
     pub energy_summary: websocket::energy::SummarySources,
 }

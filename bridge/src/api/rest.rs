@@ -130,7 +130,8 @@ async fn read_body(
     }
 }
 
-fn authenticate(
+/// The request's bearer token, or the 401/403 answer (also `GET /metrics`).
+pub(crate) fn authenticate(
     req: &Request<hyper::body::Incoming>,
     peer: SocketAddr,
     api: &Api,

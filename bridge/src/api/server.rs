@@ -78,6 +78,7 @@ async fn route(
     match (req.method(), path) {
         (&Method::GET, "/api/health") => rest::json(StatusCode::OK, health::answer(&api)),
         (&Method::GET, "/api/websocket") => websocket::upgrade(req, peer, api, shutdown),
+        (&Method::GET, "/metrics") => crate::metrics::http::answer(req, peer, &api).await,
         (_, p) if p == "/api" || p.starts_with("/api/") => rest::answer(req, peer, &api).await,
         (m, p) if crate::dashboard::serves(m, p) => crate::dashboard::answer(m, p, req.headers()),
         _ => rest::json(

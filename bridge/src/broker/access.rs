@@ -75,6 +75,10 @@ pub struct FrontStats {
     pub unsupported_protocol: AtomicU64,
     /// Live connections closed because their login was revoked.
     pub revoked: AtomicU64,
+    /// Connections given a slot (`GET /metrics`: broker connections).
+    pub accepted: AtomicU64,
+    /// Connections open now (accepted and not yet closed).
+    pub connections: AtomicU64,
 }
 
 /// A per-interval budget of log lines shared by every connection of a

@@ -294,8 +294,12 @@ async fn accept(listener: Listener, front: Arc<Front>) {
                     }
                 };
                 let (front, tls) = (front.clone(), tls.clone());
+                front.opts.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                front.opts.stats.connections.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
+                    let stats = front.opts.stats.clone();
                     serve(client, peer, tls, front).await;
+                    stats.connections.fetch_sub(1, Ordering::Relaxed);
                     drop(permit);
                 });
             }

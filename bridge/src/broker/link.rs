@@ -190,6 +190,8 @@ pub struct LinkOptions {
 struct Sub {
     filter: String,
     tx: mpsc::Sender<Message>,
+    /// Who subscribed ([`MqttLink::for_driver`]): counts what it is handed.
+    traffic: Arc<Traffic>,
     /// Bytes (topic + payload) this subscription may have queued.
     queued_bytes: Arc<Semaphore>,
 }
@@ -202,7 +204,32 @@ struct Shared {
     subacks: watch::Sender<SubAcks>,
     /// PUBLISHes received from the broker, on every subscription.
     received: AtomicU64,
+    /// Messages in and out per part of the bridge (`GET /metrics`).
+    traffic: Mutex<Vec<Arc<Traffic>>>,
 }
+
+/// Messages one part of the bridge (a driver, discovery) was handed and
+/// published through the link; read by [`crate::metrics`] at scrape time.
+#[derive(Debug)]
+struct Traffic {
+    label: &'static str,
+    received: AtomicU64,
+    published: AtomicU64,
+}
+
+impl Traffic {
+    fn new(label: &'static str) -> Arc<Traffic> {
+        Arc::new(Traffic {
+            label,
+            received: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+        })
+    }
+}
+
+/// The label of what the link does for no named part (birth message,
+/// the API's own publishes, links made without [`MqttLink::for_driver`]).
+pub const BRIDGE_TRAFFIC: &str = "bridge";
 
 #[derive(Debug, Clone, Copy, Default)]
 struct SubAcks {
@@ -216,6 +243,8 @@ pub struct MqttLink {
     client: AsyncClient,
     shared: Arc<Shared>,
     connected: watch::Receiver<bool>,
+    /// Where this clone's subscriptions and publishes are counted.
+    traffic: Arc<Traffic>,
 }
 
 /// Queue length per subscription, in messages; a full queue slows the link
@@ -257,12 +286,15 @@ impl MqttLink {
             stopping: AtomicBool::new(false),
             subacks: watch::channel(SubAcks::default()).0,
             received: AtomicU64::new(0),
+            traffic: Mutex::new(vec![Traffic::new(BRIDGE_TRAFFIC)]),
         });
         let (connected_tx, connected) = watch::channel(false);
+        let traffic = shared.traffic.lock().unwrap_or_else(|e| e.into_inner())[0].clone();
         let link = MqttLink {
             client,
             shared,
             connected,
+            traffic,
         };
         tokio::spawn(run(
             eventloop,
@@ -290,6 +322,7 @@ impl MqttLink {
             filter: filter.into(),
             tx,
             queued_bytes: Arc::new(Semaphore::new(SUB_QUEUE_BYTES)),
+            traffic: self.traffic.clone(),
         });
         if subs.0 {
             if let Err(e) = self.client.try_subscribe(filter, QoS::AtLeastOnce) {
@@ -325,6 +358,48 @@ impl MqttLink {
         self.shared.received.load(Ordering::Relaxed)
     }
 
+    /// The same connection, counting this clone's subscriptions and
+    /// publishes under `label` (a driver's name) in [`Self::traffic`].
+    pub fn for_driver(&self, label: &'static str) -> MqttLink {
+        let mut all = self
+            .shared
+            .traffic
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let traffic = match all.iter().find(|t| t.label == label) {
+            Some(t) => t.clone(),
+            None => {
+                let t = Traffic::new(label);
+                all.push(t.clone());
+                t
+            }
+        };
+        MqttLink {
+            traffic,
+            ..self.clone()
+        }
+    }
+
+    /// `(label, messages handed to its subscriptions, messages it
+    /// published)` per label, in the order labels first appeared. A
+    /// message matching subscriptions of two labels counts for both.
+    pub fn traffic(&self) -> Vec<(&'static str, u64, u64)> {
+        let all = self
+            .shared
+            .traffic
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        all.iter()
+            .map(|t| {
+                (
+                    t.label,
+                    t.received.load(Ordering::Relaxed),
+                    t.published.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+
     /// Waits until the broker acknowledged every SUBSCRIBE and UNSUBSCRIBE
     /// sent so far (SUBACK, UNSUBACK), at most `timeout`; false if it did
     /// not. A message published after this returned true reaches every
@@ -349,7 +424,9 @@ impl MqttLink {
         self.client
             .publish(topic, QoS::AtLeastOnce, retain, payload.into())
             .await
-            .with_context(|| format!("publishing to `{topic}`"))
+            .with_context(|| format!("publishing to `{topic}`"))?;
+        self.traffic.published.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     pub fn is_connected(&self) -> bool {
@@ -442,17 +519,17 @@ fn on_connect(link: &MqttLink, birth: Option<&(String, String)>) {
 }
 
 async fn dispatch(link: &MqttLink, msg: Message) {
-    let targets: Vec<(mpsc::Sender<Message>, Arc<Semaphore>)> = {
+    let targets: Vec<(mpsc::Sender<Message>, Arc<Semaphore>, Arc<Traffic>)> = {
         let mut subs = link.shared.subs.lock().unwrap_or_else(|e| e.into_inner());
         release_closed(link, &mut subs);
         subs.1
             .iter()
             .filter(|s| rumqttc::matches(&msg.topic, &s.filter))
-            .map(|s| (s.tx.clone(), s.queued_bytes.clone()))
+            .map(|s| (s.tx.clone(), s.queued_bytes.clone(), s.traffic.clone()))
             .collect()
     };
     let size = queued_size(&msg);
-    for (tx, queued_bytes) in targets {
+    for (tx, queued_bytes, traffic) in targets {
         // Waits (backpressure) while the subscription holds its byte budget;
         // the semaphore is never closed, so this only fails if it were.
         let Ok(permit) = queued_bytes.acquire_many_owned(size).await else {
@@ -460,7 +537,9 @@ async fn dispatch(link: &MqttLink, msg: Message) {
         };
         let mut msg = msg.clone();
         msg._queued = Some(Arc::new(permit));
-        let _ = tx.send(msg).await;
+        if tx.send(msg).await.is_ok() {
+            traffic.received.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

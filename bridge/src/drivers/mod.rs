@@ -82,35 +82,50 @@ pub const FAILURES_BEFORE_OFFLINE: u32 = 3;
 /// Starts every driver the config asks for.
 pub fn start(config: &Config, ctx: &DriverContext) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let mut tasks = Vec::new();
+    // Each driver's MQTT messages are counted under its name (`GET /metrics`).
+    let labelled = |name: &'static str| DriverContext {
+        link: ctx.link.for_driver(name),
+        ..ctx.clone()
+    };
     if config.esp32.enabled {
-        tasks.push(esp32_node::spawn(ctx)?);
+        tasks.push(esp32_node::spawn(&labelled("esp32_node"))?);
     }
     for ac in &config.ir_ac {
-        tasks.push(tasmota_ir::spawn(ac.clone(), ctx)?);
+        tasks.push(tasmota_ir::spawn(ac.clone(), &labelled("tasmota_ir"))?);
     }
     for ac in &config.broadlink {
-        tasks.push(broadlink::spawn(ac.clone(), ctx)?);
+        tasks.push(broadlink::spawn(ac.clone(), &labelled("broadlink"))?);
     }
     for plug in &config.shelly {
-        tasks.push(shelly::spawn(plug.clone(), ctx)?);
+        tasks.push(shelly::spawn(plug.clone(), &labelled("shelly"))?);
     }
     for plug in &config.meross {
-        tasks.push(meross::spawn(plug.clone(), ctx)?);
+        tasks.push(meross::spawn(plug.clone(), &labelled("meross"))?);
     }
     for strip in &config.tasmota_strip {
-        tasks.push(tasmota_strip::spawn(strip.clone(), ctx)?);
+        tasks.push(tasmota_strip::spawn(
+            strip.clone(),
+            &labelled("tasmota_strip"),
+        )?);
     }
     for strip in &config.shelly_pro4pm {
-        tasks.push(shelly_pro4pm::spawn(strip.clone(), ctx)?);
+        tasks.push(shelly_pro4pm::spawn(
+            strip.clone(),
+            &labelled("shelly_pro4pm"),
+        )?);
     }
     for meter in &config.shelly_em {
-        tasks.push(shelly_em::spawn(meter.clone(), ctx)?);
+        tasks.push(shelly_em::spawn(meter.clone(), &labelled("shelly_em"))?);
     }
     for plug in &config.shelly_gen1 {
-        tasks.push(shelly_gen1::spawn(plug.clone(), ctx)?);
+        tasks.push(shelly_gen1::spawn(plug.clone(), &labelled("shelly_gen1"))?);
     }
     if !config.select.is_empty() || !config.number.is_empty() {
-        tasks.push(helpers::spawn(&config.select, &config.number, ctx)?);
+        tasks.push(helpers::spawn(
+            &config.select,
+            &config.number,
+            &labelled("helpers"),
+        )?);
     }
     if let Some(tariff) = &config.tariff {
         tasks.push(crate::feeds::tariff_driver::spawn(tariff.clone(), ctx)?);

@@ -229,6 +229,8 @@ pub struct RunnerContext {
     pub shutdown: Shutdown,
     /// Where the plugin's alerts and its faults go.
     pub alerts: Arc<crate::alerts::AlertHub>,
+    /// Call latency histograms (`GET /metrics`); `None` in tools and benches.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl RunnerContext {
@@ -587,6 +589,13 @@ impl Runner {
         }
     }
 
+    /// One `tick` or `on_state` call's wall time, into the metrics.
+    fn observe_call(&self, call: &'static str, started: Instant) {
+        if let Some(m) = &self.ctx.metrics {
+            m.plugin_call(&self.name, call, started.elapsed());
+        }
+    }
+
     fn update(&self, f: impl FnOnce(&mut PluginStatus)) {
         f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
     }
@@ -630,7 +639,9 @@ impl Runner {
                 Next::Tick => {
                     ticked = true;
                     let now_ms = self.ctx.store.clock().now_ms();
+                    let started = Instant::now();
                     let out = instance.tick(now_ms);
+                    self.observe_call("tick", started);
                     // The next tick is a full period after this one ends, so
                     // a tick slower than its period cannot starve the queue.
                     next_tick = self.tick_interval().map(|i| Instant::now() + i);
@@ -641,7 +652,10 @@ impl Runner {
                         continue;
                     }
                     delivered = 1;
-                    instance.on_state(&to_wit_change(&change))
+                    let started = Instant::now();
+                    let out = instance.on_state(&to_wit_change(&change));
+                    self.observe_call("on_state", started);
+                    out
                 }
                 Next::Input(Input::Save(reply)) => {
                     let bytes = instance.save().unwrap_or_else(|_| self.saved.clone());

@@ -343,6 +343,12 @@ impl Recorder {
         self.shared.commit_samples()
     }
 
+    /// Calls `f` after every batch commit, on the writer thread (keep it
+    /// quick: `GET /metrics` observes a histogram). One observer.
+    pub fn observe_commits(&self, f: impl Fn(&CommitSample) + Send + Sync + 'static) {
+        self.shared.observe_commits(Box::new(f));
+    }
+
     /// Test hook: caps the database at `pages` pages (`PRAGMA
     /// max_page_count` on the writer's connection; SQLite then answers
     /// SQLITE_FULL exactly as for a full disk), or lifts the cap (`None`).

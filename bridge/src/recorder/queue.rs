@@ -105,7 +105,12 @@ pub struct Shared {
     clock: Clock,
     stats: Mutex<RecorderStats>,
     samples: Mutex<VecDeque<CommitSample>>,
+    /// Told of every commit (the metrics' commit time histogram).
+    commit_observer: std::sync::OnceLock<CommitObserver>,
 }
+
+/// What [`Shared::observe_commits`] takes.
+pub type CommitObserver = Box<dyn Fn(&CommitSample) + Send + Sync>;
 
 impl Shared {
     pub fn new(max_queue: usize, clock: Clock, immediate: bool) -> Shared {
@@ -117,7 +122,14 @@ impl Shared {
             clock,
             stats: Mutex::new(RecorderStats::default()),
             samples: Mutex::new(VecDeque::new()),
+            commit_observer: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Calls `f` after every batch commit, on the writer thread (so `f`
+    /// must be quick); one observer, the first set.
+    pub fn observe_commits(&self, f: CommitObserver) {
+        let _ = self.commit_observer.set(f);
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -194,6 +206,9 @@ impl Shared {
     }
 
     pub fn sample(&self, s: CommitSample) {
+        if let Some(f) = self.commit_observer.get() {
+            f(&s);
+        }
         let mut v = self.samples.lock().unwrap_or_else(|e| e.into_inner());
         if v.len() == MAX_COMMIT_SAMPLES {
             v.pop_front();

@@ -73,6 +73,8 @@ where
                 "WebSocket client {peer} authenticated with token `{}`",
                 token.name
             );
+            // Counted while authenticated (`hearth_websocket_clients`).
+            let _counted = api.metrics.as_ref().map(|m| m.websocket_client());
             let mut session = Session {
                 conn: conn.clone(),
                 api: api.clone(),
@@ -93,6 +95,13 @@ where
         }
         Err(end) => end,
     };
+    if let Some(m) = &api.metrics {
+        match &end {
+            End::TooSlow => m.websocket_dropped("slow"),
+            End::Close(1009, _) => m.websocket_dropped("oversize"),
+            _ => {}
+        }
+    }
     match end {
         End::Close(code, reason) => {
             // A client that does not read cannot hold the session: queuing
@@ -225,6 +234,9 @@ impl Session {
                             self.token.name,
                             last_heard.elapsed().as_secs_f64()
                         );
+                        if let Some(m) = &self.api.metrics {
+                            m.websocket_dropped("heartbeat");
+                        }
                         return End::Drop;
                     }
                     self.conn.ping();

@@ -580,6 +580,11 @@ impl InfluxSink {
         &self.shared.path
     }
 
+    /// A handle on the sink's counts, read at scrape time by `GET /metrics`.
+    pub fn watch(&self) -> InfluxWatch {
+        InfluxWatch(self.shared.clone())
+    }
+
     /// Stops: every change the store emitted so far is written to disk,
     /// a POST in progress is finished (at most `timeout_s`) and its batch
     /// deleted if the server took it. What is left is sent after the next
@@ -593,6 +598,39 @@ impl InfluxSink {
             self.shared.buffered(),
             self.shared.path.display()
         );
+    }
+}
+
+/// The sink's counts as the problem entity shows them
+/// ([`InfluxSink::watch`]).
+#[derive(Clone)]
+pub struct InfluxWatch(Arc<Shared>);
+
+impl std::fmt::Debug for InfluxWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InfluxWatch")
+            .field("url", &self.0.url)
+            .finish()
+    }
+}
+
+impl InfluxWatch {
+    /// Points on disk waiting to be sent.
+    pub fn buffered_points(&self) -> u64 {
+        self.0.buffered()
+    }
+
+    /// Points dropped because the buffer was full, and points the server
+    /// refused (400/422), since the sink started (the dropped count
+    /// includes drops when the buffer was opened).
+    pub fn dropped_and_rejected(&self) -> (u64, u64) {
+        let s = self.0.status();
+        (s.dropped, s.rejected)
+    }
+
+    /// Whether the last POST or disk write failed.
+    pub fn failing(&self) -> bool {
+        self.0.status().failing
     }
 }
 

@@ -54,6 +54,7 @@ pub mod feeds;
 pub mod forecast;
 pub mod lan;
 pub mod logging;
+pub mod nodered;
 pub mod metrics;
 pub mod plugins;
 pub mod recorder;

@@ -68,6 +68,8 @@ pub struct Api {
     /// Devices found on the network (`None` unless `[lan_discovery]
     /// enabled`): `hearth/devices/pending|adopt`.
     pub lan: Option<Arc<crate::lan::Lan>>,
+    /// Node-RED's entities and webhooks (`nodered/*`, `/api/webhook/<id>`).
+    pub nodered: Arc<crate::nodered::NodeRed>,
     /// `GET /metrics` and what the API counts itself (WebSocket clients);
     /// `None`: 404.
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
@@ -96,7 +98,8 @@ impl Api {
 
     /// `get_config`.
     pub fn config(&self) -> serde_json::Value {
-        let mut components: Vec<String> = ["api", "hearth", "mqtt", "websocket_api"]
+        // `nodered`: the companion Node-RED's HA nodes look for.
+        let mut components: Vec<String> = ["api", "hearth", "mqtt", "nodered", "websocket_api"]
             .into_iter()
             .map(String::from)
             .collect();

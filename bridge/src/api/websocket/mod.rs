@@ -12,6 +12,7 @@ pub mod energy;
 pub mod hearth;
 pub mod history;
 pub mod history_stream;
+pub mod nodered;
 pub mod protocol;
 pub mod registries;
 pub mod session;

@@ -15,7 +15,7 @@
 
 use super::connection::{Conn, DropReason, write_loop};
 use super::protocol::{self, ERR_ID_REUSE, ERR_UNKNOWN_COMMAND};
-use super::{commands, hearth, history, registries};
+use super::{commands, hearth, history, nodered, registries};
 use crate::api::Api;
 use crate::api::auth::TokenInfo;
 use crate::shutdown::Shutdown;
@@ -338,6 +338,8 @@ impl Session {
             registries::handle(self, &cmd)
         } else if cmd.kind.starts_with("history/") {
             history::handle(self, &cmd)
+        } else if cmd.kind.starts_with("nodered/") {
+            nodered::handle(self, &cmd)
         } else {
             commands::handle(self, &cmd)
         };

@@ -151,6 +151,16 @@ pub struct Config {
     /// [`crate::lan`]).
     #[serde(default)]
     pub lan_discovery: crate::lan::LanDiscoveryConfig,
+    /// Areas with the devices and entities in them (keys in
+    /// [`crate::areas::AreaConfig`], behaviour in [`crate::areas`]).
+    #[serde(default, rename = "area")]
+    pub areas: Vec<crate::areas::AreaConfig>,
+    /// Floors areas are on ([`crate::areas::FloorConfig`]).
+    #[serde(default, rename = "floor")]
+    pub floors: Vec<crate::areas::FloorConfig>,
+    /// Labels for areas, devices and entities ([`crate::areas::LabelConfig`]).
+    #[serde(default, rename = "label")]
+    pub labels: Vec<crate::areas::LabelConfig>,
     /// The file this config was read from ([`Config::load`] sets it; not a
     /// key of the file): adopted devices are written there.
     #[serde(skip)]
@@ -433,8 +443,18 @@ impl Config {
         }
     }
 
+    /// `[[area]]`, `[[floor]]` and `[[label]]` together.
+    pub fn places(&self) -> crate::areas::PlacesConfig {
+        crate::areas::PlacesConfig {
+            areas: self.areas.clone(),
+            floors: self.floors.clone(),
+            labels: self.labels.clone(),
+        }
+    }
+
     /// Checks what serde cannot: ids, references, ranges.
     pub fn validate(&self) -> anyhow::Result<()> {
+        crate::areas::validate_config(&self.places())?;
         if let Some(tls) = &self.tls {
             anyhow::ensure!(
                 tls.handshake_timeout_s.is_finite()

@@ -39,6 +39,7 @@
 pub mod alerts;
 pub mod api;
 pub mod app;
+pub mod areas;
 pub mod broker;
 pub mod cli;
 pub mod clock;
@@ -62,5 +63,6 @@ pub mod secret;
 pub mod security;
 pub mod shutdown;
 pub mod solar;
+pub mod template;
 pub mod twin;
 pub mod usage;

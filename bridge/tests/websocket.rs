@@ -614,7 +614,8 @@ async fn call_service_moves_the_twin_and_the_change_carries_its_context() {
                      "service_data": {"temperature": 23}, "target": {"area_id": "kitchen"}}),
         )
         .await;
-    assert_error(&r, "invalid_format");
+    // No such area (HA logs it; Hearth answers it).
+    assert!(assert_error(&r, "not_found").contains("areas kitchen"));
     // service_data.entity_id works as in HA.
     let r = ws
         .call(

@@ -75,9 +75,17 @@ pub struct Api {
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// The `[usage]` and `[energy]` sections `hearth/energy/summary` reads.
     pub energy_summary: websocket::energy::SummarySources,
+    /// Areas, floors, labels and where devices and entities are
+    /// ([`crate::areas`]).
+    pub areas: Arc<crate::areas::AreaRegistry>,
 }
 
 impl Api {
+    /// The registries joined with the store's devices and entities.
+    pub fn places(&self) -> crate::areas::Places {
+        crate::areas::Places::new(self.areas.get(), &self.store.snapshot())
+    }
+
     /// Every current state, as HA shows it.
     pub fn states(&self) -> Vec<serde_json::Value> {
         let snap = self.store.snapshot();

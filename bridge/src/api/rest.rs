@@ -12,8 +12,11 @@
 //! - `POST /api/states/<entity_id>` with `{"state", "attributes"}` → 201
 //!   (new, with `Location`) or 200 and the state; an entity Hearth owns is
 //!   refused with 400 ([`super::post_state`])
+//! - `POST /api/template` with `{"template", "variables"}` → 200
+//!   `text/plain` ([`crate::template::rest`])
 //! - `POST /api/services/<domain>/<service>` with the service data (with
-//!   `entity_id`) as the JSON body → 200 and the states the call changed
+//!   `entity_id`, or `device_id`, `area_id`, `floor_id`, `label_id`) as the
+//!   JSON body → 200 and the states the call changed
 //!   while it ran; 400 with a message for bad input or unknown services
 //!   (in REST's words: the body's `entity_id`, not WebSocket's `target`), a
 //!   refused value included (HA's `ServiceValidationError`, with HA's
@@ -85,6 +88,10 @@ pub async fn answer(
                 None => message(StatusCode::NOT_FOUND, "Entity not found."),
             }
         }
+        (&Method::POST, "/api/template") => match read_body(req).await {
+            Ok(body) => crate::template::rest::answer(api, &body),
+            Err(resp) => *resp,
+        },
         (&Method::POST, p) if p.starts_with("/api/services/") => {
             let query = req.uri().query().unwrap_or("").to_string();
             let body = match read_body(req).await {
@@ -189,7 +196,19 @@ async fn call_service(
     let result = async {
         calls::check_service(domain, service, return_response)?;
         let mut data = data;
-        let ids = strings(data.remove("entity_id").as_ref(), "entity_id")?.unwrap_or_default();
+        // HA accepts the target keys in the body too.
+        let mut take = |key: &str| strings(data.remove(key).as_ref(), key);
+        let target = crate::areas::places::Target {
+            entity_ids: take("entity_id")?.unwrap_or_default(),
+            device_ids: take("device_id")?.unwrap_or_default(),
+            area_ids: take("area_id")?.unwrap_or_default(),
+            floor_ids: take("floor_id")?.unwrap_or_default(),
+            label_ids: take("label_id")?.unwrap_or_default(),
+        };
+        let ids = api
+            .places()
+            .resolve(domain, &target)
+            .map_err(|m| Failure::new(super::websocket::protocol::ERR_NOT_FOUND, m))?;
         // Watch the store from before the call: HA answers with the states
         // changed while the call ran.
         let (snapshot, mut rx) = api.store.subscribe();

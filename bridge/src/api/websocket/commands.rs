@@ -1,7 +1,9 @@
 //! HA's core commands (`websocket_api/commands.py`): `ping`,
 //! `supported_features`, `get_states`, `get_config`, `get_services`,
-//! `call_service`, `fire_event`, `subscribe_events`, `subscribe_entities`,
-//! `unsubscribe_events`, `auth/current_user`.
+//! `call_service` (targets resolved by [`crate::areas::places`]),
+//! `render_template` ([`crate::template::subscription`]), `fire_event`,
+//! `subscribe_events`, `subscribe_entities`, `unsubscribe_events`,
+//! `auth/current_user`.
 
 use super::protocol::{self, Command, ERR_HOME_ASSISTANT_ERROR, ERR_NOT_FOUND, Fields, strings};
 use super::session::Session;
@@ -42,6 +44,7 @@ pub fn handle(s: &mut Session, cmd: &Command) -> Option<Outcome> {
             })
         }),
         "call_service" => call_service(s, cmd),
+        "render_template" => crate::template::subscription::handle(s, cmd),
         "fire_event" => fire_event(s, cmd),
         "subscribe_events" => subscribe_events(s, cmd),
         "subscribe_entities" => subscribe_entities(s, cmd),
@@ -88,26 +91,34 @@ fn call_service(s: &mut Session, cmd: &Command) -> Outcome {
     let service = f.required_str("service")?.to_string();
     let return_response = f.bool("return_response")?;
     let mut data = f.object("service_data")?.cloned().unwrap_or_default();
-    let mut entity_ids =
-        strings(data.remove("entity_id").as_ref(), "service_data.entity_id")?.unwrap_or_default();
-    if let Some(target) = f.object("target")? {
-        for (key, value) in target {
+    let mut target = crate::areas::places::Target {
+        entity_ids: strings(data.remove("entity_id").as_ref(), "service_data.entity_id")?
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    if let Some(t) = f.object("target")? {
+        for (key, value) in t {
             let ids = strings(Some(value), &format!("target.{key}"))?.unwrap_or_default();
             match key.as_str() {
-                "entity_id" => entity_ids.extend(ids),
-                "device_id" => {
-                    for d in ids {
-                        entity_ids.extend(calls::device_entities(&s.api, &d, &domain)?);
-                    }
-                }
+                "entity_id" => target.entity_ids.extend(ids),
+                "device_id" => target.device_ids.extend(ids),
+                "area_id" => target.area_ids.extend(ids),
+                "floor_id" => target.floor_ids.extend(ids),
+                "label_id" => target.label_ids.extend(ids),
                 other => {
                     return Err(Failure::from(format!(
-                        "Hearth has no {other}s; target entity_id or device_id @ data['target']['{other}']"
+                        "extra keys not allowed @ data['target']['{other}']"
                     )));
                 }
             }
         }
     }
+    // HA's async_extract_referenced_entity_ids (crate::areas::places).
+    let entity_ids = s
+        .api
+        .places()
+        .resolve(&domain, &target)
+        .map_err(|m| Failure::new(ERR_NOT_FOUND, m))?;
     calls::check_service(&domain, &service, return_response)?;
     let permit = s.calls_in_flight.clone().try_acquire_owned().map_err(|_| {
         Failure::new(

@@ -1,0 +1,811 @@
+//! The functions, filters and objects of HA's template environment
+//! (`TemplateEnvironment` in `homeassistant/helpers/template.py`), each
+//! with HA's name, arguments and failure: a conversion without a default
+//! fails with HA's `raise_no_default` message.
+
+use super::datetime::DateTime;
+use super::{Listeners, World};
+use crate::entity::{State, domain_of};
+use minijinja::value::{Kwargs, Object, ObjectRepr, Rest, Serde, Value};
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+/// The start of HA's `raise_no_default` message; [`super::error`] reports
+/// these as Python's `ValueError`.
+pub const VALUE_ERROR: &str = "Template error:";
+
+/// One render's world and what it read.
+pub struct Ctx {
+    pub world: World,
+    pub seen: Mutex<Listeners>,
+}
+
+impl fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Ctx")
+    }
+}
+
+impl Ctx {
+    fn seen(&self) -> std::sync::MutexGuard<'_, Listeners> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn entity(&self, entity_id: &str) -> Option<&State> {
+        self.seen().entities.insert(entity_id.to_string());
+        self.world.states.get(entity_id)
+    }
+
+    fn domain(&self, domain: &str) {
+        self.seen().domains.insert(domain.to_string());
+    }
+
+    fn all(&self) {
+        self.seen().all = true;
+    }
+
+    fn time(&self) {
+        self.seen().time = true;
+    }
+}
+
+/// HA's `raise_no_default`.
+fn no_default(function: &str, value: &Value) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!(
+            "{VALUE_ERROR} {function} got invalid input '{}' when rendering template but no default was specified",
+            py_str(value)
+        ),
+    )
+}
+
+/// Python's `str()` of a template value.
+pub fn py_str(v: &Value) -> String {
+    py_repr(v, true)
+}
+
+/// Python's `str()` (`top`) or `repr()` (inside a list or dict) of a value.
+pub fn py_repr(v: &Value, top: bool) -> String {
+    use minijinja::value::ValueKind as K;
+    match v.kind() {
+        K::Undefined => String::new(),
+        K::None => "None".into(),
+        K::Bool => if v.is_true() { "True" } else { "False" }.into(),
+        K::Number => match serde_json::to_value(v) {
+            Ok(serde_json::Value::Number(n)) if n.is_f64() => {
+                py_float_repr(n.as_f64().unwrap_or(0.0))
+            }
+            _ => v.to_string(),
+        },
+        K::String if top => v.as_str().unwrap_or_default().to_string(),
+        K::String => py_str_repr(v.as_str().unwrap_or_default()),
+        K::Seq => {
+            let items: Vec<String> = v
+                .try_iter()
+                .map(|it| it.map(|i| py_repr(&i, false)).collect())
+                .unwrap_or_default();
+            format!("[{}]", items.join(", "))
+        }
+        K::Map => {
+            let items: Vec<String> = v
+                .try_iter()
+                .map(|it| {
+                    it.map(|k| {
+                        let val = v.get_item(&k).unwrap_or_default();
+                        format!("{}: {}", py_repr(&k, false), py_repr(&val, false))
+                    })
+                    .collect()
+                })
+                .unwrap_or_default();
+            format!("{{{}}}", items.join(", "))
+        }
+        _ => v.to_string(),
+    }
+}
+
+/// Python's `repr(float)`: `3.0`, `0.1`, `1e+16`, `nan`, `inf`.
+fn py_float_repr(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let a = f.abs();
+    if a != 0.0 && !(1e-4..1e16).contains(&a) {
+        let e = format!("{f:e}");
+        let (m, exp) = e.split_once('e').unwrap_or((&e, "0"));
+        let (sign, digits) = match exp.strip_prefix('-') {
+            Some(d) => ('-', d),
+            None => ('+', exp),
+        };
+        return format!("{m}e{sign}{digits:0>2}");
+    }
+    super::literal::py_float(f)
+}
+
+/// Python's `repr(str)`: single quotes unless the text has one and no
+/// double quote.
+fn py_str_repr(s: &str) -> String {
+    let q = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(q);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == q => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(q);
+    out
+}
+
+fn bool_of(v: &Value) -> Option<bool> {
+    (v.kind() == minijinja::value::ValueKind::Bool).then(|| v.is_true())
+}
+
+fn undefined(v: &Value) -> Result<(), Error> {
+    if v.is_undefined() {
+        Err(Error::new(ErrorKind::UndefinedError, "value is undefined"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Python's `float(value)`: numbers, booleans and numeric strings
+/// (whitespace, `_` between digits, `inf`, `nan` allowed).
+pub fn py_float(v: &Value) -> Option<f64> {
+    if let Some(b) = bool_of(v) {
+        return Some(if b { 1.0 } else { 0.0 });
+    }
+    if let Some(s) = v.as_str() {
+        let t = s.trim();
+        if t.starts_with('_') || t.ends_with('_') || t.contains("__") {
+            return None;
+        }
+        return t.replace('_', "").parse::<f64>().ok();
+    }
+    if v.is_number() {
+        return f64::try_from(v.clone()).ok();
+    }
+    None
+}
+
+/// jinja2's `do_int` (`int(value)`, else `int(float(value))`).
+fn py_int(v: &Value, base: u32) -> Option<i64> {
+    if let Some(i) = v.as_i64() {
+        return Some(i);
+    }
+    if let Some(s) = v.as_str() {
+        let t = s.trim().replace('_', "");
+        let (neg, digits) = match t.strip_prefix('-') {
+            Some(d) => (true, d),
+            None => (false, t.strip_prefix('+').unwrap_or(&t)),
+        };
+        let digits = match base {
+            16 => digits.trim_start_matches("0x").trim_start_matches("0X"),
+            8 => digits.trim_start_matches("0o").trim_start_matches("0O"),
+            2 => digits.trim_start_matches("0b").trim_start_matches("0B"),
+            _ => digits,
+        };
+        if let Ok(i) = i64::from_str_radix(digits, base) {
+            return Some(if neg { -i } else { i });
+        }
+    }
+    let f = py_float(v)?;
+    (f.is_finite() && f.abs() < 9.2e18).then(|| f.trunc() as i64)
+}
+
+fn float_or(value: Value, default: Option<Value>, name: &str) -> Result<Value, Error> {
+    undefined(&value)?;
+    match py_float(&value) {
+        Some(f) => Ok(f.into()),
+        None => default.ok_or_else(|| no_default(name, &value)),
+    }
+}
+
+fn int_or(
+    value: Value,
+    default: Option<Value>,
+    base: Option<u32>,
+    name: &str,
+) -> Result<Value, Error> {
+    undefined(&value)?;
+    match py_int(&value, base.unwrap_or(10)) {
+        Some(i) => Ok(i.into()),
+        None => default.ok_or_else(|| no_default(name, &value)),
+    }
+}
+
+/// HA's `forgiving_round(value, precision=0, method="common", default)`.
+fn round(value: Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    undefined(&value)?;
+    let precision = match args.first() {
+        Some(p) => p.as_i64().unwrap_or(0),
+        None => kwargs.get::<Option<i64>>("precision")?.unwrap_or(0),
+    };
+    let method: String = match args.get(1) {
+        Some(m) => m.to_string(),
+        None => kwargs
+            .get::<Option<String>>("method")?
+            .unwrap_or_else(|| "common".into()),
+    };
+    let default = match args.get(2) {
+        Some(d) => Some(d.clone()),
+        None => kwargs.get::<Option<Value>>("default")?,
+    };
+    kwargs.assert_all_used()?;
+    let Some(f) = py_float(&value) else {
+        return default.ok_or_else(|| no_default("round", &value));
+    };
+    let precision = precision.clamp(-15, 15) as i32;
+    let m = 10f64.powi(precision);
+    let rounded = match method.as_str() {
+        "ceil" => (f * m).ceil() / m,
+        "floor" => (f * m).floor() / m,
+        "half" => (f * 2.0).round_ties_even() / 2.0,
+        // Python's round(): half to even, on the exact binary value (as
+        // Rust's formatting rounds).
+        _ if precision >= 0 => format!("{f:.p$}", p = precision as usize)
+            .parse::<f64>()
+            .unwrap_or(f),
+        _ => (f * m).round_ties_even() / m,
+    };
+    if precision == 0 && rounded.is_finite() {
+        Ok((rounded as i64).into())
+    } else {
+        Ok(rounded.into())
+    }
+}
+
+/// HA's `forgiving_boolean`.
+fn boolean(value: Value, default: Option<Value>) -> Result<Value, Error> {
+    undefined(&value)?;
+    if let Some(b) = bool_of(&value) {
+        return Ok(b.into());
+    }
+    let text = py_str(&value).to_lowercase();
+    match text.trim() {
+        "1" | "true" | "yes" | "on" | "enable" | "1.0" => Ok(true.into()),
+        "0" | "false" | "no" | "off" | "disable" | "0.0" => Ok(false.into()),
+        _ => default.ok_or_else(|| no_default("bool", &value)),
+    }
+}
+
+fn timestamp(value: &Value) -> Option<f64> {
+    if value.as_str().is_some() || value.is_none() {
+        return None; // utc_from_timestamp(str) is a TypeError
+    }
+    py_float(value)
+}
+
+/// HA's `as_timestamp`: a datetime or a date-time string → seconds.
+fn as_timestamp(ctx: &Ctx, value: &Value, default: Option<Value>) -> Result<Value, Error> {
+    undefined(value)?;
+    if let Some(d) = value.downcast_object_ref::<DateTime>() {
+        return Ok(d.seconds().into());
+    }
+    match DateTime::parse(&py_str(value), &ctx.world.tz) {
+        Some(d) => Ok(d.seconds().into()),
+        None => default.ok_or_else(|| no_default("as_timestamp", value)),
+    }
+}
+
+/// HA's `as_datetime`: a datetime, a UNIX timestamp or a date-time string.
+fn as_datetime(ctx: &Ctx, value: &Value, default: Option<Value>) -> Result<Value, Error> {
+    undefined(value)?;
+    if value.downcast_object_ref::<DateTime>().is_some() {
+        return Ok(value.clone());
+    }
+    let utc = jiff::tz::TimeZone::UTC;
+    if let Some(d) = py_float(value).and_then(|s| DateTime::from_seconds(s, &utc)) {
+        return Ok(Value::from_object(d));
+    }
+    if let Some(s) = value.as_str()
+        && let Some(d) = DateTime::parse(s, &ctx.world.tz)
+    {
+        return Ok(Value::from_object(d));
+    }
+    match default {
+        Some(d) => Ok(d),
+        // HA: None for a string, for compatibility with 2024.1.
+        None if value.as_str().is_some() => Ok(Value::from(())),
+        None => Err(no_default("as_datetime", value)),
+    }
+}
+
+/// `states`: callable (`states('sensor.x')`), by domain
+/// (`states.sensor.x`), by id (`states['sensor.x']`), iterable (every
+/// state, sorted by entity id).
+#[derive(Debug)]
+struct AllStates(Arc<Ctx>);
+
+impl Object for AllStates {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Iterable
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        if key.contains('.') {
+            return Some(state_value(&self.0, key));
+        }
+        if !valid_domain(key) {
+            return None;
+        }
+        Some(Value::from_object(DomainStates(
+            self.0.clone(),
+            key.to_string(),
+        )))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        self.0.all();
+        let ctx = self.0.clone();
+        let items: Vec<Value> = ctx
+            .world
+            .states
+            .values()
+            .map(|s| Value::from_object(TemplateState(ctx.clone(), s.clone())))
+            .collect();
+        minijinja::value::Enumerator::Values(items)
+    }
+
+    fn call(
+        self: &Arc<Self>,
+        _state: &mut minijinja::State<'_, '_>,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let (id, _rounded, with_unit, kwargs): (String, Option<bool>, Option<bool>, Kwargs) =
+            minijinja::value::from_args(args)?;
+        let _ = kwargs.get::<Option<bool>>("rounded")?;
+        let with_unit = with_unit.or(kwargs.get::<Option<bool>>("with_unit")?);
+        kwargs.assert_all_used()?;
+        Ok(states_of(&self.0, &id, with_unit.unwrap_or(false)).into())
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<template AllStates>")
+    }
+}
+
+fn valid_domain(d: &str) -> bool {
+    !d.is_empty()
+        && d.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+}
+
+/// `states.sensor`: the domain's states; `.x` is `sensor.x`.
+#[derive(Debug)]
+struct DomainStates(Arc<Ctx>, String);
+
+impl Object for DomainStates {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Iterable
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let id = format!("{}.{}", self.1, key.as_str()?);
+        Some(state_value(&self.0, &id))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        self.0.domain(&self.1);
+        let ctx = self.0.clone();
+        let prefix = format!("{}.", self.1);
+        let items: Vec<Value> = ctx
+            .world
+            .states
+            .range(prefix.clone()..)
+            .take_while(|(id, _)| id.starts_with(&prefix))
+            .map(|(_, s)| Value::from_object(TemplateState(ctx.clone(), s.clone())))
+            .collect();
+        minijinja::value::Enumerator::Values(items)
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<template DomainStates('{}')>", self.1)
+    }
+}
+
+fn state_value(ctx: &Arc<Ctx>, entity_id: &str) -> Value {
+    match ctx.entity(entity_id) {
+        Some(s) => Value::from_object(TemplateState(ctx.clone(), s.clone())),
+        None => Value::from(()),
+    }
+}
+
+/// HA's `states(entity_id)`: the state string, `unknown` for no entity.
+fn states_of(ctx: &Ctx, entity_id: &str, with_unit: bool) -> String {
+    match ctx.entity(entity_id) {
+        None => "unknown".into(),
+        Some(s) => match s
+            .attributes
+            .get("unit_of_measurement")
+            .and_then(|u| u.as_str())
+        {
+            Some(unit) if with_unit => format!("{} {unit}", s.state),
+            _ => s.state.clone(),
+        },
+    }
+}
+
+/// HA's `TemplateState`.
+#[derive(Debug)]
+struct TemplateState(Arc<Ctx>, State);
+
+impl Object for TemplateState {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let s = &self.1;
+        self.0.entity(&s.entity_id);
+        let utc = jiff::tz::TimeZone::UTC;
+        let time = |ms: i64| DateTime::from_ms(ms, &utc).map(Value::from_object);
+        Some(match key.as_str()? {
+            "state" => s.state.clone().into(),
+            "entity_id" => s.entity_id.clone().into(),
+            "domain" => domain_of(&s.entity_id).into(),
+            "object_id" => s.entity_id.split_once('.').map_or("", |(_, o)| o).into(),
+            "name" => match s.attributes.get("friendly_name").and_then(|n| n.as_str()) {
+                Some(n) => n.into(),
+                None => s
+                    .entity_id
+                    .split_once('.')
+                    .map_or("", |(_, o)| o)
+                    .replace('_', " ")
+                    .into(),
+            },
+            "attributes" => Value::from(Serde(&s.attributes)),
+            "last_changed" => time(s.last_changed)?,
+            "last_updated" | "last_reported" => time(s.last_updated)?,
+            "context" => Value::from(Serde(crate::api::ha::context(&s.context))),
+            "state_with_unit" => states_of(&self.0, &s.entity_id, true).into(),
+            _ => return None,
+        })
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.1;
+        write!(
+            f,
+            "<template TemplateState(<state {}={}",
+            s.entity_id, s.state
+        )?;
+        let attrs: Vec<String> = s
+            .attributes
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(t) => format!("{k}={t}"),
+                other => format!("{k}={other}"),
+            })
+            .collect();
+        if !attrs.is_empty() {
+            write!(f, "; {}", attrs.join(", "))?;
+        }
+        let when = DateTime::from_ms(s.last_changed, &jiff::tz::TimeZone::UTC)
+            .map(|d| d.iso('T'))
+            .unwrap_or_default();
+        write!(f, " @ {when}>)>")
+    }
+}
+
+fn attr_of(ctx: &Ctx, entity_id: &str, name: &str) -> Value {
+    ctx.entity(entity_id)
+        .and_then(|s| s.attributes.get(name))
+        .map_or(Value::from(()), |v| Value::from(Serde(v)))
+}
+
+fn is_state(ctx: &Ctx, entity_id: &str, state: &Value) -> bool {
+    let Some(s) = ctx.entity(entity_id) else {
+        return false;
+    };
+    if let Some(want) = state.as_str() {
+        return s.state == want;
+    }
+    match state.try_iter() {
+        Ok(items) => items
+            .into_iter()
+            .any(|v| v.as_str() == Some(s.state.as_str())),
+        Err(_) => false,
+    }
+}
+
+fn has_value(ctx: &Ctx, entity_id: &str) -> bool {
+    ctx.entity(entity_id)
+        .is_some_and(|s| s.state != "unknown" && s.state != "unavailable")
+}
+
+fn opt_str(v: &Value) -> Option<String> {
+    if v.is_none() || v.is_undefined() {
+        None
+    } else {
+        Some(v.to_string())
+    }
+}
+
+fn strings(items: Vec<String>) -> Value {
+    Value::from(items)
+}
+
+/// Builds the environment for one render over `ctx`.
+pub fn environment(ctx: Arc<Ctx>, strict: bool) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(if strict {
+        UndefinedBehavior::Strict
+    } else {
+        UndefinedBehavior::Lenient
+    });
+    env.set_fuel(Some(super::FUEL));
+    // HA's environment does not autoescape.
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    // Jinja2 prints Python's str(): None, True, ['a', 1.0].
+    env.set_formatter(|out, state, value| {
+        use minijinja::value::ValueKind as K;
+        match value.kind() {
+            K::None | K::Bool | K::Number | K::Seq | K::Map => out
+                .write_str(&py_repr(value, true))
+                .map_err(|_| Error::new(ErrorKind::WriteFailure, "cannot write output")),
+            _ => minijinja::escape_formatter(out, state, value),
+        }
+    });
+    env.add_global("states", Value::from_object(AllStates(ctx.clone())));
+
+    let c = ctx.clone();
+    env.add_filter(
+        "states",
+        move |id: String, _r: Option<bool>, u: Option<bool>| states_of(&c, &id, u.unwrap_or(false)),
+    );
+    for name in ["state_attr"] {
+        let c = ctx.clone();
+        env.add_function(name, move |id: String, attr: String| {
+            attr_of(&c, &id, &attr)
+        });
+        let c = ctx.clone();
+        env.add_filter(name, move |id: String, attr: String| {
+            attr_of(&c, &id, &attr)
+        });
+    }
+    let c = ctx.clone();
+    env.add_function("is_state", move |id: String, state: Value| {
+        is_state(&c, &id, &state)
+    });
+    let c = ctx.clone();
+    env.add_filter("is_state", move |id: String, state: Value| {
+        is_state(&c, &id, &state)
+    });
+    let c = ctx.clone();
+    env.add_test("is_state", move |id: String, state: Value| {
+        is_state(&c, &id, &state)
+    });
+    let is_state_attr = |c: Arc<Ctx>| {
+        move |id: String, name: String, value: Value| {
+            let v = attr_of(&c, &id, &name);
+            !v.is_none() && v == value
+        }
+    };
+    env.add_function("is_state_attr", is_state_attr(ctx.clone()));
+    env.add_filter("is_state_attr", is_state_attr(ctx.clone()));
+    for name in ["has_value"] {
+        let c = ctx.clone();
+        env.add_function(name, move |id: String| has_value(&c, &id));
+        let c = ctx.clone();
+        env.add_filter(name, move |id: String| has_value(&c, &id));
+        let c = ctx.clone();
+        env.add_test(name, move |id: String| has_value(&c, &id));
+    }
+
+    // Time.
+    let c = ctx.clone();
+    env.add_function("now", move || {
+        c.time();
+        DateTime::from_ms(c.world.now_ms, &c.world.tz).map(Value::from_object)
+    });
+    let c = ctx.clone();
+    env.add_function("utcnow", move || {
+        c.time();
+        DateTime::from_ms(c.world.now_ms, &jiff::tz::TimeZone::UTC).map(Value::from_object)
+    });
+    let c = ctx.clone();
+    env.add_function("as_timestamp", move |v: Value, d: Option<Value>| {
+        as_timestamp(&c, &v, d)
+    });
+    let c = ctx.clone();
+    env.add_filter("as_timestamp", move |v: Value, d: Option<Value>| {
+        as_timestamp(&c, &v, d)
+    });
+    let c = ctx.clone();
+    env.add_function("as_datetime", move |v: Value, d: Option<Value>| {
+        as_datetime(&c, &v, d)
+    });
+    let c = ctx.clone();
+    env.add_filter("as_datetime", move |v: Value, d: Option<Value>| {
+        as_datetime(&c, &v, d)
+    });
+    let c = ctx.clone();
+    env.add_filter(
+        "timestamp_custom",
+        move |v: Value, fmt: Option<String>, local: Option<bool>, d: Option<Value>| {
+            undefined(&v)?;
+            let tz = if local.unwrap_or(true) {
+                c.world.tz.clone()
+            } else {
+                jiff::tz::TimeZone::UTC
+            };
+            match timestamp(&v).and_then(|s| DateTime::from_seconds(s, &tz)) {
+                Some(d) => Ok(Value::from(
+                    d.strftime(fmt.as_deref().unwrap_or("%Y-%m-%d %H:%M:%S"))?,
+                )),
+                None => d.ok_or_else(|| no_default("timestamp_custom", &v)),
+            }
+        },
+    );
+    let c = ctx.clone();
+    env.add_filter("timestamp_local", move |v: Value, d: Option<Value>| {
+        undefined(&v)?;
+        match timestamp(&v).and_then(|s| DateTime::from_seconds(s, &c.world.tz)) {
+            Some(t) => Ok(Value::from(t.iso('T'))),
+            None => d.ok_or_else(|| no_default("timestamp_local", &v)),
+        }
+    });
+    env.add_filter("timestamp_utc", move |v: Value, d: Option<Value>| {
+        undefined(&v)?;
+        match timestamp(&v).and_then(|s| DateTime::from_seconds(s, &jiff::tz::TimeZone::UTC)) {
+            Some(t) => Ok(Value::from(t.iso('T'))),
+            None => d.ok_or_else(|| no_default("timestamp_utc", &v)),
+        }
+    });
+
+    // Numbers (HA's forgiving_* with a default, or an error).
+    env.add_filter("float", |v: Value, d: Option<Value>| {
+        float_or(v, d, "float")
+    });
+    env.add_function("float", |v: Value, d: Option<Value>| {
+        float_or(v, d, "float")
+    });
+    env.add_filter("int", |v: Value, d: Option<Value>, base: Option<u32>| {
+        int_or(v, d, base, "int")
+    });
+    env.add_function("int", |v: Value, d: Option<Value>, base: Option<u32>| {
+        int_or(v, d, base, "int")
+    });
+    env.add_filter("round", round);
+    env.add_filter("bool", boolean);
+    env.add_function("bool", boolean);
+    let is_number = |v: Value| py_float(&v).is_some_and(f64::is_finite);
+    env.add_filter("is_number", is_number);
+    env.add_function("is_number", is_number);
+    env.add_test("is_number", is_number);
+    env.add_filter(
+        "multiply",
+        |v: Value, by: f64, d: Option<Value>| match py_float(&v) {
+            Some(f) => Ok(Value::from(f * by)),
+            None => d.ok_or_else(|| no_default("multiply", &v)),
+        },
+    );
+    let iif = |v: Value, t: Option<Value>, f: Option<Value>, n: Option<Value>| {
+        if v.is_none()
+            && let Some(n) = n
+        {
+            return n;
+        }
+        if v.is_true() {
+            t.unwrap_or(Value::from(true))
+        } else {
+            f.unwrap_or(Value::from(false))
+        }
+    };
+    env.add_filter("iif", iif);
+    env.add_function("iif", iif);
+    env.add_filter("to_json", |v: Value| {
+        serde_json::to_string(&v)
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
+    });
+    env.add_filter("from_json", |s: String| {
+        serde_json::from_str::<serde_json::Value>(&s)
+            .map(|v| Value::from(Serde(v)))
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("{VALUE_ERROR} from_json got invalid input: {e}"),
+                )
+            })
+    });
+
+    super::functions::places(&mut env, ctx);
+    env
+}
+
+/// Areas, floors, labels and devices (HA's `area_*`, `floor_*`, `label_*`,
+/// `device_*` functions, each also a filter).
+fn places(env: &mut Environment<'static>, ctx: Arc<Ctx>) {
+    macro_rules! both {
+        ($name:literal, |$p:ident, $a:ident : $t:ty| $body:expr) => {{
+            let c = ctx.clone();
+            env.add_function($name, move |$a: $t| {
+                let $p = &c.world.places;
+                $body
+            });
+            let c = ctx.clone();
+            env.add_filter($name, move |$a: $t| {
+                let $p = &c.world.places;
+                $body
+            });
+        }};
+    }
+    both!("areas", |p, _x: Rest<Value>| strings(p.area_ids()));
+    both!("area_id", |p, v: Value| opt_str(&v)
+        .and_then(|s| p.area_id_of(&s)));
+    both!("area_name", |p, v: Value| opt_str(&v)
+        .and_then(|s| p.area_name_of(&s)));
+    both!("area_entities", |p, v: Value| strings(
+        opt_str(&v).map(|s| p.area_entities(&s)).unwrap_or_default()
+    ));
+    both!("area_devices", |p, v: Value| strings(
+        opt_str(&v).map(|s| p.area_devices(&s)).unwrap_or_default()
+    ));
+    both!("floors", |p, _x: Rest<Value>| strings(p.floor_ids()));
+    both!("floor_id", |p, v: Value| opt_str(&v)
+        .and_then(|s| p.floor_id_of(&s)));
+    both!("floor_name", |p, v: Value| opt_str(&v)
+        .and_then(|s| p.floor_name_of(&s)));
+    both!("floor_areas", |p, v: Value| strings(
+        opt_str(&v).map(|s| p.floor_areas(&s)).unwrap_or_default()
+    ));
+    both!("floor_entities", |p, v: Value| strings(
+        opt_str(&v)
+            .map(|s| p.floor_entities(&s))
+            .unwrap_or_default()
+    ));
+    both!("labels", |p, v: Rest<Value>| strings(
+        match v.first().and_then(opt_str) {
+            None => p.label_ids(),
+            Some(s) => p.labels_of(&s),
+        }
+    ));
+    both!("label_id", |p, v: Value| opt_str(&v)
+        .and_then(|s| p.label_id_of(&s)));
+    both!("label_name", |p, v: Value| opt_str(&v)
+        .and_then(|s| p.label_name_of(&s)));
+    both!("label_entities", |p, v: Value| strings(
+        opt_str(&v)
+            .map(|s| p.label_entities(&s))
+            .unwrap_or_default()
+    ));
+    both!("label_devices", |p, v: Value| strings(
+        opt_str(&v).map(|s| p.label_devices(&s)).unwrap_or_default()
+    ));
+    both!("label_areas", |p, v: Value| strings(
+        opt_str(&v).map(|s| p.label_areas(&s)).unwrap_or_default()
+    ));
+    both!("device_id", |p, v: Value| opt_str(&v)
+        .and_then(|s| p.device_id_of(&s)));
+    both!("device_entities", |p, v: Value| strings(
+        opt_str(&v)
+            .map(|s| p.device_entities(&s))
+            .unwrap_or_default()
+    ));
+    let c = ctx.clone();
+    let device_attr = move |id: Value, attr: String| {
+        opt_str(&id)
+            .and_then(|s| c.world.places.device_attr(&s, &attr))
+            .map_or(Value::from(()), |v| Value::from(Serde(v)))
+    };
+    env.add_function("device_attr", device_attr.clone());
+    env.add_filter("device_attr", device_attr);
+}

@@ -19,6 +19,7 @@ mod calendar;
 mod certs;
 mod closed_loop;
 mod control;
+mod dashboard_energy;
 mod demo_coworking;
 mod demo_plugs;
 mod demo_secure;

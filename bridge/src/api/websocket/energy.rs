@@ -57,7 +57,9 @@
 //!   ([`crate::energy::day::DayTotals`]); `null` without `[energy]`;
 //! - `cost` and `hours`: the grid import when `[energy]` meters it, else
 //!   the usage ledger (all users), else the device meters; `solar_wh` is
-//!   `null` in hours when there is no solar meter.
+//!   `null` in hours when there is no solar meter. `hours` are the local
+//!   hours from the period's start to the one running now (a device
+//!   meter's UTC statistics hour goes to the local hour it starts in).
 //!
 //! Without the recorder, `devices`, `outlets` and `users` have no energy
 //! (0 Wh); the answer is still given.
@@ -388,7 +390,8 @@ pub fn summary(
         }
         let f = figure_meter(store, recorder, &tariff, &spec.entity_id, range);
         for (h, (wh, eur)) in &f.hours {
-            let e = meters_total.entry(*h).or_default();
+            // Statistics hours are UTC hours; the series' are local.
+            let e = meters_total.entry(cal.hour_start(*h)).or_default();
             e.0 += wh;
             e.1 += eur;
         }
@@ -514,8 +517,10 @@ pub fn summary(
         ("none", Split::default())
     };
     let mut hours = Vec::new();
-    let last_hour = floor_hour(now.min(end - 1));
-    let mut h = floor_hour(start);
+    // Local hours from the period's start (a time zone may be off UTC by
+    // a fraction of an hour) to the one running now.
+    let last_hour = cal.hour_start(now.min(end - 1));
+    let mut h = start;
     while h <= last_hour {
         let (consumption, eur) = match cost_source {
             "grid_import" => grid_hours

@@ -15,6 +15,7 @@ mod bad_input;
 mod broadlink;
 mod broker_logs;
 mod broker_tls;
+mod browser;
 mod calendar;
 mod certs;
 mod closed_loop;

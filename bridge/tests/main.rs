@@ -20,6 +20,7 @@ mod calendar;
 mod certs;
 mod closed_loop;
 mod control;
+mod dashboard;
 mod dashboard_energy;
 mod demo_coworking;
 mod demo_plugs;

@@ -17,6 +17,7 @@ pub mod registry;
 pub mod rest;
 pub mod server;
 pub mod tls;
+pub mod upload;
 pub mod websocket;
 
 use crate::broker::MqttLink;

@@ -10,6 +10,7 @@
 //! | `config` | `name` | `{name, wasm, config, limits, drives, remembered}`: the running config, and the plugins a swap back restores the config of |
 //! | `unload` | `name` | `{name}` |
 //! | `logs` | `name`, `lines`? (default 100, at most 1000) | `[{time_ms, level, source, message}]` |
+//! | `builtins` | — | `[name]`: the plugins compiled into this binary (`wasm = "builtin:<name>"`) |
 //!
 //! `wasm` is `builtin:<name>` or a path on the bridge's machine.
 
@@ -28,16 +29,18 @@ pub enum Op {
     Unload,
     Logs,
     Config,
+    Builtins,
 }
 
 impl Op {
-    pub const ALL: [(&'static str, Op); 6] = [
+    pub const ALL: [(&'static str, Op); 7] = [
         ("list", Op::List),
         ("load", Op::Load),
         ("swap", Op::Swap),
         ("unload", Op::Unload),
         ("logs", Op::Logs),
         ("config", Op::Config),
+        ("builtins", Op::Builtins),
     ];
 
     pub fn parse(name: &str) -> Option<Op> {
@@ -113,6 +116,14 @@ pub async fn run(
         Op::List => {
             args::<NoArgs>("list", request)?;
             Ok(json!(manager.list()))
+        }
+        Op::Builtins => {
+            args::<NoArgs>("builtins", request)?;
+            let names: Vec<&str> = crate::plugins::builtin::BUILTIN
+                .iter()
+                .map(|(n, _)| *n)
+                .collect();
+            Ok(json!(names))
         }
         Op::Config => {
             let a: Name = args("config", request)?;

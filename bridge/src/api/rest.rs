@@ -23,6 +23,10 @@
 //!   message: `Validation error: Provided temperature 5 is not valid.
 //!   Accepted range is 16.0 to 30.0.`).
 //!
+//! - `POST /api/hearth/plugins/upload?name=<plugin>` with a plugin's `.wasm`
+//!   as the body → `{"wasm": "<path>"}` for `hearth/plugins/load|swap`
+//!   ([`super::upload`]).
+//!
 //! Without a valid token: 401 (as HA); after repeated failures from one
 //! address: 403 until the window passes.
 
@@ -92,6 +96,7 @@ pub async fn answer(
             Ok(body) => crate::template::rest::answer(api, &body),
             Err(resp) => *resp,
         },
+        (&Method::POST, super::upload::PATH) => super::upload::answer(req, api, &token).await,
         (&Method::POST, p) if p.starts_with("/api/services/") => {
             let query = req.uri().query().unwrap_or("").to_string();
             let body = match read_body(req).await {
@@ -256,7 +261,7 @@ pub fn json(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
     resp
 }
 
-fn message(status: StatusCode, msg: &str) -> Response<Full<Bytes>> {
+pub(super) fn message(status: StatusCode, msg: &str) -> Response<Full<Bytes>> {
     json(status, json!({"message": msg}))
 }
 

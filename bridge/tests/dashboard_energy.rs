@@ -382,3 +382,232 @@ async fn the_summary_equals_the_ledgers_and_statistics_sums() {
     strip_power.trigger();
     b.stop().await;
 }
+
+/// A fixed offset where it is 10:00–14:00 now (no local midnight during
+/// the test), as in `energy.rs`.
+fn midday_offset() -> String {
+    const HOUR: i64 = 3_600_000;
+    let now_h = (Clock::real().now_ms() / HOUR).rem_euclid(24);
+    let off = (12 - now_h + 36) % 24 - 12;
+    format!("{}{:02}:00", if off < 0 { '-' } else { '+' }, off.abs())
+}
+
+/// (quantity, period) → (Wh, €) and hour → (import, export, solar) Wh,
+/// from `energy.db`'s rows of hours in `[start, end)`.
+type EnergySums = (
+    BTreeMap<(String, String), (f64, f64)>,
+    BTreeMap<i64, [f64; 3]>,
+);
+
+fn energy_sums(path: &Path, start: i64, end: i64) -> EnergySums {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT quantity, hour_ms, period, wh, eur FROM energy_ledger WHERE hour_ms >= ?1 AND hour_ms < ?2")
+        .unwrap();
+    let mut sums: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
+    let mut hours: BTreeMap<i64, [f64; 3]> = BTreeMap::new();
+    let rows = stmt
+        .query_map([start, end], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, f64>(3)?,
+                r.get::<_, f64>(4)?,
+            ))
+        })
+        .unwrap();
+    for row in rows {
+        let (q, hour, period, wh, eur) = row.unwrap();
+        let i = match q.as_str() {
+            "grid_import" => Some(0),
+            "grid_export" => Some(1),
+            "solar" => Some(2),
+            _ => None,
+        };
+        if let Some(i) = i {
+            hours.entry(hour).or_default()[i] += wh;
+        }
+        let e = sums.entry((q, period)).or_default();
+        e.0 += wh;
+        e.1 += eur;
+    }
+    (sums, hours)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grid_solar_and_cost_by_period_come_from_the_energy_ledger() {
+    use hearth::entity::{Component, EntitySpec};
+    let dir = tempfile::tempdir().unwrap();
+    let energy: hearth::energy::EnergyConfig = toml::from_str(&format!(
+        "grid_import = \"sensor.grid_import_energy\"\ngrid_export = \"sensor.grid_export_energy\"\n\
+         solar_production = \"sensor.pv_energy\"\ndevices = [\"sensor.heater_energy\"]\n\
+         timezone = \"{}\"\n",
+        midday_offset()
+    ))
+    .unwrap();
+    let b = common::history::start_bridge(dir.path(), |c| c.energy = Some(energy)).await;
+    b.store
+        .upsert_device("test", common::history::device("meters"))
+        .unwrap();
+    for key in [
+        "grid_import_energy",
+        "grid_export_energy",
+        "pv_energy",
+        "heater_energy",
+    ] {
+        let mut spec = EntitySpec::new("meters", key, Component::Sensor)
+            .class("energy")
+            .measured("Wh", "total_increasing");
+        spec.entity_id = format!("sensor.{key}");
+        b.store.upsert_entity(spec).unwrap();
+    }
+    let mut price = EntitySpec::new("meters", "tariff_price", Component::Sensor);
+    price.entity_id = "sensor.tariff_price".into();
+    price.unit = Some("€/kWh".into());
+    b.store.upsert_entity(price).unwrap();
+    let set = |id: &str, v: f64| {
+        b.store
+            .set_state(&format!("sensor.{id}"), v.to_string(), Map::new())
+            .unwrap()
+    };
+    let tariff = |price: f64, period: &str| {
+        let mut attrs = Map::new();
+        attrs.insert("period".into(), json!(period));
+        b.store
+            .set_state("sensor.tariff_price", price.to_string(), attrs)
+            .unwrap()
+    };
+    let (hc, hp) = (0.2, 0.3);
+    tariff(hc, "HC");
+    for id in [
+        "grid_import_energy",
+        "grid_export_energy",
+        "pv_energy",
+        "heater_energy",
+    ] {
+        set(id, 0.0);
+    }
+    set("grid_import_energy", 1000.0);
+    set("pv_energy", 500.0);
+    set("grid_export_energy", 200.0);
+    set("heater_energy", 300.0);
+    tariff(hp, "HP");
+    set("grid_import_energy", 1500.0);
+    wait_for("the import counted", WAIT, || {
+        (number(&b, "sensor.energy_grid_import_today") == Some(1.5)).then_some(())
+    })
+    .await;
+    wait_for("the export counted", WAIT, || {
+        (number(&b, "sensor.energy_grid_export_today") == Some(0.2)).then_some(())
+    })
+    .await;
+    b.recorder.clone().unwrap().flush().await.unwrap();
+    // The ledger is written every half second.
+    let ledger = dir.path().join("energy.db");
+    wait_for("energy.db has the HP import", WAIT, || {
+        let (sums, _) = energy_sums(&ledger, 0, i64::MAX);
+        sums.contains_key(&("grid_import".into(), "HP".into()))
+            .then_some(())
+    })
+    .await;
+
+    let (_, token) = tokens::create(dir.path(), "tests").unwrap();
+    let mut ws = Ws::auth(b.http_addr, &token).await;
+    let answer = ws.call(json!({"type": "hearth/energy/summary"})).await;
+    assert_eq!(answer["success"], json!(true), "{answer}");
+    let s = &answer["result"];
+    println!(
+        "grid {}\ncost {}\ndevices {}",
+        s["grid"], s["cost"], s["devices"]
+    );
+    assert_eq!(s["period"], "day", "day by default");
+    let (start, end) = (
+        s["start_ms"].as_i64().unwrap(),
+        s["end_ms"].as_i64().unwrap(),
+    );
+    let (sums, hours) = energy_sums(&ledger, start, end);
+    let total = |q: &str| -> f64 {
+        sums.iter()
+            .filter(|((k, _), _)| k == q)
+            .map(|(_, v)| v.0)
+            .sum()
+    };
+    let g = &s["grid"];
+    let (import, export, solar) = (total("grid_import"), total("grid_export"), total("solar"));
+    assert!(close(f(&g["import_wh"]), import, 1e-9), "{g}");
+    assert!(close(f(&g["export_wh"]), export, 1e-9), "{g}");
+    assert!(close(f(&g["solar_wh"]), solar, 1e-9), "{g}");
+    assert!(
+        close(f(&g["consumption_wh"]), import + solar - export, 1e-9),
+        "{g}"
+    );
+    assert!(
+        close(f(&g["self_consumed_wh"]), solar - export, 1e-9),
+        "{g}"
+    );
+    let sufficiency = 100.0 * (solar - export) / (import + solar - export);
+    assert!(
+        close(f(&g["self_sufficiency_pct"]), sufficiency, 1e-9),
+        "{g}"
+    );
+    assert_eq!(g["has_solar"], json!(true));
+    // What the readings above make of it.
+    assert_eq!((import, export, solar), (1500.0, 200.0, 500.0));
+
+    assert_eq!(s["cost"]["source"], "grid_import", "{s}");
+    let listed = s["cost"]["periods"].as_array().unwrap();
+    let import_periods: Vec<_> = sums
+        .iter()
+        .filter(|((q, _), _)| q == "grid_import")
+        .collect();
+    assert_eq!(listed.len(), import_periods.len(), "{s}");
+    for ((_, period), (wh, eur)) in import_periods {
+        let row = listed
+            .iter()
+            .find(|r| r["period"] == json!(period))
+            .unwrap_or_else(|| panic!("period {period} in {s}"));
+        assert!(close(f(&row["wh"]), *wh, 1e-9), "{row}");
+        assert!(close(f(&row["eur"]), *eur, 1e-12), "{row}");
+    }
+    let hc_row = listed.iter().find(|r| r["period"] == "HC").unwrap();
+    assert!(close(f(&hc_row["eur"]), 1.0 * hc, 1e-12), "{hc_row}");
+    assert!(close(f(&s["cost"]["eur"]), 1.0 * hc + 0.5 * hp, 1e-12));
+
+    // The chart: consumption and solar per hour, the ledger's hours.
+    let mut sum_consumption = 0.0;
+    let mut sum_solar = 0.0;
+    for h in s["hours"].as_array().unwrap() {
+        let t = h["start_ms"].as_i64().unwrap();
+        let [i, e, p] = hours.get(&t).copied().unwrap_or_default();
+        assert!(
+            close(f(&h["consumption_wh"]), (i + p - e).max(0.0), 1e-9),
+            "{h}"
+        );
+        assert!(close(f(&h["solar_wh"]), p, 1e-9), "{h}");
+        sum_consumption += f(&h["consumption_wh"]);
+        sum_solar += f(&h["solar_wh"]);
+    }
+    assert!(close(sum_solar, solar, 1e-9));
+    assert!(close(sum_consumption, import + solar - export, 1e-9));
+
+    // The heater (an [energy] device) is listed with the device meters;
+    // no hour of it is compiled yet: its readings since the period began.
+    // The grid and solar meters are not devices.
+    let d = find(&s["devices"], "entity_id", "sensor.heater_energy");
+    assert!(close(f(&d["wh"]), 300.0, 1e-9), "{d}");
+    let eur = f(&d["eur"]);
+    assert!((0.3 * hc - 1e-9..=0.3 * hp + 1e-9).contains(&eur), "{d}");
+    for id in ["sensor.grid_import_energy", "sensor.pv_energy"] {
+        assert!(
+            !s["devices"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["entity_id"] == id),
+            "{id} in {s}"
+        );
+    }
+    assert_eq!(s["users"], json!([]));
+    b.stop().await;
+}

@@ -40,8 +40,9 @@
 //!   statistics ([`crate::recorder::statistics`]: each hour's growth is
 //!   its `sum` minus the hour before's, so meter resets are read as HA
 //!   does) whose hour (UTC-aligned) starts in the period, plus the growth
-//!   since the last compiled hour (the live reading against that hour's
-//!   `state`), counted in the hour running now. Their cost prices each
+//!   since the last compiled hour (the recorded readings and the live one
+//!   from that hour's `state`, with the same reset rule), counted in the
+//!   hour running now. Their cost prices each
 //!   hour's growth at the tariff entity's recorded history (`[usage]`
 //!   / `[energy] tariff_entity`, default `sensor.tariff_price`, €/kWh,
 //!   attribute `period`), split in proportion to the time each price held
@@ -240,7 +241,7 @@ impl TariffSteps {
 }
 
 /// A meter's growth per hour (hour start ms → Wh) in `[start, end)`,
-/// from the statistics plus the live reading since the last compiled hour.
+/// from the statistics plus the readings since the last compiled hour.
 fn meter_hours(
     store: &EntityStore,
     recorder: &Recorder,
@@ -279,13 +280,38 @@ fn meter_hours(
             last_state = r.state;
         }
     }
-    // The hours not compiled yet: the reading now against the last
-    // compiled one (a reset counts from zero).
-    if now >= start
-        && now < end
-        && let (Some(last), Some(v)) = (last_state, store.get(entity_id).and_then(|s| s.number()))
-    {
-        let (tail, _) = meter_growth(Some(last), &[v], true);
+    // The hours not compiled yet: the recorded readings since the last
+    // compiled hour and the reading now, counted as the statistics count
+    // them (a reset counts from zero), from that hour's `state` (or the
+    // reading in force then, for a meter with no statistics yet).
+    if now >= start && now < end {
+        let compiled_until = rows
+            .iter()
+            .rev()
+            .find(|r| r.state.is_some())
+            .map_or(start, |r| r.start_ms + HOUR_MS)
+            .max(start);
+        let q = crate::recorder::query::StatesQuery {
+            include_start_state: true,
+            significant_only: false,
+            no_attributes: true,
+        };
+        let mut values: Vec<f64> = reader
+            .states(entity_id, compiled_until, now.saturating_add(1), q)
+            .map_err(|e| tracing::warn!("energy summary: readings of {entity_id}: {e}"))
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| s.state.parse::<f64>().ok().filter(|v| v.is_finite()))
+            .collect();
+        if let Some(v) = store.get(entity_id).and_then(|s| s.number()) {
+            values.push(v);
+        }
+        let baseline = if compiled_until > start {
+            last_state
+        } else {
+            None
+        };
+        let (tail, _) = meter_growth(baseline, &values, true);
         if tail > 0.0 {
             *hours.entry(floor_hour(now)).or_insert(0.0) += tail * scale;
         }

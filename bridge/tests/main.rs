@@ -45,6 +45,7 @@ mod late_readings;
 mod log_forging;
 mod memory;
 mod meross;
+mod metrics;
 mod mirror;
 mod node_removal;
 mod own_topics;

@@ -171,17 +171,18 @@ impl Metrics {
         let plugin_calls = Family::<PluginCall, Histogram>::new_with_constructor(
             (|| Histogram::new(PLUGIN_CALL_BUCKETS)) as fn() -> Histogram,
         );
-        registry.register_with_unit(
-            "hearth_plugin_call_duration",
+        // Histograms carry their unit in the name only, without a `# UNIT`
+        // line: some OpenMetrics parsers accept units on counters and
+        // gauges alone.
+        registry.register(
+            "hearth_plugin_call_duration_seconds",
             "Wall time of each plugin call (tick, on_state), host imports included",
-            Unit::Seconds,
             plugin_calls.clone(),
         );
         let recorder_commits = Histogram::new(COMMIT_BUCKETS);
-        registry.register_with_unit(
-            "hearth_recorder_commit_duration",
+        registry.register(
+            "hearth_recorder_commit_duration_seconds",
             "Wall time of each recorder transaction (one batch of rows)",
-            Unit::Seconds,
             recorder_commits.clone(),
         );
         let websocket_clients = Gauge::default();

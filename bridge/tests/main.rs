@@ -48,6 +48,7 @@ mod meross;
 mod metrics;
 mod mirror;
 mod node_removal;
+mod nodered;
 mod own_topics;
 mod plan;
 mod plugin_authoring;

@@ -1,8 +1,8 @@
 // Charts for the pages: Preact components over uPlot (vendor/uplot).
 //
 //   TimeChart({ series: [{ label, unit, points: [[t_ms, value], ...] }], height = 220, testid })
-//     lines over time; series need not share timestamps (they are merged,
-//     gaps drawn as gaps); one y axis per distinct unit (at most two).
+//     lines over time; series need not share timestamps (they are merged
+//     and each line joins its own points); one y axis per distinct unit (at most two).
 //   BarChart({ labels: ['Mon', ...], series: [{ label, unit, values: [...] }], height = 220, testid })
 //     grouped bars, one group per label.
 //
@@ -99,7 +99,9 @@ export function TimeChart({ series, height = 220, testid }) {
             scale: units.includes(s.unit || '') ? s.unit || units[0] || 'y' : units[0] || 'y',
             stroke: p.series[i % p.series.length],
             width: 2,
-            spanGaps: false,
+            // Series are merged on one time axis, so each has nulls where
+            // another has a sample: join across them.
+            spanGaps: true,
             points: { show: false },
           })),
         ],

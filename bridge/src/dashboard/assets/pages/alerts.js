@@ -103,9 +103,15 @@ function AlertCard({ alert, onChanged }) {
       </span>
     </div>
     <p>${alert.message}</p>
-    <p class="muted">${alert.source}${alert.entity_id ? ` · ${alert.entity_id}` : ''} · first
-      ${new Date(alert.first_seen_ms).toLocaleString()} · ${alert.active ? 'last' : 'cleared'}
-      ${new Date(alert.last_seen_ms).toLocaleString()}${alert.count > 1 ? ` · ${alert.count}×` : ''}</p>
+    <p class="muted">${[
+      alert.source,
+      alert.entity_id,
+      `first ${new Date(alert.first_seen_ms).toLocaleString()}`,
+      `${alert.active ? 'last' : 'cleared'} ${new Date(alert.last_seen_ms).toLocaleString()}`,
+      alert.count > 1 ? `${alert.count}×` : null,
+    ]
+      .filter(Boolean)
+      .join(' · ')}</p>
     ${error ? html`<p class="error">${error}</p>` : null}
     ${score
       ? html`<button class="link" data-testid=${`show-chart-${alert.id}`} onClick=${() => setOpen(!open)}>

@@ -10,6 +10,7 @@
 mod common;
 
 mod alerts;
+mod areas;
 mod api_tls;
 mod bad_input;
 mod broadlink;
@@ -70,6 +71,7 @@ mod simulate_solar;
 mod solar_forecast;
 mod takeover;
 mod tasmota_strip;
+mod templates;
 mod twin;
 mod usage;
 mod websocket;

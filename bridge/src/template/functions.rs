@@ -359,7 +359,7 @@ impl Object for AllStates {
             .world
             .states
             .values()
-            .map(|s| Value::from_object(TemplateState(ctx.clone(), s.clone())))
+            .map(|s| Value::from_object(TemplateState(ctx.clone(), s.clone(), false)))
             .collect();
         minijinja::value::Enumerator::Values(items)
     }
@@ -411,7 +411,7 @@ impl Object for DomainStates {
             .states
             .range(prefix.clone()..)
             .take_while(|(id, _)| id.starts_with(&prefix))
-            .map(|(_, s)| Value::from_object(TemplateState(ctx.clone(), s.clone())))
+            .map(|(_, s)| Value::from_object(TemplateState(ctx.clone(), s.clone(), false)))
             .collect();
         minijinja::value::Enumerator::Values(items)
     }
@@ -423,7 +423,7 @@ impl Object for DomainStates {
 
 fn state_value(ctx: &Arc<Ctx>, entity_id: &str) -> Value {
     match ctx.entity(entity_id) {
-        Some(s) => Value::from_object(TemplateState(ctx.clone(), s.clone())),
+        Some(s) => Value::from_object(TemplateState(ctx.clone(), s.clone(), true)),
         None => Value::from(()),
     }
 }
@@ -443,9 +443,11 @@ fn states_of(ctx: &Ctx, entity_id: &str, with_unit: bool) -> String {
     }
 }
 
-/// HA's `TemplateState`.
+/// HA's `TemplateState`; the flag says whether reading it is recorded
+/// (not for states met iterating `states` or a domain: HA's
+/// `_template_state_no_collect`, the iteration already listens).
 #[derive(Debug)]
-struct TemplateState(Arc<Ctx>, State);
+struct TemplateState(Arc<Ctx>, State, bool);
 
 impl Object for TemplateState {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
@@ -454,7 +456,9 @@ impl Object for TemplateState {
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let s = &self.1;
-        self.0.entity(&s.entity_id);
+        if self.2 {
+            self.0.entity(&s.entity_id);
+        }
         let utc = jiff::tz::TimeZone::UTC;
         let time = |ms: i64| DateTime::from_ms(ms, &utc).map(Value::from_object);
         Some(match key.as_str()? {

@@ -365,6 +365,20 @@ async fn metrics_parse_and_move_as_the_twin_runs() {
     );
     assert_eq!(om.families["hearth_uptime_seconds"].unit, "seconds");
 
+    // A client that sends a message over 4 MiB is dropped (1009) and
+    // counted; the first client is still connected.
+    oversize_message(addr, &token).await;
+    let third = scrape(addr, &token).await;
+    assert_eq!(
+        value(
+            &third,
+            "hearth_websocket_dropped_clients_total",
+            &[("reason", "oversize")]
+        ),
+        1.0
+    );
+    assert_eq!(value(&third, "hearth_websocket_clients", &[]), 1.0);
+
     // The Grafana dashboards ask for what this bridge serves.
     grafana_queries_name_served_metrics(&second);
     let buffer = dir.path().join(hearth::recorder::influx::buffer::FILE_NAME);
@@ -741,4 +755,39 @@ fn grafana_flux_queries_name_what_the_sink_writes(lines: &[String]) {
         );
         assert!(written.contains_key(m), "the twin wrote no {m}");
     }
+}
+
+/// Authenticates a WebSocket client, sends one message over the API's
+/// 4 MiB limit and waits for the server's close (1009).
+async fn oversize_message(addr: SocketAddr, token: &str) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut ws, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(format!("ws://{addr}/api/websocket")),
+    )
+    .await
+    .expect("upgrade within 10 s")
+    .unwrap();
+    let auth = serde_json::json!({"type": "auth", "access_token": token}).to_string();
+    ws.send(Message::text(auth)).await.unwrap();
+    let big = format!(
+        "{{\"id\": 1, \"type\": \"ping\", \"pad\": \"{}\"}}",
+        "x".repeat(4 << 20)
+    );
+    // The server may close while the frame is still being written.
+    let _ = ws.send(Message::text(big)).await;
+    let close = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(m) = ws.next().await {
+            match m {
+                Ok(Message::Close(f)) => return f.map(|f| u16::from(f.code)),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("the server closes within 15 s");
+    assert!(matches!(close, Some(1009) | None), "close code {close:?}");
 }

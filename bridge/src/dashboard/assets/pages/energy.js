@@ -126,7 +126,8 @@ function Outlets({ s, states }) {
 }
 
 function Users({ s }) {
-  const rows = s.users.map(
+  // Most used first (a coworking space has a score of users).
+  const rows = [...s.users].sort((a, b) => b.wh - a.wh).map(
     (u) => html`<tr data-testid=${`energy-user-${u.id}`}>
       <td>${u.id === 'none' ? html`<span class="muted">nobody</span>` : u.name}</td>
       <td>${kwh(u.wh)}</td><td>${eur(u.eur)}</td>

@@ -9,6 +9,7 @@
 // one, kept in localStorage `hearth.theme`.
 import { html, render, useState, useEffect } from './vendor/preact-htm.js';
 import { connect, HassProvider, useHass } from './lib/hass.js';
+import { ERR_INVALID_AUTH } from './vendor/home-assistant-js-websocket/index.js';
 import Devices from './pages/devices.js';
 import Energy from './pages/energy.js';
 import Weather from './pages/weather.js';
@@ -182,6 +183,21 @@ function App() {
     conn?.close();
     setConn(null);
   };
+
+  // A token revoked while signed in: the library's reconnect fails with
+  // ERR_INVALID_AUTH; back to the sign-in form with a reason.
+  useEffect(() => {
+    if (!conn) return undefined;
+    const onReconnectError = (_c, err) => {
+      if (err !== ERR_INVALID_AUTH) return;
+      storage()?.removeItem(TOKEN_KEY);
+      conn.close();
+      setConn(null);
+      setError('The bridge no longer accepts this token (revoked?). Sign in again.');
+    };
+    conn.addEventListener('reconnect-error', onReconnectError);
+    return () => conn.removeEventListener('reconnect-error', onReconnectError);
+  }, [conn]);
 
   if (!conn) return html`<${SignIn} onToken=${(t) => signIn(t, true)} error=${error} busy=${busy} />`;
   return html`<${HassProvider} conn=${conn}><${Shell} onSignOut=${signOut} /><//>`;

@@ -575,16 +575,14 @@ pub fn environment(ctx: Arc<Ctx>, strict: bool) -> Environment<'static> {
         "states",
         move |id: String, _r: Option<bool>, u: Option<bool>| states_of(&c, &id, u.unwrap_or(false)),
     );
-    for name in ["state_attr"] {
-        let c = ctx.clone();
-        env.add_function(name, move |id: String, attr: String| {
-            attr_of(&c, &id, &attr)
-        });
-        let c = ctx.clone();
-        env.add_filter(name, move |id: String, attr: String| {
-            attr_of(&c, &id, &attr)
-        });
-    }
+    let c = ctx.clone();
+    env.add_function("state_attr", move |id: String, attr: String| {
+        attr_of(&c, &id, &attr)
+    });
+    let c = ctx.clone();
+    env.add_filter("state_attr", move |id: String, attr: String| {
+        attr_of(&c, &id, &attr)
+    });
     let c = ctx.clone();
     env.add_function("is_state", move |id: String, state: Value| {
         is_state(&c, &id, &state)
@@ -605,14 +603,12 @@ pub fn environment(ctx: Arc<Ctx>, strict: bool) -> Environment<'static> {
     };
     env.add_function("is_state_attr", is_state_attr(ctx.clone()));
     env.add_filter("is_state_attr", is_state_attr(ctx.clone()));
-    for name in ["has_value"] {
-        let c = ctx.clone();
-        env.add_function(name, move |id: String| has_value(&c, &id));
-        let c = ctx.clone();
-        env.add_filter(name, move |id: String| has_value(&c, &id));
-        let c = ctx.clone();
-        env.add_test(name, move |id: String| has_value(&c, &id));
-    }
+    let c = ctx.clone();
+    env.add_function("has_value", move |id: String| has_value(&c, &id));
+    let c = ctx.clone();
+    env.add_filter("has_value", move |id: String| has_value(&c, &id));
+    let c = ctx.clone();
+    env.add_test("has_value", move |id: String| has_value(&c, &id));
 
     // Time.
     let c = ctx.clone();

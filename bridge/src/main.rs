@@ -177,6 +177,9 @@ enum Command {
         #[arg(long, global = true)]
         json: bool,
     },
+    /// Is a running bridge healthy? `GET /api/health`: exit 0 when it
+    /// answers `"status": "ok"`, else 1 (container health checks).
+    Health(hearth::cli::health::HealthArgs),
     /// Run the bridge against real devices.
     Run {
         #[command(flatten)]
@@ -391,6 +394,9 @@ async fn main() -> std::process::ExitCode {
         Command::Token { action, data_dir } => token_command(action, &data_dir),
         Command::Firmware { action } => hearth::cli::firmware::run(action),
         Command::Certs(args) => hearth::cli::certs::run(args),
+        Command::Health(args) => hearth::cli::health::check(&args)
+            .await
+            .map(|body| println!("{body}")),
         Command::Report {
             what:
                 ReportWhat::Usage {

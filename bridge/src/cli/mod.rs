@@ -3,4 +3,5 @@
 pub mod certs;
 pub mod device;
 pub mod firmware;
+pub mod health;
 pub mod plugin;

@@ -26,6 +26,7 @@ mod dashboard_energy;
 mod demo_coworking;
 mod demo_plugs;
 mod demo_secure;
+mod deploy;
 mod detect;
 mod discovery;
 mod energy;

@@ -116,6 +116,9 @@ impl Bridge {
         // The recorder subscribes before any driver runs, so history has
         // every change from the first one.
         let recorder = crate::recorder::Recorder::for_bridge(&config.recorder, &data_dir, &store)?;
+        if let Some(r) = &recorder {
+            metrics.observe_recorder(r);
+        }
         // The InfluxDB sink too (it buffers on disk before any send).
         let influx = match &config.influxdb {
             Some(c) => {

@@ -10,9 +10,9 @@
 //!   subscriber of the entity store, [`Metrics::watch_store`]), plugin call
 //!   latency (the plugin runner calls [`Metrics::plugin_call`] around each
 //!   `tick` and `on_state`), the recorder's commit time (the writer thread
-//!   calls back after each commit), WebSocket clients and the clients the
-//!   API dropped (the session calls [`Metrics::websocket_client`] and
-//!   [`Metrics::websocket_dropped`]).
+//!   calls back after each commit, [`Metrics::observe_recorder`]),
+//!   WebSocket clients and the clients the API dropped (the session calls
+//!   [`Metrics::websocket_client`] and [`Metrics::websocket_dropped`]).
 //! - **Read at scrape time** from the part that already keeps them
 //!   ([`Sources`], set once with [`Metrics::watch`]): MQTT messages per
 //!   driver (the link's counters, [`crate::broker::MqttLink::traffic`]),
@@ -216,14 +216,16 @@ impl Metrics {
         }
     }
 
-    /// Sets what the scrape reads (once; later calls are ignored) and
-    /// hooks the recorder's commits.
+    /// Sets what the scrape reads (once; later calls are ignored).
     pub fn watch(&self, sources: Sources) {
-        if let Some(r) = &sources.recorder {
-            let h = self.recorder_commits.clone();
-            r.observe_commits(move |s| h.observe(s.micros as f64 / 1e6));
-        }
         let _ = self.sources.set(sources);
+    }
+
+    /// Times the recorder's commits from its first one (call it as soon
+    /// as the recorder runs: its startup commits count too).
+    pub fn observe_recorder(&self, recorder: &Recorder) {
+        let h = self.recorder_commits.clone();
+        recorder.observe_commits(move |s| h.observe(s.micros as f64 / 1e6));
     }
 
     /// Counts the store's events until `shutdown` (a subscriber like the

@@ -41,8 +41,8 @@
 //!   its `sum` minus the hour before's, so meter resets are read as HA
 //!   does) whose hour (UTC-aligned) starts in the period, plus the growth
 //!   since the last compiled hour (the recorded readings and the live one
-//!   from that hour's `state`, with the same reset rule), counted in the
-//!   hour running now. Their cost prices each
+//!   from that hour's `state`, with the same reset rule), each increment in
+//!   the hour it was read in. Their cost prices each
 //!   hour's growth at the tariff entity's recorded history (`[usage]`
 //!   / `[energy] tariff_entity`, default `sensor.tariff_price`, €/kWh,
 //!   attribute `period`), split in proportion to the time each price held
@@ -296,24 +296,34 @@ fn meter_hours(
             significant_only: false,
             no_attributes: true,
         };
-        let mut values: Vec<f64> = reader
+        // (time, reading): each increment goes to the hour it was read in,
+        // as the statistics will put it.
+        let mut readings: Vec<(i64, f64)> = reader
             .states(entity_id, compiled_until, now.saturating_add(1), q)
             .map_err(|e| tracing::warn!("energy summary: readings of {entity_id}: {e}"))
             .unwrap_or_default()
             .iter()
-            .filter_map(|s| s.state.parse::<f64>().ok().filter(|v| v.is_finite()))
+            .filter_map(|s| {
+                let v = s.state.parse::<f64>().ok().filter(|v| v.is_finite())?;
+                Some((s.last_updated, v))
+            })
             .collect();
-        if let Some(v) = store.get(entity_id).and_then(|s| s.number()) {
-            values.push(v);
+        if let Some(s) = store.get(entity_id)
+            && let Some(v) = s.number()
+        {
+            readings.push((s.last_updated.max(compiled_until), v));
         }
-        let baseline = if compiled_until > start {
+        let mut prev = if compiled_until > start {
             last_state
         } else {
             None
         };
-        let (tail, _) = meter_growth(baseline, &values, true);
-        if tail > 0.0 {
-            *hours.entry(floor_hour(now)).or_insert(0.0) += tail * scale;
+        for (t, v) in readings {
+            let (growth, last) = meter_growth(prev, &[v], true);
+            prev = last;
+            if growth > 0.0 {
+                *hours.entry(floor_hour(t.clamp(start, now))).or_insert(0.0) += growth * scale;
+            }
         }
     }
     hours

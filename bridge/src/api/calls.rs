@@ -10,7 +10,7 @@ use super::websocket::protocol::{
 };
 use crate::entity::accepts::{Rule, Translation};
 use crate::entity::service::SERVICES;
-use crate::entity::{CallSource, Context, ServiceCall, ServiceError, domain_of};
+use crate::entity::{CallSource, Context, ServiceCall, ServiceError};
 use serde_json::{Map, Value, json};
 
 /// An error answer: HA's code and a message naming the input.
@@ -131,23 +131,6 @@ pub fn check_service(domain: &str, service: &str, return_response: bool) -> Resu
         ));
     }
     Ok(())
-}
-
-/// The entities of `device_id` in `domain` (HA's `target.device_id`).
-pub fn device_entities(api: &Api, device_id: &str, domain: &str) -> Result<Vec<String>, Failure> {
-    let snapshot = api.store.snapshot();
-    if !snapshot.devices.iter().any(|(d, _)| d.id == device_id) {
-        return Err(Failure::new(
-            ERR_NOT_FOUND,
-            format!("device `{device_id}` not found"),
-        ));
-    }
-    Ok(snapshot
-        .entities
-        .iter()
-        .filter(|(spec, _)| spec.device_id == device_id && domain_of(&spec.entity_id) == domain)
-        .map(|(spec, _)| spec.entity_id.clone())
-        .collect())
 }
 
 /// Runs a call for an authenticated client; the context on success.

@@ -291,14 +291,13 @@ impl NodeRed {
             });
             entry.entity_id = entity_id.clone();
             entry.component = component;
-            let attached = match (bidirectional, sink) {
+            match (bidirectional, sink) {
                 (true, Some(sink)) => {
                     entry.sink = Some((token, sink));
                     Some(token)
                 }
                 _ => None,
-            };
-            attached
+            }
         };
         // The state: the message's, else what the entity showed (a button
         // keeps its last press; a switch that came back after a lost
@@ -632,5 +631,105 @@ mod tests {
         assert_eq!(binary_state(&json!(0)), "off");
         assert_eq!(state_for(Component::Switch, &json!(true)), "on");
         assert_eq!(text_state(&json!("x".repeat(300))).len(), MAX_STATE_CHARS);
+    }
+
+    fn discovery(node: &str, component: &str, name: &str, state: Value) -> Discovery {
+        let mut config = Map::new();
+        config.insert("name".into(), json!(name));
+        Discovery {
+            server_id: "srv".into(),
+            node_id: node.into(),
+            component: component.into(),
+            config,
+            state: Some(state),
+            ..Discovery::default()
+        }
+    }
+
+    /// A switch's commands reach its subscription; without one it is
+    /// unavailable and refuses them; `remove` takes it away.
+    #[tokio::test]
+    async fn switch_commands_go_to_the_subscription() {
+        let store = EntityStore::new(crate::clock::Clock::real());
+        let router = ServiceRouter::new(store.clone());
+        let (_stop, shutdown) = crate::shutdown::channel();
+        let nr = NodeRed::new(store.clone(), router.clone(), shutdown);
+        let events: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let sink: Sink = {
+            let events = events.clone();
+            Arc::new(move |e| events.lock().unwrap().push(e))
+        };
+        let d = discovery("n1", "switch", "Night mode", json!(true));
+        let token = nr.discover(d.clone(), Some(sink)).unwrap().unwrap();
+        assert_eq!(store.get("switch.night_mode").unwrap().state, "on");
+        let call = |service: &str| {
+            crate::entity::ServiceCall::new(
+                "switch",
+                service,
+                "switch.night_mode",
+                Map::new(),
+                crate::entity::CallSource::Internal,
+            )
+        };
+        router.call(call("turn_off")).await.unwrap();
+        assert_eq!(
+            *events.lock().unwrap(),
+            vec![json!({"type": "state_changed", "state": false})]
+        );
+        // The state follows Node-RED's answer, not the command.
+        assert_eq!(store.get("switch.night_mode").unwrap().state, "on");
+        assert!(nr.update("srv", "n1", &json!(false), Map::new()).unwrap());
+        assert_eq!(store.get("switch.night_mode").unwrap().state, "off");
+        // A second node with the same name gets `_2`, as in HA.
+        nr.discover(discovery("n2", "sensor", "Night mode", json!(3)), None)
+            .unwrap();
+        assert_eq!(nr.entity_of("srv", "n2").unwrap(), "sensor.night_mode");
+        nr.discover(discovery("n3", "switch", "Night mode", json!(false)), None)
+            .unwrap();
+        assert_eq!(nr.entity_of("srv", "n3").unwrap(), "switch.night_mode_2");
+
+        nr.detach("srv", "n1", token);
+        assert_eq!(store.get("switch.night_mode").unwrap().state, "unavailable");
+        let e = router.call(call("turn_on")).await.unwrap_err();
+        assert!(matches!(e, ServiceError::Unavailable(_)), "{e:?}");
+
+        let removed = Discovery {
+            remove: Some(json!(true)),
+            ..d
+        };
+        nr.discover(removed, None).unwrap();
+        assert!(store.spec("switch.night_mode").is_none());
+        assert!(!router.handles("switch.night_mode"));
+        // Unsupported components are named.
+        let e = nr
+            .discover(discovery("n4", "number", "Level", json!(1)), None)
+            .unwrap_err();
+        assert_eq!(e.code, ERR_NOT_SUPPORTED);
+    }
+
+    /// A Node-RED button as HA sees it over MQTT: a command topic taking
+    /// `PRESS`, which becomes `button.press`; no state payload.
+    #[test]
+    fn buttons_are_announced_with_a_command_topic() {
+        use crate::discovery::{commands, payload, topics::Topics};
+        let topics = Topics {
+            base: "hearth".into(),
+            discovery_prefix: "homeassistant".into(),
+        };
+        let mut spec = EntitySpec::new(DEVICE, "srv_n1", Component::Button).named("Start charge");
+        spec.entity_id = "button.start_charge".into();
+        let c = payload::component_config(&topics, &spec).unwrap();
+        let topic = c["command_topic"].as_str().unwrap().to_string();
+        assert_eq!(topic, "hearth/nodered/srv_n1/set");
+        assert!(c.get("state_topic").is_none());
+        let calls =
+            commands::parse_command(&topic, Component::Button, &spec.entity_id, b"PRESS").unwrap();
+        assert_eq!(
+            (calls[0].domain.as_str(), calls[0].service.as_str()),
+            ("button", "press")
+        );
+        assert!(
+            commands::parse_command(&topic, Component::Button, &spec.entity_id, b"ON").is_err()
+        );
     }
 }

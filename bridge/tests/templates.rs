@@ -324,6 +324,36 @@ async fn render_template_errors_as_ha_reports_them() {
     bridge.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn render_template_with_now_rerenders_every_minute_of_the_bridges_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, token) = tokens::create(dir.path(), "tests").unwrap();
+    crate::common::init_logs();
+    let mut config = Config::default();
+    config.mqtt.port = hearth::broker::EmbeddedBroker::free_port();
+    config.http.port = 0;
+    config.data_dir = Some(dir.path().to_path_buf());
+    // 600×: a minute every 0.1 s.
+    let bridge = hearth::app::Bridge::start(config, hearth::clock::Clock::simulated(600.0))
+        .await
+        .expect("bridge starts");
+    let mut ws = Ws::auth(bridge.http_addr, &token).await;
+    let id = subscribe(&mut ws, render("{{ now().hour }}:{{ now().minute }}")).await;
+    let first = ws.event(id).await;
+    assert_eq!(first["listeners"]["time"], true, "{first}");
+    let mut seen = vec![first["result"].clone()];
+    while seen.len() < 4 {
+        let ev = ws.event(id).await;
+        assert_ne!(
+            Some(&ev["result"]),
+            seen.last(),
+            "sent only when it changes"
+        );
+        seen.push(ev["result"].clone());
+    }
+    bridge.stop().await;
+}
+
 /// `POST` over a real socket: (status, content type, body).
 pub async fn post(
     addr: SocketAddr,

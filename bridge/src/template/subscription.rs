@@ -40,6 +40,9 @@ pub const ERR_TEMPLATE_ERROR: &str = "template_error";
 /// `subscriptions::behind`): a client too slow to read is dropped.
 const BACKLOG_FACTOR: usize = 16;
 
+/// The shortest wait for a `now()` re-render (see `next_minute`).
+const MIN_TIME_WAIT: Duration = Duration::from_millis(100);
+
 /// The world as the API sees it now, with `states` as given.
 pub fn world(api: &Api, states: Arc<BTreeMap<String, State>>) -> World {
     World {
@@ -247,10 +250,12 @@ impl Subscription {
         }
     }
 
-    /// The start of the next minute (HA: `async_track_utc_time_change(second=0)`).
+    /// The start of the next minute on the bridge's clock (HA:
+    /// `async_track_utc_time_change(second=0)`); at least 100 ms away (a
+    /// simulated clock set by hand does not move by itself).
     fn next_minute(&self) -> Instant {
-        let now_ms = self.api.store.clock().now_ms();
-        let left = 60_000 - now_ms.rem_euclid(60_000);
-        Instant::now() + Duration::from_millis(left as u64)
+        let clock = self.api.store.clock();
+        let left = 60_000 - clock.now_ms().rem_euclid(60_000);
+        Instant::now() + clock.wall(left as f64 + 1.0).max(MIN_TIME_WAIT)
     }
 }

@@ -129,9 +129,18 @@ impl Harness {
         twin_options: TwinOptions,
         tweak: impl FnOnce(&mut Config),
     ) -> Harness {
+        Harness::start_on(kind, Clock::simulated(speed), twin_options, tweak).await
+    }
+
+    /// On a given clock (a simulated one that starts at a chosen time).
+    pub async fn start_on(
+        kind: BrokerKind,
+        clock: Clock,
+        twin_options: TwinOptions,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Harness {
         init_logs();
         let broker = broker(kind);
-        let clock = Clock::simulated(speed);
         let (twin_stop, twin_shutdown) = shutdown::channel();
         let twin = ServerRoomTwin::start(
             clock,

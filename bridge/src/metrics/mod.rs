@@ -612,3 +612,52 @@ impl Collector for Live {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn websocket_clients_count_while_held_and_drops_are_labelled() {
+        let m = Metrics::new();
+        let held = m.websocket_client();
+        m.websocket_dropped("heartbeat");
+        let text = m.encode(false);
+        assert!(text.contains("\nhearth_websocket_clients 1\n"), "{text}");
+        assert!(
+            text.contains("\nhearth_websocket_dropped_clients_total{reason=\"heartbeat\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nhearth_websocket_dropped_clients_total{reason=\"slow\"} 0\n"),
+            "{text}"
+        );
+        drop(held);
+        assert!(m.encode(false).contains("\nhearth_websocket_clients 0\n"));
+    }
+
+    #[test]
+    fn plugin_calls_land_in_their_bucket_and_openmetrics_ends_with_eof() {
+        let m = Metrics::new();
+        m.plugin_call("thermostat", "tick", Duration::from_micros(300));
+        let text = m.encode(true);
+        let bucket = |le: &str| {
+            format!(
+                "hearth_plugin_call_duration_seconds_bucket{{le=\"{le}\",plugin=\"thermostat\",call=\"tick\"}} "
+            )
+        };
+        assert!(
+            text.contains(&format!("{}0\n", bucket("0.00025"))),
+            "{text}"
+        );
+        assert!(text.contains(&format!("{}1\n", bucket("0.0005"))), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        // Before the sources are set: the families counted here, uptime and
+        // version, nothing read from parts that do not exist yet.
+        assert!(
+            text.contains("# TYPE hearth_uptime_seconds gauge"),
+            "{text}"
+        );
+        assert!(!text.contains("hearth_mqtt_connected"), "{text}");
+    }
+}

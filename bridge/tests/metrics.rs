@@ -295,8 +295,9 @@ async fn metrics_parse_and_move_as_the_twin_runs() {
         value(&first, "hearth_plugin_up", &[("plugin", "thermostat")]),
         1.0
     );
-    // The bridge's link, the twin's sensor node and its Tasmota IR bridge.
-    assert!(value(&first, "hearth_broker_connections", &[]) >= 3.0);
+    // At least the bridge's link and the twin's sensor node (its temperature
+    // came through the broker); its Tasmota IR bridge may still be connecting.
+    assert!(value(&first, "hearth_broker_connections", &[]) >= 2.0);
     assert!(
         value(
             &first,
@@ -309,7 +310,7 @@ async fn metrics_parse_and_move_as_the_twin_runs() {
 
     // Scrape again until every counter moved (the twin reports every 10
     // simulated s: several times a second at 60×).
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let second = loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let s = scrape(addr, &token).await;
@@ -323,7 +324,7 @@ async fn metrics_parse_and_move_as_the_twin_runs() {
         }
         assert!(
             Instant::now() < deadline,
-            "within 30 s these did not move: {stuck:?}"
+            "within 60 s these did not move: {stuck:?}"
         );
     };
     // Every family, typed and labelled (the plugin has been called by now).

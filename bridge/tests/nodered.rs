@@ -586,6 +586,23 @@ async fn node_red_home_assistant_nodes_run_against_the_bridge() {
     );
     let recorded = nr.results().await;
     assert!(recorded["errors"].is_null(), "flow errors: {recorded}");
+    // Node-RED stops: its switch and button lose their subscription and
+    // are unavailable (the companion's `handle_lost_connection`); a command
+    // is refused instead of going nowhere.
     drop(nr);
+    for id in [NIGHT, BUTTON, OUTLET] {
+        wait_for(&format!("{id} unavailable"), WAIT, || {
+            h.bridge()
+                .store
+                .get(id)
+                .filter(|s| s.state == "unavailable")
+        })
+        .await;
+    }
+    let refused = common::call(h.bridge(), "switch", "turn_on", NIGHT, json!({})).await;
+    assert!(
+        matches!(refused, Err(hearth::entity::ServiceError::Unavailable(_))),
+        "{refused:?}"
+    );
     h.stop().await;
 }

@@ -671,6 +671,86 @@ pub fn environment(ctx: Arc<Ctx>, strict: bool) -> Environment<'static> {
         }
     });
 
+    // HA's `as_local`: a datetime in the local time zone.
+    let c = ctx.clone();
+    let as_local = move |v: Value| -> Result<Value, Error> {
+        match v.downcast_object_ref::<DateTime>() {
+            Some(d) => Ok(Value::from_object(DateTime(
+                d.0.with_time_zone(c.world.tz.clone()),
+            ))),
+            None => Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("as_local expects a datetime, got '{}'", py_str(&v)),
+            )),
+        }
+    };
+    env.add_filter("as_local", as_local.clone());
+    env.add_function("as_local", as_local);
+    // HA's `today_at("HH:MM[:SS]")`: today (local) at that time.
+    let c = ctx.clone();
+    let today_at = move |t: Option<String>| -> Result<Value, Error> {
+        let today = DateTime::from_ms(c.world.now_ms, &c.world.tz)
+            .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "no current time"))?;
+        let text = t.unwrap_or_default();
+        let time = if text.is_empty() {
+            jiff::civil::Time::midnight()
+        } else {
+            text.parse::<jiff::civil::Time>().map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("{VALUE_ERROR} could not convert str to datetime: '{text}'"),
+                )
+            })?
+        };
+        let at = today
+            .0
+            .date()
+            .to_datetime(time)
+            .to_zoned(c.world.tz.clone())
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))?;
+        Ok(Value::from_object(DateTime(at)))
+    };
+    env.add_filter("today_at", today_at.clone());
+    env.add_function("today_at", today_at);
+    // HA's `average(list_or_values..., default=...)`.
+    let average = |args: Rest<Value>, kwargs: Kwargs| -> Result<Value, Error> {
+        let mut default: Option<Value> = kwargs.get("default")?;
+        kwargs.assert_all_used()?;
+        let first = args.first().cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::MissingArgument,
+                "average expected at least 1 argument, got 0",
+            )
+        })?;
+        let items: Vec<Value> = if first.as_str().is_none() && first.try_iter().is_ok() {
+            if args.len() > 1 && default.is_none() {
+                default = args.get(1).cloned();
+            }
+            first.try_iter()?.collect()
+        } else if args.len() == 1 {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("'{}' object is not iterable", py_str(&first)),
+            ));
+        } else {
+            args.to_vec()
+        };
+        let nums: Option<Vec<f64>> = items
+            .iter()
+            .map(|v| {
+                (v.is_number() || bool_of(v).is_some())
+                    .then(|| py_float(v))
+                    .flatten()
+            })
+            .collect();
+        match nums.filter(|n| !n.is_empty()) {
+            Some(n) => Ok(Value::from(n.iter().sum::<f64>() / n.len() as f64)),
+            None => default.ok_or_else(|| no_default("average", &first)),
+        }
+    };
+    env.add_filter("average", average);
+    env.add_function("average", average);
+
     // Numbers (HA's forgiving_* with a default, or an error).
     env.add_filter("float", |v: Value, d: Option<Value>| {
         float_or(v, d, "float")

@@ -2,7 +2,8 @@
 //! common cases, on minijinja (a Jinja2 implementation): `states('x')`,
 //! `states.domain.object` (`.state`, `.attributes`, `.last_changed`, …),
 //! `state_attr`, `is_state`, `is_state_attr`, `has_value`, `now()`,
-//! `utcnow()`, `as_timestamp`, `as_datetime`, the `float`, `int`, `round`,
+//! `utcnow()`, `today_at`, `as_local`, `as_timestamp`, `as_datetime`,
+//! `average`, the `float`, `int`, `round`,
 //! `bool`, `timestamp_custom`, `timestamp_local`, `timestamp_utc` filters
 //! with HA's "default, or an error naming the input" semantics, and the
 //! area / floor / label / device look-ups ([`functions`]).

@@ -166,6 +166,10 @@ fn conversions_have_has_defaults_or_errors() {
         "1765134000.0"
     );
     assert_eq!(ok("{{ 'on' | bool }}"), "True");
+    assert_eq!(ok("{{ [1, 2, 6] | average }}"), "3.0");
+    assert_eq!(ok("{{ average(1, 2) }}"), "1.5");
+    assert_eq!(ok("{{ average([], 0) }}"), "0");
+    assert!(err("{{ average(['a']) }}").contains("average got invalid input"));
     assert_eq!(
         ok("{{ iif(is_state('switch.strip_outlet_2', 'on'), 'yes', 'no') }}"),
         "no"
@@ -183,6 +187,11 @@ fn time_functions_are_listened_to() {
         "2025-12-07T19:00:00+00:00"
     );
     assert_eq!(ok("{{ now() > as_datetime('2025-01-01') }}"), "True");
+    assert_eq!(ok("{{ today_at('18:30') }}"), "2025-12-07 18:30:00+00:00");
+    assert_eq!(ok("{{ now() > today_at('18:30') }}"), "True");
+    assert_eq!(ok("{{ now() < today_at() }}"), "False");
+    assert!(err("{{ today_at('late') }}").contains("could not convert str to datetime"));
+    assert_eq!(ok("{{ utcnow() | as_local }}"), "2025-12-07 19:00:00+00:00");
 }
 
 #[test]

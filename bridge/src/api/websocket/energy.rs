@@ -645,6 +645,77 @@ fn read_energy(
 mod tests {
     use super::*;
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hours_come_from_statistics_then_from_readings_in_their_own_hour() {
+        use crate::clock::Clock;
+        use crate::entity::{Device, EntitySpec};
+        const T0: i64 = 1_796_601_600_000; // 2026-12-07 00:00 UTC
+        const MIN: i64 = 60_000;
+        const ID: &str = "sensor.plug_energy";
+        let dir = tempfile::tempdir().unwrap();
+        let (clock, hand) = Clock::manual(T0);
+        let store = EntityStore::new(clock);
+        store
+            .upsert_device(
+                "plug",
+                Device {
+                    id: "plug".into(),
+                    name: "Plug".into(),
+                    manufacturer: "t".into(),
+                    model: "t".into(),
+                    sw_version: None,
+                    via_device: None,
+                },
+            )
+            .unwrap();
+        store
+            .upsert_entity(
+                EntitySpec::new("plug", "energy", Component::Sensor)
+                    .class("energy")
+                    .measured("Wh", "total_increasing"),
+            )
+            .unwrap();
+        let rec = Recorder::start(
+            &crate::recorder::RecorderConfig::default(),
+            dir.path().join("hearth.db"),
+            store.clone(),
+        )
+        .unwrap();
+        let at = |ms: i64, v: f64| {
+            hand.set(ms);
+            store.set_state(ID, v.to_string(), Map::new()).unwrap();
+        };
+        at(T0 + 5 * MIN, 100.0);
+        at(T0 + 30 * MIN, 150.0); // hour 0: +50
+        at(T0 + 70 * MIN, 40.0); // hour 1: a reset, +40
+        rec.flush().await.unwrap();
+        hand.set(T0 + 2 * HOUR_MS + 5 * MIN);
+        rec.maintain().await.unwrap(); // hours 0 and 1 compiled
+        at(T0 + 2 * HOUR_MS + 10 * MIN, 70.0); // hour 2: +30
+        // Hour 2 is due for compiling 32 s after its end (the writer's
+        // grace): until then its readings and hour 3's come from the states.
+        at(T0 + 3 * HOUR_MS + 10_000, 100.0); // hour 3: +30
+        rec.flush().await.unwrap();
+        let now = T0 + 3 * HOUR_MS + 20_000;
+        hand.set(now);
+        let compiled = rec.reader().statistics(ID, T0, now).unwrap();
+        assert_eq!(compiled.len(), 2, "{compiled:?}");
+        let hours = meter_hours(&store, &rec, ID, 1.0, T0, T0 + 24 * HOUR_MS, now);
+        let want: BTreeMap<i64, f64> = [
+            (T0, 50.0),
+            (T0 + HOUR_MS, 40.0),
+            (T0 + 2 * HOUR_MS, 30.0),
+            (T0 + 3 * HOUR_MS, 30.0),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(hours, want);
+        // A period starting after hour 0: its growth is not counted.
+        let later = meter_hours(&store, &rec, ID, 1.0, T0 + HOUR_MS, T0 + 24 * HOUR_MS, now);
+        assert_eq!(later.values().sum::<f64>(), 100.0, "{later:?}");
+        rec.close().await;
+    }
+
     #[test]
     fn a_price_change_inside_an_hour_splits_its_energy() {
         let t = TariffSteps(vec![(0, 0.2, "HC".into()), (1800, 0.3, "HP".into())]);

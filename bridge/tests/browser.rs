@@ -5,10 +5,11 @@
 //! The script signs in with an access token, watches the room temperature
 //! change on the page without a reload, sets the AC's target, switches the
 //! AC's power off, sets the climate mode to off, swaps the thermostat for
-//! the custom strategy on the Controllers page, opens the Energy page and
-//! reads its chart's pixels, reads the Weather page (outdoor temperature,
-//! icon, HP/HC period from the feed twin), then screenshots every page in light and dark,
-//! on a desktop and a phone (390×844) under `target/browser-shots/`. Each
+//! the custom strategy on the Controllers page and back to its own code
+//! uploaded as a `.wasm` file, reads the Energy page's chart pixels and
+//! the Weather page (outdoor temperature, icon, HP/HC period from the feed
+//! twin), then screenshots every page in light and dark, on a desktop and
+//! a phone (390×844) under `target/browser-shots/`. Each
 //! time the page claims something happened, the script asks this test (one
 //! JSON line on its stdout, the answer on its stdin) and the test checks
 //! the bridge's store, the twin's AC and the plugin list itself. No console
@@ -67,6 +68,9 @@ fn four_in_the_morning() -> i64 {
     }
 }
 
+/// The thermostat's component as build.rs made it: the page uploads it.
+const THERMOSTAT_WASM: &str = env!("HEARTH_PLUGIN_THERMOSTAT");
+
 /// One temperature reading a wall second (300 simulated s at 300×): the
 /// page must follow it, and a test can compare one value with the store's.
 const TELEMETRY_S: u32 = 300;
@@ -74,13 +78,14 @@ const TELEMETRY_S: u32 = 300;
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a check waits for the bridge or the twin to show what the page did.
 const CHECK_WAIT: Duration = Duration::from_secs(20);
-const STEPS: [&str; 12] = [
+const STEPS: [&str; 13] = [
     "sign_in",
     "live_temperature",
     "climate_target",
     "ac_switch_off",
     "hvac_off",
     "swap_custom_strategy",
+    "swap_uploaded_wasm",
     "energy_chart",
     "weather_tariff",
     "theme_toggle",
@@ -88,13 +93,14 @@ const STEPS: [&str; 12] = [
     "no_console_errors",
     "no_failed_requests",
 ];
-const CHECKS: [&str; 7] = [
+const CHECKS: [&str; 8] = [
     "live_value",
     "climate_target",
     "ac_running",
     "ac_switched_off",
     "hvac_off",
     "swapped",
+    "uploaded",
     "weather",
 ];
 
@@ -308,6 +314,7 @@ impl Checks<'_> {
             "ac_switched_off" => self.ac_switched_off().await,
             "hvac_off" => self.hvac_off().await,
             "swapped" => self.swapped(data).await,
+            "uploaded" => self.uploaded(data).await,
             "weather" => self.weather(data),
             other => Err(format!("no check named {other}")),
         }
@@ -472,6 +479,42 @@ impl Checks<'_> {
         Ok(())
     }
 
+    /// The thermostat instance runs the file the page uploaded: a path under
+    /// `<data_dir>/uploads/` holding the same bytes, the thermostat's own
+    /// code again, running.
+    async fn uploaded(&self, data: &Value) -> Result<(), String> {
+        let shown = data["wasm"].as_str().unwrap_or_default();
+        let list = plugin_ops::run(self.h.bridge().plugins.clone(), Op::List, Map::new())
+            .await
+            .map_err(|e| format!("hearth/plugins/list failed: {e:?}"))?;
+        let entry = list
+            .as_array()
+            .and_then(|l| l.iter().find(|p| p["name"] == "thermostat"))
+            .ok_or_else(|| format!("no thermostat instance in {list}"))?;
+        let wasm = entry["wasm"].as_str().unwrap_or_default();
+        if wasm != shown || entry["plugin"] != "thermostat" || entry["status"] != "running" {
+            return Err(format!(
+                "hearth/plugins/list: thermostat runs {wasm} ({}), status {}; the page shows {shown}",
+                entry["plugin"], entry["status"]
+            ));
+        }
+        let path = Path::new(wasm);
+        let uploads = self.h.data_dir.path().join("uploads");
+        if path.parent() != Some(uploads.as_path()) {
+            return Err(format!("{wasm} is not in {}", uploads.display()));
+        }
+        let stored = std::fs::read(path).map_err(|e| format!("{wasm}: {e}"))?;
+        let sent = std::fs::read(THERMOSTAT_WASM).map_err(|e| format!("{THERMOSTAT_WASM}: {e}"))?;
+        if stored != sent {
+            return Err(format!(
+                "{wasm} ({} bytes) is not the file the page sent ({} bytes)",
+                stored.len(),
+                sent.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// The Weather page's outdoor temperature is the weather entity's (now
     /// or in the last 15 s: it changes every simulated hour, 12 s here),
     /// within the page's rounding; its HP/HC badge is the tariff period's.
@@ -627,6 +670,7 @@ async fn the_dashboard_in_headless_chromium() {
             ("HEARTH_SHOTS", shots.display().to_string()),
             ("HEARTH_CHECKS", "stdin".into()),
             ("HEARTH_TARGET", TARGET.to_string()),
+            ("HEARTH_UPLOAD_WASM", THERMOSTAT_WASM.to_string()),
             ("CHROMIUM", chromium().display().to_string()),
             (
                 "HEARTH_RUN_TIMEOUT_MS",

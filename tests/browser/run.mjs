@@ -40,6 +40,9 @@ const SENSOR = 'sensor.server_room_temperature';
 const CLIMATE = 'climate.server_room_ac';
 const AC_SWITCH = 'switch.server_room_ac_power';
 const TARGET = Number(env.HEARTH_TARGET || 22);
+/** A plugin component to upload on the Controllers page (the thermostat's). */
+const UPLOAD_WASM = env.HEARTH_UPLOAD_WASM || '';
+const SWAP_WAIT = 60000;
 const STRATEGY = 'custom-strategy';
 const PAGES = ['devices', 'energy', 'weather', 'controllers', 'alerts'];
 /** A selector each page shows once it has its data (none: a short settle). */
@@ -299,12 +302,13 @@ async function swapStrategy(page) {
   await openByNav(page, 'controllers');
   const value = await choose(page, 'swap-wasm-thermostat', STRATEGY);
   await page.click(tid('swap-thermostat'));
-  // The row shows the code the instance now runs, and that it runs.
+  // The row shows the code the instance now runs, and that it runs (a
+  // component's first compile takes seconds in a debug build).
   await page.waitForFunction(
     (code, status, want) =>
       document.querySelector(code)?.textContent.trim() === want &&
       document.querySelector(status)?.textContent.trim() === 'running',
-    { timeout: WAIT },
+    { timeout: SWAP_WAIT },
     tid('wasm-thermostat'),
     tid('status-thermostat'),
     value,
@@ -312,6 +316,27 @@ async function swapStrategy(page) {
   await check('swapped', { name: 'thermostat', wasm: value });
   const said = await page.$(tid('result-thermostat')).then((e) => e && e.evaluate((e) => e.textContent.trim()));
   return { wasm: value, shown: await textOf(page, 'wasm-thermostat'), said };
+}
+
+/** Swaps the thermostat back to its own code, uploaded as a .wasm file. */
+async function swapUpload(page) {
+  if (!UPLOAD_WASM) throw new Error('HEARTH_UPLOAD_WASM is not set');
+  phase = 'controllers';
+  await choose(page, 'swap-wasm-thermostat', 'upload');
+  const input = await page.waitForSelector(tid('swap-file-thermostat'), { timeout: WAIT });
+  await input.uploadFile(UPLOAD_WASM);
+  await page.click(tid('swap-thermostat'));
+  await page.waitForFunction(
+    (code, status) =>
+      /\.wasm$/.test(document.querySelector(code)?.textContent.trim() || '') &&
+      document.querySelector(status)?.textContent.trim() === 'running',
+    { timeout: SWAP_WAIT },
+    tid('wasm-thermostat'),
+    tid('status-thermostat'),
+  );
+  const wasm = await textOf(page, 'wasm-thermostat');
+  await check('uploaded', { name: 'thermostat', wasm, file: UPLOAD_WASM });
+  return { wasm };
 }
 
 /** What the energy chart drew: canvases, pixels in a series colour, the empty note. */
@@ -481,6 +506,7 @@ async function main() {
       await step('ac_switch_off', () => acSwitchOff(page));
       await step('hvac_off', () => hvacOff(page));
       await step('swap_custom_strategy', () => swapStrategy(page));
+      await step('swap_uploaded_wasm', () => swapUpload(page));
       await step('energy_chart', () => energyChart(page));
       await step('weather_tariff', () => weatherPage(page));
       await step('theme_toggle', () => themeToggle(page));

@@ -10,8 +10,8 @@
 mod common;
 
 mod alerts;
-mod areas;
 mod api_tls;
+mod areas;
 mod bad_input;
 mod broadlink;
 mod broker_logs;

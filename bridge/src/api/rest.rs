@@ -92,11 +92,11 @@ pub async fn answer(
                 None => message(StatusCode::NOT_FOUND, "Entity not found."),
             }
         }
+        (&Method::POST, super::upload::PATH) => super::upload::answer(req, api, &token).await,
         (&Method::POST, "/api/template") => match read_body(req).await {
             Ok(body) => crate::template::rest::answer(api, &body),
             Err(resp) => *resp,
         },
-        (&Method::POST, super::upload::PATH) => super::upload::answer(req, api, &token).await,
         (&Method::POST, p) if p.starts_with("/api/services/") => {
             let query = req.uri().query().unwrap_or("").to_string();
             let body = match read_body(req).await {

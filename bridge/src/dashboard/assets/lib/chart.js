@@ -79,12 +79,19 @@ export function TimeChart({ series, height = 220, testid }) {
   const box = useUplot(
     (width, el) => {
       const p = palette();
+      const data = align(series);
+      // One sample (the first hour of a day): uPlot's time range collapses
+      // to years around it and a line of one point draws nothing, so give
+      // it an hour of axis and show the point.
+      const single = data[0].length === 1;
       const opts = {
         width,
         height,
         legend: { show: true },
         cursor: { drag: { x: true, y: false } },
-        scales: { x: { time: true } },
+        scales: {
+          x: single ? { time: true, auto: false, range: [data[0][0] - 1800, data[0][0] + 1800] } : { time: true },
+        },
         axes: [
           axis(p),
           axis(p, { scale: units[0] || 'y', label: units[0] || undefined, size: 56 }),
@@ -102,11 +109,11 @@ export function TimeChart({ series, height = 220, testid }) {
             // Series are merged on one time axis, so each has nulls where
             // another has a sample: join across them.
             spanGaps: true,
-            points: { show: false },
+            points: { show: single },
           })),
         ],
       };
-      return new uPlot(opts, align(series), el);
+      return new uPlot(opts, data, el);
     },
     [JSON.stringify(series), height, theme],
   );
@@ -129,7 +136,11 @@ export function BarChart({ labels, series, height = 220, testid }) {
         width,
         height,
         legend: { show: series.length > 1 },
-        scales: { x: { time: false, range: [-0.5, labels.length - 0.5] } },
+        scales: {
+          x: { time: false, range: [-0.5, labels.length - 0.5] },
+          // Bars stand on zero (uPlot's own range starts near the smallest bar).
+          y: { range: (u, min, max) => uPlot.rangeNum(Math.min(0, min), Math.max(0, max), 0.1, true) },
+        },
         axes: [
           axis(p, {
             grid: { show: false },

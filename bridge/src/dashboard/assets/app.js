@@ -100,7 +100,7 @@ function SignIn({ onToken, error, busy }) {
     <form class="card" onSubmit=${submit}>
       <h1>Hearth</h1>
       <p class="muted">Sign in with a long-lived access token
-        (<code>hearth token create NAME</code> prints one).</p>
+        (<code>hearth token create --name NAME</code> prints one).</p>
       <label for="token">Access token</label>
       <input id="token" type="password" autocomplete="current-password" spellcheck="false"
         data-testid="token-input" value=${token} onInput=${(e) => setToken(e.target.value)} />

@@ -224,6 +224,32 @@ async fn http(
         .map_err(|_| format!("{method} {path}: no answer within 20 s"))?
 }
 
+/// Sends a request's headers announcing a 512 KiB body, never the body:
+/// the status if the server answers within 5 s.
+async fn announced_body_unsent(addr: SocketAddr, method: &str, path: &str) -> Option<u16> {
+    let exchange = async {
+        let mut s = TcpStream::connect(addr).await.ok()?;
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 524288\r\n\r\n{{"
+        );
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; 256];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.ok()?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&head).get(9..12)?.parse().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
@@ -532,6 +558,13 @@ async fn node_red_home_assistant_nodes_run_against_the_bridge() {
     )
     .await;
     assert_eq!(r.map(|r| r.0), Ok(200));
+    // The id and the method are checked before the body is read: an
+    // unknown id (or a wrong method) is answered without waiting for a
+    // body its caller announced but never sends.
+    for (method, id, want) in [("POST", "nobody", 200), ("HEAD", HOOK, 405)] {
+        let status = announced_body_unsent(bridge, method, &format!("/api/webhook/{id}")).await;
+        assert_eq!(status, Some(want), "{method} /api/webhook/{id}");
+    }
 
     // The example: laptop_01 sits at strip A outlet 2; below 20 % its
     // outlet goes on, at 80 % off.

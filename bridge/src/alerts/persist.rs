@@ -76,23 +76,7 @@ pub fn save(path: &Path, alerts: &[Alert]) -> std::io::Result<()> {
     write_atomically(path, &text)
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames
-/// it over `path`. Each write has its own temporary name, so two writers
-/// (the background writer and the stop) cannot take each other's file.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.{n}.tmp", std::process::id()));
-    let tmp = path.with_file_name(name);
-    let written = std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
-}
+pub use crate::fsutil::write_atomically;
 
 /// A task that writes the list each time it is poked; pokes that arrive
 /// while it writes coalesce into one more write. `snapshot` returns `None`

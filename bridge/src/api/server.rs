@@ -81,7 +81,7 @@ async fn route(
         (&Method::GET, "/metrics") => crate::metrics::http::answer(req, peer, &api).await,
         // Before the REST API: webhooks take no token (the id is the secret).
         (_, p) if p.starts_with(crate::nodered::webhook::PREFIX) => {
-            crate::nodered::webhook::answer(req, &api).await
+            crate::nodered::webhook::answer(req, peer.ip(), &api).await
         }
         (_, p) if p == "/api" || p.starts_with("/api/") => rest::answer(req, peer, &api).await,
         (m, p) if crate::dashboard::serves(m, p) => crate::dashboard::answer(m, p, req.headers()),

@@ -13,6 +13,12 @@
 //! - Stored as `<data_dir>/uploads/<sha256 hex>.wasm` (content-addressed:
 //!   the same bytes uploaded twice are one file), written to a temporary
 //!   name and renamed, so a reader never sees half a file.
+//! - Quota: at most [`MAX_FILES`] files and [`MAX_TOTAL`] bytes in
+//!   `uploads/`; after each upload the oldest files (by modification time)
+//!   go until both hold, except the one just stored and those a loaded
+//!   plugin runs or a swap back would restore (its remembered `wasm`s).
+//!   A path someone has yet to pass to `load`/`swap` can be evicted by 64
+//!   later uploads; uploading it again brings it back.
 //! - Answer 200 `{"wasm": "<absolute path>", "sha256": "<hex>", "bytes": n}`:
 //!   pass `wasm` to `hearth/plugins/load` or `hearth/plugins/swap`.
 
@@ -28,6 +34,12 @@ use sha2::{Digest, Sha256};
 pub const MAX_UPLOAD: usize = 16 << 20;
 
 pub const PATH: &str = "/api/hearth/plugins/upload";
+
+/// Most files kept in `<data_dir>/uploads`.
+pub const MAX_FILES: usize = 64;
+
+/// Most bytes kept in `<data_dir>/uploads`.
+pub const MAX_TOTAL: u64 = 256 << 20;
 
 pub async fn answer(
     req: Request<hyper::body::Incoming>,
@@ -68,7 +80,15 @@ pub async fn answer(
         );
     }
     let dir = api.data_dir.join("uploads");
-    let result = tokio::task::spawn_blocking(move || store(&dir, &body)).await;
+    let in_use = in_use(api);
+    let result = tokio::task::spawn_blocking(move || {
+        let stored = store(&dir, &body)?;
+        if let Err(e) = prune(&dir, &stored.0, &in_use, MAX_FILES, MAX_TOTAL) {
+            tracing::warn!("plugin uploads: could not prune {}: {e}", dir.display());
+        }
+        Ok::<_, anyhow::Error>(stored)
+    })
+    .await;
     match result {
         Ok(Ok((path, sha, bytes))) => {
             tracing::info!(
@@ -92,6 +112,66 @@ pub async fn answer(
     }
 }
 
+/// The `.wasm` paths loaded plugins run, and those a swap back restores.
+fn in_use(api: &Api) -> std::collections::HashSet<std::path::PathBuf> {
+    let mut paths = std::collections::HashSet::new();
+    for p in api.plugins.list() {
+        if let Some(rc) = api.plugins.running_config(&p.name) {
+            paths.extend(rc.remembered.into_iter().map(std::path::PathBuf::from));
+        }
+        paths.insert(std::path::PathBuf::from(p.wasm));
+    }
+    paths
+        .into_iter()
+        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+        .collect()
+}
+
+/// Removes the oldest `.wasm` files of `dir` (by modification time) until
+/// at most `max_files` and `max_bytes` remain, never `keep` nor a path in
+/// `in_use`. Returns the files removed.
+fn prune(
+    dir: &std::path::Path,
+    keep: &std::path::Path,
+    in_use: &std::collections::HashSet<std::path::PathBuf>,
+    max_files: usize,
+    max_bytes: u64,
+) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "wasm") {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        files.push((mtime, meta.len(), path));
+    }
+    let mut count = files.len();
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    files.sort();
+    let mut removed = Vec::new();
+    for (_, len, path) in files {
+        if count <= max_files && total <= max_bytes {
+            break;
+        }
+        if path == keep || in_use.contains(&path) {
+            continue;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            count -= 1;
+            total = total.saturating_sub(len);
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
 fn too_big() -> Response<Full<Bytes>> {
     super::rest::message(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -110,7 +190,6 @@ fn store(
     dir: &std::path::Path,
     bytes: &[u8],
 ) -> anyhow::Result<(std::path::PathBuf, String, usize)> {
-    use std::io::Write;
     std::fs::create_dir_all(dir)?;
     let sha: String = Sha256::digest(bytes)
         .iter()
@@ -118,22 +197,48 @@ fn store(
         .collect();
     let path = dir.join(format!("{sha}.wasm"));
     if !path.exists() {
-        // A name of its own per upload: two of the same bytes at once do
-        // not write one file.
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = dir.join(format!(".{sha}.{}.{n}.part", std::process::id()));
-        let written = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written?;
+        crate::fsutil::write_atomically(&path, bytes)?;
     }
     let path = std::fs::canonicalize(&path).unwrap_or(path);
     Ok((path, sha, bytes.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    fn put(dir: &std::path::Path, name: &str, len: usize, age_s: u64) -> std::path::PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, vec![0u8; len]).unwrap();
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(age_s))
+            .unwrap();
+        std::fs::canonicalize(&p).unwrap()
+    }
+
+    /// Over the count or the size, the oldest go first, except the new
+    /// file and those in use.
+    #[test]
+    fn quota_evicts_oldest_but_not_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let oldest_in_use = put(d, "a.wasm", 10, 500);
+        let old = put(d, "b.wasm", 10, 400);
+        let mid = put(d, "c.wasm", 10, 300);
+        let young = put(d, "d.wasm", 10, 200);
+        let new = put(d, "e.wasm", 10, 0);
+        let other = put(d, "notes.txt", 10, 900);
+        let in_use = std::collections::HashSet::from([oldest_in_use.clone()]);
+        // Count: 5 files, at most 3.
+        let removed = prune(d, &new, &in_use, 3, u64::MAX).unwrap();
+        assert_eq!(removed, vec![old.clone(), mid.clone()]);
+        assert!(oldest_in_use.exists() && young.exists() && new.exists() && other.exists());
+        // Size: 30 bytes left, at most 20: `young` goes, never `new`.
+        let removed = prune(d, &new, &in_use, 64, 20).unwrap();
+        assert_eq!(removed, vec![young]);
+        // Only protected files left over the limit: nothing more goes.
+        assert!(prune(d, &new, &in_use, 1, 0).unwrap().is_empty());
+        assert!(new.exists() && oldest_in_use.exists());
+    }
 }

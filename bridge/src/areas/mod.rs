@@ -28,7 +28,7 @@ pub use places::Places;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::RwLock;
 
 /// HA's `AreaEntry`.
@@ -268,22 +268,7 @@ pub fn normalize_name(name: &str) -> String {
 }
 
 /// HA's `slugify` for new ids (`Living Room` → `living_room`).
-pub fn slugify(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.to_lowercase().chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    let out = out.trim_matches('_').to_string();
-    if out.is_empty() {
-        "unknown".into()
-    } else {
-        out
-    }
-}
+pub use crate::slug::slugify;
 
 fn now_s() -> f64 {
     std::time::SystemTime::now()
@@ -291,11 +276,23 @@ fn now_s() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// Writes the registries somewhere (the file, or nowhere).
+type Persist = Box<dyn Fn(&Registries) -> anyhow::Result<()> + Send + Sync>;
+
 /// The registries, kept in memory and in `registries.json`.
+///
+/// An edit builds the next registries from a copy, writes them (file and
+/// directory synced) and only then swaps them in under a brief write
+/// lock: readers (template renders, `call_service` targets, listings)
+/// never wait for the disk. Edits are serialised by `editing`, so none is
+/// built from a copy another edit is about to replace. The write runs
+/// off the async runtime's worker (`block_in_place`) when on a
+/// multi-threaded runtime; the WebSocket commands that edit are
+/// synchronous, so it cannot be handed to the blocking pool and awaited.
 pub struct AreaRegistry {
     inner: RwLock<Registries>,
-    /// `None`: not persisted (tests of the model).
-    path: Option<PathBuf>,
+    editing: std::sync::Mutex<()>,
+    persist: Persist,
 }
 
 impl AreaRegistry {
@@ -310,22 +307,26 @@ impl AreaRegistry {
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         apply_config(&mut regs, config, now_s());
-        let reg = AreaRegistry {
+        write_atomic(&path, &regs)?;
+        Ok(AreaRegistry::with_persist(
+            regs,
+            Box::new(move |r| write_atomic(&path, r)),
+        ))
+    }
+
+    fn with_persist(regs: Registries, persist: Persist) -> AreaRegistry {
+        AreaRegistry {
             inner: RwLock::new(regs),
-            path: Some(path),
-        };
-        reg.save()?;
-        Ok(reg)
+            editing: std::sync::Mutex::new(()),
+            persist,
+        }
     }
 
     /// Not persisted: the config's places only.
     pub fn in_memory(config: &PlacesConfig) -> AreaRegistry {
         let mut regs = Registries::default();
         apply_config(&mut regs, config, now_s());
-        AreaRegistry {
-            inner: RwLock::new(regs),
-            path: None,
-        }
+        AreaRegistry::with_persist(regs, Box::new(|_| Ok(())))
     }
 
     pub fn get(&self) -> Registries {
@@ -338,23 +339,21 @@ impl AreaRegistry {
         &self,
         f: impl FnOnce(&mut Registries, f64) -> Result<T, EditError>,
     ) -> Result<T, EditError> {
-        let mut guard = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        let mut next = guard.clone();
+        let _editing = self.editing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = self.get();
         let out = f(&mut next, now_s())?;
         next.devices.retain(|_, d| !d.is_empty());
         next.entities.retain(|_, e| !e.is_empty());
-        if let Some(path) = &self.path {
-            write_atomic(path, &next).map_err(|e| EditError::Storage(format!("{e:#}")))?;
-        }
-        *guard = next;
+        let write = || (self.persist)(&next);
+        let written = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(write)
+            }
+            _ => write(),
+        };
+        written.map_err(|e| EditError::Storage(format!("{e:#}")))?;
+        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = next;
         Ok(out)
-    }
-
-    fn save(&self) -> anyhow::Result<()> {
-        match &self.path {
-            Some(p) => write_atomic(p, &self.get()),
-            None => Ok(()),
-        }
     }
 }
 
@@ -370,22 +369,9 @@ pub enum EditError {
 }
 
 fn write_atomic(path: &Path, regs: &Registries) -> anyhow::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_vec_pretty(regs)?;
-    let mut f =
-        std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(&text)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    if let Some(dir) = path.parent()
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::fsutil::write_atomically(path, &text)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Applies the config over what was kept: config items are as the config
@@ -447,5 +433,79 @@ fn apply_config(regs: &mut Registries, c: &PlacesConfig, now: f64) {
         for e in &a.entities {
             regs.entities.entry(e.clone()).or_default().area_id = Some(a.id.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    /// While an edit is being written (a slow disk), readers get the
+    /// registries at once (the old ones), and the edit's result after it.
+    #[test]
+    fn readers_do_not_wait_for_the_write() {
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let started = std::sync::Mutex::new(started_tx);
+        let reg = Arc::new(AreaRegistry::with_persist(
+            Registries::default(),
+            Box::new(move |_| {
+                let _ = started.lock().unwrap().send(());
+                std::thread::sleep(Duration::from_millis(600));
+                Ok(())
+            }),
+        ));
+        let writer = {
+            let reg = reg.clone();
+            std::thread::spawn(move || {
+                reg.edit(|r, now| {
+                    r.labels.insert(
+                        "l".into(),
+                        Label {
+                            label_id: "l".into(),
+                            name: "L".into(),
+                            color: None,
+                            icon: None,
+                            description: None,
+                            created_at: now,
+                            modified_at: now,
+                        },
+                    );
+                    Ok(())
+                })
+            })
+        };
+        started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let t = Instant::now();
+        let seen = reg.get();
+        let waited = t.elapsed();
+        assert!(
+            waited < Duration::from_millis(200),
+            "a reader waited {waited:?} for the write"
+        );
+        assert!(
+            seen.labels.is_empty(),
+            "the edit is not visible before it is written"
+        );
+        writer.join().unwrap().unwrap();
+        assert!(reg.get().labels.contains_key("l"));
+    }
+
+    /// A write that fails leaves the registries as they were.
+    #[test]
+    fn a_failed_write_changes_nothing() {
+        let reg = AreaRegistry::with_persist(
+            Registries::default(),
+            Box::new(|_| anyhow::bail!("disk full")),
+        );
+        let e = reg
+            .edit(|r, _| {
+                r.devices.entry("d".into()).or_default().area_id = Some("a".into());
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(matches!(e, EditError::Storage(m) if m.contains("disk full")));
+        assert!(reg.get().devices.is_empty());
     }
 }

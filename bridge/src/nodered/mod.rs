@@ -82,9 +82,19 @@ struct Entry {
 
 struct Hook {
     allowed: Vec<String>,
+    /// Only requests from a local address (HA's `local_only`).
+    local_only: bool,
     token: u64,
     sink: Sink,
 }
+
+/// Most entities Node-RED may create (all its clients together): each is
+/// a store entity, announced over MQTT; a flow gone wrong must not grow
+/// the store without end.
+pub const MAX_ENTITIES: usize = 1000;
+
+/// Most webhooks Node-RED may register (all its clients together).
+pub const MAX_WEBHOOKS: usize = 1000;
 
 #[derive(Default)]
 struct Inner {
@@ -101,30 +111,37 @@ pub struct NodeRed {
     commands: mpsc::Sender<DriverCommand>,
 }
 
-/// What a webhook request gave the flow (see [`NodeRed::webhook_call`]).
+/// Why a webhook request reaches no flow (see [`NodeRed::webhook_target`]).
 pub enum HookOutcome {
-    Delivered,
     Unknown,
     MethodNotAllowed,
+    /// A `local_only` webhook asked from a non-local address: answered
+    /// 200 with nothing done, as HA does.
+    NotLocal,
+}
+
+/// HA's `network.is_local`: loopback, a private network (10/8, 172.16/12,
+/// 192.168/16, fd00::/8, and those as IPv4-mapped IPv6) or link-local.
+pub fn is_local(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_local(IpAddr::V4(v4)),
+            None => {
+                v6.is_loopback()
+                    || (v6.segments()[0] & 0xff00) == 0xfd00
+                    || (v6.segments()[0] & 0xffc0) == 0xfe80
+            }
+        },
+    }
 }
 
 fn unique_id(server_id: &str, node_id: &str) -> String {
     format!("nodered-{server_id}-{node_id}")
 }
 
-/// HA's `slugify` for entity ids: lower case, runs of anything but
-/// `[a-z0-9]` become one `_`, none at either end.
-pub fn slug(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.to_lowercase().chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    out.trim_matches('_').to_string()
-}
+use crate::slug::slugify as slug;
 
 fn component_of(name: &str) -> Result<Component, Failure> {
     match name {
@@ -231,6 +248,17 @@ impl NodeRed {
             }
         }
         let component = component_of(&d.component)?;
+        {
+            let inner = self.lock();
+            if !inner.entities.contains_key(&uid) && inner.entities.len() >= MAX_ENTITIES {
+                return Err(Failure::new(
+                    ERR_INVALID_FORMAT,
+                    format!(
+                        "Hearth takes at most {MAX_ENTITIES} Node-RED entities; remove one first"
+                    ),
+                ));
+            }
+        }
         let existing = self
             .lock()
             .entities
@@ -364,7 +392,7 @@ impl NodeRed {
     /// `<component>.<slug of name>`, with `_2`, `_3`… when taken (HA's rule).
     fn free_entity_id(&self, component: Component, name: &str) -> String {
         let base = match slug(name) {
-            s if s.is_empty() => "nodered".to_string(),
+            s if s.is_empty() || s == "unknown" => "nodered".to_string(),
             s => s,
         };
         let base = format!("{}.{base}", component.as_str());
@@ -487,12 +515,19 @@ impl NodeRed {
         &self,
         webhook_id: &str,
         allowed: Option<Vec<String>>,
+        local_only: bool,
         sink: Sink,
     ) -> Result<u64, Failure> {
         let mut inner = self.lock();
         if inner.webhooks.contains_key(webhook_id) {
             // HA's webhook.async_register: ValueError, sent as value_error.
             return Err(Failure::new("value_error", "Handler is already defined!"));
+        }
+        if inner.webhooks.len() >= MAX_WEBHOOKS {
+            return Err(Failure::new(
+                "value_error",
+                format!("Hearth takes at most {MAX_WEBHOOKS} Node-RED webhooks; remove one first"),
+            ));
         }
         inner.next_token += 1;
         let token = inner.next_token;
@@ -501,6 +536,7 @@ impl NodeRed {
             webhook_id.to_string(),
             Hook {
                 allowed,
+                local_only,
                 token,
                 sink,
             },
@@ -519,20 +555,28 @@ impl NodeRed {
         }
     }
 
-    /// Delivers a webhook request to its flow.
-    pub fn webhook_call(&self, webhook_id: &str, method: &str, data: Value) -> HookOutcome {
-        let sink = {
-            let inner = self.lock();
-            let Some(hook) = inner.webhooks.get(webhook_id) else {
-                return HookOutcome::Unknown;
-            };
-            if !hook.allowed.iter().any(|m| m == method) {
-                return HookOutcome::MethodNotAllowed;
-            }
-            hook.sink.clone()
+    /// Where a request to `/api/webhook/<webhook_id>` from `peer` goes:
+    /// the registering flow's sink, or why nowhere. Checked before the
+    /// body is read (a caller needs no token; an unknown id, a method the
+    /// webhook does not take or a remote caller of a local-only webhook
+    /// cost no read).
+    pub fn webhook_target(
+        &self,
+        webhook_id: &str,
+        method: &str,
+        peer: std::net::IpAddr,
+    ) -> Result<Sink, HookOutcome> {
+        let inner = self.lock();
+        let Some(hook) = inner.webhooks.get(webhook_id) else {
+            return Err(HookOutcome::Unknown);
         };
-        sink(json!({"data": data}));
-        HookOutcome::Delivered
+        if !hook.allowed.iter().any(|m| m == method) {
+            return Err(HookOutcome::MethodNotAllowed);
+        }
+        if hook.local_only && !is_local(peer) {
+            return Err(HookOutcome::NotLocal);
+        }
+        Ok(hook.sink.clone())
     }
 
     /// A switch or button command from the router.
@@ -730,6 +774,94 @@ mod tests {
         );
         assert!(
             commands::parse_command(&topic, Component::Button, &spec.entity_id, b"ON").is_err()
+        );
+    }
+
+    fn nodered() -> Arc<NodeRed> {
+        let store = EntityStore::new(crate::clock::Clock::real());
+        let router = ServiceRouter::new(store.clone());
+        let (stop, shutdown) = crate::shutdown::channel();
+        std::mem::forget(stop);
+        NodeRed::new(store, router, shutdown)
+    }
+
+    /// HA's `local_only`: a remote caller reaches nothing (and is told
+    /// nothing); local addresses, and any address for a webhook that is
+    /// not local-only, reach the flow.
+    #[tokio::test]
+    async fn local_only_webhooks_refuse_remote_callers() {
+        let nr = nodered();
+        let sink: Sink = Arc::new(|_| {});
+        nr.hook("local", None, true, sink.clone()).unwrap();
+        nr.hook("open", None, false, sink).unwrap();
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        for local in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.20.0.5",
+            "192.168.1.20",
+            "169.254.3.4",
+            "::1",
+            "fd12::1",
+            "fe80::1",
+            "::ffff:192.168.1.2",
+        ] {
+            assert!(is_local(ip(local)), "{local}");
+            assert!(
+                nr.webhook_target("local", "POST", ip(local)).is_ok(),
+                "{local}"
+            );
+        }
+        for remote in ["203.0.113.9", "8.8.8.8", "2001:db8::1", "::ffff:8.8.8.8"] {
+            assert!(!is_local(ip(remote)), "{remote}");
+            assert!(
+                matches!(
+                    nr.webhook_target("local", "POST", ip(remote)),
+                    Err(HookOutcome::NotLocal)
+                ),
+                "{remote}"
+            );
+            assert!(nr.webhook_target("open", "POST", ip(remote)).is_ok());
+        }
+        // The method is checked before the address.
+        assert!(matches!(
+            nr.webhook_target("local", "GET", ip("8.8.8.8")),
+            Err(HookOutcome::MethodNotAllowed)
+        ));
+    }
+
+    /// At most MAX_ENTITIES entities and MAX_WEBHOOKS webhooks, with a
+    /// message saying so; an update of an existing entity still works.
+    #[tokio::test]
+    async fn entities_and_webhooks_are_capped() {
+        let nr = nodered();
+        for i in 0..MAX_ENTITIES {
+            nr.discover(
+                discovery(&format!("n{i}"), "sensor", &format!("s{i}"), json!(i)),
+                None,
+            )
+            .unwrap();
+        }
+        let e = nr
+            .discover(discovery("extra", "sensor", "extra", json!(1)), None)
+            .unwrap_err();
+        assert!(
+            e.message.contains("at most 1000 Node-RED entities"),
+            "{}",
+            e.message
+        );
+        nr.discover(discovery("n0", "sensor", "s0", json!(7)), None)
+            .unwrap();
+        let sink: Sink = Arc::new(|_| {});
+        for i in 0..MAX_WEBHOOKS {
+            nr.hook(&format!("h{i}"), None, false, sink.clone())
+                .unwrap();
+        }
+        let e = nr.hook("extra", None, false, sink).unwrap_err();
+        assert!(
+            e.message.contains("at most 1000 Node-RED webhooks"),
+            "{}",
+            e.message
         );
     }
 }

@@ -3,7 +3,9 @@
 //! (`nodered/webhook`). As in HA: no authentication (the id is the
 //! secret), an unknown id is answered 200 with nothing done (a caller
 //! cannot probe which ids exist), a method the webhook does not allow is
-//! 405. The flow gets what the companion sends: `payload` (the body as
+//! 405, a `local_only` webhook asked from a non-local address (HA's
+//! `network.is_local`) is answered 200 with nothing done. All of that is
+//! decided before the body is read. The flow gets what the companion sends: `payload` (the body as
 //! JSON, else as text, `{}` when empty), `headers` and `params` (the
 //! query). Header names arrive in lower case (HTTP/1 names are
 //! case-insensitive; HA passes them as the client wrote them).
@@ -22,7 +24,11 @@ pub const PREFIX: &str = "/api/webhook/";
 /// messages need not be).
 const MAX_BODY: usize = 1 << 20;
 
-pub async fn answer(req: Request<hyper::body::Incoming>, api: &Api) -> Response<Full<Bytes>> {
+pub async fn answer(
+    req: Request<hyper::body::Incoming>,
+    peer: std::net::IpAddr,
+    api: &Api,
+) -> Response<Full<Bytes>> {
     let raw = &req.uri().path()[PREFIX.len()..];
     let Ok(id) = percent_encoding::percent_decode_str(raw).decode_utf8() else {
         return status(StatusCode::OK);
@@ -32,6 +38,10 @@ pub async fn answer(req: Request<hyper::body::Incoming>, api: &Api) -> Response<
     if !matches!(method.as_str(), "GET" | "HEAD" | "POST" | "PUT") {
         return status(StatusCode::METHOD_NOT_ALLOWED);
     }
+    let sink = match api.nodered.webhook_target(&id, &method, peer) {
+        Ok(sink) => sink,
+        Err(outcome) => return refused(outcome),
+    };
     let headers: Map<String, Value> = req
         .headers()
         .iter()
@@ -60,13 +70,21 @@ pub async fn answer(req: Request<hyper::body::Incoming>, api: &Api) -> Response<
         serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.into_owned()))
     };
     let data = serde_json::json!({"payload": payload, "headers": headers, "params": params});
-    match api.nodered.webhook_call(&id, &method, data) {
-        HookOutcome::Delivered => status(StatusCode::OK),
+    sink(serde_json::json!({"data": data}));
+    status(StatusCode::OK)
+}
+
+fn refused(outcome: HookOutcome) -> Response<Full<Bytes>> {
+    match outcome {
         HookOutcome::Unknown => {
             tracing::debug!("webhook request for an id no flow registered");
             status(StatusCode::OK)
         }
         HookOutcome::MethodNotAllowed => status(StatusCode::METHOD_NOT_ALLOWED),
+        HookOutcome::NotLocal => {
+            tracing::warn!("received a remote request for a local-only webhook; ignored");
+            status(StatusCode::OK)
+        }
     }
 }
 

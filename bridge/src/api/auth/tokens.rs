@@ -63,18 +63,9 @@ fn save(data_dir: &Path, tokens: Vec<TokenRecord>) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| anyhow::anyhow!("--data-dir {}: {e}", data_dir.display()))?;
     let p = path(data_dir);
-    let tmp = p.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(&TokenFile { version: 1, tokens })?;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts
-        .open(&tmp)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", tmp.display()))?;
-    std::io::Write::write_all(&mut f, text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+    crate::fsutil::write_atomically_mode(&p, text.as_bytes(), Some(0o600))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
     Ok(())
 }
 

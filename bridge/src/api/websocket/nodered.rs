@@ -169,8 +169,18 @@ fn webhook(s: &mut Session, cmd: &Command) -> Outcome {
             Some(upper)
         }
     };
+    // HA: `vol.Optional("local_only")`, a boolean; only `true` limits.
+    let local_only = match cmd.msg.get("local_only") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(Failure::from(
+                "expected bool for dictionary value @ data['local_only']".to_string(),
+            ));
+        }
+    };
     let nodered = s.api.nodered.clone();
-    let token = nodered.hook(&webhook_id, allowed, sink(s, cmd.id))?;
+    let token = nodered.hook(&webhook_id, allowed, local_only, sink(s, cmd.id))?;
     s.conn.send(protocol::result(cmd.id, Value::Null));
     subscription(s, cmd.id, move || nodered.unhook(&webhook_id, token));
     Ok(())

@@ -151,23 +151,11 @@ fn with_base(topic: &str, base: Option<&str>) -> String {
     }
 }
 
-/// HA's `slugify` for ids: lower case ASCII letters and digits, every other
-/// run of characters one `_`, none at the ends (`"laptop-7 Battery"` →
-/// `laptop_7_battery`). Letters outside ASCII are not transliterated.
+/// HA's `slugify` (see [`crate::slug::slugify`]).
 pub fn slug(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    let t = out.trim_matches('_');
-    if t.is_empty() {
-        "unknown".into()
-    } else {
-        t.into()
+    match crate::slug::slugify(s) {
+        t if t.is_empty() => "unknown".into(),
+        t => t,
     }
 }
 

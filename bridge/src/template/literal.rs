@@ -12,6 +12,11 @@
 
 use serde_json::{Map, Number, Value};
 
+/// How deeply brackets and signs may nest before the text stays a string
+/// (Python's parser gives up too: `literal_eval` raises and HA keeps the
+/// text). Each level is a recursion of the parser.
+pub const MAX_DEPTH: usize = 100;
+
 /// The value `text` (already stripped) renders to, as HA answers it.
 pub fn parse_result(text: &str) -> Value {
     match Parser::new(text).whole() {
@@ -97,6 +102,8 @@ pub fn py_float(f: f64) -> String {
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    /// Open `[`, `(`, `{` and signs around the current position.
+    depth: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -104,6 +111,7 @@ impl<'a> Parser<'a> {
         Parser {
             s: s.as_bytes(),
             i: 0,
+            depth: 0,
         }
     }
 
@@ -134,6 +142,16 @@ impl<'a> Parser<'a> {
     }
 
     fn expr(&mut self) -> Option<Lit> {
+        if self.depth >= MAX_DEPTH {
+            return None;
+        }
+        self.depth += 1;
+        let v = self.expr_inner();
+        self.depth -= 1;
+        v
+    }
+
+    fn expr_inner(&mut self) -> Option<Lit> {
         match self.peek()? {
             b'[' => {
                 self.i += 1;
@@ -379,5 +397,28 @@ mod tests {
         assert_eq!(parse_result("[1,"), json!("[1,"));
         assert_eq!(parse_result("12:30"), json!("12:30"));
         assert_eq!(parse_result("2026-12-07"), json!("2026-12-07"));
+    }
+
+    /// `{{ "[" * 100000 }}` used to recurse once per bracket and overflow
+    /// the stack; past [`MAX_DEPTH`] the text stays a string.
+    #[test]
+    fn deep_nesting_stays_a_string() {
+        for open in ["[", "(", "{", "-", "+", "[-"] {
+            let text = open.repeat(100_000);
+            assert_eq!(parse_result(&text), json!(text), "{open}");
+        }
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(parse_result(&deep), json!(deep));
+        // Within the cap it is still a value.
+        let fine = format!(
+            "{}1{}",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
+        let mut v = parse_result(&fine);
+        for _ in 0..MAX_DEPTH - 1 {
+            v = v.as_array().expect("a list")[0].clone();
+        }
+        assert_eq!(v, json!(1));
     }
 }

@@ -420,3 +420,97 @@ async fn rest_template_renders_text_and_answers_errors() {
     assert_eq!(status, 401);
     bridge.stop().await;
 }
+
+/// Templates that used to crash or stall the bridge (a stack overflow
+/// aborts the process) answer an error or a string, and the bridge goes
+/// on answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn render_template_bounds_depth_memory_time_and_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, token) = tokens::create(dir.path(), "tests").unwrap();
+    let bridge = start_bridge(dir.path(), selects).await;
+    let mut ws = Ws::auth(bridge.http_addr, &token).await;
+    let errors = |t: &str| json!({"type": "render_template", "template": t, "report_errors": true});
+
+    // 100 000 brackets: the result's typing gives up, the text stays.
+    let id = subscribe(&mut ws, render("{{ '[' * 100000 }}")).await;
+    assert_eq!(ws.event(id).await["result"], "[".repeat(100_000));
+
+    // A list nested 100 000 deep (namespace in a loop): an error to print,
+    // and dropped without a crash.
+    let nest = "{% set ns = namespace(x=0) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}";
+    let id = subscribe(&mut ws, errors(&format!("{nest}{{{{ ns.x }}}}"))).await;
+    let ev = ws.event(id).await;
+    assert!(
+        ev["error"].as_str().unwrap().starts_with("RecursionError"),
+        "{ev}"
+    );
+    let id = subscribe(&mut ws, render(&format!("{nest}{{{{ 'fine' }}}}"))).await;
+    assert_eq!(ws.event(id).await["result"], "fine");
+
+    // A lazy 10^8-item list: the output limit, not gigabytes of text.
+    let id = subscribe(&mut ws, errors("{{ [0] * 100000000 }}")).await;
+    let ev = ws.event(id).await;
+    assert_eq!(
+        ev["error"], "Template output exceeded maximum size of 262144 characters",
+        "{ev}"
+    );
+
+    // timeout: a render running to its fuel (about a second) is a timeout
+    // after 0.05 s, while the connection keeps answering.
+    let slow = "{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}";
+    let started = std::time::Instant::now();
+    let r = ws
+        .call(json!({"type": "render_template", "template": slow, "timeout": 0.05}))
+        .await;
+    assert_eq!(r["success"], false, "{r}");
+    assert_eq!(r["error"]["code"], "template_error", "{r}");
+    assert_eq!(
+        r["error"]["message"],
+        "Exceeded maximum execution time of 0.05s"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // REST answers the same bounds as errors.
+    let body = json!({"template": format!("{nest}{{{{ ns.x }}}}")});
+    let (status, _, text) = post(
+        bridge.http_addr,
+        "/api/template",
+        Some(&token),
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("RecursionError"), "{text}");
+
+    // At most 256 subscriptions per connection (the ones above count).
+    let mut ids = Vec::new();
+    let open = 4;
+    for _ in open..256 {
+        ids.push(ws.send(render("{{ 1 }}")).await);
+    }
+    for id in &ids {
+        assert_eq!(ws.result(*id).await["success"], true);
+    }
+    let r = ws.call(render("{{ 1 }}")).await;
+    assert_eq!(r["error"]["code"], "home_assistant_error", "{r}");
+    assert_eq!(
+        r["error"]["message"],
+        "at most 256 render_template subscriptions per connection"
+    );
+    // Another connection has its own; an unsubscribe frees one.
+    let mut other = Ws::auth(bridge.http_addr, &token).await;
+    let id = subscribe(&mut other, render("{{ 2 }}")).await;
+    assert_eq!(other.event(id).await["result"], 2);
+    let r = ws
+        .call(json!({"type": "unsubscribe_events", "subscription": ids[0]}))
+        .await;
+    assert_eq!(r["success"], true, "{r}");
+    let r = ws.call(render("{{ 3 }}")).await;
+    assert_eq!(r["success"], true, "{r}");
+    bridge.stop().await;
+}

@@ -94,7 +94,7 @@ pub async fn answer(
         }
         (&Method::POST, super::upload::PATH) => super::upload::answer(req, api, &token).await,
         (&Method::POST, "/api/template") => match read_body(req).await {
-            Ok(body) => crate::template::rest::answer(api, &body),
+            Ok(body) => crate::template::rest::answer(api, &body).await,
             Err(resp) => *resp,
         },
         (&Method::POST, p) if p.starts_with("/api/services/") => {

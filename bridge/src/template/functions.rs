@@ -61,48 +61,100 @@ fn no_default(function: &str, value: &Value) -> Error {
     )
 }
 
-/// Python's `str()` of a template value.
+/// How deeply [`py_repr`] descends into lists and dicts (Python's repr
+/// gives up with a `RecursionError` too; a template can nest a list 100 000
+/// deep with `namespace()` in a loop).
+pub const MAX_REPR_DEPTH: usize = 100;
+
+/// Why a [`repr`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReprLimit {
+    /// Longer than the limit given.
+    TooLong,
+    /// Nested deeper than [`MAX_REPR_DEPTH`].
+    TooDeep,
+}
+
+/// Python's `str()` of a template value, for messages: cut after
+/// [`super::MAX_OUTPUT`] bytes, `[...]` past [`MAX_REPR_DEPTH`].
 pub fn py_str(v: &Value) -> String {
     py_repr(v, true)
 }
 
-/// Python's `str()` (`top`) or `repr()` (inside a list or dict) of a value.
+/// Python's `str()` (`top`) or `repr()` (inside a list or dict) of a value,
+/// for messages (cut as [`py_str`]).
 pub fn py_repr(v: &Value, top: bool) -> String {
+    let mut out = String::new();
+    match repr(&mut out, v, top, 0, super::MAX_OUTPUT) {
+        Err(ReprLimit::TooDeep) => out.push_str("[...]"),
+        Err(ReprLimit::TooLong) => out.push_str("..."),
+        Ok(()) => {}
+    }
+    out
+}
+
+/// Writes Python's `str()` (`top`) or `repr()` of `v` to `out`, stopping
+/// (with what was written so far) once `out` is longer than `limit` bytes or
+/// the nesting deeper than [`MAX_REPR_DEPTH`]: a lazy `[0] * 100000000` is
+/// not walked to its end.
+pub fn repr(
+    out: &mut String,
+    v: &Value,
+    top: bool,
+    depth: usize,
+    limit: usize,
+) -> Result<(), ReprLimit> {
     use minijinja::value::ValueKind as K;
     match v.kind() {
-        K::Undefined => String::new(),
-        K::None => "None".into(),
-        K::Bool => if v.is_true() { "True" } else { "False" }.into(),
+        K::Undefined => {}
+        K::None => out.push_str("None"),
+        K::Bool => out.push_str(if v.is_true() { "True" } else { "False" }),
         K::Number => match serde_json::to_value(v) {
             Ok(serde_json::Value::Number(n)) if n.is_f64() => {
-                py_float_repr(n.as_f64().unwrap_or(0.0))
+                out.push_str(&py_float_repr(n.as_f64().unwrap_or(0.0)))
             }
-            _ => v.to_string(),
+            _ => out.push_str(&v.to_string()),
         },
-        K::String if top => v.as_str().unwrap_or_default().to_string(),
-        K::String => py_str_repr(v.as_str().unwrap_or_default()),
-        K::Seq => {
-            let items: Vec<String> = v
-                .try_iter()
-                .map(|it| it.map(|i| py_repr(&i, false)).collect())
-                .unwrap_or_default();
-            format!("[{}]", items.join(", "))
+        K::String if top => out.push_str(v.as_str().unwrap_or_default()),
+        K::String => out.push_str(&py_str_repr(v.as_str().unwrap_or_default())),
+        K::Seq | K::Iterable | K::Map if depth >= MAX_REPR_DEPTH => {
+            return Err(ReprLimit::TooDeep);
+        }
+        // A lazy iterable (`[0] * 100000000`) prints as the list it stands
+        // for, item by item (its Display would render all of it first).
+        K::Seq | K::Iterable => {
+            out.push('[');
+            if let Ok(items) = v.try_iter() {
+                for (n, item) in items.enumerate() {
+                    if n > 0 {
+                        out.push_str(", ");
+                    }
+                    repr(out, &item, false, depth + 1, limit)?;
+                }
+            }
+            out.push(']');
         }
         K::Map => {
-            let items: Vec<String> = v
-                .try_iter()
-                .map(|it| {
-                    it.map(|k| {
-                        let val = v.get_item(&k).unwrap_or_default();
-                        format!("{}: {}", py_repr(&k, false), py_repr(&val, false))
-                    })
-                    .collect()
-                })
-                .unwrap_or_default();
-            format!("{{{}}}", items.join(", "))
+            out.push('{');
+            if let Ok(keys) = v.try_iter() {
+                for (n, k) in keys.enumerate() {
+                    if n > 0 {
+                        out.push_str(", ");
+                    }
+                    repr(out, &k, false, depth + 1, limit)?;
+                    out.push_str(": ");
+                    let val = v.get_item(&k).unwrap_or_default();
+                    repr(out, &val, false, depth + 1, limit)?;
+                }
+            }
+            out.push('}');
         }
-        _ => v.to_string(),
+        _ => out.push_str(&v.to_string()),
     }
+    if out.len() > limit {
+        return Err(ReprLimit::TooLong);
+    }
+    Ok(())
 }
 
 /// Python's `repr(float)`: `3.0`, `0.1`, `1e+16`, `nan`, `inf`.
@@ -525,6 +577,7 @@ fn is_state(ctx: &Ctx, entity_id: &str, state: &Value) -> bool {
     match state.try_iter() {
         Ok(items) => items
             .into_iter()
+            .take(super::MAX_ITEMS)
             .any(|v| v.as_str() == Some(s.state.as_str())),
         Err(_) => false,
     }
@@ -562,9 +615,24 @@ pub fn environment(ctx: Arc<Ctx>, strict: bool) -> Environment<'static> {
     env.set_formatter(|out, state, value| {
         use minijinja::value::ValueKind as K;
         match value.kind() {
-            K::None | K::Bool | K::Number | K::Seq | K::Map => out
-                .write_str(&py_repr(value, true))
-                .map_err(|_| Error::new(ErrorKind::WriteFailure, "cannot write output")),
+            K::None | K::Bool | K::Number | K::Seq | K::Iterable | K::Map => {
+                // Bounded: the whole output may not be longer than
+                // MAX_OUTPUT, so neither may one value's text.
+                let mut text = String::new();
+                match repr(&mut text, value, true, 0, super::MAX_OUTPUT) {
+                    Ok(()) => out
+                        .write_str(&text)
+                        .map_err(|_| Error::new(ErrorKind::WriteFailure, "cannot write output")),
+                    Err(ReprLimit::TooLong) => Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        super::OUTPUT_TOO_LONG.to_string(),
+                    )),
+                    Err(ReprLimit::TooDeep) => Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        super::REPR_TOO_DEEP.to_string(),
+                    )),
+                }
+            }
             _ => minijinja::escape_formatter(out, state, value),
         }
     });
@@ -726,7 +794,18 @@ pub fn environment(ctx: Arc<Ctx>, strict: bool) -> Environment<'static> {
             if args.len() > 1 && default.is_none() {
                 default = args.get(1).cloned();
             }
-            first.try_iter()?.collect()
+            // A lazy `[0] * 100000000` is not collected whole.
+            let mut items = Vec::new();
+            for v in first.try_iter()? {
+                if items.len() >= super::MAX_ITEMS {
+                    return Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("average: more than {} values", super::MAX_ITEMS),
+                    ));
+                }
+                items.push(v);
+            }
+            items
         } else if args.len() == 1 {
             return Err(Error::new(
                 ErrorKind::InvalidOperation,

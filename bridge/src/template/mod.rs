@@ -17,8 +17,20 @@
 //!
 //! Not HA's: datetime arithmetic (`now() - timedelta(...)`), `expand`,
 //! `distance`, `closest`, `relative_time`, translations, macros imported
-//! from files; a template's work is bounded by minijinja's fuel
-//! ([`FUEL`]) rather than by a thread and a timeout.
+//! from files.
+//!
+//! Bounds: a template runs on its own thread with a large stack
+//! ([`RENDER_STACK`]), at most [`MAX_RENDERS`] at once, off the async
+//! runtime; minijinja's fuel ([`FUEL`]) bounds its work *and* its memory
+//! (minijinja 3.1 charges every byte and list slot an operator, literal or
+//! filter makes, and refuses a known-size allocation that would exceed the
+//! fuel left), so it also bounds how deeply a template can nest a value
+//! (`namespace()` in a loop), which the thread's stack covers when the
+//! value is dropped. What the bridge's own code walks is capped apart:
+//! printing a value ([`functions::repr`]: [`MAX_OUTPUT`] bytes,
+//! [`functions::MAX_REPR_DEPTH`]), collecting an iterable ([`MAX_ITEMS`]),
+//! typing the result ([`literal::MAX_DEPTH`]). `render_template`'s
+//! `timeout` is a wait on that thread ([`render_async`]).
 
 pub mod datetime;
 pub mod functions;
@@ -36,10 +48,33 @@ use std::time::Duration;
 /// HA's `MAX_TEMPLATE_OUTPUT`: a longer result is an error.
 pub const MAX_OUTPUT: usize = 256 * 1024;
 
-/// Instructions one render may run (minijinja's fuel): a loop over every
-/// state and its attributes takes a few hundred thousand; a runaway
-/// template stops with an error instead of holding the connection.
-pub const FUEL: u64 = 20_000_000;
+/// The message of a result longer than [`MAX_OUTPUT`] (HA's).
+pub const OUTPUT_TOO_LONG: &str = "Template output exceeded maximum size of 262144 characters";
+
+/// Python's message for a repr nested too deeply.
+pub const REPR_TOO_DEEP: &str =
+    "RecursionError: maximum recursion depth exceeded while getting the repr of an object";
+
+/// Instructions one render may run (minijinja's fuel, 64 bytes of data
+/// made per unit): a loop over every state and its attributes takes a few
+/// hundred thousand; a runaway template stops with an error instead of
+/// holding the connection. 1 M is at most 64 MB of data a render makes,
+/// and a value nested at most about 130 000 deep.
+pub const FUEL: u64 = 1_000_000;
+
+/// The stack of a render thread: dropping or comparing a value nested as
+/// deeply as [`FUEL`] allows recurses once per level (minijinja's values
+/// are `Arc`s of `Vec`s). Reserved, not committed: only what a render
+/// touches is memory.
+pub const RENDER_STACK: usize = 512 << 20;
+
+/// Renders running at once (each up to [`FUEL`]'s memory); more wait.
+pub const MAX_RENDERS: usize = 4;
+
+/// The most items the bridge's own functions take from one iterable.
+pub const MAX_ITEMS: usize = 100_000;
+
+static RENDERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_RENDERS);
 
 /// HA's `ALL_STATES_RATE_LIMIT`: a template that iterates every state
 /// re-renders at most once a minute for states it did not name.
@@ -138,9 +173,104 @@ pub fn is_static(source: &str) -> bool {
     !(source.contains("{{") || source.contains("{%") || source.contains("{#"))
 }
 
-/// Renders `source` once. `strict` makes an undefined variable an error
-/// (HA's `StrictUndefined`); otherwise it prints as nothing.
+/// Renders `source` once, on a render thread (blocking the caller until
+/// it ends; async code uses [`render_async`]). `strict` makes an undefined
+/// variable an error (HA's `StrictUndefined`); otherwise it prints as
+/// nothing.
 pub fn render(
+    source: &str,
+    variables: &Map<String, Value>,
+    world: &World,
+    strict: bool,
+) -> Rendered {
+    if is_static(source) {
+        return render_here(source, variables, world, strict);
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let job = Job {
+        source: source.to_string(),
+        variables: variables.clone(),
+        world: world.clone(),
+        strict,
+    };
+    match job.spawn(move |r| {
+        let _ = tx.send(r);
+    }) {
+        Ok(()) => rx
+            .recv()
+            .unwrap_or_else(|_| failed("the render thread failed")),
+        Err(r) => r,
+    }
+}
+
+/// [`render`] for async code: waits for one of the [`MAX_RENDERS`] slots,
+/// then for the render thread. Dropping the future (a timeout) leaves the
+/// thread to finish (within [`FUEL`]) holding its slot.
+pub async fn render_async(
+    source: String,
+    variables: Map<String, Value>,
+    world: World,
+    strict: bool,
+) -> Rendered {
+    if is_static(&source) {
+        return render_here(&source, &variables, &world, strict);
+    }
+    let Ok(permit) = RENDERS.acquire().await else {
+        return failed("renders are closed");
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job = Job {
+        source,
+        variables,
+        world,
+        strict,
+    };
+    match job.spawn(move |r| {
+        let _ = tx.send(r);
+        drop(permit);
+    }) {
+        Ok(()) => rx
+            .await
+            .unwrap_or_else(|_| failed("the render thread failed")),
+        Err(r) => r,
+    }
+}
+
+struct Job {
+    source: String,
+    variables: Map<String, Value>,
+    world: World,
+    strict: bool,
+}
+
+impl Job {
+    /// Runs on a new thread with [`RENDER_STACK`]; `done` gets the result
+    /// there (every value the template made is dropped on that thread).
+    fn spawn(self, done: impl FnOnce(Rendered) + Send + 'static) -> Result<(), Rendered> {
+        std::thread::Builder::new()
+            .name("template".into())
+            .stack_size(RENDER_STACK)
+            .spawn(move || {
+                let r = render_here(&self.source, &self.variables, &self.world, self.strict);
+                done(r);
+            })
+            .map(|_| ())
+            .map_err(|e| failed(&format!("cannot start a render thread: {e}")))
+    }
+}
+
+fn failed(why: &str) -> Rendered {
+    Rendered {
+        result: Err(TemplateError(format!("TemplateError: {why}"))),
+        listeners: Listeners {
+            all: true,
+            ..Listeners::default()
+        },
+    }
+}
+
+/// Renders on the calling thread.
+fn render_here(
     source: &str,
     variables: &Map<String, Value>,
     world: &World,
@@ -159,9 +289,7 @@ pub fn render(
     let env = functions::environment(ctx.clone(), strict);
     let vars = minijinja::Value::from(minijinja::value::Serde(variables));
     let result = match env.render_str(source, vars) {
-        Ok(text) if text.len() > MAX_OUTPUT => Err(TemplateError(format!(
-            "Template output exceeded maximum size of {MAX_OUTPUT} characters"
-        ))),
+        Ok(text) if text.len() > MAX_OUTPUT => Err(TemplateError(OUTPUT_TOO_LONG.into())),
         Ok(text) => Ok(text.trim().to_string()),
         Err(e) => Err(error(&e, source)),
     };
@@ -183,6 +311,9 @@ fn error(e: &minijinja::Error, source: &str) -> TemplateError {
         .unwrap_or_else(|| e.kind().to_string());
     if detail.starts_with(functions::VALUE_ERROR) {
         return TemplateError(format!("ValueError: {detail}"));
+    }
+    if detail == OUTPUT_TOO_LONG || detail == REPR_TOO_DEEP {
+        return TemplateError(detail);
     }
     let class = match e.kind() {
         K::SyntaxError | K::BadEscape | K::InvalidDelimiter => "TemplateSyntaxError",

@@ -4,17 +4,17 @@
 //! HA's `parse_result=False`); a template error or a body that is not JSON
 //! → 400 `{"message": "Error rendering template: <error>"}`. A body
 //! without `template` is a 400 too (HA answers 500: its `KeyError` is not
-//! caught).
+//! caught). The render runs on a render thread ([`super::render_async`]),
+//! not on the async runtime.
 
-use super::subscription::{presented_states, world};
+use super::subscription::world_now;
 use crate::api::Api;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Response, StatusCode};
 use serde_json::{Map, Value, json};
-use std::sync::Arc;
 
-pub fn answer(api: &Api, body: &[u8]) -> Response<Full<Bytes>> {
+pub async fn answer(api: &Api, body: &[u8]) -> Response<Full<Bytes>> {
     let data: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => return failed(&e.to_string()),
@@ -27,9 +27,8 @@ pub fn answer(api: &Api, body: &[u8]) -> Response<Full<Bytes>> {
         Some(Value::Object(m)) => m.clone(),
         Some(_) => return failed("\"variables\" must be an object"),
     };
-    let states = presented_states(&api.store.snapshot());
-    let world = world(api, Arc::new(states));
-    let rendered = super::render(template, &variables, &world, false);
+    let rendered =
+        super::render_async(template.to_string(), variables, world_now(api), false).await;
     match rendered.result {
         Ok(text) => {
             // A static template is its own text, unstripped (HA).

@@ -4,10 +4,15 @@
 //!
 //! - fields `template` (required), `variables`, `timeout` (seconds),
 //!   `strict`, `report_errors`, `entity_ids` (accepted and unused, as HA);
-//! - with `timeout`, one render first: longer than `timeout` →
-//!   `template_error` "Exceeded maximum execution time of 3.0s";
+//! - with `timeout`, the first render must end within `timeout` seconds
+//!   (a wait on its render thread, [`super::render_async`]): otherwise the
+//!   command fails with `template_error` "Exceeded maximum execution time
+//!   of 3.0s" (the thread finishes within its fuel, unseen);
 //! - a first render with `strict` whose error is reported (with
 //!   `report_errors`) as an event `{"error": …, "level": "ERROR"}`;
+//! - at most [`MAX_PER_CONNECTION`] subscriptions per connection (more:
+//!   `home_assistant_error`); each renders from the store's current
+//!   snapshot, keeping no copy of the states;
 //! - the result `null`, then an event `{"result": …, "listeners": {"all",
 //!   "entities", "domains", "time"}}` with the result typed as HA types it
 //!   ([`super::literal`]); later renders are not strict (as HA's);
@@ -19,22 +24,66 @@
 //!   `report_errors`, nothing without (HA's behaviour), once until the
 //!   template renders again.
 
-use super::{Listeners, World, literal, render};
+use super::{Listeners, Rendered, World, literal, render_async};
 use crate::api::Api;
 use crate::api::calls::Failure;
 use crate::api::registry::Registry;
 use crate::api::websocket::commands::Outcome;
+use crate::api::websocket::connection::Conn;
 use crate::api::websocket::protocol::{self, Command, Fields};
 use crate::api::websocket::session::Session;
 use crate::entity::{State, StoreEvent};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// HA's `ERR_TEMPLATE_ERROR`.
 pub const ERR_TEMPLATE_ERROR: &str = "template_error";
+
+/// `render_template` subscriptions one connection may hold at once.
+pub const MAX_PER_CONNECTION: usize = 256;
+
+/// Open subscriptions by connection (`Arc<Conn>` address; each [`Open`]
+/// holds its connection, so an address is not reused while counted).
+static OPEN: Mutex<Option<HashMap<usize, usize>>> = Mutex::new(None);
+
+/// One counted subscription; uncounted when dropped (the task ends or is
+/// aborted).
+struct Open {
+    conn: Arc<Conn>,
+}
+
+impl Open {
+    fn take(conn: &Arc<Conn>, max: usize) -> Option<Open> {
+        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open
+            .get_or_insert_with(HashMap::new)
+            .entry(Arc::as_ptr(conn) as usize)
+            .or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Open { conn: conn.clone() })
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(map) = open.as_mut() {
+            let key = Arc::as_ptr(&self.conn) as usize;
+            if let Some(n) = map.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&key);
+                }
+            }
+        }
+    }
+}
 
 /// Store changes a template subscription may have waiting (as
 /// `subscriptions::behind`): a client too slow to read is dropped.
@@ -52,6 +101,11 @@ pub fn world(api: &Api, states: Arc<BTreeMap<String, State>>) -> World {
         // `get_config` says UTC.
         tz: jiff::tz::TimeZone::UTC,
     }
+}
+
+/// The world as the API sees it now, states from the store's snapshot.
+pub fn world_now(api: &Api) -> World {
+    world(api, Arc::new(presented_states(&api.store.snapshot())))
 }
 
 /// Every state as HA shows it, by entity id.
@@ -80,6 +134,11 @@ fn timeout_field(msg: &Map<String, Value>) -> Result<Option<f64>, Failure> {
 }
 
 pub fn handle(s: &mut Session, cmd: &Command) -> Outcome {
+    handle_capped(s, cmd, MAX_PER_CONNECTION)
+}
+
+/// [`handle`] with the per-connection cap given (tests use a small one).
+pub fn handle_capped(s: &mut Session, cmd: &Command, max: usize) -> Outcome {
     let f = Fields::new(
         &cmd.msg,
         &[
@@ -98,43 +157,16 @@ pub fn handle(s: &mut Session, cmd: &Command) -> Outcome {
     let strict = f.bool("strict")?;
     let report_errors = f.bool("report_errors")?;
     let id = cmd.id;
-    let (snapshot, rx) = s.api.store.subscribe();
-    let reg = Registry::from_snapshot(&snapshot);
-    let states = presented_states(&snapshot);
-    drop(snapshot);
     let conn = s.conn.clone();
-
-    if let Some(t) = timeout.filter(|t| *t > 0.0) {
-        let started = std::time::Instant::now();
-        let r = render(
-            &template,
-            &variables,
-            &world(&s.api, Arc::new(states.clone())),
-            strict,
-        );
-        // A template error is not a timeout (HA: timed_out = False).
-        if r.result.is_ok() && started.elapsed().as_secs_f64() > t {
-            return Err(Failure::new(
-                ERR_TEMPLATE_ERROR,
-                format!(
-                    "Exceeded maximum execution time of {}s",
-                    literal::py_float(t)
-                ),
-            ));
-        }
-    }
-    let setup = render(
-        &template,
-        &variables,
-        &world(&s.api, Arc::new(states.clone())),
-        strict,
-    );
-    if let Err(e) = &setup.result
-        && report_errors
-    {
-        conn.send(protocol::event(id, json!({"error": e.0, "level": "ERROR"})));
-    }
-    conn.send(protocol::result(id, Value::Null));
+    let Some(open) = Open::take(&conn, max) else {
+        return Err(Failure::new(
+            protocol::ERR_HOME_ASSISTANT_ERROR,
+            format!("at most {max} render_template subscriptions per connection"),
+        ));
+    };
+    // Subscribed before the first render: no change is missed.
+    let (snapshot, rx) = s.api.store.subscribe();
+    drop(snapshot);
     let mut sub = Subscription {
         api: s.api.clone(),
         conn: conn.clone(),
@@ -142,15 +174,54 @@ pub fn handle(s: &mut Session, cmd: &Command) -> Outcome {
         template,
         variables,
         report_errors,
-        states,
-        reg,
-        listeners: setup.listeners,
+        listeners: Listeners::default(),
         last: None,
         last_render: Instant::now(),
     };
     let mut rx = rx;
     let task = tokio::spawn(async move {
-        if !sub.refresh() {
+        let _open = open;
+        let first = render_async(
+            sub.template.clone(),
+            sub.variables.clone(),
+            world_now(&sub.api),
+            strict,
+        );
+        let wait = timeout
+            .filter(|t| *t > 0.0)
+            .and_then(|t| Duration::try_from_secs_f64(t).ok().map(|d| (t, d)));
+        let setup = match wait {
+            Some((t, d)) => match tokio::time::timeout(d, first).await {
+                Ok(r) => r,
+                Err(_) => {
+                    sub.conn.send(protocol::error(
+                        json!(id),
+                        ERR_TEMPLATE_ERROR,
+                        &format!(
+                            "Exceeded maximum execution time of {}s",
+                            literal::py_float(t)
+                        ),
+                    ));
+                    return;
+                }
+            },
+            None => first.await,
+        };
+        if let Err(e) = &setup.result
+            && report_errors
+        {
+            sub.conn
+                .send(protocol::event(id, json!({"error": e.0, "level": "ERROR"})));
+        }
+        sub.conn.send(protocol::result(id, Value::Null));
+        // A render that succeeded strict renders the same lenient (later
+        // renders are not strict): sent as it is, not rendered again.
+        let sent = if setup.result.is_ok() {
+            sub.publish(setup)
+        } else {
+            sub.refresh().await
+        };
+        if !sent {
             return;
         }
         let mut pending: Option<Instant> = None;
@@ -170,16 +241,7 @@ pub fn handle(s: &mut Session, cmd: &Command) -> Outcome {
                         );
                         break;
                     }
-                    sub.reg.observe(&ev);
                     let StoreEvent::StateChanged(sc) = ev else { continue };
-                    match &sc.new_state {
-                        Some(n) => {
-                            sub.states.insert(sc.entity_id.clone(), sub.reg.present(n));
-                        }
-                        None => {
-                            sub.states.remove(&sc.entity_id);
-                        }
-                    }
                     if !sub.listeners.triggers(&sc.entity_id) {
                         continue;
                     }
@@ -188,7 +250,7 @@ pub fn handle(s: &mut Session, cmd: &Command) -> Outcome {
                             pending.get_or_insert(sub.last_render + limit);
                         }
                         _ => {
-                            if !sub.refresh() {
+                            if !sub.refresh().await {
                                 break;
                             }
                         }
@@ -196,7 +258,7 @@ pub fn handle(s: &mut Session, cmd: &Command) -> Outcome {
                 }
                 _ = async { tokio::time::sleep_until(wake.expect("guarded")).await }, if wake.is_some() => {
                     pending = None;
-                    if !sub.refresh() {
+                    if !sub.refresh().await {
                         break;
                     }
                 }
@@ -209,13 +271,11 @@ pub fn handle(s: &mut Session, cmd: &Command) -> Outcome {
 
 struct Subscription {
     api: Arc<Api>,
-    conn: Arc<crate::api::websocket::connection::Conn>,
+    conn: Arc<Conn>,
     id: u64,
     template: String,
     variables: Map<String, Value>,
     report_errors: bool,
-    states: BTreeMap<String, State>,
-    reg: Registry,
     listeners: Listeners,
     /// The last result sent (or error met).
     last: Option<Result<Value, String>>,
@@ -223,11 +283,21 @@ struct Subscription {
 }
 
 impl Subscription {
-    /// Renders (not strict) and sends what changed; `false` once the
-    /// connection is gone.
-    fn refresh(&mut self) -> bool {
-        let world = world(&self.api, Arc::new(self.states.clone()));
-        let r = render(&self.template, &self.variables, &world, false);
+    /// Renders (not strict) from the store's current states and sends what
+    /// changed; `false` once the connection is gone.
+    async fn refresh(&mut self) -> bool {
+        let r = render_async(
+            self.template.clone(),
+            self.variables.clone(),
+            world_now(&self.api),
+            false,
+        )
+        .await;
+        self.publish(r)
+    }
+
+    /// Sends what changed in `r`; `false` once the connection is gone.
+    fn publish(&mut self, r: Rendered) -> bool {
         self.last_render = Instant::now();
         self.listeners = r.listeners;
         let now = match r.result {

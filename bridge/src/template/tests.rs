@@ -242,3 +242,92 @@ fn area_functions() {
     assert_eq!(ok("{{ [1.0, 'a', None, True] }}"), "[1.0, 'a', None, True]");
     assert_eq!(ok("{{ {'k': 2} }}"), "{'k': 2}");
 }
+
+/// `namespace()` in a loop nests a list 100 000 deep: printing it used to
+/// recurse once per level (a stack overflow that aborts the bridge), and so
+/// does dropping it, now on the render thread's large stack.
+#[test]
+fn deep_values_are_an_error_not_a_crash() {
+    let nest = "{% set ns = namespace(x=0) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}";
+    let e = err(&format!("{nest}{{{{ ns.x }}}}"));
+    assert_eq!(e, REPR_TOO_DEEP);
+    assert_eq!(ok(&format!("{nest}dropped")), "dropped");
+    // In a message (a conversion's failure) it is cut, not walked.
+    let e = err(&format!("{nest}{{{{ ns.x | float }}}}"));
+    assert!(
+        e.starts_with("ValueError: Template error: float got invalid input '[[[["),
+        "{e}"
+    );
+    assert!(e.contains("[...]"), "{e}");
+    // As deep as the fuel allows: the render stops for fuel and the value
+    // is dropped without overflowing the render thread's stack.
+    let e = err(
+        "{% set ns = namespace(x=0) %}{% for i in range(100000) %}{% for j in range(100) %}{% set ns.x = {'a': [ns.x]} %}{% endfor %}{% endfor %}",
+    );
+    assert!(e.contains("fuel"), "{e}");
+    // Within the depth cap a nested value prints as Python's.
+    assert_eq!(ok("{{ [[[1, {'a': [2]}]]] }}"), "[[[1, {'a': [2]}]]]");
+}
+
+/// `[0] * 100000000` is a lazy sequence of 10^8 items that printing used
+/// to walk whole (about 2.4 GB of item texts) before the output check.
+#[test]
+fn huge_values_stop_at_the_output_limit() {
+    let started = std::time::Instant::now();
+    for src in [
+        "{{ [0] * 100000000 }}",
+        "{{ {'a': [0] * 100000000} }}",
+        "{% for i in range(100) %}{{ [i] * 100000 }}{% endfor %}",
+    ] {
+        assert_eq!(err(src), OUTPUT_TOO_LONG, "{src}");
+    }
+    let e = err("{{ average([0] * 100000000) }}");
+    assert!(e.contains("more than 100000 values"), "{e}");
+    assert_eq!(
+        ok("{{ is_state('switch.strip_outlet_1', ['off'] * 100000000) }}"),
+        "False"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    // A repr stops as soon as it is longer than its limit.
+    let big = minijinja::Value::from((0..1000).collect::<Vec<i32>>());
+    let mut out = String::new();
+    assert_eq!(
+        functions::repr(&mut out, &big, true, 0, 50),
+        Err(functions::ReprLimit::TooLong)
+    );
+    assert!(out.len() < 60, "{out}");
+}
+
+/// Fuel bounds memory: one render may make at most FUEL × 64 bytes of
+/// data (minijinja 3.1 charges every byte an operator makes and refuses a
+/// known-size allocation beyond the fuel left), so a 100 MB string is
+/// refused before it is allocated, in a loop too.
+#[test]
+fn fuel_bounds_the_memory_a_render_makes() {
+    let e = err("{{ ('x' * 99999999) | length }}");
+    assert!(e.contains("fuel"), "{e}");
+    let e = err("{% for i in range(1000) %}{% set s = 'x' * 9999999 %}{% endfor %}");
+    assert!(e.contains("fuel"), "{e}");
+    // What HA templates do fits: every state and its attributes, 2000
+    // states of 10 attributes.
+    let mut w = world();
+    let states = Arc::make_mut(&mut w.states);
+    for i in 0..2000 {
+        let attrs: serde_json::Map<String, serde_json::Value> =
+            (0..10).map(|a| (format!("attr_{a}"), json!(a))).collect();
+        let s = state(
+            &format!("sensor.s{i}"),
+            "1.5",
+            serde_json::Value::Object(attrs),
+        );
+        states.insert(s.entity_id.clone(), s);
+    }
+    let src = "{% set ns = namespace(n=0) %}{% for s in states %}{% for k, v in s.attributes | items %}{% if v is number %}{% set ns.n = ns.n + v %}{% endif %}{% endfor %}{% endfor %}{{ ns.n }} {{ states.sensor | selectattr('state', 'eq', '1.5') | list | count }} {{ states | map(attribute='entity_id') | join(',') | length }}";
+    let joined = w.states.keys().cloned().collect::<Vec<_>>().join(",").len();
+    let r = render(src, &Map::new(), &w, false);
+    assert_eq!(r.result.unwrap(), format!("90000 2000 {joined}"));
+}

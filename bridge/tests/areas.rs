@@ -4,8 +4,9 @@
 //! or a label: only the entities there move (the twin's plug among them);
 //! an unknown area is refused.
 
+use crate::common::history::Ws;
 use crate::common::{BrokerKind, Harness, history::start_bridge, wait_for};
-use crate::templates::{Ws, post, selects};
+use crate::templates::{post, selects};
 use hearth::api::auth::tokens;
 use hearth::areas::{AreaConfig, FloorConfig, LabelConfig};
 use hearth::config::Config;

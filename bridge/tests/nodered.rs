@@ -2,7 +2,11 @@
 //! websocket 0.80.3, `tests/nodered`, locked) against the bridge and the
 //! server-room twin, as a Node-RED user runs them: the flows of
 //! `tests/nodered/flows.json` plus the example `examples/node-red/
-//! charge-below-20.json`. Node-RED answers the test on its own HTTP port
+//! charge-below-20.json`, which switches a real Tasmota strip: the
+//! coworking twin's strip A (`tasmota_strip_sim`, configured as in
+//! `examples/coworking.toml`) on the same broker, its relay checked.
+//! The laptop's battery is posted (REST `POST /api/states`): the server-
+//! room harness has no HASS.Agent laptops. Node-RED answers the test on its own HTTP port
 //! (`/hearth/...` endpoints of the flows; `/hearth/results` is what event
 //! flows recorded); the test checks the bridge's store and the twin.
 //! A preload script (`tests/nodered/log-ws.js`) prints every command the
@@ -59,23 +63,12 @@ fn node_available() -> bool {
 }
 
 fn ensure_node_modules(dir: &Path) {
-    if dir.join("node_modules/node-red/red.js").exists()
-        && dir
-            .join("node_modules/node-red-contrib-home-assistant-websocket/package.json")
-            .exists()
-    {
-        return;
-    }
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(dir)
-        .output()
-        .expect("running npm ci");
-    assert!(
-        out.status.success(),
-        "`npm ci` in {} failed:\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
+    common::ensure_node_modules(
+        dir,
+        &[
+            "node_modules/node-red/red.js",
+            "node_modules/node-red-contrib-home-assistant-websocket/package.json",
+        ],
     );
 }
 
@@ -367,6 +360,16 @@ async fn node_red_home_assistant_nodes_run_against_the_bridge() {
                 initial: None,
                 icon: None,
             });
+        // The coworking twin's strip A, as examples/coworking.toml has it.
+        c.tasmota_strip
+            .push(hearth::drivers::tasmota_strip::TasmotaStripConfig {
+                id: "strip_a".into(),
+                name: "Strip A".into(),
+                topic: "strip_a".into(),
+                outlets: 8,
+                outlet_names: vec!["Lamp".into()],
+                meter: hearth::drivers::tasmota_strip::MeterMode::PerOutlet,
+            });
         // The plug's device in an area, for the action with target.area_id.
         c.areas.push(hearth::areas::AreaConfig {
             id: "server_room".into(),
@@ -382,6 +385,25 @@ async fn node_red_home_assistant_nodes_run_against_the_bridge() {
     .await;
     let (_, token) = hearth::api::auth::tokens::create(h.data_dir.path(), "node-red test").unwrap();
     let bridge = h.bridge().http_addr;
+    let (_strip_power, strip_off) = hearth::shutdown::channel();
+    let (strip, _task) = hearth::twin::tasmota_strip_sim::spawn(
+        hearth::clock::Clock::real(),
+        &h.bridge().broker.host,
+        h.bridge().broker.port,
+        hearth::twin::tasmota_strip_sim::StripSimConfig {
+            topic: "strip_a".into(),
+            client_id: "twin-strip_a".into(),
+            loads_w: vec![0.0, 45.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            voltage_v: 230.0,
+            meter: hearth::twin::tasmota_strip_sim::SimMeter::PerChannel,
+            tele_period_s: 1.0,
+            breaker: None,
+            circuit: None,
+        },
+        strip_off,
+    )
+    .expect("the strip twin starts");
+    wait_for("the strip's outlet", WAIT, || h.bridge().store.get(OUTLET)).await;
     wait_for("the twin's sensor", WAIT, || h.bridge().store.get(SENSOR)).await;
     wait_for("the plug", WAIT, || {
         h.bridge().store.get(PLUG).filter(|s| s.state == "on")
@@ -391,7 +413,7 @@ async fn node_red_home_assistant_nodes_run_against_the_bridge() {
     let nr = NodeRed::start(user.path(), bridge);
 
     // The entity nodes register their entities (`nodered/discovery`).
-    for id in [NIGHT, BUTTON, OUTLET] {
+    for id in [NIGHT, BUTTON] {
         let t = tokio::time::Instant::now();
         while h.bridge().store.get(id).is_none() {
             assert!(
@@ -567,7 +589,7 @@ async fn node_red_home_assistant_nodes_run_against_the_bridge() {
     }
 
     // The example: laptop_01 sits at strip A outlet 2; below 20 % its
-    // outlet goes on, at 80 % off.
+    // outlet goes on, at 80 % off: the strip twin's relay 2 follows.
     call(
         &h,
         "select",
@@ -578,13 +600,33 @@ async fn node_red_home_assistant_nodes_run_against_the_bridge() {
     .await;
     call(&h, "switch", "turn_off", OUTLET, json!({})).await;
     wait_state(&h, OUTLET, "off", &nr).await;
+    assert!(!strip.relay(2), "the strip's relay 2 is open");
     post_state(&h, &token, BATTERY, "50").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(common::state(h.bridge(), OUTLET).as_deref(), Some("off"));
+    assert!(!strip.relay(2), "50 %: the outlet is left as it is");
     post_state(&h, &token, BATTERY, "15").await;
     wait_state(&h, OUTLET, "on", &nr).await;
+    wait_for("the strip's relay 2 to close", WAIT, || {
+        strip.relay(2).then_some(())
+    })
+    .await;
+    assert!(!strip.relay(3), "only the laptop's outlet");
+    // The strip's meter sees the charger through the closed relay.
+    wait_for("outlet 2's meter to show the charger", WAIT, || {
+        h.bridge()
+            .store
+            .get("sensor.strip_a_outlet2_power")
+            .and_then(|s| s.number())
+            .filter(|w| *w > 40.0)
+    })
+    .await;
     post_state(&h, &token, BATTERY, "85").await;
     wait_state(&h, OUTLET, "off", &nr).await;
+    wait_for("the strip's relay 2 to open", WAIT, || {
+        (!strip.relay(2)).then_some(())
+    })
+    .await;
 
     // What the nodes sent, and no error answer but the expected ones.
     let out = nr.output();
@@ -623,7 +665,7 @@ async fn node_red_home_assistant_nodes_run_against_the_bridge() {
     // are unavailable (the companion's `handle_lost_connection`); a command
     // is refused instead of going nowhere.
     drop(nr);
-    for id in [NIGHT, BUTTON, OUTLET] {
+    for id in [NIGHT, BUTTON] {
         wait_for(&format!("{id} unavailable"), WAIT, || {
             h.bridge()
                 .store

@@ -41,26 +41,12 @@ fn require_tool(name: &str) {
 /// `npm ci` once if the example's dependencies are not installed.
 pub(crate) fn ensure_node_modules(dir: &Path) {
     require_tool("node");
-    if dir
-        .join("node_modules/home-assistant-js-websocket/package.json")
-        .exists()
-        && dir.join("node_modules/ws/package.json").exists()
-    {
-        return;
-    }
-    require_tool("npm");
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(dir)
-        .output()
-        .expect("running npm ci");
-    assert!(
-        out.status.success(),
-        "`npm ci` in {} failed ({}):\n{}\n{}",
-        dir.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    common::ensure_node_modules(
+        dir,
+        &[
+            "node_modules/home-assistant-js-websocket/package.json",
+            "node_modules/ws/package.json",
+        ],
     );
 }
 

@@ -3,18 +3,18 @@
 //! when a state it read changes, errors as HA reports them) and REST
 //! `POST /api/template`, against a bridge with helper selects.
 
-use crate::common::{history::start_bridge, wait_for};
-use futures_util::{SinkExt, StreamExt};
+use crate::common::{
+    history::{Ws, start_bridge},
+    wait_for,
+};
 use hearth::api::auth::tokens;
 use hearth::config::Config;
 use hearth::drivers::helpers::config::SelectConfig;
 use serde_json::{Value, json};
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
 
 const WAIT: Duration = Duration::from_secs(15);
 const MODE: &str = "select.mode";
@@ -28,110 +28,6 @@ pub fn selects(c: &mut Config) {
             initial: None,
             icon: None,
         });
-    }
-}
-
-/// A WebSocket client that keeps the messages it was not waiting for.
-pub struct Ws {
-    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
-    next_id: u64,
-    stash: VecDeque<Value>,
-}
-
-impl Ws {
-    pub async fn auth(addr: SocketAddr, token: &str) -> Ws {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/websocket"))
-            .await
-            .expect("WebSocket upgrade");
-        let mut me = Ws {
-            ws,
-            next_id: 1,
-            stash: VecDeque::new(),
-        };
-        assert_eq!(me.read().await["type"], "auth_required");
-        me.ws
-            .send(Message::text(
-                json!({"type": "auth", "access_token": token}).to_string(),
-            ))
-            .await
-            .unwrap();
-        assert_eq!(me.read().await["type"], "auth_ok");
-        me
-    }
-
-    async fn read(&mut self) -> Value {
-        loop {
-            let msg = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("a message within 15 s")
-                .expect("connection open")
-                .unwrap();
-            if let Message::Text(t) = msg {
-                return serde_json::from_str(&t).unwrap();
-            }
-        }
-    }
-
-    /// Sends a command with the next id; its id.
-    pub async fn send(&mut self, mut cmd: Value) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        cmd["id"] = json!(id);
-        self.ws.send(Message::text(cmd.to_string())).await.unwrap();
-        id
-    }
-
-    /// The first message matching `pred` (others are kept).
-    pub async fn next(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        if let Some(i) = self.stash.iter().position(&pred) {
-            return self.stash.remove(i).unwrap();
-        }
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let v = tokio::time::timeout(left, self.read())
-                .await
-                .unwrap_or_else(|_| panic!("no {what} within 15 s; kept {:?}", self.stash));
-            if pred(&v) {
-                return v;
-            }
-            self.stash.push_back(v);
-        }
-    }
-
-    pub async fn result(&mut self, id: u64) -> Value {
-        self.next(&format!("result {id}"), |v| {
-            v["type"] == "result" && v["id"] == id
-        })
-        .await
-    }
-
-    pub async fn call(&mut self, cmd: Value) -> Value {
-        let id = self.send(cmd).await;
-        self.result(id).await
-    }
-
-    /// The next event of subscription `id`.
-    pub async fn event(&mut self, id: u64) -> Value {
-        self.next(&format!("event {id}"), |v| {
-            v["type"] == "event" && v["id"] == id
-        })
-        .await["event"]
-            .clone()
-    }
-
-    /// Events of subscription `id` that arrived before a ping's pong (the
-    /// server answers in order, so nothing later can be one sent before).
-    pub async fn events_until_pong(&mut self, id: u64) -> Vec<Value> {
-        let ping = self.send(json!({"type": "ping"})).await;
-        self.next("pong", |v| v["type"] == "pong" && v["id"] == ping)
-            .await;
-        let (mine, rest): (Vec<Value>, Vec<Value>) = self
-            .stash
-            .drain(..)
-            .partition(|v| v["type"] == "event" && v["id"] == id);
-        self.stash = rest.into();
-        mine.into_iter().map(|v| v["event"].clone()).collect()
     }
 }
 

@@ -453,3 +453,29 @@ pub async fn wait_state(
     .await;
     t.elapsed()
 }
+
+/// `npm ci` in `dir` unless every path of `installed` (relative to `dir`,
+/// e.g. `node_modules/ws/package.json`) is already there.
+pub fn ensure_node_modules(dir: &std::path::Path, installed: &[&str]) {
+    if installed.iter().all(|p| dir.join(p).exists()) {
+        return;
+    }
+    let out = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "running npm ci in {} (is npm installed?): {e}",
+                dir.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "`npm ci` in {} failed ({}):\n{}\n{}",
+        dir.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -153,30 +153,6 @@ pub(crate) fn tools_or_skip(test: &str) -> bool {
     false
 }
 
-/// `npm ci` in tests/browser once, if puppeteer-core is not installed.
-pub(crate) fn ensure_node_modules() {
-    let dir = browser_dir();
-    if dir
-        .join("node_modules/puppeteer-core/package.json")
-        .exists()
-    {
-        return;
-    }
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .output()
-        .expect("running npm ci in tests/browser (is npm installed?)");
-    assert!(
-        out.status.success(),
-        "`npm ci` in {} failed ({}):\n{}\n{}",
-        dir.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A Node script in its own process group (Chromium dies with it), its
 /// stdout as lines, its stdin for answers.
 pub(crate) struct Script {
@@ -589,9 +565,14 @@ async fn the_dashboard_in_headless_chromium() {
     if !tools_or_skip("browser::the_dashboard_in_headless_chromium") {
         return;
     }
-    tokio::task::spawn_blocking(ensure_node_modules)
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(|| {
+        common::ensure_node_modules(
+            &browser_dir(),
+            &["node_modules/puppeteer-core/package.json"],
+        )
+    })
+    .await
+    .unwrap();
 
     let twin = TwinOptions {
         telemetry_interval_s: TELEMETRY_S,

@@ -176,8 +176,14 @@ async function openByRoute(page, name) {
     location.hash = h;
   }, `#/${name}`);
   await page.waitForFunction((h) => location.hash === h, { timeout: WAIT }, `#/${name}`);
-  await page.waitForSelector(tid(`page-${name}`), { timeout: WAIT });
-  if (READY[name]) await page.waitForSelector(tid(READY[name]), { visible: true, timeout: WAIT });
+  try {
+    await page.waitForSelector(tid(`page-${name}`), { timeout: WAIT });
+    if (READY[name]) await page.waitForSelector(tid(READY[name]), { visible: true, timeout: WAIT });
+  } catch (e) {
+    // What the page shows instead (sign-in form, an error, "Loading…").
+    const shown = await page.evaluate(() => document.body.innerText.replace(/\s+/g, ' ').slice(0, 300)).catch(() => '?');
+    throw new Error(`${e.message}; the page shows: ${shown}`);
+  }
   await sleep(600); // charts and lists drawn, fonts settled
 }
 
@@ -215,7 +221,18 @@ async function step(name, fn) {
 
 async function signIn(page) {
   phase = 'sign-in';
-  await page.goto(`${URL_}/`, { waitUntil: 'load', timeout: WAIT });
+  // The page's CSP allows connections to its own origin only
+  // (`connect-src 'self'`): the WebSocket must connect under it, with no
+  // violation reported (here or, as Chromium also logs them, as console errors).
+  await page.evaluateOnNewDocument(() => {
+    window.__cspViolations = [];
+    document.addEventListener('securitypolicyviolation', (e) =>
+      window.__cspViolations.push(`${e.effectiveDirective} ${e.blockedURI}`),
+    );
+  });
+  const first = await page.goto(`${URL_}/`, { waitUntil: 'load', timeout: WAIT });
+  const connectSrc = /connect-src[^;]*/.exec(first.headers()['content-security-policy'] || '')?.[0];
+  if (connectSrc !== "connect-src 'self'") throw new Error(`the page's CSP has ${connectSrc}, not connect-src 'self'`);
   await page.waitForSelector(tid('token-input'), { visible: true, timeout: WAIT });
   // A wrong token does not get in.
   phase = 'wrong-token';
@@ -238,7 +255,16 @@ async function signIn(page) {
   if (stored !== TOKEN) throw new Error(`localStorage hearth.token is ${JSON.stringify(stored)}, not the token`);
   const href = page.url();
   if (href.includes(TOKEN)) throw new Error(`the token is in the URL: ${href}`);
-  return { url: href, refused, shown: await textOf(page, `state-${SENSOR}`) };
+  const violations = await page.evaluate(() => window.__cspViolations);
+  if (violations.length) throw new Error(`CSP violations: ${violations.join('; ')}`);
+  // Pages load on demand: the Devices page fetched no chart code.
+  const fetched = await page.evaluate(() =>
+    performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname),
+  );
+  const charts = fetched.filter((p) => /uplot|chart\.js|pages\/(energy|alerts)\.js/i.test(p));
+  if (charts.length) throw new Error(`the Devices page fetched ${charts.join(', ')}`);
+  if (!fetched.some((p) => p.endsWith('/pages/devices.js'))) throw new Error(`pages/devices.js not among ${fetched.join(', ')}`);
+  return { url: href, refused, connect_src: connectSrc, requests: fetched.length, shown: await textOf(page, `state-${SENSOR}`) };
 }
 
 async function liveTemperature(page) {
@@ -392,19 +418,43 @@ async function chartDrawn(page) {
   });
 }
 
+/** The chart legend's time at the plot's left edge (the first hour), by hovering there. */
+async function firstHourShown(page) {
+  const over = await page.$(`${tid('energy-chart')} .u-over`);
+  const box = await over.boundingBox();
+  await page.mouse.move(box.x + 2, box.y + box.height / 2);
+  const text = await page.$eval(`${tid('energy-chart')} .u-legend .u-series:first-child .u-value`, (e) =>
+    e.textContent.trim(),
+  );
+  await page.mouse.move(0, 0);
+  return text;
+}
+
 async function energyChart(page) {
-  await openByNav(page, 'energy');
-  await page.waitForSelector(`${tid('energy-chart')} canvas`, { timeout: WAIT });
-  // Statistics come from the recorder's hourly rows: poll until the chart has some.
-  const deadline = Date.now() + WAIT;
-  let seen;
-  for (;;) {
-    seen = await chartDrawn(page);
-    if (seen.canvases > 0 && seen.series_pixels > 20 && seen.series_height > 10 && !seen.empty_note) break;
-    if (Date.now() > deadline) throw new Error(`the energy chart has no data: ${JSON.stringify(seen)}`);
-    await sleep(500);
+  // The browser in a zone far from the bridge's (Europe/Paris): the hours
+  // must still be the bridge's day, midnight first, not the browser's.
+  const browserZone = 'America/New_York';
+  await page.emulateTimezone(browserZone);
+  try {
+    await openByNav(page, 'energy');
+    await page.waitForSelector(`${tid('energy-chart')} canvas`, { timeout: WAIT });
+    // Statistics come from the recorder's hourly rows: poll until the chart has some.
+    const deadline = Date.now() + WAIT;
+    let seen;
+    for (;;) {
+      seen = await chartDrawn(page);
+      if (seen.canvases > 0 && seen.series_pixels > 20 && seen.series_height > 10 && !seen.empty_note) break;
+      if (Date.now() > deadline) throw new Error(`the energy chart has no data: ${JSON.stringify(seen)}`);
+      await sleep(500);
+    }
+    const zone = await textOf(page, 'energy-chart-zone');
+    const firstHour = await firstHourShown(page);
+    if (!/\b12:00\s*am\b/i.test(firstHour))
+      throw new Error(`the day's first hour shows as ${JSON.stringify(firstHour)} (${zone}), not 12:00am in the bridge's zone`);
+    return { ...seen, browser_zone: browserZone, zone, first_hour: firstHour };
+  } finally {
+    await page.emulateTimezone();
   }
-  return seen;
 }
 
 async function weatherPage(page) {

@@ -30,12 +30,16 @@ use std::io::Write;
 use std::sync::LazyLock;
 
 /// Scripts, styles, images and fonts only from the bridge itself; the page
-/// talks to its own WebSocket (`ws:`/`wss:` because `'self'` does not cover
-/// WebSocket schemes in every browser); no inline script, no plugins, no
-/// framing by other sites. Preact and uPlot set styles through the CSSOM,
-/// which `style-src 'self'` allows.
+/// talks only to its own origin: `connect-src 'self'` covers the bridge's
+/// own WebSocket (`ws:` from an `http:` page, `wss:` from `https:`: CSP
+/// Level 3's scheme upgrade, which Chromium, Firefox and Safari follow; the
+/// browser test connects under it), and no other host, so a script injected
+/// into the page could not send the token elsewhere (`ws: wss:` would allow
+/// any host). No inline script, no plugins, no framing by other sites.
+/// Preact and uPlot set styles through the CSSOM, which `style-src 'self'`
+/// allows.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-img-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; \
+img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
 form-action 'self'; frame-ancestors 'self'";
 
 macro_rules! assets {
@@ -270,28 +274,83 @@ mod tests {
                 _ => assert!(ty.starts_with("text/"), "{path}: {ty}"),
             }
         }
-        // Every relative import in a listed script names a listed file:
+        // Every relative import in a listed script, static (`from '…'`) or
+        // dynamic (`import('…')`, the router's pages), names a listed file:
         // a missing entry would be a 404 in the browser.
         let listed: Vec<&str> = ASSETS.iter().map(|(p, _)| *p).collect();
+        let mut dynamic = Vec::new();
         for (path, bytes) in ASSETS.iter().filter(|(p, _)| p.ends_with(".js")) {
             let text = std::str::from_utf8(bytes).unwrap();
             let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
-            for quote in ['"', '\''] {
-                for part in text.split(&format!(" from {quote}")).skip(1) {
-                    let Some(spec) = part.split(quote).next() else {
-                        continue;
-                    };
-                    if !spec.starts_with('.') {
-                        continue;
-                    }
-                    let resolved = resolve(dir, spec);
-                    assert!(
-                        listed.contains(&resolved.as_str()),
-                        "{path} imports {spec} ({resolved}), not in ASSETS"
-                    );
+            for spec in relative_imports(text) {
+                let resolved = resolve(dir, &spec.name);
+                assert!(
+                    listed.contains(&resolved.as_str()),
+                    "{path} imports {} ({resolved}), not in ASSETS",
+                    spec.name
+                );
+                if spec.dynamic {
+                    dynamic.push(resolved);
                 }
             }
         }
+        // The pages are imported on demand, each by the router.
+        for page in listed.iter().filter(|p| p.starts_with("pages/")) {
+            assert!(
+                dynamic.iter().any(|d| d == page),
+                "{page} is not imported by the router"
+            );
+        }
+    }
+
+    #[test]
+    fn imports_are_found_static_and_dynamic() {
+        let text = "import { a } from './a.js';\nimport b from \"../b.js\";\n\
+            import x from 'pkg';\nconst p = () => import('./pages/c.js');\n\
+            const q = import(\"./d.js\"); // import(name) is not literal: import(name)";
+        let found: Vec<(String, bool)> = relative_imports(text)
+            .into_iter()
+            .map(|s| (s.name, s.dynamic))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("./a.js".to_string(), false),
+                ("../b.js".to_string(), false),
+                ("./pages/c.js".to_string(), true),
+                ("./d.js".to_string(), true),
+            ]
+        );
+    }
+
+    struct Import {
+        name: String,
+        dynamic: bool,
+    }
+
+    /// The relative specifiers of `from '…'` and `import('…')` (either
+    /// quote), in the order they appear.
+    fn relative_imports(text: &str) -> Vec<Import> {
+        let mut found = Vec::new();
+        for (pattern, dynamic) in [(" from ", false), ("import(", true)] {
+            for (at, _) in text.match_indices(pattern) {
+                let rest = &text[at + pattern.len()..];
+                let Some(quote) = rest.chars().next().filter(|c| *c == '\'' || *c == '"') else {
+                    continue;
+                };
+                let Some(name) = rest[1..].split(quote).next() else {
+                    continue;
+                };
+                if name.starts_with('.') {
+                    found.push((at, name.to_string(), dynamic));
+                }
+            }
+        }
+        found.sort_by_key(|(at, _, _)| *at);
+        found
+            .into_iter()
+            .map(|(_, name, dynamic)| Import { name, dynamic })
+            .collect()
     }
 
     fn resolve(dir: &str, spec: &str) -> String {

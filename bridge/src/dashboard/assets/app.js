@@ -10,22 +10,59 @@
 import { html, render, useState, useEffect } from './vendor/preact-htm.js';
 import { connect, HassProvider, useHass } from './lib/hass.js';
 import { ERR_INVALID_AUTH } from './vendor/home-assistant-js-websocket/index.js';
-import Devices from './pages/devices.js';
-import Energy from './pages/energy.js';
-import Weather from './pages/weather.js';
-import Controllers from './pages/controllers.js';
-import Alerts from './pages/alerts.js';
 
 const TOKEN_KEY = 'hearth.token';
 const THEME_KEY = 'hearth.theme';
 
+// Pages are loaded when first opened (a dynamic import each): the Devices
+// page does not fetch the Energy and Alerts pages' chart code (lib/chart.js
+// and uPlot, most of the dashboard's bytes). The specifiers are literal so
+// dashboard/mod.rs's unit test can check each names a served file.
 const PAGES = [
-  { id: 'devices', title: 'Devices', Page: Devices },
-  { id: 'energy', title: 'Energy', Page: Energy },
-  { id: 'weather', title: 'Weather & tariff', Page: Weather },
-  { id: 'controllers', title: 'Controllers', Page: Controllers },
-  { id: 'alerts', title: 'Alerts', Page: Alerts },
+  { id: 'devices', title: 'Devices', load: () => import('./pages/devices.js') },
+  { id: 'energy', title: 'Energy', load: () => import('./pages/energy.js') },
+  { id: 'weather', title: 'Weather & tariff', load: () => import('./pages/weather.js') },
+  { id: 'controllers', title: 'Controllers', load: () => import('./pages/controllers.js') },
+  { id: 'alerts', title: 'Alerts', load: () => import('./pages/alerts.js') },
 ];
+
+// Page id → the promise of its module (one fetch per page per visit), and
+// the components already loaded (shown at once when the page is reopened).
+const loading = new Map();
+const ready = new Map();
+function loadPage(id) {
+  if (!loading.has(id)) {
+    const page = PAGES.find((p) => p.id === id);
+    const promise = page.load().then((m) => {
+      ready.set(id, m.default);
+      return m.default;
+    });
+    // A failed fetch (bridge restarting) is tried again on the next visit.
+    promise.catch(() => loading.delete(id));
+    loading.set(id, promise);
+  }
+  return loading.get(id);
+}
+
+// The page's component, null while it loads, or the error that stopped it.
+function usePage(id) {
+  const [failed, setFailed] = useState(null);
+  const [, setLoaded] = useState(null);
+  useEffect(() => {
+    // Always waits for the promise, even for a page already loaded: the
+    // module may have arrived between this render (no page yet) and the
+    // effect, and only a state change shows it.
+    let live = true;
+    loadPage(id).then(
+      () => live && setLoaded(id),
+      (e) => live && setFailed({ id, error: e }),
+    );
+    return () => {
+      live = false;
+    };
+  }, [id]);
+  return { Page: ready.get(id) || null, error: failed?.id === id ? failed.error : null };
+}
 
 function storage() {
   try {
@@ -123,7 +160,8 @@ function ConnectionBadge() {
 function Shell({ onSignOut }) {
   const route = useRoute();
   const [menuOpen, setMenuOpen] = useState(false);
-  const { Page, title } = PAGES.find((p) => p.id === route);
+  const { title } = PAGES.find((p) => p.id === route);
+  const { Page, error } = usePage(route);
   useEffect(() => {
     document.title = `${title} · Hearth`;
     setMenuOpen(false);
@@ -147,7 +185,13 @@ function Shell({ onSignOut }) {
     </header>
     <main class="page" data-testid=${`page-${route}`}>
       <h1>${title}</h1>
-      <${Page} />
+      ${Page
+        ? html`<${Page} />`
+        : error
+          ? html`<p class="error" role="alert" data-testid="page-load-error">
+              This page could not be loaded (${String(error.message || error)}).
+              <button class="link" onClick=${() => location.reload()}>Reload</button></p>`
+          : html`<p class="muted" data-testid="page-loading">Loading…</p>`}
     </main>`;
 }
 
@@ -204,4 +248,6 @@ function App() {
 }
 
 applyTheme();
+// The first page's module is fetched while the connection is made.
+loadPage(currentRoute()).catch(() => {});
 render(html`<${App} />`, document.getElementById('app'));

@@ -1,8 +1,10 @@
 // Charts for the pages: Preact components over uPlot (vendor/uplot).
 //
-//   TimeChart({ series: [{ label, unit, points: [[t_ms, value], ...] }], height = 220, testid })
+//   TimeChart({ series: [{ label, unit, points: [[t_ms, value], ...] }], height = 220, testid, timeZone })
 //     lines over time; series need not share timestamps (they are merged
 //     and each line joins its own points); one y axis per distinct unit (at most two).
+//     Times are shown in `timeZone` (an IANA name, e.g. the bridge's
+//     "Europe/Paris") when given and known to the browser, else in the browser's.
 //   BarChart({ labels: ['Mon', ...], series: [{ label, unit, values: [...] }], height = 220, testid })
 //     grouped bars, one group per label.
 //
@@ -12,6 +14,27 @@
 // (`hearth-theme` event on window).
 import uPlot from '../vendor/uplot/uPlot.esm.js';
 import { html, useRef, useEffect, useState } from '../vendor/preact-htm.js';
+
+// uPlot's stylesheet comes with the charts (pages without one never load it).
+const CSS = new URL('../vendor/uplot/uPlot.min.css', import.meta.url).href;
+if (![...document.querySelectorAll('link[rel="stylesheet"]')].some((l) => l.href === CSS)) {
+  const link = document.createElement('link');
+  link.rel = 'stylesheet';
+  link.href = CSS;
+  document.head.prepend(link); // before style.css, which overrides it
+}
+
+// uPlot's `tzDate` for an IANA zone, or undefined (the browser's zone) when
+// none is given or the browser does not know it.
+function tzDateFor(timeZone) {
+  if (!timeZone) return undefined;
+  try {
+    new Intl.DateTimeFormat(undefined, { timeZone });
+  } catch {
+    return undefined;
+  }
+  return (ts) => uPlot.tzDate(new Date(ts * 1000), timeZone);
+}
 
 function palette() {
   const css = getComputedStyle(document.documentElement);
@@ -73,7 +96,7 @@ function align(series) {
   return [xs.map((t) => t / 1000), ...cols];
 }
 
-export function TimeChart({ series, height = 220, testid }) {
+export function TimeChart({ series, height = 220, testid, timeZone }) {
   const theme = useTheme();
   const units = [...new Set(series.map((s) => s.unit || ''))].slice(0, 2);
   const box = useUplot(
@@ -84,9 +107,11 @@ export function TimeChart({ series, height = 220, testid }) {
       // to years around it and a line of one point draws nothing, so give
       // it an hour of axis and show the point.
       const single = data[0].length === 1;
+      const tzDate = tzDateFor(timeZone);
       const opts = {
         width,
         height,
+        ...(tzDate ? { tzDate } : {}),
         legend: { show: true },
         cursor: { drag: { x: true, y: false } },
         scales: {
@@ -115,7 +140,7 @@ export function TimeChart({ series, height = 220, testid }) {
       };
       return new uPlot(opts, data, el);
     },
-    [JSON.stringify(series), height, theme],
+    [JSON.stringify(series), height, theme, timeZone],
   );
   const empty = series.every((s) => s.points.length === 0);
   // uPlot owns the inner div; Preact only the outer one's other children.

@@ -24,9 +24,41 @@ function friendly(state, entry) {
   return state?.attributes?.friendly_name || entry?.original_name || state?.entity_id || entry?.entity_id;
 }
 
+// "5 min ago", "in 2 h", or null beyond a week (the date says enough).
+function relative(ms, now = Date.now()) {
+  const s = Math.round((ms - now) / 1000);
+  const abs = Math.abs(s);
+  const [n, unit] =
+    abs < 60 ? [s, 'second'] : abs < 3600 ? [Math.round(s / 60), 'minute']
+      : abs < 86400 ? [Math.round(s / 3600), 'hour'] : [Math.round(s / 86400), 'day'];
+  if (abs >= 7 * 86400) return null;
+  try {
+    return new Intl.RelativeTimeFormat(undefined, { numeric: 'auto', style: 'short' }).format(n, unit);
+  } catch {
+    return null;
+  }
+}
+
+// An RFC 3339 date-time with its offset, as HA's timestamp states are.
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+
+// A timestamp state (device class `timestamp`, an event entity's last
+// firing, or any state that is an RFC 3339 date-time with its offset, e.g.
+// sensor.tariff_next_change, which has no device class) as a local
+// date-time and how long ago or until; null if it is not one.
+function timestampText(state) {
+  const ms = Date.parse(state.state);
+  if (!RFC3339.test(state.state) || Number.isNaN(ms)) return null;
+  const when = new Date(ms).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  const ago = relative(ms);
+  return ago ? `${when} (${ago})` : when;
+}
+
 function shownState(state) {
   if (!state) return 'unknown';
   const a = state.attributes || {};
+  const when = timestampText(state);
+  if (when) return when;
   if (domainOf(state.entity_id) === 'climate') {
     const parts = [state.state];
     if (a.current_temperature != null) parts.push(`${a.current_temperature} °C`);

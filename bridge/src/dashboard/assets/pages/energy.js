@@ -56,8 +56,9 @@ function Chart({ s }) {
     series.push({ label: 'Solar', unit: 'Wh', points: s.hours.map((h) => [h.start_ms, h.solar_wh]) });
   }
   return html`<div class="card">
-    <div class="card-head"><h2>Per hour</h2><span class="muted right">Wh in each hour</span></div>
-    <${TimeChart} series=${series} height=${240} testid="energy-chart" />
+    <div class="card-head"><h2>Per hour</h2>
+      <span class="muted right" data-testid="energy-chart-zone">Wh in each hour${s.timezone ? ` · ${s.timezone} time` : ''}</span></div>
+    <${TimeChart} series=${series} height=${240} testid="energy-chart" timeZone=${s.timezone} />
   </div>`;
 }
 
@@ -139,7 +140,7 @@ function Users({ s }) {
 
 function range(s) {
   const opts = { dateStyle: 'medium' };
-  const tz = s.timezone && /^[A-Za-z_]+\/[A-Za-z_]+$/.test(s.timezone) ? { timeZone: s.timezone } : {};
+  const tz = s.timezone ? { timeZone: s.timezone } : {};
   const fmt = (ms) => {
     try {
       return new Date(ms).toLocaleDateString(undefined, { ...opts, ...tz });

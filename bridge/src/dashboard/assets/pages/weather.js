@@ -133,6 +133,21 @@ function Tempo({ label, s, testid }) {
   </div>`;
 }
 
+// "Tue 06:00 (Europe/Paris)" in the tariff's zone when its entity names one
+// (an IANA `timezone` attribute), else in the browser's, said "local": the
+// tariff's hours are the bridge's, which may not be the browser's.
+function whenText(at, timeZone) {
+  const opts = { weekday: 'short', hour: '2-digit', minute: '2-digit' };
+  if (timeZone) {
+    try {
+      return `${new Intl.DateTimeFormat(undefined, { ...opts, timeZone }).format(at)} (${timeZone})`;
+    } catch {
+      // not a zone this browser knows: local time below
+    }
+  }
+  return `${new Intl.DateTimeFormat(undefined, opts).format(at)} (local)`;
+}
+
 function Tariff({ states }) {
   const price = states[PRICE];
   const period = states[PERIOD]?.state || price?.attributes?.period;
@@ -161,7 +176,7 @@ function Tariff({ states }) {
     <${Tempo} label="Tomorrow" s=${states[TEMPO_TOMORROW]} testid="tempo-tomorrow" />
     ${nextAt
       ? html`<p class="muted small" data-testid="tariff-next">
-          Next change ${nextAt.toLocaleString(undefined, { weekday: 'short', hour: '2-digit', minute: '2-digit' })}
+          Next change ${whenText(nextAt, next.attributes?.timezone)}
           ${next.attributes?.price != null ? ` → ${Number(next.attributes.price).toFixed(4)} €/kWh` : ''}</p>`
       : null}
   </div>`;

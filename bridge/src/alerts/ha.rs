@@ -107,6 +107,26 @@ impl HaEntities {
         }
     }
 
+    /// The watched entity's name as HA shows it, so the sensor reads
+    /// "Server room Temperature alert", not "sensor.server_room_temperature
+    /// alert": its device's name and its own, as `api::registry` presents
+    /// them (`friendly_name`); the entity id when the store does not know it.
+    fn friendly_name(&self, watched: &str) -> String {
+        let Some(spec) = self.store.spec(watched) else {
+            return watched.to_string();
+        };
+        let device = self
+            .store
+            .device(&spec.device_id)
+            .map(|(d, _)| d.name.clone());
+        match (device, &spec.name) {
+            (Some(d), Some(n)) => format!("{d} {n}"),
+            (Some(d), None) => d,
+            (None, Some(n)) => n.clone(),
+            (None, None) => watched.to_string(),
+        }
+    }
+
     /// The problem sensor's entity id, registered on first use.
     fn sensor_for(&self, watched: &str) -> Option<String> {
         let mut sensors = self.sensors.lock().unwrap_or_else(|e| e.into_inner());
@@ -128,7 +148,7 @@ impl HaEntities {
                 .is_none_or(|s| s.device_id == BRIDGE_DEVICE && s.key == key)
         })?;
         let mut spec = EntitySpec::new(BRIDGE_DEVICE, &key, Component::BinarySensor)
-            .named(&format!("{watched} alert"))
+            .named(&format!("{} alert", self.friendly_name(watched)))
             .class("problem");
         spec.entity_id = id.clone();
         match self.store.upsert_entity(spec) {

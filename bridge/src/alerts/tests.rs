@@ -399,3 +399,49 @@ fn config_errors_name_the_key() {
         toml::from_str("[[webhook]]\nurl = \"x\"\nformat = \"teams\"\n");
     assert!(bad.unwrap_err().to_string().contains("teams"));
 }
+
+#[tokio::test]
+async fn the_problem_sensor_is_named_after_the_watched_entitys_friendly_name() {
+    use crate::entity::{Component, EntitySpec};
+    let f = fixture(AlertsConfig::default());
+    f.store
+        .upsert_device(
+            "twin",
+            Device {
+                id: "server_room".into(),
+                name: "Server room".into(),
+                manufacturer: "Hearth".into(),
+                model: "test".into(),
+                sw_version: None,
+                via_device: None,
+            },
+        )
+        .unwrap();
+    let watched =
+        EntitySpec::new("server_room", "temperature", Component::Sensor).named("Temperature");
+    assert_eq!(watched.entity_id, "sensor.server_room_temperature");
+    f.store.upsert_entity(watched).unwrap();
+    f.hub.raise(over_temp()).unwrap();
+    // An entity the store does not know keeps its id as its name.
+    f.hub
+        .raise(NewAlert {
+            entity_id: Some("sensor.gone".into()),
+            key: "gone".into(),
+            ..over_temp()
+        })
+        .unwrap();
+
+    let spec = f
+        .store
+        .spec("binary_sensor.server_room_temperature_alert")
+        .expect("problem sensor registered");
+    assert_eq!(spec.name.as_deref(), Some("Server room Temperature alert"));
+    // Only the name changed: the entity id and the key (the unique id) did not.
+    assert_eq!(spec.key, "alert_sensor_server_room_temperature");
+    assert_eq!(spec.device_id, BRIDGE_DEVICE);
+    let spec = f
+        .store
+        .spec("binary_sensor.gone_alert")
+        .expect("problem sensor registered");
+    assert_eq!(spec.name.as_deref(), Some("sensor.gone alert"));
+}

@@ -205,6 +205,12 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoReport> {
     }
     let ws = if opts.secure.is_some() { "wss" } else { "ws" };
     tracing::info!(
+        "open the dashboard at {}://{}/ and sign in with a token from `hearth token create --name me --data-dir {}`",
+        if opts.secure.is_some() { "https" } else { "http" },
+        bridge.http_addr,
+        opts.data_dir.display()
+    );
+    tracing::info!(
         "script it with HA's WebSocket API at {ws}://{}/api/websocket (token: `hearth token create --name me --data-dir {}`; see examples/scripting/)",
         bridge.http_addr,
         opts.data_dir.display()

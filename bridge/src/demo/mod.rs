@@ -206,7 +206,11 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<DemoReport> {
     let ws = if opts.secure.is_some() { "wss" } else { "ws" };
     tracing::info!(
         "open the dashboard at {}://{}/ and sign in with a token from `hearth token create --name me --data-dir {}`",
-        if opts.secure.is_some() { "https" } else { "http" },
+        if opts.secure.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         bridge.http_addr,
         opts.data_dir.display()
     );

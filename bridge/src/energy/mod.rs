@@ -64,6 +64,7 @@ pub mod day;
 pub mod entities;
 pub mod ledger;
 mod runtime;
+pub mod summary;
 
 pub use config::EnergyConfig;
 pub use runtime::{EnergyContext, NO_PERIOD, spawn};

@@ -17,25 +17,49 @@ const MORNING: i64 = 1_782_885_000_000;
 async fn the_office_plugs_meter_push_and_confirm_the_ac() {
     common::init_logs();
     let mark = common::log_mark();
-    let data = tempfile::tempdir().unwrap();
-    let wall = std::time::Instant::now();
-    let run = hearth::demo::plugs::run_from(
-        DemoOptions {
-            secure: None,
-            // 07:50 → about 11:10 in 20 wall s.
-            speed: 600.0,
-            run_for: Some(20.0),
-            mqtt_url: None,
-            mqtt_port: EmbeddedBroker::free_port(),
-            http_port: Some(0),
-            data_dir: data.path().to_path_buf(),
-        },
-        MORNING,
-    );
-    let report = tokio::time::timeout(std::time::Duration::from_secs(60), run)
-        .await
-        .expect("the demo ends within 60 s")
-        .unwrap();
+    // A start that cannot reach its own embedded broker within the link's
+    // 10 s is made once more: it happened once in a full parallel CI run
+    // (headless Chromium and Node-RED tests beside it on 2 cores); the
+    // bridge's warnings of that attempt are printed, the cause not found.
+    let mut attempt = 0;
+    let (report, wall, _data) = loop {
+        attempt += 1;
+        let data = tempfile::tempdir().unwrap();
+        let wall = std::time::Instant::now();
+        let run = hearth::demo::plugs::run_from(
+            DemoOptions {
+                secure: None,
+                // 07:50 → about 11:10 in 20 wall s.
+                speed: 600.0,
+                run_for: Some(20.0),
+                mqtt_url: None,
+                mqtt_port: EmbeddedBroker::free_port(),
+                http_port: Some(0),
+                data_dir: data.path().to_path_buf(),
+            },
+            MORNING,
+        );
+        match tokio::time::timeout(std::time::Duration::from_secs(60), run)
+            .await
+            .expect("the demo ends within 60 s")
+        {
+            Ok(report) => break (report, wall, data),
+            Err(e)
+                if attempt == 1 && e.to_string().contains("cannot connect to the MQTT broker") =>
+            {
+                let words: Vec<String> = common::logs_since(mark)
+                    .lines()
+                    .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                    .map(str::to_string)
+                    .collect();
+                eprintln!(
+                    "demo start failed ({e}); once more. Warnings:\n{}",
+                    words.join("\n")
+                );
+            }
+            Err(e) => panic!("the plugs demo failed: {e:#}"),
+        }
+    };
     println!("{report}");
     // The bridge's and the twin's words about the plugs, if anything fails.
     let words: Vec<String> = common::logs_since(mark)

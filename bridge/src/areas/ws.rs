@@ -622,24 +622,14 @@ fn device_update(s: &mut Session, cmd: &Command) -> Outcome {
             check_refs(r, None, labels.as_deref().unwrap_or(&[]))?;
             let d = r.devices.entry(id.clone()).or_default();
             let mut changes = Map::new();
-            if let Some(a) = area.clone()
-                && d.area_id != a
-            {
-                changes.insert("area_id".into(), json!(d.area_id));
-                d.area_id = a;
-            }
-            if let Some(l) = labels.clone()
-                && d.labels != l
-            {
-                changes.insert("labels".into(), json!(d.labels));
-                d.labels = l;
-            }
-            if let Some(n) = name.clone()
-                && d.name_by_user != n
-            {
-                changes.insert("name_by_user".into(), json!(d.name_by_user));
-                d.name_by_user = n;
-            }
+            update(&mut changes, "area_id", &mut d.area_id, area.clone());
+            update(&mut changes, "labels", &mut d.labels, labels.clone());
+            update(
+                &mut changes,
+                "name_by_user",
+                &mut d.name_by_user,
+                name.clone(),
+            );
             Ok(changes)
         })
         .map_err(edit_failure)?;
@@ -679,24 +669,9 @@ fn entity_update(s: &mut Session, cmd: &Command) -> Outcome {
             check_refs(r, None, labels.as_deref().unwrap_or(&[]))?;
             let e = r.entities.entry(id.clone()).or_default();
             let mut changes = Map::new();
-            if let Some(a) = area.clone()
-                && e.area_id != a
-            {
-                changes.insert("area_id".into(), json!(e.area_id));
-                e.area_id = a;
-            }
-            if let Some(l) = labels.clone()
-                && e.labels != l
-            {
-                changes.insert("labels".into(), json!(e.labels));
-                e.labels = l;
-            }
-            if let Some(n) = name.clone()
-                && e.name != n
-            {
-                changes.insert("name".into(), json!(e.name));
-                e.name = n;
-            }
+            update(&mut changes, "area_id", &mut e.area_id, area.clone());
+            update(&mut changes, "labels", &mut e.labels, labels.clone());
+            update(&mut changes, "name", &mut e.name, name.clone());
             Ok(changes)
         })
         .map_err(edit_failure)?;
@@ -720,4 +695,20 @@ fn entity_update(s: &mut Session, cmd: &Command) -> Outcome {
     s.conn
         .send(protocol::result(cmd.id, json!({"entity_entry": entry})));
     Ok(())
+}
+
+/// Sets `field` to `new` when given and different, keeping its old value
+/// under `key` in `changes` (HA's `changes` of a registry update event).
+fn update<T: PartialEq + serde::Serialize>(
+    changes: &mut Map<String, Value>,
+    key: &str,
+    field: &mut T,
+    new: Option<T>,
+) {
+    if let Some(new) = new
+        && *field != new
+    {
+        changes.insert(key.into(), json!(field));
+        *field = new;
+    }
 }

@@ -20,6 +20,19 @@ use wasmtime::{CallHook, Store, UpdateDeadline};
 /// The most host time one call is credited with.
 pub const HOST_IO_CREDIT_MAX: Duration = Duration::from_secs(5);
 
+/// The most bytes a plugin may hand the host in one call (its `output`,
+/// `description`, an error text, or the arguments of one import such as
+/// `log`). wasmtime counts them as it lifts each string and list, from the
+/// (pointer, length) pairs in the guest's memory and before it allocates
+/// the host's copy (the store's "hostcall fuel"); more is a
+/// [`PluginFault::BadOutput`] naming this cap. 64 service calls, alerts and
+/// entity updates of a few KiB each fit; a megabyte string does not.
+pub const OUTPUT_BYTES_MAX: usize = 256 << 10;
+
+/// wasmtime's words when the hostcall fuel runs out (it has no public type
+/// to match), checked by a test so an upgrade that rewords it is noticed.
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
 /// Epoch ticks left of a call's `budget` after `elapsed` wall time, of
 /// which `host_io` (capped) was the host's; `None` once it is spent.
 pub fn remaining_ticks(elapsed: Duration, host_io: Duration, budget: Duration) -> Option<u64> {
@@ -74,6 +87,7 @@ impl PluginInstance {
     ) -> Result<Self, PluginFault> {
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
+        store.set_hostcall_fuel(OUTPUT_BYTES_MAX);
         let budget = Duration::from_millis(limits.call_timeout_ms);
         store.epoch_deadline_callback(move |ctx| {
             let d = ctx.data();
@@ -116,6 +130,16 @@ impl PluginInstance {
         &mut self,
         f: impl FnOnce(&Controller, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginFault> {
+        self.guarded_capped(OUTPUT_BYTES_MAX, f)
+    }
+
+    /// [`guarded`](Self::guarded) with `max_bytes` copied from the plugin.
+    fn guarded_capped<R>(
+        &mut self,
+        max_bytes: usize,
+        f: impl FnOnce(&Controller, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginFault> {
+        self.store.set_hostcall_fuel(max_bytes);
         self.store.set_epoch_deadline(self.deadline_ticks);
         let data = self.store.data_mut();
         data.time = CallTime::new();
@@ -151,8 +175,12 @@ impl PluginInstance {
         self.guarded(|b, s| b.call_tick(s, now_ms))
     }
 
+    /// Saved state may be as large as the plugin's memory (an anomaly
+    /// detector's forests take a few hundred KiB per stream), not
+    /// [`OUTPUT_BYTES_MAX`]; the memory cap bounds it.
     pub fn save(&mut self) -> Result<Vec<u8>, PluginFault> {
-        self.guarded(|b, s| b.call_save(s))
+        let cap = self.store.data().limiter.max_bytes;
+        self.guarded_capped(cap, |b, s| b.call_save(s))
     }
 
     /// `Ok(Err(reason))`: the plugin declined the state and starts fresh.
@@ -181,6 +209,13 @@ fn classify(
         Some(wasmtime::Trap::Interrupt) => return PluginFault::Timeout(timeout_ms),
         Some(wasmtime::Trap::OutOfFuel) => return PluginFault::OutOfFuel(fuel),
         _ => {}
+    }
+    if format!("{e:#}").contains(HOSTCALL_FUEL_EXHAUSTED) {
+        let cap = store.hostcall_fuel();
+        return PluginFault::BadOutput(format!(
+            "handed the host more than its cap of {} KiB in one call (refused before the host copied it)",
+            cap >> 10
+        ));
     }
     if store.data().limiter.hit {
         return PluginFault::OutOfMemory(format!(

@@ -988,11 +988,21 @@ impl Runner {
             }
             let data = match serde_json::from_str::<Value>(&call.service_data) {
                 Ok(Value::Object(m)) => m,
-                _ => {
-                    let msg = format!(
-                        "service_data of {}.{} is not a JSON object: `{}`",
-                        call.domain, call.service, call.service_data
-                    );
+                parsed => {
+                    let msg = match parsed {
+                        Err(e) if is_too_deep(&e) => format!(
+                            "service_data of {}.{} nests deeper than the host's cap of {JSON_DEPTH_MAX} levels ({} bytes)",
+                            call.domain,
+                            call.service,
+                            call.service_data.len()
+                        ),
+                        _ => format!(
+                            "service_data of {}.{} is not a JSON object: `{}`",
+                            call.domain,
+                            call.service,
+                            clip(&call.service_data, 200)
+                        ),
+                    };
                     tracing::warn!("plugin `{}`: {msg}", self.name);
                     self.log_host("warn", msg.clone());
                     refuse(msg);
@@ -1029,6 +1039,15 @@ impl Runner {
             }
             let attrs = match serde_json::from_str::<Value>(&e.attributes) {
                 Ok(Value::Object(m)) => m,
+                Err(err) if is_too_deep(&err) => {
+                    let msg = format!(
+                        "attributes of `{}` nest deeper than the host's cap of {JSON_DEPTH_MAX} levels: dropped",
+                        e.object_id
+                    );
+                    tracing::warn!("plugin `{}` {msg}", self.name);
+                    self.log_host("warn", msg);
+                    Map::new()
+                }
                 _ => Map::new(),
             };
             self.owned.set(&e.object_id, &e.state, attrs);
@@ -1061,6 +1080,27 @@ impl Runner {
         }
         Ok(())
     }
+}
+
+/// JSON nesting the host parses in a plugin's `service-data` and
+/// `attributes`: serde_json's recursion limit, which stops a deep document
+/// with an error before the parser's stack does.
+pub const JSON_DEPTH_MAX: usize = 128;
+
+fn is_too_deep(e: &serde_json::Error) -> bool {
+    e.to_string().starts_with("recursion limit exceeded")
+}
+
+/// The first `max` bytes of `s` (on a char boundary), `…` if cut.
+fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }
 
 /// Refuses outputs larger than [`MAX_OUTPUT_ITEMS`] per kind.

@@ -1,8 +1,12 @@
 //! A plugin that misbehaves on purpose, to prove the host contains faults:
 //! it traps, loops forever or allocates without bound when told to.
 //!
-//! Config: `{"entity": "sensor.x", "fault": "trap"|"loop"|"alloc"|"flood"|"none",
+//! Config: `{"entity": "sensor.x", "fault": "trap"|"loop"|"alloc"|"flood"|"huge"|"deep"|"none",
 //! "when": "on_state"|"tick"|"init"|"restore", "drives": ["switch.y"]}`.
+//! `huge` returns, on each state change of `entity`, an entity update whose
+//! state is `bytes` long (4 MiB by default); `deep` a service call on its
+//! first driven entity whose `service_data` nests `depth` arrays (1000 by
+//! default), and an entity update with attributes as deep.
 //! With `fault: none` it forwards each state change of `entity` as
 //! `switch.turn_on` on its first driven entity (used to check call routing).
 //! With `"forecast": "<series>"` it logs, on each tick, what the host's
@@ -19,7 +23,8 @@
 
 use hearth_plugin_sdk::serde_json::{self, Value, json};
 use hearth_plugin_sdk::{
-    CallResult, Change, Controller, Description, Output, export_controller, info, warn,
+    CallResult, Change, Controller, Description, Output, binary_sensor, export_controller, info,
+    warn,
 };
 use serde::Deserialize;
 
@@ -32,6 +37,10 @@ enum Fault {
     Alloc,
     /// Returns more output than the host accepts in one call.
     Flood,
+    /// Returns a string of `bytes` bytes.
+    Huge,
+    /// Returns JSON nested `depth` levels.
+    Deep,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -56,6 +65,27 @@ struct Config {
     forecast: Option<String>,
     #[serde(default)]
     history: Option<HistoryRead>,
+    #[serde(default = "four_mib")]
+    bytes: usize,
+    #[serde(default = "thousand")]
+    depth: usize,
+}
+
+fn four_mib() -> usize {
+    4 << 20
+}
+
+fn thousand() -> usize {
+    1000
+}
+
+/// `{"deep": [[[…0…]]]}`, `depth` arrays deep.
+fn deep_json(depth: usize) -> Value {
+    let mut v = json!(0);
+    for _ in 0..depth {
+        v = Value::Array(vec![v]);
+    }
+    json!({ "deep": v })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -81,7 +111,7 @@ struct FaultInjector {
 
 fn misbehave(fault: Fault) {
     match fault {
-        Fault::None | Fault::Flood => {}
+        Fault::None | Fault::Flood | Fault::Huge | Fault::Deep => {}
         Fault::Trap => panic!("fault-injector: trap on purpose"),
         Fault::Loop => {
             let mut x: u64 = 0;
@@ -120,7 +150,12 @@ impl Controller for FaultInjector {
             drives: self.cfg.drives.clone(),
             config_schema: "{}".into(),
             tick_period_ms: 1_000,
-            entities: vec![],
+            // `deep` declares the entity it updates, so the host parses its
+            // attributes.
+            entities: match self.cfg.fault {
+                Fault::Deep => vec![binary_sensor("deep", "Deep")],
+                _ => vec![],
+            },
         }
     }
 
@@ -141,8 +176,16 @@ impl Controller for FaultInjector {
                 out.entity(&format!("flood_{i}"), "on");
             }
         }
-        if let Some(target) = self.cfg.drives.first() {
-            out.call("switch", "turn_on", target, json!({}));
+        match (self.cfg.fault, self.cfg.drives.first()) {
+            (Fault::Huge, _) => out.entity("huge", &"x".repeat(self.cfg.bytes)),
+            (Fault::Deep, target) => {
+                if let Some(target) = target {
+                    out.call("switch", "turn_on", target, deep_json(self.cfg.depth));
+                }
+                out.entity_with("deep", "on", deep_json(self.cfg.depth));
+            }
+            (_, Some(target)) => out.call("switch", "turn_on", target, json!({})),
+            (_, None) => {}
         }
     }
 

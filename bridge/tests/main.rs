@@ -30,6 +30,7 @@ mod deploy;
 mod detect;
 mod discovery;
 mod energy;
+mod fault_broker;
 mod fault_plugin_output;
 mod faults;
 mod feeds;

@@ -206,6 +206,10 @@ struct Shared {
     received: AtomicU64,
     /// Messages in and out per part of the bridge (`GET /metrics`).
     traffic: Mutex<Vec<Arc<Traffic>>>,
+    /// CONNACKs received: 1 after the first connection, +1 per reconnection.
+    connections: watch::Sender<u64>,
+    /// The broker, for messages (never with its password).
+    addr: String,
 }
 
 /// Messages one part of the bridge (a driver, discovery) was handed and
@@ -287,6 +291,8 @@ impl MqttLink {
             subacks: watch::channel(SubAcks::default()).0,
             received: AtomicU64::new(0),
             traffic: Mutex::new(vec![Traffic::new(BRIDGE_TRAFFIC)]),
+            connections: watch::channel(0).0,
+            addr: addr.to_string(),
         });
         let (connected_tx, connected) = watch::channel(false);
         let traffic = shared.traffic.lock().unwrap_or_else(|e| e.into_inner())[0].clone();
@@ -415,12 +421,28 @@ impl MqttLink {
     }
 
     /// Publishes at QoS 1.
+    ///
+    /// A message that is not retained (a command to a device, an event, a
+    /// reply) is refused while the link is down: rumqttc would queue it and
+    /// send it when the broker is back, and a command executed minutes late
+    /// (the heater switched on after the user gave up) is worse than one
+    /// refused with a clear error. A retained message (a state, a config)
+    /// is queued: the latest one is what counts, and the discovery
+    /// publisher republishes everything at the reconnection anyway.
+    /// (A message queued just before the connection drops may still go out
+    /// after the reconnection: rumqttc replays what it had in flight.)
     pub async fn publish(
         &self,
         topic: &str,
         payload: impl Into<Vec<u8>>,
         retain: bool,
     ) -> anyhow::Result<()> {
+        if !retain && !self.is_connected() {
+            bail!(
+                "the MQTT broker {} is unreachable: `{topic}` not sent (a command is never sent late)",
+                self.shared.addr
+            );
+        }
         self.client
             .publish(topic, QoS::AtLeastOnce, retain, payload.into())
             .await
@@ -431,6 +453,13 @@ impl MqttLink {
 
     pub fn is_connected(&self) -> bool {
         *self.connected.borrow()
+    }
+
+    /// Connections made so far (1 once connected, +1 per reconnection);
+    /// `changed()` fires at each reconnection, after the link re-subscribed
+    /// and published its birth message.
+    pub fn connections(&self) -> watch::Receiver<u64> {
+        self.shared.connections.subscribe()
     }
 
     /// Sends DISCONNECT after everything queued before it, then stops.
@@ -470,6 +499,7 @@ async fn run(
                 failures = 0;
                 on_connect(&link, birth.as_ref());
                 let _ = connected.send(true);
+                link.shared.connections.send_modify(|n| *n += 1);
                 tracing::info!("connected to MQTT broker {addr}");
             }
             Ok(Event::Incoming(Packet::SubAck(_) | Packet::UnsubAck(_))) => {

@@ -1,7 +1,9 @@
 //! Keeps Home Assistant's view equal to the entity store's: discovery
 //! configs (retained, QoS 1), device availability and entity states, and
 //! clears what disappears. Republishes states when HA says `online` on
-//! `homeassistant/status` (HA's birth message).
+//! `homeassistant/status` (HA's birth message), and at every reconnection
+//! of the MQTT link: a broker restarted without persistence has lost every
+//! retained config and state, and HA (already online) would not ask.
 //!
 //! Events are handled in batches: everything already queued is folded into
 //! one set of changes, configs are published before states, and a device's
@@ -110,6 +112,8 @@ impl Publisher {
         // Retained configs of this bridge seen on the broker, until the sweep.
         let mut found: Option<BTreeSet<String>> = Some(BTreeSet::new());
         let bad_input = crate::logging::Throttle::new("bad input");
+        let mut connections = self.link.connections();
+        connections.borrow_and_update();
         let (snapshot, mut events) = self.store.subscribe();
         let mut batch = Batch::default();
         for (device, available) in snapshot.devices {
@@ -170,6 +174,16 @@ impl Publisher {
                             }
                         }
                     }
+                }
+                Ok(()) = connections.changed() => {
+                    connections.borrow_and_update();
+                    tracing::info!("MQTT link reconnected: republishing discovery, availability and states");
+                    let mut batch = Batch::default();
+                    while let Ok(ev) = events.try_recv() {
+                        self.fold(ev, &mut batch);
+                    }
+                    self.everything(&mut batch);
+                    self.flush(batch).await;
                 }
                 _ = shutdown.wait() => break,
             }

@@ -268,10 +268,15 @@ impl Ac {
                         self.target
                     );
                 }
-                self.target = t;
+                let before = std::mem::replace(&mut self.target, t);
                 // The AC's own setpoint follows, so it never fights the controller.
-                if self.power_on {
-                    self.send(true).await?;
+                if self.power_on
+                    && let Err(e) = self.send(true).await
+                {
+                    // Not sent (the broker is unreachable): the AC keeps
+                    // the old setpoint, and so does its entity.
+                    self.target = before;
+                    return Err(e);
                 }
             }
         } else {

@@ -187,6 +187,8 @@ pub fn flush_offline<const N: usize>(
 pub struct NodeControl {
     pub paused: AtomicBool,
     pub published: AtomicU64,
+    /// Readings taken while disconnected (kept in the offline buffer).
+    pub kept_offline: AtomicU64,
 }
 
 struct Node {
@@ -241,6 +243,7 @@ impl Node {
         if connected.load(Ordering::Relaxed) {
             return false;
         }
+        self.control.kept_offline.fetch_add(1, Ordering::SeqCst);
         if buffer.push(t, self.now_ms()).is_some() && buffer.dropped() == 1 {
             tracing::warn!(
                 "twin node {}: offline buffer full ({OFFLINE_READINGS} readings): dropping the oldest",

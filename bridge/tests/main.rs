@@ -57,6 +57,7 @@ mod own_topics;
 mod plan;
 mod plugin_authoring;
 mod plugins;
+mod properties;
 mod recorder;
 mod refusals;
 mod restore;

@@ -51,12 +51,24 @@ impl SafetyEnvelope {
         call: &ServiceCall,
         data: Map<String, Value>,
     ) -> Result<Map<String, Value>, ServiceError> {
+        // `open_valve` and `close_valve` command a position too: 100 % and
+        // 0 % (a frost-protection minimum must not be closed past).
+        let implied_position = match call.service.as_str() {
+            "open_valve" => Some(Value::from(100.0)),
+            "close_valve" => Some(Value::from(0.0)),
+            _ => None,
+        };
         let ranges = [
-            ("temperature", self.temperature_c, "°C"),
-            ("position", self.position_percent, "%"),
+            ("temperature", self.temperature_c, "°C", None),
+            (
+                "position",
+                self.position_percent,
+                "%",
+                implied_position.as_ref(),
+            ),
         ];
-        for (field, range, unit) in ranges {
-            if let (Some((min, max)), Some(asked)) = (range, data.get(field))
+        for (field, range, unit, implied) in ranges {
+            if let (Some((min, max)), Some(asked)) = (range, data.get(field).or(implied))
                 && !asked.as_f64().is_some_and(|x| (min..=max).contains(&x))
             {
                 return Err(ServiceError::NotAccepted(Box::new(Refusal {

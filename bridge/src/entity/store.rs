@@ -346,12 +346,28 @@ impl EntityStore {
             let old = entry.state.clone();
             let new = if available {
                 match (entry.held.take(), &old) {
-                    (Some(held), Some(o)) if o.state == UNAVAILABLE => Some(State {
-                        last_changed: now,
-                        last_updated: now,
-                        context: Context::default(),
-                        ..held
-                    }),
+                    // Also a first reading, reported while the device was
+                    // unavailable (nothing shown yet). A held report equal to
+                    // what is shown (a driver that reported `unavailable`
+                    // itself) is no change.
+                    (Some(held), o)
+                        if o.as_ref().is_none_or(|o| {
+                            o.state == UNAVAILABLE
+                                && (o.state != held.state || o.attributes != held.attributes)
+                        }) =>
+                    {
+                        // HA's rule: last_changed moves with the state string.
+                        let last_changed = match o {
+                            Some(o) if o.state == held.state => o.last_changed,
+                            _ => now,
+                        };
+                        Some(State {
+                            last_changed,
+                            last_updated: now,
+                            context: Context::default(),
+                            ..held
+                        })
+                    }
                     _ => None,
                 }
             } else {

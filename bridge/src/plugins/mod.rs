@@ -18,6 +18,7 @@
 
 pub mod builtin;
 pub mod cache;
+pub mod coalesce;
 pub mod directory;
 pub mod engine;
 pub mod instance;

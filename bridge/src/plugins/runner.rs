@@ -18,6 +18,7 @@
 //! controller reads current states itself. A swap during the backoff
 //! replaces the faulty plugin at once.
 
+use super::coalesce::Coalescer;
 use super::engine::{state_to_wit, wit};
 use super::instance::{CallStats, PluginFault, PluginInstance};
 use super::logbook::{LogBook, LogLine};
@@ -121,6 +122,10 @@ pub struct PluginStatus {
     pub restart_in_s: Option<f64>,
     /// Events not delivered because the plugin was down.
     pub skipped_events: u64,
+    /// Changes of entities it reads that a newer change of the same entity
+    /// replaced before the plugin took it (a flooding device; see
+    /// `coalesce`).
+    pub coalesced_events: u64,
     /// CPU (fuel) and memory of the current instance.
     pub stats: CallStats,
 }
@@ -146,7 +151,8 @@ pub struct SwapReport {
 }
 
 pub enum Input {
-    State(Arc<StateChanged>),
+    /// A change of this entity is waiting in the runner's [`Coalescer`].
+    Changed(String),
     Swap(Box<Prepared>, std_mpsc::Sender<Result<SwapReport, String>>),
     /// The plugin's current `save` bytes, taken in queue order.
     Save(std_mpsc::Sender<Vec<u8>>),
@@ -273,6 +279,8 @@ impl Active {
 
 struct Runner {
     name: String,
+    /// Pending state changes, one per entity (see `coalesce`).
+    coalescer: Arc<Coalescer>,
     ctx: RunnerContext,
     runtime: tokio::runtime::Handle,
     active: Active,
@@ -358,6 +366,7 @@ pub fn start(
         last_fault: None,
         restart_in_s: None,
         skipped_events: 0,
+        coalesced_events: 0,
         stats: CallStats::default(),
     }));
     set_identity(&status, &prepared);
@@ -369,7 +378,9 @@ pub fn start(
     let (active, tick_ms) = Active::from(&prepared);
     let outcomes = Arc::new(CallOutcomes::default());
     prepared.instance.share_outcomes(&outcomes);
+    let coalescer = Arc::new(Coalescer::default());
     let mut runner = Runner {
+        coalescer: coalescer.clone(),
         runtime: tokio::runtime::Handle::try_current()
             .map_err(|_| anyhow::anyhow!("plugins start inside the bridge's tokio runtime"))?,
         name: name.clone(),
@@ -389,7 +400,7 @@ pub fn start(
     runner.fault_alert(None);
     runner.publish_status();
     runner.saved = prepared.instance.save().unwrap_or_default();
-    let feeder = spawn_feeder(&ctx, input_tx.clone(), stopping.clone());
+    let feeder = spawn_feeder(&ctx, input_tx.clone(), coalescer, stopping.clone());
     spawn_call_executor(
         ctx.router.clone(),
         calls_rx,
@@ -436,10 +447,12 @@ fn set_identity(status: &Mutex<PluginStatus>, p: &Prepared) {
 
 /// Store events → the plugin's queue; shutdown → stop. Every state change
 /// is forwarded and the runner filters by what the current plugin reads, so
-/// a swap to a plugin that reads other entities misses nothing.
+/// a swap to a plugin that reads other entities misses nothing. Changes go
+/// through the [`Coalescer`]: the queue holds an entity at most once.
 fn spawn_feeder(
     ctx: &RunnerContext,
     input: std_mpsc::Sender<Input>,
+    coalescer: Arc<Coalescer>,
     stopping: Arc<AtomicBool>,
 ) -> tokio::task::AbortHandle {
     let (_, mut events) = ctx.store.subscribe();
@@ -448,7 +461,14 @@ fn spawn_feeder(
         loop {
             let sent = tokio::select! {
                 ev = events.recv() => match ev {
-                    Some(StoreEvent::StateChanged(c)) => input.send(Input::State(c)),
+                    Some(StoreEvent::StateChanged(c)) => {
+                        let id = c.entity_id.clone();
+                        if coalescer.put(c) {
+                            input.send(Input::Changed(id))
+                        } else {
+                            Ok(())
+                        }
+                    }
                     Some(_) => Ok(()),
                     None => break,
                 },
@@ -633,6 +653,7 @@ impl Runner {
             }
             let mut ticked = false;
             let mut delivered = 0u64;
+            let mut coalesced = 0u64;
             let began_ms = self.ctx.store.clock().now_ms();
             let result = match self.next(&input, next_tick) {
                 Next::Closed | Next::Input(Input::Stop) => break,
@@ -647,11 +668,15 @@ impl Runner {
                     next_tick = self.tick_interval().map(|i| Instant::now() + i);
                     out
                 }
-                Next::Input(Input::State(change)) => {
+                Next::Input(Input::Changed(id)) => {
+                    let Some((change, merged)) = self.coalescer.take(&id) else {
+                        continue;
+                    };
                     if !self.active.reads.contains(&change.entity_id) {
                         continue;
                     }
                     delivered = 1;
+                    coalesced = merged;
                     let started = Instant::now();
                     let out = instance.on_state(&to_wit_change(&change));
                     self.observe_call("on_state", started);
@@ -682,6 +707,7 @@ impl Runner {
             let stats = instance.stats;
             self.update(|s| {
                 s.events += delivered;
+                s.coalesced_events += coalesced;
                 s.stats = stats;
             });
             let outcome = match result.and_then(|out| check_output(&out).map(|()| out)) {
@@ -892,9 +918,11 @@ impl Runner {
                     Ok(Input::Stop) | Err(std_mpsc::RecvTimeoutError::Disconnected) => {
                         return Restarted::Stopped;
                     }
-                    Ok(Input::State(c)) => {
-                        if self.active.reads.contains(&c.entity_id) {
-                            self.update(|s| s.skipped_events += 1);
+                    Ok(Input::Changed(id)) => {
+                        if let Some((c, merged)) = self.coalescer.take(&id)
+                            && self.active.reads.contains(&c.entity_id)
+                        {
+                            self.update(|s| s.skipped_events += 1 + merged);
                         }
                     }
                     Ok(Input::Save(reply)) => {

@@ -16,6 +16,8 @@
 //! default), on each state change of `entity` and logs how many samples came
 //! back (used to check that a slow read is the host's time, not the
 //! plugin's).
+//! With `"echo": true` it logs `seen <entity>=<state>` on each state change;
+//! `"spin": n` makes each state change cost `n` busy iterations.
 //! Every outcome of its service calls (WIT 0.1.2 `call-results`) is
 //! logged: `call result #<id> switch.turn_on on switch.y: ok` or `…:
 //! refused: <the host's reason>` (used to check that a plugin learns about
@@ -69,6 +71,13 @@ struct Config {
     bytes: usize,
     #[serde(default = "thousand")]
     depth: usize,
+    /// Logs `seen <entity>=<state>` on each state change (to check what a
+    /// plugin is handed under a flood).
+    #[serde(default)]
+    echo: bool,
+    /// Busy iterations per state change (a slow plugin).
+    #[serde(default)]
+    spin: u64,
 }
 
 fn four_mib() -> usize {
@@ -159,8 +168,16 @@ impl Controller for FaultInjector {
         }
     }
 
-    fn on_state(&mut self, _change: Change, out: &mut Output) {
+    fn on_state(&mut self, change: Change, out: &mut Output) {
         self.events += 1;
+        let mut x = 0u64;
+        for _ in 0..self.cfg.spin {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        if self.cfg.echo {
+            let state = change.new.as_ref().map_or("none", |s| s.state.as_str());
+            info(&format!("seen {}={state}", change.entity_id));
+        }
         if self.cfg.when == When::OnState {
             misbehave(self.cfg.fault);
         }

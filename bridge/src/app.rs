@@ -157,6 +157,8 @@ impl Bridge {
         )?;
         if let Some(r) = &recorder {
             tasks.push(record_alerts(&alerts, r.clone(), shutdown.clone()));
+            // A full disk is an alert too, not only the problem entity.
+            r.attach_alerts(alerts.clone());
         }
         let forecasts = Arc::new(crate::forecast::Forecasts::default());
         let ctx = DriverContext {

@@ -33,6 +33,7 @@ mod energy;
 mod fault_broker;
 mod fault_flood;
 mod fault_plugin_output;
+mod fault_storage;
 mod faults;
 mod feeds;
 mod feeds_https;

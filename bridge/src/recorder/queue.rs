@@ -107,6 +107,8 @@ pub struct Shared {
     samples: Mutex<VecDeque<CommitSample>>,
     /// Told of every commit (the metrics' commit time histogram).
     commit_observer: std::sync::OnceLock<CommitObserver>,
+    /// Write failures as an alert ([`super::problem`]).
+    pub problem_alert: super::problem::ProblemAlert,
 }
 
 /// What [`Shared::observe_commits`] takes.
@@ -123,7 +125,12 @@ impl Shared {
             stats: Mutex::new(RecorderStats::default()),
             samples: Mutex::new(VecDeque::new()),
             commit_observer: std::sync::OnceLock::new(),
+            problem_alert: Default::default(),
         }
+    }
+
+    pub fn max_queue(&self) -> usize {
+        self.max_queue
     }
 
     /// Calls `f` after every batch commit, on the writer thread (so `f`

@@ -330,6 +330,7 @@ impl Writer {
     }
 
     fn show_problem(&self, on: bool, error: &str, since_ms: i64, dropped: u64) {
+        self.alert_problem(on, error, dropped);
         let Some(id) = &self.problem else {
             return;
         };
@@ -345,6 +346,23 @@ impl Writer {
         let _ = self
             .store
             .set_state(id, if on { "on" } else { "off" }, attrs);
+    }
+
+    /// Raises or clears the problem alert (with or without the entity).
+    fn alert_problem(&self, on: bool, error: &str, dropped: u64) {
+        let alert = &self.shared.problem_alert;
+        if on {
+            let queued = self.shared.stats().queued;
+            alert.raise(
+                &self.path(),
+                error,
+                queued,
+                self.shared.max_queue(),
+                dropped,
+            );
+        } else {
+            alert.clear();
+        }
     }
 
     /// Answers the flushes whose rows are all committed, or all of them

@@ -92,6 +92,11 @@ pub struct Config {
     /// the start.
     #[serde(default)]
     pub model: Option<Params>,
+    /// The horizon solver: `banded` (default, [`qp::ipm`]) or `clarabel`
+    /// (the general solver used before issue 19; kept to compare plans
+    /// and timings in the same run, `benches/simulate.rs`).
+    #[serde(default)]
+    pub solver: SolverChoice,
 }
 
 fn d_heater_w() -> f64 {
@@ -147,6 +152,17 @@ fn d_min_history() -> f64 {
 }
 fn d_refit() -> f64 {
     24.0
+}
+
+/// [`Config::solver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SolverChoice {
+    /// [`qp::Solver::Banded`].
+    #[default]
+    Banded,
+    /// [`qp::Solver::Clarabel`].
+    Clarabel,
 }
 
 /// Most horizon steps (fuel: a solve grows roughly linearly with N).

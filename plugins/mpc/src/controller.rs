@@ -223,14 +223,17 @@ impl Core {
             ..Saved::default()
         };
         Core {
-            cfg,
             st,
             history: History::default(),
-            planner: qp::plan,
+            planner: match cfg.solver {
+                crate::config::SolverChoice::Banded => qp::plan,
+                crate::config::SolverChoice::Clarabel => qp::plan_clarabel,
+            },
             fit_opts: FitOptions::default(),
             last_room: None,
             valve_mean: ValveMean::default(),
             offset_free: true,
+            cfg,
         }
     }
 

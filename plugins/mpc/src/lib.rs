@@ -5,7 +5,8 @@
 //!   exact discretisation;
 //! - [`fit`]: output-error least squares with argmin's Nelder–Mead;
 //! - [`qp`]: the horizon LP/QP (energy price, soft comfort band with
-//!   asymmetric penalty, ramp, terminal condition) solved by clarabel;
+//!   asymmetric penalty, ramp, terminal condition) solved by a banded
+//!   interior point of ours (clarabel as the reference);
 //! - [`observer`]: steady-state Kalman filter for the unmeasured envelope
 //!   temperature;
 //! - [`fallback`]: the hysteresis thermostat used whenever the MPC cannot

@@ -1,5 +1,7 @@
 //! The horizon problem: an economic MPC linear program (with a tiny
-//! quadratic smoothing term) solved by clarabel's interior-point method.
+//! quadratic smoothing term) solved by an interior-point method: our own
+//! banded one ([`ipm`], since issue 19; figures in BENCHMARKS.md) by
+//! default, clarabel's as the reference ([`Solver`]).
 //!
 //! Decision variables (N steps of `dt`; `k = 0 … N−1`):
 //! `u_k` valve fraction over step k, predicted states `Ti_{k+1}, Te_{k+1}`
@@ -417,10 +419,29 @@ pub fn solve_matrices(mx: &Matrices, max_iter: u32) -> Result<Raw, PlanError> {
     })
 }
 
-/// Plans the horizon: builds, solves and reads back the plan. The valve
-/// plan is clamped into its bounds (interior-point round-off) and the
-/// trajectories are re-simulated from it with the model, so what is
-/// published is consistent with what is commanded.
+/// Runs the banded interior-point solver ([`ipm`]) on built matrices.
+pub fn solve_banded(mx: &Matrices, max_iter: u32) -> Raw {
+    let a = ipm::solve(mx, max_iter);
+    Raw {
+        x: a.x,
+        z: a.z,
+        s: a.s,
+        status: a.status,
+        iterations: a.iterations,
+    }
+}
+
+/// Which solver [`plan_with`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Solver {
+    /// [`ipm`]: the structure-exploiting interior point (the default).
+    Banded,
+    /// clarabel's general sparse interior point (the reference).
+    Clarabel,
+}
+
+/// Plans the horizon with the default solver ([`Solver::Banded`]): see
+/// [`plan_with`].
 pub fn plan(
     model: &Discrete,
     x0: [f64; 2],
@@ -428,8 +449,38 @@ pub fn plan(
     fc: &Forecast,
     s: &Settings,
 ) -> Result<Plan, PlanError> {
+    plan_with(Solver::Banded, model, x0, u_prev, fc, s)
+}
+
+/// Plans the horizon with clarabel ([`Solver::Clarabel`]): see
+/// [`plan_with`].
+pub fn plan_clarabel(
+    model: &Discrete,
+    x0: [f64; 2],
+    u_prev: f64,
+    fc: &Forecast,
+    s: &Settings,
+) -> Result<Plan, PlanError> {
+    plan_with(Solver::Clarabel, model, x0, u_prev, fc, s)
+}
+
+/// Plans the horizon: builds, solves and reads back the plan. The valve
+/// plan is clamped into its bounds (interior-point round-off) and the
+/// trajectories are re-simulated from it with the model, so what is
+/// published is consistent with what is commanded.
+pub fn plan_with(
+    solver: Solver,
+    model: &Discrete,
+    x0: [f64; 2],
+    u_prev: f64,
+    fc: &Forecast,
+    s: &Settings,
+) -> Result<Plan, PlanError> {
     let mx = build(model, x0, u_prev, fc, s)?;
-    let raw = solve_matrices(&mx, s.max_iter)?;
+    let raw = match solver {
+        Solver::Banded => solve_banded(&mx, s.max_iter),
+        Solver::Clarabel => solve_matrices(&mx, s.max_iter)?,
+    };
     if !matches!(
         raw.status,
         SolverStatus::Solved | SolverStatus::AlmostSolved
@@ -477,5 +528,6 @@ pub fn objective(mx: &Matrices, x: &[f64]) -> f64 {
     v
 }
 
+pub mod ipm;
 #[cfg(test)]
 mod tests;

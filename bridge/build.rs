@@ -33,6 +33,22 @@ fn main() {
         rerun_tree(&root.join(dir));
     }
     println!("cargo:rerun-if-changed=../Cargo.lock");
+    // `[profile.plugin]` lives in the root manifest.
+    println!("cargo:rerun-if-changed=../Cargo.toml");
+
+    // `cargo fuzz` (fuzz/, nightly, `--cfg fuzzing`) exercises parsers, never
+    // a plugin: empty stand-ins instead of a second, nightly build of every
+    // plugin (which would also overwrite the stable build's `.wasm` files in
+    // the shared target/plugins).
+    if std::env::var_os("CARGO_CFG_FUZZING").is_some() {
+        let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+        for (krate, key) in PLUGINS {
+            let wasm = out.join(format!("{krate}.wasm"));
+            std::fs::write(&wasm, b"").expect("write a plugin stand-in");
+            println!("cargo:rustc-env=HEARTH_PLUGIN_{key}={}", wasm.display());
+        }
+        return;
+    }
 
     ensure_target_installed();
 

@@ -54,6 +54,8 @@ pub mod entity;
 pub mod feeds;
 pub mod forecast;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lan;
 pub mod logging;
 pub mod metrics;

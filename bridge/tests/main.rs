@@ -38,6 +38,7 @@ mod faults;
 mod feeds;
 mod feeds_https;
 mod firmware_seal;
+mod fuzz_corpus;
 mod ha_history;
 mod helpers;
 mod history_states;

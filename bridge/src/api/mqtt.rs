@@ -185,7 +185,7 @@ async fn answer(
 }
 
 /// An empty payload is an empty request; anything else must be a JSON object.
-fn parse(payload: &[u8]) -> Result<Map<String, Value>, String> {
+pub(crate) fn parse(payload: &[u8]) -> Result<Map<String, Value>, String> {
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }

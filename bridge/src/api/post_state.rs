@@ -63,7 +63,7 @@ static POSTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Whether a post created its entity or updated one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Posted {
+pub(crate) enum Posted {
     Created,
     Updated,
 }
@@ -128,7 +128,12 @@ fn register(store: &EntityStore, device: Device, spec: EntitySpec) -> Result<boo
 
 /// Checks a post and applies it to the store; the error is the message of
 /// HA's 400 answer.
-fn post(store: &EntityStore, user: &str, entity_id: &str, body: &Bytes) -> Result<Posted, String> {
+pub(crate) fn post(
+    store: &EntityStore,
+    user: &str,
+    entity_id: &str,
+    body: &Bytes,
+) -> Result<Posted, String> {
     if !valid_entity_id(entity_id) {
         return Err("Invalid entity ID specified.".into());
     }

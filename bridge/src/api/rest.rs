@@ -244,7 +244,7 @@ async fn call_service(
 /// `sensor.server_room`, as HA's router decodes paths); `None` if the
 /// decoded bytes are not UTF-8. Segments are split before decoding, so an
 /// encoded `/` (`%2F`) stays inside its segment.
-fn segment(raw: &str) -> Option<String> {
+pub(crate) fn segment(raw: &str) -> Option<String> {
     percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .ok()

@@ -270,7 +270,7 @@ fn failed(why: &str) -> Rendered {
 }
 
 /// Renders on the calling thread.
-fn render_here(
+pub(crate) fn render_here(
     source: &str,
     variables: &Map<String, Value>,
     world: &World,

@@ -76,7 +76,19 @@ fn supported_features(s: &Session, cmd: &Command) -> Outcome {
     Ok(())
 }
 
-fn call_service(s: &mut Session, cmd: &Command) -> Outcome {
+/// A `call_service` command's fields, checked as HA's schema checks them.
+pub struct CallRequest {
+    pub domain: String,
+    pub service: String,
+    pub return_response: bool,
+    /// `service_data` without its `entity_id` (moved to `target`).
+    pub data: serde_json::Map<String, Value>,
+    pub target: crate::areas::places::Target,
+}
+
+/// Reads a `call_service` command (no bridge needed: the fuzz target
+/// `websocket_frame` calls it too).
+pub fn call_request(cmd: &Command) -> Result<CallRequest, Failure> {
     let f = Fields::new(
         &cmd.msg,
         &[
@@ -113,6 +125,23 @@ fn call_service(s: &mut Session, cmd: &Command) -> Outcome {
             }
         }
     }
+    Ok(CallRequest {
+        domain,
+        service,
+        return_response,
+        data,
+        target,
+    })
+}
+
+fn call_service(s: &mut Session, cmd: &Command) -> Outcome {
+    let CallRequest {
+        domain,
+        service,
+        return_response,
+        data,
+        target,
+    } = call_request(cmd)?;
     // HA's async_extract_referenced_entity_ids (crate::areas::places).
     let entity_ids = s
         .api

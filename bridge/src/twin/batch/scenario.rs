@@ -330,6 +330,20 @@ impl Scenario {
         Scenario::from_file(file, path, dir).with_context(|| format!("scenario {}", path.display()))
     }
 
+    /// A scenario from its text alone: no `base` chain, and data files
+    /// (`weather.file`, `tariff.file`) are looked up under a directory that
+    /// does not exist. The fuzz target `scenario` feeds it.
+    #[doc(hidden)]
+    pub fn parse_text(text: &str) -> anyhow::Result<Scenario> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("scenario: {e}"))?;
+        let file: ScenarioFile = table
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("scenario: {e}"))?;
+        Scenario::from_file(file, Path::new("scenario.toml"), Path::new("/nonexistent"))
+    }
+
     fn from_file(f: ScenarioFile, path: &Path, dir: &Path) -> anyhow::Result<Scenario> {
         let start_ms = parse_instant("start", &f.start)?;
         let end_ms = parse_instant("end", &f.end)?;

@@ -13,6 +13,11 @@
 //!    operation (prepare from the code cache + queue + switch) and of the
 //!    switch alone (the time the plugin's runner is busy: old `save`, new
 //!    `restore`, entities).
+//!
+//! `HEARTH_BENCH_ONLY=calls` runs part 2 alone, `HEARTH_BENCH_ROUNDS=N`
+//! repeats it N times (a range from one run), and
+//! `HEARTH_BENCH_THERMOSTAT=path.wasm` measures another build of the
+//! thermostat (e.g. another `[profile.plugin]`) without rebuilding the host.
 
 use hearth::clock::Clock;
 use hearth::entity::{Component, Device, EntitySpec, EntityStore, ServiceRouter};
@@ -41,9 +46,25 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let store = room_store();
-    compile_vs_cache();
-    call_overhead(&store);
-    rt.block_on(swaps(store));
+    let only_calls = std::env::var("HEARTH_BENCH_ONLY").is_ok_and(|v| v == "calls");
+    if !only_calls {
+        compile_vs_cache();
+    }
+    let rounds: usize = std::env::var("HEARTH_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    for _ in 0..rounds {
+        call_overhead(&store);
+    }
+    if !only_calls {
+        rt.block_on(swaps(store));
+    }
+}
+
+/// The thermostat's component: the bundled one, or `HEARTH_BENCH_THERMOSTAT`.
+fn thermostat_wasm() -> String {
+    std::env::var("HEARTH_BENCH_THERMOSTAT").unwrap_or_else(|_| "builtin:thermostat".into())
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
@@ -120,13 +141,14 @@ fn compile_vs_cache() {
 
 fn call_overhead(store: &Arc<EntityStore>) {
     let engine = PluginEngine::new().unwrap();
+    let thermostat = thermostat_wasm();
     let cases = [
         (
             "fault-injector (does nothing)",
             "builtin:fault-injector",
             json!({"entity": "sensor.server_room_temperature", "fault": "none"}),
         ),
-        ("thermostat", "builtin:thermostat", thermostat_config()),
+        ("thermostat", thermostat.as_str(), thermostat_config()),
     ];
     for (label, wasm, config) in cases {
         let pre = engine

@@ -315,9 +315,14 @@ impl From<Option<State>> for Reading {
 
 impl From<wit::EntityState> for State {
     fn from(s: wit::EntityState) -> Self {
-        let attributes = match serde_json::from_str(&s.attributes) {
-            Ok(Value::Object(m)) => m,
-            _ => Map::new(),
+        // Most entities (sensors, switches) carry no attributes: skip the
+        // parser for `{}`.
+        let attributes = match s.attributes.as_str() {
+            "" | "{}" => Map::new(),
+            text => match serde_json::from_str(text) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
+            },
         };
         State {
             entity_id: s.entity_id,

@@ -163,14 +163,12 @@ impl Thermostat {
         self.cfg.climate.as_deref().and_then(State::get)
     }
 
-    fn target(&self) -> f64 {
-        self.climate()
+    /// The target: the climate entity's `temperature` attribute, else the
+    /// config's `target_temp`.
+    fn target(&self, climate: Option<&State>) -> f64 {
+        climate
             .and_then(|c| c.attr_f64("temperature"))
             .unwrap_or(self.cfg.target_temp)
-    }
-
-    fn mode_is_off(&self) -> bool {
-        self.climate().is_some_and(|c| c.state == "off")
     }
 
     /// Whether the actuator runs: `on`/`off` for a switch; for a valve
@@ -191,8 +189,17 @@ impl Thermostat {
 
     /// The whole control step: decide, then act.
     /// `force`: ignore `min_cycle_duration` (a user changed target or mode).
-    fn control(&mut self, now_ms: i64, keep_alive_due: bool, force: bool, out: &mut Output) {
-        let sensor = Reading::get(&self.cfg.sensor);
+    /// `sensor`: the room sensor's state when the caller has it (the
+    /// change being handled is the sensor's), else it is read from the host.
+    fn control(
+        &mut self,
+        now_ms: i64,
+        keep_alive_due: bool,
+        force: bool,
+        sensor: Option<Reading>,
+        out: &mut Output,
+    ) {
+        let sensor = sensor.unwrap_or_else(|| Reading::get(&self.cfg.sensor));
         let started_ms = *self.started_ms.get_or_insert(now_ms);
         if sensor.state().is_some() {
             self.saved.sensor_seen = true;
@@ -237,13 +244,15 @@ impl Thermostat {
         let Some(is_on) = self.actuator_on(&switch) else {
             return; // the actuator is unavailable
         };
-        if self.mode_is_off() {
+        // Read once per step: mode and target come from the same state.
+        let climate = self.climate();
+        if climate.as_ref().is_some_and(|c| c.state == "off") {
             if is_on || keep_alive_due {
                 self.send(false, out, now_ms, "hvac mode is off");
             }
             return;
         }
-        let target = self.target();
+        let target = self.target(climate.as_ref());
         let too_hot = current - target >= self.cfg.hot_tolerance;
         let too_cold = target - current >= self.cfg.cold_tolerance;
         let long_enough = force
@@ -417,8 +426,12 @@ impl Controller for Thermostat {
             let mode = |s: &Option<State>| s.as_ref().map(|s| s.state.clone());
             target(&change.old) != target(&change.new) || mode(&change.old) != mode(&change.new)
         };
+        // A change of the room sensor carries its new state: no need to
+        // read it back from the host (one host call and one copy less on
+        // the most frequent event).
+        let sensor = (change.entity_id == self.cfg.sensor).then(|| Reading::from(change.new));
         let now = hearth_plugin_sdk::now_ms();
-        self.control(now, false, user_change, out);
+        self.control(now, false, user_change, sensor, out);
     }
 
     fn tick(&mut self, now_ms: i64, out: &mut Output) {
@@ -428,7 +441,7 @@ impl Controller for Thermostat {
                 .saved
                 .last_sent_ms
                 .is_none_or(|t| now_ms - t >= keep_alive_ms);
-        self.control(now_ms, due, false, out);
+        self.control(now_ms, due, false, None, out);
     }
 
     fn save(&self) -> Vec<u8> {

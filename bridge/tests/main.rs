@@ -80,5 +80,6 @@ mod takeover;
 mod tasmota_strip;
 mod templates;
 mod twin;
+mod two_bridges;
 mod usage;
 mod websocket;

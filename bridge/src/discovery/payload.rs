@@ -17,8 +17,16 @@ pub const BRIDGE_DEVICE: &str = "bridge";
 /// What HA publishes on a valve's command topic for `valve.stop_valve`.
 pub const VALVE_STOP: &str = "STOP";
 
+/// The `unique_id` of a bridge with the default base topic (the API's
+/// registries); discovery uses [`unique_id_in`].
 pub fn unique_id(spec: &EntitySpec) -> String {
     format!("{ID_PREFIX}_{}_{}", spec.device_id, spec.key)
+}
+
+/// The `unique_id` this bridge announces (`hearth_<base>_…` with a base
+/// topic other than `hearth`: [`Topics::id_prefix`]).
+pub fn unique_id_in(topics: &Topics, spec: &EntitySpec) -> String {
+    format!("{}_{}_{}", topics.id_prefix(), spec.device_id, spec.key)
 }
 
 pub fn device_identifier(device_id: &str) -> String {
@@ -35,9 +43,10 @@ pub fn origin() -> Value {
 }
 
 /// The `device` block (full key names).
-pub fn device_block(device: &Device) -> Value {
+pub fn device_block(topics: &Topics, device: &Device) -> Value {
+    let id = |device_id: &str| format!("{}_{device_id}", topics.id_prefix());
     let mut d = json!({
-        "identifiers": [device_identifier(&device.id)],
+        "identifiers": [id(&device.id)],
         "name": device.name,
         "manufacturer": device.manufacturer,
         "model": device.model,
@@ -46,7 +55,7 @@ pub fn device_block(device: &Device) -> Value {
         d["sw_version"] = json!(sw);
     }
     if let Some(via) = &device.via_device {
-        d["via_device"] = json!(device_identifier(via));
+        d["via_device"] = json!(id(via));
     }
     d
 }
@@ -67,7 +76,7 @@ pub fn component_config(topics: &Topics, spec: &EntitySpec) -> Result<Map<String
     let dev = spec.device_id.as_str();
     let key = spec.key.as_str();
     let mut c = Map::new();
-    c.insert("unique_id".into(), json!(unique_id(spec)));
+    c.insert("unique_id".into(), json!(unique_id_in(topics, spec)));
     c.insert("default_entity_id".into(), json!(spec.entity_id));
     c.insert(
         "name".into(),
@@ -257,7 +266,7 @@ pub fn device_config(
             .or_insert_with(|| json!({"p": component.as_str()}));
     }
     let (avty, mode) = availability(topics, &device.id);
-    let mut dev = device_block(device);
+    let mut dev = device_block(topics, device);
     // Device-based discovery documents the abbreviated device keys.
     abbreviate(&mut dev);
     let config = json!({
@@ -291,7 +300,7 @@ fn abbreviate(dev: &mut Value) {
 pub fn entity_config(topics: &Topics, device: &Device, spec: &EntitySpec) -> Result<Value, String> {
     let mut c = component_config(topics, spec)?;
     let (avty, mode) = availability(topics, &device.id);
-    c.insert("device".into(), device_block(device));
+    c.insert("device".into(), device_block(topics, device));
     c.insert("origin".into(), origin());
     c.insert("availability".into(), avty);
     c.insert("availability_mode".into(), json!(mode));

@@ -62,10 +62,13 @@ pub fn device_of<'a>(topics: &Topics, topic: &'a str) -> Option<&'a str> {
         .strip_prefix(topics.discovery_prefix.as_str())?
         .strip_prefix('/')?;
     let parts: Vec<&str> = rest.split('/').collect();
-    match parts.as_slice() {
-        ["device", id, "config"] | [_, id, _, "config"] if *id != BRIDGE_DEVICE => Some(id),
-        _ => None,
-    }
+    let node = match parts.as_slice() {
+        ["device", node, "config"] | [_, node, _, "config"] => *node,
+        _ => return None,
+    };
+    topics
+        .device_of_node(node)
+        .filter(|id| *id != BRIDGE_DEVICE)
 }
 
 #[cfg(test)]

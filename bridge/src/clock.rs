@@ -4,6 +4,14 @@
 //! Batch simulation (`hearth simulate`) uses a [`Clock::manual`] clock that
 //! only moves when the simulator sets it: virtual time, as fast as the
 //! machine allows.
+//!
+//! Wall-clock steps (NTP correcting a clock, a Raspberry Pi without RTC
+//! that boots in 1970 or last week): [`Clock::real`] reads the system's
+//! wall clock at every [`Clock::now_ms`], so timestamps, tariff periods and
+//! hourly statistics follow the corrected time at once; durations
+//! (`wall`, `sleep_ms`, timeouts, plugin ticks) stay monotonic. A test
+//! steps the wall clock without touching the OS's through
+//! [`Clock::stepped_wall`], whose [`WallStep`] adds an offset to it.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,6 +23,29 @@ pub struct Clock {
     speed: f64,
     /// Virtual time, set by its [`ManualTime`]; `None` for a running clock.
     manual: Option<&'static AtomicI64>,
+    /// Reads the system's wall clock (at speed 1) instead of counting from
+    /// `origin_ms` on the monotonic clock.
+    follows_wall: bool,
+    /// Added to the wall clock: a test's [`WallStep`]s.
+    offset: Option<&'static AtomicI64>,
+}
+
+/// Steps a [`Clock::stepped_wall`] clock as NTP steps the system's.
+#[derive(Debug, Clone, Copy)]
+pub struct WallStep(&'static AtomicI64);
+
+impl WallStep {
+    /// Moves the wall clock by `delta_ms` (negative: back).
+    pub fn step(&self, delta_ms: i64) {
+        self.0.fetch_add(delta_ms, Ordering::Relaxed);
+    }
+}
+
+fn system_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// The hand that moves a [`Clock::manual`] clock.
@@ -33,17 +64,30 @@ impl ManualTime {
 }
 
 impl Clock {
-    /// Wall-clock time.
+    /// Wall-clock time: the system's, read at every `now_ms` (so a step of
+    /// the system clock is followed).
     pub fn real() -> Self {
-        Self::simulated(1.0)
+        Clock {
+            follows_wall: true,
+            ..Self::simulated(1.0)
+        }
+    }
+
+    /// The system's wall clock shifted to read `start_ms` now, which
+    /// [`WallStep`] moves forward or back (tests of clock steps). Its cell
+    /// is leaked (8 bytes), as [`Clock::manual`]'s.
+    pub fn stepped_wall(start_ms: i64) -> (Self, WallStep) {
+        let cell: &'static AtomicI64 = Box::leak(Box::new(AtomicI64::new(start_ms - system_ms())));
+        let clock = Clock {
+            offset: Some(cell),
+            ..Self::real()
+        };
+        (clock, WallStep(cell))
     }
 
     /// Starts now; runs `speed` simulated seconds per wall second.
     pub fn simulated(speed: f64) -> Self {
-        let origin_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let origin_ms = system_ms();
         Clock {
             origin_wall: Instant::now(),
             origin_ms,
@@ -53,6 +97,8 @@ impl Clock {
                 1.0
             },
             manual: None,
+            follows_wall: false,
+            offset: None,
         }
     }
 
@@ -76,6 +122,8 @@ impl Clock {
             origin_ms: start_ms,
             speed: f64::INFINITY,
             manual: Some(cell),
+            follows_wall: false,
+            offset: None,
         };
         (clock, ManualTime(cell))
     }
@@ -89,8 +137,12 @@ impl Clock {
         if let Some(cell) = self.manual {
             return cell.load(Ordering::Relaxed);
         }
+        let offset = self.offset.map_or(0, |c| c.load(Ordering::Relaxed));
+        if self.follows_wall {
+            return system_ms() + offset;
+        }
         let wall = self.origin_wall.elapsed().as_secs_f64();
-        self.origin_ms + (wall * self.speed * 1000.0) as i64
+        self.origin_ms + (wall * self.speed * 1000.0) as i64 + offset
     }
 
     /// Wall duration of `sim_ms` simulated milliseconds (negative or NaN
@@ -161,6 +213,21 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         assert!(c.now_ms() - a >= 19_000);
         assert_eq!(c.wall(60_000.0), Duration::from_millis(60));
+    }
+
+    #[test]
+    fn a_real_clock_follows_wall_steps() {
+        let start = 1_765_000_000_000;
+        let (c, step) = Clock::stepped_wall(start);
+        assert!((c.now_ms() - start).abs() < 1_000);
+        step.step(3_600_000);
+        assert!((c.now_ms() - start - 3_600_000).abs() < 1_000);
+        step.step(-7_200_000);
+        assert!((c.now_ms() - start + 3_600_000).abs() < 1_000);
+        // Durations stay monotonic.
+        assert_eq!(c.wall(60_000.0), Duration::from_secs(60));
+        // `real` reads the system's clock.
+        assert!((Clock::real().now_ms() - system_ms()).abs() < 1_000);
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod detect;
 mod discovery;
 mod energy;
 mod fault_broker;
+mod fault_clock;
 mod fault_flood;
 mod fault_plugin_output;
 mod fault_storage;

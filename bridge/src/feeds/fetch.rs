@@ -172,11 +172,60 @@ impl Backoff {
     }
 }
 
+/// Longest monotonic sleep between two readings of the clock in
+/// [`sleep_until`]: a step of the wall clock (NTP) is noticed within this.
+pub const WALL_CHECK: Duration = Duration::from_secs(1);
+
 /// Sleeps until the clock reads `at_ms` (at least [`MIN_WAIT`] of wall
-/// time, so a loop around it never spins).
+/// time, so a loop around it never spins). It reads the clock again every
+/// [`WALL_CHECK`], so a wall clock stepped past `at_ms` ends the sleep
+/// then, not after the whole monotonic wait computed before the step.
 pub async fn sleep_until(clock: &crate::clock::Clock, at_ms: i64) {
+    while sleep_slice(clock, at_ms).await == Slept::Slice {}
+}
+
+/// [`sleep_until`], ending early too when the wall clock was stepped (by
+/// more than [`STEP_TOLERANCE_MS`] or a second of the clock's time), e.g.
+/// back: what the caller scheduled from the old time is to be computed
+/// again (a tariff's next period change).
+pub async fn sleep_until_or_step(clock: &crate::clock::Clock, at_ms: i64) {
+    loop {
+        let before = clock.now_ms();
+        let t = std::time::Instant::now();
+        if sleep_slice(clock, at_ms).await == Slept::Due {
+            return;
+        }
+        let moved = clock.now_ms() - before;
+        let expected = t.elapsed().as_secs_f64() * clock.speed() * 1000.0;
+        let tolerance = (STEP_TOLERANCE_MS as f64).max(clock.speed() * 1000.0);
+        if (moved as f64 - expected).abs() > tolerance {
+            return;
+        }
+    }
+}
+
+/// A clock difference from the monotonic time slept that counts as a step.
+pub const STEP_TOLERANCE_MS: i64 = 2_000;
+
+#[derive(PartialEq)]
+enum Slept {
+    Due,
+    Slice,
+}
+
+async fn sleep_slice(clock: &crate::clock::Clock, at_ms: i64) -> Slept {
     let ms = at_ms.saturating_sub(clock.now_ms()) as f64;
-    tokio::time::sleep(clock.wall(ms).max(MIN_WAIT)).await;
+    let wait = clock.wall(ms).max(MIN_WAIT);
+    if wait <= WALL_CHECK {
+        tokio::time::sleep(wait).await;
+        return Slept::Due;
+    }
+    tokio::time::sleep(WALL_CHECK).await;
+    if clock.now_ms() >= at_ms {
+        Slept::Due
+    } else {
+        Slept::Slice
+    }
 }
 
 #[cfg(test)]

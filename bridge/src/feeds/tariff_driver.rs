@@ -49,7 +49,7 @@
 //! white by default), as the model does.
 
 use super::FeedError;
-use super::fetch::{Backoff, HttpGet, check_url, file_text, sleep_until};
+use super::fetch::{Backoff, HttpGet, check_url, file_text, sleep_until_or_step};
 use super::tariff::{
     PriceModel, SpotPrices, Tariff, TempoColour, TempoConfig, TempoPeriod, TempoPrices,
     TempoTariff, TouConfig, TouTariff, TouWindowConfig, UnknownColour, europe_paris,
@@ -448,7 +448,7 @@ pub fn spawn(cfg: TariffConfig, ctx: &DriverContext) -> anyhow::Result<JoinHandl
                 .map_or(next_poll, |t| t.min(next_poll))
                 .min(now + DAY_MS);
             tokio::select! {
-                _ = sleep_until(&clock, wake) => {}
+                _ = sleep_until_or_step(&clock, wake) => {}
                 _ = shutdown.wait() => break,
             }
         }

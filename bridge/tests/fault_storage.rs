@@ -41,9 +41,12 @@ const COMMIT_INTERVAL: Duration = Duration::from_millis(1000);
 const LOSS_BOUND: Duration = Duration::from_millis(COMMIT_INTERVAL.as_millis() as u64 + 500);
 
 /// Every message on a filter with the time it arrived.
+/// (topic, payload, arrival) of each message.
+type Seen = Vec<(String, Vec<u8>, Instant)>;
+
 #[derive(Clone)]
 struct TimedSub {
-    seen: Arc<Mutex<Vec<(String, Vec<u8>, Instant)>>>,
+    seen: Arc<Mutex<Seen>>,
 }
 
 impl TimedSub {
@@ -83,7 +86,7 @@ impl TimedSub {
         TimedSub { seen }
     }
 
-    fn messages(&self) -> Vec<(String, Vec<u8>, Instant)> {
+    fn messages(&self) -> Seen {
         self.seen.lock().unwrap().clone()
     }
 
@@ -598,7 +601,9 @@ async fn a_full_data_disk_raises_the_problem_and_an_alert_and_recording_resumes(
     })
     .await;
     common::wait_for("the problem off", WAIT, || {
-        (ha.last(&problem_state)?.to_ascii_uppercase() == "OFF").then_some(())
+        ha.last(&problem_state)?
+            .eq_ignore_ascii_case("OFF")
+            .then_some(())
     })
     .await;
 
@@ -622,7 +627,9 @@ async fn a_full_data_disk_raises_the_problem_and_an_alert_and_recording_resumes(
     let filled = fill(&filler);
     let full_at = Instant::now();
     common::wait_for("the problem on", WAIT, || {
-        (ha.last(&problem_state)?.to_ascii_uppercase() == "ON").then_some(())
+        ha.last(&problem_state)?
+            .eq_ignore_ascii_case("ON")
+            .then_some(())
     })
     .await;
     let reported_after = full_at.elapsed();
@@ -680,7 +687,9 @@ async fn a_full_data_disk_raises_the_problem_and_an_alert_and_recording_resumes(
     let values = uptimes_on_disk(&db, PREFIX, 1).remove(0);
     assert_eq!(values, (0..sent).collect::<Vec<u64>>(), "no row lost");
     common::wait_for("the problem off again", WAIT, || {
-        (ha.last(&problem_state)?.to_ascii_uppercase() == "OFF").then_some(())
+        ha.last(&problem_state)?
+            .eq_ignore_ascii_case("OFF")
+            .then_some(())
     })
     .await;
     common::wait_for("the alert cleared", WAIT, || alert_event(&ha, "cleared")).await;
@@ -715,10 +724,10 @@ fn alert_event(ha: &TimedSub, kind: &str) -> Option<Value> {
 async fn wait_for_rest_on(addr: SocketAddr, token: &str) -> Value {
     let started = Instant::now();
     loop {
-        if let Some(s) = rest_state(addr, token, PROBLEM).await {
-            if s["state"] == "on" {
-                return s;
-            }
+        if let Some(s) = rest_state(addr, token, PROBLEM).await
+            && s["state"] == "on"
+        {
+            return s;
         }
         assert!(started.elapsed() < WAIT, "{PROBLEM} never on over REST");
         tokio::time::sleep(Duration::from_millis(200)).await;

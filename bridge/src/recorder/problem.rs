@@ -86,3 +86,44 @@ fn raise(hub: &AlertHub, alert: NewAlert) {
         tracing::warn!("recorder: its problem alert was refused: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+
+    fn active(hub: &AlertHub) -> Vec<String> {
+        hub.list()
+            .into_iter()
+            .filter(|a| a.active)
+            .map(|a| a.id)
+            .collect()
+    }
+
+    #[test]
+    fn a_problem_before_the_hub_is_raised_at_attach_and_cleared_by_a_commit() {
+        let p = ProblemAlert::default();
+        p.raise("/data/hearth.db", "database or disk is full", 12, 100, 0);
+        let hub = AlertHub::detached(Clock::real());
+        assert!(active(&hub).is_empty());
+        p.attach(hub.clone());
+        assert_eq!(active(&hub), ["bridge/recorder_problem"]);
+        let a = &hub.list()[0];
+        assert_eq!(a.severity, Severity::Critical);
+        assert!(a.message.contains("disk is full") && a.message.contains("12 rows"));
+        p.clear();
+        assert!(active(&hub).is_empty());
+    }
+
+    #[test]
+    fn attach_clears_an_alert_a_killed_run_left_active() {
+        let hub = AlertHub::detached(Clock::real());
+        // What alerts.json restores after a kill during an outage.
+        let stale = ProblemAlert::default();
+        stale.attach(hub.clone());
+        stale.raise("/data/hearth.db", "disk I/O error", 1, 100, 0);
+        assert_eq!(active(&hub).len(), 1);
+        ProblemAlert::default().attach(hub.clone());
+        assert!(active(&hub).is_empty());
+    }
+}

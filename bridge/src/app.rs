@@ -247,6 +247,9 @@ impl Bridge {
             directory
         })
         .await?;
+        // The plugins compiled (if the code cache did not have them): the
+        // compiler's freed memory goes back to the OS.
+        crate::broker::allocator::release_free_memory();
         {
             let plugins = Arc::downgrade(&plugins);
             restorer.set_driven_check(Box::new(move |id| {

@@ -343,17 +343,21 @@ impl Shared {
         let (Some(_), Some(dev), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
             return;
         };
-        if let Some(p) = self.pending.lock().unwrap().get(topic)
-            && std::str::from_utf8(payload).is_ok_and(|s| s.contains(p.expect))
-        {
-            let p = self.pending.lock().unwrap().remove(topic);
-            if let Some(p) = p {
-                self.done.lock().unwrap().push(CommandTimes {
-                    ack: p.acked.map(|t| t - p.sent),
-                    device: p.device.map(|t| t - p.sent),
-                    state: at - p.sent,
-                });
-            }
+        // One lock: the guard of an `if let` scrutinee lives through its
+        // body, so locking again there deadlocked the HA client's task.
+        let answered = {
+            let mut pending = self.pending.lock().unwrap();
+            let hit = pending
+                .get(topic)
+                .is_some_and(|p| std::str::from_utf8(payload).is_ok_and(|s| s.contains(p.expect)));
+            if hit { pending.remove(topic) } else { None }
+        };
+        if let Some(p) = answered {
+            self.done.lock().unwrap().push(CommandTimes {
+                ack: p.acked.map(|t| t - p.sent),
+                device: p.device.map(|t| t - p.sent),
+                state: at - p.sent,
+            });
         }
         let idx = |prefix: char| {
             dev.strip_prefix(prefix)

@@ -7,7 +7,12 @@
 //!    topic (the publisher coalesces a burst of updates of one entity into
 //!    its latest state, as HA only needs that);
 //! 2. next to it, in the same run and on the same embedded broker, the raw
-//!    broker's publish → subscribe throughput (QoS 1 both ways).
+//!    broker's publish → subscribe throughput (QoS 1 both ways), and the
+//!    bridge's figure as a share of the raw broker's through the front
+//!    (the path the bridge's own link takes).
+//!
+//! For profiling: `HEARTH_THROUGHPUT_MESSAGES` (default 20 000) and
+//! `HEARTH_THROUGHPUT_ONLY=bridge` (skip the raw broker runs).
 
 use hearth::app::Bridge;
 use hearth::broker::{BrokerAddress, EmbeddedBroker};
@@ -18,7 +23,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const MESSAGES: u64 = 20_000;
+/// Messages per run (`HEARTH_THROUGHPUT_MESSAGES`, default 20 000).
+fn messages() -> u64 {
+    std::env::var("HEARTH_THROUGHPUT_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 1)
+        .unwrap_or(20_000)
+}
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -83,31 +95,38 @@ async fn wait_count(count: &AtomicU64, n: u64, limit: Duration) -> Option<Durati
 }
 
 /// Publisher → subscriber on `addr`, QoS 1 both ways, messages/s.
-async fn raw_broker(addr: &BrokerAddress, what: &str) {
+async fn raw_broker(addr: &BrokerAddress, what: &str) -> Option<f64> {
+    let messages = messages();
     let tag = what.replace(' ', "-");
     let topic = format!("bench/raw/{tag}");
     let (_sub, received, _) = counting_client(addr, &format!("bench-raw-sub-{tag}"), &topic).await;
     let (publisher, _, _) =
         counting_client(addr, &format!("bench-raw-pub-{tag}"), "bench/none").await;
     let t = Instant::now();
-    for i in 0..MESSAGES {
+    for i in 0..messages {
         publisher
             .publish(&topic, QoS::AtLeastOnce, false, i.to_string())
             .await
             .unwrap();
     }
-    match wait_count(&received, MESSAGES, Duration::from_secs(60))
+    match wait_count(&received, messages, Duration::from_secs(60))
         .await
         .map(|_| t.elapsed())
     {
-        Some(d) => println!(
-            "raw broker publish→subscribe ({what}): {:.0} messages/s ({MESSAGES} QoS 1 messages)",
-            MESSAGES as f64 / d.as_secs_f64()
-        ),
-        None => println!(
-            "raw broker ({what}): only {} of {MESSAGES} messages arrived within 60 s",
-            received.load(Ordering::Relaxed)
-        ),
+        Some(d) => {
+            let rate = messages as f64 / d.as_secs_f64();
+            println!(
+                "raw broker publish→subscribe ({what}): {rate:.0} messages/s ({messages} QoS 1 messages)"
+            );
+            Some(rate)
+        }
+        None => {
+            println!(
+                "raw broker ({what}): only {} of {messages} messages arrived within 60 s",
+                received.load(Ordering::Relaxed)
+            );
+            None
+        }
     }
 }
 
@@ -123,8 +142,15 @@ async fn throughput() {
     // Raw broker: publisher → subscriber, QoS 1; through Hearth's front
     // (what clients use), then straight to rumqttd (the front's cost).
     let direct = BrokerAddress::local(broker.rumqttd.port());
-    raw_broker(&addr, "through the front").await;
-    raw_broker(&direct, "rumqttd direct").await;
+    let only_bridge = std::env::var("HEARTH_THROUGHPUT_ONLY").is_ok_and(|v| v == "bridge");
+    let raw = if only_bridge {
+        None
+    } else {
+        let front = raw_broker(&addr, "through the front").await;
+        raw_broker(&direct, "rumqttd direct").await;
+        front
+    };
+    let messages = messages();
     let (publisher, _, _) = counting_client(&addr, "bench-pub", "bench/none").await;
 
     // Bridge: node telemetry in → store → state topic out.
@@ -150,14 +176,14 @@ async fn throughput() {
     // Each value differs from the one before at the driver's 0.01 °C
     // resolution, so every message is a state change; the last is 99.99.
     let value = |i: u64| {
-        if i + 1 == MESSAGES {
+        if i + 1 == messages {
             99.99
         } else {
             10.0 + (i % 5000) as f64 * 0.01
         }
     };
     let t = Instant::now();
-    for i in 0..MESSAGES {
+    for i in 0..messages {
         let payload = format!(r#"{{"temperature":{:.2}}}"#, value(i));
         publisher
             .publish(
@@ -175,11 +201,17 @@ async fn throughput() {
     }
     let d = t.elapsed();
     if last_state.lock().unwrap().as_slice() == b"99.99" {
+        let rate = messages as f64 / d.as_secs_f64();
         println!(
-            "bridge MQTT in → store → MQTT out: {:.0} messages/s ({MESSAGES} telemetry messages, each a state change; {} state publishes after coalescing)",
-            MESSAGES as f64 / d.as_secs_f64(),
+            "bridge MQTT in → store → MQTT out: {rate:.0} messages/s ({messages} telemetry messages, each a state change; {} state publishes after coalescing)",
             states.load(Ordering::Relaxed)
         );
+        if let Some(raw) = raw {
+            println!(
+                "bridge / raw broker through the front: {:.0} % (target ≥ 50 %)",
+                100.0 * rate / raw
+            );
+        }
     } else {
         println!(
             "bridge: the last state did not come out within 120 s ({} state publishes seen)",

@@ -39,7 +39,9 @@ for t in $targets; do
   start=$(date +%s)
   status=0
   # shellcheck disable=SC2086
-  nice -n 10 cargo +nightly fuzz run -O "$t" "$work/corpus/$t" "corpus/$t" -- \
+  # The binary built above, not `cargo fuzz run`: that would rebuild
+  # `hearth` whenever a source changed meanwhile (a shared checkout).
+  nice -n 10 "target/x86_64-unknown-linux-gnu/release/$t" "$work/corpus/$t" "corpus/$t" \
     "${flags[@]}" -artifact_prefix="$work/artifacts/$t/" >"$log" 2>&1 || status=$?
   secs=$(( $(date +%s) - start ))
   # libFuzzer's last status line: `#N DONE cov: C ft: F corp: …`.

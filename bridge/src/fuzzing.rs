@@ -384,5 +384,5 @@ pub fn template(data: &[u8]) {
         now_ms: 1_700_000_000_000,
         tz: jiff::tz::TimeZone::UTC,
     };
-    let _ = crate::template::render_here(text, &Map::new(), &world, data.len() % 2 == 0);
+    let _ = crate::template::render_here(text, &Map::new(), &world, data.len().is_multiple_of(2));
 }

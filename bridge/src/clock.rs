@@ -6,12 +6,16 @@
 //! machine allows.
 //!
 //! Wall-clock steps (NTP correcting a clock, a Raspberry Pi without RTC
-//! that boots in 1970 or last week): [`Clock::real`] reads the system's
-//! wall clock at every [`Clock::now_ms`], so timestamps, tariff periods and
-//! hourly statistics follow the corrected time at once; durations
-//! (`wall`, `sleep_ms`, timeouts, plugin ticks) stay monotonic. A test
-//! steps the wall clock without touching the OS's through
-//! [`Clock::stepped_wall`], whose [`WallStep`] adds an offset to it.
+//! that boots in 1970 or last week): [`Clock::real`] still counts from its
+//! start on the monotonic clock, so a step is seen only at the next start.
+//! Following steps at once is not safe yet: the host and the plugins
+//! measure durations as differences of [`Clock::now_ms`] (the thermostat's
+//! minimum cycle, the safety envelope's `min_off_s`, device liveness), and
+//! a step would shorten or stretch them by the step; those need a
+//! monotonic time of their own first. What reads the wall clock to plan
+//! (the feeds' schedules, [`crate::feeds`]'s `sleep_until_or_step`) already
+//! copes with a clock that steps: [`Clock::stepped_wall`], the system's
+//! clock plus an offset a test moves with [`WallStep`], shows it.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -64,13 +68,10 @@ impl ManualTime {
 }
 
 impl Clock {
-    /// Wall-clock time: the system's, read at every `now_ms` (so a step of
-    /// the system clock is followed).
+    /// Wall-clock time: the system's at the start, then counted on the
+    /// monotonic clock (see the module doc on steps).
     pub fn real() -> Self {
-        Clock {
-            follows_wall: true,
-            ..Self::simulated(1.0)
-        }
+        Self::simulated(1.0)
     }
 
     /// The system's wall clock shifted to read `start_ms` now, which
@@ -80,6 +81,7 @@ impl Clock {
         let cell: &'static AtomicI64 = Box::leak(Box::new(AtomicI64::new(start_ms - system_ms())));
         let clock = Clock {
             offset: Some(cell),
+            follows_wall: true,
             ..Self::real()
         };
         (clock, WallStep(cell))
@@ -216,7 +218,7 @@ mod tests {
     }
 
     #[test]
-    fn a_real_clock_follows_wall_steps() {
+    fn a_stepped_wall_clock_follows_its_steps() {
         let start = 1_765_000_000_000;
         let (c, step) = Clock::stepped_wall(start);
         assert!((c.now_ms() - start).abs() < 1_000);
@@ -226,7 +228,7 @@ mod tests {
         assert!((c.now_ms() - start + 3_600_000).abs() < 1_000);
         // Durations stay monotonic.
         assert_eq!(c.wall(60_000.0), Duration::from_secs(60));
-        // `real` reads the system's clock.
+        // `real` starts at the system's clock.
         assert!((Clock::real().now_ms() - system_ms()).abs() < 1_000);
     }
 

@@ -429,8 +429,9 @@ impl MqttLink {
     /// refused with a clear error. A retained message (a state, a config)
     /// is queued: the latest one is what counts, and the discovery
     /// publisher republishes everything at the reconnection anyway.
-    /// (A message queued just before the connection drops may still go out
-    /// after the reconnection: rumqttc replays what it had in flight.)
+    /// (With a clean session rumqttc drops what it had in flight at the
+    /// reconnection; a publish that passed this check in the instant before
+    /// the drop was noticed is queued, reported sent, and dropped.)
     pub async fn publish(
         &self,
         topic: &str,

@@ -447,7 +447,14 @@ impl Publisher {
             self.claims.publishing(topic, payload.as_bytes());
         }
         if let Err(e) = self.link.publish(topic, payload, retain).await {
-            tracing::error!("{e:#}");
+            // An event while the broker is down is refused (never sent
+            // late); an error line per event would flood the log for the
+            // whole outage, which the link already reports.
+            if !retain && !self.link.is_connected() {
+                tracing::debug!("{e:#}");
+            } else {
+                tracing::error!("{e:#}");
+            }
         }
     }
 }

@@ -9,6 +9,7 @@
 //! reading a sensor node measured meanwhile at the time it was taken.
 
 use crate::common::history::Ws;
+use crate::common::node_link::{Proxy, Steady};
 use crate::common::{self, Observer, wait_for};
 use hearth::api::auth::tokens;
 use hearth::app::Bridge;
@@ -16,12 +17,12 @@ use hearth::broker::{BrokerAddress, EmbeddedBroker};
 use hearth::clock::Clock;
 use hearth::recorder::query::StatesQuery;
 use hearth::shutdown;
-use hearth::twin::node_sim::{self, NodeControl, NodeIo, NodeSimConfig};
+use hearth::twin::node_sim::{self, NodeControl, NodeSimConfig};
 use hearth::twin::{ServerRoomTwin, TwinOptions};
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Simulated seconds per wall second: the node's 10 s readings come every
@@ -32,70 +33,6 @@ const CLIMATE: &str = "climate.server_room_ac";
 const AC_POWER: &str = "switch.server_room_ac_power";
 const NODE: &str = "fb-node";
 const UPTIME: &str = "sensor.fb_node_uptime";
-
-/// A TCP proxy to the broker whose connections can be cut and refused:
-/// the node behind it stays offline until the test lets it back.
-struct Proxy {
-    port: u16,
-    up: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(broker_port: u16) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let (u, l) = (up.clone(), links.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !u.load(Ordering::SeqCst) {
-                    continue; // refused: closed at once
-                }
-                l.lock().unwrap().push(tokio::spawn(async move {
-                    if let Ok(mut broker) =
-                        tokio::net::TcpStream::connect(("127.0.0.1", broker_port)).await
-                    {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
-                    }
-                }));
-            }
-        });
-        Proxy {
-            port,
-            up,
-            links,
-            accept,
-        }
-    }
-
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for l in self.links.lock().unwrap().drain(..) {
-            l.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-        self.accept.abort();
-    }
-}
-
-struct Steady;
-impl NodeIo for Steady {
-    fn temperature_c(&self, _now_ms: i64) -> f64 {
-        21.0
-    }
-}
 
 /// "retrying in 1.2s" → 1200 ms.
 fn parse_delay_ms(line: &str) -> Option<f64> {

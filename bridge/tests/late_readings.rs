@@ -6,12 +6,12 @@
 
 use crate::common;
 
+use common::node_link::{Proxy, Steady};
 use common::{BrokerKind, Harness, Observer, wait_for};
 use hearth::recorder::query::StatesQuery;
-use hearth::twin::node_sim::{self, NodeControl, NodeIo, NodeSimConfig};
+use hearth::twin::node_sim::{self, NodeControl, NodeSimConfig};
 use serde_json::Value;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 const NODE: &str = "late-node";
@@ -106,71 +106,6 @@ async fn late_readings_are_filed_at_their_time_and_never_replace_newer_ones() {
     let values: Vec<f64> = samples.iter().map(|(_, v)| *v).collect();
     assert_eq!(values, [19.0, 19.5, 20.0]);
     h.stop().await;
-}
-
-/// A TCP proxy to the broker whose connections can be cut and refused.
-struct Proxy {
-    port: u16,
-    up: Arc<AtomicBool>,
-    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-    accept: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(broker_port: u16) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let (u, l) = (up.clone(), links.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !u.load(Ordering::SeqCst) {
-                    continue; // dropped: connection closed at once
-                }
-                l.lock().unwrap().push(tokio::spawn(async move {
-                    if let Ok(mut broker) =
-                        tokio::net::TcpStream::connect(("127.0.0.1", broker_port)).await
-                    {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
-                    }
-                }));
-            }
-        });
-        Proxy {
-            port,
-            up,
-            links,
-            accept,
-        }
-    }
-
-    /// Drops every open connection and refuses new ones until `restore`.
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for l in self.links.lock().unwrap().drain(..) {
-            l.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.cut();
-        self.accept.abort();
-    }
-}
-
-/// Steady 21 °C.
-struct Steady;
-impl NodeIo for Steady {
-    fn temperature_c(&self, _now_ms: i64) -> f64 {
-        21.0
-    }
 }
 
 /// The twin's node (the firmware's buffer code) across a link outage: the

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod history;
+pub mod node_link;
 pub mod pki;
 
 use hearth::app::Bridge;

@@ -10,7 +10,9 @@
 //!    of 5 entities each (4 sensors and a valve: 1 000 entities). Once every
 //!    node's state is on the HA side, `VmRSS` of the process is sampled
 //!    every second for `HEARTH_SCALE_RSS_SECS` (30 s): last and peak, with
-//!    the anonymous / file-backed split.
+//!    the anonymous / file-backed split. Then the same with Mosquitto as
+//!    the broker (hearth and the nodes its clients), which shows what the
+//!    embedded broker's 200 device connections cost inside the bridge.
 //! 2. **load**: Mosquitto (the embedded broker takes at most 256
 //!    connections), the same five plugins, `HEARTH_SCALE_NODES` (500) twin
 //!    ESP32 nodes with a valve (5 entities each) and `HEARTH_SCALE_STRIPS`
@@ -803,25 +805,59 @@ async fn memory_run() {
     );
     drop(first);
     // Every later start: the plugins come from the code cache.
+    devices_rss(
+        dir.path(),
+        &plugins_toml(),
+        Some(mqtt_port),
+        mqtt_port,
+        nodes,
+        secs,
+        "embedded broker",
+    )
+    .await;
+    // The same on Mosquitto: the device connections' state is then the
+    // external broker's, not the bridge's.
+    let mosquitto = Mosquitto::start(dir.path());
+    let port = mosquitto.port;
+    let config = format!(
+        "[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\n{}",
+        plugins_toml()
+    );
+    devices_rss(dir.path(), &config, None, port, nodes, secs, "Mosquitto").await;
+    drop(mosquitto);
+}
+
+/// Starts hearth (plugins from the code cache), connects `nodes` twin
+/// nodes to the broker on `device_port` and prints hearth's RSS after
+/// `secs` s.
+async fn devices_rss(
+    dir: &Path,
+    config: &str,
+    hearth_mqtt_port: Option<u16>,
+    device_port: u16,
+    nodes: usize,
+    secs: u64,
+    broker: &str,
+) {
     let t = Instant::now();
-    let hearth = Hearth::start(dir.path(), &plugins_toml(), Some(mqtt_port));
+    let hearth = Hearth::start(dir, config, hearth_mqtt_port);
     let pid = hearth.pid();
     println!(
-        "[memory] restart (code cache): hearth (pid {pid}) up in {:.1} s; RSS {:.1} MiB before any device",
+        "[memory] {broker}: restart (code cache): hearth (pid {pid}) up in {:.1} s; RSS {:.1} MiB before any device",
         t.elapsed().as_secs_f64(),
         mib(status_kib(pid, "VmRSS:"))
     );
     let shared = Shared::new(nodes, 0);
-    let (_ha, ha_task) = ha_client(mqtt_port, shared.clone()).await;
+    let (_ha, ha_task) = ha_client(device_port, shared.clone()).await;
     let (trigger, shutdown) = hearth::shutdown::channel();
     let clock = Clock::real();
     for i in 0..nodes {
-        spawn_node(i, mqtt_port, &shared, clock, &shutdown);
+        spawn_node(i, device_port, &shared, clock, &shutdown);
         tokio::time::sleep(STAGGER).await;
     }
     let seen = wait_seen(&shared.node_seen, Duration::from_secs(60)).await;
     println!(
-        "[memory] {seen} of {nodes} nodes ({} entities) have states on the HA side",
+        "[memory] {broker}: {seen} of {nodes} nodes ({} entities) have states on the HA side",
         seen * 5
     );
     let sampler = Sampler::start(vec![pid]);
@@ -834,7 +870,7 @@ async fn memory_run() {
         status_kib(pid, "VmHWM:"),
     );
     println!(
-        "[memory] hearth RSS with 5 plugins and {} node entities after {secs} s: {:.1} MiB (anon {:.1}, file {:.1}); peak sampled {:.1} MiB, VmHWM {:.1} MiB; threads {}; load average {}",
+        "[memory] {broker}: hearth RSS with 5 plugins and {} node entities after {secs} s: {:.1} MiB (anon {:.1}, file {:.1}); peak sampled {:.1} MiB, VmHWM {:.1} MiB; threads {}; load average {}",
         seen * 5,
         mib(rss),
         mib(anon),

@@ -5,7 +5,8 @@
 //! Europe/Paris). Asserted: the tariff period follows each step within a
 //! few seconds (a timer computed before the step would keep the old
 //! period for up to an hour), and after the step back the next boundary
-//! still comes on time. `Clock::real` (what `hearth run` uses) does not
+//! still comes on time. The same for an opening-hours calendar (closed →
+//! open → closed again within seconds of the step back). `Clock::real` (what `hearth run` uses) does not
 //! follow steps yet (clock.rs says why): this shows the wall-clock planning
 //! of the feeds is ready for a clock that does.
 
@@ -85,5 +86,53 @@ async fn tariff_periods_follow_wall_clock_steps_forward_and_back() {
         (0..FOLLOW.as_millis() as i64).contains(&late_ms),
         "HC came {late_ms} ms after 22:00"
     );
+    h.stop().await;
+}
+
+/// The opening-hours calendar (the fixture's Monday, open 08:00–19:00
+/// Paris, read from a file) on the stepped clock: closed at 07:59, open
+/// after a +1 h step, closed again within a few seconds of the step back.
+/// Before, the calendar slept until the boundary it had computed in the
+/// old time (19:00) and stayed open for hours after the step back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calendar_follows_wall_clock_steps_forward_and_back() {
+    // Monday 2026-01-05 07:59 in Paris (CET).
+    let start_ms = "2026-01-05T06:59:00Z"
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .as_millisecond();
+    let (clock, step) = Clock::stepped_wall(start_ms);
+    let calendar: hearth::feeds::calendar::CalendarConfig = toml::from_str(concat!(
+        "id = \"coworking\"\nname = \"Coworking\"\nmatch = \"open\"\nfile = \"",
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/calendar/opening-hours.ics\""
+    ))
+    .unwrap();
+    let h = Harness::start_on(BrokerKind::Embedded, clock, TwinOptions::default(), |c| {
+        c.calendar.push(calendar);
+    })
+    .await;
+    let bridge = h.bridge();
+    let open = || common::state(bridge, "binary_sensor.coworking_open");
+    wait_for("closed at 07:59", Duration::from_secs(20), || {
+        (open().as_deref() == Some("off")).then_some(())
+    })
+    .await;
+
+    step.step(HOUR_MS);
+    let t = Instant::now();
+    wait_for("open after the step forward", FOLLOW, || {
+        (open().as_deref() == Some("on")).then_some(())
+    })
+    .await;
+    println!("open {:.1?} after the +1 h step", t.elapsed());
+
+    step.step(-HOUR_MS);
+    let t = Instant::now();
+    wait_for("closed after the step back", FOLLOW, || {
+        (open().as_deref() == Some("off")).then_some(())
+    })
+    .await;
+    println!("closed {:.1?} after the −1 h step", t.elapsed());
     h.stop().await;
 }

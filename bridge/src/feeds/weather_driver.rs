@@ -31,7 +31,7 @@
 //! `poll_interval_s`.
 
 use super::FeedError;
-use super::fetch::{Backoff, HttpGet, check_url, sleep_until};
+use super::fetch::{Backoff, HttpGet, check_url, sleep_until_or_step};
 use super::tariff_driver::range;
 use super::weather::{OpenMeteoForecast, parse_open_meteo};
 use crate::drivers::DriverContext;
@@ -211,8 +211,11 @@ pub fn spawn_with_pv(
             let now = clock.now_ms();
             feed.publish_states(now);
             let wake = next_poll.min(now + STATE_EVERY_MS);
+            // Wakes on a wall-clock step too: after a step back the
+            // states of the hour follow at once, not up to
+            // `STATE_EVERY_MS` plus the step later.
             tokio::select! {
-                _ = sleep_until(&clock, wake) => {}
+                _ = sleep_until_or_step(&clock, wake) => {}
                 _ = shutdown.wait() => break,
             }
         }

@@ -52,7 +52,7 @@ pub mod recur;
 pub mod schedule;
 
 use super::FeedError;
-use super::fetch::{Backoff, HttpGet, check_url, file_text, sleep_until};
+use super::fetch::{Backoff, HttpGet, check_url, file_text, sleep_until_or_step};
 use super::https::HttpsGet;
 use crate::drivers::DriverContext;
 use crate::entity::{Component, Device, EntitySpec, entity_id_for, format_number};
@@ -283,8 +283,11 @@ pub fn spawn(cfg: CalendarConfig, ctx: &DriverContext) -> anyhow::Result<JoinHan
                 published_at = now;
             }
             let wake = next_change.min(next_poll).min(now + DAY_MS);
+            // A wall clock stepped back (NTP) ends the sleep too, so the
+            // `now < published_at` check above runs within a second, not
+            // at a boundary computed in the old time.
             tokio::select! {
-                _ = sleep_until(&clock, wake) => {}
+                _ = sleep_until_or_step(&clock, wake) => {}
                 _ = shutdown.wait() => break,
             }
         }

@@ -179,6 +179,24 @@ impl<C: Controller> Harness<C> {
         self.deliver(entity_id, old, Some(new))
     }
 
+    /// Sets an entity's state on the host only: the plugin is not told (a
+    /// change it missed), it sees the state when it reads it.
+    pub fn set_host_state(&mut self, entity_id: &str, state: &str, attributes: Value) {
+        let now = self.now_ms();
+        let attributes = match attributes {
+            Value::Null => "{}".to_string(),
+            other => other.to_string(),
+        };
+        let new = wit::EntityState {
+            entity_id: entity_id.into(),
+            state: state.into(),
+            attributes,
+            last_changed_ms: now,
+            last_updated_ms: now,
+        };
+        with(|h| h.states.insert(entity_id.into(), new));
+    }
+
     /// Removes an entity (its device withdrew); a plugin that reads it gets
     /// a `state_changed` without a new state.
     pub fn remove_state(&mut self, entity_id: &str) -> Output {

@@ -13,7 +13,7 @@
 use crate::common;
 
 use common::{BrokerKind, Harness, wait_for};
-use hearth::clock::Clock;
+use hearth::clock::{Clock, WallStep};
 use hearth::twin::TwinOptions;
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,24 @@ const HOUR_MS: i64 = 3_600_000;
 /// How soon after a step the period must follow (the feeds read the clock
 /// again every `fetch::WALL_CHECK`, 1 s).
 const FOLLOW: Duration = Duration::from_secs(5);
+
+/// Steps the wall clock by `by_ms`, then waits (at most [`FOLLOW`]) until
+/// `read` gives `want`, and prints how long that took.
+async fn step_and_wait(
+    step: &WallStep,
+    by_ms: i64,
+    what: &str,
+    read: impl Fn() -> Option<String>,
+    want: &str,
+) {
+    step.step(by_ms);
+    let t = Instant::now();
+    wait_for(what, FOLLOW, || {
+        (read().as_deref() == Some(want)).then_some(())
+    })
+    .await;
+    println!("{what}: {:.1?}", t.elapsed());
+}
 
 const TARIFF: &str = r#"
 kind = "tou"
@@ -53,23 +71,11 @@ async fn tariff_periods_follow_wall_clock_steps_forward_and_back() {
     let hp_price = price();
 
     // NTP steps the clock forward one hour: 22:59, HC.
-    step.step(HOUR_MS);
-    let t = Instant::now();
-    wait_for("HC after the step forward", FOLLOW, || {
-        (period().as_deref() == Some("HC")).then_some(())
-    })
-    .await;
-    println!("HC {:.1?} after the +1 h step", t.elapsed());
+    step_and_wait(&step, HOUR_MS, "HC after the step forward", period, "HC").await;
     assert_ne!(price(), hp_price, "the price followed the period");
 
     // And back: 21:59 again, HP.
-    step.step(-HOUR_MS);
-    let t = Instant::now();
-    wait_for("HP after the step back", FOLLOW, || {
-        (period().as_deref() == Some("HP")).then_some(())
-    })
-    .await;
-    println!("HP {:.1?} after the −1 h step", t.elapsed());
+    step_and_wait(&step, -HOUR_MS, "HP after the step back", period, "HP").await;
     assert_eq!(price(), hp_price);
 
     // The next boundary, 22:00 on the stepped clock, comes on time.
@@ -119,20 +125,8 @@ async fn a_calendar_follows_wall_clock_steps_forward_and_back() {
     })
     .await;
 
-    step.step(HOUR_MS);
-    let t = Instant::now();
-    wait_for("open after the step forward", FOLLOW, || {
-        (open().as_deref() == Some("on")).then_some(())
-    })
-    .await;
-    println!("open {:.1?} after the +1 h step", t.elapsed());
+    step_and_wait(&step, HOUR_MS, "open after the step forward", open, "on").await;
 
-    step.step(-HOUR_MS);
-    let t = Instant::now();
-    wait_for("closed after the step back", FOLLOW, || {
-        (open().as_deref() == Some("off")).then_some(())
-    })
-    .await;
-    println!("closed {:.1?} after the −1 h step", t.elapsed());
+    step_and_wait(&step, -HOUR_MS, "closed after the step back", open, "off").await;
     h.stop().await;
 }

@@ -158,23 +158,8 @@ impl<C: Controller> Harness<C> {
     /// at the current time and, if the plugin reads it, delivers the
     /// `state_changed` to `on_state`; returns what the plugin asked.
     pub fn set_state(&mut self, entity_id: &str, state: &str, attributes: Value) -> Output {
-        let now = self.now_ms();
-        let attributes = match attributes {
-            Value::Null => "{}".to_string(),
-            other => other.to_string(),
-        };
         let old = fake_host::get_state(entity_id);
-        let last_changed_ms = match &old {
-            Some(o) if o.state == state => o.last_changed_ms,
-            _ => now,
-        };
-        let new = wit::EntityState {
-            entity_id: entity_id.into(),
-            state: state.into(),
-            attributes,
-            last_changed_ms,
-            last_updated_ms: now,
-        };
+        let new = self.host_state(entity_id, state, attributes, old.as_ref());
         with(|h| h.states.insert(entity_id.into(), new.clone()));
         self.deliver(entity_id, old, Some(new))
     }
@@ -182,19 +167,36 @@ impl<C: Controller> Harness<C> {
     /// Sets an entity's state on the host only: the plugin is not told (a
     /// change it missed), it sees the state when it reads it.
     pub fn set_host_state(&mut self, entity_id: &str, state: &str, attributes: Value) {
+        let old = fake_host::get_state(entity_id);
+        let new = self.host_state(entity_id, state, attributes, old.as_ref());
+        with(|h| h.states.insert(entity_id.into(), new));
+    }
+
+    /// The entity's state at the current time (`last_changed` kept from
+    /// `old` when the state text is the same, as the bridge does).
+    fn host_state(
+        &self,
+        entity_id: &str,
+        state: &str,
+        attributes: Value,
+        old: Option<&wit::EntityState>,
+    ) -> wit::EntityState {
         let now = self.now_ms();
         let attributes = match attributes {
             Value::Null => "{}".to_string(),
             other => other.to_string(),
         };
-        let new = wit::EntityState {
+        let last_changed_ms = match old {
+            Some(o) if o.state == state => o.last_changed_ms,
+            _ => now,
+        };
+        wit::EntityState {
             entity_id: entity_id.into(),
             state: state.into(),
             attributes,
-            last_changed_ms: now,
+            last_changed_ms,
             last_updated_ms: now,
-        };
-        with(|h| h.states.insert(entity_id.into(), new));
+        }
     }
 
     /// Removes an entity (its device withdrew); a plugin that reads it gets
